@@ -1,0 +1,3 @@
+//! All of Tandem's SQL.
+
+pub mod relay;

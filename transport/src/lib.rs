@@ -1,0 +1,5 @@
+//! Tandem's wire protocol.
+
+pub mod ids;
+
+pub use ids::{AccountId, DeviceId, Platform};
