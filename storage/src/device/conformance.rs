@@ -1,0 +1,526 @@
+//! The device store's conformance suite: written once, run against every
+//! way a device store can be opened. A new backend adds one line at the
+//! bottom.
+
+use super::*;
+
+/// Runs every conformance test against stores made by `$make`.
+macro_rules! device_store_conformance {
+    ($module:ident, $make:expr) => {
+        mod $module {
+            use super::*;
+
+            fn store() -> (DeviceStore, Option<tempfile::TempDir>) {
+                $make()
+            }
+
+            #[test]
+            fn identity_is_absent_then_round_trips() {
+                check_identity(store().0);
+            }
+
+            #[test]
+            fn meta_counters_round_trip() {
+                check_meta(store().0);
+            }
+
+            #[test]
+            fn doc_chunks_keep_order_and_snapshot_replaces_them() {
+                check_doc_chunks(store().0);
+            }
+
+            #[test]
+            fn deltas_are_stored_once_and_the_outbox_drains() {
+                check_deltas(store().0);
+            }
+
+            #[test]
+            fn messages_are_a_grow_only_set_with_monotonic_flags() {
+                check_messages(store().0);
+            }
+
+            #[test]
+            fn conversation_projection_derives_unread_and_listing() {
+                check_conversations(store().0);
+            }
+
+            #[test]
+            fn contacts_groups_and_threads_replace_and_remove() {
+                check_entities(store().0);
+            }
+
+            #[test]
+            fn an_uncommitted_transaction_leaves_nothing() {
+                check_rollback(store().0);
+            }
+
+            #[test]
+            fn events_are_journaled_in_order() {
+                check_events(store().0);
+            }
+        }
+    };
+}
+
+fn memory() -> (DeviceStore, Option<tempfile::TempDir>) {
+    (DeviceStore::open(Location::Memory).unwrap(), None)
+}
+
+fn file() -> (DeviceStore, Option<tempfile::TempDir>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DeviceStore::open(Location::File(&dir.path().join("device.db"))).unwrap();
+    (store, Some(dir))
+}
+
+device_store_conformance!(sqlite_memory, memory);
+device_store_conformance!(sqlite_file, file);
+
+const ME: &str = "alice";
+
+fn identity() -> Identity {
+    Identity {
+        account: ME.into(),
+        device_id: [7; 16],
+        device_name: "phone".into(),
+        platform: "ios".into(),
+        created_at_ms: 1_000,
+    }
+}
+
+fn check_identity(mut store: DeviceStore) {
+    assert_eq!(store.identity().unwrap(), None);
+    let tx = store.transaction().unwrap();
+    tx.insert_identity(&identity()).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.identity().unwrap(), Some(identity()));
+    let tx = store.transaction().unwrap();
+    assert!(
+        tx.insert_identity(&identity()).is_err(),
+        "a second identity"
+    );
+}
+
+fn check_meta(mut store: DeviceStore) {
+    assert_eq!(store.meta(MetaKey::RelayCursor).unwrap(), None);
+    let tx = store.transaction().unwrap();
+    tx.set_meta(MetaKey::RelayCursor, 5).unwrap();
+    tx.set_meta(MetaKey::RelayCursor, 9).unwrap();
+    assert_eq!(tx.meta(MetaKey::RelayCursor).unwrap(), Some(9));
+    tx.commit().unwrap();
+    assert_eq!(store.meta(MetaKey::RelayCursor).unwrap(), Some(9));
+    assert_eq!(store.meta(MetaKey::NextOriginSeq).unwrap(), None);
+}
+
+fn check_doc_chunks(mut store: DeviceStore) {
+    let tx = store.transaction().unwrap();
+    tx.append_doc_change(b"c1").unwrap();
+    tx.append_doc_change(b"c2").unwrap();
+    tx.commit().unwrap();
+    assert_eq!(
+        store.doc_chunks().unwrap(),
+        vec![
+            DocChunk::Change(b"c1".to_vec()),
+            DocChunk::Change(b"c2".to_vec())
+        ]
+    );
+    let tx = store.transaction().unwrap();
+    tx.replace_doc_with_snapshot(b"snap").unwrap();
+    tx.append_doc_change(b"c3").unwrap();
+    tx.commit().unwrap();
+    assert_eq!(
+        store.doc_chunks().unwrap(),
+        vec![
+            DocChunk::Snapshot(b"snap".to_vec()),
+            DocChunk::Change(b"c3".to_vec())
+        ]
+    );
+}
+
+fn delta(n: u8, origin: [u8; 16]) -> DeltaRow {
+    DeltaRow {
+        local_seq: 0,
+        content_id: [n; 32],
+        origin,
+        origin_seq: i64::from(n),
+        made_at_ms: 10 * i64::from(n),
+        bytes: vec![n; 3],
+        relay_seq: None,
+        applied: true,
+    }
+}
+
+fn check_deltas(mut store: DeviceStore) {
+    let tx = store.transaction().unwrap();
+    tx.insert_identity(&identity()).unwrap();
+    assert!(tx.insert_delta(&delta(1, [7; 16])).unwrap());
+    assert!(
+        !tx.insert_delta(&delta(1, [7; 16])).unwrap(),
+        "stored twice"
+    );
+    assert!(tx.insert_delta(&delta(2, [8; 16])).unwrap());
+    assert!(tx
+        .insert_delta(&DeltaRow {
+            applied: false,
+            ..delta(3, [7; 16])
+        })
+        .unwrap());
+    tx.commit().unwrap();
+    assert!(store.has_delta(&[2; 32]).unwrap());
+    assert!(!store.has_delta(&[9; 32]).unwrap());
+
+    let outbox: Vec<_> = store
+        .outbox(10)
+        .unwrap()
+        .iter()
+        .map(|d| d.content_id[0])
+        .collect();
+    assert_eq!(outbox, [1, 3], "only own, unacknowledged deltas");
+    let all = store.deltas_after(0, 10).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        all[1],
+        DeltaRow {
+            local_seq: all[1].local_seq,
+            ..delta(2, [8; 16])
+        }
+    );
+    let after_first = store.deltas_after(all[0].local_seq, 1).unwrap();
+    assert_eq!(after_first.len(), 1, "limit");
+    assert_eq!(after_first[0].content_id, [2; 32]);
+    let pending: Vec<_> = store
+        .pending_deltas()
+        .unwrap()
+        .iter()
+        .map(|d| d.content_id[0])
+        .collect();
+    assert_eq!(pending, [3]);
+
+    let tx = store.transaction().unwrap();
+    assert!(tx.set_relay_seq(&[1; 32], 41).unwrap());
+    assert!(!tx.set_relay_seq(&[9; 32], 42).unwrap(), "unknown delta");
+    tx.mark_delta_applied(&[3; 32]).unwrap();
+    tx.commit().unwrap();
+    let outbox: Vec<_> = store
+        .outbox(10)
+        .unwrap()
+        .iter()
+        .map(|d| d.content_id[0])
+        .collect();
+    assert_eq!(outbox, [3]);
+    assert!(store.pending_deltas().unwrap().is_empty());
+}
+
+fn message(id: &str, conversation: &str, sender: &str, at: i64) -> MessageRecord {
+    MessageRecord {
+        id: id.into(),
+        conversation: conversation.into(),
+        sender: sender.into(),
+        sent_at_ms: at,
+        body: format!("body of {id}"),
+    }
+}
+
+fn check_messages(mut store: DeviceStore) {
+    let tx = store.transaction().unwrap();
+    assert!(tx
+        .insert_message(&message("m1", "u:bob", "bob", 10))
+        .unwrap());
+    let mut changed = message("m1", "u:bob", "bob", 10);
+    changed.body = "other".into();
+    assert!(!tx.insert_message(&changed).unwrap(), "a second copy");
+    // A recall may arrive before its message.
+    tx.merge_message_flags(
+        "m2",
+        FlagsUpdate {
+            recalled: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(tx
+        .insert_message(&message("m2", "u:bob", "bob", 20))
+        .unwrap());
+    tx.merge_message_flags(
+        "m1",
+        FlagsUpdate {
+            receipt: Receipt::Read,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tx.merge_message_flags(
+        "m1",
+        FlagsUpdate {
+            receipt: Receipt::Delivered,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tx.merge_message_flags("m2", FlagsUpdate::default())
+        .unwrap();
+    assert_eq!(
+        tx.message_conversation("m1").unwrap().as_deref(),
+        Some("u:bob")
+    );
+    tx.commit().unwrap();
+
+    let m1 = store.message("m1").unwrap().unwrap();
+    assert_eq!(m1.body, "body of m1");
+    assert_eq!(m1.receipt, Receipt::Read, "receipts never move back");
+    let m2 = store.message("m2").unwrap().unwrap();
+    assert!(m2.recalled, "once recalled, always recalled");
+    assert_eq!(m2.body, "", "a recalled message shows no content");
+
+    let tx = store.transaction().unwrap();
+    tx.merge_message_flags(
+        "m1",
+        FlagsUpdate {
+            deleted: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.message("m1").unwrap(), None, "deleted for me");
+    assert_eq!(store.message_log().unwrap().len(), 2, "the log keeps it");
+    assert_eq!(
+        store.latest_message("u:bob").unwrap(),
+        Some((20, "m2".into()))
+    );
+}
+
+fn check_conversations(mut store: DeviceStore) {
+    let tx = store.transaction().unwrap();
+    for (id, sender, at) in [
+        ("a1", "bob", 10),
+        ("a2", ME, 20),
+        ("a3", "bob", 30),
+        ("a4", "bob", 30),
+    ] {
+        tx.insert_message(&message(id, "u:bob", sender, at))
+            .unwrap();
+    }
+    tx.insert_message(&message("c1", "g:team", "carol", 5))
+        .unwrap();
+    tx.refresh_conversation("u:bob", ME).unwrap();
+    tx.refresh_conversation("g:team", ME).unwrap();
+    tx.commit().unwrap();
+
+    let bob = store.conversation("u:bob").unwrap().unwrap();
+    assert_eq!(bob.unread, 3, "own messages are never unread");
+    assert_eq!(bob.last_message.as_deref(), Some("a4"), "ties break by id");
+    assert_eq!(bob.last_activity_ms, 30);
+    let list: Vec<_> = store
+        .conversation_list(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(list, ["u:bob", "g:team"], "newest activity first");
+
+    // Read up to a3: a4 (same time, larger id) stays unread. Pin the group.
+    let tx = store.transaction().unwrap();
+    let read = ConversationSettings {
+        read_at_ms: 30,
+        read_message: "a3".into(),
+        ..Default::default()
+    };
+    tx.put_conversation_settings("u:bob", &read, ME).unwrap();
+    let pinned = ConversationSettings {
+        pinned: true,
+        marks: vec!["important".into(), "work".into()],
+        ..Default::default()
+    };
+    tx.put_conversation_settings("g:team", &pinned, ME).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.conversation("u:bob").unwrap().unwrap().unread, 1);
+    assert_eq!(store.unread_conversations().unwrap(), ["g:team", "u:bob"]);
+    let list = store.conversation_list(0, 10).unwrap();
+    assert_eq!(list[0].id, "g:team", "pinned first");
+    assert_eq!(list[0].settings, pinned);
+    assert_eq!(store.conversation_list(1, 10).unwrap().len(), 1, "offset");
+
+    // Deleting the conversation up to 30 clears it and hides it; a newer
+    // message brings it back.
+    let tx = store.transaction().unwrap();
+    let cleared = ConversationSettings {
+        cleared_up_to_ms: 30,
+        ..read.clone()
+    };
+    tx.put_conversation_settings("u:bob", &cleared, ME).unwrap();
+    tx.commit().unwrap();
+    let bob = store.conversation("u:bob").unwrap().unwrap();
+    assert!(!bob.listed);
+    assert_eq!(bob.unread, 0);
+    assert!(store.messages("u:bob", None, 10).unwrap().is_empty());
+    let tx = store.transaction().unwrap();
+    tx.insert_message(&message("a5", "u:bob", "bob", 31))
+        .unwrap();
+    tx.refresh_conversation("u:bob", ME).unwrap();
+    tx.commit().unwrap();
+    let bob = store.conversation("u:bob").unwrap().unwrap();
+    assert!(bob.listed);
+    assert_eq!(bob.unread, 1);
+    let page: Vec<_> = store
+        .messages("u:bob", None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(page, ["a5"]);
+    assert_eq!(store.all_conversations().unwrap().len(), 2);
+}
+
+fn check_entities(mut store: DeviceStore) {
+    let contact = ContactRow {
+        user_id: "bob".into(),
+        status: "friend".into(),
+        remark: "Bobby".into(),
+        since_ms: 3,
+    };
+    let group = GroupRow {
+        id: "g1".into(),
+        state: "member".into(),
+        name: "Team".into(),
+        description: "d".into(),
+        announcement: "a".into(),
+        owner: ME.into(),
+        messages_blocked: false,
+        mute_all: true,
+        members: vec![
+            GroupMember {
+                user_id: ME.into(),
+                role: "owner".into(),
+                muted_until_ms: 0,
+            },
+            GroupMember {
+                user_id: "bob".into(),
+                role: "member".into(),
+                muted_until_ms: 99,
+            },
+        ],
+        banned: vec!["eve".into()],
+        allowed: vec!["bob".into()],
+        attributes: vec![MemberAttribute {
+            user_id: "bob".into(),
+            key: "nick".into(),
+            value: "b".into(),
+        }],
+    };
+    let thread = ThreadRow {
+        id: "t1".into(),
+        group_id: "g1".into(),
+        name: "Plans".into(),
+        members: vec![ME.into(), "bob".into()],
+    };
+    let tx = store.transaction().unwrap();
+    tx.put_contact("bob", Some(&contact)).unwrap();
+    tx.put_blocked(
+        "eve",
+        Some(&BlockedRow {
+            user_id: "eve".into(),
+            since_ms: 4,
+        }),
+    )
+    .unwrap();
+    tx.put_group("g1", Some(&group)).unwrap();
+    tx.put_group("g1", Some(&group)).unwrap();
+    tx.put_thread("t1", Some(&thread)).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.contacts().unwrap(), [contact]);
+    assert_eq!(store.blocklist().unwrap().len(), 1);
+    assert_eq!(store.groups().unwrap(), [group]);
+    assert_eq!(store.threads().unwrap(), [thread]);
+
+    let tx = store.transaction().unwrap();
+    tx.put_contact("bob", None).unwrap();
+    tx.put_blocked("eve", None).unwrap();
+    tx.put_group("g1", None).unwrap();
+    tx.put_thread("t1", None).unwrap();
+    tx.commit().unwrap();
+    assert!(store.contacts().unwrap().is_empty());
+    assert!(store.blocklist().unwrap().is_empty());
+    assert!(store.groups().unwrap().is_empty());
+    assert!(store.threads().unwrap().is_empty());
+}
+
+fn check_rollback(mut store: DeviceStore) {
+    {
+        let tx = store.transaction().unwrap();
+        tx.insert_message(&message("m1", "u:bob", "bob", 1))
+            .unwrap();
+        tx.append_doc_change(b"c").unwrap();
+        tx.insert_delta(&delta(1, [7; 16])).unwrap();
+        // Dropped without commit.
+    }
+    assert!(store.message_log().unwrap().is_empty());
+    assert!(store.doc_chunks().unwrap().is_empty());
+    assert!(!store.has_delta(&[1; 32]).unwrap());
+}
+
+fn check_events(mut store: DeviceStore) {
+    let tx = store.transaction().unwrap();
+    let first = tx
+        .append_event(&EventRow {
+            seq: 0,
+            content_id: [1; 32],
+            origin: [2; 16],
+            made_at_ms: 5,
+            body: b"e1".to_vec(),
+        })
+        .unwrap();
+    let second = tx
+        .append_event(&EventRow {
+            seq: 0,
+            content_id: [3; 32],
+            origin: [2; 16],
+            made_at_ms: 6,
+            body: b"e2".to_vec(),
+        })
+        .unwrap();
+    tx.commit().unwrap();
+    assert!(second > first);
+    let events = store.events_after(0, 10).unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.body.clone()).collect::<Vec<_>>(),
+        [b"e1".to_vec(), b"e2".to_vec()]
+    );
+    assert_eq!(store.events_after(first, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn a_newer_schema_is_refused_not_downgraded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    drop(DeviceStore::open(Location::File(&path)).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(
+        None,
+        "user_version",
+        DeviceStore::schema_version_known() + 1,
+    )
+    .unwrap();
+    drop(conn);
+    match DeviceStore::open(Location::File(&path)) {
+        Err(crate::OpenError::SchemaTooNew { found, known }) => {
+            assert_eq!(found, known + 1);
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn reopening_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    let mut store = DeviceStore::open(Location::File(&path)).unwrap();
+    let tx = store.transaction().unwrap();
+    tx.insert_identity(&identity()).unwrap();
+    tx.insert_message(&message("m1", "u:bob", "bob", 1))
+        .unwrap();
+    tx.commit().unwrap();
+    drop(store);
+    let store = DeviceStore::open(Location::File(&path)).unwrap();
+    assert_eq!(store.identity().unwrap(), Some(identity()));
+    assert_eq!(store.message_log().unwrap().len(), 1);
+}

@@ -1,0 +1,553 @@
+//! The device store: one SQLite file per account per device.
+//!
+//! It holds the device's identity, the account document's chunks, every delta
+//! the device knows (its own outbox among them), the message log, the
+//! projections the app queries, and the multi-device events journal.
+//!
+//! Reads go through [`DeviceStore`]; every write goes through a
+//! [`DeviceTx`], so one logical operation is one SQLite transaction.
+//!
+//! Architecture invariant: this module knows nothing of automerge or of the
+//! engine's operations. Document chunks, delta bytes and event bodies are
+//! opaque blobs here; the engine gives them meaning.
+
+mod rows;
+mod tx;
+
+#[cfg(test)]
+mod conformance;
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use rows::*;
+pub use tx::DeviceTx;
+
+use crate::migrate::{self, Migration};
+use crate::{OpenError, StoreError};
+
+/// The device store's migrations, in order. The schema version is the
+/// number of migrations applied.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../../migrations/device/0001_init.sql"),
+}];
+
+/// Where a device store lives.
+#[derive(Debug, Clone, Copy)]
+pub enum Location<'a> {
+    /// A file on disk, created if missing.
+    File(&'a Path),
+    /// A private in-memory database, gone when the store is dropped.
+    Memory,
+}
+
+/// A device's SQLite store.
+pub struct DeviceStore {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for DeviceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceStore").finish_non_exhaustive()
+    }
+}
+
+impl DeviceStore {
+    /// Opens (or creates) the store and brings its schema up to date.
+    ///
+    /// A file whose schema is newer than this code knows is refused with
+    /// [`OpenError::SchemaTooNew`], never downgraded.
+    pub fn open(location: Location<'_>) -> Result<Self, OpenError> {
+        let conn = match location {
+            Location::File(path) => Connection::open(path),
+            Location::Memory => Connection::open_in_memory(),
+        }
+        .map_err(OpenError::Sqlite)?;
+        // WAL lets readers run beside the writer; FULL makes every committed
+        // operation survive a power cut, which the outbox relies on.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(OpenError::Sqlite)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(OpenError::Sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(OpenError::Sqlite)?;
+        let mut conn = conn;
+        migrate::apply(&mut conn, MIGRATIONS)?;
+        Ok(DeviceStore { conn })
+    }
+
+    /// The schema version this code writes.
+    pub fn schema_version_known() -> u32 {
+        MIGRATIONS.len() as u32
+    }
+
+    /// Starts the transaction that one logical operation writes through.
+    pub fn transaction(&mut self) -> Result<DeviceTx<'_>, StoreError> {
+        Ok(DeviceTx::new(self.conn.transaction()?))
+    }
+
+    /// The device's identity, or `None` for a store opened for the first time.
+    pub fn identity(&self) -> Result<Option<Identity>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT account, device_id, device_name, platform, created_at_ms FROM identity",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((account, device_id, device_name, platform, created_at_ms)) = row else {
+            return Ok(None);
+        };
+        let device_id = device_id
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("identity.device_id is not 16 bytes".into()))?;
+        Ok(Some(Identity {
+            account,
+            device_id,
+            device_name,
+            platform,
+            created_at_ms,
+        }))
+    }
+
+    /// A named counter, or `None` if it was never set.
+    pub fn meta(&self, key: MetaKey) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [key.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The document's chunks in the order they must be loaded: the snapshot
+    /// (if any) first, then changes in the order they were written.
+    pub fn doc_chunks(&self) -> Result<Vec<DocChunk>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, bytes FROM doc_chunks ORDER BY kind = 'change', id")?;
+        let rows = stmt.query_map([], |r| {
+            let kind: String = r.get(0)?;
+            let bytes: Vec<u8> = r.get(1)?;
+            Ok((kind, bytes))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, bytes) = row?;
+            out.push(match kind.as_str() {
+                "snapshot" => DocChunk::Snapshot(bytes),
+                _ => DocChunk::Change(bytes),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether a delta with this content id is stored.
+    pub fn has_delta(&self, content_id: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM deltas WHERE content_id = ?1")?
+            .exists([&content_id[..]])?)
+    }
+
+    /// Up to `limit` stored deltas (own and remote) after `local_seq`, oldest
+    /// first.
+    pub fn deltas_after(&self, local_seq: i64, limit: usize) -> Result<Vec<DeltaRow>, StoreError> {
+        self.delta_rows(
+            "WHERE local_seq > ?1 ORDER BY local_seq LIMIT ?2",
+            params![local_seq, limit as i64],
+        )
+    }
+
+    /// Up to `limit` of this device's own deltas that no relay has
+    /// acknowledged yet, oldest first.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<DeltaRow>, StoreError> {
+        self.delta_rows(
+            "WHERE relay_seq IS NULL AND origin = (SELECT device_id FROM identity) \
+             ORDER BY local_seq LIMIT ?1",
+            params![limit as i64],
+        )
+    }
+
+    /// Deltas whose document change still waits for a change it depends on.
+    pub fn pending_deltas(&self) -> Result<Vec<DeltaRow>, StoreError> {
+        self.delta_rows("WHERE applied = 0 ORDER BY local_seq", params![])
+    }
+
+    fn delta_rows(
+        &self,
+        tail: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<DeltaRow>, StoreError> {
+        let sql = format!(
+            "SELECT local_seq, content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied \
+             FROM deltas {tail}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params, |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, bool>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (local_seq, content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied) =
+                row?;
+            out.push(DeltaRow {
+                local_seq,
+                content_id: content_id
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("deltas.content_id is not 32 bytes".into()))?,
+                origin: origin
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("deltas.origin is not 16 bytes".into()))?,
+                origin_seq,
+                made_at_ms,
+                bytes,
+                relay_seq,
+                applied,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One message as the app sees it, or `None` if it is unknown or deleted
+    /// for this account.
+    pub fn message(&self, id: &str) -> Result<Option<MessageView>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{MESSAGE_VIEW_SELECT} WHERE m.id = ?1 AND COALESCE(f.deleted, 0) = 0"
+        ))?;
+        Ok(stmt.query_row([id], message_view).optional()?)
+    }
+
+    /// A page of a conversation's visible messages, newest first, strictly
+    /// before `before` (a `(sent_at_ms, id)` position) when given.
+    pub fn messages(
+        &self,
+        conversation: &str,
+        before: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        let (before_ms, before_id) = before.unwrap_or((i64::MAX, ""));
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{MESSAGE_VIEW_SELECT} \
+             WHERE m.conversation = ?1 AND COALESCE(f.deleted, 0) = 0 \
+               AND m.sent_at_ms > COALESCE((SELECT cleared_up_to_ms FROM conversations WHERE id = ?1), 0) \
+               AND (m.sent_at_ms < ?2 OR (m.sent_at_ms = ?2 AND ?3 != '' AND m.id < ?3)) \
+             ORDER BY m.sent_at_ms DESC, m.id DESC LIMIT ?4"
+        ))?;
+        let rows = stmt.query_map(
+            params![conversation, before_ms, before_id, limit as i64],
+            message_view,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every message record in the log (including deleted and recalled ones),
+    /// ordered by id: the raw log, for comparing devices.
+    pub fn message_log(&self) -> Result<Vec<MessageView>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{MESSAGE_VIEW_SELECT} ORDER BY m.id"))?;
+        let rows = stmt.query_map([], message_view)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest message of a conversation that is not deleted for this
+    /// account, as a `(sent_at_ms, id)` position.
+    pub fn latest_message(&self, conversation: &str) -> Result<Option<(i64, String)>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT m.sent_at_ms, m.id FROM messages m \
+                 LEFT JOIN message_flags f ON f.id = m.id \
+                 WHERE m.conversation = ?1 AND COALESCE(f.deleted, 0) = 0 \
+                 ORDER BY m.sent_at_ms DESC, m.id DESC LIMIT 1",
+            )?
+            .query_row([conversation], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// Ids of the conversations that have unread messages.
+    pub fn unread_conversations(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM conversations WHERE unread > 0 ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One conversation's projection row, listed or not.
+    pub fn conversation(&self, id: &str) -> Result<Option<ConversationRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{CONVERSATION_SELECT} WHERE c.id = ?1"))?;
+        Ok(stmt.query_row([id], conversation_row).optional()?)
+    }
+
+    /// A page of the conversation list: pinned first, then by last activity,
+    /// newest first.
+    pub fn conversation_list(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{CONVERSATION_SELECT} WHERE c.listed = 1 \
+             ORDER BY c.pinned DESC, c.last_activity_ms DESC, c.id LIMIT ?1 OFFSET ?2"
+        ))?;
+        let rows = stmt.query_map(params![limit as i64, offset as i64], conversation_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every conversation row, listed or not, ordered by id.
+    pub fn all_conversations(&self) -> Result<Vec<ConversationRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{CONVERSATION_SELECT} ORDER BY c.id"))?;
+        let rows = stmt.query_map([], conversation_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Contacts, ordered by user id.
+    pub fn contacts(&self) -> Result<Vec<ContactRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user_id, status, remark, since_ms FROM contacts ORDER BY user_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ContactRow {
+                user_id: r.get(0)?,
+                status: r.get(1)?,
+                remark: r.get(2)?,
+                since_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Blocked users, ordered by user id.
+    pub fn blocklist(&self) -> Result<Vec<BlockedRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT user_id, since_ms FROM blocklist ORDER BY user_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(BlockedRow {
+                user_id: r.get(0)?,
+                since_ms: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every group with its users and member attributes, ordered by id.
+    pub fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM groups ORDER BY id")?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.group(&id)?);
+        }
+        Ok(out)
+    }
+
+    /// One group with its users and member attributes.
+    pub fn group(&self, id: &str) -> Result<Option<GroupRow>, StoreError> {
+        let head = self
+            .conn
+            .prepare_cached(
+                "SELECT state, name, description, announcement, owner, messages_blocked, mute_all \
+                 FROM groups WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok(GroupRow {
+                    id: id.to_owned(),
+                    state: r.get(0)?,
+                    name: r.get(1)?,
+                    description: r.get(2)?,
+                    announcement: r.get(3)?,
+                    owner: r.get(4)?,
+                    messages_blocked: r.get(5)?,
+                    mute_all: r.get(6)?,
+                    members: Vec::new(),
+                    banned: Vec::new(),
+                    allowed: Vec::new(),
+                    attributes: Vec::new(),
+                })
+            })
+            .optional()?;
+        let Some(mut group) = head else {
+            return Ok(None);
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT list, user_id, role, muted_until_ms FROM group_users \
+             WHERE group_id = ?1 ORDER BY list, user_id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                GroupMember {
+                    user_id: r.get(1)?,
+                    role: r.get(2)?,
+                    muted_until_ms: r.get(3)?,
+                },
+            ))
+        })?;
+        for row in rows {
+            let (list, member) = row?;
+            match list.as_str() {
+                "member" => group.members.push(member),
+                "banned" => group.banned.push(member.user_id),
+                _ => group.allowed.push(member.user_id),
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT user_id, key, value FROM group_member_attributes \
+             WHERE group_id = ?1 ORDER BY user_id, key",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(MemberAttribute {
+                user_id: r.get(0)?,
+                key: r.get(1)?,
+                value: r.get(2)?,
+            })
+        })?;
+        group.attributes = rows.collect::<Result<_, _>>()?;
+        Ok(Some(group))
+    }
+
+    /// Every thread with its members, ordered by id.
+    pub fn threads(&self) -> Result<Vec<ThreadRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, group_id, name FROM threads ORDER BY id")?;
+        let heads: Vec<(String, String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut members_stmt = self.conn.prepare_cached(
+            "SELECT user_id FROM thread_members WHERE thread_id = ?1 ORDER BY user_id",
+        )?;
+        let mut out = Vec::with_capacity(heads.len());
+        for (id, group_id, name) in heads {
+            let members = members_stmt
+                .query_map([&id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            out.push(ThreadRow {
+                id,
+                group_id,
+                name,
+                members,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` journaled events after `seq`, oldest first.
+    pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, content_id, origin, made_at_ms, body FROM events \
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![seq, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, content_id, origin, made_at_ms, body) = row?;
+            out.push(EventRow {
+                seq,
+                content_id: content_id
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("events.content_id is not 32 bytes".into()))?,
+                origin: origin
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("events.origin is not 16 bytes".into()))?,
+                made_at_ms,
+                body,
+            });
+        }
+        Ok(out)
+    }
+}
+
+const MESSAGE_VIEW_SELECT: &str = "SELECT m.id, m.conversation, m.sender, m.sent_at_ms, m.body, \
+     COALESCE(f.recalled, 0), COALESCE(f.deleted, 0), COALESCE(f.receipt, 0) \
+     FROM messages m LEFT JOIN message_flags f ON f.id = m.id";
+
+fn message_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageView> {
+    let recalled: bool = r.get(5)?;
+    Ok(MessageView {
+        id: r.get(0)?,
+        conversation: r.get(1)?,
+        sender: r.get(2)?,
+        sent_at_ms: r.get(3)?,
+        // A recalled message keeps its place in the log but never shows its
+        // content again.
+        body: if recalled { String::new() } else { r.get(4)? },
+        recalled,
+        deleted: r.get(6)?,
+        receipt: Receipt::from_level(r.get(7)?),
+    })
+}
+
+const CONVERSATION_SELECT: &str = "SELECT c.id, c.pinned, c.do_not_disturb, c.marks, \
+     c.cleared_up_to_ms, c.read_at_ms, c.read_message, c.last_message, c.last_activity_ms, \
+     c.unread, c.listed FROM conversations c";
+
+fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
+    let marks: String = r.get(3)?;
+    Ok(ConversationRow {
+        id: r.get(0)?,
+        settings: ConversationSettings {
+            pinned: r.get(1)?,
+            do_not_disturb: r.get(2)?,
+            marks: split_marks(&marks),
+            cleared_up_to_ms: r.get(4)?,
+            read_at_ms: r.get(5)?,
+            read_message: r.get(6)?,
+        },
+        last_message: r.get(7)?,
+        last_activity_ms: r.get(8)?,
+        unread: r.get(9)?,
+        listed: r.get(10)?,
+    })
+}
+
+/// Marks are stored as one text column, joined by a separator no mark may
+/// contain (see [`MARK_SEPARATOR`]).
+fn split_marks(joined: &str) -> Vec<String> {
+    if joined.is_empty() {
+        Vec::new()
+    } else {
+        joined.split(MARK_SEPARATOR).map(str::to_owned).collect()
+    }
+}

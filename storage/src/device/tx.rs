@@ -1,0 +1,355 @@
+//! Writes: one [`DeviceTx`] per logical operation.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::rows::*;
+use crate::StoreError;
+
+/// The one transaction a logical operation writes through. Dropping it
+/// without [`DeviceTx::commit`] rolls everything back.
+pub struct DeviceTx<'a> {
+    tx: Transaction<'a>,
+}
+
+impl<'a> DeviceTx<'a> {
+    pub(super) fn new(tx: Transaction<'a>) -> Self {
+        DeviceTx { tx }
+    }
+
+    /// Makes every write of this transaction durable at once.
+    pub fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit()?)
+    }
+
+    /// Writes the device's identity; a store has exactly one.
+    pub fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO identity (id, account, device_id, device_name, platform, created_at_ms) \
+             VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+            params![
+                identity.account,
+                &identity.device_id[..],
+                identity.device_name,
+                identity.platform,
+                identity.created_at_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A named counter, read inside this transaction.
+    pub fn meta(&self, key: MetaKey) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key.as_str()], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, key: MetaKey, value: i64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key.as_str(), value])?;
+        Ok(())
+    }
+
+    /// Appends one document change after the snapshot.
+    pub fn append_doc_change(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("INSERT INTO doc_chunks (kind, bytes) VALUES ('change', ?1)")?
+            .execute([bytes])?;
+        Ok(())
+    }
+
+    /// Replaces every stored chunk with one snapshot of the whole document.
+    pub fn replace_doc_with_snapshot(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        self.tx.execute("DELETE FROM doc_chunks", [])?;
+        self.tx.execute(
+            "INSERT INTO doc_chunks (kind, bytes) VALUES ('snapshot', ?1)",
+            [snapshot],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a delta once; returns false (and changes nothing) when a delta
+    /// with the same content id is already stored.
+    pub fn insert_delta(&self, delta: &DeltaRow) -> Result<bool, StoreError> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO deltas (content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (content_id) DO NOTHING",
+            )?
+            .execute(params![
+                &delta.content_id[..],
+                &delta.origin[..],
+                delta.origin_seq,
+                delta.made_at_ms,
+                delta.bytes,
+                delta.relay_seq,
+                delta.applied
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    /// Whether a delta with this content id is stored (including writes of
+    /// this transaction).
+    pub fn has_delta(&self, content_id: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM deltas WHERE content_id = ?1")?
+            .exists([&content_id[..]])?)
+    }
+
+    /// Marks a waiting delta's document change as applied.
+    pub fn mark_delta_applied(&self, content_id: &[u8; 32]) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE deltas SET applied = 1 WHERE content_id = ?1")?
+            .execute([&content_id[..]])?;
+        Ok(())
+    }
+
+    /// Records the relay log position of a stored delta (a relay accepted it).
+    /// Returns false when no such delta is stored.
+    pub fn set_relay_seq(&self, content_id: &[u8; 32], relay_seq: i64) -> Result<bool, StoreError> {
+        let updated = self
+            .tx
+            .prepare_cached("UPDATE deltas SET relay_seq = ?2 WHERE content_id = ?1")?
+            .execute(params![&content_id[..], relay_seq])?;
+        Ok(updated == 1)
+    }
+
+    /// Adds a message to the log once; returns false when its id is known.
+    pub fn insert_message(&self, message: &MessageRecord) -> Result<bool, StoreError> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO messages (id, conversation, sender, sent_at_ms, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute(params![
+                message.id,
+                message.conversation,
+                message.sender,
+                message.sent_at_ms,
+                message.body
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    /// Merges a monotonic flag update into a message's flags: flags only turn
+    /// on, the receipt only rises. The message itself need not be known yet.
+    pub fn merge_message_flags(&self, id: &str, update: FlagsUpdate) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO message_flags (id, recalled, deleted, receipt) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                   recalled = max(recalled, excluded.recalled), \
+                   deleted = max(deleted, excluded.deleted), \
+                   receipt = max(receipt, excluded.receipt)",
+            )?
+            .execute(params![id, update.recalled, update.deleted, update.receipt.level()])?;
+        Ok(())
+    }
+
+    /// The conversation a known message belongs to.
+    pub fn message_conversation(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT conversation FROM messages WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Writes a conversation's settings, then refreshes its derived columns.
+    pub fn put_conversation_settings(
+        &self,
+        id: &str,
+        settings: &ConversationSettings,
+        account: &str,
+    ) -> Result<(), StoreError> {
+        debug_assert!(settings.marks.windows(2).all(|w| w[0] < w[1]));
+        debug_assert!(settings.marks.iter().all(|m| !m.contains(MARK_SEPARATOR)));
+        let marks = settings.marks.join(&MARK_SEPARATOR.to_string());
+        self.tx
+            .prepare_cached(
+                "INSERT INTO conversations (id, pinned, do_not_disturb, marks, cleared_up_to_ms, read_at_ms, read_message) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (id) DO UPDATE SET pinned = excluded.pinned, \
+                   do_not_disturb = excluded.do_not_disturb, marks = excluded.marks, \
+                   cleared_up_to_ms = excluded.cleared_up_to_ms, read_at_ms = excluded.read_at_ms, \
+                   read_message = excluded.read_message",
+            )?
+            .execute(params![
+                id,
+                settings.pinned,
+                settings.do_not_disturb,
+                marks,
+                settings.cleared_up_to_ms,
+                settings.read_at_ms,
+                settings.read_message
+            ])?;
+        self.refresh_conversation(id, account)
+    }
+
+    /// Recomputes a conversation's last message, activity time, unread count
+    /// and whether it is listed, from its settings and the message log.
+    /// `account` is this account's user id: its own messages are never unread.
+    pub fn refresh_conversation(&self, id: &str, account: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO conversations (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute([id])?;
+        let last: Option<(String, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT m.id, m.sent_at_ms FROM messages m LEFT JOIN message_flags f ON f.id = m.id \
+                 WHERE m.conversation = ?1 AND COALESCE(f.deleted, 0) = 0 \
+                   AND m.sent_at_ms > (SELECT cleared_up_to_ms FROM conversations WHERE id = ?1) \
+                 ORDER BY m.sent_at_ms DESC, m.id DESC LIMIT 1",
+            )?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let (last_id, last_ms) = match last {
+            Some((id, ms)) => (Some(id), ms),
+            None => (None, 0),
+        };
+        self.tx
+            .prepare_cached(
+                "UPDATE conversations AS c SET \
+                   last_message = ?2, last_activity_ms = ?3, listed = (?2 IS NOT NULL OR c.pinned), \
+                   unread = ( \
+                     SELECT COUNT(*) FROM messages m LEFT JOIN message_flags f ON f.id = m.id \
+                     WHERE m.conversation = c.id AND m.sender != ?4 \
+                       AND m.sent_at_ms > c.cleared_up_to_ms \
+                       AND COALESCE(f.deleted, 0) = 0 AND COALESCE(f.recalled, 0) = 0 \
+                       AND (m.sent_at_ms, m.id) > (c.read_at_ms, c.read_message)) \
+                 WHERE c.id = ?1",
+            )?
+            .execute(params![id, last_id, last_ms, account])?;
+        Ok(())
+    }
+
+    /// Writes or (with `None`) removes a contact.
+    pub fn put_contact(&self, user_id: &str, row: Option<&ContactRow>) -> Result<(), StoreError> {
+        debug_assert!(row.is_none_or(|r| r.user_id == user_id));
+        self.tx
+            .prepare_cached("DELETE FROM contacts WHERE user_id = ?1")?
+            .execute([user_id])?;
+        if let Some(row) = row {
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO contacts (user_id, status, remark, since_ms) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![row.user_id, row.status, row.remark, row.since_ms])?;
+        }
+        Ok(())
+    }
+
+    /// Writes or (with `None`) removes a blocklist entry.
+    pub fn put_blocked(&self, user_id: &str, row: Option<&BlockedRow>) -> Result<(), StoreError> {
+        debug_assert!(row.is_none_or(|r| r.user_id == user_id));
+        self.tx
+            .prepare_cached("DELETE FROM blocklist WHERE user_id = ?1")?
+            .execute([user_id])?;
+        if let Some(row) = row {
+            self.tx
+                .prepare_cached("INSERT INTO blocklist (user_id, since_ms) VALUES (?1, ?2)")?
+                .execute(params![row.user_id, row.since_ms])?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a group and everything attached to it, or (with `None`)
+    /// removes it.
+    pub fn put_group(&self, id: &str, row: Option<&GroupRow>) -> Result<(), StoreError> {
+        debug_assert!(row.is_none_or(|r| r.id == id));
+        // Users and attributes go with the group row (ON DELETE CASCADE).
+        self.tx
+            .prepare_cached("DELETE FROM groups WHERE id = ?1")?
+            .execute([id])?;
+        let Some(group) = row else {
+            return Ok(());
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO groups (id, state, name, description, announcement, owner, messages_blocked, mute_all) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                group.id,
+                group.state,
+                group.name,
+                group.description,
+                group.announcement,
+                group.owner,
+                group.messages_blocked,
+                group.mute_all
+            ])?;
+        let mut users = self.tx.prepare_cached(
+            "INSERT INTO group_users (group_id, list, user_id, role, muted_until_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for member in &group.members {
+            users.execute(params![
+                id,
+                "member",
+                member.user_id,
+                member.role,
+                member.muted_until_ms
+            ])?;
+        }
+        for user in &group.banned {
+            users.execute(params![id, "banned", user, "", 0])?;
+        }
+        for user in &group.allowed {
+            users.execute(params![id, "allowed", user, "", 0])?;
+        }
+        let mut attrs = self.tx.prepare_cached(
+            "INSERT INTO group_member_attributes (group_id, user_id, key, value) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for attr in &group.attributes {
+            attrs.execute(params![id, attr.user_id, attr.key, attr.value])?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a thread and its members, or (with `None`) removes it.
+    pub fn put_thread(&self, id: &str, row: Option<&ThreadRow>) -> Result<(), StoreError> {
+        debug_assert!(row.is_none_or(|r| r.id == id));
+        self.tx
+            .prepare_cached("DELETE FROM threads WHERE id = ?1")?
+            .execute([id])?;
+        let Some(thread) = row else {
+            return Ok(());
+        };
+        self.tx
+            .prepare_cached("INSERT INTO threads (id, group_id, name) VALUES (?1, ?2, ?3)")?
+            .execute(params![thread.id, thread.group_id, thread.name])?;
+        let mut members = self
+            .tx
+            .prepare_cached("INSERT INTO thread_members (thread_id, user_id) VALUES (?1, ?2)")?;
+        for user in &thread.members {
+            members.execute(params![id, user])?;
+        }
+        Ok(())
+    }
+
+    /// Appends an event to the journal and returns its sequence number.
+    pub fn append_event(&self, event: &EventRow) -> Result<i64, StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO events (content_id, origin, made_at_ms, body) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                &event.content_id[..],
+                &event.origin[..],
+                event.made_at_ms,
+                event.body
+            ])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+}
