@@ -174,7 +174,13 @@ mod tests {
         let id = DeviceId([0xab; DEVICE_ID_BYTES]);
         assert_eq!(id.to_hex(), "ab".repeat(16));
         assert_eq!(id.to_hex().parse::<DeviceId>(), Ok(id));
-        for bad in ["", "ab", &"zz".repeat(16), &"ab".repeat(17), &"é".repeat(16)] {
+        for bad in [
+            "",
+            "ab",
+            &"zz".repeat(16),
+            &"ab".repeat(17),
+            &"é".repeat(16),
+        ] {
             assert!(bad.parse::<DeviceId>().is_err(), "{bad:?} parsed");
         }
     }

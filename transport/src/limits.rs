@@ -1,0 +1,53 @@
+//! Every bound the protocol puts on what one peer may send the other.
+//!
+//! Each limit is checked where bytes enter (the codec for frame size, the
+//! session validators for everything inside a frame) and is tested just below,
+//! at, and just above its value. A peer that exceeds one gets a typed error,
+//! never a crash and never an unbounded allocation.
+
+/// Bytes in one frame body, not counting its 4-byte length prefix.
+///
+/// A length prefix above this is refused before any of the body is buffered,
+/// so a peer cannot make the other side allocate more than this per
+/// connection.
+pub const FRAME_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Bytes of the length prefix in front of every frame body (u32, big-endian).
+pub const FRAME_PREFIX_BYTES: usize = 4;
+
+/// Bytes in one delta. Chosen so that a single delta always fits in a frame
+/// with room to spare for the envelope (`Live`, `Deltas`).
+pub const DELTA_BYTES_MAX: usize = 1024 * 1024;
+
+/// Deltas in one `Push` frame.
+pub const DELTAS_PER_PUSH_MAX: usize = 256;
+
+/// Deltas in one `Deltas` page sent by the relay, and the largest `count_max`
+/// a `Pull` may ask for (a larger request is clamped, not refused).
+pub const DELTAS_PER_PAGE_MAX: usize = 256;
+
+/// Delta bytes the relay puts in one `Deltas` page, summed over the page.
+///
+/// A page stops early when the next delta would pass this, but always holds
+/// at least one delta, so a page is never empty while the log has more and
+/// always fits in [`FRAME_BYTES_MAX`].
+pub const PAGE_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// Bytes in one device-addressed payload.
+pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+
+/// Bytes (UTF-8) in a device's display name.
+pub const DEVICE_NAME_BYTES_MAX: usize = 64;
+
+/// Bytes (UTF-8) in a custom platform name.
+pub const PLATFORM_NAME_BYTES_MAX: usize = 32;
+
+/// Bytes in an authentication token.
+pub const TOKEN_BYTES_MAX: usize = 256;
+
+/// Bytes (UTF-8) in the free text of an `Error` or `Kicked` frame.
+pub const TEXT_BYTES_MAX: usize = 1024;
+
+/// Devices listed in one `Devices` or `Welcome` frame: the most devices one
+/// account can have registered at the relay.
+pub const DEVICES_PER_ACCOUNT_MAX: usize = 256;

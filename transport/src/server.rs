@@ -1,0 +1,346 @@
+//! The relay side of one connection: decoding and validating what a device
+//! sends, with no IO.
+//!
+//! The relay owns the decisions (who may log in, what to store); this type
+//! only guarantees that what it hands over is a well-formed, in-limit,
+//! correctly ordered request. Every refusal is a [`ProtocolError`] whose
+//! [`ProtocolError::frame`] is the `Error` frame to send before closing.
+
+use crate::codec::{FrameDecoder, FrameError};
+use crate::frame::{Delta, ErrorCode, Frame, Hello, PayloadId, PROTOCOL_VERSION};
+use crate::ids::{DeviceId, Platform};
+use crate::limits::{
+    DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, DELTA_BYTES_MAX, DEVICE_NAME_BYTES_MAX,
+    PAYLOAD_BYTES_MAX, PLATFORM_NAME_BYTES_MAX, TEXT_BYTES_MAX, TOKEN_BYTES_MAX,
+};
+
+/// A validated request from a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// Log in. The relay must answer with [`ServerSession::accept_hello`]
+    /// (then a `Welcome`) or an error and a close; until then no further
+    /// request is returned.
+    Hello(Hello),
+    /// Store these deltas; each one's content id matches its bytes.
+    Push(Vec<Delta>),
+    /// Send the log after `after_seq`.
+    Pull {
+        /// The highest seq the device has.
+        after_seq: u64,
+        /// The page size wanted, clamped to 1..=[`DELTAS_PER_PAGE_MAX`].
+        count_max: usize,
+    },
+    /// The device persisted everything up to `cursor`.
+    Ack {
+        /// The highest persisted seq.
+        cursor: u64,
+    },
+    /// List the account's devices.
+    ListDevices,
+    /// Kick one device.
+    Kick {
+        /// The device to kick.
+        device: DeviceId,
+    },
+    /// Kick every other device.
+    KickAllOthers,
+    /// Hold a payload for another device.
+    SendToDevice {
+        /// The recipient.
+        to: DeviceId,
+        /// The sender's id for it.
+        id: PayloadId,
+        /// The payload, within [`PAYLOAD_BYTES_MAX`].
+        bytes: Vec<u8>,
+    },
+    /// A delivered payload is handled.
+    PayloadAck {
+        /// Its id.
+        id: PayloadId,
+    },
+    /// Answer with a `Pong` carrying `nonce`.
+    Ping {
+        /// The nonce to echo.
+        nonce: u64,
+    },
+    /// The device answered a ping; it is alive.
+    Pong {
+        /// The echoed nonce.
+        nonce: u64,
+    },
+    /// The device reports an error and is closing; the relay should log it
+    /// and close too.
+    PeerError {
+        /// The device's code.
+        code: ErrorCode,
+        /// The device's explanation.
+        text: String,
+    },
+}
+
+/// Why the relay must refuse a connection's input and close it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {text}")]
+pub struct ProtocolError {
+    /// The code to send.
+    pub code: ErrorCode,
+    /// The explanation to send.
+    pub text: String,
+}
+
+impl ProtocolError {
+    fn new(code: ErrorCode, text: impl Into<String>) -> Self {
+        ProtocolError {
+            code,
+            text: text.into(),
+        }
+    }
+
+    /// The `Error` frame that tells the device.
+    pub fn frame(&self) -> Frame {
+        Frame::error(self.code, self.text.clone())
+    }
+}
+
+impl From<FrameError> for ProtocolError {
+    fn from(e: FrameError) -> Self {
+        let code = match e {
+            FrameError::TooLarge { .. } => ErrorCode::FrameTooLarge,
+            FrameError::Malformed { .. } => ErrorCode::Malformed,
+        };
+        ProtocolError::new(code, e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingHello,
+    Authenticating,
+    LoggedIn,
+    Closed,
+}
+
+/// The relay's view of one connection's input.
+///
+/// Drive it like this: [`ServerSession::handle_bytes`] with what the socket
+/// read, then [`ServerSession::poll_request`] until it returns `None`,
+/// handling each request in order. On `Some(Err(e))` send `e.frame()` and
+/// close: the session is closed and returns `None` from then on. After a
+/// `Request::Hello`, call [`ServerSession::accept_hello`] once the login is
+/// accepted; the session holds later requests back until then.
+#[derive(Debug)]
+pub struct ServerSession {
+    decoder: FrameDecoder,
+    phase: Phase,
+}
+
+impl Default for ServerSession {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServerSession {
+    /// A session waiting for `Hello`.
+    pub fn new() -> Self {
+        ServerSession {
+            decoder: FrameDecoder::new(),
+            phase: Phase::AwaitingHello,
+        }
+    }
+
+    /// Appends bytes read from the connection.
+    pub fn handle_bytes(&mut self, bytes: &[u8]) {
+        if self.phase != Phase::Closed {
+            self.decoder.feed(bytes);
+        }
+    }
+
+    /// Whether the device has logged in.
+    pub fn is_logged_in(&self) -> bool {
+        self.phase == Phase::LoggedIn
+    }
+
+    /// Whether the session refused input and is done.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Marks the `Hello` just returned as accepted; later requests flow.
+    pub fn accept_hello(&mut self) {
+        debug_assert_eq!(
+            self.phase,
+            Phase::Authenticating,
+            "accept_hello without a Hello"
+        );
+        if self.phase == Phase::Authenticating {
+            self.phase = Phase::LoggedIn;
+        }
+    }
+
+    /// The next whole, valid request, if any.
+    pub fn poll_request(&mut self) -> Option<Result<Request, ProtocolError>> {
+        match self.phase {
+            Phase::Closed | Phase::Authenticating => return None,
+            Phase::AwaitingHello | Phase::LoggedIn => {}
+        }
+        let result = match self.decoder.next_frame() {
+            Ok(None) => return None,
+            Ok(Some(frame)) => self.validate(frame),
+            Err(e) => Err(e.into()),
+        };
+        if result.is_err() {
+            self.phase = Phase::Closed;
+        }
+        Some(result)
+    }
+
+    /// Validates one frame for the current phase, and moves the phase on.
+    pub fn validate(&mut self, frame: Frame) -> Result<Request, ProtocolError> {
+        if self.phase == Phase::AwaitingHello {
+            return match frame {
+                Frame::Hello(hello) => {
+                    validate_hello(&hello)?;
+                    self.phase = Phase::Authenticating;
+                    Ok(Request::Hello(hello))
+                }
+                Frame::Error { code, text } => Ok(Request::PeerError { code, text }),
+                other => Err(ProtocolError::new(
+                    ErrorCode::FrameBeforeHello,
+                    format!("{} before Hello", other.kind()),
+                )),
+            };
+        }
+        validate_logged_in(frame)
+    }
+}
+
+fn validate_hello(hello: &Hello) -> Result<(), ProtocolError> {
+    if hello.version.major != PROTOCOL_VERSION.major {
+        return Err(ProtocolError::new(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "the relay speaks protocol {}.{}, the client {}.{}",
+                PROTOCOL_VERSION.major,
+                PROTOCOL_VERSION.minor,
+                hello.version.major,
+                hello.version.minor
+            ),
+        ));
+    }
+    if hello.device_name.len() > DEVICE_NAME_BYTES_MAX {
+        return Err(ProtocolError::new(
+            ErrorCode::Malformed,
+            format!(
+                "device name of {} bytes, limit {DEVICE_NAME_BYTES_MAX}",
+                hello.device_name.len()
+            ),
+        ));
+    }
+    if let Platform::Custom(name) = &hello.platform {
+        if name.len() > PLATFORM_NAME_BYTES_MAX {
+            return Err(ProtocolError::new(
+                ErrorCode::Malformed,
+                format!(
+                    "platform name of {} bytes, limit {PLATFORM_NAME_BYTES_MAX}",
+                    name.len()
+                ),
+            ));
+        }
+    }
+    if hello.token.is_empty() || hello.token.len() > TOKEN_BYTES_MAX {
+        return Err(ProtocolError::new(
+            ErrorCode::Unauthorized,
+            format!(
+                "token of {} bytes, limit {TOKEN_BYTES_MAX}",
+                hello.token.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_logged_in(frame: Frame) -> Result<Request, ProtocolError> {
+    Ok(match frame {
+        Frame::Hello(_) => {
+            return Err(ProtocolError::new(
+                ErrorCode::DuplicateHello,
+                "already logged in",
+            ))
+        }
+        Frame::Push { deltas } => {
+            if deltas.len() > DELTAS_PER_PUSH_MAX {
+                return Err(ProtocolError::new(
+                    ErrorCode::TooManyDeltas,
+                    format!("{} deltas, limit {DELTAS_PER_PUSH_MAX}", deltas.len()),
+                ));
+            }
+            for (i, delta) in deltas.iter().enumerate() {
+                if delta.bytes().len() > DELTA_BYTES_MAX {
+                    return Err(ProtocolError::new(
+                        ErrorCode::DeltaTooLarge,
+                        format!(
+                            "delta {i} has {} bytes, limit {DELTA_BYTES_MAX}",
+                            delta.bytes().len()
+                        ),
+                    ));
+                }
+                if !delta.is_consistent() {
+                    return Err(ProtocolError::new(
+                        ErrorCode::ContentIdMismatch,
+                        format!("delta {i}: content id is not the blake3 hash of its bytes"),
+                    ));
+                }
+            }
+            Request::Push(deltas)
+        }
+        Frame::Pull {
+            after_seq,
+            count_max,
+        } => Request::Pull {
+            after_seq,
+            count_max: (count_max as usize).clamp(1, DELTAS_PER_PAGE_MAX),
+        },
+        Frame::Ack { cursor } => Request::Ack { cursor },
+        Frame::ListDevices => Request::ListDevices,
+        Frame::Kick { device } => Request::Kick { device },
+        Frame::KickAllOthers => Request::KickAllOthers,
+        Frame::SendToDevice { to, id, bytes } => {
+            if bytes.len() > PAYLOAD_BYTES_MAX {
+                return Err(ProtocolError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "payload of {} bytes, limit {PAYLOAD_BYTES_MAX}",
+                        bytes.len()
+                    ),
+                ));
+            }
+            Request::SendToDevice { to, id, bytes }
+        }
+        Frame::PayloadAck { id } => Request::PayloadAck { id },
+        Frame::Ping { nonce } => Request::Ping { nonce },
+        Frame::Pong { nonce } => Request::Pong { nonce },
+        Frame::Error { code, mut text } => {
+            if text.len() > TEXT_BYTES_MAX {
+                text = crate::frame::truncate_text(text);
+            }
+            Request::PeerError { code, text }
+        }
+        other @ (Frame::Welcome(_)
+        | Frame::PushAck { .. }
+        | Frame::Deltas { .. }
+        | Frame::Live(_)
+        | Frame::PullNeeded
+        | Frame::Devices { .. }
+        | Frame::Kicked { .. }
+        | Frame::PayloadStored { .. }
+        | Frame::DeliverPayload { .. }
+        | Frame::DeviceListChanged) => {
+            return Err(ProtocolError::new(
+                ErrorCode::UnexpectedFrame,
+                format!("{} is a relay frame", other.kind()),
+            ))
+        }
+    })
+}
