@@ -1,0 +1,430 @@
+//! The SQLite relay store: one file, WAL, foreign keys on, one transaction
+//! per logical operation.
+//!
+//! Calls block on disk IO. The relay runs this store on a thread of its own
+//! behind a bounded channel and never calls it from its async reactor.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::{
+    Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
+    PayloadRow, PutPayload, RelayStore,
+};
+use crate::migrate::{self, Migration};
+use crate::{OpenError, StoreError};
+
+/// The relay schema's migrations, numbered from 1, applied in order at open.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("migrations/0001_init.sql"),
+}];
+
+/// How long a statement waits for a lock held by another connection to the
+/// same file (a backup tool, an operator's sqlite3 shell) before failing.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// A [`RelayStore`] in a SQLite file.
+#[derive(Debug)]
+pub struct SqliteRelayStore {
+    conn: Connection,
+}
+
+impl SqliteRelayStore {
+    /// Opens (creating if needed) the store at `path` and migrates it to the
+    /// current schema in one transaction. A file from a newer build is
+    /// refused with [`OpenError::SchemaTooNew`].
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::setup(Connection::open(path).map_err(OpenError::Sqlite)?)
+    }
+
+    /// A store in a private in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Self, OpenError> {
+        Self::setup(Connection::open_in_memory().map_err(OpenError::Sqlite)?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self, OpenError> {
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(OpenError::Sqlite)?;
+        // WAL lets readers (backups) run beside the writer. FULL makes each
+        // commit durable before the relay acknowledges it to a device: a
+        // PushAck is a promise.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(OpenError::Sqlite)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(OpenError::Sqlite)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(OpenError::Sqlite)?;
+        migrate::apply(&mut conn, MIGRATIONS)?;
+        Ok(SqliteRelayStore { conn })
+    }
+
+    fn write(&mut self) -> Result<Transaction<'_>, StoreError> {
+        // IMMEDIATE takes the write lock up front, so a read-then-write
+        // operation cannot fail halfway on a lock upgrade.
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+}
+
+/// u64 values (seqs, times) are stored as SQLite's i64. Every value we write
+/// is below i64::MAX (seqs count rows, times are ms since 1970); clamp
+/// anything larger rather than wrap.
+fn to_sql(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn from_sql(value: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what}: {value}")))
+}
+
+fn key<const N: usize>(blob: Vec<u8>, what: &str) -> Result<[u8; N], StoreError> {
+    <[u8; N]>::try_from(blob)
+        .map_err(|b| StoreError::Corrupt(format!("{what} of {} bytes, expected {N}", b.len())))
+}
+
+fn head_seq(tx: &Connection, account: &str) -> Result<u64, StoreError> {
+    let head: Option<i64> = tx
+        .query_row(
+            "SELECT head_seq FROM accounts WHERE account = ?1",
+            [account],
+            |r| r.get(0),
+        )
+        .optional()?;
+    from_sql(head.unwrap_or(0), "head_seq")
+}
+
+fn device_row(
+    conn: &Connection,
+    account: &str,
+    device: DeviceKey,
+) -> Result<DeviceRow, StoreError> {
+    let (name, platform, first, last, cursor): (String, String, i64, i64, i64) = conn.query_row(
+        "SELECT name, platform, first_login_ms, last_seen_ms, cursor
+         FROM devices WHERE account = ?1 AND device = ?2",
+        params![account, device],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
+    Ok(DeviceRow {
+        device,
+        name,
+        platform,
+        first_login_ms: from_sql(first, "first_login_ms")?,
+        last_seen_ms: from_sql(last, "last_seen_ms")?,
+        cursor: from_sql(cursor, "cursor")?,
+    })
+}
+
+impl RelayStore for SqliteRelayStore {
+    fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
+        let tx = self.write()?;
+        let revoked: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM revoked
+             WHERE account = ?1 AND device = ?2 AND token_hash = ?3)",
+            params![login.account, login.device, login.token_hash],
+            |r| r.get(0),
+        )?;
+        if revoked {
+            return Ok(LoginOutcome::Revoked);
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO accounts (account) VALUES (?1)",
+            [login.account],
+        )?;
+        let head = head_seq(&tx, login.account)?;
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE account = ?1 AND device = ?2)",
+            params![login.account, login.device],
+            |r| r.get(0),
+        )?;
+        if !known {
+            let count: i64 = tx.query_row(
+                "SELECT count(*) FROM devices WHERE account = ?1",
+                [login.account],
+                |r| r.get(0),
+            )?;
+            if from_sql(count, "device count")? >= login.devices_max as u64 {
+                return Ok(LoginOutcome::TooManyDevices);
+            }
+        }
+        let now = to_sql(login.now_ms);
+        let resume = to_sql(login.resume_cursor.min(head));
+        tx.execute(
+            "INSERT INTO devices
+                (account, device, name, platform, first_login_ms, last_seen_ms, token_hash, cursor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
+             ON CONFLICT (account, device) DO UPDATE SET
+                name = excluded.name,
+                platform = excluded.platform,
+                last_seen_ms = excluded.last_seen_ms,
+                token_hash = excluded.token_hash,
+                cursor = max(cursor, excluded.cursor)",
+            params![
+                login.account,
+                login.device,
+                login.name,
+                login.platform,
+                now,
+                login.token_hash,
+                resume
+            ],
+        )?;
+        let device = device_row(&tx, login.account, login.device)?;
+        tx.commit()?;
+        Ok(LoginOutcome::Accepted {
+            device,
+            first_login: !known,
+        })
+    }
+
+    fn devices(&mut self, account: &str) -> Result<Vec<DeviceRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT device, name, platform, first_login_ms, last_seen_ms, cursor
+             FROM devices WHERE account = ?1 ORDER BY device",
+        )?;
+        let mut rows = stmt.query([account])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(DeviceRow {
+                device: key(r.get(0)?, "device id")?,
+                name: r.get(1)?,
+                platform: r.get(2)?,
+                first_login_ms: from_sql(r.get(3)?, "first_login_ms")?,
+                last_seen_ms: from_sql(r.get(4)?, "last_seen_ms")?,
+                cursor: from_sql(r.get(5)?, "cursor")?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn touch(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        last_seen_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE devices SET last_seen_ms = ?3 WHERE account = ?1 AND device = ?2",
+            params![account, device, to_sql(last_seen_ms)],
+        )?;
+        Ok(())
+    }
+
+    fn revoke(&mut self, account: &str, device: DeviceKey) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "INSERT OR IGNORE INTO revoked (account, device, token_hash)
+             SELECT account, device, token_hash FROM devices
+             WHERE account = ?1 AND device = ?2",
+            params![account, device],
+        )?;
+        if changed > 0 {
+            return Ok(true);
+        }
+        // Nothing inserted: either no such device, or already revoked.
+        let known: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE account = ?1 AND device = ?2)",
+            params![account, device],
+            |r| r.get(0),
+        )?;
+        Ok(known)
+    }
+
+    fn append(
+        &mut self,
+        account: &str,
+        origin: DeviceKey,
+        deltas: &[(ContentKey, &[u8])],
+    ) -> Result<Vec<Appended>, StoreError> {
+        let tx = self.write()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO accounts (account) VALUES (?1)",
+            [account],
+        )?;
+        let mut head = head_seq(&tx, account)?;
+        let mut out = Vec::with_capacity(deltas.len());
+        {
+            let mut find =
+                tx.prepare_cached("SELECT seq FROM log WHERE account = ?1 AND content_id = ?2")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO log (account, seq, content_id, origin, bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (content_id, bytes) in deltas {
+                let existing: Option<i64> = find
+                    .query_row(params![account, content_id], |r| r.get(0))
+                    .optional()?;
+                if let Some(seq) = existing {
+                    let seq = from_sql(seq, "seq")?;
+                    out.push(Appended {
+                        content_id: *content_id,
+                        seq,
+                        new: false,
+                    });
+                    continue;
+                }
+                head += 1;
+                insert.execute(params![account, to_sql(head), content_id, origin, bytes])?;
+                out.push(Appended {
+                    content_id: *content_id,
+                    seq: head,
+                    new: true,
+                });
+            }
+        }
+        tx.execute(
+            "UPDATE accounts SET head_seq = ?2 WHERE account = ?1",
+            params![account, to_sql(head)],
+        )?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn read_log(
+        &mut self,
+        account: &str,
+        after_seq: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<Page, StoreError> {
+        // One read transaction, so the page and `more` see the same log.
+        let tx = self.conn.transaction()?;
+        let head = head_seq(&tx, account)?;
+        let mut page = Page::default();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, origin, content_id, length(bytes), bytes FROM log
+                 WHERE account = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let limit = i64::try_from(count_max).unwrap_or(i64::MAX);
+            let mut rows = stmt.query(params![account, to_sql(after_seq), limit])?;
+            let mut bytes = 0usize;
+            while let Some(r) = rows.next()? {
+                let len = from_sql(r.get(3)?, "delta length")? as usize;
+                if !page.rows.is_empty() && bytes + len > bytes_max {
+                    break;
+                }
+                bytes += len;
+                page.rows.push(LogRow {
+                    seq: from_sql(r.get(0)?, "seq")?,
+                    origin: key(r.get(1)?, "origin")?,
+                    content_id: key(r.get(2)?, "content id")?,
+                    bytes: r.get(4)?,
+                });
+            }
+        }
+        tx.commit()?;
+        let last = page.rows.last().map_or(after_seq, |r| r.seq);
+        page.more = last < head;
+        Ok(page)
+    }
+
+    fn head_seq(&mut self, account: &str) -> Result<u64, StoreError> {
+        head_seq(&self.conn, account)
+    }
+
+    fn set_cursor(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        cursor: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let tx = self.write()?;
+        let head = head_seq(&tx, account)?;
+        let stored: Option<i64> = tx
+            .query_row(
+                "UPDATE devices SET cursor = max(cursor, ?3)
+                 WHERE account = ?1 AND device = ?2 RETURNING cursor",
+                params![account, device, to_sql(cursor.min(head))],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.commit()?;
+        stored.map(|c| from_sql(c, "cursor")).transpose()
+    }
+
+    fn put_payload(
+        &mut self,
+        account: &str,
+        recipient: DeviceKey,
+        payload: &PayloadRow,
+        pending_max: usize,
+    ) -> Result<PutPayload, StoreError> {
+        let tx = self.write()?;
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM devices WHERE account = ?1 AND device = ?2)",
+            params![account, recipient],
+            |r| r.get(0),
+        )?;
+        if !known {
+            return Ok(PutPayload::UnknownRecipient);
+        }
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM payloads
+             WHERE account = ?1 AND recipient = ?2 AND id = ?3)",
+            params![account, recipient, payload.id],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Ok(PutPayload::AlreadyStored);
+        }
+        let pending: i64 = tx.query_row(
+            "SELECT count(*) FROM payloads WHERE account = ?1 AND recipient = ?2",
+            params![account, recipient],
+            |r| r.get(0),
+        )?;
+        if from_sql(pending, "payload count")? >= pending_max as u64 {
+            return Ok(PutPayload::QueueFull);
+        }
+        tx.execute(
+            "INSERT INTO payloads (account, recipient, id, sender, bytes, sent_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                account,
+                recipient,
+                payload.id,
+                payload.sender,
+                payload.bytes,
+                to_sql(payload.sent_ms)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(PutPayload::Stored)
+    }
+
+    fn payloads(
+        &mut self,
+        account: &str,
+        recipient: DeviceKey,
+    ) -> Result<Vec<PayloadRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, sender, bytes, sent_ms FROM payloads
+             WHERE account = ?1 AND recipient = ?2 ORDER BY rowid",
+        )?;
+        let mut rows = stmt.query(params![account, recipient])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(PayloadRow {
+                id: key(r.get(0)?, "payload id")?,
+                sender: key(r.get(1)?, "sender")?,
+                bytes: r.get(2)?,
+                sent_ms: from_sql(r.get(3)?, "sent_ms")?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn ack_payload(
+        &mut self,
+        account: &str,
+        recipient: DeviceKey,
+        id: PayloadKey,
+    ) -> Result<bool, StoreError> {
+        let removed = self.conn.execute(
+            "DELETE FROM payloads WHERE account = ?1 AND recipient = ?2 AND id = ?3",
+            params![account, recipient, id],
+        )?;
+        Ok(removed > 0)
+    }
+}
