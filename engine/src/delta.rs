@@ -1,0 +1,135 @@
+//! Deltas: the unit devices exchange. One delta is one user operation: the
+//! intent ([`Op`]), who made it and when, and the automerge change it made to
+//! the account document (if any).
+//!
+//! The relay never looks inside a delta; it only stores the bytes under
+//! their content id (blake3 of the bytes). That is what lets it stay simple
+//! and, later, carry end-to-end encrypted deltas.
+
+use serde::{Deserialize, Serialize};
+use tandem_transport::{AccountId, DeviceId};
+
+use crate::limits::DELTA_BYTES_MAX;
+use crate::op::{InvalidOp, Op};
+
+/// The delta format this build writes and reads.
+pub const DELTA_FORMAT: u16 = 1;
+
+/// A content id: blake3 of a delta's encoded bytes.
+pub type ContentId = [u8; 32];
+
+/// One user operation as it travels between devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// Always [`DELTA_FORMAT`] when written by this build.
+    pub format: u16,
+    pub account: AccountId,
+    /// The device the operation was made on.
+    pub origin: DeviceId,
+    /// The operation's number on its device: 1, 2, 3…
+    pub origin_seq: u64,
+    /// When the operation was made, by the origin device's clock.
+    pub made_at_ms: i64,
+    pub op: Op,
+    /// The automerge change the operation made, if it touched the document.
+    pub change: Option<Vec<u8>>,
+}
+
+/// A delta's bytes as they are stored and sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EncodedDelta(pub Vec<u8>);
+
+impl EncodedDelta {
+    /// blake3 of the bytes.
+    pub fn content_id(&self) -> ContentId {
+        *blake3::hash(&self.0).as_bytes()
+    }
+}
+
+/// Why bytes from another device are not a delta this device can merge.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeltaError {
+    /// Larger than [`DELTA_BYTES_MAX`]; refused before decoding.
+    #[error("a delta of {len} bytes is over the limit of {DELTA_BYTES_MAX}")]
+    TooLarge { len: usize },
+    /// The bytes do not decode as a delta.
+    #[error("malformed delta: {0}")]
+    Malformed(String),
+    /// Written by a newer (or unknown) format.
+    #[error("delta format {0} is not supported (this build reads {DELTA_FORMAT})")]
+    UnsupportedFormat(u16),
+    /// The delta belongs to another account.
+    #[error("the delta belongs to account {found}, not {expected}")]
+    ForeignAccount {
+        expected: AccountId,
+        found: AccountId,
+    },
+    /// The operation breaks a limit.
+    #[error("invalid operation: {0}")]
+    InvalidOp(#[from] InvalidOp),
+    /// The document change does not decode.
+    #[error("malformed document change: {0}")]
+    MalformedChange(String),
+    /// The document change was made by another device than the delta claims.
+    #[error("the document change was made by another actor than the origin device {origin}")]
+    ForgedOrigin { origin: DeviceId },
+}
+
+impl Delta {
+    /// Encodes the delta; deterministic, so the content id is too.
+    pub fn encode(&self) -> EncodedDelta {
+        EncodedDelta(postcard::to_stdvec(self).expect("a delta always encodes"))
+    }
+
+    /// Decodes and validates a delta for `account`. Validation covers the
+    /// size, the format, the account, the operation's limits and the
+    /// change's author; it never panics on any input.
+    pub fn decode(
+        bytes: &[u8],
+        account: &AccountId,
+    ) -> Result<(Delta, Option<automerge::Change>), DeltaError> {
+        if bytes.len() > DELTA_BYTES_MAX {
+            return Err(DeltaError::TooLarge { len: bytes.len() });
+        }
+        // The format number comes first so that a newer format is reported
+        // as such rather than as garbage.
+        let (format, _) = postcard::take_from_bytes::<u16>(bytes)
+            .map_err(|e| DeltaError::Malformed(e.to_string()))?;
+        if format != DELTA_FORMAT {
+            return Err(DeltaError::UnsupportedFormat(format));
+        }
+        let (delta, rest) = postcard::take_from_bytes::<Delta>(bytes)
+            .map_err(|e| DeltaError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(DeltaError::Malformed(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
+        }
+        if &delta.account != account {
+            return Err(DeltaError::ForeignAccount {
+                expected: account.clone(),
+                found: delta.account,
+            });
+        }
+        if delta.origin_seq == 0 {
+            return Err(DeltaError::Malformed("origin_seq is 0".into()));
+        }
+        delta.op.validate()?;
+        let change = match &delta.change {
+            None => None,
+            Some(raw) => {
+                let change = automerge::Change::from_bytes(raw.clone())
+                    .map_err(|e| DeltaError::MalformedChange(e.to_string()))?;
+                if change.actor_id().to_bytes() != delta.origin.0 {
+                    return Err(DeltaError::ForgedOrigin {
+                        origin: delta.origin,
+                    });
+                }
+                Some(change)
+            }
+        };
+        Ok((delta, change))
+    }
+}

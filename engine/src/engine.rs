@@ -1,0 +1,899 @@
+//! The device engine: one account on one device.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use tandem_storage::device::DeviceTx;
+use tandem_storage::device::{
+    BlockedRow, ContactRow, ConversationRow, DeltaRow, DeviceStore, DocChunk, EventRow,
+    FlagsUpdate, GroupRow, Identity, Location, MessageRecord, MessageView, MetaKey, Receipt,
+    ThreadRow,
+};
+use tandem_storage::StoreError;
+use tandem_transport::{AccountId, DeviceId, Platform};
+
+use crate::delta::{ContentId, Delta, DeltaError, EncodedDelta, DELTA_FORMAT};
+use crate::doc::{AccountDoc, DocError, Edit, EditFailure, Refused, Resolved};
+use crate::limits::{DELTAS_PER_BATCH_MAX, DOC_CHANGES_PER_SNAPSHOT, TEXT_BYTES_MAX};
+use crate::model::*;
+use crate::op::*;
+
+/// Where the device store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorePath {
+    /// A SQLite file, created on first open.
+    File(PathBuf),
+    /// In memory only: for tests and simulations; nothing survives a drop.
+    Memory,
+}
+
+/// How to open a device.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StorePath,
+    /// The account (user) this device belongs to.
+    pub account: AccountId,
+    /// Shown in the device list. Used when the device is first created.
+    pub device_name: String,
+    /// Used when the device is first created.
+    pub platform: Platform,
+}
+
+/// Who this device is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub account: AccountId,
+    pub device_id: DeviceId,
+    pub name: String,
+    pub platform: Platform,
+    pub created_at_ms: i64,
+}
+
+/// Why a device could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] tandem_storage::OpenError),
+    #[error("reading the store: {0}")]
+    Read(#[from] StoreError),
+    /// The file belongs to another account.
+    #[error("this device store belongs to account {found:?}, not {expected}")]
+    AccountMismatch { expected: AccountId, found: String },
+    /// The device name breaks its limit.
+    #[error("the device name is {0} bytes, over the limit of {TEXT_BYTES_MAX}")]
+    DeviceNameTooLong(usize),
+    /// The stored identity or document cannot be read back.
+    #[error("the stored state is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Why a local operation was not performed. In every case nothing was
+/// written and the device's state is as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// The operation breaks a size or count limit.
+    #[error("invalid operation: {0}")]
+    Invalid(#[from] InvalidOp),
+    /// The current state does not allow it (unknown contact, group…).
+    #[error("refused: {0}")]
+    Refused(#[from] Refused),
+    /// The operation names a message this device does not have.
+    #[error("unknown message {0}")]
+    UnknownMessage(MessageId),
+    /// The message belongs to another conversation than the one named.
+    #[error("message {message} is not in conversation {conversation}")]
+    WrongConversation {
+        message: MessageId,
+        conversation: ConversationId,
+    },
+    #[error("document: {0}")]
+    Doc(#[from] DocError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why a batch of remote deltas was not merged. In every case nothing of the
+/// batch was written and the device's state is as it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// More deltas than [`DELTAS_PER_BATCH_MAX`] in one batch.
+    #[error("a batch of {0} deltas is over the limit of {DELTAS_PER_BATCH_MAX}")]
+    BatchTooLarge(usize),
+    /// One delta of the batch is bad; the whole batch is refused.
+    #[error("delta {index} of the batch: {error}")]
+    Delta {
+        index: usize,
+        #[source]
+        error: DeltaError,
+    },
+    /// automerge refused a change (for example a sequence number reused with
+    /// different content).
+    #[error("document: {0}")]
+    Doc(#[from] DocError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// What a performed operation produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Performed {
+    /// The content id of the delta that records it.
+    pub content_id: ContentId,
+    /// The operation's number on this device.
+    pub origin_seq: u64,
+    /// The new message's id, for a send.
+    pub message_id: Option<MessageId>,
+}
+
+/// What merging a batch did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Deltas new to this device.
+    pub new: usize,
+    /// Deltas already known (sent twice, or this device's own).
+    pub duplicate: usize,
+    /// Deltas stored but waiting for a change they depend on.
+    pub waiting: usize,
+    /// Deltas merged now that had been waiting.
+    pub unblocked: usize,
+}
+
+/// A position in this device's delta log, for [`Engine::export`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct ExportCursor(pub i64);
+
+/// A page of exported deltas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    pub deltas: Vec<EncodedDelta>,
+    /// Pass this to the next call to continue after this page.
+    pub next: ExportCursor,
+}
+
+/// An operation merged from another device, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedOp {
+    /// Position in the journal: increasing, never reused.
+    pub seq: i64,
+    pub content_id: ContentId,
+    pub origin: DeviceId,
+    pub made_at_ms: i64,
+    pub op: Op,
+}
+
+/// The whole projected state of the account on this device, in a stable
+/// order: what two converged devices agree on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub conversations: Vec<ConversationRow>,
+    /// The raw message log, deleted and recalled messages included.
+    pub messages: Vec<MessageView>,
+    pub contacts: Vec<ContactRow>,
+    pub blocklist: Vec<BlockedRow>,
+    pub groups: Vec<GroupRow>,
+    pub threads: Vec<ThreadRow>,
+}
+
+/// What an operation touched, to be projected again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Entity {
+    Conversation(String),
+    AllConversations,
+    Contact(String),
+    Blocked(String),
+    Group(String),
+    Thread(String),
+}
+
+/// One account on one device: the account document, the message log and
+/// the projections, in one SQLite store.
+///
+/// # Driving it
+///
+/// The engine does no IO besides its own store, reads no clock and draws no
+/// randomness: the caller passes `now_ms` to every call that records time
+/// and a device id generator to [`Engine::open`]. That is what lets a
+/// simulation drive many devices deterministically.
+///
+/// - [`Engine::perform`] records a local operation: the document change,
+///   message rows, projections and the outbox entry commit in one
+///   transaction.
+/// - [`Engine::export`] pages through the deltas this device holds; another
+///   device of the account merges them with [`Engine::apply_remote`], in one
+///   transaction per batch. Merging is idempotent and order-independent
+///   within causal limits: a delta whose document change depends on one not
+///   seen yet is stored and merged when the dependency arrives.
+/// - Queries ([`Engine::conversations`], [`Engine::messages`],
+///   [`Engine::contacts`]…) read the projections, never the document.
+///
+/// Every error leaves the store and the in-memory document exactly as they
+/// were before the call.
+pub struct Engine {
+    store: DeviceStore,
+    doc: AccountDoc,
+    device: DeviceInfo,
+    next_origin_seq: u64,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens a device, creating it on first open: then `new_device_id` is
+    /// called once for its random 128-bit id, which is persisted.
+    pub fn open(
+        config: Config,
+        now_ms: i64,
+        new_device_id: impl FnOnce() -> DeviceId,
+    ) -> Result<Engine, OpenError> {
+        let location = match &config.store {
+            StorePath::File(path) => Location::File(path),
+            StorePath::Memory => Location::Memory,
+        };
+        let mut store = DeviceStore::open(location)?;
+        let identity = match store.identity()? {
+            Some(identity) => identity,
+            None => {
+                if config.device_name.len() > TEXT_BYTES_MAX {
+                    return Err(OpenError::DeviceNameTooLong(config.device_name.len()));
+                }
+                let identity = Identity {
+                    account: config.account.as_str().to_owned(),
+                    device_id: new_device_id().0,
+                    device_name: config.device_name.clone(),
+                    platform: config.platform.as_str().to_owned(),
+                    created_at_ms: now_ms,
+                };
+                let tx = store.transaction()?;
+                tx.insert_identity(&identity)?;
+                tx.append_doc_change(&AccountDoc::genesis())?;
+                tx.set_meta(MetaKey::NextOriginSeq, 1)?;
+                tx.commit()?;
+                identity
+            }
+        };
+        if identity.account != config.account.as_str() {
+            return Err(OpenError::AccountMismatch {
+                expected: config.account,
+                found: identity.account,
+            });
+        }
+        let device = DeviceInfo {
+            account: config.account,
+            device_id: DeviceId(identity.device_id),
+            name: identity.device_name,
+            platform: identity
+                .platform
+                .parse()
+                .unwrap_or_else(|e: std::convert::Infallible| match e {}),
+            created_at_ms: identity.created_at_ms,
+        };
+        let next_origin_seq = store
+            .meta(MetaKey::NextOriginSeq)?
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| OpenError::Corrupt("next_origin_seq is missing or negative".into()))?;
+        let doc = load_doc(&store, &device)
+            .map_err(|e| OpenError::Corrupt(format!("the account document: {e}")))?;
+        Ok(Engine {
+            store,
+            doc,
+            device,
+            next_origin_seq,
+        })
+    }
+
+    /// This device's identity.
+    pub fn device(&self) -> &DeviceInfo {
+        &self.device
+    }
+
+    /// Performs one local operation at `now_ms` and records it for the other
+    /// devices.
+    pub fn perform(&mut self, now_ms: i64, op: Op) -> Result<Performed, OpError> {
+        op.validate()?;
+        let resolved = self.resolve(&op)?;
+        let me = self.device.account.as_str().to_owned();
+        let edit = self
+            .doc
+            .edit(&op, &resolved, &me, self.device.device_id, now_ms)
+            .map_err(|e| match e {
+                EditFailure::Refused(r) => OpError::Refused(r),
+                EditFailure::Doc(d) => OpError::Doc(d),
+            })?;
+        let origin_seq = self.next_origin_seq;
+        let delta = Delta {
+            format: DELTA_FORMAT,
+            account: self.device.account.clone(),
+            origin: self.device.device_id,
+            origin_seq,
+            made_at_ms: now_ms,
+            op,
+            change: match edit {
+                Edit::Unchanged => None,
+                Edit::Changed(bytes) => Some(bytes),
+            },
+        };
+        let encoded = delta.encode();
+        let content_id = encoded.content_id();
+        let result = self.commit_local(&delta, &encoded);
+        if let Err(error) = result {
+            // The document already holds the change; the store does not.
+            // Reload so the two agree again.
+            self.reload_doc()?;
+            return Err(error);
+        }
+        self.next_origin_seq += 1;
+        let message_id = match &delta.op {
+            Op::Message(MessageOp::Send { .. }) => Some(sent_message_id(&delta)),
+            _ => None,
+        };
+        Ok(Performed {
+            content_id,
+            origin_seq,
+            message_id,
+        })
+    }
+
+    fn commit_local(&mut self, delta: &Delta, encoded: &EncodedDelta) -> Result<(), OpError> {
+        let account = self.device.account.as_str();
+        let snapshot = self.snapshot_if_due(delta.change.is_some())?;
+        let tx = self.store.transaction()?;
+        let mut touched = BTreeSet::new();
+        if let Some(change) = &delta.change {
+            store_doc_change(&tx, change, snapshot.as_deref())?;
+        }
+        message_effects(&tx, delta, account, &mut touched)?;
+        touched.extend(touched_by(&delta.op));
+        tx.insert_delta(&delta_row(delta, encoded, true))?;
+        tx.set_meta(MetaKey::NextOriginSeq, delta.origin_seq as i64 + 1)?;
+        project(&tx, &self.doc, account, &touched)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A snapshot of the document when enough changes piled up since the
+    /// last one (counting the one about to be written).
+    fn snapshot_if_due(&self, adding_change: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        let since = self
+            .store
+            .meta(MetaKey::DocChangesSinceSnapshot)?
+            .unwrap_or(0);
+        Ok((adding_change && since + 1 >= DOC_CHANGES_PER_SNAPSHOT).then(|| self.doc.save()))
+    }
+
+    /// Looks up what the operation needs from the message log, and checks
+    /// that the messages it names exist.
+    fn resolve(&self, op: &Op) -> Result<Resolved, OpError> {
+        let mut resolved = Resolved::default();
+        match op {
+            Op::Message(MessageOp::Recall { message })
+            | Op::Message(MessageOp::Receipt { message, .. }) => {
+                self.known_message(message)?;
+            }
+            Op::Message(MessageOp::DeleteForMe { messages }) => {
+                for message in messages {
+                    self.known_message(message)?;
+                }
+            }
+            Op::Conversation(ConversationOp::MarkRead {
+                conversation,
+                message,
+            }) => {
+                let view = self.known_message(message)?;
+                if view.conversation != conversation.key() {
+                    return Err(OpError::WrongConversation {
+                        message: message.clone(),
+                        conversation: conversation.clone(),
+                    });
+                }
+                resolved
+                    .read_markers
+                    .push((view.conversation, view.sent_at_ms, view.id));
+            }
+            Op::Conversation(ConversationOp::ClearUnread { conversation }) => {
+                let key = conversation.key();
+                if let Some((at, id)) = self.store.latest_message(&key)? {
+                    resolved.read_markers.push((key, at, id));
+                }
+            }
+            Op::Conversation(ConversationOp::ClearAllUnread) => {
+                for key in self.store.unread_conversations()? {
+                    if let Some((at, id)) = self.store.latest_message(&key)? {
+                        resolved.read_markers.push((key, at, id));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(resolved)
+    }
+
+    fn known_message(&self, id: &MessageId) -> Result<MessageView, OpError> {
+        self.store
+            .message(id.as_str())?
+            .ok_or_else(|| OpError::UnknownMessage(id.clone()))
+    }
+
+    /// Up to `limit` deltas this device holds (its own and those it merged),
+    /// after `after`, oldest first. Another device of the account merges
+    /// them with [`Engine::apply_remote`].
+    pub fn export(&self, after: ExportCursor, limit: usize) -> Result<Export, StoreError> {
+        let rows = self.store.deltas_after(after.0, limit)?;
+        let next = rows.last().map_or(after, |r| ExportCursor(r.local_seq));
+        Ok(Export {
+            deltas: rows.into_iter().map(|r| EncodedDelta(r.bytes)).collect(),
+            next,
+        })
+    }
+
+    /// Merges a batch of deltas from other devices of the account, in one
+    /// transaction: all of it or, on any error, none of it.
+    pub fn apply_remote(&mut self, batch: &[EncodedDelta]) -> Result<Applied, ApplyError> {
+        if batch.len() > DELTAS_PER_BATCH_MAX {
+            return Err(ApplyError::BatchTooLarge(batch.len()));
+        }
+        // Decode and validate everything before touching anything.
+        let mut incoming = Vec::with_capacity(batch.len());
+        let mut seen = BTreeSet::new();
+        let mut applied = Applied::default();
+        for (index, encoded) in batch.iter().enumerate() {
+            let (delta, change) = Delta::decode(&encoded.0, &self.device.account)
+                .map_err(|error| ApplyError::Delta { index, error })?;
+            let content_id = encoded.content_id();
+            if !seen.insert(content_id) || self.store.has_delta(&content_id)? {
+                applied.duplicate += 1;
+                continue;
+            }
+            incoming.push((delta, change, encoded));
+        }
+        if incoming.is_empty() {
+            return Ok(applied);
+        }
+        let waiting = self.store.pending_deltas()?;
+        let result = self.merge(incoming, waiting, &mut applied);
+        if let Err(error) = result {
+            self.reload_doc().map_err(|e| match e {
+                OpError::Doc(d) => ApplyError::Doc(d),
+                OpError::Store(s) => ApplyError::Store(s),
+                other => unreachable!("reload_doc only fails on doc or store: {other}"),
+            })?;
+            return Err(error);
+        }
+        Ok(applied)
+    }
+
+    fn merge(
+        &mut self,
+        incoming: Vec<(Delta, Option<automerge::Change>, &EncodedDelta)>,
+        waiting: Vec<DeltaRow>,
+        applied: &mut Applied,
+    ) -> Result<(), ApplyError> {
+        let account = self.device.account.clone();
+        let me = self.device.device_id;
+        let changes_before = self
+            .store
+            .meta(MetaKey::DocChangesSinceSnapshot)?
+            .unwrap_or(0);
+        // Waiting deltas: (decoded delta, change hash).
+        let mut waiting: Vec<(Delta, automerge::ChangeHash, [u8; 32])> = waiting
+            .into_iter()
+            .filter_map(|row| {
+                let (delta, change) = Delta::decode(&row.bytes, &account).ok()?;
+                Some((delta, change?.hash(), row.content_id))
+            })
+            .collect();
+        let tx = self.store.transaction()?;
+        let mut touched = BTreeSet::new();
+        let mut new_changes = 0i64;
+        for (delta, change, encoded) in incoming {
+            applied.new += 1;
+            let hash = change.as_ref().map(|c| c.hash());
+            if let Some(change) = change {
+                tx.append_doc_change(change.raw_bytes())?;
+                new_changes += 1;
+                self.doc.apply_changes(vec![change])?;
+            }
+            let ready = hash.is_none_or(|h| self.doc.has_change(&h));
+            tx.insert_delta(&delta_row(&delta, encoded, ready))?;
+            // Message effects merge monotonically, so they never wait.
+            message_effects(&tx, &delta, account.as_str(), &mut touched)?;
+            if ready {
+                merged(&tx, &delta, encoded.content_id(), me, &mut touched)?;
+            } else {
+                applied.waiting += 1;
+                waiting.push((
+                    delta,
+                    hash.expect("only changes wait"),
+                    encoded.content_id(),
+                ));
+            }
+            // The change may have unblocked waiting ones, in causal order.
+            let mut i = 0;
+            while i < waiting.len() {
+                if self.doc.has_change(&waiting[i].1) {
+                    let (delta, _, content_id) = waiting.remove(i);
+                    tx.mark_delta_applied(&content_id)?;
+                    applied.unblocked += 1;
+                    merged(&tx, &delta, content_id, me, &mut touched)?;
+                    i = 0;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let since = changes_before + new_changes;
+        if since >= DOC_CHANGES_PER_SNAPSHOT {
+            tx.replace_doc_with_snapshot(&self.doc.save())?;
+            tx.set_meta(MetaKey::DocChangesSinceSnapshot, 0)?;
+        } else {
+            tx.set_meta(MetaKey::DocChangesSinceSnapshot, since)?;
+        }
+        project(&tx, &self.doc, account.as_str(), &touched)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Reloads the document from the store after a failed write, so memory
+    /// and disk agree again.
+    fn reload_doc(&mut self) -> Result<(), OpError> {
+        self.doc = load_doc(&self.store, &self.device)?;
+        Ok(())
+    }
+
+    /// Operations merged from other devices, after journal position `after`.
+    pub fn merged_ops(&self, after: i64, limit: usize) -> Result<Vec<MergedOp>, StoreError> {
+        let rows = self.store.events_after(after, limit)?;
+        rows.into_iter()
+            .map(|row| {
+                let op = postcard::from_bytes(&row.body).map_err(|e| {
+                    StoreError::Corrupt(format!("journaled operation {}: {e}", row.seq))
+                })?;
+                Ok(MergedOp {
+                    seq: row.seq,
+                    content_id: row.content_id,
+                    origin: DeviceId(row.origin),
+                    made_at_ms: row.made_at_ms,
+                    op,
+                })
+            })
+            .collect()
+    }
+
+    // ---- Queries: served from the projections. ----
+
+    /// A page of the conversation list: pinned first, then by last activity.
+    pub fn conversations(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        self.store.conversation_list(offset, limit)
+    }
+
+    /// One conversation, listed or not.
+    pub fn conversation(&self, id: &ConversationId) -> Result<Option<ConversationRow>, StoreError> {
+        self.store.conversation(&id.key())
+    }
+
+    /// A page of a conversation's messages, newest first, before the
+    /// `(sent_at_ms, id)` position `before` when given.
+    pub fn messages(
+        &self,
+        conversation: &ConversationId,
+        before: Option<(i64, &MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        self.store.messages(
+            &conversation.key(),
+            before.map(|(at, id)| (at, id.as_str())),
+            limit,
+        )
+    }
+
+    /// One message, unless unknown or deleted for this account.
+    pub fn message(&self, id: &MessageId) -> Result<Option<MessageView>, StoreError> {
+        self.store.message(id.as_str())
+    }
+
+    pub fn contacts(&self) -> Result<Vec<ContactRow>, StoreError> {
+        self.store.contacts()
+    }
+
+    pub fn blocklist(&self) -> Result<Vec<BlockedRow>, StoreError> {
+        self.store.blocklist()
+    }
+
+    pub fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+        self.store.groups()
+    }
+
+    pub fn group(&self, id: &GroupId) -> Result<Option<GroupRow>, StoreError> {
+        self.store.group(id.as_str())
+    }
+
+    pub fn threads(&self) -> Result<Vec<ThreadRow>, StoreError> {
+        self.store.threads()
+    }
+
+    /// Everything the app can see, in a stable order.
+    pub fn state(&self) -> Result<AccountState, StoreError> {
+        Ok(AccountState {
+            conversations: self.store.all_conversations()?,
+            messages: self.store.message_log()?,
+            contacts: self.store.contacts()?,
+            blocklist: self.store.blocklist()?,
+            groups: self.store.groups()?,
+            threads: self.store.threads()?,
+        })
+    }
+
+    /// The account document's heads, sorted, as hex: equal on two devices
+    /// exactly when their documents hold the same changes.
+    pub fn doc_heads(&self) -> Vec<String> {
+        self.doc.heads().iter().map(|h| h.to_string()).collect()
+    }
+}
+
+/// The id of a message sent by `delta`: unique per device and operation.
+pub(crate) fn sent_message_id(delta: &Delta) -> MessageId {
+    MessageId::new(format!("{}.{}", delta.origin.to_hex(), delta.origin_seq))
+        .expect("a hex device id and a number make a valid id")
+}
+
+fn delta_row(delta: &Delta, encoded: &EncodedDelta, applied: bool) -> DeltaRow {
+    DeltaRow {
+        local_seq: 0,
+        content_id: encoded.content_id(),
+        origin: delta.origin.0,
+        origin_seq: delta.origin_seq as i64,
+        made_at_ms: delta.made_at_ms,
+        bytes: encoded.0.clone(),
+        relay_seq: None,
+        applied,
+    }
+}
+
+fn load_doc(store: &DeviceStore, device: &DeviceInfo) -> Result<AccountDoc, OpError> {
+    let chunks = store.doc_chunks()?;
+    let mut snapshot = None;
+    let mut changes: Vec<&[u8]> = Vec::new();
+    for chunk in &chunks {
+        match chunk {
+            DocChunk::Snapshot(bytes) => snapshot = Some(bytes.as_slice()),
+            DocChunk::Change(bytes) => changes.push(bytes),
+        }
+    }
+    // Changes that waited for a dependency are not in a snapshot; their
+    // deltas still hold them.
+    let pending = store.pending_deltas()?;
+    let pending_changes: Vec<Vec<u8>> = pending
+        .iter()
+        .filter_map(|row| Delta::decode(&row.bytes, &device.account).ok()?.0.change)
+        .collect();
+    changes.extend(pending_changes.iter().map(Vec::as_slice));
+    Ok(AccountDoc::load(snapshot, changes, device.device_id)?)
+}
+
+fn store_doc_change(
+    tx: &DeviceTx<'_>,
+    change: &[u8],
+    snapshot: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    match snapshot {
+        Some(snapshot) => {
+            tx.replace_doc_with_snapshot(snapshot)?;
+            tx.set_meta(MetaKey::DocChangesSinceSnapshot, 0)
+        }
+        None => {
+            tx.append_doc_change(change)?;
+            let since = tx.meta(MetaKey::DocChangesSinceSnapshot)?.unwrap_or(0);
+            tx.set_meta(MetaKey::DocChangesSinceSnapshot, since + 1)
+        }
+    }
+}
+
+/// Journals a merged operation from another device and notes what it
+/// touched.
+fn merged(
+    tx: &DeviceTx<'_>,
+    delta: &Delta,
+    content_id: ContentId,
+    me: DeviceId,
+    touched: &mut BTreeSet<Entity>,
+) -> Result<(), StoreError> {
+    touched.extend(touched_by(&delta.op));
+    if delta.origin != me {
+        tx.append_event(&EventRow {
+            seq: 0,
+            content_id,
+            origin: delta.origin.0,
+            made_at_ms: delta.made_at_ms,
+            body: postcard::to_stdvec(&delta.op).expect("an op always encodes"),
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes an operation's effects on the message log. They merge
+/// monotonically (grow-only set, flags that only turn on, receipts that only
+/// rise), so order and repetition do not matter.
+fn message_effects(
+    tx: &DeviceTx<'_>,
+    delta: &Delta,
+    account: &str,
+    touched: &mut BTreeSet<Entity>,
+) -> Result<(), StoreError> {
+    let Op::Message(op) = &delta.op else {
+        return Ok(());
+    };
+    let mut flag = |id: &MessageId, update: FlagsUpdate| -> Result<(), StoreError> {
+        tx.merge_message_flags(id.as_str(), update)?;
+        if let Some(conversation) = tx.message_conversation(id.as_str())? {
+            touched.insert(Entity::Conversation(conversation));
+        }
+        Ok(())
+    };
+    match op {
+        MessageOp::Send { conversation, body } => {
+            tx.insert_message(&MessageRecord {
+                id: sent_message_id(delta).into(),
+                conversation: conversation.key(),
+                sender: account.to_owned(),
+                sent_at_ms: delta.made_at_ms,
+                body: body.clone(),
+            })?;
+            touched.insert(Entity::Conversation(conversation.key()));
+        }
+        MessageOp::Ingest { message } => {
+            tx.insert_message(&MessageRecord {
+                id: message.id.as_str().to_owned(),
+                conversation: message.conversation.key(),
+                sender: message.sender.as_str().to_owned(),
+                sent_at_ms: message.sent_at_ms,
+                body: message.body.clone(),
+            })?;
+            touched.insert(Entity::Conversation(message.conversation.key()));
+        }
+        MessageOp::Recall { message } => flag(
+            message,
+            FlagsUpdate {
+                recalled: true,
+                ..Default::default()
+            },
+        )?,
+        MessageOp::DeleteForMe { messages } => {
+            for message in messages {
+                flag(
+                    message,
+                    FlagsUpdate {
+                        deleted: true,
+                        ..Default::default()
+                    },
+                )?;
+            }
+        }
+        MessageOp::Receipt { message, receipt } => flag(
+            message,
+            FlagsUpdate {
+                receipt: Receipt::from(*receipt),
+                ..Default::default()
+            },
+        )?,
+    }
+    Ok(())
+}
+
+/// The document entities an operation touches.
+fn touched_by(op: &Op) -> Vec<Entity> {
+    let conversation = |c: &ConversationId| vec![Entity::Conversation(c.key())];
+    match op {
+        Op::Message(_) => Vec::new(),
+        Op::Conversation(op) => match op {
+            ConversationOp::MarkRead {
+                conversation: c, ..
+            }
+            | ConversationOp::ClearUnread { conversation: c }
+            | ConversationOp::Pin { conversation: c }
+            | ConversationOp::Unpin { conversation: c }
+            | ConversationOp::Delete { conversation: c }
+            | ConversationOp::AddMark {
+                conversation: c, ..
+            }
+            | ConversationOp::RemoveMark {
+                conversation: c, ..
+            }
+            | ConversationOp::SetDoNotDisturb {
+                conversation: c, ..
+            } => conversation(c),
+            ConversationOp::ClearAllUnread => vec![Entity::AllConversations],
+        },
+        Op::Contact(op) => match op {
+            ContactOp::Block { user } | ContactOp::Unblock { user } => {
+                vec![Entity::Blocked(user.as_str().to_owned())]
+            }
+            ContactOp::Add { user, .. }
+            | ContactOp::Accept { user }
+            | ContactOp::Decline { user }
+            | ContactOp::Remove { user }
+            | ContactOp::SetRemark { user, .. } => vec![Entity::Contact(user.as_str().to_owned())],
+        },
+        Op::Group(op) => vec![Entity::Group(group_of(op).as_str().to_owned())],
+        Op::Thread(op) => vec![Entity::Thread(thread_of(op).as_str().to_owned())],
+    }
+}
+
+pub(crate) fn group_of(op: &GroupOp) -> &GroupId {
+    match op {
+        GroupOp::Create { group, .. }
+        | GroupOp::Destroy { group }
+        | GroupOp::Join { group }
+        | GroupOp::Leave { group }
+        | GroupOp::Apply { group, .. }
+        | GroupOp::AcceptApplication { group, .. }
+        | GroupOp::DeclineApplication { group, .. }
+        | GroupOp::Invite { group, .. }
+        | GroupOp::AcceptInvitation { group, .. }
+        | GroupOp::DeclineInvitation { group, .. }
+        | GroupOp::Kick { group, .. }
+        | GroupOp::Ban { group, .. }
+        | GroupOp::Allow { group, .. }
+        | GroupOp::BlockMessages { group }
+        | GroupOp::UnblockMessages { group }
+        | GroupOp::TransferOwner { group, .. }
+        | GroupOp::AddAdmin { group, .. }
+        | GroupOp::RemoveAdmin { group, .. }
+        | GroupOp::Mute { group, .. }
+        | GroupOp::Unmute { group, .. }
+        | GroupOp::AddAllowList { group, .. }
+        | GroupOp::RemoveAllowList { group, .. }
+        | GroupOp::MuteAll { group }
+        | GroupOp::UnmuteAll { group }
+        | GroupOp::UpdateInfo { group, .. }
+        | GroupOp::SetMemberAttributes { group, .. } => group,
+    }
+}
+
+pub(crate) fn thread_of(op: &ThreadOp) -> &ThreadId {
+    match op {
+        ThreadOp::Create { thread, .. }
+        | ThreadOp::Destroy { thread }
+        | ThreadOp::Join { thread, .. }
+        | ThreadOp::Leave { thread }
+        | ThreadOp::Update { thread, .. }
+        | ThreadOp::Kick { thread, .. } => thread,
+    }
+}
+
+/// Projects the touched entities from the document into their rows.
+fn project(
+    tx: &DeviceTx<'_>,
+    doc: &AccountDoc,
+    account: &str,
+    touched: &BTreeSet<Entity>,
+) -> Result<(), StoreError> {
+    for entity in touched {
+        match entity {
+            Entity::Conversation(key) => {
+                tx.put_conversation_settings(key, &doc.conversation_settings(key), account)?;
+            }
+            Entity::AllConversations => {
+                for key in doc.conversation_keys() {
+                    tx.put_conversation_settings(&key, &doc.conversation_settings(&key), account)?;
+                }
+            }
+            Entity::Contact(user) => tx.put_contact(user, doc.contact(user).as_ref())?,
+            Entity::Blocked(user) => tx.put_blocked(user, doc.blocked(user).as_ref())?,
+            Entity::Group(group) => tx.put_group(group, doc.group(group).as_ref())?,
+            Entity::Thread(thread) => tx.put_thread(thread, doc.thread(thread).as_ref())?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! Named limits on everything a local operation or a remote delta carries.
+//! Each is tested just below, at and just above in `tests`.
+
+/// Bytes in any id (user, group, thread, message, mark).
+pub const ID_BYTES_MAX: usize = 128;
+
+/// Bytes in a message body.
+pub const MESSAGE_BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Bytes in a short free-text field: names, remarks, reasons, greetings,
+/// descriptions, announcements, attribute values.
+pub const TEXT_BYTES_MAX: usize = 4 * 1024;
+
+/// Users named by one operation (invite, kick, mute…).
+pub const USERS_PER_OP_MAX: usize = 500;
+
+/// Messages named by one delete-for-me.
+pub const MESSAGES_PER_OP_MAX: usize = 500;
+
+/// Attributes set by one member-attributes operation.
+pub const ATTRIBUTES_PER_OP_MAX: usize = 64;
+
+/// Bytes in one encoded delta. A delta is one user operation, so this is far
+/// above what a valid one needs; anything larger is refused unread.
+pub const DELTA_BYTES_MAX: usize = 1024 * 1024;
+
+/// Deltas in one `apply_remote` batch: one batch is one SQLite transaction.
+pub const DELTAS_PER_BATCH_MAX: usize = 10_000;
+
+/// Document changes kept as separate chunks before they are folded into a
+/// snapshot, bounding both load time and the chunk table.
+pub const DOC_CHANGES_PER_SNAPSHOT: i64 = 1_000;

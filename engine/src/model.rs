@@ -1,0 +1,202 @@
+//! The things a user's IM state is made of, with validated ids.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::ID_BYTES_MAX;
+
+/// Why a string is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} must be 1 to {ID_BYTES_MAX} bytes without control characters, got {value:?}")]
+pub struct InvalidId {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+fn check_id(kind: &'static str, value: &str) -> Result<(), InvalidId> {
+    // Control characters are refused because the document joins ids with
+    // U+001F inside map keys.
+    if value.is_empty() || value.len() > ID_BYTES_MAX || value.chars().any(char::is_control) {
+        return Err(InvalidId {
+            kind,
+            value: value.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps an id.
+            pub fn new(value: impl Into<String>) -> Result<Self, InvalidId> {
+                let value = value.into();
+                check_id($kind, &value)?;
+                Ok($name(value))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(value: String) -> Result<Self, InvalidId> {
+                $name::new(value)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(value: &str) -> Result<Self, InvalidId> {
+                $name::new(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Another user (a contact, a group member, a message sender).
+    UserId,
+    "a user id"
+);
+string_id!(
+    /// A group, as the IM service names it.
+    GroupId,
+    "a group id"
+);
+string_id!(
+    /// A thread inside a group.
+    ThreadId,
+    "a thread id"
+);
+string_id!(
+    /// A message, unique within the account.
+    MessageId,
+    "a message id"
+);
+
+/// A conversation: with one user, in a group, or in a thread. Its text form
+/// is `u:<user>`, `g:<group>` or `t:<thread>`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConversationId {
+    User(UserId),
+    Group(GroupId),
+    Thread(ThreadId),
+}
+
+impl ConversationId {
+    /// The stable text form, used as the key in the store and the document.
+    pub fn key(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConversationId::User(id) => write!(f, "u:{id}"),
+            ConversationId::Group(id) => write!(f, "g:{id}"),
+            ConversationId::Thread(id) => write!(f, "t:{id}"),
+        }
+    }
+}
+
+impl fmt::Debug for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl FromStr for ConversationId {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<Self, InvalidId> {
+        let bad = || InvalidId {
+            kind: "a conversation id (u:<user>, g:<group> or t:<thread>)",
+            value: s.to_owned(),
+        };
+        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+        match kind {
+            "u" => Ok(ConversationId::User(rest.parse()?)),
+            "g" => Ok(ConversationId::Group(rest.parse()?)),
+            "t" => Ok(ConversationId::Thread(rest.parse()?)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// A message as it arrives from the IM service, to be ingested.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncomingMessage {
+    pub id: MessageId,
+    pub conversation: ConversationId,
+    pub sender: UserId,
+    pub sent_at_ms: i64,
+    pub body: String,
+}
+
+/// A receipt the other party sent for a message. Receipts only move
+/// forward: none < delivered < read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PeerReceipt {
+    Delivered,
+    Read,
+}
+
+impl From<PeerReceipt> for tandem_storage::device::Receipt {
+    fn from(value: PeerReceipt) -> Self {
+        match value {
+            PeerReceipt::Delivered => tandem_storage::device::Receipt::Delivered,
+            PeerReceipt::Read => tandem_storage::device::Receipt::Read,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversation_ids_round_trip_through_text() {
+        for text in ["u:bob", "g:team", "t:plans:2024"] {
+            assert_eq!(text.parse::<ConversationId>().unwrap().to_string(), text);
+        }
+        for bad in ["bob", "x:bob", "u:", "u:a\u{1f}b"] {
+            assert!(bad.parse::<ConversationId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn id_length_limit() {
+        assert!(UserId::new("a".repeat(ID_BYTES_MAX)).is_ok());
+        assert!(UserId::new("a".repeat(ID_BYTES_MAX + 1)).is_err());
+        assert!(UserId::new("").is_err());
+    }
+}
