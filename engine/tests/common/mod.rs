@@ -133,3 +133,225 @@ pub fn both_orders(setup: impl Fn() -> (Device, Device)) -> AccountState {
     assert_converged(&devices);
     devices[0].state()
 }
+
+/// A device backed by a file in its own temporary folder.
+pub fn file_device(n: u8) -> (Device, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    let device = Device {
+        engine: Engine::open(file_config(&path), 1_000, || DeviceId([n; 16])).unwrap(),
+        now_ms: 1_000,
+        _dir: Some(dir),
+    };
+    (device, path)
+}
+
+pub fn file_config(path: &std::path::Path) -> Config {
+    Config {
+        store: StorePath::File(path.to_owned()),
+        account: AccountId::new(ACCOUNT).unwrap(),
+        device_name: "file device".into(),
+        platform: Platform::Macos,
+    }
+}
+
+impl Device {
+    /// Reopens the device's file store (the old engine is dropped once the
+    /// new one is open; WAL lets both connections coexist meanwhile).
+    pub fn reopen(&mut self, path: &std::path::Path) {
+        self.engine = Engine::open(file_config(path), 0, || {
+            panic!("a reopened device keeps its id")
+        })
+        .unwrap();
+    }
+}
+
+/// One operation of every kind, in an order in which each is valid when
+/// performed on one fresh device.
+pub fn every_op() -> Vec<Op> {
+    let g = |id: &str| group(id);
+    let users = |ids: &[&str]| ids.iter().map(|u| user(u)).collect::<Vec<_>>();
+    let c = |id: &str| conv(id);
+    vec![
+        incoming("m1", "u:bob", "bob", 100),
+        incoming("m2", "u:bob", "bob", 101),
+        incoming("m3", "u:bob", "bob", 102),
+        incoming("m4", "u:carol", "carol", 103),
+        Op::Message(MessageOp::Send {
+            conversation: c("u:bob"),
+            body: "hello bob".into(),
+        }),
+        Op::Message(MessageOp::Recall { message: msg("m2") }),
+        Op::Message(MessageOp::DeleteForMe {
+            messages: vec![msg("m3")],
+        }),
+        Op::Message(MessageOp::Receipt {
+            message: msg("m1"),
+            receipt: PeerReceipt::Read,
+        }),
+        Op::Conversation(ConversationOp::MarkRead {
+            conversation: c("u:bob"),
+            message: msg("m1"),
+        }),
+        Op::Conversation(ConversationOp::ClearUnread {
+            conversation: c("u:bob"),
+        }),
+        Op::Conversation(ConversationOp::ClearAllUnread),
+        Op::Conversation(ConversationOp::Pin {
+            conversation: c("u:bob"),
+        }),
+        Op::Conversation(ConversationOp::Unpin {
+            conversation: c("u:bob"),
+        }),
+        Op::Conversation(ConversationOp::AddMark {
+            conversation: c("u:bob"),
+            mark: "work".into(),
+        }),
+        Op::Conversation(ConversationOp::RemoveMark {
+            conversation: c("u:bob"),
+            mark: "work".into(),
+        }),
+        Op::Conversation(ConversationOp::SetDoNotDisturb {
+            conversation: c("u:bob"),
+            enabled: true,
+        }),
+        Op::Conversation(ConversationOp::Delete {
+            conversation: c("u:carol"),
+        }),
+        Op::Contact(ContactOp::Add {
+            user: user("dave"),
+            greeting: "hi".into(),
+        }),
+        Op::Contact(ContactOp::Decline { user: user("dave") }),
+        Op::Contact(ContactOp::Accept { user: user("bob") }),
+        Op::Contact(ContactOp::SetRemark {
+            user: user("bob"),
+            remark: "Bobby".into(),
+        }),
+        Op::Contact(ContactOp::Add {
+            user: user("erin"),
+            greeting: String::new(),
+        }),
+        Op::Contact(ContactOp::Remove { user: user("erin") }),
+        Op::Contact(ContactOp::Block { user: user("eve") }),
+        Op::Contact(ContactOp::Unblock { user: user("eve") }),
+        Op::Contact(ContactOp::Block {
+            user: user("mallory"),
+        }),
+        Op::Group(GroupOp::Create {
+            group: g("g1"),
+            name: "Team".into(),
+            members: users(&["bob", "carol"]),
+        }),
+        Op::Group(GroupOp::Invite {
+            group: g("g1"),
+            users: users(&["dave"]),
+        }),
+        Op::Group(GroupOp::AcceptApplication {
+            group: g("g1"),
+            user: user("erin"),
+        }),
+        Op::Group(GroupOp::DeclineApplication {
+            group: g("g1"),
+            user: user("frank"),
+            reason: "no".into(),
+        }),
+        Op::Group(GroupOp::Kick {
+            group: g("g1"),
+            users: users(&["dave"]),
+        }),
+        Op::Group(GroupOp::Ban {
+            group: g("g1"),
+            users: users(&["erin"]),
+        }),
+        Op::Group(GroupOp::Allow {
+            group: g("g1"),
+            users: users(&["erin"]),
+        }),
+        Op::Group(GroupOp::BlockMessages { group: g("g1") }),
+        Op::Group(GroupOp::UnblockMessages { group: g("g1") }),
+        Op::Group(GroupOp::AddAdmin {
+            group: g("g1"),
+            user: user("bob"),
+        }),
+        Op::Group(GroupOp::RemoveAdmin {
+            group: g("g1"),
+            user: user("bob"),
+        }),
+        Op::Group(GroupOp::Mute {
+            group: g("g1"),
+            users: users(&["carol"]),
+            until_ms: 5_000,
+        }),
+        Op::Group(GroupOp::Unmute {
+            group: g("g1"),
+            users: users(&["carol"]),
+        }),
+        Op::Group(GroupOp::AddAllowList {
+            group: g("g1"),
+            users: users(&["bob"]),
+        }),
+        Op::Group(GroupOp::RemoveAllowList {
+            group: g("g1"),
+            users: users(&["bob"]),
+        }),
+        Op::Group(GroupOp::MuteAll { group: g("g1") }),
+        Op::Group(GroupOp::UnmuteAll { group: g("g1") }),
+        Op::Group(GroupOp::UpdateInfo {
+            group: g("g1"),
+            update: GroupInfoUpdate {
+                name: Some("Core team".into()),
+                description: Some("The core".into()),
+                announcement: Some("Ship it".into()),
+            },
+        }),
+        Op::Group(GroupOp::SetMemberAttributes {
+            group: g("g1"),
+            user: user("bob"),
+            attributes: vec![("nick".into(), "B".into())],
+        }),
+        Op::Group(GroupOp::TransferOwner {
+            group: g("g1"),
+            new_owner: user("bob"),
+        }),
+        Op::Group(GroupOp::Apply {
+            group: g("g2"),
+            reason: "let me in".into(),
+        }),
+        Op::Group(GroupOp::Join { group: g("g3") }),
+        Op::Group(GroupOp::Leave { group: g("g3") }),
+        Op::Group(GroupOp::AcceptInvitation {
+            group: g("g4"),
+            inviter: user("bob"),
+        }),
+        Op::Group(GroupOp::DeclineInvitation {
+            group: g("g5"),
+            inviter: user("bob"),
+            reason: String::new(),
+        }),
+        Op::Group(GroupOp::Destroy { group: g("g2") }),
+        Op::Thread(ThreadOp::Create {
+            thread: ThreadId::new("t1").unwrap(),
+            group: g("g1"),
+            name: "Plans".into(),
+        }),
+        Op::Thread(ThreadOp::Update {
+            thread: ThreadId::new("t1").unwrap(),
+            name: "Plans v2".into(),
+        }),
+        Op::Thread(ThreadOp::Join {
+            thread: ThreadId::new("t2").unwrap(),
+            group: g("g1"),
+        }),
+        Op::Thread(ThreadOp::Kick {
+            thread: ThreadId::new("t2").unwrap(),
+            users: users(&["bob"]),
+        }),
+        Op::Thread(ThreadOp::Leave {
+            thread: ThreadId::new("t2").unwrap(),
+        }),
+        Op::Thread(ThreadOp::Destroy {
+            thread: ThreadId::new("t1").unwrap(),
+        }),
+    ]
+}
