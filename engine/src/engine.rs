@@ -109,12 +109,66 @@ pub enum ApplyError {
         #[source]
         error: DeltaError,
     },
+    /// A relay page does not continue the log after the cursor: the caller
+    /// must pull from the cursor instead.
+    #[error("the relay log continues at {expected}, the page has {found}")]
+    Gap { expected: u64, found: u64 },
     /// automerge refused a change (for example a sequence number reused with
     /// different content).
     #[error("document: {0}")]
     Doc(#[from] DocError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+}
+
+/// One entry of the relay's log: its position and the delta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayDelta {
+    pub seq: u64,
+    pub delta: EncodedDelta,
+}
+
+/// A batch being merged: new deltas, known ones with their relay position,
+/// and the relay cursor to store with it.
+struct Batch<'a> {
+    incoming: Vec<Incoming<'a>>,
+    known: Vec<(ContentId, u64)>,
+    cursor: Option<u64>,
+}
+
+struct Incoming<'a> {
+    delta: Delta,
+    change: Option<automerge::Change>,
+    encoded: &'a EncodedDelta,
+    relay_seq: Option<u64>,
+}
+
+/// Why the document could not be (re)loaded from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error("document: {0}")]
+    Doc(#[from] DocError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl From<LoadError> for OpError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Doc(d) => OpError::Doc(d),
+            LoadError::Store(s) => OpError::Store(s),
+        }
+    }
+}
+
+impl From<LoadError> for ApplyError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Doc(d) => ApplyError::Doc(d),
+            LoadError::Store(s) => ApplyError::Store(s),
+        }
+    }
 }
 
 /// What a performed operation produced.
@@ -437,34 +491,109 @@ impl Engine {
     /// Merges a batch of deltas from other devices of the account, in one
     /// transaction: all of it or, on any error, none of it.
     pub fn apply_remote(&mut self, batch: &[EncodedDelta]) -> Result<Applied, ApplyError> {
-        if batch.len() > DELTAS_PER_BATCH_MAX {
-            return Err(ApplyError::BatchTooLarge(batch.len()));
+        let entries: Vec<_> = batch.iter().map(|d| (None, d)).collect();
+        self.apply_batch(entries, None)
+    }
+
+    /// Merges a page of the relay's log, in one transaction with the new
+    /// relay cursor. The page must continue the log right after
+    /// [`Engine::relay_cursor`]; entries at or before the cursor (a page
+    /// fetched twice) are skipped. This device's own deltas coming back
+    /// leave the outbox here too, even if their push acknowledgement was
+    /// lost.
+    pub fn apply_relay(&mut self, page: &[RelayDelta]) -> Result<Applied, ApplyError> {
+        if page.len() > DELTAS_PER_BATCH_MAX {
+            return Err(ApplyError::BatchTooLarge(page.len()));
+        }
+        let cursor = self.relay_cursor()?;
+        let mut expected = cursor + 1;
+        let mut entries = Vec::with_capacity(page.len());
+        for entry in page.iter().filter(|e| e.seq > cursor) {
+            if entry.seq != expected {
+                return Err(ApplyError::Gap {
+                    expected,
+                    found: entry.seq,
+                });
+            }
+            expected += 1;
+            entries.push((Some(entry.seq), &entry.delta));
+        }
+        if entries.is_empty() {
+            return Ok(Applied::default());
+        }
+        self.apply_batch(entries, Some(expected - 1))
+    }
+
+    /// The relay log position this device has merged everything up to.
+    pub fn relay_cursor(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .store
+            .meta(MetaKey::RelayCursor)?
+            .map_or(0, |c| c.max(0) as u64))
+    }
+
+    /// Up to `limit` of this device's own deltas that no relay has accepted
+    /// yet, oldest first: what to push.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<EncodedDelta>, StoreError> {
+        Ok(self
+            .store
+            .outbox(limit)?
+            .into_iter()
+            .map(|row| EncodedDelta(row.bytes))
+            .collect())
+    }
+
+    /// Records that the relay accepted these deltas at these log positions,
+    /// taking them out of the outbox. Unknown content ids are ignored.
+    pub fn acknowledge(&mut self, accepted: &[(ContentId, u64)]) -> Result<(), StoreError> {
+        let tx = self.store.transaction()?;
+        for (content_id, seq) in accepted {
+            tx.set_relay_seq(content_id, *seq as i64)?;
+        }
+        tx.commit()
+    }
+
+    fn apply_batch(
+        &mut self,
+        entries: Vec<(Option<u64>, &EncodedDelta)>,
+        cursor: Option<u64>,
+    ) -> Result<Applied, ApplyError> {
+        if entries.len() > DELTAS_PER_BATCH_MAX {
+            return Err(ApplyError::BatchTooLarge(entries.len()));
         }
         // Decode and validate everything before touching anything.
-        let mut incoming = Vec::with_capacity(batch.len());
+        let mut batch = Batch {
+            incoming: Vec::with_capacity(entries.len()),
+            known: Vec::new(),
+            cursor,
+        };
         let mut seen = BTreeSet::new();
         let mut applied = Applied::default();
-        for (index, encoded) in batch.iter().enumerate() {
+        for (index, (relay_seq, encoded)) in entries.into_iter().enumerate() {
             let (delta, change) = Delta::decode(&encoded.0, &self.device.account)
                 .map_err(|error| ApplyError::Delta { index, error })?;
             let content_id = encoded.content_id();
             if !seen.insert(content_id) || self.store.has_delta(&content_id)? {
                 applied.duplicate += 1;
+                if let Some(seq) = relay_seq {
+                    batch.known.push((content_id, seq));
+                }
                 continue;
             }
-            incoming.push((delta, change, encoded));
+            batch.incoming.push(Incoming {
+                delta,
+                change,
+                encoded,
+                relay_seq,
+            });
         }
-        if incoming.is_empty() {
+        if batch.incoming.is_empty() && batch.known.is_empty() && batch.cursor.is_none() {
             return Ok(applied);
         }
         let waiting = self.store.pending_deltas()?;
-        let result = self.merge(incoming, waiting, &mut applied);
-        if let Err(error) = result {
-            self.reload_doc().map_err(|e| match e {
-                OpError::Doc(d) => ApplyError::Doc(d),
-                OpError::Store(s) => ApplyError::Store(s),
-                other => unreachable!("reload_doc only fails on doc or store: {other}"),
-            })?;
+        if let Err(error) = self.merge(batch, waiting, &mut applied) {
+            // The document may hold changes the store does not.
+            self.reload_doc()?;
             return Err(error);
         }
         Ok(applied)
@@ -472,7 +601,7 @@ impl Engine {
 
     fn merge(
         &mut self,
-        incoming: Vec<(Delta, Option<automerge::Change>, &EncodedDelta)>,
+        batch: Batch<'_>,
         waiting: Vec<DeltaRow>,
         applied: &mut Applied,
     ) -> Result<(), ApplyError> {
@@ -493,7 +622,16 @@ impl Engine {
         let tx = self.store.transaction()?;
         let mut touched = BTreeSet::new();
         let mut new_changes = 0i64;
-        for (delta, change, encoded) in incoming {
+        for (content_id, seq) in &batch.known {
+            tx.set_relay_seq(content_id, *seq as i64)?;
+        }
+        for Incoming {
+            delta,
+            change,
+            encoded,
+            relay_seq,
+        } in batch.incoming
+        {
             applied.new += 1;
             let hash = change.as_ref().map(|c| c.hash());
             if let Some(change) = change {
@@ -502,7 +640,9 @@ impl Engine {
                 self.doc.apply_changes(vec![change])?;
             }
             let ready = hash.is_none_or(|h| self.doc.has_change(&h));
-            tx.insert_delta(&delta_row(&delta, encoded, ready))?;
+            let mut row = delta_row(&delta, encoded, ready);
+            row.relay_seq = relay_seq.map(|s| s as i64);
+            tx.insert_delta(&row)?;
             // Message effects merge monotonically, so they never wait.
             message_effects(&tx, &delta, account.as_str(), &mut touched)?;
             if ready {
@@ -536,6 +676,9 @@ impl Engine {
         } else {
             tx.set_meta(MetaKey::DocChangesSinceSnapshot, since)?;
         }
+        if let Some(cursor) = batch.cursor {
+            tx.set_meta(MetaKey::RelayCursor, cursor as i64)?;
+        }
         project(&tx, &self.doc, account.as_str(), &touched)?;
         tx.commit()?;
         Ok(())
@@ -543,7 +686,7 @@ impl Engine {
 
     /// Reloads the document from the store after a failed write, so memory
     /// and disk agree again.
-    fn reload_doc(&mut self) -> Result<(), OpError> {
+    fn reload_doc(&mut self) -> Result<(), LoadError> {
         self.doc = load_doc(&self.store, &self.device)?;
         Ok(())
     }
@@ -661,7 +804,7 @@ fn delta_row(delta: &Delta, encoded: &EncodedDelta, applied: bool) -> DeltaRow {
     }
 }
 
-fn load_doc(store: &DeviceStore, device: &DeviceInfo) -> Result<AccountDoc, OpError> {
+fn load_doc(store: &DeviceStore, device: &DeviceInfo) -> Result<AccountDoc, LoadError> {
     let chunks = store.doc_chunks()?;
     let mut snapshot = None;
     let mut changes: Vec<&[u8]> = Vec::new();

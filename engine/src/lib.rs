@@ -12,8 +12,8 @@ pub mod op;
 
 pub use doc::{DocError, Refused};
 pub use engine::{
-    AccountState, Applied, ApplyError, Config, DeviceInfo, Engine, Export, ExportCursor, MergedOp,
-    OpError, OpenError, Performed, StorePath,
+    AccountState, Applied, ApplyError, Config, DeviceInfo, Engine, Export, ExportCursor, LoadError,
+    MergedOp, OpError, OpenError, Performed, RelayDelta, StorePath,
 };
 pub use tandem_storage::device::{
     BlockedRow, ContactRow, ConversationRow, ConversationSettings, GroupMember, GroupRow,
