@@ -1,1 +1,25 @@
-//! placeholder
+//! Tandem's relay: authenticates devices, keeps each account's delta log,
+//! fans new deltas out to the account's other online devices, holds
+//! device-addressed payloads, enforces device limits and kicks.
+//!
+//! - [`config::RelayConfig`] and [`server::serve`] (or [`server::Relay`]
+//!   for a bound port first) start a TCP relay.
+//! - [`secret::load_or_create`] and [`token::issue`] / [`token::verify`]
+//!   manage credentials.
+//! - [`core::RelayCore`] is the decision logic with no IO but its store;
+//!   the tokio shell in [`server`] only carries bytes and time to it.
+//! - [`hook::OfflinePushHook`] is where push notifications would go.
+//!
+//! Architecture invariant: a connection's account is fixed by its
+//! authenticated `Hello`, and every store call is keyed by that account, so
+//! a device can never read or write another account's log.
+
+pub mod config;
+pub mod core;
+pub mod hook;
+pub mod secret;
+pub mod server;
+pub mod token;
+
+pub use config::{OverflowPolicy, RelayConfig, StoreLocation};
+pub use server::{serve, Relay, RelayError};

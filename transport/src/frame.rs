@@ -69,6 +69,7 @@ pub struct PayloadId(pub [u8; PAYLOAD_ID_BYTES]);
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delta {
     content_id: ContentId,
+    #[serde(with = "wire_bytes")]
     bytes: Vec<u8>,
 }
 
@@ -144,6 +145,7 @@ pub struct LogDelta {
     /// The blake3 hash of `bytes`.
     pub content_id: ContentId,
     /// The opaque bytes.
+    #[serde(with = "wire_bytes")]
     pub bytes: Vec<u8>,
 }
 
@@ -425,6 +427,7 @@ pub enum Frame {
         /// Chosen by the sender; see [`PayloadId`].
         id: PayloadId,
         /// At most [`crate::limits::PAYLOAD_BYTES_MAX`] bytes.
+        #[serde(with = "wire_bytes")]
         bytes: Vec<u8>,
     },
     /// Relay → client: the relay holds the payload and will deliver it.
@@ -439,6 +442,7 @@ pub enum Frame {
         /// The payload's id.
         id: PayloadId,
         /// The payload.
+        #[serde(with = "wire_bytes")]
         bytes: Vec<u8>,
     },
     /// Client → relay: the payload is handled; forget it.
@@ -510,6 +514,51 @@ pub fn truncate_text(mut text: String) -> String {
         text.truncate(end);
     }
     text
+}
+
+/// Byte buffers on the wire: postcard writes a byte string exactly as it
+/// writes a sequence of u8 (a varint length, then the bytes), so this changes
+/// no byte of the format. It only makes serde copy the buffer in one go
+/// instead of element by element, which matters for megabyte deltas.
+mod wire_bytes {
+    use serde::de::{Deserializer, Error, SeqAccess, Visitor};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            // Bounded by the frame size: a frame body is at most
+            // FRAME_BYTES_MAX bytes, and each element takes at least one.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(byte) = seq.next_element()? {
+                out.push(byte);
+            }
+            Ok(out)
+        }
+    }
 }
 
 #[cfg(test)]

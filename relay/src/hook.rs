@@ -1,0 +1,46 @@
+//! The offline-push hook: where a deployment sends push notifications.
+
+use tandem_transport::{AccountId, DeviceId};
+
+/// New deltas landed in an account's log while one of its devices was
+/// offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineDelta<'a> {
+    /// The account.
+    pub account: &'a AccountId,
+    /// The offline device.
+    pub device: DeviceId,
+    /// The device that pushed the deltas.
+    pub origin: DeviceId,
+    /// How many new deltas landed.
+    pub deltas_new: usize,
+    /// The account's log head after them.
+    pub head_seq: u64,
+}
+
+/// Called once per offline device each time a push stores new deltas.
+///
+/// It runs on the relay's store thread, between requests: it must return
+/// quickly (hand the work to a queue of your own) or it delays every
+/// account.
+pub trait OfflinePushHook: Send + 'static {
+    /// A delta landed for an offline device.
+    fn delta_for_offline_device(&mut self, event: &OfflineDelta<'_>);
+}
+
+/// The default hook: logs each event with `tracing` and does nothing else.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogOfflinePush;
+
+impl OfflinePushHook for LogOfflinePush {
+    fn delta_for_offline_device(&mut self, event: &OfflineDelta<'_>) {
+        tracing::info!(
+            account = %event.account,
+            device = %event.device,
+            origin = %event.origin,
+            deltas_new = event.deltas_new,
+            head_seq = event.head_seq,
+            "delta for offline device"
+        );
+    }
+}

@@ -1,0 +1,490 @@
+//! The relay's async shell: accept TCP connections, move bytes between
+//! sockets and the core, and shut down gracefully.
+//!
+//! Threads and queues:
+//!
+//! - The core and its (blocking) store run on one thread of their own, fed
+//!   by a bounded channel of [`CORE_QUEUE_DEPTH`] commands. The async
+//!   reactor never waits on SQLite.
+//! - Each connection has a reader task (socket → [`ServerSession`] → core →
+//!   replies) and a writer task (outgoing queue → socket). Replies to a
+//!   device's own requests wait for room in its queue, which slows only that
+//!   device. Frames caused by *other* devices (live deltas, payloads, device
+//!   list changes) are offered without waiting: when the queue is full a
+//!   live delta is dropped and the device gets one `PullNeeded` instead, so
+//!   a slow device never stalls the relay or anyone else.
+//! - The core reads the wall clock only here, in the shell, and passes it in.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tandem_storage::relay::{MemoryRelayStore, RelayStore, SqliteRelayStore};
+use tandem_transport::{codec, ErrorCode, Frame, Request, ServerSession};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::config::{RelayConfig, StoreLocation};
+use crate::core::{ConnId, CoreConfig, Notice, Outcome, RelayCore};
+use crate::hook::{LogOfflinePush, OfflinePushHook};
+
+/// Commands waiting for the core thread.
+pub const CORE_QUEUE_DEPTH: usize = 1024;
+/// Bytes read from a socket per read call.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// How long a closing connection keeps reading (and discarding) what the
+/// device still sends, so that closing with unread input does not reset the
+/// connection before the device reads our final `Error` frame.
+pub const CLOSE_LINGER_MS: u64 = 1_000;
+
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Binding the listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the relay store: {0}")]
+    OpenStore(#[from] tandem_storage::OpenError),
+    /// The core thread could not be started.
+    #[error("cannot start the store thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Why a running relay stopped other than by its shutdown signal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The core thread ended unexpectedly (it panicked).
+    #[error("the relay's store thread stopped")]
+    CoreStopped,
+}
+
+/// A bound relay, ready to serve.
+pub struct Relay {
+    listener: TcpListener,
+    config: RelayConfig,
+    store: Box<dyn RelayStore>,
+    hook: Box<dyn OfflinePushHook>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds and serves `config` until `shutdown` completes.
+pub async fn serve(
+    config: RelayConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RelayError> {
+    Relay::bind(config).await?.serve(shutdown).await?;
+    Ok(())
+}
+
+/// Either way [`serve`] can fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// It could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// It stopped unexpectedly.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+impl Relay {
+    /// Opens the store and binds the listen address. Port 0 picks a free
+    /// port; see [`Relay::local_addr`].
+    pub async fn bind(config: RelayConfig) -> Result<Relay, StartError> {
+        let store: Box<dyn RelayStore> = match &config.store {
+            StoreLocation::Memory => Box::new(MemoryRelayStore::new()),
+            StoreLocation::Sqlite(path) => {
+                let path = path.clone();
+                // Opening migrates the file: blocking work, off the reactor.
+                let opened = tokio::task::spawn_blocking(move || SqliteRelayStore::open(&path))
+                    .await
+                    .map_err(|e| StartError::Thread(std::io::Error::other(e)))?;
+                Box::new(opened?)
+            }
+        };
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen_addr,
+                source,
+            })?;
+        Ok(Relay {
+            listener,
+            config,
+            store,
+            hook: Box::new(LogOfflinePush),
+        })
+    }
+
+    /// Replaces the default (logging) offline-push hook.
+    pub fn with_offline_push_hook(mut self, hook: Box<dyn OfflinePushHook>) -> Self {
+        self.hook = hook;
+        self
+    }
+
+    /// The address the relay listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then tells every connection, waits
+    /// for them to close, and stops the store thread (after its last
+    /// commit).
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+        let Relay {
+            listener,
+            config,
+            store,
+            hook,
+        } = self;
+        let core_config = CoreConfig {
+            secret: config.secret.clone(),
+            devices_online_max: config.devices_online_max,
+            overflow_policy: config.overflow_policy,
+            payloads_pending_max: config.payloads_pending_max,
+        };
+        let core = RelayCore::new(store, core_config, hook);
+        let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE_DEPTH);
+        let core_thread = std::thread::Builder::new()
+            .name("tandem-relay-core".into())
+            .spawn(move || run_core(core, core_rx))
+            .map_err(|_| ServeError::CoreStopped)?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let permits = Arc::new(Semaphore::new(config.connections_max));
+        let mut connections = JoinSet::new();
+        let mut next_conn: ConnId = 1;
+        tracing::info!(addr = %listener.local_addr().ok().map(|a| a.to_string()).unwrap_or_default(), "relay serving");
+
+        tokio::pin!(shutdown);
+        loop {
+            // Reap finished connections so the set does not grow forever.
+            while connections.try_join_next().is_some() {}
+            let permit = tokio::select! {
+                _ = &mut shutdown => break,
+                permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+            };
+            let accepted = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Usually out of file descriptors: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let conn = next_conn;
+            next_conn += 1;
+            tracing::debug!(conn, %peer, "connection accepted");
+            let core_tx = core_tx.clone();
+            let shutdown_rx = shutdown_rx.clone();
+            let queue = config.queue_frames_max;
+            connections.spawn(async move {
+                run_connection(conn, stream, core_tx, queue, shutdown_rx).await;
+                drop(permit);
+            });
+        }
+
+        tracing::info!(connections = connections.len(), "relay shutting down");
+        let _ = shutdown_tx.send(true);
+        while connections.join_next().await.is_some() {}
+        drop(core_tx);
+        let joined = tokio::task::spawn_blocking(move || core_thread.join()).await;
+        match joined {
+            Ok(Ok(())) => {
+                tracing::info!("relay stopped");
+                Ok(())
+            }
+            _ => Err(ServeError::CoreStopped),
+        }
+    }
+}
+
+/// What the core thread is asked to do.
+enum ToCore {
+    /// A connection opened; here is how to reach it.
+    Open { conn: ConnId, link: ConnLink },
+    /// A validated request; the outcome goes back through `reply`.
+    Request {
+        conn: ConnId,
+        request: Request,
+        reply: oneshot::Sender<Outcome>,
+    },
+    /// A connection closed.
+    Closed { conn: ConnId },
+}
+
+/// How the core thread reaches a connection without waiting on it.
+struct ConnLink {
+    queue: mpsc::Sender<Frame>,
+    flags: Arc<ConnFlags>,
+}
+
+/// Signals to a connection's writer that must not be lost when its queue is
+/// full. Each is set, then the writer is woken.
+#[derive(Default)]
+struct ConnFlags {
+    pull_needed: AtomicBool,
+    devices_changed: AtomicBool,
+    /// The last frame to write before closing (`Kicked`), or `Some(None)` to
+    /// close without a word.
+    close: Mutex<Option<Option<Frame>>>,
+    wake_writer: Notify,
+    /// The writer has finished; the reader should stop too.
+    writer_done: Notify,
+    writer_finished: AtomicBool,
+}
+
+impl ConnFlags {
+    fn set_close(&self, last: Option<Frame>) {
+        let mut close = self.close.lock().unwrap_or_else(|p| p.into_inner());
+        if close.is_none() {
+            *close = Some(last);
+        }
+        drop(close);
+        self.wake_writer.notify_one();
+    }
+
+    fn take_close(&self) -> Option<Option<Frame>> {
+        self.close.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The core thread: one command at a time until every sender is gone.
+fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
+    let mut links: HashMap<ConnId, ConnLink> = HashMap::new();
+    while let Some(command) = rx.blocking_recv() {
+        match command {
+            ToCore::Open { conn, link } => {
+                links.insert(conn, link);
+            }
+            ToCore::Closed { conn } => {
+                links.remove(&conn);
+                core.disconnected(conn, now_ms());
+            }
+            ToCore::Request {
+                conn,
+                request,
+                reply,
+            } => {
+                let mut outcome = core.handle(conn, request, now_ms());
+                for (target, notice) in std::mem::take(&mut outcome.notices) {
+                    if let Some(link) = links.get(&target) {
+                        deliver(target, link, notice);
+                    }
+                }
+                // The reader may be gone already; then nobody needs the reply.
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+}
+
+/// Offers a notice to a connection without ever waiting.
+fn deliver(conn: ConnId, link: &ConnLink, notice: Notice) {
+    let frame = match notice {
+        Notice::Kicked { by, reason } => {
+            return link.flags.set_close(Some(Frame::Kicked { by, reason }))
+        }
+        Notice::Superseded => return link.flags.set_close(None),
+        Notice::Live(delta) => Frame::Live(delta),
+        Notice::Payload { from, id, bytes } => Frame::DeliverPayload { from, id, bytes },
+        Notice::DeviceListChanged => Frame::DeviceListChanged,
+    };
+    if let Err(mpsc::error::TrySendError::Full(frame)) = link.queue.try_send(frame) {
+        let flag = match frame {
+            Frame::Live(_) => &link.flags.pull_needed,
+            Frame::DeviceListChanged => &link.flags.devices_changed,
+            // Stays stored; delivered on the device's next connection.
+            _ => return,
+        };
+        if !flag.swap(true, Ordering::AcqRel) {
+            tracing::debug!(conn, "queue full; frame replaced by a flag");
+            link.flags.wake_writer.notify_one();
+        }
+    }
+}
+
+async fn run_connection(
+    conn: ConnId,
+    stream: TcpStream,
+    core_tx: mpsc::Sender<ToCore>,
+    queue_frames_max: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut read, write) = stream.into_split();
+    let (queue_tx, queue_rx) = mpsc::channel(queue_frames_max.max(1));
+    let flags = Arc::new(ConnFlags::default());
+    let link = ConnLink {
+        queue: queue_tx.clone(),
+        flags: flags.clone(),
+    };
+    if core_tx.send(ToCore::Open { conn, link }).await.is_err() {
+        return;
+    }
+    let writer = tokio::spawn(run_writer(conn, write, queue_rx, flags.clone()));
+    let mut session = ServerSession::new();
+    let mut buffer = vec![0u8; READ_CHUNK_BYTES];
+    let mut shutting_down = false;
+    'read: loop {
+        let n = tokio::select! {
+            read = read.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break 'read,
+                Ok(n) => n,
+            },
+            _ = flags.writer_done.notified() => break 'read,
+            _ = shutdown.changed() => {
+                shutting_down = true;
+                let _ = queue_tx.send(Frame::error(ErrorCode::ShuttingDown, "the relay is shutting down")).await;
+                break 'read;
+            }
+        };
+        session.handle_bytes(&buffer[..n]);
+        while let Some(request) = session.poll_request() {
+            let request = match request {
+                Ok(request) => request,
+                Err(error) => {
+                    tracing::info!(conn, %error, "refusing a device's input");
+                    let _ = queue_tx.send(error.frame()).await;
+                    break 'read;
+                }
+            };
+            let (reply_tx, reply_rx) = oneshot::channel();
+            let command = ToCore::Request {
+                conn,
+                request,
+                reply: reply_tx,
+            };
+            if core_tx.send(command).await.is_err() {
+                break 'read;
+            }
+            let Ok(outcome) = reply_rx.await else {
+                break 'read;
+            };
+            if outcome.accepted_hello {
+                session.accept_hello();
+            }
+            for frame in outcome.replies {
+                if queue_tx.send(frame).await.is_err() {
+                    break 'read;
+                }
+            }
+            if outcome.close {
+                break 'read;
+            }
+        }
+    }
+    // The core drops its handle to our queue when it hears we closed; once
+    // ours is gone too the writer drains what is queued and stops.
+    let _ = core_tx.send(ToCore::Closed { conn }).await;
+    drop(queue_tx);
+    let _ = writer.await;
+    // Read and discard what the device still sends, for a bounded time, so
+    // unread input does not turn our close into a reset that could destroy
+    // the final frame before the device reads it. Not when the whole relay
+    // is stopping: then nobody is sending, and shutdown should be quick.
+    if shutting_down {
+        tracing::debug!(conn, "connection closed for shutdown");
+        return;
+    }
+    let linger = tokio::time::timeout(Duration::from_millis(CLOSE_LINGER_MS), async {
+        while let Ok(n) = read.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
+    tokio::select! {
+        _ = linger => {}
+        _ = shutdown.changed() => {}
+    }
+    tracing::debug!(conn, "connection closed");
+}
+
+async fn run_writer(
+    conn: ConnId,
+    mut write: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Frame>,
+    flags: Arc<ConnFlags>,
+) {
+    let result: std::io::Result<()> = async {
+        loop {
+            if let Some(last) = flags.take_close() {
+                if let Some(frame) = last {
+                    write_frame(&mut write, &frame).await?;
+                }
+                return Ok(());
+            }
+            if flags.pull_needed.swap(false, Ordering::AcqRel) {
+                write_frame(&mut write, &Frame::PullNeeded).await?;
+                continue;
+            }
+            if flags.devices_changed.swap(false, Ordering::AcqRel) {
+                write_frame(&mut write, &Frame::DeviceListChanged).await?;
+                continue;
+            }
+            tokio::select! {
+                biased;
+                _ = flags.wake_writer.notified() => {}
+                frame = queue.recv() => match frame {
+                    Some(frame) => write_frame(&mut write, &frame).await?,
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::debug!(conn, %error, "write failed");
+    }
+    let _ = write.shutdown().await;
+    flags.writer_finished.store(true, Ordering::Release);
+    flags.writer_done.notify_one();
+}
+
+async fn write_frame(write: &mut OwnedWriteHalf, frame: &Frame) -> std::io::Result<()> {
+    match codec::encode(frame) {
+        Ok(bytes) => write.write_all(&bytes).await,
+        Err(error) => {
+            // The core only builds frames within the limits; log, skip.
+            tracing::error!(%error, kind = frame.kind(), "relay built an oversize frame");
+            Ok(())
+        }
+    }
+}

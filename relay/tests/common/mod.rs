@@ -1,0 +1,162 @@
+//! Helpers for relay tests over real TCP on 127.0.0.1.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tandem_relay::secret::Secret;
+use tandem_relay::server::ServeError;
+use tandem_relay::{token, Relay, RelayConfig, StoreLocation};
+use tandem_transport::driver::{tcp, Connection};
+use tandem_transport::{AccountId, ClientConfig, DeviceId, Event, Platform};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Every wait in these tests ends by itself after this long.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestRelay {
+    pub addr: SocketAddr,
+    pub secret: Secret,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+pub fn config(store: StoreLocation) -> RelayConfig {
+    RelayConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        store,
+        Secret::from_bytes([42; 32]),
+    )
+}
+
+pub async fn start(config: RelayConfig) -> TestRelay {
+    start_with(config, |relay| relay).await
+}
+
+pub async fn start_with(config: RelayConfig, setup: impl FnOnce(Relay) -> Relay) -> TestRelay {
+    let secret = config.secret.clone();
+    let relay = setup(Relay::bind(config).await.unwrap());
+    let addr = relay.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(relay.serve(async {
+        let _ = stopped.await;
+    }));
+    TestRelay {
+        addr,
+        secret,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl TestRelay {
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
+    /// A token for `account` that expires in an hour, plus `salt` seconds
+    /// (a different salt gives a different token).
+    pub fn token(&self, account_name: &str, salt: u64) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        token::issue(&self.secret, &account(account_name), now + 3600 + salt)
+    }
+}
+
+pub fn account(name: &str) -> AccountId {
+    AccountId::new(name).unwrap()
+}
+
+pub fn device(n: u8) -> DeviceId {
+    DeviceId([n; 16])
+}
+
+pub fn client_config(account_name: &str, n: u8, token: String) -> ClientConfig {
+    let mut config = ClientConfig::new(
+        account(account_name),
+        device(n),
+        format!("dev{n}"),
+        Platform::Linux,
+        token,
+    );
+    // Tests run far shorter than this; no pings interleave with assertions.
+    config.ping_interval_ms = 0;
+    config
+}
+
+pub type Conn = Connection<TcpStream>;
+
+/// Opens a session; does not wait for the handshake.
+pub async fn open(relay: &TestRelay, config: ClientConfig) -> Conn {
+    tcp::connect(relay.addr, config).await.unwrap()
+}
+
+/// Opens a session and waits until it is connected.
+pub async fn login(relay: &TestRelay, account_name: &str, n: u8) -> Conn {
+    let token = relay.token(account_name, 0);
+    login_with(relay, client_config(account_name, n, token)).await
+}
+
+pub async fn login_with(relay: &TestRelay, config: ClientConfig) -> Conn {
+    let mut conn = open(relay, config).await;
+    match next(&mut conn).await {
+        Event::Connected(_) => conn,
+        other => panic!("expected Connected, got {other:?}"),
+    }
+}
+
+/// The next event, within [`WAIT`].
+pub async fn next(conn: &mut Conn) -> Event {
+    tokio::time::timeout(WAIT, conn.next_event())
+        .await
+        .expect("an event within the wait")
+        .expect("no IO error")
+        .expect("the session has not ended")
+}
+
+/// Skips events until `pick` returns something, within [`WAIT`] overall.
+pub async fn expect<T>(conn: &mut Conn, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline, conn.next_event())
+            .await
+            .expect("the expected event within the wait")
+            .expect("no IO error")
+            .expect("the session has not ended before the expected event");
+        if let Some(found) = pick(&event) {
+            return found;
+        }
+    }
+}
+
+/// Waits for a refused login: an Error event followed by Closed.
+pub async fn refused(relay: &TestRelay, config: ClientConfig) -> tandem_transport::ErrorCode {
+    let mut conn = open(relay, config).await;
+    let code = match next(&mut conn).await {
+        Event::Error { code, .. } => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(matches!(next(&mut conn).await, Event::Closed(_)));
+    code
+}
+
+/// Pings and waits for the pong: proves the connection is alive and that
+/// everything the relay sent before the pong has been read.
+pub async fn round_trip(conn: &mut Conn) {
+    let now = conn.now_ms();
+    let nonce = conn.session().ping(now).unwrap();
+    expect(conn, |e| {
+        matches!(e, Event::Pong { nonce: n, .. } if *n == nonce).then_some(())
+    })
+    .await;
+}

@@ -1,0 +1,454 @@
+//! The relay over real TCP on 127.0.0.1, driven by `ClientSession` through
+//! the TCP driver, with opaque byte deltas.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use tandem_relay::core::{REASON_KICKED, REASON_TOO_MANY_DEVICES};
+use tandem_relay::hook::{OfflineDelta, OfflinePushHook};
+use tandem_relay::{OverflowPolicy, StoreLocation};
+use tandem_transport::limits::DELTAS_PER_PAGE_MAX;
+use tandem_transport::{CloseReason, Delta, ErrorCode, Event, LogDelta, PayloadId};
+
+fn deltas(tag: u8, count: usize) -> Vec<Delta> {
+    (0..count)
+        .map(|i| Delta::new(format!("delta {tag}/{i}").into_bytes()))
+        .collect()
+}
+
+async fn push_acked(conn: &mut Conn, batch: Vec<Delta>) -> Vec<u64> {
+    conn.session().push(batch).unwrap();
+    expect(conn, |e| match e {
+        Event::PushAcked(entries) => Some(entries.iter().map(|e| e.seq).collect()),
+        _ => None,
+    })
+    .await
+}
+
+async fn live(conn: &mut Conn) -> LogDelta {
+    expect(conn, |e| match e {
+        Event::Live(d) => Some(d.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Pulls everything after `after` page by page; returns the pages' sizes and
+/// all deltas.
+async fn pull_all(conn: &mut Conn, mut after: u64) -> (Vec<usize>, Vec<LogDelta>) {
+    let mut sizes = Vec::new();
+    let mut all = Vec::new();
+    loop {
+        conn.session()
+            .pull(after, DELTAS_PER_PAGE_MAX as u32)
+            .unwrap();
+        let (page, more) = expect(conn, |e| match e {
+            Event::Deltas { deltas, more } => Some((deltas.clone(), *more)),
+            _ => None,
+        })
+        .await;
+        sizes.push(page.len());
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        all.extend(page);
+        if !more {
+            return (sizes, all);
+        }
+        assert!(sizes.len() < 1000, "paging ends");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_get_each_others_deltas_live_and_push_is_idempotent() {
+    let relay = start(config(StoreLocation::Memory)).await;
+    let mut a = login(&relay, "alice", 1).await;
+    let mut b = login(&relay, "alice", 2).await;
+    let batch = deltas(1, 3);
+    assert_eq!(push_acked(&mut a, batch.clone()).await, vec![1, 2, 3]);
+    for (seq, sent) in (1..=3).zip(&batch) {
+        let got = live(&mut b).await;
+        assert_eq!(
+            (got.seq, got.origin, got.bytes.as_slice()),
+            (seq, device(1), sent.bytes())
+        );
+    }
+    // The same deltas again, from either device: same seqs, nothing new live.
+    assert_eq!(push_acked(&mut b, batch.clone()).await, vec![1, 2, 3]);
+    assert_eq!(push_acked(&mut a, deltas(2, 1)).await, vec![4]);
+    assert_eq!(live(&mut b).await.seq, 4);
+    // B's own push went live to A.
+    assert_eq!(push_acked(&mut b, deltas(3, 1)).await, vec![5]);
+    let got = live(&mut a).await;
+    assert_eq!((got.seq, got.origin), (5, device(2)));
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_device_catches_up_by_pulling_pages() {
+    let hook_log = Arc::new(Mutex::new(Vec::new()));
+    let relay = {
+        let hook = RecordingHook(hook_log.clone());
+        start_with(config(StoreLocation::Memory), move |r| {
+            r.with_offline_push_hook(Box::new(hook))
+        })
+        .await
+    };
+    // C logs in once, so the relay knows it, then goes offline.
+    drop(login(&relay, "alice", 3).await);
+    let mut a = login(&relay, "alice", 1).await;
+    let total = DELTAS_PER_PAGE_MAX + 44;
+    let all = deltas(1, total);
+    let mut seqs = push_acked(&mut a, all[..200].to_vec()).await;
+    seqs.extend(push_acked(&mut a, all[200..].to_vec()).await);
+    assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>());
+
+    let token = relay.token("alice", 0);
+    let mut c = open(&relay, client_config("alice", 3, token)).await;
+    let Event::Connected(welcome) = next(&mut c).await else {
+        panic!()
+    };
+    assert_eq!(welcome.head_seq, total as u64);
+    let (sizes, got) = pull_all(&mut c, 0).await;
+    assert_eq!(sizes, vec![DELTAS_PER_PAGE_MAX, 44]);
+    assert_eq!(got.iter().map(|d| d.seq).collect::<Vec<_>>(), seqs);
+    assert!(got
+        .iter()
+        .zip(&all)
+        .all(|(g, s)| g.bytes == s.bytes() && g.content_id == s.content_id()));
+    c.session().ack(total as u64).unwrap();
+    round_trip(&mut c).await;
+    // Pulling from the end yields an empty last page.
+    assert_eq!(pull_all(&mut c, total as u64).await.0, vec![0]);
+
+    // The offline-push hook heard about C (offline during both pushes).
+    let log = hook_log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        vec![
+            (device(3), 200, 200),
+            (device(3), total - 200, total as u64)
+        ]
+    );
+    relay.stop().await;
+}
+
+struct RecordingHook(Arc<Mutex<Vec<(tandem_transport::DeviceId, usize, u64)>>>);
+
+impl OfflinePushHook for RecordingHook {
+    fn delta_for_offline_device(&mut self, event: &OfflineDelta<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.device, event.deltas_new, event.head_seq));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_limit_refuses_the_newcomer_below_at_above() {
+    let mut config = config(StoreLocation::Memory);
+    config.devices_online_max = 2;
+    config.overflow_policy = OverflowPolicy::RefuseNew;
+    let relay = start(config).await;
+    let mut a = login(&relay, "alice", 1).await; // below the limit
+    let b = login(&relay, "alice", 2).await; // at the limit
+    let token = relay.token("alice", 0);
+    assert_eq!(
+        refused(&relay, client_config("alice", 3, token.clone())).await,
+        ErrorCode::TooManyDevices
+    );
+    // Another account is not affected, nor is a reconnect of an online device.
+    drop(login(&relay, "bob", 3).await);
+    drop(login(&relay, "alice", 2).await);
+    drop(b);
+    // Once a device is offline, the newcomer gets in (the relay learns of the
+    // close asynchronously: retry, bounded).
+    let mut admitted = None;
+    for _ in 0..100 {
+        let mut conn = open(&relay, client_config("alice", 3, token.clone())).await;
+        match next(&mut conn).await {
+            Event::Connected(_) => {
+                admitted = Some(conn);
+                break;
+            }
+            Event::Error {
+                code: ErrorCode::TooManyDevices,
+                ..
+            } => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(admitted.is_some(), "admitted after a device left");
+    round_trip(&mut a).await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_limit_can_kick_the_longest_idle_device() {
+    let mut config = config(StoreLocation::Memory);
+    config.devices_online_max = 2;
+    config.overflow_policy = OverflowPolicy::KickLongestIdle;
+    let relay = start(config).await;
+    let mut a = login(&relay, "alice", 1).await;
+    let mut b = login(&relay, "alice", 2).await;
+    // B was active after A: A is the idlest.
+    push_acked(&mut b, deltas(1, 1)).await;
+    let mut c = login(&relay, "alice", 3).await;
+    let (by, reason) = expect(&mut a, |e| match e {
+        Event::Kicked { by, reason } => Some((*by, reason.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!((by, reason.as_str()), (device(3), REASON_TOO_MANY_DEVICES));
+    assert_eq!(next(&mut a).await, Event::Closed(CloseReason::Kicked));
+    round_trip(&mut b).await;
+    round_trip(&mut c).await;
+    // A limit kick revokes nothing: A's token still logs it in (kicking B,
+    // now the idlest, since C just pinged).
+    let mut a = login(&relay, "alice", 1).await;
+    expect(&mut b, |e| matches!(e, Event::Kicked { .. }).then_some(())).await;
+    round_trip(&mut a).await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_device_is_told_who_and_its_old_token_never_works_again() {
+    let relay = start(config(StoreLocation::Memory)).await;
+    let mut a = login(&relay, "alice", 1).await;
+    let mut b = login(&relay, "alice", 2).await;
+    let mut c = login(&relay, "alice", 3).await;
+    a.session().kick(device(2)).unwrap();
+    a.flush().await.unwrap();
+    let kicked = expect(&mut b, |e| {
+        matches!(e, Event::Kicked { .. }).then(|| e.clone())
+    })
+    .await;
+    assert_eq!(
+        kicked,
+        Event::Kicked {
+            by: device(1),
+            reason: REASON_KICKED.into()
+        }
+    );
+    assert_eq!(next(&mut b).await, Event::Closed(CloseReason::Kicked));
+    expect(&mut a, |e| {
+        matches!(e, Event::DeviceListChanged).then_some(())
+    })
+    .await;
+    expect(&mut c, |e| {
+        matches!(e, Event::DeviceListChanged).then_some(())
+    })
+    .await;
+    // The old token is refused for B, but still works for C.
+    let old = relay.token("alice", 0);
+    assert_eq!(
+        refused(&relay, client_config("alice", 2, old.clone())).await,
+        ErrorCode::CredentialsRevoked
+    );
+    drop(login_with(&relay, client_config("alice", 3, old)).await);
+    // A new token lets B back in.
+    let mut b = login_with(&relay, client_config("alice", 2, relay.token("alice", 1))).await;
+    round_trip(&mut b).await;
+    // Kicking a device the account does not have, or yourself, is refused
+    // without closing the connection.
+    drop(login(&relay, "bob", 9).await);
+    for target in [device(9), device(77), device(1)] {
+        a.session().kick(target).unwrap();
+        let code = expect(&mut a, |e| match e {
+            Event::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+        let want = if target == device(1) {
+            ErrorCode::InvalidRequest
+        } else {
+            ErrorCode::NotFound
+        };
+        assert_eq!(code, want);
+    }
+    round_trip(&mut a).await;
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kick_all_others_leaves_only_the_kicker_online() {
+    let relay = start(config(StoreLocation::Memory)).await;
+    let mut a = login(&relay, "alice", 1).await;
+    let mut b = login(&relay, "alice", 2).await;
+    let mut c = login(&relay, "alice", 3).await;
+    let mut bob = login(&relay, "bob", 4).await;
+    a.session().kick_all_others().unwrap();
+    a.flush().await.unwrap();
+    for other in [&mut b, &mut c] {
+        let by = expect(other, |e| match e {
+            Event::Kicked { by, .. } => Some(*by),
+            _ => None,
+        })
+        .await;
+        assert_eq!(by, device(1));
+    }
+    a.session().list_devices().unwrap();
+    let devices = expect(&mut a, |e| match e {
+        Event::Devices(list) => Some(list.clone()),
+        _ => None,
+    })
+    .await;
+    let online: Vec<_> = devices.iter().filter(|d| d.online).map(|d| d.id).collect();
+    assert_eq!(online, vec![device(1)]);
+    assert_eq!(devices.len(), 3, "kicked devices stay listed");
+    let token = relay.token("alice", 0);
+    assert_eq!(
+        refused(&relay, client_config("alice", 3, token)).await,
+        ErrorCode::CredentialsRevoked
+    );
+    round_trip(&mut bob).await; // another account is untouched
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_are_isolated_and_bad_tokens_are_refused() {
+    let relay = start(config(StoreLocation::Memory)).await;
+    let mut alice = login(&relay, "alice", 1).await;
+    push_acked(&mut alice, deltas(1, 5)).await;
+    let mut bob = login(&relay, "bob", 1).await;
+    let (_, got) = pull_all(&mut bob, 0).await;
+    assert!(got.is_empty(), "bob sees none of alice's log");
+    assert_eq!(
+        push_acked(&mut bob, deltas(1, 1)).await,
+        vec![1],
+        "bob's log is his own"
+    );
+    // Same content as alice's first delta: stored again, in bob's log.
+    let alice_token = relay.token("alice", 0);
+    assert_eq!(
+        refused(&relay, client_config("bob", 2, alice_token)).await,
+        ErrorCode::Unauthorized
+    );
+    let forged = format!("t1.9999999999.{}", "ab".repeat(32));
+    assert_eq!(
+        refused(&relay, client_config("alice", 2, forged)).await,
+        ErrorCode::Unauthorized
+    );
+    let expired = tandem_relay::token::issue(&relay.secret, &account("alice"), 1);
+    assert_eq!(
+        refused(&relay, client_config("alice", 2, expired)).await,
+        ErrorCode::TokenExpired
+    );
+    let (_, got) = pull_all(&mut alice, 0).await;
+    assert_eq!(got.len(), 5);
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_sqlite_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.sqlite");
+    let first = deltas(1, 20);
+    {
+        let relay = start(config(StoreLocation::Sqlite(path.clone()))).await;
+        let mut a = login(&relay, "alice", 1).await;
+        assert_eq!(
+            push_acked(&mut a, first.clone()).await,
+            (1..=20).collect::<Vec<_>>()
+        );
+        a.session()
+            .send_to_device(device(1), PayloadId([5; 16]), b"note to self".to_vec())
+            .unwrap();
+        expect(&mut a, |e| {
+            matches!(e, Event::PayloadStored { .. }).then_some(())
+        })
+        .await;
+        relay.stop().await;
+        // The open session was told, then closed.
+        let code = expect(&mut a, |e| match e {
+            Event::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .await;
+        assert_eq!(code, ErrorCode::ShuttingDown);
+    }
+    let relay = start(config(StoreLocation::Sqlite(path))).await;
+    let mut b = login(&relay, "alice", 2).await;
+    let (_, got) = pull_all(&mut b, 0).await;
+    assert_eq!(got.len(), 20);
+    assert!(got
+        .iter()
+        .zip(&first)
+        .all(|(g, s)| g.content_id == s.content_id() && g.origin == device(1)));
+    // Idempotence survives the restart; new deltas continue the seqs.
+    let mut batch = first[..2].to_vec();
+    batch.extend(deltas(2, 1));
+    assert_eq!(push_acked(&mut b, batch).await, vec![1, 2, 21]);
+    // The payload waited across the restart too.
+    let mut a = open(&relay, client_config("alice", 1, relay.token("alice", 0))).await;
+    assert!(matches!(next(&mut a).await, Event::Connected(_)));
+    assert!(
+        matches!(next(&mut a).await, Event::DevicePayload { ref bytes, .. } if bytes == b"note to self")
+    );
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
+    let relay = start(config(StoreLocation::Memory)).await;
+    drop(login(&relay, "alice", 2).await);
+    let mut a = login(&relay, "alice", 1).await;
+    let id = PayloadId([7; 16]);
+    for _ in 0..2 {
+        // Twice: a resend with the same id is idempotent.
+        a.session()
+            .send_to_device(device(2), id, b"hello b".to_vec())
+            .unwrap();
+        let stored = expect(&mut a, |e| match e {
+            Event::PayloadStored { id } => Some(*id),
+            _ => None,
+        })
+        .await;
+        assert_eq!(stored, id);
+    }
+    a.session()
+        .send_to_device(device(99), PayloadId([8; 16]), b"nobody".to_vec())
+        .unwrap();
+    let code = expect(&mut a, |e| match e {
+        Event::Error { code, .. } => Some(*code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(code, ErrorCode::NotFound);
+
+    let expected = Event::DevicePayload {
+        from: device(1),
+        id,
+        bytes: b"hello b".to_vec(),
+    };
+    // Delivered on connect; not acked, so delivered again on the next one.
+    for _ in 0..2 {
+        let token = relay.token("alice", 0);
+        let mut b = open(&relay, client_config("alice", 2, token)).await;
+        assert!(matches!(next(&mut b).await, Event::Connected(_)));
+        assert_eq!(next(&mut b).await, expected);
+        round_trip(&mut b).await; // exactly one copy came
+    }
+    let mut b = login(&relay, "alice", 2).await;
+    assert_eq!(next(&mut b).await, expected);
+    b.session().ack_payload(id).unwrap();
+    round_trip(&mut b).await;
+    drop(b);
+    let token = relay.token("alice", 0);
+    let mut b = open(&relay, client_config("alice", 2, token)).await;
+    assert!(matches!(next(&mut b).await, Event::Connected(_)));
+    // An online recipient gets a payload at once.
+    a.session()
+        .send_to_device(device(2), PayloadId([9; 16]), b"live".to_vec())
+        .unwrap();
+    a.flush().await.unwrap();
+    let got = expect(&mut b, |e| match e {
+        Event::DevicePayload { id, .. } => Some(*id),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, PayloadId([9; 16]), "the acked payload never came back");
+    relay.stop().await;
+}
