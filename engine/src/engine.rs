@@ -14,9 +14,10 @@ use tandem_transport::{AccountId, DeviceId, Platform};
 
 use crate::delta::{ContentId, Delta, DeltaError, EncodedDelta, DELTA_FORMAT};
 use crate::doc::{AccountDoc, DocError, Edit, EditFailure, Refused, Resolved};
-use crate::limits::{DELTAS_PER_BATCH_MAX, DOC_CHANGES_PER_SNAPSHOT, TEXT_BYTES_MAX};
+use crate::limits::{DELTAS_PER_BATCH_MAX, DOC_CHANGES_PER_SNAPSHOT};
 use crate::model::*;
 use crate::op::*;
+use tandem_transport::limits::DEVICE_NAME_BYTES_MAX;
 
 /// Where the device store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,7 @@ pub enum OpenError {
     #[error("this device store belongs to account {found:?}, not {expected}")]
     AccountMismatch { expected: AccountId, found: String },
     /// The device name breaks its limit.
-    #[error("the device name is {0} bytes, over the limit of {TEXT_BYTES_MAX}")]
+    #[error("the device name is {0} bytes, over the limit of {DEVICE_NAME_BYTES_MAX}")]
     DeviceNameTooLong(usize),
     /// The stored identity or document cannot be read back.
     #[error("the stored state is corrupt: {0}")]
@@ -207,15 +208,30 @@ pub struct Export {
     pub next: ExportCursor,
 }
 
-/// An operation merged from another device, as journaled.
+/// What a journal entry records.
+///
+/// Stored with postcard: variants are only ever appended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Journaled {
+    /// An operation another device performed, merged here.
+    Op(Op),
+    /// A payload another device sent to this one.
+    Payload { id: [u8; 16], bytes: Vec<u8> },
+}
+
+/// One entry of the journal of what happened on other devices.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MergedOp {
+pub struct JournalEntry {
     /// Position in the journal: increasing, never reused.
     pub seq: i64,
+    /// The delta's content id; for a payload, blake3 of sender and id.
     pub content_id: ContentId,
+    /// The device it came from.
     pub origin: DeviceId,
+    /// When it was made there (for a payload: when it was received here).
     pub made_at_ms: i64,
-    pub op: Op,
+    pub what: Journaled,
 }
 
 /// The whole projected state of the account on this device, in a stable
@@ -296,7 +312,7 @@ impl Engine {
         let identity = match store.identity()? {
             Some(identity) => identity,
             None => {
-                if config.device_name.len() > TEXT_BYTES_MAX {
+                if config.device_name.len() > DEVICE_NAME_BYTES_MAX {
                     return Err(OpenError::DeviceNameTooLong(config.device_name.len()));
                 }
                 let identity = Identity {
@@ -524,6 +540,23 @@ impl Engine {
         self.apply_batch(entries, Some(expected - 1))
     }
 
+    /// Moves the relay cursor past entry `seq`, which cannot be merged (see
+    /// [`crate::sync::SyncEvent::Skipped`]). Only the entry right after the
+    /// cursor can be skipped.
+    pub fn skip_relay_entry(&mut self, seq: u64) -> Result<(), ApplyError> {
+        let expected = self.relay_cursor()? + 1;
+        if seq != expected {
+            return Err(ApplyError::Gap {
+                expected,
+                found: seq,
+            });
+        }
+        let tx = self.store.transaction()?;
+        tx.set_meta(MetaKey::RelayCursor, seq as i64)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The relay log position this device has merged everything up to.
     pub fn relay_cursor(&self) -> Result<u64, StoreError> {
         Ok(self
@@ -691,23 +724,48 @@ impl Engine {
         Ok(())
     }
 
-    /// Operations merged from other devices, after journal position `after`.
-    pub fn merged_ops(&self, after: i64, limit: usize) -> Result<Vec<MergedOp>, StoreError> {
+    /// Journal entries after position `after`, oldest first.
+    pub fn journal(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
         let rows = self.store.events_after(after, limit)?;
         rows.into_iter()
             .map(|row| {
-                let op = postcard::from_bytes(&row.body).map_err(|e| {
-                    StoreError::Corrupt(format!("journaled operation {}: {e}", row.seq))
-                })?;
-                Ok(MergedOp {
+                let what = postcard::from_bytes(&row.body)
+                    .map_err(|e| StoreError::Corrupt(format!("journal entry {}: {e}", row.seq)))?;
+                Ok(JournalEntry {
                     seq: row.seq,
                     content_id: row.content_id,
                     origin: DeviceId(row.origin),
                     made_at_ms: row.made_at_ms,
-                    op,
+                    what,
                 })
             })
             .collect()
+    }
+
+    /// Journals a payload another device sent to this one, once per sender
+    /// and payload id: returns false when it was journaled already (the
+    /// relay delivered it again because its acknowledgement was lost).
+    pub fn record_payload(
+        &mut self,
+        now_ms: i64,
+        from: DeviceId,
+        id: [u8; 16],
+        bytes: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"tandem payload");
+        hasher.update(&from.0);
+        hasher.update(&id);
+        let tx = self.store.transaction()?;
+        let seq = tx.append_event(&EventRow {
+            seq: 0,
+            content_id: *hasher.finalize().as_bytes(),
+            origin: from.0,
+            made_at_ms: now_ms,
+            body: encode_journaled(&Journaled::Payload { id, bytes }),
+        })?;
+        tx.commit()?;
+        Ok(seq.is_some())
     }
 
     // ---- Queries: served from the projections. ----
@@ -843,6 +901,10 @@ fn store_doc_change(
     }
 }
 
+fn encode_journaled(what: &Journaled) -> Vec<u8> {
+    postcard::to_stdvec(what).expect("a journal entry always encodes")
+}
+
 /// Journals a merged operation from another device and notes what it
 /// touched.
 fn merged(
@@ -859,7 +921,7 @@ fn merged(
             content_id,
             origin: delta.origin.0,
             made_at_ms: delta.made_at_ms,
-            body: postcard::to_stdvec(&delta.op).expect("an op always encodes"),
+            body: encode_journaled(&Journaled::Op(delta.op.clone())),
         })?;
     }
     Ok(())

@@ -9,11 +9,12 @@ mod engine;
 pub mod limits;
 pub mod model;
 pub mod op;
+pub mod sync;
 
 pub use doc::{DocError, Refused};
 pub use engine::{
-    AccountState, Applied, ApplyError, Config, DeviceInfo, Engine, Export, ExportCursor, LoadError,
-    MergedOp, OpError, OpenError, Performed, RelayDelta, StorePath,
+    AccountState, Applied, ApplyError, Config, DeviceInfo, Engine, Export, ExportCursor,
+    JournalEntry, Journaled, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
 };
 pub use tandem_storage::device::{
     BlockedRow, ContactRow, ConversationRow, ConversationSettings, GroupMember, GroupRow,

@@ -14,16 +14,16 @@ fn every_operation_reaches_the_other_device() {
     for op in every_op() {
         a.op(op.clone());
         send(&a, &mut b);
-        let heard = b.engine.merged_ops(journal_seq, 10).unwrap();
+        let heard = b.engine.journal(journal_seq, 10).unwrap();
         assert_eq!(heard.len(), 1, "{op:?}");
-        assert_eq!(heard[0].op, op);
+        assert_eq!(heard[0].what, Journaled::Op(op.clone()));
         assert_eq!(heard[0].origin, DeviceId([1; 16]));
         assert_eq!(heard[0].made_at_ms, a.now_ms);
         journal_seq = heard[0].seq;
         assert_eq!(a.state(), b.state(), "after {op:?}");
     }
     assert!(
-        a.engine.merged_ops(0, 10).unwrap().is_empty(),
+        a.engine.journal(0, 10).unwrap().is_empty(),
         "local operations are not journaled"
     );
     assert_converged(&[a, b]);

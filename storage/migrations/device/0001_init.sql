@@ -130,10 +130,11 @@ CREATE TABLE thread_members (
 ) STRICT;
 
 -- The multi-device events journal: one row per operation merged from another
--- device, in the order it was merged, until the app acknowledges it.
+-- device (or payload received from one), in the order it was merged. The
+-- content id names what the row is about, so nothing is journaled twice.
 CREATE TABLE events (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    content_id BLOB    NOT NULL,
+    content_id BLOB    NOT NULL UNIQUE,
     origin     BLOB    NOT NULL,
     made_at_ms INTEGER NOT NULL,
     body       BLOB    NOT NULL

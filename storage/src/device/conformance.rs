@@ -478,7 +478,18 @@ fn check_events(mut store: DeviceStore) {
             body: b"e2".to_vec(),
         })
         .unwrap();
+    let again = tx
+        .append_event(&EventRow {
+            seq: 0,
+            content_id: [1; 32],
+            origin: [2; 16],
+            made_at_ms: 7,
+            body: b"e1 again".to_vec(),
+        })
+        .unwrap();
+    assert_eq!(again, None, "journaled once per content id");
     tx.commit().unwrap();
+    let (first, second) = (first.unwrap(), second.unwrap());
     assert!(second > first);
     let events = store.events_after(0, 10).unwrap();
     assert_eq!(

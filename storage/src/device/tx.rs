@@ -338,11 +338,15 @@ impl<'a> DeviceTx<'a> {
         Ok(())
     }
 
-    /// Appends an event to the journal and returns its sequence number.
-    pub fn append_event(&self, event: &EventRow) -> Result<i64, StoreError> {
-        self.tx
+    /// Appends an event to the journal and returns its sequence number, or
+    /// `None` (and changes nothing) when an event with the same content id
+    /// is journaled already.
+    pub fn append_event(&self, event: &EventRow) -> Result<Option<i64>, StoreError> {
+        let inserted = self
+            .tx
             .prepare_cached(
-                "INSERT INTO events (content_id, origin, made_at_ms, body) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO events (content_id, origin, made_at_ms, body) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (content_id) DO NOTHING",
             )?
             .execute(params![
                 &event.content_id[..],
@@ -350,6 +354,6 @@ impl<'a> DeviceTx<'a> {
                 event.made_at_ms,
                 event.body
             ])?;
-        Ok(self.tx.last_insert_rowid())
+        Ok((inserted == 1).then(|| self.tx.last_insert_rowid()))
     }
 }

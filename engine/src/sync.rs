@@ -1,0 +1,268 @@
+//! Keeping an [`Engine`] in step with a relay over one [`ClientSession`],
+//! with no IO: the sans-IO half of the sync driver.
+//!
+//! [`Syncer`] reacts to the session's events by calling the engine (merge a
+//! page, record acknowledgements) and the session (push, pull, ack). The
+//! async shell in [`crate::net`] only moves bytes and time; a simulation can
+//! drive the same code over an in-memory link.
+
+use tandem_transport::client::{CloseReason, Event};
+use tandem_transport::frame::{Delta as WireDelta, DeviceInfo, ErrorCode, PayloadId};
+use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
+use tandem_transport::{ClientSession, CommandError, DeviceId};
+
+use crate::delta::EncodedDelta;
+use crate::engine::{Applied, ApplyError, Engine, RelayDelta};
+use crate::StoreError;
+
+/// Bytes of delta content put in one push frame: half a frame, so the
+/// frame's own overhead always fits and any single delta (at most
+/// `DELTA_BYTES_MAX`, a quarter frame) can go alone.
+pub const PUSH_BYTES_BUDGET: usize = FRAME_BYTES_MAX / 2;
+
+/// What the app hears from syncing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncEvent {
+    /// The relay accepted the login; the account's devices as it knows them.
+    Connected { devices: Vec<DeviceInfo> },
+    /// Deltas from the relay were merged.
+    Merged(Applied),
+    /// An entry of the relay's log could not be merged by this build and
+    /// was passed over.
+    Skipped { seq: u64, error: String },
+    /// Everything local is pushed and everything at the relay is merged.
+    InStep,
+    /// The account's device list, answering a request.
+    Devices(Vec<DeviceInfo>),
+    /// A device logged in or was kicked; ask for the list again to see it.
+    DeviceListChanged,
+    /// A payload another device sent to this one. It is in the journal
+    /// ([`Engine::journal`]) and acknowledged to the relay, which will not
+    /// deliver it again.
+    Payload {
+        from: DeviceId,
+        id: PayloadId,
+        bytes: Vec<u8>,
+    },
+    /// Another device kicked this one, or the relay did to make room. The
+    /// credentials used are no longer valid: do not reconnect with them.
+    Kicked { by: DeviceId, reason: String },
+    /// The relay refused something.
+    RelayError { code: ErrorCode, text: String },
+    /// The session is over.
+    Closed(CloseReason),
+}
+
+/// Why syncing could not go on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The engine's store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A page from the relay could not be merged (a bad delta in the
+    /// account's log, or a store failure). Nothing of it was written.
+    #[error("merging from the relay: {0}")]
+    Apply(#[from] ApplyError),
+    /// The session refused a command (it closed meanwhile).
+    #[error("session: {0}")]
+    Session(#[from] CommandError),
+}
+
+/// The sync state of one connection. Make a new one per connection.
+///
+/// Drive contract: after the session reports `Connected`, and after every
+/// other session event, call [`Syncer::handle`] with it; after every local
+/// operation, call [`Syncer::push`]. Then drain the session as its own
+/// contract says. [`Syncer::is_in_step`] tells when both directions are
+/// done.
+#[derive(Debug, Default)]
+pub struct Syncer {
+    connected: bool,
+    /// Deltas pushed and not yet acknowledged: one push in flight at a time,
+    /// so acknowledgements are never mixed up with a later push.
+    push_in_flight: bool,
+    pull_in_flight: bool,
+    /// The relay's head at login: a pull is due until the cursor reaches it.
+    head_seq: u64,
+    reported_in_step: bool,
+}
+
+impl Syncer {
+    pub fn new() -> Self {
+        Syncer::default()
+    }
+
+    /// Whether nothing is left to push and everything the relay had at
+    /// login, and sent since, is merged.
+    pub fn is_in_step(&self, engine: &Engine) -> Result<bool, StoreError> {
+        Ok(self.connected
+            && !self.push_in_flight
+            && !self.pull_in_flight
+            && engine.relay_cursor()? >= self.head_seq
+            && engine.outbox(1)?.is_empty())
+    }
+
+    /// Pushes the next batch of the outbox, unless a push is in flight or
+    /// the session is not connected yet (the login pushes then).
+    pub fn push(&mut self, engine: &Engine, session: &mut ClientSession) -> Result<(), SyncError> {
+        if !self.connected || self.push_in_flight {
+            return Ok(());
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for delta in engine.outbox(DELTAS_PER_PUSH_MAX)? {
+            if !batch.is_empty() && bytes + delta.0.len() > PUSH_BYTES_BUDGET {
+                break;
+            }
+            bytes += delta.0.len();
+            batch.push(WireDelta::new(delta.0));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        session.push(batch)?;
+        self.push_in_flight = true;
+        self.reported_in_step = false;
+        Ok(())
+    }
+
+    fn pull(&mut self, engine: &Engine, session: &mut ClientSession) -> Result<(), SyncError> {
+        if !self.pull_in_flight {
+            session.pull(engine.relay_cursor()?, DELTAS_PER_PAGE_MAX as u32)?;
+            self.pull_in_flight = true;
+            self.reported_in_step = false;
+        }
+        Ok(())
+    }
+
+    /// Reacts to one session event at `now_ms`; returns what the app should
+    /// hear.
+    pub fn handle(
+        &mut self,
+        engine: &mut Engine,
+        session: &mut ClientSession,
+        event: Event,
+        now_ms: i64,
+    ) -> Result<Vec<SyncEvent>, SyncError> {
+        let mut out = Vec::new();
+        match event {
+            Event::Connected(welcome) => {
+                self.connected = true;
+                self.head_seq = welcome.head_seq;
+                out.push(SyncEvent::Connected {
+                    devices: welcome.devices,
+                });
+                if engine.relay_cursor()? < welcome.head_seq {
+                    self.pull(engine, session)?;
+                }
+                self.push(engine, session)?;
+            }
+            Event::PushAcked(entries) => {
+                let accepted: Vec<_> = entries.iter().map(|e| (e.content_id.0, e.seq)).collect();
+                engine.acknowledge(&accepted)?;
+                self.push_in_flight = false;
+                self.push(engine, session)?;
+            }
+            Event::Deltas { deltas, more } => {
+                self.pull_in_flight = false;
+                if let Some(last) = deltas.last() {
+                    self.head_seq = self.head_seq.max(last.seq);
+                }
+                self.merge(engine, session, deltas, &mut out)?;
+                if more {
+                    self.pull(engine, session)?;
+                }
+            }
+            Event::Live(delta) => {
+                self.head_seq = self.head_seq.max(delta.seq);
+                let cursor = engine.relay_cursor()?;
+                if delta.seq == cursor + 1 {
+                    self.merge(engine, session, vec![delta], &mut out)?;
+                } else if delta.seq > cursor + 1 {
+                    // Something was missed: fetch it in order.
+                    self.pull(engine, session)?;
+                }
+            }
+            Event::PullNeeded => self.pull(engine, session)?,
+            Event::Devices(devices) => out.push(SyncEvent::Devices(devices)),
+            Event::DeviceListChanged => out.push(SyncEvent::DeviceListChanged),
+            Event::DevicePayload { from, id, bytes } => {
+                // Journaled before it is acknowledged: a crash in between
+                // means a second delivery, which the journal absorbs.
+                let new = engine.record_payload(now_ms, from, id.0, bytes.clone())?;
+                session.ack_payload(id)?;
+                if new {
+                    out.push(SyncEvent::Payload { from, id, bytes });
+                }
+            }
+            Event::Kicked { by, reason } => out.push(SyncEvent::Kicked { by, reason }),
+            Event::Error { code, text } => out.push(SyncEvent::RelayError { code, text }),
+            Event::Closed(reason) => {
+                self.connected = false;
+                out.push(SyncEvent::Closed(reason));
+            }
+            // Pongs and stored-payload notices need nothing from the engine.
+            _ => {}
+        }
+        if !self.reported_in_step && self.is_in_step(engine)? {
+            self.reported_in_step = true;
+            out.push(SyncEvent::InStep);
+        }
+        Ok(out)
+    }
+
+    /// Merges log entries continuing the cursor and acknowledges the new
+    /// cursor to the relay. A gap means a pull. An entry this device cannot
+    /// merge (malformed, another format) is skipped and reported rather
+    /// than blocking every later delta; it stays in the relay's log, so a
+    /// newer build can still fetch it.
+    fn merge(
+        &mut self,
+        engine: &mut Engine,
+        session: &mut ClientSession,
+        deltas: Vec<tandem_transport::LogDelta>,
+        out: &mut Vec<SyncEvent>,
+    ) -> Result<(), SyncError> {
+        let mut page: Vec<RelayDelta> = deltas
+            .into_iter()
+            .map(|d| RelayDelta {
+                seq: d.seq,
+                delta: EncodedDelta(d.bytes),
+            })
+            .collect();
+        let cursor_before = engine.relay_cursor()?;
+        while !page.is_empty() {
+            match engine.apply_relay(&page) {
+                Ok(applied) => {
+                    out.push(SyncEvent::Merged(applied));
+                    break;
+                }
+                Err(ApplyError::Gap { .. }) => {
+                    self.pull(engine, session)?;
+                    break;
+                }
+                Err(ApplyError::Delta { index, error }) => {
+                    let rest = page.split_off(index + 1);
+                    let bad = page.pop().expect("index is within the page");
+                    if !page.is_empty() {
+                        out.push(SyncEvent::Merged(engine.apply_relay(&page)?));
+                    }
+                    engine.skip_relay_entry(bad.seq)?;
+                    out.push(SyncEvent::Skipped {
+                        seq: bad.seq,
+                        error: error.to_string(),
+                    });
+                    page = rest;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let cursor = engine.relay_cursor()?;
+        if cursor > cursor_before {
+            session.ack(cursor)?;
+        }
+        Ok(())
+    }
+}
