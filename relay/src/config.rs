@@ -11,6 +11,9 @@ pub const DEVICES_ONLINE_MAX_DEFAULT: usize = 4;
 pub const QUEUE_FRAMES_MAX_DEFAULT: usize = 256;
 /// Default for [`RelayConfig::connections_max`].
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
+/// Default for [`RelayConfig::idle_timeout_ms`]: three of the client's
+/// default ping intervals.
+pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 /// Default for [`RelayConfig::payloads_pending_max`].
 pub const PAYLOADS_PENDING_MAX_DEFAULT: usize = 1024;
 
@@ -57,6 +60,9 @@ pub struct RelayConfig {
     pub connections_max: usize,
     /// Payloads waiting for one recipient device.
     pub payloads_pending_max: usize,
+    /// A connection that sends nothing (not even a ping) for this long is
+    /// closed, so a vanished device does not hold an online slot forever.
+    pub idle_timeout_ms: u64,
 }
 
 impl RelayConfig {
@@ -71,6 +77,7 @@ impl RelayConfig {
             queue_frames_max: QUEUE_FRAMES_MAX_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             payloads_pending_max: PAYLOADS_PENDING_MAX_DEFAULT,
+            idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
         }
     }
 }

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Tandem's relay: authenticates devices, keeps each account's delta log,
 //! fans new deltas out to the account's other online devices, holds
 //! device-addressed payloads, enforces device limits and kicks.

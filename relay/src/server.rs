@@ -206,9 +206,12 @@ impl Relay {
             tracing::debug!(conn, %peer, "connection accepted");
             let core_tx = core_tx.clone();
             let shutdown_rx = shutdown_rx.clone();
-            let queue = config.queue_frames_max;
+            let limits = ConnLimits {
+                queue_frames_max: config.queue_frames_max,
+                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+            };
             connections.spawn(async move {
-                run_connection(conn, stream, core_tx, queue, shutdown_rx).await;
+                run_connection(conn, stream, core_tx, limits, shutdown_rx).await;
                 drop(permit);
             });
         }
@@ -340,16 +343,23 @@ fn deliver(conn: ConnId, link: &ConnLink, notice: Notice) {
     }
 }
 
+/// The per-connection limits from the config.
+#[derive(Debug, Clone, Copy)]
+struct ConnLimits {
+    queue_frames_max: usize,
+    idle_timeout: Duration,
+}
+
 async fn run_connection(
     conn: ConnId,
     stream: TcpStream,
     core_tx: mpsc::Sender<ToCore>,
-    queue_frames_max: usize,
+    limits: ConnLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let (mut read, write) = stream.into_split();
-    let (queue_tx, queue_rx) = mpsc::channel(queue_frames_max.max(1));
+    let (queue_tx, queue_rx) = mpsc::channel(limits.queue_frames_max.max(1));
     let flags = Arc::new(ConnFlags::default());
     let link = ConnLink {
         queue: queue_tx.clone(),
@@ -364,9 +374,13 @@ async fn run_connection(
     let mut shutting_down = false;
     'read: loop {
         let n = tokio::select! {
-            read = read.read(&mut buffer) => match read {
-                Ok(0) | Err(_) => break 'read,
-                Ok(n) => n,
+            read = tokio::time::timeout(limits.idle_timeout, read.read(&mut buffer)) => match read {
+                Ok(Ok(0)) | Ok(Err(_)) => break 'read,
+                Ok(Ok(n)) => n,
+                Err(_) => {
+                    tracing::info!(conn, "closing an idle connection");
+                    break 'read;
+                }
             },
             _ = flags.writer_done.notified() => break 'read,
             _ = shutdown.changed() => {

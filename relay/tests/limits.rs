@@ -187,3 +187,23 @@ fn registered_devices_per_account_below_at_above() {
     // A registered device still logs in at the limit.
     assert_eq!(refusal(&relay.handle(10_000, hello_request(7), 1)), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_and_frees_its_online_slot() {
+    let mut config = config(StoreLocation::Memory);
+    config.idle_timeout_ms = 100;
+    config.devices_online_max = 1;
+    let relay = start(config).await;
+    // This session never pings (ping_interval_ms = 0) and sends nothing.
+    let mut silent = login(&relay, "alice", 1).await;
+    let closed = expect(&mut silent, |e| match e {
+        Event::Closed(reason) => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(closed, tandem_transport::CloseReason::TransportClosed);
+    // Its slot is free: another device of the account gets in.
+    let mut other = login(&relay, "alice", 2).await;
+    round_trip(&mut other).await;
+    relay.stop().await;
+}

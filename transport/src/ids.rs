@@ -117,11 +117,17 @@ impl fmt::Display for AccountId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Platform {
+    /// Android phones and tablets.
     Android,
+    /// iPhone and iPad.
     Ios,
+    /// A browser.
     Web,
+    /// Windows desktops.
     Windows,
+    /// macOS desktops.
     Macos,
+    /// Linux desktops.
     Linux,
     /// Any other platform, named by the app.
     Custom(String),

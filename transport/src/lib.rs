@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Tandem's wire protocol: the frames a device and the relay exchange, the
 //! codec that puts them on a byte stream, the sans-IO session state machines
 //! of both ends, and drivers that carry a session's bytes.
