@@ -8,6 +8,7 @@ mod doc;
 mod engine;
 pub mod limits;
 pub mod model;
+pub mod net;
 pub mod op;
 pub mod sync;
 

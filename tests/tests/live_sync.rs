@@ -1,0 +1,272 @@
+//! Devices of one account converge through a real relay over loopback TCP,
+//! live and after being offline; kick and device list at the engine level.
+
+mod support;
+
+use support::*;
+use tandem_engine::model::*;
+use tandem_engine::op::*;
+use tandem_engine::sync::SyncEvent;
+use tandem_engine::*;
+use tandem_relay::secret::Secret;
+use tandem_relay::StoreLocation;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_devices_converge_live_and_after_being_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(StoreLocation::Memory, Secret::from_bytes([7; 32]), 0).await;
+    let token = relay.token("alice");
+    let phone = online(
+        engine_at(
+            &dir.path().join("phone.db"),
+            "alice",
+            1,
+            "phone",
+            Platform::Ios,
+        ),
+        relay.addr,
+        token.clone(),
+        true,
+    );
+    let laptop = online(
+        engine_at(
+            &dir.path().join("laptop.db"),
+            "alice",
+            2,
+            "laptop",
+            Platform::Macos,
+        ),
+        relay.addr,
+        token.clone(),
+        true,
+    );
+    let tablet = online(
+        engine_at(
+            &dir.path().join("tablet.db"),
+            "alice",
+            3,
+            "tablet",
+            Platform::Android,
+        ),
+        relay.addr,
+        token.clone(),
+        false,
+    );
+    wait_status(&phone, "phone connected", |s| s.connected).await;
+    wait_status(&laptop, "laptop connected", |s| s.connected).await;
+
+    for i in 0..20 {
+        phone
+            .perform(incoming(&format!("m{i}"), "u:bob", "bob", 1_000 + i))
+            .await
+            .unwrap();
+    }
+    laptop
+        .perform(incoming("m5", "u:bob", "bob", 1_005))
+        .await
+        .unwrap();
+    phone
+        .perform(Op::Contact(ContactOp::Accept { user: user("bob") }))
+        .await
+        .unwrap();
+    laptop
+        .perform(Op::Group(GroupOp::Create {
+            group: GroupId::new("g1").unwrap(),
+            name: "Team".into(),
+            members: vec![user("bob"), user("carol")],
+        }))
+        .await
+        .unwrap();
+    let live = converge(&[&phone, &laptop]).await;
+    assert_eq!(live.messages.len(), 20);
+    assert_eq!(live.groups.len(), 1);
+
+    // More changes on both while the tablet is offline, including a read
+    // marker that depends on messages the tablet has never seen.
+    laptop
+        .perform(Op::Conversation(ConversationOp::MarkRead {
+            conversation: conv("u:bob"),
+            message: MessageId::new("m15").unwrap(),
+        }))
+        .await
+        .unwrap();
+    phone
+        .perform(Op::Conversation(ConversationOp::Pin {
+            conversation: conv("u:bob"),
+        }))
+        .await
+        .unwrap();
+    let sent = phone
+        .perform(Op::Message(MessageOp::Send {
+            conversation: conv("g:g1"),
+            body: "hello team".into(),
+        }))
+        .await
+        .unwrap();
+    phone
+        .perform(Op::Group(GroupOp::Kick {
+            group: GroupId::new("g1").unwrap(),
+            users: vec![user("carol")],
+        }))
+        .await
+        .unwrap();
+    converge(&[&phone, &laptop]).await;
+
+    tablet.set_online(true).await.unwrap();
+    wait_status(&tablet, "tablet in step", |s| s.in_step).await;
+    let state = converge(&[&phone, &laptop, &tablet]).await;
+    let bob = state
+        .conversations
+        .iter()
+        .find(|c| c.id == "u:bob")
+        .unwrap();
+    assert!(bob.settings.pinned);
+    assert_eq!(bob.settings.read_message, "m15");
+    assert_eq!(bob.unread, 4);
+    assert!(state
+        .messages
+        .iter()
+        .any(|m| Some(m.id.as_str()) == sent.message_id.as_ref().map(|i| i.as_str())));
+    assert_eq!(state.groups[0].members.len(), 2);
+    // The tablet heard every operation made on the other two.
+    let heard = tablet
+        .read(|e| e.journal(0, 1_000).unwrap().len())
+        .await
+        .unwrap();
+    assert_eq!(heard, 20 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
+
+    for device in [phone, laptop, tablet] {
+        device.shutdown().await.unwrap();
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_list_payloads_and_kicks() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = TestRelay::start(StoreLocation::Memory, Secret::from_bytes([8; 32]), 0).await;
+    let token = relay.token("alice");
+    let a = online(
+        engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Web),
+        relay.addr,
+        token.clone(),
+        true,
+    );
+    let b = online(
+        engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Linux),
+        relay.addr,
+        token.clone(),
+        true,
+    );
+    let c = online(
+        engine_at(&dir.path().join("c.db"), "alice", 3, "c", Platform::Windows),
+        relay.addr,
+        token.clone(),
+        true,
+    );
+    for d in [&a, &b, &c] {
+        wait_status(d, "connected", |s| s.connected).await;
+    }
+    let devices = a.devices().await.unwrap();
+    assert_eq!(devices.len(), 3);
+    assert!(devices.iter().all(|d| d.online));
+    let mut others = a.other_device_ids().await.unwrap();
+    others.sort();
+    assert_eq!(others, [DeviceId([2; 16]), DeviceId([3; 16])]);
+
+    // A payload to one device arrives there once, and is journaled.
+    let mut b_events = b.subscribe();
+    a.send_to_device(DeviceId([2; 16]), b"hello b".to_vec())
+        .await
+        .unwrap();
+    let payload = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(SyncEvent::Payload { from, bytes, .. }) = b_events.recv().await {
+                return (from, bytes);
+            }
+        }
+    })
+    .await
+    .expect("payload arrives");
+    assert_eq!(payload, (DeviceId([1; 16]), b"hello b".to_vec()));
+    let journaled = b.read(|e| e.journal(0, 10).unwrap()).await.unwrap();
+    assert!(matches!(&journaled[0].what, Journaled::Payload { bytes, .. } if bytes == b"hello b"));
+
+    // Kick one: it is told who did it and stays offline.
+    a.kick_device(DeviceId([2; 16])).await.unwrap();
+    let status = wait_status(&b, "b kicked", |s| s.kicked.is_some() && !s.connected).await;
+    assert_eq!(status.kicked.unwrap().0, DeviceId([1; 16]));
+    // Its old credentials no longer work.
+    let b_engine = b.shutdown().await.unwrap();
+    let b = online(b_engine, relay.addr, token.clone(), true);
+    let refused = wait_status(&b, "b refused", |s| s.last_error.is_some()).await;
+    assert!(!refused.connected, "{refused:?}");
+    // A new token lets it back in.
+    let b_engine = b.shutdown().await.unwrap();
+    let b = online(
+        b_engine,
+        relay.addr,
+        relay.token_valid_for("alice", 7_200),
+        true,
+    );
+    wait_status(&b, "b back", |s| s.connected).await;
+
+    // Kick all others.
+    a.kick_all_other_devices().await.unwrap();
+    for d in [&b, &c] {
+        wait_status(d, "kicked", |s| {
+            s.kicked.as_ref().is_some_and(|k| k.0 == DeviceId([1; 16]))
+        })
+        .await;
+    }
+    let devices = a.devices().await.unwrap();
+    assert_eq!(devices.iter().filter(|d| d.online).count(), 1);
+
+    for d in [a, b, c] {
+        d.shutdown().await.unwrap();
+    }
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_across_a_relay_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_db = dir.path().join("relay.db");
+    let secret = Secret::from_bytes([9; 32]);
+    let relay = TestRelay::start(StoreLocation::Sqlite(relay_db.clone()), secret.clone(), 0).await;
+    let addr = relay.addr;
+    let token = relay.token("alice");
+    let a = online(
+        engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
+        addr,
+        token.clone(),
+        true,
+    );
+    for i in 0..10 {
+        a.perform(incoming(&format!("m{i}"), "u:bob", "bob", i))
+            .await
+            .unwrap();
+    }
+    wait_status(&a, "a in step", |s| s.in_step).await;
+    relay.stop().await;
+    // Offline: the operations queue in the outbox.
+    for i in 10..20 {
+        a.perform(incoming(&format!("m{i}"), "u:bob", "bob", i))
+            .await
+            .unwrap();
+    }
+    let relay = TestRelay::start(StoreLocation::Sqlite(relay_db), secret, addr.port()).await;
+    wait_status(&a, "a back in step", |s| s.in_step && s.connected).await;
+    let b = online(
+        engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Ios),
+        addr,
+        token,
+        true,
+    );
+    let state = converge(&[&a, &b]).await;
+    assert_eq!(state.messages.len(), 20);
+    for d in [a, b] {
+        d.shutdown().await.unwrap();
+    }
+    relay.stop().await;
+}
