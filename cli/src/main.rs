@@ -1,1 +1,35 @@
-fn main() {}
+//! `tandem`: run a relay, issue tokens, drive a device, play the demo, run
+//! the benchmarks.
+
+use clap::{Parser, Subcommand};
+
+mod relay_cmd;
+
+/// Tandem keeps one user's IM state in step across all their devices.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a relay server until Ctrl-C.
+    Relay(relay_cmd::RelayArgs),
+    /// Print a token the relay accepts for an account.
+    Token(relay_cmd::TokenArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Relay(args) => relay_cmd::relay(args),
+        Command::Token(args) => relay_cmd::token(args),
+    };
+    if let Err(error) = result {
+        // One clear line, then a non-zero exit.
+        eprintln!("tandem: {error:#}");
+        std::process::exit(1);
+    }
+}
