@@ -14,6 +14,7 @@ use tandem_transport::{AccountId, DeviceId, Platform};
 
 use crate::delta::{ContentId, Delta, DeltaError, EncodedDelta, DELTA_FORMAT};
 use crate::doc::{AccountDoc, DocError, Edit, EditFailure, Refused, Resolved};
+use crate::event::*;
 use crate::limits::{DELTAS_PER_BATCH_MAX, DOC_CHANGES_PER_SNAPSHOT};
 use crate::model::*;
 use crate::op::*;
@@ -194,6 +195,10 @@ pub struct Applied {
     pub waiting: usize,
     /// Deltas merged now that had been waiting.
     pub unblocked: usize,
+    /// Multi-device events journaled by this merge.
+    pub events: usize,
+    /// What the merge changed.
+    pub changed: Changed,
 }
 
 /// A position in this device's delta log, for [`Engine::export`].
@@ -208,30 +213,35 @@ pub struct Export {
     pub next: ExportCursor,
 }
 
-/// What a journal entry records.
-///
-/// Stored with postcard: variants are only ever appended.
+/// What an event is stored as in the journal; the sequence number, source
+/// device and time are columns of their own.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub enum Journaled {
-    /// An operation another device performed, merged here.
-    Op(Op),
-    /// A payload another device sent to this one.
-    Payload { id: [u8; 16], bytes: Vec<u8> },
+struct StoredEvent {
+    kind: EventKind,
+    superseded: bool,
 }
 
-/// One entry of the journal of what happened on other devices.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalEntry {
-    /// Position in the journal: increasing, never reused.
-    pub seq: i64,
-    /// The delta's content id; for a payload, blake3 of sender and id.
-    pub content_id: ContentId,
-    /// The device it came from.
-    pub origin: DeviceId,
-    /// When it was made there (for a payload: when it was received here).
-    pub made_at_ms: i64,
-    pub what: Journaled,
+/// How events reach the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventDelivery {
+    /// The app acknowledges with [`Engine::ack_events`]; until then
+    /// [`Engine::next_event`] returns the same event again, also after a
+    /// restart.
+    #[default]
+    Manual,
+    /// [`Engine::next_event`] acknowledges each event as it returns it.
+    AutoAck,
+}
+
+/// What a merge changed, for a UI to refresh exactly that.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changed {
+    /// Conversation keys (`u:bob`, `g:team`…).
+    pub conversations: Vec<String>,
+    pub contacts: Vec<String>,
+    pub blocklist: Vec<String>,
+    pub groups: Vec<String>,
+    pub threads: Vec<String>,
 }
 
 /// The whole projected state of the account on this device, in a stable
@@ -286,6 +296,7 @@ pub struct Engine {
     doc: AccountDoc,
     device: DeviceInfo,
     next_origin_seq: u64,
+    delivery: EventDelivery,
 }
 
 impl std::fmt::Debug for Engine {
@@ -357,6 +368,7 @@ impl Engine {
             doc,
             device,
             next_origin_seq,
+            delivery: EventDelivery::default(),
         })
     }
 
@@ -654,6 +666,9 @@ impl Engine {
             .collect();
         let tx = self.store.transaction()?;
         let mut touched = BTreeSet::new();
+        // Merged deltas in merge (causal) order, journaled once the whole
+        // batch is merged so "superseded" reflects the batch's outcome.
+        let mut merged_now: Vec<(Delta, ContentId)> = Vec::new();
         let mut new_changes = 0i64;
         for (content_id, seq) in &batch.known {
             tx.set_relay_seq(content_id, *seq as i64)?;
@@ -679,7 +694,8 @@ impl Engine {
             // Message effects merge monotonically, so they never wait.
             message_effects(&tx, &delta, account.as_str(), &mut touched)?;
             if ready {
-                merged(&tx, &delta, encoded.content_id(), me, &mut touched)?;
+                touched.extend(touched_by(&delta.op));
+                merged_now.push((delta, encoded.content_id()));
             } else {
                 applied.waiting += 1;
                 waiting.push((
@@ -695,7 +711,8 @@ impl Engine {
                     let (delta, _, content_id) = waiting.remove(i);
                     tx.mark_delta_applied(&content_id)?;
                     applied.unblocked += 1;
-                    merged(&tx, &delta, content_id, me, &mut touched)?;
+                    touched.extend(touched_by(&delta.op));
+                    merged_now.push((delta, content_id));
                     i = 0;
                 } else {
                     i += 1;
@@ -713,7 +730,23 @@ impl Engine {
             tx.set_meta(MetaKey::RelayCursor, cursor as i64)?;
         }
         project(&tx, &self.doc, account.as_str(), &touched)?;
+        for (delta, content_id) in &merged_now {
+            if delta.origin == me {
+                continue;
+            }
+            let kind = event_kind(delta);
+            let superseded = superseded(&self.doc, &kind);
+            let seq = tx.append_event(&EventRow {
+                seq: 0,
+                content_id: *content_id,
+                origin: delta.origin.0,
+                made_at_ms: delta.made_at_ms,
+                body: encode_event(&StoredEvent { kind, superseded }),
+            })?;
+            applied.events += usize::from(seq.is_some());
+        }
         tx.commit()?;
+        applied.changed = changed(&self.doc, &touched);
         Ok(())
     }
 
@@ -724,48 +757,133 @@ impl Engine {
         Ok(())
     }
 
-    /// Journal entries after position `after`, oldest first.
-    pub fn journal(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+    /// Journaled events after position `after`, oldest first, whether
+    /// acknowledged or not.
+    pub fn events_after(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let rows = self.store.events_after(after, limit)?;
         rows.into_iter()
             .map(|row| {
-                let what = postcard::from_bytes(&row.body)
-                    .map_err(|e| StoreError::Corrupt(format!("journal entry {}: {e}", row.seq)))?;
-                Ok(JournalEntry {
+                let stored: StoredEvent = postcard::from_bytes(&row.body).map_err(|e| {
+                    StoreError::Corrupt(format!("journaled event {}: {e}", row.seq))
+                })?;
+                Ok(Event {
                     seq: row.seq,
-                    content_id: row.content_id,
-                    origin: DeviceId(row.origin),
+                    source_device: DeviceId(row.origin),
                     made_at_ms: row.made_at_ms,
-                    what,
+                    superseded: stored.superseded,
+                    kind: stored.kind,
                 })
             })
             .collect()
     }
 
+    /// Up to `limit` events the app has not acknowledged, oldest first.
+    pub fn pending_events(&self, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.events_after(self.events_acked()?, limit)
+    }
+
+    /// The oldest event the app has not acknowledged. With
+    /// [`EventDelivery::AutoAck`] it is acknowledged as it is returned.
+    pub fn next_event(&mut self) -> Result<Option<Event>, StoreError> {
+        let event = self.pending_events(1)?.pop();
+        if let (Some(event), EventDelivery::AutoAck) = (&event, self.delivery) {
+            self.ack_events(event.seq)?;
+        }
+        Ok(event)
+    }
+
+    /// Acknowledges every event up to and including `seq`: they are not
+    /// delivered again, also after a restart. Acknowledging backwards does
+    /// nothing; acknowledging past the newest event acknowledges up to it
+    /// (never events that do not exist yet).
+    pub fn ack_events(&mut self, seq: i64) -> Result<(), StoreError> {
+        let seq = seq.min(self.store.events_head()?);
+        if seq <= self.events_acked()? {
+            return Ok(());
+        }
+        let tx = self.store.transaction()?;
+        tx.set_meta(MetaKey::EventsAcked, seq)?;
+        tx.commit()
+    }
+
+    /// The newest journaled event's sequence number (0 for none).
+    pub fn events_head(&self) -> Result<i64, StoreError> {
+        self.store.events_head()
+    }
+
+    /// The highest acknowledged event sequence number (0 for none).
+    pub fn events_acked(&self) -> Result<i64, StoreError> {
+        Ok(self.store.meta(MetaKey::EventsAcked)?.unwrap_or(0))
+    }
+
+    /// Chooses how [`Engine::next_event`] acknowledges.
+    pub fn set_event_delivery(&mut self, delivery: EventDelivery) {
+        self.delivery = delivery;
+    }
+
     /// Journals a payload another device sent to this one, once per sender
-    /// and payload id: returns false when it was journaled already (the
-    /// relay delivered it again because its acknowledgement was lost).
+    /// and payload id: returns the new event's sequence number, or `None`
+    /// when it was journaled already (the relay delivered it again because
+    /// its acknowledgement was lost).
     pub fn record_payload(
         &mut self,
         now_ms: i64,
         from: DeviceId,
         id: [u8; 16],
-        bytes: Vec<u8>,
-    ) -> Result<bool, StoreError> {
+        bytes: &[u8],
+    ) -> Result<Option<i64>, StoreError> {
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"tandem payload");
         hasher.update(&from.0);
         hasher.update(&id);
+        let kind = EventKind::Message(MessageEvent::PayloadReceived {
+            id: hex(&id),
+            payload: hex(bytes),
+        });
+        self.journal(now_ms, from, *hasher.finalize().as_bytes(), kind)
+    }
+
+    /// Journals something the relay told this device about its connection
+    /// (kicked, refused, a new device of the account…). `source` is the
+    /// device that caused it, or this device.
+    pub fn record_connection_event(
+        &mut self,
+        now_ms: i64,
+        source: DeviceId,
+        event: ConnectionEvent,
+    ) -> Result<Option<i64>, StoreError> {
+        let kind = EventKind::Connection(event);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"tandem connection event");
+        hasher.update(&source.0);
+        hasher.update(&now_ms.to_le_bytes());
+        hasher.update(&encode_event(&StoredEvent {
+            kind: kind.clone(),
+            superseded: false,
+        }));
+        self.journal(now_ms, source, *hasher.finalize().as_bytes(), kind)
+    }
+
+    fn journal(
+        &mut self,
+        now_ms: i64,
+        source: DeviceId,
+        content_id: ContentId,
+        kind: EventKind,
+    ) -> Result<Option<i64>, StoreError> {
         let tx = self.store.transaction()?;
         let seq = tx.append_event(&EventRow {
             seq: 0,
-            content_id: *hasher.finalize().as_bytes(),
-            origin: from.0,
+            content_id,
+            origin: source.0,
             made_at_ms: now_ms,
-            body: encode_journaled(&Journaled::Payload { id, bytes }),
+            body: encode_event(&StoredEvent {
+                kind,
+                superseded: false,
+            }),
         })?;
         tx.commit()?;
-        Ok(seq.is_some())
+        Ok(seq)
     }
 
     // ---- Queries: served from the projections. ----
@@ -901,30 +1019,8 @@ fn store_doc_change(
     }
 }
 
-fn encode_journaled(what: &Journaled) -> Vec<u8> {
-    postcard::to_stdvec(what).expect("a journal entry always encodes")
-}
-
-/// Journals a merged operation from another device and notes what it
-/// touched.
-fn merged(
-    tx: &DeviceTx<'_>,
-    delta: &Delta,
-    content_id: ContentId,
-    me: DeviceId,
-    touched: &mut BTreeSet<Entity>,
-) -> Result<(), StoreError> {
-    touched.extend(touched_by(&delta.op));
-    if delta.origin != me {
-        tx.append_event(&EventRow {
-            seq: 0,
-            content_id,
-            origin: delta.origin.0,
-            made_at_ms: delta.made_at_ms,
-            body: encode_journaled(&Journaled::Op(delta.op.clone())),
-        })?;
-    }
-    Ok(())
+fn encode_event(event: &StoredEvent) -> Vec<u8> {
+    postcard::to_stdvec(event).expect("an event always encodes")
 }
 
 /// Writes an operation's effects on the message log. They merge
@@ -1075,6 +1171,24 @@ pub(crate) fn thread_of(op: &ThreadOp) -> &ThreadId {
         | ThreadOp::Update { thread, .. }
         | ThreadOp::Kick { thread, .. } => thread,
     }
+}
+
+/// What the touched entities are, for the app to refresh.
+fn changed(doc: &AccountDoc, touched: &BTreeSet<Entity>) -> Changed {
+    let mut out = Changed::default();
+    for entity in touched {
+        match entity {
+            Entity::Conversation(key) => out.conversations.push(key.clone()),
+            Entity::AllConversations => out.conversations.extend(doc.conversation_keys()),
+            Entity::Contact(user) => out.contacts.push(user.clone()),
+            Entity::Blocked(user) => out.blocklist.push(user.clone()),
+            Entity::Group(group) => out.groups.push(group.clone()),
+            Entity::Thread(thread) => out.threads.push(thread.clone()),
+        }
+    }
+    out.conversations.sort();
+    out.conversations.dedup();
+    out
 }
 
 /// Projects the touched entities from the document into their rows.

@@ -6,6 +6,7 @@
 pub mod delta;
 mod doc;
 mod engine;
+pub mod event;
 pub mod limits;
 pub mod model;
 pub mod net;
@@ -14,9 +15,10 @@ pub mod sync;
 
 pub use doc::{DocError, Refused};
 pub use engine::{
-    AccountState, Applied, ApplyError, Config, DeviceInfo, Engine, Export, ExportCursor,
-    JournalEntry, Journaled, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
+    AccountState, Applied, ApplyError, Changed, Config, DeviceInfo, Engine, EventDelivery, Export,
+    ExportCursor, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
 };
+pub use event::{Event, EventKind};
 pub use tandem_storage::device::{
     BlockedRow, ContactRow, ConversationRow, ConversationSettings, GroupMember, GroupRow,
     MemberAttribute, MessageView, Receipt, ThreadRow,

@@ -103,8 +103,10 @@ string_id!(
 );
 
 /// A conversation: with one user, in a group, or in a thread. Its text form
-/// is `u:<user>`, `g:<group>` or `t:<thread>`.
+/// is `u:<user>`, `g:<group>` or `t:<thread>`, which is also how it is
+/// serialized.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum ConversationId {
     User(UserId),
     Group(GroupId),
@@ -131,6 +133,19 @@ impl fmt::Display for ConversationId {
 impl fmt::Debug for ConversationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self}")
+    }
+}
+
+impl TryFrom<String> for ConversationId {
+    type Error = InvalidId;
+    fn try_from(value: String) -> Result<Self, InvalidId> {
+        value.parse()
+    }
+}
+
+impl From<ConversationId> for String {
+    fn from(value: ConversationId) -> String {
+        value.to_string()
     }
 }
 
@@ -165,6 +180,7 @@ pub struct IncomingMessage {
 /// A receipt the other party sent for a message. Receipts only move
 /// forward: none < delivered < read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PeerReceipt {
     Delivered,
     Read,

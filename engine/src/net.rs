@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::engine::{Engine, OpError, Performed};
+use crate::event::Event;
 use crate::op::Op;
 use crate::sync::{SyncError, SyncEvent, Syncer};
 
@@ -105,6 +106,7 @@ type Reply<T> = oneshot::Sender<Result<T, DeviceError>>;
 enum Command {
     Perform(Op, Reply<Performed>),
     Read(Box<dyn FnOnce(&Engine) + Send>),
+    Write(Box<dyn FnOnce(&mut Engine) + Send>),
     Devices(Reply<Vec<DeviceInfo>>),
     Kick(DeviceId, Reply<()>),
     KickAllOthers(Reply<()>),
@@ -118,7 +120,69 @@ pub struct OnlineDevice {
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<SyncEvent>,
     status: watch::Receiver<Status>,
+    /// The newest journaled event's sequence number.
+    journal_head: watch::Receiver<i64>,
     device_id: DeviceId,
+}
+
+/// The multi-device events of an [`OnlineDevice`], in order, starting with
+/// the oldest the app has not acknowledged. Acknowledge with
+/// [`OnlineDevice::ack_events`] once handled; events not acknowledged are
+/// delivered again by the next stream (also after a restart).
+pub struct EventStream {
+    commands: mpsc::Sender<Command>,
+    journal_head: watch::Receiver<i64>,
+    /// The last event this stream handed out; `None` until the first read
+    /// finds where the unacknowledged events start.
+    cursor: Option<i64>,
+    buffered: std::collections::VecDeque<Event>,
+}
+
+impl EventStream {
+    /// Events read from the journal per round trip to the device thread.
+    const BATCH: usize = 256;
+
+    /// The next event, waiting for one if there is none yet. Fails only
+    /// when the device has shut down.
+    pub async fn next(&mut self) -> Result<Event, DeviceError> {
+        loop {
+            if let Some(event) = self.buffered.pop_front() {
+                self.cursor = Some(event.seq);
+                return Ok(event);
+            }
+            // Mark the head as seen before reading, so an event journaled
+            // during the read wakes the wait below.
+            self.journal_head.borrow_and_update();
+            let cursor = self.cursor;
+            let (tx, rx) = oneshot::channel();
+            let job = Box::new(move |engine: &Engine| {
+                let after = match cursor {
+                    Some(c) => Ok(c),
+                    None => engine.events_acked(),
+                };
+                let _ =
+                    tx.send(after.and_then(|after| {
+                        engine.events_after(after, Self::BATCH).map(|e| (after, e))
+                    }));
+            });
+            self.commands
+                .send(Command::Read(job))
+                .await
+                .map_err(|_| DeviceError::ShutDown)?;
+            let (after, events) = rx
+                .await
+                .map_err(|_| DeviceError::ShutDown)?
+                .map_err(|e| DeviceError::Op(OpError::Store(e)))?;
+            self.cursor = Some(after);
+            if events.is_empty() {
+                self.journal_head
+                    .changed()
+                    .await
+                    .map_err(|_| DeviceError::ShutDown)?;
+            }
+            self.buffered.extend(events);
+        }
+    }
 }
 
 impl OnlineDevice {
@@ -128,6 +192,7 @@ impl OnlineDevice {
         let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE_DEPTH);
         let (events, _) = broadcast::channel(EVENT_QUEUE_DEPTH);
         let (status_tx, status) = watch::channel(Status::default());
+        let (journal_tx, journal_head) = watch::channel(engine.events_head().unwrap_or(0));
         let device_id = engine.device().device_id;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -138,6 +203,7 @@ impl OnlineDevice {
             commands: command_rx,
             events: events.clone(),
             status: status_tx,
+            journal_head: journal_tx,
             pending_devices: Vec::new(),
             payload_counter: 0,
             logged_in: false,
@@ -149,6 +215,7 @@ impl OnlineDevice {
             commands,
             events,
             status,
+            journal_head,
             device_id,
         })
     }
@@ -237,9 +304,38 @@ impl OnlineDevice {
             .map_err(|_| DeviceError::ShutDown)
     }
 
-    /// Sync events from now on.
+    /// Sync events (connected, merged with what changed, in step,
+    /// kicked…) from now on. Lossy for a subscriber that falls more than
+    /// [`EVENT_QUEUE_DEPTH`] behind; the multi-device events themselves are
+    /// in the journal, read with [`OnlineDevice::events`].
     pub fn subscribe(&self) -> broadcast::Receiver<SyncEvent> {
         self.events.subscribe()
+    }
+
+    /// The multi-device events, oldest unacknowledged first, as an async
+    /// stream.
+    pub fn events(&self) -> EventStream {
+        EventStream {
+            commands: self.commands.clone(),
+            journal_head: self.journal_head.clone(),
+            cursor: None,
+            buffered: Default::default(),
+        }
+    }
+
+    /// Acknowledges every event up to `seq`: never delivered again.
+    pub async fn ack_events(&self, seq: i64) -> Result<(), DeviceError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |engine: &mut Engine| {
+            let _ = tx.send(engine.ack_events(seq));
+        });
+        self.commands
+            .send(Command::Write(job))
+            .await
+            .map_err(|_| DeviceError::ShutDown)?;
+        rx.await
+            .map_err(|_| DeviceError::ShutDown)?
+            .map_err(|e| DeviceError::Op(OpError::Store(e)))
     }
 
     /// The connection state, to read or to wait on.
@@ -295,6 +391,7 @@ struct Actor {
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<SyncEvent>,
     status: watch::Sender<Status>,
+    journal_head: watch::Sender<i64>,
     pending_devices: Vec<Reply<Vec<DeviceInfo>>>,
     payload_counter: u64,
     /// Set when a connection logs in; resets the backoff.
@@ -384,6 +481,7 @@ impl Actor {
                 let _ = reply.send(self.engine.perform(now_ms(), op).map_err(Into::into));
             }
             Command::Read(job) => job(&self.engine),
+            Command::Write(job) => job(&mut self.engine),
             Command::Devices(reply) => {
                 let _ = reply.send(Err(DeviceError::NotConnected));
             }
@@ -396,6 +494,17 @@ impl Actor {
             Command::SetOnline(_) | Command::Shutdown(_) => {
                 unreachable!("handled by the caller")
             }
+        }
+    }
+
+    /// Wakes event streams when the journal grew.
+    fn publish_journal_head(&self) {
+        if let Ok(head) = self.engine.events_head() {
+            self.journal_head.send_if_modified(|h| {
+                let grew = head > *h;
+                *h = head.max(*h);
+                grew
+            });
         }
     }
 
@@ -485,6 +594,7 @@ impl Actor {
             }
             let in_step = syncer.is_in_step(&self.engine).unwrap_or(false);
             self.set_status(|s| s.in_step = in_step);
+            self.publish_journal_head();
             if session.is_closed() {
                 // One more round hands over the events a failed write queued.
                 if closing {
@@ -595,6 +705,7 @@ impl Actor {
                 let _ = reply.send(result);
             }
             Command::Read(job) => job(&self.engine),
+            Command::Write(job) => job(&mut self.engine),
             Command::Devices(reply) => match session.list_devices() {
                 Ok(()) => self.pending_devices.push(reply),
                 Err(e) => {

@@ -11,8 +11,11 @@ use tandem_transport::frame::{Delta as WireDelta, DeviceInfo, ErrorCode, Payload
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
 use tandem_transport::{ClientSession, CommandError, DeviceId};
 
+use std::collections::BTreeSet;
+
 use crate::delta::EncodedDelta;
 use crate::engine::{Applied, ApplyError, Engine, RelayDelta};
+use crate::event::ConnectionEvent;
 use crate::StoreError;
 
 /// Bytes of delta content put in one push frame: half a frame, so the
@@ -87,6 +90,8 @@ pub struct Syncer {
     /// The relay's head at login: a pull is due until the cursor reaches it.
     head_seq: u64,
     reported_in_step: bool,
+    /// Devices of the account this connection has seen.
+    known_devices: BTreeSet<DeviceId>,
 }
 
 impl Syncer {
@@ -150,6 +155,7 @@ impl Syncer {
         match event {
             Event::Connected(welcome) => {
                 self.connected = true;
+                self.known_devices = welcome.devices.iter().map(|d| d.id).collect();
                 self.head_seq = welcome.head_seq;
                 out.push(SyncEvent::Connected {
                     devices: welcome.devices,
@@ -186,19 +192,60 @@ impl Syncer {
                 }
             }
             Event::PullNeeded => self.pull(engine, session)?,
-            Event::Devices(devices) => out.push(SyncEvent::Devices(devices)),
-            Event::DeviceListChanged => out.push(SyncEvent::DeviceListChanged),
+            Event::Devices(devices) => {
+                // Devices this connection has not seen before logged in
+                // meanwhile.
+                for device in &devices {
+                    if self.known_devices.insert(device.id) {
+                        engine.record_connection_event(
+                            now_ms,
+                            device.id,
+                            ConnectionEvent::LoggedInOnNewDevice {
+                                name: device.name.clone(),
+                                platform: device.platform.to_string(),
+                            },
+                        )?;
+                    }
+                }
+                out.push(SyncEvent::Devices(devices));
+            }
+            Event::DeviceListChanged => {
+                let me = engine.device().device_id;
+                engine.record_connection_event(now_ms, me, ConnectionEvent::DeviceListChanged)?;
+                // Fetch the list to see who is new.
+                session.list_devices()?;
+                out.push(SyncEvent::DeviceListChanged);
+            }
             Event::DevicePayload { from, id, bytes } => {
                 // Journaled before it is acknowledged: a crash in between
                 // means a second delivery, which the journal absorbs.
-                let new = engine.record_payload(now_ms, from, id.0, bytes.clone())?;
+                let new = engine.record_payload(now_ms, from, id.0, &bytes)?;
                 session.ack_payload(id)?;
-                if new {
+                if new.is_some() {
                     out.push(SyncEvent::Payload { from, id, bytes });
                 }
             }
-            Event::Kicked { by, reason } => out.push(SyncEvent::Kicked { by, reason }),
-            Event::Error { code, text } => out.push(SyncEvent::RelayError { code, text }),
+            Event::Kicked { by, reason } => {
+                engine.record_connection_event(
+                    now_ms,
+                    by,
+                    ConnectionEvent::Kicked {
+                        reason: reason.clone(),
+                    },
+                )?;
+                out.push(SyncEvent::Kicked { by, reason });
+            }
+            Event::Error { code, text } => {
+                if code == ErrorCode::TooManyDevices {
+                    let me = engine.device().device_id;
+                    engine.record_connection_event(
+                        now_ms,
+                        me,
+                        ConnectionEvent::TooManyDevices { text: text.clone() },
+                    )?;
+                }
+                out.push(SyncEvent::RelayError { code, text });
+            }
             Event::Closed(reason) => {
                 self.connected = false;
                 out.push(SyncEvent::Closed(reason));

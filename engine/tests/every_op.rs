@@ -6,6 +6,18 @@ mod common;
 use common::*;
 use tandem_engine::*;
 
+fn category(op: &tandem_engine::op::Op) -> &'static str {
+    use tandem_engine::op::Op;
+    match op {
+        Op::Message(_) => "message",
+        Op::Conversation(_) => "conversation",
+        Op::Contact(_) => "contact",
+        Op::Group(_) => "group",
+        Op::Thread(_) => "thread",
+        _ => unreachable!("every_op makes only these"),
+    }
+}
+
 #[test]
 fn every_operation_reaches_the_other_device() {
     let mut a = Device::memory(1);
@@ -14,16 +26,17 @@ fn every_operation_reaches_the_other_device() {
     for op in every_op() {
         a.op(op.clone());
         send(&a, &mut b);
-        let heard = b.engine.journal(journal_seq, 10).unwrap();
+        let heard = b.engine.events_after(journal_seq, 10).unwrap();
         assert_eq!(heard.len(), 1, "{op:?}");
-        assert_eq!(heard[0].what, Journaled::Op(op.clone()));
-        assert_eq!(heard[0].origin, DeviceId([1; 16]));
+        assert_eq!(heard[0].kind.category(), category(&op));
+        assert!(!heard[0].superseded, "{op:?}");
+        assert_eq!(heard[0].source_device, DeviceId([1; 16]));
         assert_eq!(heard[0].made_at_ms, a.now_ms);
         journal_seq = heard[0].seq;
         assert_eq!(a.state(), b.state(), "after {op:?}");
     }
     assert!(
-        a.engine.journal(0, 10).unwrap().is_empty(),
+        a.engine.events_after(0, 10).unwrap().is_empty(),
         "local operations are not journaled"
     );
     assert_converged(&[a, b]);

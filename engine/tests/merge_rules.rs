@@ -405,7 +405,7 @@ fn a_change_that_overtakes_its_dependency_waits_for_it() {
     assert_eq!(applied.waiting, 1);
     assert!(c.state().groups.is_empty());
     assert!(
-        c.engine.journal(0, 10).unwrap().is_empty(),
+        c.engine.events_after(0, 10).unwrap().is_empty(),
         "no event before it merges"
     );
     let applied = send(&a, &mut c);
@@ -413,10 +413,10 @@ fn a_change_that_overtakes_its_dependency_waits_for_it() {
     assert_eq!(c.state().groups[0].name, "Renamed");
     let ops: Vec<_> = c
         .engine
-        .journal(0, 10)
+        .events_after(0, 10)
         .unwrap()
         .into_iter()
-        .map(|m| m.origin)
+        .map(|m| m.source_device)
         .collect();
     assert_eq!(
         ops,
@@ -437,7 +437,7 @@ fn applying_a_batch_twice_changes_nothing() {
     let before = (
         b.state(),
         b.engine.doc_heads(),
-        b.engine.journal(0, 100).unwrap(),
+        b.engine.events_after(0, 100).unwrap(),
     );
     let again = send(&a, &mut b);
     assert_eq!(again.new, 0);
@@ -447,7 +447,7 @@ fn applying_a_batch_twice_changes_nothing() {
         (
             b.state(),
             b.engine.doc_heads(),
-            b.engine.journal(0, 100).unwrap()
+            b.engine.events_after(0, 100).unwrap()
         )
     );
     // A device's own deltas coming back are duplicates too.
@@ -481,7 +481,7 @@ fn three_devices_with_mixed_operations_converge_in_any_order() {
     assert!(state.conversations[0].settings.pinned);
     // Each device heard every operation made elsewhere.
     for (i, device) in devices.iter().enumerate() {
-        let heard = device.engine.journal(0, 100).unwrap().len();
+        let heard = device.engine.events_after(0, 100).unwrap().len();
         let elsewhere = 6 - 2;
         assert_eq!(heard, elsewhere, "device {i}");
     }

@@ -459,6 +459,7 @@ fn check_rollback(mut store: DeviceStore) {
 }
 
 fn check_events(mut store: DeviceStore) {
+    assert_eq!(store.events_head().unwrap(), 0);
     let tx = store.transaction().unwrap();
     let first = tx
         .append_event(&EventRow {
@@ -491,6 +492,7 @@ fn check_events(mut store: DeviceStore) {
     tx.commit().unwrap();
     let (first, second) = (first.unwrap(), second.unwrap());
     assert!(second > first);
+    assert_eq!(store.events_head().unwrap(), second);
     let events = store.events_after(0, 10).unwrap();
     assert_eq!(
         events.iter().map(|e| e.body.clone()).collect::<Vec<_>>(),

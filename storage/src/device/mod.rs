@@ -465,6 +465,14 @@ impl DeviceStore {
         Ok(out)
     }
 
+    /// The newest journaled event's sequence number, 0 when there is none.
+    pub fn events_head(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     /// Up to `limit` journaled events after `seq`, oldest first.
     pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(

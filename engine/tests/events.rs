@@ -1,0 +1,238 @@
+//! Multi-device events: one per operation made elsewhere, journaled with the
+//! merge, delivered until acknowledged, marked when superseded, in a stable
+//! JSON form.
+
+mod common;
+
+use common::*;
+use tandem_engine::event::*;
+use tandem_engine::op::*;
+use tandem_engine::*;
+
+const SNAPSHOT: &str = "tests/snapshots/events.jsonl";
+
+/// B's events after A performed every operation kind, plus the events that
+/// do not come from operations.
+fn every_event() -> Vec<Event> {
+    let mut a = Device::memory(1);
+    let mut b = Device::memory(2);
+    for op in every_op() {
+        a.op(op);
+        send(&a, &mut b);
+    }
+    let c = DeviceId([3; 16]);
+    b.engine
+        .record_payload(5_000, DeviceId([1; 16]), [9; 16], b"ping")
+        .unwrap();
+    for (at, source, event) in [
+        (
+            5_001,
+            DeviceId([1; 16]),
+            ConnectionEvent::Kicked {
+                reason: "lost phone".into(),
+            },
+        ),
+        (
+            5_002,
+            DeviceId([2; 16]),
+            ConnectionEvent::TooManyDevices {
+                text: "4 online".into(),
+            },
+        ),
+        (
+            5_003,
+            c,
+            ConnectionEvent::LoggedInOnNewDevice {
+                name: "tablet".into(),
+                platform: "android".into(),
+            },
+        ),
+        (5_004, DeviceId([2; 16]), ConnectionEvent::DeviceListChanged),
+    ] {
+        b.engine.record_connection_event(at, source, event).unwrap();
+    }
+    b.engine.events_after(0, 1_000).unwrap()
+}
+
+#[test]
+fn every_event_kind_has_a_stable_json_form() {
+    let actual: String = every_event().iter().map(|e| e.to_json() + "\n").collect();
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(SNAPSHOT, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(SNAPSHOT).expect("the committed snapshot");
+    for (i, (a, e)) in actual.lines().zip(expected.lines()).enumerate() {
+        assert_eq!(a, e, "event {i} serializes differently");
+    }
+    assert_eq!(actual.lines().count(), expected.lines().count());
+}
+
+#[test]
+fn every_event_names_its_category_op_and_source() {
+    let events = every_event();
+    let ops = every_op().len();
+    assert_eq!(events.len(), ops + 5);
+    for event in &events[..ops] {
+        assert_eq!(event.source_device, DeviceId([1; 16]));
+        let json = event.to_json_value();
+        assert_eq!(json["category"], event.kind.category());
+        assert!(json["op"].is_string(), "{json}");
+    }
+    let sent = events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Message(MessageEvent::Sent { .. })))
+        .unwrap();
+    let json = sent.to_json_value();
+    assert_eq!(json["conversation"], "u:bob");
+    assert_eq!(json["message"], format!("{}.5", DeviceId([1; 16]).to_hex()));
+    let kicked = &events[ops + 1];
+    assert_eq!(kicked.to_json_value()["op"], "kicked");
+    assert_eq!(
+        kicked.source_device,
+        DeviceId([1; 16]),
+        "names the kicking device"
+    );
+}
+
+#[test]
+fn local_operations_make_no_event() {
+    let mut a = Device::memory(1);
+    for op in every_op() {
+        a.op(op);
+    }
+    assert!(a.engine.pending_events(10).unwrap().is_empty());
+}
+
+#[test]
+fn a_concurrent_operation_that_lost_is_marked_superseded() {
+    let (mut a, mut b) = {
+        let mut a = Device::memory(1);
+        let mut b = Device::memory(2);
+        a.op(incoming("m1", "u:bob", "bob", 1));
+        send(&a, &mut b);
+        (a, b)
+    };
+    a.op(Op::Conversation(ConversationOp::Pin {
+        conversation: conv("u:bob"),
+    }));
+    b.op(Op::Conversation(ConversationOp::Unpin {
+        conversation: conv("u:bob"),
+    }));
+    send(&a, &mut b);
+    send(&b, &mut a);
+    let pinned = a
+        .engine
+        .conversation(&conv("u:bob"))
+        .unwrap()
+        .unwrap()
+        .settings
+        .pinned;
+    let pin_on_b = b.engine.pending_events(10).unwrap().pop().unwrap();
+    assert!(matches!(
+        pin_on_b.kind,
+        EventKind::Conversation(ConversationEvent::Pinned { .. })
+    ));
+    let unpin_on_a = a.engine.pending_events(10).unwrap().pop().unwrap();
+    assert!(matches!(
+        unpin_on_a.kind,
+        EventKind::Conversation(ConversationEvent::Unpinned { .. })
+    ));
+    assert_eq!(pin_on_b.superseded, !pinned);
+    assert_eq!(unpin_on_a.superseded, pinned);
+    assert_ne!(
+        pin_on_b.superseded, unpin_on_a.superseded,
+        "exactly one lost"
+    );
+
+    // A re-add concurrent with a remove: the remove lost.
+    a.op(Op::Contact(ContactOp::Accept {
+        user: user("carol"),
+    }));
+    send(&a, &mut b);
+    b.engine.ack_events(i64::MAX).unwrap();
+    a.op(Op::Contact(ContactOp::Remove {
+        user: user("carol"),
+    }));
+    b.op(Op::Contact(ContactOp::Remove {
+        user: user("carol"),
+    }));
+    b.op(Op::Contact(ContactOp::Add {
+        user: user("carol"),
+        greeting: String::new(),
+    }));
+    send(&a, &mut b);
+    let removed = b.engine.pending_events(10).unwrap().pop().unwrap();
+    assert!(matches!(
+        removed.kind,
+        EventKind::Contact(ContactEvent::Removed { .. })
+    ));
+    assert!(removed.superseded);
+}
+
+#[test]
+fn events_survive_a_crash_until_acknowledged() {
+    let mut a = Device::memory(1);
+    for op in every_op().into_iter().take(10) {
+        a.op(op);
+    }
+    let (mut b, path) = file_device(2);
+    send(&a, &mut b);
+    // "Crash" right after the merge, before the app read anything.
+    b.reopen(&path);
+    let pending = b.engine.pending_events(100).unwrap();
+    assert_eq!(pending.len(), 10);
+    let first = b.engine.next_event().unwrap().unwrap();
+    assert_eq!(first, pending[0]);
+    assert_eq!(
+        b.engine.next_event().unwrap().unwrap(),
+        first,
+        "manual: again until acknowledged"
+    );
+    b.engine.ack_events(pending[3].seq).unwrap();
+    b.reopen(&path);
+    assert_eq!(b.engine.next_event().unwrap().unwrap(), pending[4]);
+    b.engine.ack_events(pending[1].seq).unwrap();
+    assert_eq!(
+        b.engine.next_event().unwrap().unwrap(),
+        pending[4],
+        "acknowledging backwards does nothing"
+    );
+    b.engine.set_event_delivery(EventDelivery::AutoAck);
+    for expected in &pending[4..] {
+        assert_eq!(&b.engine.next_event().unwrap().unwrap(), expected);
+    }
+    assert_eq!(b.engine.next_event().unwrap(), None);
+    b.reopen(&path);
+    assert!(
+        b.engine.pending_events(100).unwrap().is_empty(),
+        "never again once acknowledged"
+    );
+    // The same deltas again make no new events.
+    let applied = send(&a, &mut b);
+    assert_eq!(applied.events, 0);
+    assert!(b.engine.pending_events(100).unwrap().is_empty());
+}
+
+#[test]
+fn a_merge_reports_what_changed() {
+    let mut a = Device::memory(1);
+    let mut b = Device::memory(2);
+    a.op(incoming("m1", "u:bob", "bob", 1));
+    a.op(Op::Contact(ContactOp::Accept { user: user("bob") }));
+    a.op(Op::Contact(ContactOp::Block { user: user("eve") }));
+    a.op(Op::Group(GroupOp::Create {
+        group: group("g1"),
+        name: "G".into(),
+        members: vec![],
+    }));
+    a.op(Op::Conversation(ConversationOp::Pin {
+        conversation: conv("g:g1"),
+    }));
+    let applied = send(&a, &mut b);
+    assert_eq!(applied.events, 5);
+    assert_eq!(applied.changed.conversations, ["g:g1", "u:bob"]);
+    assert_eq!(applied.changed.contacts, ["bob"]);
+    assert_eq!(applied.changed.blocklist, ["eve"]);
+    assert_eq!(applied.changed.groups, ["g1"]);
+    assert!(applied.changed.threads.is_empty());
+}
