@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod relay_cmd;
 
 /// Tandem keeps one user's IM state in step across all their devices.
@@ -19,6 +20,9 @@ enum Command {
     Relay(relay_cmd::RelayArgs),
     /// Print a token the relay accepts for an account.
     Token(relay_cmd::TokenArgs),
+    /// Play the demo: an embedded relay and three devices of one account
+    /// going offline, making changes and reconciling.
+    Demo(demo::DemoArgs),
 }
 
 fn main() {
@@ -26,6 +30,7 @@ fn main() {
     let result = match cli.command {
         Command::Relay(args) => relay_cmd::relay(args),
         Command::Token(args) => relay_cmd::token(args),
+        Command::Demo(args) => demo::run(args),
     };
     if let Err(error) = result {
         // One clear line, then a non-zero exit.

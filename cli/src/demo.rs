@@ -1,0 +1,522 @@
+//! `tandem demo`: an embedded relay and three devices of one account
+//! (phone, laptop, tablet) play a short story: two devices online making
+//! changes, the third offline; it catches up, the laptop kicks it; at the
+//! end a side-by-side table shows the three states are identical.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use tandem_engine::model::*;
+use tandem_engine::net::{Backoff, OnlineConfig, OnlineDevice};
+use tandem_engine::op::*;
+use tandem_engine::sync::SyncEvent;
+use tandem_engine::*;
+use tandem_relay::secret::Secret;
+use tandem_relay::{Relay, RelayConfig, StoreLocation};
+
+/// How long any step of the story may take before the demo gives up.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the relay's and the devices' SQLite files (default: a
+    /// temporary folder, removed at the end).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let temp;
+    let dir = match args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir
+        }
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary folder")?;
+            temp.path().to_owned()
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let identical = runtime.block_on(story(&dir))?;
+    if !identical {
+        bail!("the devices did not converge to the same state");
+    }
+    Ok(())
+}
+
+struct Member {
+    name: &'static str,
+    device: OnlineDevice,
+}
+
+async fn story(dir: &Path) -> anyhow::Result<bool> {
+    let secret = Secret::generate().context("generating the relay secret")?;
+    let config = RelayConfig::new(
+        "127.0.0.1:0".parse().expect("a literal address"),
+        StoreLocation::Sqlite(dir.join("relay.db")),
+        secret.clone(),
+    );
+    let relay = Relay::bind(config).await?;
+    let addr = relay.local_addr();
+    let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay_task = tokio::spawn(relay.serve(async {
+        let _ = relay_stopped.await;
+    }));
+    println!("Tandem demo: one account (alice), three devices, a relay on {addr}");
+    println!("state files in {}\n", dir.display());
+
+    let account = AccountId::new("alice")?;
+    let now_s = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let token = tandem_relay::token::issue(&secret, &account, now_s + 3_600);
+    let mut members = Vec::new();
+    for (n, (name, platform, online)) in [
+        ("phone", Platform::Ios, true),
+        ("laptop", Platform::Macos, true),
+        ("tablet", Platform::Android, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let engine = Engine::open(
+            Config {
+                store: StorePath::File(dir.join(format!("{name}.db"))),
+                account: account.clone(),
+                device_name: name.into(),
+                platform,
+            },
+            now_ms(),
+            || fresh_device_id(name, n),
+        )?;
+        let device = OnlineDevice::spawn(
+            engine,
+            OnlineConfig {
+                relay: addr.to_string(),
+                token: token.clone(),
+                start_online: online,
+                backoff: Backoff::default(),
+            },
+        )?;
+        members.push(Member { name, device });
+    }
+    let names: BTreeMap<DeviceId, &'static str> = members
+        .iter()
+        .map(|m| (m.device.device_id(), m.name))
+        .collect();
+    for member in &members {
+        print_events(member, names.clone());
+    }
+    let [phone, laptop, tablet] = &members[..] else {
+        unreachable!("three members")
+    };
+    for m in [phone, laptop] {
+        wait_for(m, "online", |s| s.connected).await?;
+    }
+    println!("phone and laptop are online; the tablet is offline\n");
+
+    step("Messages arrive and are sent");
+    let mut bodies = Bodies::new(7);
+    for (i, (conversation, sender)) in [
+        ("u:bob", "bob"),
+        ("u:carol", "carol"),
+        ("g:family", "mum"),
+        ("u:spam", "spammer"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for j in 0..6 {
+            let device = if j % 2 == 0 { phone } else { laptop };
+            device
+                .device
+                .perform(Op::Message(MessageOp::Ingest {
+                    message: IncomingMessage {
+                        id: MessageId::new(format!("srv-{i}-{j}"))?,
+                        conversation: conversation.parse()?,
+                        sender: UserId::new(sender)?,
+                        sent_at_ms: now_ms(),
+                        body: bodies.next(),
+                    },
+                }))
+                .await?;
+        }
+    }
+    phone
+        .device
+        .perform(Op::Message(MessageOp::Send {
+            conversation: "u:bob".parse()?,
+            body: "See you at eight!".into(),
+        }))
+        .await?;
+    converge(&[phone, laptop]).await?;
+
+    step("Conversations read, pinned and deleted");
+    laptop
+        .device
+        .perform(Op::Conversation(ConversationOp::MarkRead {
+            conversation: "u:bob".parse()?,
+            message: MessageId::new("srv-0-4")?,
+        }))
+        .await?;
+    phone
+        .device
+        .perform(Op::Conversation(ConversationOp::Pin {
+            conversation: "g:family".parse()?,
+        }))
+        .await?;
+    laptop
+        .device
+        .perform(Op::Conversation(ConversationOp::ClearUnread {
+            conversation: "u:carol".parse()?,
+        }))
+        .await?;
+    laptop
+        .device
+        .perform(Op::Conversation(ConversationOp::Delete {
+            conversation: "u:spam".parse()?,
+        }))
+        .await?;
+    converge(&[phone, laptop]).await?;
+
+    step("Contacts added and blocked");
+    phone
+        .device
+        .perform(Op::Contact(ContactOp::Add {
+            user: UserId::new("dave")?,
+            greeting: "Hi Dave, it's Alice".into(),
+        }))
+        .await?;
+    laptop
+        .device
+        .perform(Op::Contact(ContactOp::Accept {
+            user: UserId::new("erin")?,
+        }))
+        .await?;
+    phone
+        .device
+        .perform(Op::Contact(ContactOp::Block {
+            user: UserId::new("spammer")?,
+        }))
+        .await?;
+    converge(&[phone, laptop]).await?;
+
+    step("A group created and changed");
+    let trip = GroupId::new("trip")?;
+    laptop
+        .device
+        .perform(Op::Group(GroupOp::Create {
+            group: trip.clone(),
+            name: "Weekend trip".into(),
+            members: vec![UserId::new("bob")?, UserId::new("carol")?],
+        }))
+        .await?;
+    converge(&[phone, laptop]).await?;
+    phone
+        .device
+        .perform(Op::Group(GroupOp::Invite {
+            group: trip.clone(),
+            users: vec![UserId::new("dave")?],
+        }))
+        .await?;
+    laptop
+        .device
+        .perform(Op::Group(GroupOp::UpdateInfo {
+            group: trip.clone(),
+            update: GroupInfoUpdate {
+                announcement: Some("Bring boots".into()),
+                ..Default::default()
+            },
+        }))
+        .await?;
+    laptop
+        .device
+        .perform(Op::Group(GroupOp::AddAdmin {
+            group: trip.clone(),
+            user: UserId::new("bob")?,
+        }))
+        .await?;
+    converge(&[phone, laptop]).await?;
+
+    step("The tablet comes online and catches up");
+    let head = phone.device.read(|e| e.relay_cursor()).await??;
+    let mut merged = tablet.device.subscribe();
+    tablet.device.set_online(true).await?;
+    let progress = async {
+        loop {
+            match merged.recv().await {
+                Ok(SyncEvent::Merged(_)) => {
+                    let cursor = tablet.device.read(|e| e.relay_cursor()).await??;
+                    println!("  catch-up: {cursor}/{head} deltas merged");
+                    if cursor >= head {
+                        return anyhow::Ok(());
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    tokio::time::timeout(STEP_TIMEOUT, progress)
+        .await
+        .context("the tablet did not catch up in time")??;
+    converge(&[phone, laptop, tablet]).await?;
+
+    step("The account's devices, as the relay lists them");
+    let devices = laptop.device.devices().await?;
+    println!("  {:<34} {:<8} {:<8} online", "device", "name", "platform");
+    for d in &devices {
+        println!(
+            "  {:<34} {:<8} {:<8} {}",
+            d.id.to_hex(),
+            d.name,
+            d.platform,
+            if d.online { "yes" } else { "no" }
+        );
+    }
+
+    step("The laptop kicks the tablet");
+    laptop.device.kick_device(tablet.device.device_id()).await?;
+    wait_for(tablet, "kicked", |s| s.kicked.is_some()).await?;
+    // Let the tablet's event printer show the kick.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let identical = final_table(&members).await?;
+    for member in members {
+        member.device.shutdown().await?;
+    }
+    let _ = stop_relay.send(());
+    relay_task.await??;
+    Ok(identical)
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A random device id from the OS, or (where there is no /dev/urandom)
+/// from the clock and the device's name.
+fn fresh_device_id(name: &str, n: usize) -> DeviceId {
+    let mut bytes = [0u8; 16];
+    let from_os = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    if from_os.is_err() {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(name.as_bytes());
+        hasher.update(&n.to_le_bytes());
+        hasher.update(&now_ms().to_le_bytes());
+        bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    }
+    DeviceId(bytes)
+}
+
+/// Prints every multi-device event a device merges, as it merges it.
+fn print_events(member: &Member, names: BTreeMap<DeviceId, &'static str>) {
+    let mut stream = member.device.events();
+    let me = member.name;
+    tokio::spawn(async move {
+        while let Ok(event) = stream.next().await {
+            let from = names
+                .get(&event.source_device)
+                .copied()
+                .unwrap_or("another device");
+            if from == me {
+                // Connection events about this device come from the relay.
+                println!("  [{me:<6}] relay says        : {}", describe(&event));
+            } else {
+                println!("  [{me:<6}] heard from {from:<6}: {}", describe(&event));
+            }
+        }
+    });
+}
+
+/// `category op key=value …` from the event's JSON form.
+fn describe(event: &Event) -> String {
+    let json = event.to_json_value();
+    let mut out = format!(
+        "{} {}",
+        json["category"].as_str().unwrap_or("?"),
+        json["op"].as_str().unwrap_or("?")
+    );
+    if let serde_json::Value::Object(fields) = &json {
+        for (key, value) in fields {
+            if !matches!(
+                key.as_str(),
+                "seq" | "source_device" | "made_at_ms" | "superseded" | "category" | "op"
+            ) {
+                let value = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.push_str(&format!(" {key}={value}"));
+            }
+        }
+    }
+    if event.superseded {
+        out.push_str(" (superseded by a concurrent change)");
+    }
+    out
+}
+
+async fn wait_for(
+    member: &Member,
+    what: &str,
+    check: impl Fn(&tandem_engine::net::Status) -> bool,
+) -> anyhow::Result<()> {
+    let mut status = member.device.status();
+    tokio::time::timeout(STEP_TIMEOUT, status.wait_for(|s| check(s)))
+        .await
+        .with_context(|| format!("{} did not get {what} in time", member.name))??;
+    Ok(())
+}
+
+/// Waits until the devices hold the same document and projections.
+async fn converge(members: &[&Member]) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        let mut seen = Vec::new();
+        for m in members {
+            seen.push(m.device.read(|e| (e.doc_heads(), e.state())).await?);
+        }
+        let states: Vec<_> = seen
+            .into_iter()
+            .map(|(heads, state)| state.map(|s| (heads, s)))
+            .collect::<Result<_, _>>()?;
+        if states.windows(2).all(|w| w[0] == w[1]) {
+            // Let the event printers catch up before the next step.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("devices did not converge in {STEP_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Prints the three states side by side; true when they are identical.
+async fn final_table(members: &[Member]) -> anyhow::Result<bool> {
+    let mut columns = Vec::new();
+    let mut full = Vec::new();
+    for m in members {
+        let (heads, state) = m.device.read(|e| (e.doc_heads(), e.state())).await?;
+        let state = state?;
+        let digest = |text: String| blake3::hash(text.as_bytes()).to_hex()[..12].to_string();
+        let listed: Vec<_> = state.conversations.iter().filter(|c| c.listed).collect();
+        let rows = vec![
+            ("conversations listed", listed.len().to_string()),
+            ("messages in the log", state.messages.len().to_string()),
+            (
+                "unread",
+                listed.iter().map(|c| c.unread).sum::<i64>().to_string(),
+            ),
+            (
+                "pinned",
+                listed
+                    .iter()
+                    .filter(|c| c.settings.pinned)
+                    .map(|c| c.id.clone())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "contacts",
+                state
+                    .contacts
+                    .iter()
+                    .map(|c| format!("{}({})", c.user_id, c.status))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "blocked",
+                state
+                    .blocklist
+                    .iter()
+                    .map(|b| b.user_id.clone())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
+                "groups",
+                state
+                    .groups
+                    .iter()
+                    .map(|g| format!("{}:{} ({} members)", g.id, g.name, g.members.len()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("document heads", digest(heads.join(","))),
+            ("whole state", digest(format!("{state:?}"))),
+        ];
+        columns.push((m.name, rows));
+        full.push((heads, state));
+    }
+    let identical = full.windows(2).all(|w| w[0] == w[1]);
+    println!("\n== Final state, side by side");
+    let width = columns
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(|(_, v)| v.len()))
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    print!("  {:<22}", "");
+    for (name, _) in &columns {
+        print!(" {name:<width$}");
+    }
+    println!();
+    for row in 0..columns[0].1.len() {
+        print!("  {:<22}", columns[0].1[row].0);
+        for (_, rows) in &columns {
+            print!(" {:<width$}", rows[row].1);
+        }
+        println!();
+    }
+    println!("\nidentical: {}", if identical { "yes" } else { "NO" });
+    Ok(identical)
+}
+
+/// Varied message bodies (20 to 400 bytes) from a fixed seed.
+struct Bodies {
+    state: u64,
+}
+
+impl Bodies {
+    fn new(seed: u64) -> Self {
+        Bodies { state: seed }
+    }
+
+    fn next(&mut self) -> String {
+        const WORDS: &[&str] = &[
+            "dinner", "tonight", "train", "late", "photos", "weekend", "call", "me", "when", "you",
+            "can", "the", "meeting", "moved", "to", "Friday", "thanks", "see", "great", "idea",
+            "running", "ten", "minutes", "behind", "bring", "umbrella",
+        ];
+        let mut next = || {
+            // xorshift64*: fixed seed, no dependency.
+            self.state ^= self.state >> 12;
+            self.state ^= self.state << 25;
+            self.state ^= self.state >> 27;
+            self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let target = 20 + (next() % 381) as usize;
+        let mut body = String::new();
+        while body.len() < target {
+            if !body.is_empty() {
+                body.push(' ');
+            }
+            body.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
+        }
+        body.truncate(target);
+        body
+    }
+}
