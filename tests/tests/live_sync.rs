@@ -130,7 +130,7 @@ async fn three_devices_converge_live_and_after_being_offline() {
     assert_eq!(state.groups[0].members.len(), 2);
     // The tablet heard every operation made on the other two.
     let heard = tablet
-        .read(|e| e.journal(0, 1_000).unwrap().len())
+        .read(|e| e.events_after(0, 1_000).unwrap().len())
         .await
         .unwrap();
     assert_eq!(heard, 20 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
@@ -189,8 +189,22 @@ async fn device_list_payloads_and_kicks() {
     .await
     .expect("payload arrives");
     assert_eq!(payload, (DeviceId([1; 16]), b"hello b".to_vec()));
-    let journaled = b.read(|e| e.journal(0, 10).unwrap()).await.unwrap();
-    assert!(matches!(&journaled[0].what, Journaled::Payload { bytes, .. } if bytes == b"hello b"));
+    let journaled = b.read(|e| e.events_after(0, 10).unwrap()).await.unwrap();
+    let payloads: Vec<_> = journaled
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Message(tandem_engine::event::MessageEvent::PayloadReceived {
+                payload,
+                ..
+            }) => Some((e.source_device, payload.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        payloads,
+        [(DeviceId([1; 16]), "68656c6c6f2062")],
+        "{journaled:?}"
+    );
 
     // Kick one: it is told who did it and stays offline.
     a.kick_device(DeviceId([2; 16])).await.unwrap();
