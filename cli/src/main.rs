@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod demo;
 mod relay_cmd;
 
@@ -23,6 +24,8 @@ enum Command {
     /// Play the demo: an embedded relay and three devices of one account
     /// going offline, making changes and reconciling.
     Demo(demo::DemoArgs),
+    /// Benchmark Tandem against the floor and its peers, side by side.
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -31,6 +34,7 @@ fn main() {
         Command::Relay(args) => relay_cmd::relay(args),
         Command::Token(args) => relay_cmd::token(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     if let Err(error) = result {
         // One clear line, then a non-zero exit.
