@@ -5,12 +5,15 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
+mod device_cmd;
 mod relay_cmd;
 
 /// Tandem keeps one user's IM state in step across all their devices.
 #[derive(Debug, Parser)]
 #[command(name = "tandem", version, about)]
 struct Cli {
+    #[command(flatten)]
+    device: device_cmd::DeviceArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,6 +27,8 @@ enum Command {
     /// Play the demo: an embedded relay and three devices of one account
     /// going offline, making changes and reconciling.
     Demo(demo::DemoArgs),
+    #[command(flatten)]
+    Device(device_cmd::DeviceCommand),
     /// Benchmark Tandem against the floor and its peers, side by side.
     Bench(bench::BenchArgs),
 }
@@ -34,6 +39,7 @@ fn main() {
         Command::Relay(args) => relay_cmd::relay(args),
         Command::Token(args) => relay_cmd::token(args),
         Command::Demo(args) => demo::run(args),
+        Command::Device(command) => device_cmd::run(cli.device, command),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(error) = result {
