@@ -1,0 +1,621 @@
+//! The bodies of the fuzz targets in `../fuzz`, one function per target.
+//!
+//! Each takes the fuzzer's bytes and panics only on a real defect: a
+//! decoder that panics, a round trip that changes a value, a relay that
+//! loses an acknowledged delta or sends a frame its own client refuses,
+//! devices that do not converge. `tests/fuzz_replay.rs` runs every committed
+//! corpus and crash file through these same functions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tandem_engine::delta::{ContentId, Delta, EncodedDelta};
+use tandem_engine::event::{EventKind, MessageEvent};
+use tandem_engine::{Engine, ExportCursor, OpError};
+use tandem_relay::config::OverflowPolicy;
+use tandem_relay::core::{ConnId, CoreConfig, Notice, RelayCore};
+use tandem_relay::hook::LogOfflinePush;
+use tandem_relay::secret::Secret;
+use tandem_relay::token;
+use tandem_storage::relay::MemoryRelayStore;
+use tandem_transport::codec::{self, FrameDecoder};
+use tandem_transport::frame::{Hello, ProtocolVersion};
+use tandem_transport::{
+    AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, ErrorCode, Event, Frame,
+    PayloadId, Platform, ServerSession, PROTOCOL_VERSION,
+};
+
+use crate::choice::{Bytes, Choices};
+use crate::gen::{Gen, ACCOUNT};
+
+/// The names of the targets, as `fuzz/fuzz_targets/<name>.rs` and the
+/// corpus folders call them, with their bodies.
+pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+    ("frame_decode", frame_decode),
+    ("delta_decode", delta_decode),
+    ("relay_session", relay_session),
+    ("merge", merge),
+];
+
+fn account() -> AccountId {
+    AccountId::new(ACCOUNT).expect("a valid account id")
+}
+
+/// An in-memory device of the test account with id `[n; 16]`.
+pub fn memory_engine(n: u8) -> Engine {
+    let config = tandem_engine::Config {
+        store: tandem_engine::StorePath::Memory,
+        account: account(),
+        device_name: format!("device {n}"),
+        platform: Platform::Linux,
+    };
+    Engine::open(config, 1_000, || DeviceId([n; 16])).expect("an in-memory device opens")
+}
+
+/// Every delta a device holds, oldest first.
+pub fn export_all(engine: &Engine) -> Vec<EncodedDelta> {
+    engine
+        .export(ExportCursor::default(), usize::MAX >> 1)
+        .expect("export")
+        .deltas
+}
+
+// ---- frame_decode ----
+
+/// Frame decoding: the whole-buffer and the streaming decoder agree on any
+/// bytes, every decoded frame survives a re-encode, and both session state
+/// machines take the bytes without panicking.
+pub fn frame_decode(data: &[u8]) {
+    let mut buffer = data.to_vec();
+    let mut whole = Vec::new();
+    while let Ok(Some(frame)) = codec::decode(&mut buffer) {
+        whole.push(frame);
+    }
+    // The same bytes in chunks whose size depends on the input.
+    let chunk = 1 + data.len() % 13;
+    let mut decoder = FrameDecoder::new();
+    let mut streamed = Vec::new();
+    'feed: for piece in data.chunks(chunk) {
+        decoder.feed(piece);
+        loop {
+            match decoder.next_frame() {
+                Ok(Some(frame)) => streamed.push(frame),
+                Ok(None) => break,
+                Err(_) => break 'feed,
+            }
+        }
+    }
+    assert_eq!(whole, streamed, "the streaming decoder disagrees");
+    for frame in &whole {
+        let bytes = codec::encode(frame).expect("a decoded frame encodes within the limit");
+        let mut again = bytes.clone();
+        let decoded = codec::decode(&mut again).expect("re-encoded frame decodes");
+        assert_eq!(decoded.as_ref(), Some(frame), "frame round trip");
+        assert!(again.is_empty(), "one frame, no trailing bytes");
+    }
+    // The relay's session: accept any Hello so later frames are validated
+    // as a logged-in device's.
+    let mut server = ServerSession::new();
+    server.handle_bytes(data);
+    while let Some(request) = server.poll_request() {
+        match request {
+            Ok(tandem_transport::Request::Hello(_)) => server.accept_hello(),
+            Ok(_) => {}
+            Err(error) => {
+                codec::encode(&error.frame()).expect("an error frame encodes");
+            }
+        }
+    }
+    // The device's session.
+    let mut client = ClientSession::new(client_config(1, "t"), 0).expect("a valid config");
+    client.handle_bytes(data, 1);
+    while client.poll_event().is_some() {}
+    while client.poll_transmit().is_some() {}
+}
+
+fn client_config(device: u8, token: &str) -> ClientConfig {
+    let mut config = ClientConfig::new(
+        account(),
+        DeviceId([device; 16]),
+        "fuzz",
+        Platform::Linux,
+        token,
+    );
+    config.ping_interval_ms = 0;
+    config
+}
+
+// ---- delta_decode ----
+
+/// Delta decoding: never panics; a delta that decodes re-encodes to the
+/// same value; merging it into a device is all or nothing.
+pub fn delta_decode(data: &[u8]) {
+    let account = account();
+    let Ok((delta, change)) = Delta::decode(data, &account) else {
+        return;
+    };
+    let again = delta.encode();
+    let (delta_again, change_again) =
+        Delta::decode(&again.0, &account).expect("a re-encoded valid delta decodes");
+    assert_eq!(delta, delta_again, "delta round trip");
+    assert_eq!(
+        change.map(|c| c.hash()),
+        change_again.map(|c| c.hash()),
+        "change round trip"
+    );
+    let mut engine = memory_engine(9);
+    let before = engine.state().expect("state");
+    let heads_before = engine.doc_heads();
+    let encoded = EncodedDelta(data.to_vec());
+    match engine.apply_remote(std::slice::from_ref(&encoded)) {
+        Ok(_) => {
+            engine.state().expect("state after a merge");
+            let twice = engine
+                .apply_remote(std::slice::from_ref(&encoded))
+                .expect("merging a delta again");
+            assert_eq!(twice.new, 0, "a delta merged twice is new twice");
+        }
+        Err(_) => {
+            assert_eq!(
+                engine.state().expect("state"),
+                before,
+                "a refused merge wrote"
+            );
+            assert_eq!(
+                engine.doc_heads(),
+                heads_before,
+                "a refused merge changed the doc"
+            );
+        }
+    }
+}
+
+// ---- merge ----
+
+/// The most steps one merge input runs.
+pub const MERGE_STEPS_MAX: usize = 64;
+
+/// Three devices perform arbitrary operations and exchange arbitrary
+/// subsets of their deltas in arbitrary order, with duplicates. Once every
+/// device has everything they must hold the same document and projections,
+/// and each must have journaled every operation made elsewhere, once.
+pub fn merge(data: &[u8]) {
+    let mut ch = Bytes::new(data);
+    let mut devices: Vec<Engine> = (1..=3).map(memory_engine).collect();
+    let mut clocks = [1_000i64; 3];
+    let mut gen = Gen::new(1_000);
+    // Per device: content id -> (device, time) of each operation it made.
+    let mut made: Vec<BTreeMap<ContentId, OpKey>> = vec![BTreeMap::new(); 3];
+    for _ in 0..MERGE_STEPS_MAX {
+        if ch.is_empty() {
+            break;
+        }
+        let from = ch.index(3);
+        match ch.below(4) {
+            0 | 1 => {
+                clocks[from] += ch.range(1, 2_000);
+                let op = gen.op(&mut ch);
+                match devices[from].perform(clocks[from], op.clone()) {
+                    Ok(performed) => {
+                        made[from]
+                            .insert(performed.content_id, ([from as u8 + 1; 16], clocks[from]));
+                        gen.performed(&op, performed.message_id.as_ref());
+                    }
+                    Err(
+                        OpError::Refused(_)
+                        | OpError::UnknownMessage(_)
+                        | OpError::WrongConversation { .. },
+                    ) => {}
+                    Err(e) => panic!("{op:?} failed: {e}"),
+                }
+            }
+            2 => {
+                let to = (from + 1 + ch.index(2)) % 3;
+                let mut batch: Vec<EncodedDelta> = export_all(&devices[from])
+                    .into_iter()
+                    .filter(|_| ch.chance(500))
+                    .collect();
+                if !batch.is_empty() && ch.chance(300) {
+                    let copy = batch[ch.index(batch.len())].clone();
+                    batch.push(copy);
+                }
+                ch.shuffle(&mut batch);
+                devices[to]
+                    .apply_remote(&batch)
+                    .expect("valid deltas in any order merge");
+            }
+            _ => {
+                let to = (from + 1 + ch.index(2)) % 3;
+                let batch = export_all(&devices[from]);
+                devices[to]
+                    .apply_remote(&batch)
+                    .expect("valid deltas merge");
+            }
+        }
+    }
+    exchange_all(&mut devices);
+    assert_converged(&devices);
+    for (d, device) in devices.iter().enumerate() {
+        let held: BTreeSet<ContentId> = export_all(device)
+            .iter()
+            .map(EncodedDelta::content_id)
+            .collect();
+        for (e, ids) in made.iter().enumerate() {
+            assert!(
+                ids.keys().all(|id| held.contains(id)),
+                "device {d} lacks deltas of device {e}"
+            );
+        }
+        let events = op_events(device);
+        let mut counted = BTreeMap::new();
+        for key in &events {
+            *counted.entry(*key).or_insert(0) += 1;
+        }
+        assert!(
+            counted.values().all(|n| *n == 1),
+            "device {d} journaled an operation twice"
+        );
+        let expected: BTreeSet<OpKey> = made
+            .iter()
+            .enumerate()
+            .filter(|(e, _)| *e != d)
+            .flat_map(|(_, ops)| ops.values().copied())
+            .collect();
+        let got: BTreeSet<OpKey> = counted.into_keys().collect();
+        assert_eq!(
+            got, expected,
+            "device {d} must have one event per operation made elsewhere"
+        );
+    }
+}
+
+/// What names an operation in an event: its device and its time there.
+/// Harnesses give each device strictly increasing operation times, so the
+/// pair is unique.
+pub type OpKey = ([u8; 16], i64);
+
+/// The keys of a device's journaled events for operations of other
+/// devices (not payloads or connection events), in journal order.
+pub fn op_events(engine: &Engine) -> Vec<OpKey> {
+    engine
+        .events_after(0, usize::MAX >> 1)
+        .expect("events")
+        .into_iter()
+        .filter(|event| {
+            !matches!(
+                event.kind,
+                EventKind::Connection(_) | EventKind::Message(MessageEvent::PayloadReceived { .. })
+            )
+        })
+        .map(|event| (event.source_device.0, event.made_at_ms))
+        .collect()
+}
+
+/// Gives every device every delta every other device holds.
+pub fn exchange_all(devices: &mut [Engine]) {
+    for _ in 0..2 {
+        for from in 0..devices.len() {
+            let batch = export_all(&devices[from]);
+            for (to, device) in devices.iter_mut().enumerate() {
+                if to != from {
+                    device.apply_remote(&batch).expect("valid deltas merge");
+                }
+            }
+        }
+    }
+}
+
+/// Every device holds the same document and the same projections.
+pub fn assert_converged(devices: &[Engine]) {
+    let heads = devices[0].doc_heads();
+    let state = devices[0].state().expect("state");
+    for (i, other) in devices.iter().enumerate().skip(1) {
+        assert_eq!(heads, other.doc_heads(), "document heads of device {i}");
+        assert_eq!(state, other.state().expect("state"), "state of device {i}");
+    }
+}
+
+// ---- relay_session ----
+
+/// The most steps one relay input runs.
+pub const RELAY_STEPS_MAX: usize = 128;
+const RELAY_CONNS: usize = 3;
+const RELAY_START_MS: u64 = 1_750_000_000_000;
+
+struct Conn {
+    id: ConnId,
+    server: ServerSession,
+    /// A device session fed everything the relay sends this connection:
+    /// a frame it refuses is a relay bug.
+    mirror: ClientSession,
+}
+
+impl Conn {
+    fn new(id: ConnId) -> Conn {
+        Conn {
+            id,
+            server: ServerSession::new(),
+            mirror: ClientSession::new(client_config(1, "mirror"), 0).expect("a valid config"),
+        }
+    }
+
+    fn receive(&mut self, frame: &Frame, now_ms: u64) {
+        let bytes = codec::encode(frame)
+            .unwrap_or_else(|e| panic!("the relay built a frame it cannot send: {e}"));
+        self.mirror.handle_bytes(&bytes, now_ms);
+        while self.mirror.poll_transmit().is_some() {}
+        while let Some(event) = self.mirror.poll_event() {
+            if let Event::Closed(CloseReason::ProtocolViolation { reason }) = event {
+                panic!(
+                    "the relay sent {} that a device refuses: {reason}",
+                    frame.kind()
+                );
+            }
+        }
+    }
+}
+
+/// The relay's core behind its server sessions, fed arbitrary bytes and
+/// arbitrary (mostly well-formed) frames on three connections. Nothing may
+/// panic, every frame the relay sends must be one a device accepts, and at
+/// the end the log must hold every acknowledged delta, once, in order.
+pub fn relay_session(data: &[u8]) {
+    let mut ch = Bytes::new(data);
+    let secret = Secret::from_bytes([7; 32]);
+    let mut now_ms = RELAY_START_MS;
+    let token = token::issue(&secret, &account(), RELAY_START_MS / 1000 + 86_400);
+    let policy = if ch.chance(500) {
+        OverflowPolicy::RefuseNew
+    } else {
+        OverflowPolicy::KickLongestIdle
+    };
+    let config = CoreConfig {
+        secret: secret.clone(),
+        devices_online_max: 2,
+        overflow_policy: policy,
+        payloads_pending_max: 3,
+    };
+    let mut core = RelayCore::new(
+        Box::new(MemoryRelayStore::new()),
+        config,
+        Box::new(LogOfflinePush),
+    );
+    let mut next_id: ConnId = 1;
+    let mut conns: Vec<Conn> = (0..RELAY_CONNS)
+        .map(|_| {
+            next_id += 1;
+            Conn::new(next_id - 1)
+        })
+        .collect();
+    let mut acked: BTreeMap<u64, [u8; 32]> = BTreeMap::new();
+    for _ in 0..RELAY_STEPS_MAX {
+        if ch.is_empty() {
+            break;
+        }
+        let c = ch.index(RELAY_CONNS);
+        now_ms += ch.below(2_000);
+        match ch.below(8) {
+            0 => {
+                let len = ch.below(48) as usize;
+                let bytes: Vec<u8> = (0..len).map(|_| ch.below(256) as u8).collect();
+                conns[c].server.handle_bytes(&bytes);
+            }
+            1 => {
+                core.disconnected(conns[c].id, now_ms);
+                conns[c] = Conn::new(next_id);
+                next_id += 1;
+            }
+            _ => {
+                let frame = client_frame(&mut ch, &secret, &token, now_ms);
+                let Ok(bytes) = codec::encode(&frame) else {
+                    continue;
+                };
+                let split = ch.index(bytes.len() + 1);
+                conns[c].server.handle_bytes(&bytes[..split]);
+                drive(&mut core, &mut conns, c, now_ms, &mut next_id, &mut acked);
+                conns[c].server.handle_bytes(&bytes[split..]);
+            }
+        }
+        drive(&mut core, &mut conns, c, now_ms, &mut next_id, &mut acked);
+    }
+    // Read the whole log back as a fresh device.
+    for conn in &conns {
+        core.disconnected(conn.id, now_ms);
+    }
+    let reader = next_id;
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        account: account(),
+        device: DeviceId([200; 16]),
+        device_name: "reader".into(),
+        platform: Platform::Linux,
+        token: token::issue(&secret, &account(), now_ms / 1000 + 86_400),
+        resume_cursor: 0,
+    };
+    let outcome = core.handle(reader, tandem_transport::Request::Hello(hello), now_ms);
+    assert!(outcome.accepted_hello, "the reader logs in: {outcome:?}");
+    let head_seq = match &outcome.replies[0] {
+        Frame::Welcome(welcome) => welcome.head_seq,
+        other => panic!("expected Welcome, got {other:?}"),
+    };
+    let mut log = Vec::new();
+    loop {
+        let after_seq = log.len() as u64;
+        let request = tandem_transport::Request::Pull {
+            after_seq,
+            count_max: 7,
+        };
+        let outcome = core.handle(reader, request, now_ms);
+        let Some(Frame::Deltas { deltas, more }) = outcome.replies.first() else {
+            panic!("expected Deltas, got {outcome:?}");
+        };
+        for (i, delta) in deltas.iter().enumerate() {
+            assert_eq!(delta.seq, after_seq + 1 + i as u64, "the log has a gap");
+            assert_eq!(
+                tandem_transport::ContentId::of(&delta.bytes),
+                delta.content_id,
+                "a stored delta's bytes changed"
+            );
+            log.push(delta.content_id.0);
+        }
+        if !more {
+            break;
+        }
+        assert!(!deltas.is_empty(), "an empty page that says more");
+    }
+    assert_eq!(log.len() as u64, head_seq, "the head is the log's length");
+    let distinct: BTreeSet<_> = log.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        log.len(),
+        "a content id is in the log twice"
+    );
+    for (seq, content_id) in &acked {
+        assert_eq!(
+            log.get(*seq as usize - 1),
+            Some(content_id),
+            "acknowledged delta at {seq} is not in the log"
+        );
+    }
+}
+
+/// Feeds connection `c`'s pending requests to the core and carries out
+/// what it decides, as the relay's server shell does.
+fn drive(
+    core: &mut RelayCore,
+    conns: &mut [Conn],
+    c: usize,
+    now_ms: u64,
+    next_id: &mut ConnId,
+    acked: &mut BTreeMap<u64, [u8; 32]>,
+) {
+    loop {
+        let request = match conns[c].server.poll_request() {
+            None => return,
+            Some(Ok(request)) => request,
+            Some(Err(error)) => {
+                conns[c].receive(&error.frame(), now_ms);
+                close(core, conns, c, now_ms, next_id);
+                return;
+            }
+        };
+        let id = conns[c].id;
+        let outcome = core.handle(id, request, now_ms);
+        if outcome.accepted_hello {
+            conns[c].server.accept_hello();
+        }
+        for frame in &outcome.replies {
+            if let Frame::PushAck { entries } = frame {
+                for entry in entries {
+                    if let Some(earlier) = acked.insert(entry.seq, entry.content_id.0) {
+                        assert_eq!(
+                            earlier, entry.content_id.0,
+                            "two deltas acknowledged at seq {}",
+                            entry.seq
+                        );
+                    }
+                }
+            }
+            conns[c].receive(frame, now_ms);
+        }
+        for (target, notice) in outcome.notices {
+            let t = conns
+                .iter()
+                .position(|conn| conn.id == target)
+                .unwrap_or_else(|| panic!("a notice for connection {target}, which is closed"));
+            let frame = match notice {
+                Notice::Live(delta) => Frame::Live(delta),
+                Notice::Payload { from, id, bytes } => Frame::DeliverPayload { from, id, bytes },
+                Notice::DeviceListChanged => Frame::DeviceListChanged,
+                Notice::Kicked { by, reason } => {
+                    conns[t].receive(&Frame::Kicked { by, reason }, now_ms);
+                    close(core, conns, t, now_ms, next_id);
+                    continue;
+                }
+                Notice::Superseded => {
+                    close(core, conns, t, now_ms, next_id);
+                    continue;
+                }
+                other => panic!("a notice this harness does not know: {other:?}"),
+            };
+            conns[t].receive(&frame, now_ms);
+        }
+        if outcome.close {
+            close(core, conns, c, now_ms, next_id);
+            return;
+        }
+    }
+}
+
+fn close(core: &mut RelayCore, conns: &mut [Conn], c: usize, now_ms: u64, next_id: &mut ConnId) {
+    core.disconnected(conns[c].id, now_ms);
+    conns[c] = Conn::new(*next_id);
+    *next_id += 1;
+}
+
+/// Delta contents the relay session target pushes: few, so pushes repeat.
+const DELTA_BODIES: [&[u8]; 4] = [b"one", b"two", b"three", b""];
+
+/// A frame a device might send, mostly well-formed, sometimes not.
+fn client_frame(ch: &mut impl Choices, secret: &Secret, token: &str, now_ms: u64) -> Frame {
+    let device = |ch: &mut dyn FnMut(u64) -> u64| DeviceId([1 + ch(4) as u8; 16]);
+    let mut b = |n: u64| ch.below(n);
+    match b(14) {
+        0 | 1 => Frame::Hello(Hello {
+            version: if b(10) == 0 {
+                ProtocolVersion { major: 2, minor: 0 }
+            } else {
+                PROTOCOL_VERSION
+            },
+            account: if b(10) == 0 {
+                AccountId::new("mallory").expect("valid")
+            } else {
+                account()
+            },
+            device: device(&mut b),
+            device_name: "fuzz".into(),
+            platform: Platform::Linux,
+            token: match b(8) {
+                0 => "t1.1.00".into(),
+                // Expires within seconds: time moves on between steps.
+                1 => token::issue(secret, &account(), now_ms / 1000 + b(3)),
+                _ => token.to_owned(),
+            },
+            resume_cursor: b(8),
+        }),
+        2 | 3 => {
+            let count = b(4) as usize;
+            let deltas = (0..count)
+                .map(|_| {
+                    let body = DELTA_BODIES[b(DELTA_BODIES.len() as u64) as usize];
+                    tandem_transport::Delta::new(body.to_vec())
+                })
+                .collect();
+            Frame::Push { deltas }
+        }
+        4 => Frame::Pull {
+            after_seq: b(10),
+            count_max: b(5) as u32,
+        },
+        5 => Frame::Ack { cursor: b(20) },
+        6 => Frame::ListDevices,
+        7 => Frame::Kick {
+            device: device(&mut b),
+        },
+        8 => Frame::KickAllOthers,
+        9 => Frame::SendToDevice {
+            to: device(&mut b),
+            id: PayloadId([b(4) as u8; 16]),
+            bytes: vec![b(256) as u8; b(8) as usize],
+        },
+        10 => Frame::PayloadAck {
+            id: PayloadId([b(4) as u8; 16]),
+        },
+        11 => Frame::Ping { nonce: b(100) },
+        12 => Frame::Pong { nonce: b(100) },
+        _ => match b(3) {
+            0 => Frame::error(ErrorCode::Malformed, "bye"),
+            1 => Frame::PullNeeded,
+            _ => Frame::Ack { cursor: u64::MAX },
+        },
+    }
+}

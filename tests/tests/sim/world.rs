@@ -1,0 +1,1199 @@
+//! The simulated world: N devices of one account and a relay in one
+//! thread, stepped by one seeded RNG on a virtual clock.
+//!
+//! Everything real runs: each device is an [`Engine`] on its own SQLite
+//! file with a [`Syncer`] and a [`ClientSession`]; the relay is the real
+//! [`RelayCore`] on a SQLite file behind one [`ServerSession`] per
+//! connection, carried out here the way `relay/src/server.rs` carries it
+//! out. Bytes move through [`MemLink`] queues, one frame at a time, only
+//! when the simulation says so. Nothing reads the wall clock, nothing runs
+//! on another thread, and every collection iterated is ordered, so a seed
+//! replays exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use tandem_engine::delta::{ContentId, EncodedDelta};
+use tandem_engine::event::{EventKind, MessageEvent};
+use tandem_engine::sync::{SyncError, SyncEvent, Syncer};
+use tandem_engine::{Config, Engine, Event as AppEvent, OpError, StorePath};
+use tandem_relay::config::OverflowPolicy;
+use tandem_relay::core::{ConnId, CoreConfig, Notice, RelayCore};
+use tandem_relay::hook::LogOfflinePush;
+use tandem_relay::secret::Secret;
+use tandem_relay::token;
+use tandem_storage::relay::{RelayStore, SqliteRelayStore};
+use tandem_tests::choice::{Choices, Rng};
+use tandem_tests::fuzz_targets::{export_all, OpKey};
+use tandem_tests::gen::{Gen, ACCOUNT};
+use tandem_transport::mem::MemLink;
+use tandem_transport::{
+    codec, AccountId, ClientConfig, ClientSession, DeviceId, Event, Frame, Platform, Request,
+    ServerSession,
+};
+
+use super::check::Watermarks;
+use super::trace;
+
+/// The virtual clock's start: the relay reads it as Unix milliseconds.
+pub const START_MS: u64 = 1_750_000_000_000;
+/// The most steps the quiet phase may take before the run is a failure:
+/// a system that does not settle once faults stop is a liveness bug.
+pub const QUIET_STEPS_MAX: usize = 40_000;
+
+/// What one seed's world looks like and how hostile it is. Drawn from the
+/// seed, so every seed explores a different mix.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub devices: usize,
+    /// Steps with faults, before the world is left to go quiet.
+    pub steps: usize,
+    /// Live frames the relay queues for one connection before it drops
+    /// them and tells the device to pull.
+    pub relay_queue_frames: usize,
+    /// Frame-level mischief on links (drop, duplicate, reorder) in addition
+    /// to cut connections: what an app-provided transport may do.
+    pub hostile_frames: bool,
+    /// Devices also exchange deltas directly (export / apply_remote), in
+    /// random subsets, orders and with duplicates.
+    pub direct_exchange: bool,
+    // Per-mille chances per step.
+    pub crash: u64,
+    pub partition: u64,
+    pub cut: u64,
+    pub relay_restart: u64,
+    pub mischief: u64,
+}
+
+impl SimConfig {
+    pub fn draw(rng: &mut Rng) -> SimConfig {
+        SimConfig {
+            devices: rng.range(2, 6) as usize,
+            steps: rng.range(150, 400) as usize,
+            relay_queue_frames: *rng.pick(&[2, 8, 256]),
+            hostile_frames: rng.chance(400),
+            direct_exchange: rng.chance(500),
+            crash: rng.range(0, 25) as u64,
+            partition: rng.range(0, 15) as u64,
+            cut: rng.range(0, 30) as u64,
+            relay_restart: rng.range(0, 6) as u64,
+            mischief: rng.range(5, 40) as u64,
+        }
+    }
+}
+
+/// What a run did, for the summary line and the determinism test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub steps: usize,
+    pub quiet_steps: usize,
+    pub ops: usize,
+    pub refused: usize,
+    pub crashes: usize,
+    pub relay_restarts: usize,
+    pub partitions: usize,
+    pub cuts: usize,
+    pub mischief: usize,
+    pub direct_exchanges: usize,
+    pub connections: usize,
+    pub frames: usize,
+    pub events_read: usize,
+    pub relay_log: usize,
+    pub virtual_ms: u64,
+    /// The converged state's digest: equal for equal runs.
+    pub digest: String,
+}
+
+/// The device end of one connection.
+struct DevConn {
+    link: ConnId,
+    session: ClientSession,
+    syncer: Syncer,
+}
+
+struct Device {
+    id: DeviceId,
+    path: PathBuf,
+    /// `None` while the device is down after a crash.
+    engine: Option<Engine>,
+    conn: Option<DevConn>,
+    /// The device's clock runs this far off the virtual one.
+    skew_ms: i64,
+    /// Operations get strictly increasing times, so (device, time) names
+    /// one operation in the events other devices hear.
+    last_op_ms: i64,
+    down_until: u64,
+    partitioned_until: u64,
+    reconnect_at: u64,
+    /// Events the app has been handed, by journal position. Kept across
+    /// crashes, as the app's own memory of what it showed.
+    events_seen: BTreeMap<i64, AppEvent>,
+    /// Events handed to the app and not yet acknowledged.
+    read_up_to: Option<i64>,
+    watermarks: Watermarks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    Open,
+    /// The relay closed the connection: the device still reads what was
+    /// written before the close, then the connection ends.
+    Closing,
+    /// The device's end is gone (crash, its session gave up). The relay
+    /// reads what already arrived and notices the loss at `notice_at`.
+    Dead {
+        notice_at: u64,
+    },
+}
+
+struct Link {
+    mem: MemLink,
+    server: ServerSession,
+    device: usize,
+    state: LinkState,
+    /// Frames vanish both ways and nobody is told: a dead network path.
+    /// Only timeouts find out.
+    black_hole: bool,
+    /// Frames were dropped, duplicated or reordered on this link.
+    tampered: bool,
+}
+
+struct Relay {
+    core: Option<RelayCore>,
+    path: PathBuf,
+    config: CoreConfig,
+    up_at: u64,
+}
+
+pub struct World {
+    pub rng: Rng,
+    pub config: SimConfig,
+    pub now_ms: u64,
+    _dir: tempfile::TempDir,
+    relay: Relay,
+    links: BTreeMap<ConnId, Link>,
+    next_conn: ConnId,
+    devices: Vec<Device>,
+    token: String,
+    gen: Gen,
+    /// Every operation performed: content id → (device index, op key).
+    made: BTreeMap<ContentId, (usize, OpKey)>,
+    /// Content ids the relay acknowledged to a pusher, with their seq.
+    acked: BTreeMap<ContentId, u64>,
+    quiet: bool,
+    pub stats: Stats,
+}
+
+fn account() -> AccountId {
+    AccountId::new(ACCOUNT).expect("valid")
+}
+
+/// A folder in memory when the machine has one: the stores fsync on every
+/// commit, and a simulation commits thousands of times.
+fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("tandem-sim")
+            .tempdir_in(shm)
+        {
+            return dir;
+        }
+    }
+    tempfile::Builder::new()
+        .prefix("tandem-sim")
+        .tempdir()
+        .expect("a temporary folder")
+}
+
+impl World {
+    pub fn new(seed: u64) -> World {
+        let mut rng = Rng::new(seed);
+        let config = SimConfig::draw(&mut rng);
+        trace::note(format!("seed {seed}: {config:?}"));
+        let dir = scratch_dir();
+        let secret = Secret::from_bytes([7; 32]);
+        let token = token::issue(&secret, &account(), START_MS / 1000 + 365 * 86_400);
+        let relay_path = dir.path().join("relay.db");
+        let core_config = CoreConfig {
+            secret,
+            devices_online_max: 6,
+            overflow_policy: OverflowPolicy::RefuseNew,
+            payloads_pending_max: 64,
+        };
+        let mut relay = Relay {
+            core: None,
+            path: relay_path,
+            config: core_config,
+            up_at: START_MS,
+        };
+        relay.core = Some(open_relay(&relay));
+        let mut devices = Vec::new();
+        for i in 0..config.devices {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+            id[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+            let id = DeviceId(id);
+            let path = dir.path().join(format!("device-{i}.db"));
+            let engine = open_device(&path, id, START_MS as i64);
+            devices.push(Device {
+                id,
+                path,
+                engine: Some(engine),
+                conn: None,
+                skew_ms: rng.range(-300_000, 300_000),
+                last_op_ms: 0,
+                down_until: 0,
+                partitioned_until: 0,
+                reconnect_at: START_MS + rng.below(2_000),
+                events_seen: BTreeMap::new(),
+                read_up_to: None,
+                watermarks: Watermarks::default(),
+            });
+        }
+        World {
+            rng,
+            config,
+            now_ms: START_MS,
+            _dir: dir,
+            relay,
+            links: BTreeMap::new(),
+            next_conn: 1,
+            devices,
+            token,
+            gen: Gen::new(START_MS as i64 + 5_000),
+            made: BTreeMap::new(),
+            acked: BTreeMap::new(),
+            quiet: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Runs the faulty phase, then lets the world go quiet, then checks
+    /// every property.
+    pub fn run(&mut self) {
+        for _ in 0..self.config.steps {
+            self.step();
+            self.stats.steps += 1;
+        }
+        self.go_quiet();
+        self.check_final();
+    }
+
+    // ---- One step of the faulty phase. ----
+
+    fn step(&mut self) {
+        self.now_ms += self.rng.below(400);
+        self.housekeeping();
+        let n = self.devices.len();
+        let d = self.rng.index(n);
+        let c = &self.config;
+        let (crash, partition, cut, restart, mischief) =
+            (c.crash, c.partition, c.cut, c.relay_restart, c.mischief);
+        let roll = self.rng.below(1000);
+        // Faults first, by their per-mille chances; the rest of the roll
+        // goes to ordinary work.
+        let mut t = roll;
+        if t < crash {
+            return self.crash(d);
+        }
+        t -= crash;
+        if t < partition {
+            return self.partition(d);
+        }
+        t -= partition;
+        if t < cut {
+            return self.cut(d);
+        }
+        t -= cut;
+        if t < restart {
+            return self.restart_relay();
+        }
+        t -= restart;
+        if t < mischief && self.config.hostile_frames {
+            return self.mischief();
+        }
+        match self.rng.below(100) {
+            0..=29 => self.local_op(d),
+            30..=44 => self.pump_to_relay(),
+            45..=69 => self.pump_to_device(),
+            70..=77 => self.app_reads(d),
+            78..=83 if self.config.direct_exchange => self.direct_exchange(d),
+            _ => {
+                self.pump_to_relay();
+                self.pump_to_device();
+            }
+        }
+    }
+
+    /// What happens by itself as time passes: crashed devices come back,
+    /// partitions heal, devices reconnect, timers fire, the relay notices
+    /// dead connections.
+    fn housekeeping(&mut self) {
+        if self.relay.core.is_none() && self.now_ms >= self.relay.up_at {
+            trace::note("relay back up".into());
+            self.relay.core = Some(open_relay(&self.relay));
+        }
+        for d in 0..self.devices.len() {
+            if self.devices[d].engine.is_none() && self.now_ms >= self.devices[d].down_until {
+                self.restart_device(d);
+            }
+            if let Some(conn) = &mut self.devices[d].conn {
+                if let Some(at) = conn.session.poll_timeout() {
+                    if at <= self.now_ms {
+                        conn.session.handle_timeout(self.now_ms);
+                        self.drain(d);
+                    }
+                }
+            }
+            let dev = &self.devices[d];
+            if dev.engine.is_some()
+                && dev.conn.is_none()
+                && self.now_ms >= dev.partitioned_until
+                && self.now_ms >= dev.reconnect_at
+            {
+                self.connect(d);
+            }
+        }
+        let noticed: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| matches!(l.state, LinkState::Dead { notice_at } if notice_at <= self.now_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in noticed {
+            // Whatever the device sent before it vanished arrives first.
+            self.relay_reads(id, usize::MAX);
+            if let Some(core) = &mut self.relay.core {
+                core.disconnected(id, self.now_ms);
+            }
+            self.links.remove(&id);
+        }
+    }
+
+    // ---- Devices. ----
+
+    fn device_now(&self, d: usize) -> i64 {
+        self.now_ms as i64 + self.devices[d].skew_ms
+    }
+
+    fn local_op(&mut self, d: usize) {
+        if self.devices[d].engine.is_none() {
+            return;
+        }
+        let op = self.gen.op(&mut self.rng);
+        let at = self.device_now(d).max(self.devices[d].last_op_ms + 1);
+        let dev = &mut self.devices[d];
+        let engine = dev.engine.as_mut().expect("checked");
+        match engine.perform(at, op.clone()) {
+            Ok(performed) => {
+                dev.last_op_ms = at;
+                self.stats.ops += 1;
+                trace::note(format!("d{d} op {op:?}"));
+                self.made.insert(performed.content_id, (d, (dev.id.0, at)));
+                self.gen.performed(&op, performed.message_id.as_ref());
+                if let Some(conn) = &mut dev.conn {
+                    match conn.syncer.push(engine, &mut conn.session) {
+                        Ok(()) | Err(SyncError::Session(_)) => {}
+                        Err(e) => panic!("d{d}: push failed: {e}"),
+                    }
+                }
+                self.check_monotonic(d, "a local operation");
+                self.drain(d);
+            }
+            Err(
+                OpError::Refused(_)
+                | OpError::UnknownMessage(_)
+                | OpError::WrongConversation { .. },
+            ) => {
+                self.stats.refused += 1;
+            }
+            Err(e) => panic!("d{d}: {op:?} failed: {e}"),
+        }
+    }
+
+    fn crash(&mut self, d: usize) {
+        if self.devices[d].engine.is_none() {
+            return;
+        }
+        self.stats.crashes += 1;
+        trace::note(format!("d{d} crashes"));
+        self.drop_connection(d, true);
+        let dev = &mut self.devices[d];
+        dev.engine = None;
+        dev.read_up_to = None;
+        dev.down_until = self.now_ms + self.rng.range(0, 20_000) as u64;
+    }
+
+    fn restart_device(&mut self, d: usize) {
+        trace::note(format!("d{d} restarts"));
+        let dev = &mut self.devices[d];
+        dev.engine = Some(open_device(&dev.path, dev.id, 0));
+        dev.reconnect_at = self.now_ms + self.rng.below(1_000);
+        self.check_monotonic(d, "a restart");
+    }
+
+    /// The device's network path dies for a while: silently (a black
+    /// hole only a timeout finds) or loudly (a reset both ends see).
+    fn partition(&mut self, d: usize) {
+        if self.devices[d].engine.is_none() {
+            return;
+        }
+        self.stats.partitions += 1;
+        let until = self.now_ms + self.rng.range(1_000, 60_000) as u64;
+        trace::note(format!("d{d} partitioned until +{}", until - self.now_ms));
+        self.devices[d].partitioned_until = until;
+        if let Some(conn) = &self.devices[d].conn {
+            let link = conn.link;
+            if self.rng.chance(500) {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.black_hole = true;
+                    l.mem.to_client.clear();
+                    l.mem.to_relay.clear();
+                }
+            } else {
+                self.reset_link(link);
+            }
+        }
+    }
+
+    /// The connection is reset: frames in flight both ways are lost, and
+    /// both ends learn of it (the relay a little later).
+    fn cut(&mut self, d: usize) {
+        if let Some(conn) = &self.devices[d].conn {
+            self.stats.cuts += 1;
+            trace::note(format!("d{d} connection cut"));
+            let link = conn.link;
+            self.reset_link(link);
+        }
+    }
+
+    fn reset_link(&mut self, link: ConnId) {
+        let notice_at = self.now_ms + self.rng.range(0, 5_000) as u64;
+        if let Some(l) = self.links.get_mut(&link) {
+            l.mem.sever();
+            if l.state == LinkState::Open || l.state == LinkState::Closing {
+                l.state = LinkState::Dead { notice_at };
+            }
+        }
+    }
+
+    /// Forgets the device's connection. With `crashed`, the device is gone
+    /// and its end of the link with it.
+    fn drop_connection(&mut self, d: usize, crashed: bool) {
+        let Some(conn) = self.devices[d].conn.take() else {
+            return;
+        };
+        let notice_at = self.now_ms + self.rng.range(0, 30_000) as u64;
+        if let Some(l) = self.links.get_mut(&conn.link) {
+            l.mem.to_client.clear();
+            if crashed {
+                // The process is gone; what it wrote may still arrive.
+                l.black_hole = false;
+            }
+            match l.state {
+                LinkState::Open => l.state = LinkState::Dead { notice_at },
+                LinkState::Closing => {
+                    self.links.remove(&conn.link);
+                }
+                LinkState::Dead { .. } => {}
+            }
+        }
+        if !crashed {
+            self.devices[d].reconnect_at = self.now_ms + self.rng.range(100, 5_000) as u64;
+        }
+    }
+
+    fn connect(&mut self, d: usize) {
+        if self.relay.core.is_none() {
+            // Refused: nobody listens. Try again later.
+            self.devices[d].reconnect_at = self.now_ms + self.rng.range(500, 5_000) as u64;
+            return;
+        }
+        let dev = &self.devices[d];
+        let engine = dev.engine.as_ref().expect("a connecting device is up");
+        let mut config = ClientConfig::new(
+            account(),
+            dev.id,
+            format!("device {d}"),
+            Platform::Linux,
+            self.token.clone(),
+        );
+        config.resume_cursor = engine.relay_cursor().expect("cursor");
+        let session = ClientSession::new(config, self.now_ms).expect("a valid config");
+        let link = self.next_conn;
+        self.next_conn += 1;
+        self.stats.connections += 1;
+        trace::note(format!("d{d} connects as conn {link}"));
+        self.links.insert(
+            link,
+            Link {
+                mem: MemLink::new(),
+                server: ServerSession::new(),
+                device: d,
+                state: LinkState::Open,
+                black_hole: false,
+                tampered: false,
+            },
+        );
+        self.devices[d].conn = Some(DevConn {
+            link,
+            session,
+            syncer: Syncer::new(),
+        });
+        self.drain(d);
+    }
+
+    /// Hands everything the device's session wants to send to its link,
+    /// and every session event to the syncer, until both are idle.
+    fn drain(&mut self, d: usize) {
+        loop {
+            let dev = &mut self.devices[d];
+            let (Some(engine), Some(conn)) = (dev.engine.as_mut(), dev.conn.as_mut()) else {
+                return;
+            };
+            while let Some(bytes) = conn.session.poll_transmit() {
+                match self.links.get_mut(&conn.link) {
+                    Some(l) if l.state == LinkState::Open && !l.black_hole => {
+                        l.mem.to_relay.push_back(bytes)
+                    }
+                    _ => {}
+                }
+            }
+            let Some(event) = conn.session.poll_event() else {
+                return;
+            };
+            let closed = matches!(event, Event::Closed(_));
+            match &event {
+                Event::PushAcked(entries) => {
+                    for e in entries {
+                        self.acked.insert(e.content_id.0, e.seq);
+                    }
+                }
+                Event::Closed(reason) => trace::note(format!("d{d} session closed: {reason:?}")),
+                _ => {}
+            }
+            let now = self.now_ms as i64 + dev.skew_ms;
+            if super::trace::verbose() {
+                trace::note(format!("d{d} event {}", short(&event)));
+            }
+            match conn.syncer.handle(engine, &mut conn.session, event, now) {
+                Ok(events) => {
+                    for e in events {
+                        if let SyncEvent::Skipped { seq, error } = e {
+                            panic!("d{d} skipped relay entry {seq}: {error}");
+                        }
+                    }
+                }
+                Err(SyncError::Session(_)) => {}
+                Err(e) => panic!("d{d}: syncing failed: {e}"),
+            }
+            self.check_monotonic(d, "a sync event");
+            if closed {
+                // Take what the closed session still has to send (a final
+                // error frame), then let the link go.
+                let dev = &mut self.devices[d];
+                let conn = dev.conn.as_mut().expect("still here");
+                while let Some(bytes) = conn.session.poll_transmit() {
+                    if let Some(l) = self.links.get_mut(&conn.link) {
+                        if l.state == LinkState::Open && !l.black_hole {
+                            l.mem.to_relay.push_back(bytes);
+                        }
+                    }
+                }
+                self.drop_connection(d, false);
+                return;
+            }
+        }
+    }
+
+    /// The app reads some pending events, or acknowledges what it read.
+    fn app_reads(&mut self, d: usize) {
+        let limit = self.rng.range(1, 10) as usize;
+        let ack = self.rng.chance(600);
+        let dev = &mut self.devices[d];
+        let Some(engine) = dev.engine.as_mut() else {
+            return;
+        };
+        if let (Some(seq), true) = (dev.read_up_to, ack) {
+            engine.ack_events(seq).expect("ack events");
+            dev.read_up_to = None;
+            return;
+        }
+        let pending = engine.pending_events(limit).expect("pending events");
+        for event in pending {
+            let seq = event.seq;
+            if let Some(seen) = dev.events_seen.get(&seq) {
+                assert_eq!(seen, &event, "d{d}: event {seq} changed between deliveries");
+            }
+            dev.read_up_to = Some(dev.read_up_to.unwrap_or(0).max(seq));
+            dev.events_seen.insert(seq, event);
+            self.stats.events_read += 1;
+        }
+    }
+
+    /// Device `d` hands another device a random subset of the deltas it
+    /// holds, in random order, some twice: a direct (LAN, Bluetooth)
+    /// exchange that drops, duplicates and reorders.
+    fn direct_exchange(&mut self, d: usize) {
+        let n = self.devices.len();
+        let to = (d + 1 + self.rng.index(n - 1)) % n;
+        let (Some(from), true) = (
+            self.devices[d].engine.as_ref(),
+            self.devices[to].engine.is_some(),
+        ) else {
+            return;
+        };
+        let all = export_all(from);
+        let mut batch: Vec<EncodedDelta> =
+            all.into_iter().filter(|_| self.rng.chance(400)).collect();
+        if !batch.is_empty() && self.rng.chance(300) {
+            let copy = batch[self.rng.index(batch.len())].clone();
+            batch.push(copy);
+        }
+        self.rng.shuffle(&mut batch);
+        self.stats.direct_exchanges += 1;
+        trace::note(format!("d{d} -> d{to}: {} deltas directly", batch.len()));
+        let engine = self.devices[to].engine.as_mut().expect("checked");
+        engine
+            .apply_remote(&batch)
+            .unwrap_or_else(|e| panic!("d{to}: a direct exchange failed: {e}"));
+        self.check_monotonic(to, "a direct exchange");
+    }
+
+    // ---- Links. ----
+
+    /// Picks a link with frames waiting toward the relay and lets the relay
+    /// read some of them.
+    fn pump_to_relay(&mut self) {
+        let ready: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| !l.mem.to_relay.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let id = *self.rng.pick(&ready);
+        let count = self.rng.range(1, 4) as usize;
+        self.relay_reads(id, count);
+    }
+
+    /// Picks a device with frames waiting (or a closed connection to
+    /// learn of) and delivers some.
+    fn pump_to_device(&mut self) {
+        let ready: Vec<usize> = (0..self.devices.len())
+            .filter(|d| {
+                let Some(conn) = &self.devices[*d].conn else {
+                    return false;
+                };
+                match self.links.get(&conn.link) {
+                    Some(l) => {
+                        !l.mem.to_client.is_empty()
+                            || l.state != LinkState::Open
+                            || l.mem.is_severed()
+                    }
+                    None => true,
+                }
+            })
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let d = *self.rng.pick(&ready);
+        let count = self.rng.range(1, 4) as usize;
+        self.device_reads(d, count);
+    }
+
+    fn device_reads(&mut self, d: usize, count: usize) {
+        for _ in 0..count {
+            let Some(conn) = &mut self.devices[d].conn else {
+                return;
+            };
+            match self.links.get_mut(&conn.link) {
+                Some(l) if !l.black_hole => {
+                    if let Some(bytes) = l.mem.to_client.pop_front() {
+                        self.stats.frames += 1;
+                        conn.session.handle_bytes(&bytes, self.now_ms);
+                    } else if l.state != LinkState::Open || l.mem.is_severed() {
+                        conn.session.handle_transport_closed();
+                    } else {
+                        return;
+                    }
+                }
+                Some(_) => return,
+                None => conn.session.handle_transport_closed(),
+            }
+            self.drain(d);
+        }
+    }
+
+    /// The relay reads up to `count` frames from link `id` and carries out
+    /// what its core decides.
+    fn relay_reads(&mut self, id: ConnId, count: usize) {
+        for _ in 0..count {
+            if self.relay.core.is_none() {
+                return;
+            }
+            let Some(link) = self.links.get_mut(&id) else {
+                return;
+            };
+            if link.state == LinkState::Closing {
+                return;
+            }
+            let Some(bytes) = link.mem.to_relay.pop_front() else {
+                return;
+            };
+            self.stats.frames += 1;
+            if super::trace::verbose() {
+                let mut copy = bytes.clone();
+                if let Ok(Some(frame)) = codec::decode(&mut copy) {
+                    trace::note(format!("relay reads conn {id}: {}", frame.kind()));
+                }
+            }
+            link.server.handle_bytes(&bytes);
+            loop {
+                let Some(link) = self.links.get_mut(&id) else {
+                    return;
+                };
+                if link.state == LinkState::Closing {
+                    return;
+                }
+                let request = match link.server.poll_request() {
+                    None => break,
+                    Some(Ok(request)) => request,
+                    Some(Err(error)) => {
+                        trace::note(format!("relay refuses conn {id}: {error}"));
+                        self.relay_send(id, &error.frame());
+                        self.relay_closes(id);
+                        return;
+                    }
+                };
+                let is_hello = matches!(request, Request::Hello(_));
+                let core = self.relay.core.as_mut().expect("checked above");
+                let outcome = core.handle(id, request, self.now_ms);
+                if outcome.accepted_hello {
+                    link.server.accept_hello();
+                } else if is_hello {
+                    trace::note(format!("relay refused hello on conn {id}: {outcome:?}"));
+                }
+                for frame in &outcome.replies {
+                    self.relay_send(id, frame);
+                }
+                for (target, notice) in outcome.notices {
+                    self.relay_notice(target, notice);
+                }
+                if outcome.close {
+                    self.relay_closes(id);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn relay_send(&mut self, id: ConnId, frame: &Frame) {
+        let bytes = codec::encode(frame)
+            .unwrap_or_else(|e| panic!("the relay built a frame it cannot send: {e}"));
+        if let Some(link) = self.links.get_mut(&id) {
+            if link.state == LinkState::Open && !link.black_hole {
+                link.mem.send_to_client(bytes);
+            }
+        }
+    }
+
+    /// A frame caused by another device, offered without waiting: a live
+    /// delta that finds the queue full is replaced by one `PullNeeded`, as
+    /// the relay's server does.
+    fn relay_notice(&mut self, target: ConnId, notice: Notice) {
+        let queue_max = self.config.relay_queue_frames;
+        let Some(link) = self.links.get_mut(&target) else {
+            return;
+        };
+        let frame = match notice {
+            Notice::Live(delta) => {
+                if link.mem.to_client.len() >= queue_max {
+                    let pull_needed = codec::encode(&Frame::PullNeeded).expect("small");
+                    if link.mem.to_client.back() != Some(&pull_needed) {
+                        link.mem.send_to_client(pull_needed);
+                    }
+                    return;
+                }
+                Frame::Live(delta)
+            }
+            Notice::Payload { from, id, bytes } => Frame::DeliverPayload { from, id, bytes },
+            Notice::DeviceListChanged => Frame::DeviceListChanged,
+            Notice::Kicked { by, reason } => {
+                self.relay_send(target, &Frame::Kicked { by, reason });
+                self.relay_closes(target);
+                return;
+            }
+            Notice::Superseded => {
+                self.relay_closes(target);
+                return;
+            }
+            other => panic!("a notice the simulation does not know: {other:?}"),
+        };
+        self.relay_send(target, &frame);
+    }
+
+    /// The relay closes a connection after what it already wrote.
+    fn relay_closes(&mut self, id: ConnId) {
+        if let Some(core) = &mut self.relay.core {
+            core.disconnected(id, self.now_ms);
+        }
+        match self.links.get_mut(&id) {
+            Some(link) if link.state == LinkState::Open => {
+                link.state = LinkState::Closing;
+                link.mem.to_relay.clear();
+            }
+            Some(link) if matches!(link.state, LinkState::Dead { .. }) => {
+                self.links.remove(&id);
+            }
+            _ => {}
+        }
+    }
+
+    fn restart_relay(&mut self) {
+        if self.relay.core.is_none() {
+            return;
+        }
+        self.stats.relay_restarts += 1;
+        trace::note("relay restarts".into());
+        self.relay.core = None;
+        for link in self.links.values_mut() {
+            link.mem.sever();
+            link.state = LinkState::Dead { notice_at: 0 };
+        }
+        // Every connection died with the process; the new process knows
+        // none of them.
+        self.links.clear();
+        self.relay.up_at = self.now_ms + self.rng.range(0, 10_000) as u64;
+    }
+
+    /// Drops, duplicates or swaps a frame in flight on some link.
+    fn mischief(&mut self) {
+        let ids: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| !l.mem.to_client.is_empty() || !l.mem.to_relay.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let id = *self.rng.pick(&ids);
+        let toward_relay = self.rng.chance(500);
+        let what = self.rng.below(3);
+        let link = self.links.get_mut(&id).expect("listed");
+        let queue =
+            if toward_relay && !link.mem.to_relay.is_empty() || link.mem.to_client.is_empty() {
+                &mut link.mem.to_relay
+            } else {
+                &mut link.mem.to_client
+            };
+        let i = self.rng.index(queue.len());
+        match what {
+            0 => {
+                queue.remove(i);
+            }
+            1 => {
+                let copy = queue[i].clone();
+                queue.insert(i, copy);
+            }
+            _ => {
+                if i + 1 < queue.len() {
+                    queue.swap(i, i + 1);
+                }
+            }
+        }
+        link.tampered = true;
+        self.stats.mischief += 1;
+        trace::note(format!("mischief {what} on conn {id}"));
+    }
+
+    // ---- Going quiet and the final checks. ----
+
+    /// Faults stop; devices come back; the world runs until nothing moves.
+    fn go_quiet(&mut self) {
+        self.quiet = true;
+        trace::note("faults stop".into());
+        for d in 0..self.devices.len() {
+            self.devices[d].partitioned_until = 0;
+            self.devices[d].down_until = 0;
+        }
+        self.relay.up_at = 0;
+        // A tampered link may have lost a frame its session waits for;
+        // over a stream transport the connection would have died with it.
+        let tampered: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.tampered)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in tampered {
+            self.reset_link(id);
+        }
+        for _ in 0..QUIET_STEPS_MAX {
+            if self.is_quiet() {
+                break;
+            }
+            self.stats.quiet_steps += 1;
+            self.now_ms += self.rng.below(200);
+            self.housekeeping();
+            match self.rng.below(4) {
+                0 => self.pump_to_relay(),
+                1 => self.pump_to_device(),
+                2 => {
+                    let d = self.rng.index(self.devices.len());
+                    self.app_reads(d);
+                }
+                _ => {
+                    self.pump_to_relay();
+                    self.pump_to_device();
+                }
+            }
+        }
+        assert!(
+            self.is_quiet(),
+            "the world did not go quiet within {QUIET_STEPS_MAX} steps: {}",
+            self.describe()
+        );
+        // The app reads and acknowledges everything left.
+        for d in 0..self.devices.len() {
+            loop {
+                let dev = &mut self.devices[d];
+                let engine = dev.engine.as_mut().expect("up");
+                let pending = engine.pending_events(64).expect("pending");
+                let Some(last) = pending.last().map(|e| e.seq) else {
+                    break;
+                };
+                for event in pending {
+                    if let Some(seen) = dev.events_seen.get(&event.seq) {
+                        assert_eq!(seen, &event, "d{d}: event changed between deliveries");
+                    }
+                    dev.events_seen.insert(event.seq, event);
+                    self.stats.events_read += 1;
+                }
+                engine.ack_events(last).expect("ack");
+            }
+        }
+        self.stats.virtual_ms = self.now_ms - START_MS;
+    }
+
+    fn is_quiet(&self) -> bool {
+        if self.relay.core.is_none() {
+            return false;
+        }
+        for dev in &self.devices {
+            let (Some(engine), Some(conn)) = (&dev.engine, &dev.conn) else {
+                return false;
+            };
+            if !conn.syncer.is_in_step(engine).expect("in step") {
+                return false;
+            }
+        }
+        self.links.values().all(|l| {
+            l.state == LinkState::Open && l.mem.to_client.is_empty() && l.mem.to_relay.is_empty()
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for (d, dev) in self.devices.iter().enumerate() {
+            let state = match (&dev.engine, &dev.conn) {
+                (None, _) => "down".to_owned(),
+                (Some(e), None) => format!(
+                    "up, offline, cursor {}, outbox {}",
+                    e.relay_cursor().unwrap_or(0),
+                    e.outbox(1000).map(|o| o.len()).unwrap_or(0)
+                ),
+                (Some(e), Some(c)) => format!(
+                    "conn {} {:?} in_step {:?}, cursor {}, outbox {}",
+                    c.link,
+                    c.session.state(),
+                    c.syncer.is_in_step(e).ok(),
+                    e.relay_cursor().unwrap_or(0),
+                    e.outbox(1000).map(|o| o.len()).unwrap_or(0)
+                ),
+            };
+            out.push_str(&format!("\n  d{d}: {state}"));
+        }
+        for (id, l) in &self.links {
+            out.push_str(&format!(
+                "\n  conn {id} (d{}): {:?}, black hole {}, {} to relay, {} to device",
+                l.device,
+                l.state,
+                l.black_hole,
+                l.mem.to_relay.len(),
+                l.mem.to_client.len()
+            ));
+        }
+        out
+    }
+
+    fn check_monotonic(&mut self, d: usize, after: &str) {
+        let dev = &mut self.devices[d];
+        let Some(engine) = &dev.engine else {
+            return;
+        };
+        let state = engine.state().expect("state");
+        if let Err(e) = dev.watermarks.observe(&state) {
+            panic!("d{d}: after {after}: {e}");
+        }
+    }
+
+    fn check_final(&mut self) {
+        // 1. Every device holds the same document, log and projections.
+        let first = self.devices[0].engine.as_ref().expect("up");
+        let heads = first.doc_heads();
+        let state = first.state().expect("state");
+        for (d, dev) in self.devices.iter().enumerate().skip(1) {
+            let engine = dev.engine.as_ref().expect("up");
+            assert_eq!(
+                engine.doc_heads(),
+                heads,
+                "d{d}: document heads differ from d0"
+            );
+            let other = engine.state().expect("state");
+            if other != state {
+                panic!(
+                    "d{d}: state differs from d0:\n{}",
+                    super::check::diff(&state, &other)
+                );
+            }
+        }
+        // 2. The relay's log: every acknowledged delta at its seq, every
+        // operation performed anywhere, each once; every device at its
+        // head and holding all of it.
+        self.relay.core = None;
+        let mut store = SqliteRelayStore::open(&self.relay.path).expect("relay store reopens");
+        let head = store.head_seq(ACCOUNT).expect("head");
+        let mut log: Vec<ContentId> = Vec::new();
+        loop {
+            let page = store
+                .read_log(ACCOUNT, log.len() as u64, 256, usize::MAX)
+                .expect("read log");
+            for row in &page.rows {
+                assert_eq!(row.seq, log.len() as u64 + 1, "the relay log has a gap");
+                log.push(row.content_id);
+            }
+            if !page.more || page.rows.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(log.len() as u64, head, "relay head");
+        self.stats.relay_log = log.len();
+        let in_log: BTreeMap<ContentId, u64> = log
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, i as u64 + 1))
+            .collect();
+        assert_eq!(in_log.len(), log.len(), "a delta is in the relay log twice");
+        for (content_id, seq) in &self.acked {
+            assert_eq!(
+                in_log.get(content_id),
+                Some(seq),
+                "an acknowledged delta is not in the log where the relay said"
+            );
+        }
+        for (content_id, (d, _)) in &self.made {
+            assert!(
+                in_log.contains_key(content_id),
+                "an operation of d{d} never reached the relay"
+            );
+        }
+        for (d, dev) in self.devices.iter().enumerate() {
+            let engine = dev.engine.as_ref().expect("up");
+            // The cursor reaches the last entry another device made. It may
+            // stay below the device's own entries at the head: acknowledging
+            // a push does not move the cursor (see the README's findings).
+            let last_foreign = log
+                .iter()
+                .rposition(|c| self.made.get(c).is_none_or(|(origin, _)| *origin != d))
+                .map_or(0, |i| i as u64 + 1);
+            let cursor = engine.relay_cursor().expect("cursor");
+            assert!(
+                cursor >= last_foreign && cursor <= head,
+                "d{d}: cursor {cursor}, last entry from elsewhere {last_foreign}, head {head}"
+            );
+            assert!(engine.outbox(1).expect("outbox").is_empty(), "d{d} outbox");
+            let held: BTreeSet<ContentId> = export_all(engine)
+                .iter()
+                .map(EncodedDelta::content_id)
+                .collect();
+            for content_id in &log {
+                assert!(held.contains(content_id), "d{d} lacks a delta of the log");
+            }
+        }
+        // 3. Every device's app heard of every operation made elsewhere,
+        // once per operation, and of nothing else.
+        for (d, dev) in self.devices.iter().enumerate() {
+            let expected: BTreeSet<OpKey> = self
+                .made
+                .values()
+                .filter(|(origin, _)| *origin != d)
+                .map(|(_, key)| *key)
+                .collect();
+            let mut heard: BTreeMap<OpKey, i64> = BTreeMap::new();
+            for (seq, event) in &dev.events_seen {
+                if matches!(
+                    event.kind,
+                    EventKind::Connection(_)
+                        | EventKind::Message(MessageEvent::PayloadReceived { .. })
+                ) {
+                    continue;
+                }
+                let key = (event.source_device.0, event.made_at_ms);
+                if let Some(earlier) = heard.insert(key, *seq) {
+                    panic!("d{d}: one operation journaled twice, at {earlier} and {seq}");
+                }
+            }
+            let heard: BTreeSet<OpKey> = heard.into_keys().collect();
+            let missing: Vec<_> = expected.difference(&heard).collect();
+            let extra: Vec<_> = heard.difference(&expected).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "d{d}: events missing for {} operations, {} events for no operation",
+                missing.len(),
+                extra.len()
+            );
+        }
+        self.stats.digest = super::check::digest(&heads, &state, &log);
+    }
+}
+
+fn open_relay(relay: &Relay) -> RelayCore {
+    let store = SqliteRelayStore::open(&relay.path).expect("the relay store opens");
+    RelayCore::new(
+        Box::new(store),
+        relay.config.clone(),
+        Box::new(LogOfflinePush),
+    )
+}
+
+fn open_device(path: &std::path::Path, id: DeviceId, now_ms: i64) -> Engine {
+    let config = Config {
+        store: StorePath::File(path.to_owned()),
+        account: account(),
+        device_name: "sim".into(),
+        platform: Platform::Linux,
+    };
+    Engine::open(config, now_ms, || id).expect("a device store opens")
+}
+
+fn short(event: &Event) -> String {
+    match event {
+        Event::Connected(w) => format!("Connected(head {})", w.head_seq),
+        Event::PushAcked(e) => format!(
+            "PushAcked({:?})",
+            e.iter().map(|e| e.seq).collect::<Vec<_>>()
+        ),
+        Event::Deltas { deltas, more } => format!(
+            "Deltas({:?}, more {more})",
+            deltas.iter().map(|d| d.seq).collect::<Vec<_>>()
+        ),
+        Event::Live(d) => format!("Live({})", d.seq),
+        other => format!("{other:?}"),
+    }
+}
