@@ -25,3 +25,8 @@ pub use tandem_storage::device::{
 };
 pub use tandem_storage::StoreError;
 pub use tandem_transport::{AccountId, DeviceId, Platform};
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
