@@ -25,13 +25,21 @@ pub struct Event {
     /// Position in the journal: increasing, never reused. Acknowledge up
     /// to it with [`crate::Engine::ack_events`].
     pub seq: i64,
-    /// The device the operation was performed on.
+    /// The device the operation was performed on. For a payload, the device
+    /// that sent it; for a connection event, the device that caused it, which
+    /// is this device itself for [`ConnectionEvent::TooManyDevices`] and
+    /// [`ConnectionEvent::DeviceListChanged`].
     pub source_device: DeviceId,
-    /// When it was performed there, by that device's clock.
+    /// When it was performed there, in ms since the Unix epoch by that
+    /// device's clock. Payloads and connection events are not performed
+    /// elsewhere: for them it is when this device journaled them, by its own
+    /// clock.
     pub made_at_ms: i64,
     /// True when, by the time it merged here, a concurrent operation had
     /// won over it (for example a pin that lost to a concurrent unpin): the
-    /// app should not show its effect, only that it happened.
+    /// app should not show its effect, only that it happened. Each variant
+    /// of [`EventKind`] says when it is set; message and connection events
+    /// are never superseded.
     pub superseded: bool,
     /// What happened, with its targets.
     pub kind: EventKind,
@@ -107,11 +115,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum EventKind {
+    /// A contact or blocklist operation ([`ContactOp`](crate::op::ContactOp)).
     Contact(ContactEvent),
+    /// A group operation ([`GroupOp`](crate::op::GroupOp)).
     Group(GroupEvent),
+    /// A thread operation ([`ThreadOp`](crate::op::ThreadOp)).
     Thread(ThreadEvent),
+    /// A conversation or read-state operation
+    /// ([`ConversationOp`](crate::op::ConversationOp)).
     Conversation(ConversationEvent),
+    /// A message operation ([`MessageOp`](crate::op::MessageOp)), or a payload
+    /// another device sent to this one.
     Message(MessageEvent),
+    /// Something that happened to this device's connection; recorded by the
+    /// sync driver, not merged from a delta.
     Connection(ConnectionEvent),
 }
 
@@ -133,28 +150,51 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ContactEvent {
-    /// A contact request was sent.
+    /// A contact request was sent. Superseded if the user is not a pending
+    /// request here after the merge (accepted or removed meanwhile).
     Added {
+        /// The user asked.
         user: UserId,
+        /// The text sent with the request.
         greeting: String,
     },
+    /// A contact request was accepted: the user is a friend. Superseded if they
+    /// are not a friend here after the merge (a concurrent remove won).
     Accepted {
+        /// The new contact.
         user: UserId,
     },
+    /// A contact request was declined, dropping a pending entry for the user;
+    /// on a friend it changed nothing. Superseded if a pending request for the
+    /// user survived the merge (a concurrent add won).
     Declined {
+        /// The user whose request was declined.
         user: UserId,
     },
+    /// A contact was removed. Superseded if the user is a contact again here (a
+    /// concurrent add or accept won).
     Removed {
+        /// The former contact.
         user: UserId,
     },
+    /// A user was put on the blocklist. Superseded if they are not on it here
+    /// after the merge.
     Blocked {
+        /// The user blocked.
         user: UserId,
     },
+    /// A user was taken off the blocklist. Superseded if they are on it again
+    /// here.
     Unblocked {
+        /// The user unblocked.
         user: UserId,
     },
+    /// A contact's remark was set. Superseded if the contact now has another
+    /// remark (a concurrent edit won) or is gone.
     RemarkChanged {
+        /// The contact.
         user: UserId,
+        /// The remark set there; empty when it was cleared.
         remark: String,
     },
 }
@@ -163,106 +203,208 @@ pub enum ContactEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum GroupEvent {
+    /// The user created the group. Superseded if it is not a member group here
+    /// after the merge.
     Created {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The group's name.
         name: String,
+        /// The other users added at creation; the creator is a member too.
         members: Vec<UserId>,
     },
+    /// The user dissolved the group; it is gone from this account's groups.
+    /// Superseded if it is listed again here (a concurrent join won).
     Destroyed {
+        /// The group, as the IM service names it.
         group: GroupId,
     },
+    /// The user joined the group. Superseded if it is not a member group here
+    /// after the merge.
     Joined {
+        /// The group, as the IM service names it.
         group: GroupId,
     },
+    /// The user left the group; it is gone from this account's groups.
+    /// Superseded if it is listed again here.
     Left {
+        /// The group, as the IM service names it.
         group: GroupId,
     },
+    /// The user applied to join the group, which is listed in state `applied`.
+    /// Superseded if the group is gone here.
     Applied {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The text sent with the application.
         reason: String,
     },
+    /// The user, as owner or admin, let an applicant in. Superseded if the
+    /// applicant is not a member here after the merge.
     ApplicationAccepted {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The applicant, now a member.
         user: UserId,
     },
+    /// The user, as owner or admin, turned an applicant down; nothing in the
+    /// group changed. Superseded if the group is gone here.
     ApplicationDeclined {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The applicant turned down.
         user: UserId,
+        /// The reason given to the applicant.
         reason: String,
     },
+    /// The user invited users, who are listed as members. Superseded if any of
+    /// them is not a member here after the merge.
     Invited {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The users invited.
         users: Vec<UserId>,
     },
+    /// The user accepted an invitation: the group is a member group. Superseded
+    /// if it is not one here after the merge.
     InvitationAccepted {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The member who sent the invitation.
         inviter: UserId,
     },
+    /// The user declined an invitation; nothing changed. Never superseded.
     InvitationDeclined {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The member who sent the invitation.
         inviter: UserId,
+        /// The reason given to the inviter.
         reason: String,
     },
+    /// The user removed members, with their admin roles and mutes. Superseded
+    /// if any of them is a member here after the merge (a concurrent invite
+    /// won).
     MembersKicked {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The users removed.
         users: Vec<UserId>,
     },
+    /// The user removed users and put them on the ban list. Superseded if any
+    /// of them is not on the ban list here after the merge.
     MembersBanned {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The users banned.
         users: Vec<UserId>,
     },
+    /// The user took users off the ban list (unbanned them). Superseded if any
+    /// of them is still banned here.
     MembersAllowed {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The users unbanned.
         users: Vec<UserId>,
     },
+    /// The user blocked the group's messages (`messages_blocked` set).
+    /// Superseded if the flag is clear here after the merge.
     MessagesBlocked {
+        /// The group, as the IM service names it.
         group: GroupId,
     },
+    /// The user unblocked the group's messages (`messages_blocked` cleared).
+    /// Superseded if the flag is set here after the merge.
     MessagesUnblocked {
+        /// The group, as the IM service names it.
         group: GroupId,
     },
+    /// The user made a member the owner. Superseded if someone else is the
+    /// owner here after the merge.
     OwnerTransferred {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The new owner.
         new_owner: UserId,
     },
+    /// The user gave a member the admin role. Superseded if they are not an
+    /// admin here after the merge.
     AdminAdded {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The new admin.
         user: UserId,
     },
+    /// The user took a member's admin role away. Superseded if they are an
+    /// admin here after the merge.
     AdminRemoved {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The former admin.
         user: UserId,
     },
+    /// The user muted members. Superseded if any of them does not show this
+    /// mute here after the merge (a later mute, an unmute, or not a member).
     MembersMuted {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The members muted.
         users: Vec<UserId>,
+        /// When the mute ends, in ms since the Unix epoch.
         until_ms: i64,
     },
+    /// The user lifted members' mutes. Superseded if any of them is muted here
+    /// after the merge.
     MembersUnmuted {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The members unmuted.
         users: Vec<UserId>,
     },
+    /// The user put users on the group's allow list. Superseded if any of them
+    /// is not on it here after the merge.
     AllowListAdded {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The users added to the allow list.
         users: Vec<UserId>,
     },
+    /// The user took users off the group's allow list. Superseded if any of
+    /// them is on it here after the merge.
     AllowListRemoved {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The users taken off the allow list.
         users: Vec<UserId>,
     },
+    /// The user muted the whole group (`mute_all` set). Superseded if the flag
+    /// is clear here after the merge.
     AllMuted {
+        /// The group, as the IM service names it.
         group: GroupId,
     },
+    /// The user unmuted the whole group (`mute_all` cleared). Superseded if the
+    /// flag is set here after the merge.
     AllUnmuted {
+        /// The group, as the IM service names it.
         group: GroupId,
     },
+    /// The user changed the group's info. Superseded if any field it set has
+    /// another value here after the merge.
     InfoUpdated {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The fields set; `None` for those left as they were.
         update: GroupInfoUpdate,
     },
+    /// The user set attributes of a member. Superseded if any of them has
+    /// another value here after the merge, or the user is no longer a member.
     MemberAttributesChanged {
+        /// The group, as the IM service names it.
         group: GroupId,
+        /// The member whose attributes were set.
         user: UserId,
+        /// The (key, value) pairs set; other keys kept their values.
         attributes: Vec<(String, String)>,
     },
 }
@@ -271,27 +413,50 @@ pub enum GroupEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ThreadEvent {
+    /// The user created a thread in a group. Superseded if the thread is gone
+    /// here after the merge.
     Created {
+        /// The thread, as the IM service names it.
         thread: ThreadId,
+        /// The group the thread belongs to.
         group: GroupId,
+        /// The thread's name.
         name: String,
     },
+    /// The user dissolved the thread; it is gone from this account's threads.
+    /// Superseded if it is listed again here.
     Destroyed {
+        /// The thread, as the IM service names it.
         thread: ThreadId,
     },
+    /// The user joined a thread. Superseded if the thread is gone here after
+    /// the merge.
     Joined {
+        /// The thread, as the IM service names it.
         thread: ThreadId,
+        /// The group the thread belongs to.
         group: GroupId,
     },
+    /// The user left the thread; it is gone from this account's threads.
+    /// Superseded if it is listed again here.
     Left {
+        /// The thread, as the IM service names it.
         thread: ThreadId,
     },
+    /// The user renamed the thread. Superseded if it has another name here
+    /// after the merge, or is gone.
     Updated {
+        /// The thread, as the IM service names it.
         thread: ThreadId,
+        /// The new name.
         name: String,
     },
+    /// The user removed users from the thread. Superseded if any of them is a
+    /// member here after the merge.
     Kicked {
+        /// The thread, as the IM service names it.
         thread: ThreadId,
+        /// The users removed.
         users: Vec<UserId>,
     },
 }
@@ -300,31 +465,59 @@ pub enum ThreadEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ConversationEvent {
+    /// The user pinned the conversation. Superseded if it is not pinned here
+    /// after the merge (a concurrent unpin or delete won).
     Pinned {
+        /// The conversation.
         conversation: ConversationId,
     },
+    /// The user unpinned the conversation. Superseded if it is pinned here
+    /// after the merge.
     Unpinned {
+        /// The conversation.
         conversation: ConversationId,
     },
+    /// The user deleted the conversation: messages sent up to then are hidden
+    /// and it is unpinned. Never superseded: clear points only move forward.
     Deleted {
+        /// The conversation.
         conversation: ConversationId,
     },
+    /// The user set or removed a mark. Superseded if the mark is in the other
+    /// state here after the merge.
     MarkChanged {
+        /// The conversation.
         conversation: ConversationId,
+        /// The mark.
         mark: String,
+        /// True when the mark was set, false when it was removed.
         set: bool,
     },
+    /// The user turned do-not-disturb on or off. Superseded if it is in the
+    /// other state here after the merge.
     DoNotDisturbChanged {
+        /// The conversation.
         conversation: ConversationId,
+        /// True when it was turned on, false when off.
         enabled: bool,
     },
+    /// The user marked the conversation read up to its newest message, as that
+    /// device knew it. Never superseded: what it cleared depends on what that
+    /// device had.
     UnreadCleared {
+        /// The conversation.
         conversation: ConversationId,
     },
+    /// The user marked every conversation read, as that device knew them. Never
+    /// superseded.
     AllUnreadCleared,
-    /// The read marker moved up to `message`.
+    /// That device's read marker moved up to `message`. Superseded if the
+    /// effective marker (the furthest over all devices) is another message
+    /// here after the merge, typically because a device read further.
     Read {
+        /// The conversation.
         conversation: ConversationId,
+        /// The message that is that device's new read marker.
         message: MessageId,
     },
 }
@@ -336,30 +529,49 @@ pub enum ConversationEvent {
 pub enum MessageEvent {
     /// The user sent a message from another device.
     Sent {
+        /// The id the engine gave the message: the sending device in hex, a
+        /// dot, and the operation's number there.
         message: MessageId,
+        /// Where the message went.
         conversation: ConversationId,
     },
     /// A message from someone else arrived on another device.
     Received {
+        /// The message's id, as the IM service gave it.
         message: MessageId,
+        /// The conversation the message is in.
         conversation: ConversationId,
+        /// Who sent it.
         sender: UserId,
     },
+    /// The user recalled a message. Never superseded: once recalled, always
+    /// recalled.
     Recalled {
+        /// The recalled message; it may not have reached this device yet, and
+        /// is shown recalled when it does.
         message: MessageId,
     },
+    /// The user hid messages for this account. Never superseded.
     DeletedForMe {
+        /// The hidden messages.
         messages: Vec<MessageId>,
     },
+    /// A delivery or read receipt from the other party was recorded there.
+    /// Never superseded.
     ReceiptUpdated {
+        /// The message the receipt is for.
         message: MessageId,
+        /// The receipt recorded there. A message shows the highest receipt any
+        /// device recorded.
         receipt: PeerReceipt,
     },
-    /// Another device sent this one a payload.
+    /// Another device sent this one a payload (the event's source device).
+    /// Journaled once per sender and id, when the relay delivered it.
     PayloadReceived {
-        /// The payload's id, 32 hex characters.
+        /// The payload's id, 32 lowercase hex characters (16 bytes): the
+        /// `PayloadId` the sender's `send_to_device` returned.
         id: String,
-        /// The payload, as hex.
+        /// The payload's bytes, as lowercase hex (two characters a byte).
         payload: String,
     },
 }
@@ -370,14 +582,28 @@ pub enum MessageEvent {
 #[non_exhaustive]
 pub enum ConnectionEvent {
     /// Another device forced this one offline (the event's source device).
-    Kicked { reason: String },
+    Kicked {
+        /// The reason the kicking device gave.
+        reason: String,
+    },
     /// The relay refused this device: the account has too many devices
     /// online.
-    TooManyDevices { text: String },
+    TooManyDevices {
+        /// The relay's explanation, in words.
+        text: String,
+    },
     /// The account logged in on a device the list did not have before (the
     /// event's source device).
-    LoggedInOnNewDevice { name: String, platform: String },
-    /// The account's device list changed.
+    LoggedInOnNewDevice {
+        /// The new device's name, as it reported it.
+        name: String,
+        /// The new device's platform, in the text form of
+        /// [`Platform`](crate::Platform).
+        platform: String,
+    },
+    /// The account's device list changed (a device logged in or was
+    /// kicked); ask the relay for the list to see how. The event's source
+    /// device is this device.
     DeviceListChanged,
 }
 

@@ -3,6 +3,8 @@
 //! See [`Engine`] for how to drive it, [`op`] for what a user can do, and
 //! [`delta`] for what devices exchange.
 
+#![warn(missing_docs)]
+
 pub mod delta;
 mod doc;
 mod engine;
