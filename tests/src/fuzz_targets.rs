@@ -27,9 +27,12 @@ use tandem_transport::{
 use crate::choice::{Bytes, Choices};
 use crate::gen::{Gen, ACCOUNT};
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// The names of the targets, as `fuzz/fuzz_targets/<name>.rs` and the
 /// corpus folders call them, with their bodies.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Target); 4] = [
     ("frame_decode", frame_decode),
     ("delta_decode", delta_decode),
     ("relay_session", relay_session),

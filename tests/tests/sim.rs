@@ -21,7 +21,7 @@ use world::{Stats, World};
 
 /// Seeds run by a plain `cargo test`: bounded so the whole file takes well
 /// under a minute in a debug build on two cores.
-const SEEDS_DEFAULT: u64 = 12;
+const SEEDS_DEFAULT: u64 = 60;
 
 fn seeds() -> Vec<u64> {
     if let Ok(seed) = std::env::var("SIM_SEED") {
