@@ -23,6 +23,8 @@ pub type ContentId = [u8; 32];
 pub struct Delta {
     /// Always [`DELTA_FORMAT`] when written by this build.
     pub format: u16,
+    /// The account the delta belongs to; a device refuses deltas of any other
+    /// account.
     pub account: AccountId,
     /// The device the operation was made on.
     pub origin: DeviceId,
@@ -30,6 +32,8 @@ pub struct Delta {
     pub origin_seq: u64,
     /// When the operation was made, by the origin device's clock.
     pub made_at_ms: i64,
+    /// What the user did, so the device that merges the delta can name it in an
+    /// event.
     pub op: Op,
     /// The automerge change the operation made, if it touched the document.
     pub change: Option<Vec<u8>>,
@@ -52,7 +56,10 @@ impl EncodedDelta {
 pub enum DeltaError {
     /// Larger than [`DELTA_BYTES_MAX`]; refused before decoding.
     #[error("a delta of {len} bytes is over the limit of {DELTA_BYTES_MAX}")]
-    TooLarge { len: usize },
+    TooLarge {
+        /// The delta's size, in bytes.
+        len: usize,
+    },
     /// The bytes do not decode as a delta.
     #[error("malformed delta: {0}")]
     Malformed(String),
@@ -62,7 +69,9 @@ pub enum DeltaError {
     /// The delta belongs to another account.
     #[error("the delta belongs to account {found}, not {expected}")]
     ForeignAccount {
+        /// This device's account.
         expected: AccountId,
+        /// The account the delta names.
         found: AccountId,
     },
     /// The operation breaks a limit.
@@ -73,7 +82,10 @@ pub enum DeltaError {
     MalformedChange(String),
     /// The document change was made by another device than the delta claims.
     #[error("the document change was made by another actor than the origin device {origin}")]
-    ForgedOrigin { origin: DeviceId },
+    ForgedOrigin {
+        /// The device the delta claims it was made on.
+        origin: DeviceId,
+    },
 }
 
 impl Delta {

@@ -50,6 +50,8 @@ const ROOTS: [&str; 9] = [
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DocError {
+    /// automerge could not load the stored document or make or apply a change
+    /// (corrupt bytes, a change reused with other content).
     #[error("automerge: {0}")]
     Automerge(#[from] AutomergeError),
     /// The stored document lacks the genesis layout.
@@ -69,20 +71,37 @@ pub(crate) struct Resolved {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refused {
+    /// Removing or setting the remark of a user who is not a contact, pending
+    /// or accepted.
     #[error("{0} is not a contact")]
     NoSuchContact(UserId),
+    /// A contact request to a user who is a friend already.
     #[error("{0} is already a contact")]
     AlreadyContact(UserId),
+    /// Unblocking a user who is not on the blocklist.
     #[error("{0} is not blocked")]
     NotBlocked(UserId),
+    /// The operation needs a group this account does not know: never joined,
+    /// left, or dissolved.
     #[error("group {0} is not known on this device")]
     NoSuchGroup(GroupId),
+    /// Creating or applying to a group this account knows already, or joining
+    /// one it is a member of.
     #[error("group {0} already exists")]
     GroupExists(GroupId),
+    /// The operation needs a member of the group: a new owner, or a user whose
+    /// attributes are set.
     #[error("{user} is not a member of group {group}")]
-    NotAMember { group: GroupId, user: UserId },
+    NotAMember {
+        /// The group.
+        group: GroupId,
+        /// The user who is not a member of it.
+        user: UserId,
+    },
+    /// The operation needs a thread this account does not take part in.
     #[error("thread {0} is not known on this device")]
     NoSuchThread(ThreadId),
+    /// Creating or joining a thread this account takes part in already.
     #[error("thread {0} already exists")]
     ThreadExists(ThreadId),
 }

@@ -32,6 +32,8 @@ pub enum StorePath {
 /// How to open a device.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the device store lives: a file for an app, memory for tests and
+    /// simulations.
     pub store: StorePath,
     /// The account (user) this device belongs to.
     pub account: AccountId,
@@ -44,10 +46,17 @@ pub struct Config {
 /// Who this device is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceInfo {
+    /// The account (user) the device belongs to.
     pub account: AccountId,
+    /// The device's random 128-bit id, drawn once when the device was created
+    /// and kept in its store.
     pub device_id: DeviceId,
+    /// The name shown in the account's device list, fixed when the device was
+    /// created.
     pub name: String,
+    /// The device's platform, fixed when the device was created.
     pub platform: Platform,
+    /// When the device was created: the `now_ms` of the first [`Engine::open`].
     pub created_at_ms: i64,
 }
 
@@ -55,13 +64,22 @@ pub struct DeviceInfo {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
+    /// The store could not be opened: SQLite refused the file, a migration
+    /// failed, or the file was written by a newer Tandem.
     #[error(transparent)]
     Store(#[from] tandem_storage::OpenError),
+    /// The store opened, but reading the device's identity or state from it
+    /// failed.
     #[error("reading the store: {0}")]
     Read(#[from] StoreError),
     /// The file belongs to another account.
     #[error("this device store belongs to account {found:?}, not {expected}")]
-    AccountMismatch { expected: AccountId, found: String },
+    AccountMismatch {
+        /// The account named in the [`Config`].
+        expected: AccountId,
+        /// The account the store was created for.
+        found: String,
+    },
     /// The device name breaks its limit.
     #[error("the device name is {0} bytes, over the limit of {DEVICE_NAME_BYTES_MAX}")]
     DeviceNameTooLong(usize),
@@ -87,11 +105,17 @@ pub enum OpError {
     /// The message belongs to another conversation than the one named.
     #[error("message {message} is not in conversation {conversation}")]
     WrongConversation {
+        /// The message the operation named.
         message: MessageId,
+        /// The conversation the operation named, which the message is not in.
         conversation: ConversationId,
     },
+    /// automerge failed to make the change; a defect rather than a state the
+    /// app can fix.
     #[error("document: {0}")]
     Doc(#[from] DocError),
+    /// The store failed (disk full, I/O error…); the in-memory document was
+    /// reloaded from it.
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -107,18 +131,27 @@ pub enum ApplyError {
     /// One delta of the batch is bad; the whole batch is refused.
     #[error("delta {index} of the batch: {error}")]
     Delta {
+        /// The bad delta's position in the batch, from 0.
         index: usize,
+        /// Why the delta was refused.
         #[source]
         error: DeltaError,
     },
     /// A relay page does not continue the log after the cursor: the caller
     /// must pull from the cursor instead.
     #[error("the relay log continues at {expected}, the page has {found}")]
-    Gap { expected: u64, found: u64 },
+    Gap {
+        /// The relay log position this device needs next: its cursor plus one.
+        expected: u64,
+        /// The first position after the cursor that the page has.
+        found: u64,
+    },
     /// automerge refused a change (for example a sequence number reused with
     /// different content).
     #[error("document: {0}")]
     Doc(#[from] DocError),
+    /// The store failed (disk full, I/O error…); the in-memory document was
+    /// reloaded from it.
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -126,7 +159,9 @@ pub enum ApplyError {
 /// One entry of the relay's log: its position and the delta.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayDelta {
+    /// The entry's position in the account's relay log, from 1.
     pub seq: u64,
+    /// The delta's bytes, as the relay stores them.
     pub delta: EncodedDelta,
 }
 
@@ -149,8 +184,10 @@ struct Incoming<'a> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
+    /// The stored snapshot or changes do not load as the account document.
     #[error("document: {0}")]
     Doc(#[from] DocError),
+    /// Reading the document's chunks from the store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -208,6 +245,8 @@ pub struct ExportCursor(pub i64);
 /// A page of exported deltas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
+    /// The page's deltas, oldest first; empty when this device holds nothing
+    /// after the cursor.
     pub deltas: Vec<EncodedDelta>,
     /// Pass this to the next call to continue after this page.
     pub next: ExportCursor,
@@ -238,9 +277,13 @@ pub enum EventDelivery {
 pub struct Changed {
     /// Conversation keys (`u:bob`, `g:team`…).
     pub conversations: Vec<String>,
+    /// User ids whose contact entry changed (added, accepted, removed, remark).
     pub contacts: Vec<String>,
+    /// User ids that went on or off the blocklist.
     pub blocklist: Vec<String>,
+    /// Ids of groups whose row changed, including groups that are gone.
     pub groups: Vec<String>,
+    /// Ids of threads whose row changed, including threads that are gone.
     pub threads: Vec<String>,
 }
 
@@ -248,12 +291,18 @@ pub struct Changed {
 /// order: what two converged devices agree on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountState {
+    /// Every conversation the account has settings or messages in, deleted ones
+    /// included, by key.
     pub conversations: Vec<ConversationRow>,
     /// The raw message log, deleted and recalled messages included.
     pub messages: Vec<MessageView>,
+    /// Every contact, pending or accepted, by user id.
     pub contacts: Vec<ContactRow>,
+    /// Every blocked user, by user id.
     pub blocklist: Vec<BlockedRow>,
+    /// Every group this account knows (as a member or applicant), by id.
     pub groups: Vec<GroupRow>,
+    /// Every thread this account takes part in, by id.
     pub threads: Vec<ThreadRow>,
 }
 
@@ -922,22 +971,30 @@ impl Engine {
         self.store.message(id.as_str())
     }
 
+    /// Every contact, pending (`requested`) or accepted (`friend`), by user
+    /// id.
     pub fn contacts(&self) -> Result<Vec<ContactRow>, StoreError> {
         self.store.contacts()
     }
 
+    /// Every blocked user, by user id.
     pub fn blocklist(&self) -> Result<Vec<BlockedRow>, StoreError> {
         self.store.blocklist()
     }
 
+    /// Every group this account knows, as a member or an applicant (the
+    /// row's `state`), by id.
     pub fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
         self.store.groups()
     }
 
+    /// One group, or `None` if this account does not know it (never joined,
+    /// left, or dissolved).
     pub fn group(&self, id: &GroupId) -> Result<Option<GroupRow>, StoreError> {
         self.store.group(id.as_str())
     }
 
+    /// Every thread this account takes part in, by id.
     pub fn threads(&self) -> Result<Vec<ThreadRow>, StoreError> {
         self.store.threads()
     }

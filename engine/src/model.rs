@@ -11,7 +11,10 @@ use crate::limits::ID_BYTES_MAX;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} must be 1 to {ID_BYTES_MAX} bytes without control characters, got {value:?}")]
 pub struct InvalidId {
+    /// What the string was meant to be (`a user id`, `a group id`…), for the
+    /// message.
     pub kind: &'static str,
+    /// The string refused.
     pub value: String,
 }
 
@@ -42,6 +45,7 @@ macro_rules! string_id {
                 Ok($name(value))
             }
 
+            /// The id as text, exactly as it was given.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -108,8 +112,11 @@ string_id!(
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum ConversationId {
+    /// A one-to-one conversation with another user: `u:<user>`.
     User(UserId),
+    /// A group's conversation: `g:<group>`.
     Group(GroupId),
+    /// A thread's conversation: `t:<thread>`.
     Thread(ThreadId),
 }
 
@@ -170,10 +177,20 @@ impl FromStr for ConversationId {
 /// A message as it arrives from the IM service, to be ingested.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncomingMessage {
+    /// The message's id, as the IM service gave it. Ingesting the same id again
+    /// changes nothing.
     pub id: MessageId,
+    /// The conversation the message belongs to.
     pub conversation: ConversationId,
+    /// Who sent it. A message whose sender is the account itself never counts
+    /// as unread.
     pub sender: UserId,
+    /// When it was sent, in ms since the Unix epoch by the IM service's clock.
+    /// It orders the conversation and is compared with read markers and with
+    /// the time a conversation was deleted.
     pub sent_at_ms: i64,
+    /// The message text, at most
+    /// [`MESSAGE_BODY_BYTES_MAX`](crate::limits::MESSAGE_BODY_BYTES_MAX) bytes.
     pub body: String,
 }
 
@@ -182,7 +199,9 @@ pub struct IncomingMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PeerReceipt {
+    /// The message reached the other party.
     Delivered,
+    /// The other party read the message, which implies it was delivered.
     Read,
 }
 

@@ -38,6 +38,7 @@ pub struct OnlineConfig {
     pub token: String,
     /// Whether to connect at once; see [`OnlineDevice::set_online`].
     pub start_online: bool,
+    /// How long to wait before each reconnect attempt.
     pub backoff: Backoff,
 }
 
@@ -45,7 +46,10 @@ pub struct OnlineConfig {
 /// passes the randomness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
+    /// The longest first wait, in ms; the ceiling doubles with every failed
+    /// attempt.
     pub initial_ms: u64,
+    /// The most the ceiling grows to, in ms.
     pub max_ms: u64,
 }
 
@@ -76,6 +80,7 @@ impl Backoff {
 /// The connection state, as the app can watch it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Status {
+    /// Whether a connection to the relay is logged in now.
     pub connected: bool,
     /// Everything pushed and everything at the relay merged.
     pub in_step: bool,
@@ -95,8 +100,11 @@ pub enum DeviceError {
     /// The call needs the relay and the device is not connected.
     #[error("not connected to the relay")]
     NotConnected,
+    /// The engine refused or failed the operation (or, for a query, its store
+    /// failed).
     #[error(transparent)]
     Op(#[from] OpError),
+    /// The connection refused the command because it closed meanwhile.
     #[error("session: {0}")]
     Session(#[from] tandem_transport::CommandError),
 }
@@ -220,6 +228,7 @@ impl OnlineDevice {
         })
     }
 
+    /// This device's id, known without a round trip to the device thread.
     pub fn device_id(&self) -> DeviceId {
         self.device_id
     }

@@ -41,16 +41,13 @@ pub enum MessageOp {
     Send {
         /// Where the message goes; the conversation need not be listed yet.
         conversation: ConversationId,
-        /// The message text, at most
-        /// [`MESSAGE_BODY_BYTES_MAX`](crate::limits::MESSAGE_BODY_BYTES_MAX)
-        /// bytes.
+        /// The message text, at most [`MESSAGE_BODY_BYTES_MAX`] bytes.
         body: String,
     },
     /// Store a message that arrived from the IM service; idempotent by id.
     Ingest {
         /// The message as the IM service delivered it; its body is at most
-        /// [`MESSAGE_BODY_BYTES_MAX`](crate::limits::MESSAGE_BODY_BYTES_MAX)
-        /// bytes.
+        /// [`MESSAGE_BODY_BYTES_MAX`] bytes.
         message: IncomingMessage,
     },
     /// Recall a message: a tombstone, once recalled always recalled.
@@ -62,9 +59,8 @@ pub enum MessageOp {
     },
     /// Hide messages on every device of this account.
     DeleteForMe {
-        /// The messages to hide, 1 to
-        /// [`MESSAGES_PER_OP_MAX`](crate::limits::MESSAGES_PER_OP_MAX); each
-        /// must be known on this device, or the operation fails with
+        /// The messages to hide, 1 to [`MESSAGES_PER_OP_MAX`]; each must be
+        /// known on this device, or the operation fails with
         /// [`OpError::UnknownMessage`](crate::OpError::UnknownMessage).
         messages: Vec<MessageId>,
     },
@@ -124,8 +120,7 @@ pub enum ConversationOp {
     AddMark {
         /// The conversation to mark.
         conversation: ConversationId,
-        /// The mark: 1 to [`ID_BYTES_MAX`](crate::limits::ID_BYTES_MAX) bytes
-        /// without control characters.
+        /// The mark: 1 to [`ID_BYTES_MAX`] bytes without control characters.
         mark: String,
     },
     /// Remove a mark from a conversation; removing one that is not set changes
@@ -133,8 +128,7 @@ pub enum ConversationOp {
     RemoveMark {
         /// The conversation to unmark.
         conversation: ConversationId,
-        /// The mark: 1 to [`ID_BYTES_MAX`](crate::limits::ID_BYTES_MAX) bytes
-        /// without control characters.
+        /// The mark: 1 to [`ID_BYTES_MAX`] bytes without control characters.
         mark: String,
     },
     /// Turn do-not-disturb on or off for a conversation. The engine only
@@ -160,10 +154,9 @@ pub enum ContactOp {
     Add {
         /// The user asked.
         user: UserId,
-        /// The text sent with the request, at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes. It reaches
-        /// the other devices in the event, but the contact row does not keep
-        /// it.
+        /// The text sent with the request, at most [`TEXT_BYTES_MAX`] bytes. It
+        /// reaches the other devices in the event, but the contact row does not
+        /// keep it.
         greeting: String,
     },
     /// Accept a contact request from `user`: they become a contact with
@@ -206,9 +199,7 @@ pub enum ContactOp {
     SetRemark {
         /// The contact the remark is for.
         user: UserId,
-        /// The new remark, at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes; empty
-        /// clears it.
+        /// The new remark, at most [`TEXT_BYTES_MAX`] bytes; empty clears it.
         remark: String,
     },
 }
@@ -216,14 +207,11 @@ pub enum ContactOp {
 /// Fields of a group's info; `None` leaves a field as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GroupInfoUpdate {
-    /// The group's new name, at most
-    /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes.
+    /// The group's new name, at most [`TEXT_BYTES_MAX`] bytes.
     pub name: Option<String>,
-    /// The group's new description, at most
-    /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes.
+    /// The group's new description, at most [`TEXT_BYTES_MAX`] bytes.
     pub description: Option<String>,
-    /// The group's new announcement, at most
-    /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes.
+    /// The group's new announcement, at most [`TEXT_BYTES_MAX`] bytes.
     pub announcement: Option<String>,
 }
 
@@ -238,11 +226,10 @@ pub enum GroupOp {
     Create {
         /// The new group, as the IM service names it.
         group: GroupId,
-        /// The group's name, at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes.
+        /// The group's name, at most [`TEXT_BYTES_MAX`] bytes.
         name: String,
-        /// The other users added at creation, at most
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX); may be empty.
+        /// The other users added at creation, at most [`USERS_PER_OP_MAX`]; may
+        /// be empty.
         members: Vec<UserId>,
     },
     /// Record that the user dissolved the group: it leaves this account's
@@ -276,9 +263,8 @@ pub enum GroupOp {
     Apply {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The text sent with the application, at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes; the other
-        /// devices hear it, the group row does not keep it.
+        /// The text sent with the application, at most [`TEXT_BYTES_MAX`]
+        /// bytes; the other devices hear it, the group row does not keep it.
         reason: String,
     },
     /// Record that the user, as owner or admin, let an applicant in: they are
@@ -301,9 +287,8 @@ pub enum GroupOp {
         group: GroupId,
         /// The applicant turned down.
         user: UserId,
-        /// The reason given to the applicant, at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes; not kept in
-        /// the group row.
+        /// The reason given to the applicant, at most [`TEXT_BYTES_MAX`] bytes;
+        /// not kept in the group row.
         reason: String,
     },
     /// Record that the user invited users into the group. They are listed as
@@ -313,8 +298,7 @@ pub enum GroupOp {
     Invite {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The users invited, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX).
+        /// The users invited, 1 to [`USERS_PER_OP_MAX`].
         users: Vec<UserId>,
     },
     /// Record that the user accepted an invitation: the group becomes a member
@@ -334,9 +318,8 @@ pub enum GroupOp {
         group: GroupId,
         /// The member who sent the invitation.
         inviter: UserId,
-        /// The reason given to the inviter, at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes; not kept
-        /// anywhere.
+        /// The reason given to the inviter, at most [`TEXT_BYTES_MAX`] bytes;
+        /// not kept anywhere.
         reason: String,
     },
     /// Remove members from the group, together with their admin role and their
@@ -346,8 +329,7 @@ pub enum GroupOp {
     Kick {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The members to remove, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX).
+        /// The members to remove, 1 to [`USERS_PER_OP_MAX`].
         users: Vec<UserId>,
     },
     /// Remove members as [`GroupOp::Kick`] does and puts them on the group's
@@ -357,9 +339,8 @@ pub enum GroupOp {
     Ban {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The users to ban, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX); they need not
-        /// be members.
+        /// The users to ban, 1 to [`USERS_PER_OP_MAX`]; they need not be
+        /// members.
         users: Vec<UserId>,
     },
     /// Take users off the group's ban list (unbans them) without making them
@@ -369,9 +350,8 @@ pub enum GroupOp {
     Allow {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The users to unban, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX); those not
-        /// banned are passed over.
+        /// The users to unban, 1 to [`USERS_PER_OP_MAX`]; those not banned are
+        /// passed over.
         users: Vec<UserId>,
     },
     /// Set the group's `messages_blocked` flag: the user does not want the
@@ -430,8 +410,7 @@ pub enum GroupOp {
     Mute {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The members to mute, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX).
+        /// The members to mute, 1 to [`USERS_PER_OP_MAX`].
         users: Vec<UserId>,
         /// When the mute ends, in ms since the Unix epoch. It replaces an
         /// earlier mute of the same member; 0 reads as not muted.
@@ -443,8 +422,7 @@ pub enum GroupOp {
     Unmute {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The members to unmute, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX).
+        /// The members to unmute, 1 to [`USERS_PER_OP_MAX`].
         users: Vec<UserId>,
     },
     /// Put users on the group's allow list: in IM services, the members who
@@ -455,9 +433,8 @@ pub enum GroupOp {
     AddAllowList {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The users to add, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX); membership is
-        /// not checked.
+        /// The users to add, 1 to [`USERS_PER_OP_MAX`]; membership is not
+        /// checked.
         users: Vec<UserId>,
     },
     /// Take users off the group's allow list; users not on it are passed over.
@@ -466,8 +443,7 @@ pub enum GroupOp {
     RemoveAllowList {
         /// The group, as the IM service names it.
         group: GroupId,
-        /// The users to take off, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX).
+        /// The users to take off, 1 to [`USERS_PER_OP_MAX`].
         users: Vec<UserId>,
     },
     /// Set the group's `mute_all` flag: the whole group is muted. The engine
@@ -506,11 +482,9 @@ pub enum GroupOp {
         group: GroupId,
         /// The member whose attributes are set.
         user: UserId,
-        /// (key, value) pairs, 1 to
-        /// [`ATTRIBUTES_PER_OP_MAX`](crate::limits::ATTRIBUTES_PER_OP_MAX):
-        /// each key 1 to [`ID_BYTES_MAX`](crate::limits::ID_BYTES_MAX) bytes
-        /// without control characters, each value at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes.
+        /// (key, value) pairs, 1 to [`ATTRIBUTES_PER_OP_MAX`]: each key 1 to
+        /// [`ID_BYTES_MAX`] bytes without control characters, each value at
+        /// most [`TEXT_BYTES_MAX`] bytes.
         attributes: Vec<(String, String)>,
     },
 }
@@ -528,8 +502,7 @@ pub enum ThreadOp {
         thread: ThreadId,
         /// The group the thread belongs to.
         group: GroupId,
-        /// The thread's name, at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes.
+        /// The thread's name, at most [`TEXT_BYTES_MAX`] bytes.
         name: String,
     },
     /// Record that the user dissolved the thread: it leaves this account's
@@ -563,8 +536,7 @@ pub enum ThreadOp {
     Update {
         /// The thread, as the IM service names it.
         thread: ThreadId,
-        /// The thread's new name, at most
-        /// [`TEXT_BYTES_MAX`](crate::limits::TEXT_BYTES_MAX) bytes.
+        /// The thread's new name, at most [`TEXT_BYTES_MAX`] bytes.
         name: String,
     },
     /// Remove users from the thread's members; users not in it are passed
@@ -574,8 +546,7 @@ pub enum ThreadOp {
     Kick {
         /// The thread, as the IM service names it.
         thread: ThreadId,
-        /// The users to remove, 1 to
-        /// [`USERS_PER_OP_MAX`](crate::limits::USERS_PER_OP_MAX).
+        /// The users to remove, 1 to [`USERS_PER_OP_MAX`].
         users: Vec<UserId>,
     },
 }

@@ -28,31 +28,55 @@ pub const PUSH_BYTES_BUDGET: usize = FRAME_BYTES_MAX / 2;
 #[non_exhaustive]
 pub enum SyncEvent {
     /// The relay accepted the login; the account's devices as it knows them.
-    Connected { devices: Vec<DeviceInfo> },
+    Connected {
+        /// The account's devices the relay knows, this one included.
+        devices: Vec<DeviceInfo>,
+    },
     /// Deltas from the relay were merged.
     Merged(Applied),
     /// An entry of the relay's log could not be merged by this build and
     /// was passed over.
-    Skipped { seq: u64, error: String },
+    Skipped {
+        /// The entry's position in the relay log; the cursor has moved past it.
+        seq: u64,
+        /// Why this build cannot merge it, in words.
+        error: String,
+    },
     /// Everything local is pushed and everything at the relay is merged.
     InStep,
     /// The account's device list, answering a request.
     Devices(Vec<DeviceInfo>),
     /// A device logged in or was kicked; ask for the list again to see it.
     DeviceListChanged,
-    /// A payload another device sent to this one. It is in the journal
-    /// ([`Engine::journal`]) and acknowledged to the relay, which will not
-    /// deliver it again.
+    /// A payload another device sent to this one. It is in the events
+    /// journal, as
+    /// [`MessageEvent::PayloadReceived`](crate::event::MessageEvent::PayloadReceived)
+    /// read with [`Engine::next_event`], and acknowledged to the relay, which
+    /// will not deliver it again. Reported once, even if the relay delivers
+    /// it twice.
     Payload {
+        /// The device that sent it.
         from: DeviceId,
+        /// The payload's id, chosen by the sender.
         id: PayloadId,
+        /// The payload, as sent.
         bytes: Vec<u8>,
     },
     /// Another device kicked this one, or the relay did to make room. The
     /// credentials used are no longer valid: do not reconnect with them.
-    Kicked { by: DeviceId, reason: String },
+    Kicked {
+        /// The device that kicked this one.
+        by: DeviceId,
+        /// The reason given, in words.
+        reason: String,
+    },
     /// The relay refused something.
-    RelayError { code: ErrorCode, text: String },
+    RelayError {
+        /// What the relay refused, as a code to act on.
+        code: ErrorCode,
+        /// The relay's explanation, in words.
+        text: String,
+    },
     /// The session is over.
     Closed(CloseReason),
 }
@@ -95,6 +119,8 @@ pub struct Syncer {
 }
 
 impl Syncer {
+    /// A syncer for a new connection, before its session reports
+    /// `Connected`.
     pub fn new() -> Self {
         Syncer::default()
     }
