@@ -8,6 +8,12 @@
 //! ([`crate::Engine::ack_events`]), so they are delivered at least once and
 //! in order across crashes and restarts.
 //!
+//! The same journal carries what the relay tells this device about the
+//! account's devices: payloads another device addressed to it
+//! ([`MessageEvent::PayloadReceived`]) and [`ConnectionEvent`]s (kicked, too
+//! many devices, a new device, the device list changed). Those are recorded
+//! when this device learns of them, so their time is this device's clock.
+//!
 //! Disk format: event kinds are journaled with postcard (variants are only
 //! ever appended). Apps see them as Rust values or as JSON
 //! ([`Event::to_json`]), a stable form snapshot-tested in

@@ -407,6 +407,16 @@ struct Actor {
     logged_in: bool,
 }
 
+/// Why serving commands offline stopped.
+enum Offline {
+    /// The backoff wait passed: try to connect again.
+    Elapsed,
+    /// The app asked to go online or offline.
+    SetOnline(bool),
+    /// The app asked to shut down (or dropped every handle).
+    Shutdown(Option<oneshot::Sender<Engine>>),
+}
+
 /// How a connection ended.
 enum Ended {
     /// Lost or refused: try again after a backoff.
@@ -425,60 +435,63 @@ impl Actor {
         let mut attempt: u32 = 0;
         loop {
             let stopped = self.status.borrow().kicked.is_some();
-            if !online || stopped {
-                match self.commands.recv().await {
-                    None => return,
-                    Some(Command::Shutdown(reply)) => {
+            let wait = if !online || stopped {
+                None
+            } else {
+                match self.connection().await {
+                    Ended::Shutdown(reply) => {
                         let _ = reply.send(self.engine);
                         return;
                     }
-                    Some(Command::SetOnline(on)) => {
-                        online = on;
-                        attempt = 0;
+                    Ended::Offline | Ended::Stop => {
+                        online = false;
+                        continue;
                     }
-                    Some(command) => self.offline_command(command),
+                    Ended::Retry => {
+                        // A connection that got as far as logging in starts
+                        // the backoff over.
+                        if std::mem::take(&mut self.logged_in) {
+                            attempt = 0;
+                        }
+                        let delay = self.config.backoff.delay_ms(
+                            attempt,
+                            spread(&self.engine.device().device_id.0, attempt.into()),
+                        );
+                        attempt = attempt.saturating_add(1);
+                        Some(Duration::from_millis(delay))
+                    }
                 }
-                continue;
-            }
-            match self.connection().await {
-                Ended::Shutdown(reply) => {
-                    let _ = reply.send(self.engine);
+            };
+            match self.serve_offline(wait).await {
+                Offline::Elapsed => {}
+                Offline::SetOnline(on) => {
+                    online = on;
+                    attempt = 0;
+                }
+                Offline::Shutdown(reply) => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(self.engine);
+                    }
                     return;
                 }
-                Ended::Offline => online = false,
-                Ended::Stop => online = false,
-                Ended::Retry => {
-                    // A connection that got as far as logging in starts the
-                    // backoff over.
-                    if std::mem::take(&mut self.logged_in) {
-                        attempt = 0;
-                    }
-                    let delay = self.config.backoff.delay_ms(
-                        attempt,
-                        spread(&self.engine.device().device_id.0, attempt.into()),
-                    );
-                    attempt = attempt.saturating_add(1);
-                    // Keep serving commands while waiting.
-                    let sleep = tokio::time::sleep(Duration::from_millis(delay));
-                    tokio::pin!(sleep);
-                    loop {
-                        tokio::select! {
-                            _ = &mut sleep => break,
-                            command = self.commands.recv() => match command {
-                                None => return,
-                                Some(Command::Shutdown(reply)) => {
-                                    let _ = reply.send(self.engine);
-                                    return;
-                                }
-                                Some(Command::SetOnline(on)) => {
-                                    online = on;
-                                    break;
-                                }
-                                Some(command) => self.offline_command(command),
-                            }
-                        }
-                    }
-                }
+            }
+        }
+    }
+
+    /// Serves commands without a connection until the app goes online or
+    /// offline, shuts down, or `wait` (if any) has passed.
+    async fn serve_offline(&mut self, wait: Option<Duration>) -> Offline {
+        let sleep = tokio::time::sleep(wait.unwrap_or(Duration::ZERO));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep, if wait.is_some() => return Offline::Elapsed,
+                command = self.commands.recv() => match command {
+                    None => return Offline::Shutdown(None),
+                    Some(Command::Shutdown(reply)) => return Offline::Shutdown(Some(reply)),
+                    Some(Command::SetOnline(on)) => return Offline::SetOnline(on),
+                    Some(command) => self.offline_command(command),
+                },
             }
         }
     }
