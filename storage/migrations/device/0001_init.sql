@@ -48,7 +48,8 @@ CREATE TABLE messages (
     sent_at_ms   INTEGER NOT NULL,
     body         TEXT    NOT NULL
 ) STRICT;
-CREATE INDEX messages_by_conversation ON messages (conversation, sent_at_ms, id);
+-- sender is in the index so the unread count never reads the table rows.
+CREATE INDEX messages_by_conversation ON messages (conversation, sent_at_ms, id, sender);
 
 -- The mutable parts of a message, each merged monotonically. A row may exist
 -- before its message arrives (a recall can overtake the message).
