@@ -108,7 +108,7 @@ async fn tandem_fan_out(
         let mut events = device.subscribe();
         watchers.push(tokio::spawn(async move {
             let mut cursor = device
-                .read(|e| last_export_cursor(e))
+                .read(last_export_cursor)
                 .await
                 .ok()
                 .flatten()
@@ -156,8 +156,12 @@ async fn tandem_fan_out(
                 conversation: conversation.clone(),
                 message: message.clone(),
             }),
-            (9, _) if i % 20 == 9 => Op::Conversation(ConversationOp::Pin { conversation: c.clone() }),
-            (9, _) => Op::Conversation(ConversationOp::Unpin { conversation: c.clone() }),
+            (9, _) if i % 20 == 9 => Op::Conversation(ConversationOp::Pin {
+                conversation: c.clone(),
+            }),
+            (9, _) => Op::Conversation(ConversationOp::Unpin {
+                conversation: c.clone(),
+            }),
             _ => Op::Message(MessageOp::Send {
                 conversation: c.clone(),
                 body: body(&mut rng),

@@ -201,8 +201,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 fn size_label(scale: Scale) -> String {
     match (scale.quick, scale.factor) {
-        (false, f) if f == 1.0 => "full".into(),
-        (true, f) if f == 1.0 => "quick".into(),
+        (false, 1.0) => "full".into(),
+        (true, 1.0) => "quick".into(),
         (q, f) => format!("{} × {f}", if q { "quick" } else { "full" }),
     }
 }
@@ -390,11 +390,6 @@ pub fn ms(d: Duration) -> f64 {
 /// /proc is missing).
 pub fn peak_rss_mib() -> f64 {
     proc_status_kib("VmHWM") / 1024.0
-}
-
-/// The resident set of this process now, in MiB.
-pub fn rss_mib() -> f64 {
-    proc_status_kib("VmRSS") / 1024.0
 }
 
 fn proc_status_kib(field: &str) -> f64 {
