@@ -385,12 +385,10 @@ async fn converge(members: &[&Member]) -> anyhow::Result<()> {
     loop {
         let mut seen = Vec::new();
         for m in members {
-            seen.push(m.device.read(|e| (e.doc_heads(), e.state())).await?);
+            let (heads, state) = m.device.read(|e| (e.doc_heads(), e.state())).await?;
+            seen.push((heads?, state?));
         }
-        let states: Vec<_> = seen
-            .into_iter()
-            .map(|(heads, state)| state.map(|s| (heads, s)))
-            .collect::<Result<_, _>>()?;
+        let states = seen;
         if states.windows(2).all(|w| w[0] == w[1]) {
             // Let the event printers catch up before the next step.
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -409,7 +407,7 @@ async fn final_table(members: &[Member]) -> anyhow::Result<bool> {
     let mut full = Vec::new();
     for m in members {
         let (heads, state) = m.device.read(|e| (e.doc_heads(), e.state())).await?;
-        let state = state?;
+        let (heads, state) = (heads?, state?);
         let digest = |text: String| blake3::hash(text.as_bytes()).to_hex()[..12].to_string();
         let listed: Vec<_> = state.conversations.iter().filter(|c| c.listed).collect();
         let rows = vec![

@@ -602,7 +602,7 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
     let state = engine.state()?;
     Ok(json!({
         "account": engine.device().account.as_str(),
-        "document_heads": engine.doc_heads(),
+        "document_heads": engine.doc_heads()?,
         "conversations": state.conversations.iter().map(|c| json!({
             "id": c.id,
             "listed": c.listed,

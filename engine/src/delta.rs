@@ -9,7 +9,8 @@
 use serde::{Deserialize, Serialize};
 use tandem_transport::{AccountId, DeviceId};
 
-use crate::limits::DELTA_BYTES_MAX;
+use crate::limits::{DELTA_BYTES_MAX, READ_MARKERS_PER_DELTA_MAX};
+use crate::model::{ConversationId, MessageId};
 use crate::op::{InvalidOp, Op};
 
 /// The delta format this build writes and reads.
@@ -37,6 +38,22 @@ pub struct Delta {
     pub op: Op,
     /// The automerge change the operation made, if it touched the document.
     pub change: Option<Vec<u8>>,
+    /// The read markers the operation set (a mark-read, or clearing unread):
+    /// resolved on the origin device, which knew the messages' times, and
+    /// merged everywhere by `max`.
+    pub read_markers: Vec<ReadMarker>,
+}
+
+/// A read marker: everything in `conversation` up to and including the
+/// message `(at_ms, message)` is read. Markers are ordered by time, then id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMarker {
+    /// The conversation it applies to.
+    pub conversation: ConversationId,
+    /// The message's send time, in ms since the Unix epoch.
+    pub at_ms: i64,
+    /// The last read message.
+    pub message: MessageId,
 }
 
 /// A delta's bytes as they are stored and sent.
@@ -129,6 +146,13 @@ impl Delta {
             return Err(DeltaError::Malformed("origin_seq is 0".into()));
         }
         delta.op.validate()?;
+        if delta.read_markers.len() > READ_MARKERS_PER_DELTA_MAX {
+            return Err(DeltaError::InvalidOp(InvalidOp::TooMany {
+                field: "read markers",
+                len: delta.read_markers.len(),
+                max: READ_MARKERS_PER_DELTA_MAX,
+            }));
+        }
         let change = match &delta.change {
             None => None,
             Some(raw) => {

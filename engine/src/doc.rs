@@ -12,23 +12,24 @@
 //! | `threads` | thread | map `{group, name, members: {user: true}}` |
 //! | `pinned`, `dnd` | conversation | bool (a register) |
 //! | `marks` | conversation ␟ mark | bool (a register) |
-//! | `cleared` | conversation ␟ device | ms: the device's "cleared up to" |
-//! | `read` | conversation ␟ device | `ms␟message`: the device's read marker |
 //!
 //! Merge rules fall out of automerge's map semantics: a put concurrent with a
 //! delete survives (add-wins for contacts, the blocklist, members…);
 //! concurrent puts to one key resolve the same way everywhere (registers); a
 //! put inside an object that was deleted concurrently stays invisible (no
-//! resurrection). Per-device keys (`cleared`, `read`) are written by one
-//! device only, so they never conflict; their effective value is the maximum
-//! over devices, which can therefore never move back.
+//! resurrection).
+//!
+//! Read markers and clear points are not here: they are maximum registers,
+//! merged by `max` in SQLite from the markers each delta carries (see
+//! ARCHITECTURE.md). In the document every marker update would add history
+//! that every later read of the map walks past.
 
 use std::collections::BTreeSet;
 
 use automerge::transaction::{CommitOptions, Transactable, Transaction};
 use automerge::{ActorId, Automerge, AutomergeError, Change, ChangeHash, ObjType, ReadDoc, ROOT};
 use tandem_storage::device::{
-    BlockedRow, ContactRow, ConversationSettings, GroupMember, GroupRow, MemberAttribute, ThreadRow,
+    BlockedRow, ContactRow, ConversationFlags, GroupMember, GroupRow, MemberAttribute, ThreadRow,
 };
 use tandem_transport::DeviceId;
 
@@ -42,8 +43,8 @@ pub(crate) const SEP: char = '\u{1f}';
 /// change is byte-identical everywhere and automerge stores it once.
 const GENESIS_ACTOR: [u8; 16] = *b"tandem-genesis-1";
 
-const ROOTS: [&str; 9] = [
-    "contacts", "blocked", "groups", "threads", "pinned", "dnd", "marks", "cleared", "read",
+const ROOTS: [&str; 7] = [
+    "contacts", "blocked", "groups", "threads", "pinned", "dnd", "marks",
 ];
 
 /// Why the document could not be loaded or changed.
@@ -57,14 +58,6 @@ pub enum DocError {
     /// The stored document lacks the genesis layout.
     #[error("the stored document is missing its root map {0:?}")]
     MissingRoot(&'static str),
-}
-
-/// What a local operation needs that only the message log knows, looked up
-/// by the engine before the document is touched.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Resolved {
-    /// Read markers to set: (conversation key, sent_at_ms, message id).
-    pub read_markers: Vec<(String, i64, String)>,
 }
 
 /// A precondition of a local operation that the current state breaks.
@@ -135,8 +128,6 @@ struct Roots {
     pinned: automerge::ObjId,
     dnd: automerge::ObjId,
     marks: automerge::ObjId,
-    cleared: automerge::ObjId,
-    read: automerge::ObjId,
 }
 
 impl AccountDoc {
@@ -187,8 +178,6 @@ impl AccountDoc {
             pinned: root("pinned")?,
             dnd: root("dnd")?,
             marks: root("marks")?,
-            cleared: root("cleared")?,
-            read: root("read")?,
         };
         Ok(AccountDoc { doc, roots })
     }
@@ -215,18 +204,11 @@ impl AccountDoc {
 
     /// Performs one local operation on the document as one change stamped
     /// with `now_ms`. A refused precondition leaves the document untouched.
-    pub fn edit(
-        &mut self,
-        op: &Op,
-        resolved: &Resolved,
-        me: &str,
-        device: DeviceId,
-        now_ms: i64,
-    ) -> Result<Edit, EditFailure> {
+    pub fn edit(&mut self, op: &Op, me: &str, now_ms: i64) -> Result<Edit, EditFailure> {
         let roots = &self.roots;
         let result = self.doc.transact_with(
             |_| CommitOptions::default().with_time(now_ms),
-            |tx| edit(tx, roots, op, resolved, me, &device.to_hex(), now_ms),
+            |tx| edit(tx, roots, op, me, now_ms),
         );
         match result {
             Ok(success) => match success.hash {
@@ -248,7 +230,8 @@ impl AccountDoc {
 
     // ---- Projections: the document's state for one entity, as rows. ----
 
-    pub fn conversation_settings(&self, conversation: &str) -> ConversationSettings {
+    /// The conversation's pin, do-not-disturb and marks.
+    pub fn conversation_flags(&self, conversation: &str) -> ConversationFlags {
         let r = &self.roots;
         let marks = self
             .prefixed(&r.marks, conversation)
@@ -256,43 +239,11 @@ impl AccountDoc {
             .filter(|(_, key)| self.bool_at(&r.marks, key))
             .map(|(suffix, _)| suffix)
             .collect();
-        let cleared_up_to_ms = self
-            .prefixed(&r.cleared, conversation)
-            .iter()
-            .filter_map(|(_, key)| self.i64_at(&r.cleared, key))
-            .max()
-            .unwrap_or(0);
-        let (read_at_ms, read_message) = self
-            .prefixed(&r.read, conversation)
-            .iter()
-            .filter_map(|(_, key)| self.str_at(&r.read, key).and_then(|v| parse_marker(&v)))
-            .max()
-            .unwrap_or((0, String::new()));
-        ConversationSettings {
+        ConversationFlags {
             pinned: self.bool_at(&r.pinned, conversation),
             do_not_disturb: self.bool_at(&r.dnd, conversation),
             marks,
-            cleared_up_to_ms,
-            read_at_ms,
-            read_message,
         }
-    }
-
-    /// Every conversation key the document mentions.
-    pub fn conversation_keys(&self) -> BTreeSet<String> {
-        let r = &self.roots;
-        let mut out = BTreeSet::new();
-        for obj in [&r.pinned, &r.dnd] {
-            out.extend(self.doc.keys(obj));
-        }
-        for obj in [&r.marks, &r.cleared, &r.read] {
-            for key in self.doc.keys(obj) {
-                if let Some((conversation, _)) = key.split_once(SEP) {
-                    out.insert(conversation.to_owned());
-                }
-            }
-        }
-        out
     }
 
     pub fn contact(&self, user: &str) -> Option<ContactRow> {
@@ -456,16 +407,6 @@ fn str_at(doc: &impl ReadDoc, obj: &automerge::ObjId, key: &str) -> Option<Strin
     }
 }
 
-/// A read marker's document form: `ms␟message`.
-fn format_marker(at_ms: i64, message: &str) -> String {
-    format!("{at_ms}{SEP}{message}")
-}
-
-fn parse_marker(value: &str) -> Option<(i64, String)> {
-    let (at, message) = value.split_once(SEP)?;
-    Some((at.parse().ok()?, message.to_owned()))
-}
-
 fn composite(a: &str, b: &str) -> String {
     format!("{a}{SEP}{b}")
 }
@@ -531,15 +472,13 @@ fn edit(
     tx: &mut Transaction<'_>,
     roots: &Roots,
     op: &Op,
-    resolved: &Resolved,
     me: &str,
-    device: &str,
     now_ms: i64,
 ) -> Result<(), EditError> {
     match op {
         // Messages live in the message log, not in the document.
         Op::Message(_) => {}
-        Op::Conversation(op) => edit_conversation(tx, roots, op, resolved, device, now_ms)?,
+        Op::Conversation(op) => edit_conversation(tx, roots, op)?,
         Op::Contact(op) => edit_contact(tx, roots, op, now_ms)?,
         Op::Group(op) => edit_group(tx, roots, op, me, now_ms)?,
         Op::Thread(op) => edit_thread(tx, roots, op, me)?,
@@ -551,23 +490,12 @@ fn edit_conversation(
     tx: &mut Transaction<'_>,
     roots: &Roots,
     op: &ConversationOp,
-    resolved: &Resolved,
-    device: &str,
-    now_ms: i64,
 ) -> Result<(), EditError> {
     match op {
+        // Read markers travel in the delta and merge in SQLite.
         ConversationOp::MarkRead { .. }
         | ConversationOp::ClearUnread { .. }
-        | ConversationOp::ClearAllUnread => {
-            for (conversation, at_ms, message) in &resolved.read_markers {
-                let key = composite(conversation, device);
-                let own = str_at(tx, &roots.read, &key).and_then(|v| parse_marker(&v));
-                // This device's marker only ever moves forward.
-                if own.is_none_or(|own| (*at_ms, message) > (own.0, &own.1)) {
-                    tx.put(&roots.read, key, format_marker(*at_ms, message))?;
-                }
-            }
-        }
+        | ConversationOp::ClearAllUnread => {}
         ConversationOp::Pin { conversation } => {
             tx.put(&roots.pinned, conversation.key(), true)?;
         }
@@ -575,9 +503,8 @@ fn edit_conversation(
             tx.put(&roots.pinned, conversation.key(), false)?;
         }
         ConversationOp::Delete { conversation } => {
-            let key = composite(&conversation.key(), device);
-            let own = i64_at(tx, &roots.cleared, &key).unwrap_or(0);
-            tx.put(&roots.cleared, key, own.max(now_ms))?;
+            // The clear point is the delta's time, merged in SQLite; the
+            // document only unpins.
             tx.put(&roots.pinned, conversation.key(), false)?;
         }
         ConversationOp::AddMark { conversation, mark } => {

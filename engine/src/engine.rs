@@ -1,19 +1,20 @@
 //! The device engine: one account on one device.
 
-use std::collections::BTreeSet;
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use tandem_storage::device::DeviceTx;
 use tandem_storage::device::{
-    BlockedRow, ContactRow, ConversationRow, DeltaRow, DeviceStore, DocChunk, EventRow,
-    FlagsUpdate, GroupRow, Identity, Location, MessageRecord, MessageView, MetaKey, Receipt,
-    ThreadRow,
+    BlockedRow, ContactRow, ConversationFlags, ConversationRow, DeltaRow, DeviceStore, DocChunk,
+    EventRow, FlagsUpdate, GroupRow, Identity, Location, MessageRecord, MessageView, MetaKey,
+    Receipt, ThreadRow,
 };
 use tandem_storage::StoreError;
 use tandem_transport::{AccountId, DeviceId, Platform};
 
-use crate::delta::{ContentId, Delta, DeltaError, EncodedDelta, DELTA_FORMAT};
-use crate::doc::{AccountDoc, DocError, Edit, EditFailure, Refused, Resolved};
+use crate::delta::{ContentId, Delta, DeltaError, EncodedDelta, ReadMarker, DELTA_FORMAT};
+use crate::doc::{AccountDoc, DocError, Edit, EditFailure, Refused};
 use crate::event::*;
 use crate::limits::{DELTAS_PER_BATCH_MAX, DOC_CHANGES_PER_SNAPSHOT};
 use crate::model::*;
@@ -310,7 +311,6 @@ pub struct AccountState {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum Entity {
     Conversation(String),
-    AllConversations,
     Contact(String),
     Blocked(String),
     Group(String),
@@ -342,7 +342,9 @@ enum Entity {
 /// were before the call.
 pub struct Engine {
     store: DeviceStore,
-    doc: AccountDoc,
+    /// Loaded on first use; emptied after a failed write so the next use
+    /// reloads what the store holds.
+    doc: OnceCell<AccountDoc>,
     device: DeviceInfo,
     next_origin_seq: u64,
     delivery: EventDelivery,
@@ -410,11 +412,12 @@ impl Engine {
             .meta(MetaKey::NextOriginSeq)?
             .and_then(|n| u64::try_from(n).ok())
             .ok_or_else(|| OpenError::Corrupt("next_origin_seq is missing or negative".into()))?;
-        let doc = load_doc(&store, &device)
-            .map_err(|e| OpenError::Corrupt(format!("the account document: {e}")))?;
+        // The document loads on first use (a local operation or a merge):
+        // queries are served from the projections, so opening stays fast
+        // however long the history.
         Ok(Engine {
             store,
-            doc,
+            doc: OnceCell::new(),
             device,
             next_origin_seq,
             delivery: EventDelivery::default(),
@@ -430,11 +433,11 @@ impl Engine {
     /// devices.
     pub fn perform(&mut self, now_ms: i64, op: Op) -> Result<Performed, OpError> {
         op.validate()?;
-        let resolved = self.resolve(&op)?;
+        let read_markers = self.resolve(&op)?;
         let me = self.device.account.as_str().to_owned();
         let edit = self
-            .doc
-            .edit(&op, &resolved, &me, self.device.device_id, now_ms)
+            .doc_mut()?
+            .edit(&op, &me, now_ms)
             .map_err(|e| match e {
                 EditFailure::Refused(r) => OpError::Refused(r),
                 EditFailure::Doc(d) => OpError::Doc(d),
@@ -451,6 +454,7 @@ impl Engine {
                 Edit::Unchanged => None,
                 Edit::Changed(bytes) => Some(bytes),
             },
+            read_markers,
         };
         let encoded = delta.encode();
         let content_id = encoded.content_id();
@@ -458,7 +462,7 @@ impl Engine {
         if let Err(error) = result {
             // The document already holds the change; the store does not.
             // Reload so the two agree again.
-            self.reload_doc()?;
+            self.reload_doc();
             return Err(error);
         }
         self.next_origin_seq += 1;
@@ -476,34 +480,61 @@ impl Engine {
     fn commit_local(&mut self, delta: &Delta, encoded: &EncodedDelta) -> Result<(), OpError> {
         let account = self.device.account.as_str();
         let snapshot = self.snapshot_if_due(delta.change.is_some())?;
+        let doc = loaded(&self.doc, &self.store, &self.device)?;
         let tx = self.store.transaction()?;
         let mut touched = BTreeSet::new();
         if let Some(change) = &delta.change {
             store_doc_change(&tx, change, snapshot.as_deref())?;
         }
         message_effects(&tx, delta, account, &mut touched)?;
+        marker_effects(&tx, delta, &mut touched)?;
         touched.extend(touched_by(&delta.op));
         tx.insert_delta(&delta_row(delta, encoded, true))?;
         tx.set_meta(MetaKey::NextOriginSeq, delta.origin_seq as i64 + 1)?;
-        project(&tx, &self.doc, account, &touched)?;
+        project(&tx, doc, account, &touched)?;
         tx.commit()?;
         Ok(())
     }
 
     /// A snapshot of the document when enough changes piled up since the
     /// last one (counting the one about to be written).
-    fn snapshot_if_due(&self, adding_change: bool) -> Result<Option<Vec<u8>>, StoreError> {
+    fn snapshot_if_due(&self, adding_change: bool) -> Result<Option<Vec<u8>>, LoadError> {
         let since = self
             .store
             .meta(MetaKey::DocChangesSinceSnapshot)?
             .unwrap_or(0);
-        Ok((adding_change && since + 1 >= DOC_CHANGES_PER_SNAPSHOT).then(|| self.doc.save()))
+        if adding_change && since + 1 >= DOC_CHANGES_PER_SNAPSHOT {
+            Ok(Some(self.doc()?.save()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The document, loaded from the store on first use.
+    fn doc(&self) -> Result<&AccountDoc, LoadError> {
+        loaded(&self.doc, &self.store, &self.device)
+    }
+
+    fn doc_mut(&mut self) -> Result<&mut AccountDoc, LoadError> {
+        loaded(&self.doc, &self.store, &self.device)?;
+        Ok(self.doc.get_mut().expect("loaded just now"))
     }
 
     /// Looks up what the operation needs from the message log, and checks
     /// that the messages it names exist.
-    fn resolve(&self, op: &Op) -> Result<Resolved, OpError> {
-        let mut resolved = Resolved::default();
+    fn resolve(&self, op: &Op) -> Result<Vec<ReadMarker>, OpError> {
+        let mut markers = Vec::new();
+        let mut marker = |key: String, at_ms: i64, id: String| -> Result<(), OpError> {
+            markers.push(ReadMarker {
+                conversation: key.parse().map_err(|e| {
+                    StoreError::Corrupt(format!("stored conversation id {key:?}: {e}"))
+                })?,
+                at_ms,
+                message: MessageId::new(id.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("stored message id {id:?}: {e}")))?,
+            });
+            Ok(())
+        };
         match op {
             Op::Message(MessageOp::Recall { message })
             | Op::Message(MessageOp::Receipt { message, .. }) => {
@@ -525,26 +556,24 @@ impl Engine {
                         conversation: conversation.clone(),
                     });
                 }
-                resolved
-                    .read_markers
-                    .push((view.conversation, view.sent_at_ms, view.id));
+                marker(view.conversation, view.sent_at_ms, view.id)?;
             }
             Op::Conversation(ConversationOp::ClearUnread { conversation }) => {
                 let key = conversation.key();
                 if let Some((at, id)) = self.store.latest_message(&key)? {
-                    resolved.read_markers.push((key, at, id));
+                    marker(key, at, id)?;
                 }
             }
             Op::Conversation(ConversationOp::ClearAllUnread) => {
                 for key in self.store.unread_conversations()? {
                     if let Some((at, id)) = self.store.latest_message(&key)? {
-                        resolved.read_markers.push((key, at, id));
+                        marker(key, at, id)?;
                     }
                 }
             }
             _ => {}
         }
-        Ok(resolved)
+        Ok(markers)
     }
 
     fn known_message(&self, id: &MessageId) -> Result<MessageView, OpError> {
@@ -687,7 +716,7 @@ impl Engine {
         let waiting = self.store.pending_deltas()?;
         if let Err(error) = self.merge(batch, waiting, &mut applied) {
             // The document may hold changes the store does not.
-            self.reload_doc()?;
+            self.reload_doc();
             return Err(error);
         }
         Ok(applied)
@@ -701,12 +730,14 @@ impl Engine {
     ) -> Result<(), ApplyError> {
         let account = self.device.account.clone();
         let me = self.device.device_id;
+        loaded(&self.doc, &self.store, &self.device)?;
+        let doc = self.doc.get_mut().expect("loaded just now");
         let changes_before = self
             .store
             .meta(MetaKey::DocChangesSinceSnapshot)?
             .unwrap_or(0);
         // Waiting deltas: (decoded delta, change hash).
-        let mut waiting: Vec<(Delta, automerge::ChangeHash, [u8; 32])> = waiting
+        let waiting: Vec<(Delta, automerge::ChangeHash, [u8; 32])> = waiting
             .into_iter()
             .filter_map(|row| {
                 let (delta, change) = Delta::decode(&row.bytes, &account).ok()?;
@@ -722,6 +753,17 @@ impl Engine {
         for (content_id, seq) in &batch.known {
             tx.set_relay_seq(content_id, *seq as i64)?;
         }
+        // All of the batch's changes go to automerge in one call; changes
+        // whose dependencies are still missing wait inside it.
+        let mut changes = Vec::new();
+        for incoming in &batch.incoming {
+            if let Some(change) = &incoming.change {
+                tx.append_doc_change(change.raw_bytes())?;
+                changes.push(change.clone());
+            }
+        }
+        new_changes += changes.len() as i64;
+        doc.apply_changes(changes)?;
         for Incoming {
             delta,
             change,
@@ -730,47 +772,33 @@ impl Engine {
         } in batch.incoming
         {
             applied.new += 1;
-            let hash = change.as_ref().map(|c| c.hash());
-            if let Some(change) = change {
-                tx.append_doc_change(change.raw_bytes())?;
-                new_changes += 1;
-                self.doc.apply_changes(vec![change])?;
-            }
-            let ready = hash.is_none_or(|h| self.doc.has_change(&h));
+            let ready = change.as_ref().is_none_or(|c| doc.has_change(&c.hash()));
             let mut row = delta_row(&delta, encoded, ready);
             row.relay_seq = relay_seq.map(|s| s as i64);
             tx.insert_delta(&row)?;
-            // Message effects merge monotonically, so they never wait.
+            // Message effects and read markers merge monotonically, so they
+            // never wait.
             message_effects(&tx, &delta, account.as_str(), &mut touched)?;
+            marker_effects(&tx, &delta, &mut touched)?;
             if ready {
                 touched.extend(touched_by(&delta.op));
                 merged_now.push((delta, encoded.content_id()));
             } else {
                 applied.waiting += 1;
-                waiting.push((
-                    delta,
-                    hash.expect("only changes wait"),
-                    encoded.content_id(),
-                ));
             }
-            // The change may have unblocked waiting ones, in causal order.
-            let mut i = 0;
-            while i < waiting.len() {
-                if self.doc.has_change(&waiting[i].1) {
-                    let (delta, _, content_id) = waiting.remove(i);
-                    tx.mark_delta_applied(&content_id)?;
-                    applied.unblocked += 1;
-                    touched.extend(touched_by(&delta.op));
-                    merged_now.push((delta, content_id));
-                    i = 0;
-                } else {
-                    i += 1;
-                }
+        }
+        // Deltas that waited from earlier batches and merged now.
+        for (delta, hash, content_id) in waiting {
+            if doc.has_change(&hash) {
+                tx.mark_delta_applied(&content_id)?;
+                applied.unblocked += 1;
+                touched.extend(touched_by(&delta.op));
+                merged_now.push((delta, content_id));
             }
         }
         let since = changes_before + new_changes;
         if since >= DOC_CHANGES_PER_SNAPSHOT {
-            tx.replace_doc_with_snapshot(&self.doc.save())?;
+            tx.replace_doc_with_snapshot(&doc.save())?;
             tx.set_meta(MetaKey::DocChangesSinceSnapshot, 0)?;
         } else {
             tx.set_meta(MetaKey::DocChangesSinceSnapshot, since)?;
@@ -778,13 +806,29 @@ impl Engine {
         if let Some(cursor) = batch.cursor {
             tx.set_meta(MetaKey::RelayCursor, cursor as i64)?;
         }
-        project(&tx, &self.doc, account.as_str(), &touched)?;
+        let flags = project(&tx, doc, account.as_str(), &touched)?;
+        // The read markers the batch's events compare against.
+        let mut markers = BTreeMap::new();
+        for (delta, _) in &merged_now {
+            if let Op::Conversation(ConversationOp::MarkRead { conversation, .. }) = &delta.op {
+                let key = conversation.key();
+                if !markers.contains_key(&key) {
+                    let marker = tx.read_marker(&key)?;
+                    markers.insert(key, marker);
+                }
+            }
+        }
+        let lookup = Lookup {
+            doc,
+            flags: &flags,
+            read_markers: &markers,
+        };
         for (delta, content_id) in &merged_now {
             if delta.origin == me {
                 continue;
             }
             let kind = event_kind(delta);
-            let superseded = superseded(&self.doc, &kind);
+            let superseded = superseded(&lookup, &kind);
             let seq = tx.append_event(&EventRow {
                 seq: 0,
                 content_id: *content_id,
@@ -795,15 +839,14 @@ impl Engine {
             applied.events += usize::from(seq.is_some());
         }
         tx.commit()?;
-        applied.changed = changed(&self.doc, &touched);
+        applied.changed = changed(&touched);
         Ok(())
     }
 
     /// Reloads the document from the store after a failed write, so memory
     /// and disk agree again.
-    fn reload_doc(&mut self) -> Result<(), LoadError> {
-        self.doc = load_doc(&self.store, &self.device)?;
-        Ok(())
+    fn reload_doc(&mut self) {
+        self.doc = OnceCell::new();
     }
 
     /// Journaled events after position `after`, oldest first, whether
@@ -1012,9 +1055,10 @@ impl Engine {
     }
 
     /// The account document's heads, sorted, as hex: equal on two devices
-    /// exactly when their documents hold the same changes.
-    pub fn doc_heads(&self) -> Vec<String> {
-        self.doc.heads().iter().map(|h| h.to_string()).collect()
+    /// exactly when their documents hold the same changes. Loads the
+    /// document if no operation or merge has yet.
+    pub fn doc_heads(&self) -> Result<Vec<String>, LoadError> {
+        Ok(self.doc()?.heads().iter().map(|h| h.to_string()).collect())
     }
 }
 
@@ -1035,6 +1079,19 @@ fn delta_row(delta: &Delta, encoded: &EncodedDelta, applied: bool) -> DeltaRow {
         relay_seq: None,
         applied,
     }
+}
+
+/// The document in `cell`, loading it from the store first if needed.
+fn loaded<'a>(
+    cell: &'a OnceCell<AccountDoc>,
+    store: &DeviceStore,
+    device: &DeviceInfo,
+) -> Result<&'a AccountDoc, LoadError> {
+    if let Some(doc) = cell.get() {
+        return Ok(doc);
+    }
+    let doc = load_doc(store, device)?;
+    Ok(cell.get_or_init(|| doc))
 }
 
 fn load_doc(store: &DeviceStore, device: &DeviceInfo) -> Result<AccountDoc, LoadError> {
@@ -1171,7 +1228,8 @@ fn touched_by(op: &Op) -> Vec<Entity> {
             | ConversationOp::SetDoNotDisturb {
                 conversation: c, ..
             } => conversation(c),
-            ConversationOp::ClearAllUnread => vec![Entity::AllConversations],
+            // The conversations it touches are its read markers'.
+            ConversationOp::ClearAllUnread => Vec::new(),
         },
         Op::Contact(op) => match op {
             ContactOp::Block { user } | ContactOp::Unblock { user } => {
@@ -1231,45 +1289,63 @@ pub(crate) fn thread_of(op: &ThreadOp) -> &ThreadId {
 }
 
 /// What the touched entities are, for the app to refresh.
-fn changed(doc: &AccountDoc, touched: &BTreeSet<Entity>) -> Changed {
+fn changed(touched: &BTreeSet<Entity>) -> Changed {
     let mut out = Changed::default();
     for entity in touched {
         match entity {
             Entity::Conversation(key) => out.conversations.push(key.clone()),
-            Entity::AllConversations => out.conversations.extend(doc.conversation_keys()),
             Entity::Contact(user) => out.contacts.push(user.clone()),
             Entity::Blocked(user) => out.blocklist.push(user.clone()),
             Entity::Group(group) => out.groups.push(group.clone()),
             Entity::Thread(thread) => out.threads.push(thread.clone()),
         }
     }
-    out.conversations.sort();
-    out.conversations.dedup();
     out
 }
 
-/// Projects the touched entities from the document into their rows.
+/// Projects the touched entities from the document into their rows, and
+/// returns the conversation flags it read, so the events of the same batch
+/// need not read the document again.
 fn project(
     tx: &DeviceTx<'_>,
     doc: &AccountDoc,
     account: &str,
     touched: &BTreeSet<Entity>,
-) -> Result<(), StoreError> {
+) -> Result<BTreeMap<String, ConversationFlags>, StoreError> {
+    let mut flags = BTreeMap::new();
     for entity in touched {
         match entity {
             Entity::Conversation(key) => {
-                tx.put_conversation_settings(key, &doc.conversation_settings(key), account)?;
-            }
-            Entity::AllConversations => {
-                for key in doc.conversation_keys() {
-                    tx.put_conversation_settings(&key, &doc.conversation_settings(&key), account)?;
-                }
+                let read = doc.conversation_flags(key);
+                tx.put_conversation_flags(key, &read, account)?;
+                flags.insert(key.clone(), read);
             }
             Entity::Contact(user) => tx.put_contact(user, doc.contact(user).as_ref())?,
             Entity::Blocked(user) => tx.put_blocked(user, doc.blocked(user).as_ref())?,
             Entity::Group(group) => tx.put_group(group, doc.group(group).as_ref())?,
             Entity::Thread(thread) => tx.put_thread(thread, doc.thread(thread).as_ref())?,
         }
+    }
+    Ok(flags)
+}
+
+/// Raises the read markers a delta carries and, for a deleted
+/// conversation, its clear point (the delta's time). Both are maximum
+/// registers, so order and repetition do not matter.
+fn marker_effects(
+    tx: &DeviceTx<'_>,
+    delta: &Delta,
+    touched: &mut BTreeSet<Entity>,
+) -> Result<(), StoreError> {
+    for marker in &delta.read_markers {
+        let key = marker.conversation.key();
+        tx.raise_read_marker(&key, marker.at_ms, marker.message.as_str())?;
+        touched.insert(Entity::Conversation(key));
+    }
+    if let Op::Conversation(ConversationOp::Delete { conversation }) = &delta.op {
+        let key = conversation.key();
+        tx.raise_cleared(&key, delta.made_at_ms)?;
+        touched.insert(Entity::Conversation(key));
     }
     Ok(())
 }

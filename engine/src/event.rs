@@ -19,7 +19,10 @@
 //! ([`Event::to_json`]), a stable form snapshot-tested in
 //! `tests/events.rs`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use tandem_storage::device::ConversationFlags;
 use tandem_transport::DeviceId;
 
 use crate::model::*;
@@ -775,11 +778,31 @@ pub(crate) fn event_kind(delta: &crate::delta::Delta) -> EventKind {
     }
 }
 
+/// What [`superseded`] compares against: the merged document, the
+/// conversation flags the merge just projected, and the read markers after
+/// the merge.
+pub(crate) struct Lookup<'a> {
+    pub doc: &'a crate::doc::AccountDoc,
+    pub flags: &'a BTreeMap<String, ConversationFlags>,
+    pub read_markers: &'a BTreeMap<String, (i64, String)>,
+}
+
+impl Lookup<'_> {
+    fn flags(&self, conversation: &str) -> ConversationFlags {
+        match self.flags.get(conversation) {
+            Some(flags) => flags.clone(),
+            None => self.doc.conversation_flags(conversation),
+        }
+    }
+}
+
 /// Whether the state after a merge no longer shows the event's effect: a
 /// concurrent operation won over it. Messages merge monotonically, so their
 /// events are never superseded; nor are clears, whose effect is relative to
 /// what each device had.
-pub(crate) fn superseded(doc: &crate::doc::AccountDoc, kind: &EventKind) -> bool {
+pub(crate) fn superseded(lookup: &Lookup<'_>, kind: &EventKind) -> bool {
+    let doc = lookup.doc;
+    let flags = |conversation: &ConversationId| lookup.flags(&conversation.key());
     let members = |group: &GroupId| -> Option<Vec<String>> {
         doc.group(group.as_str())
             .map(|g| g.members.into_iter().map(|m| m.user_id).collect())
@@ -790,34 +813,24 @@ pub(crate) fn superseded(doc: &crate::doc::AccountDoc, kind: &EventKind) -> bool
     match kind {
         EventKind::Message(_) | EventKind::Connection(_) => false,
         EventKind::Conversation(event) => match event {
-            ConversationEvent::Pinned { conversation } => {
-                !doc.conversation_settings(&conversation.key()).pinned
-            }
-            ConversationEvent::Unpinned { conversation } => {
-                doc.conversation_settings(&conversation.key()).pinned
-            }
+            ConversationEvent::Pinned { conversation } => !flags(conversation).pinned,
+            ConversationEvent::Unpinned { conversation } => flags(conversation).pinned,
             ConversationEvent::MarkChanged {
                 conversation,
                 mark,
                 set,
-            } => {
-                doc.conversation_settings(&conversation.key())
-                    .marks
-                    .contains(mark)
-                    != *set
-            }
+            } => flags(conversation).marks.contains(mark) != *set,
             ConversationEvent::DoNotDisturbChanged {
                 conversation,
                 enabled,
-            } => {
-                doc.conversation_settings(&conversation.key())
-                    .do_not_disturb
-                    != *enabled
-            }
+            } => flags(conversation).do_not_disturb != *enabled,
             ConversationEvent::Read {
                 conversation,
                 message,
-            } => doc.conversation_settings(&conversation.key()).read_message != message.as_str(),
+            } => lookup
+                .read_markers
+                .get(&conversation.key())
+                .is_none_or(|(_, read)| read != message.as_str()),
             ConversationEvent::Deleted { .. }
             | ConversationEvent::UnreadCleared { .. }
             | ConversationEvent::AllUnreadCleared => false,

@@ -20,6 +20,10 @@ pub const MESSAGES_PER_OP_MAX: usize = 500;
 /// Attributes set by one member-attributes operation.
 pub const ATTRIBUTES_PER_OP_MAX: usize = 64;
 
+/// Read markers one delta sets: clearing all unread sets one per
+/// conversation with unread messages.
+pub const READ_MARKERS_PER_DELTA_MAX: usize = 10_000;
+
 /// Bytes in one encoded delta. A delta is one user operation, so this is far
 /// above what a valid one needs; anything larger is refused unread.
 pub const DELTA_BYTES_MAX: usize = 1024 * 1024;

@@ -31,7 +31,7 @@ fn refused(batch: Vec<EncodedDelta>, index: usize, check: impl Fn(&DeltaError) -
     let (mut target, _) = target_and_good_delta();
     let before = (
         target.state(),
-        target.engine.doc_heads(),
+        target.engine.doc_heads().unwrap(),
         target.all_deltas(),
     );
     match target.engine.apply_remote(&batch) {
@@ -45,7 +45,7 @@ fn refused(batch: Vec<EncodedDelta>, index: usize, check: impl Fn(&DeltaError) -
         before,
         (
             target.state(),
-            target.engine.doc_heads(),
+            target.engine.doc_heads().unwrap(),
             target.all_deltas()
         )
     );

@@ -46,7 +46,7 @@ fn reopening_returns_the_same_device_and_state() {
     some_history(&mut device);
     let before = (
         device.state(),
-        device.engine.doc_heads(),
+        device.engine.doc_heads().unwrap(),
         device.engine.device().clone(),
     );
     device.reopen(&path);
@@ -54,7 +54,7 @@ fn reopening_returns_the_same_device_and_state() {
         before,
         (
             device.state(),
-            device.engine.doc_heads(),
+            device.engine.doc_heads().unwrap(),
             device.engine.device().clone()
         )
     );
@@ -83,7 +83,7 @@ fn a_store_of_another_account_is_refused() {
 fn an_interrupted_local_operation_leaves_no_partial_state() {
     let (mut device, path) = file_device(1);
     some_history(&mut device);
-    let before = (device.state(), device.engine.doc_heads());
+    let before = (device.state(), device.engine.doc_heads().unwrap());
     // The outbox insert is the last step: the document change, the message
     // row and the projections were already written inside the transaction.
     let conn = fail_inserts_into(&path, "deltas");
@@ -102,14 +102,14 @@ fn an_interrupted_local_operation_leaves_no_partial_state() {
     ] {
         let error = device.try_op(op).unwrap_err();
         assert!(matches!(error, OpError::Store(_)), "{error}");
-        assert_eq!(before, (device.state(), device.engine.doc_heads()));
+        assert_eq!(before, (device.state(), device.engine.doc_heads().unwrap()));
     }
     heal(&conn);
     let next = device.op(Op::Group(GroupOp::MuteAll { group: group("g1") }));
     assert_eq!(next.origin_seq, 6, "the failed operations used no number");
-    let after = (device.state(), device.engine.doc_heads());
+    let after = (device.state(), device.engine.doc_heads().unwrap());
     device.reopen(&path);
-    assert_eq!(after, (device.state(), device.engine.doc_heads()));
+    assert_eq!(after, (device.state(), device.engine.doc_heads().unwrap()));
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn an_interrupted_merge_leaves_no_partial_state() {
     let mut source = Device::memory(2);
     some_history(&mut source);
     let (mut device, path) = file_device(1);
-    let before = (device.state(), device.engine.doc_heads());
+    let before = (device.state(), device.engine.doc_heads().unwrap());
     // Journaling the events is the last step of a merge.
     let conn = fail_inserts_into(&path, "events");
     let error = device
@@ -125,9 +125,9 @@ fn an_interrupted_merge_leaves_no_partial_state() {
         .apply_remote(&source.all_deltas())
         .unwrap_err();
     assert!(matches!(error, ApplyError::Store(_)), "{error}");
-    assert_eq!(before, (device.state(), device.engine.doc_heads()));
+    assert_eq!(before, (device.state(), device.engine.doc_heads().unwrap()));
     device.reopen(&path);
-    assert_eq!(before, (device.state(), device.engine.doc_heads()));
+    assert_eq!(before, (device.state(), device.engine.doc_heads().unwrap()));
     heal(&conn);
     let applied = send(&source, &mut device);
     assert_eq!(applied.new, 5);
@@ -192,9 +192,9 @@ fn the_document_is_compacted_into_a_snapshot_and_reloads() {
         chunks,
         [("change".to_owned(), 5), ("snapshot".to_owned(), 1)]
     );
-    let before = (device.state(), device.engine.doc_heads());
+    let before = (device.state(), device.engine.doc_heads().unwrap());
     device.reopen(&path);
-    assert_eq!(before, (device.state(), device.engine.doc_heads()));
+    assert_eq!(before, (device.state(), device.engine.doc_heads().unwrap()));
     // A fresh device merging the whole history agrees.
     let mut other = Device::memory(2);
     send(&device, &mut other);

@@ -436,7 +436,7 @@ fn applying_a_batch_twice_changes_nothing() {
     assert_eq!(first.new, 1);
     let before = (
         b.state(),
-        b.engine.doc_heads(),
+        b.engine.doc_heads().unwrap(),
         b.engine.events_after(0, 100).unwrap(),
     );
     let again = send(&a, &mut b);
@@ -446,7 +446,7 @@ fn applying_a_batch_twice_changes_nothing() {
         before,
         (
             b.state(),
-            b.engine.doc_heads(),
+            b.engine.doc_heads().unwrap(),
             b.engine.events_after(0, 100).unwrap()
         )
     );

@@ -25,6 +25,15 @@ fn encoded_every_op() -> String {
             made_at_ms: 1_700_000_000_000 + i as i64,
             op,
             change: (i % 2 == 0).then(|| vec![1, 2, 3]),
+            read_markers: if i % 3 == 0 {
+                vec![ReadMarker {
+                    conversation: "u:bob".parse().unwrap(),
+                    at_ms: 1_700_000_000_000,
+                    message: tandem_engine::model::MessageId::new("m1").unwrap(),
+                }]
+            } else {
+                Vec::new()
+            },
         };
         let encoded = delta.encode();
         let hex: String = encoded.0.iter().map(|b| format!("{b:02x}")).collect();
@@ -59,6 +68,7 @@ fn every_encoded_delta_decodes_back() {
             made_at_ms: 5,
             op,
             change: None,
+            read_markers: Vec::new(),
         };
         let (decoded, change) = Delta::decode(&delta.encode().0, &account).unwrap();
         assert_eq!(decoded, delta);

@@ -147,7 +147,7 @@ pub fn delta_decode(data: &[u8]) {
     );
     let mut engine = memory_engine(9);
     let before = engine.state().expect("state");
-    let heads_before = engine.doc_heads();
+    let heads_before = engine.doc_heads().expect("the document loads");
     let encoded = EncodedDelta(data.to_vec());
     match engine.apply_remote(std::slice::from_ref(&encoded)) {
         Ok(_) => {
@@ -164,7 +164,7 @@ pub fn delta_decode(data: &[u8]) {
                 "a refused merge wrote"
             );
             assert_eq!(
-                engine.doc_heads(),
+                engine.doc_heads().expect("the document loads"),
                 heads_before,
                 "a refused merge changed the doc"
             );
@@ -309,10 +309,14 @@ pub fn exchange_all(devices: &mut [Engine]) {
 
 /// Every device holds the same document and the same projections.
 pub fn assert_converged(devices: &[Engine]) {
-    let heads = devices[0].doc_heads();
+    let heads = devices[0].doc_heads().expect("the document loads");
     let state = devices[0].state().expect("state");
     for (i, other) in devices.iter().enumerate().skip(1) {
-        assert_eq!(heads, other.doc_heads(), "document heads of device {i}");
+        assert_eq!(
+            heads,
+            other.doc_heads().expect("the document loads"),
+            "document heads of device {i}"
+        );
         assert_eq!(state, other.state().expect("state"), "state of device {i}");
     }
 }

@@ -265,6 +265,7 @@ proptest! {
             made_at_ms,
             op,
             change: None,
+            read_markers: Vec::new(),
         };
         let encoded: EncodedDelta = delta.encode();
         let (decoded, change) = Delta::decode(&encoded.0, &account()).expect("decodes");

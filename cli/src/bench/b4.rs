@@ -224,6 +224,7 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
             made_at_ms: sent_at,
             op: incoming(id.clone(), &conversation(c), sent_at, &mut rng),
             change: None,
+            read_markers: Vec::new(),
         }
         .encode();
         if k >= marker_from {

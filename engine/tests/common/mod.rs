@@ -82,8 +82,8 @@ pub fn assert_converged(devices: &[Device]) {
     let first = &devices[0];
     for other in &devices[1..] {
         assert_eq!(
-            first.engine.doc_heads(),
-            other.engine.doc_heads(),
+            first.engine.doc_heads().unwrap(),
+            other.engine.doc_heads().unwrap(),
             "document heads"
         );
         assert_eq!(first.state(), other.state(), "projected state");

@@ -320,34 +320,45 @@ fn check_conversations(mut store: DeviceStore) {
 
     // Read up to a3: a4 (same time, larger id) stays unread. Pin the group.
     let tx = store.transaction().unwrap();
-    let read = ConversationSettings {
-        read_at_ms: 30,
-        read_message: "a3".into(),
-        ..Default::default()
-    };
-    tx.put_conversation_settings("u:bob", &read, ME).unwrap();
-    let pinned = ConversationSettings {
+    assert!(tx.raise_read_marker("u:bob", 30, "a3").unwrap());
+    assert!(
+        !tx.raise_read_marker("u:bob", 30, "a2").unwrap(),
+        "never back"
+    );
+    assert!(
+        !tx.raise_read_marker("u:bob", 10, "a9").unwrap(),
+        "never back"
+    );
+    assert_eq!(tx.read_marker("u:bob").unwrap(), (30, "a3".to_owned()));
+    assert_eq!(tx.read_marker("u:nobody").unwrap(), (0, String::new()));
+    tx.refresh_conversation("u:bob", ME).unwrap();
+    let pinned = ConversationFlags {
         pinned: true,
+        do_not_disturb: false,
         marks: vec!["important".into(), "work".into()],
-        ..Default::default()
     };
-    tx.put_conversation_settings("g:team", &pinned, ME).unwrap();
+    tx.put_conversation_flags("g:team", &pinned, ME).unwrap();
     tx.commit().unwrap();
     assert_eq!(store.conversation("u:bob").unwrap().unwrap().unread, 1);
     assert_eq!(store.unread_conversations().unwrap(), ["g:team", "u:bob"]);
     let list = store.conversation_list(0, 10).unwrap();
     assert_eq!(list[0].id, "g:team", "pinned first");
-    assert_eq!(list[0].settings, pinned);
+    assert_eq!(
+        list[0].settings,
+        ConversationSettings {
+            pinned: true,
+            marks: pinned.marks.clone(),
+            ..Default::default()
+        }
+    );
     assert_eq!(store.conversation_list(1, 10).unwrap().len(), 1, "offset");
 
     // Deleting the conversation up to 30 clears it and hides it; a newer
-    // message brings it back.
+    // message brings it back. The clear point never moves back either.
     let tx = store.transaction().unwrap();
-    let cleared = ConversationSettings {
-        cleared_up_to_ms: 30,
-        ..read.clone()
-    };
-    tx.put_conversation_settings("u:bob", &cleared, ME).unwrap();
+    assert!(tx.raise_cleared("u:bob", 30).unwrap());
+    assert!(!tx.raise_cleared("u:bob", 20).unwrap());
+    tx.refresh_conversation("u:bob", ME).unwrap();
     tx.commit().unwrap();
     let bob = store.conversation("u:bob").unwrap().unwrap();
     assert!(!bob.listed);

@@ -126,7 +126,17 @@ pub struct MessageView {
     pub receipt: Receipt,
 }
 
-/// A conversation's settings, projected from the account document.
+/// The conversation settings that live in the account document.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConversationFlags {
+    pub pinned: bool,
+    pub do_not_disturb: bool,
+    /// Sorted, without duplicates.
+    pub marks: Vec<String>,
+}
+
+/// A conversation's settings: the flags from the account document plus the
+/// read marker and clear point, which are maximum registers kept in SQLite.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConversationSettings {
     pub pinned: bool,

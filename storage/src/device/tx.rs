@@ -164,35 +164,78 @@ impl<'a> DeviceTx<'a> {
             .optional()?)
     }
 
-    /// Writes a conversation's settings, then refreshes its derived columns.
-    pub fn put_conversation_settings(
+    /// Writes the conversation settings that come from the account
+    /// document (pin, do-not-disturb, marks), then refreshes the derived
+    /// columns.
+    pub fn put_conversation_flags(
         &self,
         id: &str,
-        settings: &ConversationSettings,
+        flags: &ConversationFlags,
         account: &str,
     ) -> Result<(), StoreError> {
-        debug_assert!(settings.marks.windows(2).all(|w| w[0] < w[1]));
-        debug_assert!(settings.marks.iter().all(|m| !m.contains(MARK_SEPARATOR)));
-        let marks = settings.marks.join(&MARK_SEPARATOR.to_string());
+        debug_assert!(flags.marks.windows(2).all(|w| w[0] < w[1]));
+        debug_assert!(flags.marks.iter().all(|m| !m.contains(MARK_SEPARATOR)));
+        let marks = flags.marks.join(&MARK_SEPARATOR.to_string());
         self.tx
             .prepare_cached(
-                "INSERT INTO conversations (id, pinned, do_not_disturb, marks, cleared_up_to_ms, read_at_ms, read_message) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                "INSERT INTO conversations (id, pinned, do_not_disturb, marks) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (id) DO UPDATE SET pinned = excluded.pinned, \
-                   do_not_disturb = excluded.do_not_disturb, marks = excluded.marks, \
-                   cleared_up_to_ms = excluded.cleared_up_to_ms, read_at_ms = excluded.read_at_ms, \
-                   read_message = excluded.read_message",
+                   do_not_disturb = excluded.do_not_disturb, marks = excluded.marks",
             )?
-            .execute(params![
-                id,
-                settings.pinned,
-                settings.do_not_disturb,
-                marks,
-                settings.cleared_up_to_ms,
-                settings.read_at_ms,
-                settings.read_message
-            ])?;
+            .execute(params![id, flags.pinned, flags.do_not_disturb, marks])?;
         self.refresh_conversation(id, account)
+    }
+
+    /// Raises a conversation's read marker to `(at_ms, message)` if that is
+    /// above it; a marker never moves back. Returns whether it moved. The
+    /// caller refreshes the derived columns (once per batch).
+    pub fn raise_read_marker(
+        &self,
+        id: &str,
+        at_ms: i64,
+        message: &str,
+    ) -> Result<bool, StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO conversations (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute([id])?;
+        let moved = self
+            .tx
+            .prepare_cached(
+                "UPDATE conversations SET read_at_ms = ?2, read_message = ?3 \
+                 WHERE id = ?1 AND (?2, ?3) > (read_at_ms, read_message)",
+            )?
+            .execute(params![id, at_ms, message])?;
+        Ok(moved == 1)
+    }
+
+    /// Raises a conversation's clear point (deleted up to `up_to_ms`); it
+    /// never moves back. Returns whether it moved. The caller refreshes the
+    /// derived columns.
+    pub fn raise_cleared(&self, id: &str, up_to_ms: i64) -> Result<bool, StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO conversations (id) VALUES (?1) ON CONFLICT (id) DO NOTHING",
+            )?
+            .execute([id])?;
+        let moved = self
+            .tx
+            .prepare_cached(
+                "UPDATE conversations SET cleared_up_to_ms = ?2 WHERE id = ?1 AND ?2 > cleared_up_to_ms",
+            )?
+            .execute(params![id, up_to_ms])?;
+        Ok(moved == 1)
+    }
+
+    /// A conversation's read marker, `(0, "")` when it has none.
+    pub fn read_marker(&self, id: &str) -> Result<(i64, String), StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT read_at_ms, read_message FROM conversations WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, String::new())))
     }
 
     /// Recomputes a conversation's last message, activity time, unread count

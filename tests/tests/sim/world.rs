@@ -1060,12 +1060,12 @@ impl World {
     fn check_final(&mut self) {
         // 1. Every device holds the same document, log and projections.
         let first = self.devices[0].engine.as_ref().expect("up");
-        let heads = first.doc_heads();
+        let heads = first.doc_heads().unwrap();
         let state = first.state().expect("state");
         for (d, dev) in self.devices.iter().enumerate().skip(1) {
             let engine = dev.engine.as_ref().expect("up");
             assert_eq!(
-                engine.doc_heads(),
+                engine.doc_heads().unwrap(),
                 heads,
                 "d{d}: document heads differ from d0"
             );

@@ -134,7 +134,7 @@ pub async fn wait_status(
 /// The document heads and the whole projected state of a device.
 pub async fn snapshot(device: &OnlineDevice) -> (Vec<String>, AccountState) {
     device
-        .read(|e| (e.doc_heads(), e.state().unwrap()))
+        .read(|e| (e.doc_heads().unwrap(), e.state().unwrap()))
         .await
         .unwrap()
 }
