@@ -626,3 +626,95 @@ fn client_frame(ch: &mut impl Choices, secret: &Secret, token: &str, now_ms: u64
         },
     }
 }
+
+// ---- Seed corpora ----
+
+/// The seed corpus of a target: small inputs that reach deep quickly.
+/// `tests/fuzz_replay.rs` writes them to `fuzz/corpus/<target>/seed-*`
+/// when run with `TANDEM_WRITE_SEEDS=1`, and replays them always.
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    match target {
+        "frame_decode" => frame_seeds(),
+        "delta_decode" => delta_seeds(),
+        _ => {
+            // Structured targets read choices from the bytes: random bytes
+            // of a few lengths are good seeds.
+            let mut rng = crate::choice::Rng::new(target.len() as u64);
+            [8usize, 32, 64, 128, 256, 512, 1024, 2048]
+                .iter()
+                .map(|&len| (0..len).map(|_| rng.next_u64() as u8).collect())
+                .collect()
+        }
+    }
+}
+
+fn frame_seeds() -> Vec<Vec<u8>> {
+    let secret = Secret::from_bytes([7; 32]);
+    let token = token::issue(&secret, &account(), RELAY_START_MS / 1000 + 86_400);
+    let mut rng = crate::choice::Rng::new(1);
+    let mut out = Vec::new();
+    let mut stream = Vec::new();
+    for _ in 0..24 {
+        let frame = client_frame(&mut rng, &secret, &token, RELAY_START_MS);
+        if let Ok(bytes) = codec::encode(&frame) {
+            stream.extend_from_slice(&bytes);
+            out.push(bytes);
+        }
+    }
+    let welcome = Frame::Welcome(tandem_transport::Welcome {
+        version: PROTOCOL_VERSION,
+        device: tandem_transport::DeviceInfo {
+            id: DeviceId([1; 16]),
+            name: "phone".into(),
+            platform: Platform::Ios,
+            first_login_ms: 1,
+            last_seen_ms: 2,
+            online: true,
+        },
+        devices: Vec::new(),
+        head_seq: 3,
+    });
+    let delta = tandem_transport::LogDelta {
+        seq: 1,
+        origin: DeviceId([2; 16]),
+        content_id: tandem_transport::ContentId::of(b"one"),
+        bytes: b"one".to_vec(),
+    };
+    for frame in [
+        welcome,
+        Frame::Deltas {
+            deltas: vec![delta.clone()],
+            more: false,
+        },
+        Frame::Live(delta),
+        Frame::PullNeeded,
+    ] {
+        let bytes = codec::encode(&frame).expect("encodes");
+        stream.extend_from_slice(&bytes);
+        out.push(bytes);
+    }
+    out.push(stream);
+    out
+}
+
+fn delta_seeds() -> Vec<Vec<u8>> {
+    let mut engine = memory_engine(1);
+    let mut gen = Gen::new(1_000);
+    let mut rng = crate::choice::Rng::new(2);
+    // Every kind of operation, twice, on one device: most succeed because
+    // the kinds that create what others need come early enough.
+    for round in 0..2 {
+        for kind in 0..crate::gen::KINDS {
+            let op = crate::gen::op_of_kind(&mut rng, kind, &gen.known, gen.time_base_ms);
+            if let Ok(performed) = engine.perform(2_000 + (round * 100 + kind) as i64, op.clone()) {
+                gen.performed(&op, performed.message_id.as_ref());
+            }
+        }
+    }
+    // Every other one keeps the corpus small and still covers every kind.
+    export_all(&engine)
+        .into_iter()
+        .step_by(2)
+        .map(|d| d.0)
+        .collect()
+}

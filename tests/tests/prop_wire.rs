@@ -6,10 +6,11 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use tandem_engine::delta::{Delta, EncodedDelta, DELTA_FORMAT};
+use tandem_engine::op::{MessageOp, Op};
 use tandem_engine::OpError;
 use tandem_tests::choice::List;
 use tandem_tests::fuzz_targets::{export_all, memory_engine};
-use tandem_tests::gen::{Gen, ACCOUNT};
+use tandem_tests::gen::{incoming, Gen, ACCOUNT};
 use tandem_transport::frame::{Hello, ProtocolVersion};
 use tandem_transport::{
     codec, AccountId, ContentId, DeviceId, DeviceInfo, ErrorCode, Frame, LogDelta, PayloadId,
@@ -175,6 +176,21 @@ fn frame() -> impl Strategy<Value = Frame> {
     ]
 }
 
+/// A delta without a document change, as a device makes it.
+fn template() -> Delta {
+    let mut engine = memory_engine(1);
+    engine
+        .perform(
+            2_000,
+            Op::Message(MessageOp::Ingest {
+                message: incoming(0, 1_000),
+            }),
+        )
+        .expect("an ingest");
+    let encoded = export_all(&engine).pop().expect("one delta");
+    Delta::decode(&encoded.0, &account()).expect("decodes").0
+}
+
 proptest! {
     #![proptest_config(config(256))]
 
@@ -257,16 +273,14 @@ proptest! {
         made_at_ms in any::<i64>(),
     ) {
         let op = Gen::new(1_000).op(&mut List::new(&choices));
-        let delta = Delta {
-            format: DELTA_FORMAT,
-            account: account(),
-            origin,
-            origin_seq,
-            made_at_ms,
-            op,
-            change: None,
-            read_markers: Vec::new(),
-        };
+        // Start from a real delta so every field has a valid value, then
+        // vary what the test is about.
+        let mut delta = template();
+        delta.origin = origin;
+        delta.origin_seq = origin_seq;
+        delta.made_at_ms = made_at_ms;
+        delta.op = op;
+        delta.change = None;
         let encoded: EncodedDelta = delta.encode();
         let (decoded, change) = Delta::decode(&encoded.0, &account()).expect("decodes");
         prop_assert!(change.is_none());

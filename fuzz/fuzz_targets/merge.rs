@@ -1,0 +1,9 @@
+//! Fuzz target `merge`: see `tandem_tests::fuzz_targets::merge`.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    tandem_tests::fuzz_targets::merge(data);
+});
