@@ -13,7 +13,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tandem_transport::frame::{DeviceInfo, ErrorCode, PayloadId};
-use tandem_transport::{ClientConfig, ClientSession, DeviceId};
+use tandem_transport::{ClientConfig, ClientSession, DeviceId, Event as SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -597,17 +597,22 @@ impl Actor {
         loop {
             // Drain until idle: events first (handling them queues frames),
             // then every queued frame, written whole.
-            while let Some(event) = session.poll_event() {
-                match syncer.handle(&mut self.engine, &mut session, event, now_ms()) {
-                    Ok(outputs) => {
-                        for output in outputs {
-                            if let Some(e) = self.dispatch(output) {
-                                ended.get_or_insert(e);
-                            }
-                        }
-                    }
-                    Err(error) => self.sync_failed(&mut session, error),
+            let mut live = Vec::new();
+            loop {
+                let event = session.poll_event();
+                // A run of live deltas merges as one batch.
+                if let Some(SessionEvent::Live(delta)) = event {
+                    live.push(delta);
+                    continue;
                 }
+                if !live.is_empty() {
+                    let batch = std::mem::take(&mut live);
+                    let result = syncer.handle_live(&mut self.engine, &mut session, batch);
+                    self.outputs(&mut session, result, &mut ended);
+                }
+                let Some(event) = event else { break };
+                let result = syncer.handle(&mut self.engine, &mut session, event, now_ms());
+                self.outputs(&mut session, result, &mut ended);
             }
             while let Some(bytes) = session.poll_transmit() {
                 if writer.write_all(&bytes).await.is_err() {
@@ -662,6 +667,25 @@ impl Actor {
             _ if kicked => Ended::Stop,
             Some(e) => e,
             None => Ended::Retry,
+        }
+    }
+
+    /// Hands what the syncer produced to the app, or handles its failure.
+    fn outputs(
+        &mut self,
+        session: &mut ClientSession,
+        result: Result<Vec<SyncEvent>, SyncError>,
+        ended: &mut Option<Ended>,
+    ) {
+        match result {
+            Ok(outputs) => {
+                for output in outputs {
+                    if let Some(e) = self.dispatch(output) {
+                        ended.get_or_insert(e);
+                    }
+                }
+            }
+            Err(error) => self.sync_failed(session, error),
         }
     }
 

@@ -207,16 +207,7 @@ impl Syncer {
                     self.pull(engine, session)?;
                 }
             }
-            Event::Live(delta) => {
-                self.head_seq = self.head_seq.max(delta.seq);
-                let cursor = engine.relay_cursor()?;
-                if delta.seq == cursor + 1 {
-                    self.merge(engine, session, vec![delta], &mut out)?;
-                } else if delta.seq > cursor + 1 {
-                    // Something was missed: fetch it in order.
-                    self.pull(engine, session)?;
-                }
-            }
+            Event::Live(delta) => self.live(engine, session, vec![delta], &mut out)?,
             Event::PullNeeded => self.pull(engine, session)?,
             Event::Devices(devices) => {
                 // Devices this connection has not seen before logged in
@@ -284,6 +275,57 @@ impl Syncer {
             out.push(SyncEvent::InStep);
         }
         Ok(out)
+    }
+
+    /// Reacts to live deltas that arrived together: merged in one
+    /// transaction when they continue the cursor, which keeps a device that
+    /// falls behind from paying one durable commit per delta. Call it
+    /// instead of [`Syncer::handle`] for a run of [`Event::Live`] events.
+    pub fn handle_live(
+        &mut self,
+        engine: &mut Engine,
+        session: &mut ClientSession,
+        deltas: Vec<tandem_transport::LogDelta>,
+    ) -> Result<Vec<SyncEvent>, SyncError> {
+        let mut out = Vec::new();
+        self.live(engine, session, deltas, &mut out)?;
+        if !self.reported_in_step && self.is_in_step(engine)? {
+            self.reported_in_step = true;
+            out.push(SyncEvent::InStep);
+        }
+        Ok(out)
+    }
+
+    fn live(
+        &mut self,
+        engine: &mut Engine,
+        session: &mut ClientSession,
+        mut deltas: Vec<tandem_transport::LogDelta>,
+        out: &mut Vec<SyncEvent>,
+    ) -> Result<(), SyncError> {
+        let cursor = engine.relay_cursor()?;
+        deltas.retain(|d| d.seq > cursor);
+        deltas.sort_by_key(|d| d.seq);
+        deltas.dedup_by_key(|d| d.seq);
+        if let Some(last) = deltas.last() {
+            self.head_seq = self.head_seq.max(last.seq);
+        }
+        // The run that continues the cursor merges now; anything after a
+        // hole is fetched in order by a pull.
+        let contiguous = deltas
+            .iter()
+            .zip(cursor + 1..)
+            .take_while(|(d, expected)| d.seq == *expected)
+            .count();
+        let gap = contiguous < deltas.len();
+        deltas.truncate(contiguous);
+        if !deltas.is_empty() {
+            self.merge(engine, session, deltas, out)?;
+        }
+        if gap {
+            self.pull(engine, session)?;
+        }
+        Ok(())
     }
 
     /// Merges log entries continuing the cursor and acknowledges the new

@@ -9,7 +9,7 @@ use common::*;
 use tandem_relay::core::{REASON_KICKED, REASON_TOO_MANY_DEVICES};
 use tandem_relay::hook::{OfflineDelta, OfflinePushHook};
 use tandem_relay::{OverflowPolicy, StoreLocation};
-use tandem_transport::limits::DELTAS_PER_PAGE_MAX;
+use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX};
 use tandem_transport::{CloseReason, Delta, ErrorCode, Event, LogDelta, PayloadId};
 
 fn deltas(tag: u8, count: usize) -> Vec<Delta> {
@@ -101,8 +101,10 @@ async fn an_offline_device_catches_up_by_pulling_pages() {
     let mut a = login(&relay, "alice", 1).await;
     let total = DELTAS_PER_PAGE_MAX + 44;
     let all = deltas(1, total);
-    let mut seqs = push_acked(&mut a, all[..200].to_vec()).await;
-    seqs.extend(push_acked(&mut a, all[200..].to_vec()).await);
+    let mut seqs = Vec::new();
+    for chunk in all.chunks(DELTAS_PER_PUSH_MAX) {
+        seqs.extend(push_acked(&mut a, chunk.to_vec()).await);
+    }
     assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>());
 
     let token = relay.token("alice", 0);
@@ -123,15 +125,17 @@ async fn an_offline_device_catches_up_by_pulling_pages() {
     // Pulling from the end yields an empty last page.
     assert_eq!(pull_all(&mut c, total as u64).await.0, vec![0]);
 
-    // The offline-push hook heard about C (offline during both pushes).
+    // The offline-push hook heard about C (offline during every push): one
+    // call per push, with the push's size and the newest seq.
     let log = hook_log.lock().unwrap().clone();
-    assert_eq!(
-        log,
-        vec![
-            (device(3), 200, 200),
-            (device(3), total - 200, total as u64)
-        ]
-    );
+    let expected: Vec<_> = all
+        .chunks(DELTAS_PER_PUSH_MAX)
+        .scan(0u64, |seq, chunk| {
+            *seq += chunk.len() as u64;
+            Some((device(3), chunk.len(), *seq))
+        })
+        .collect();
+    assert_eq!(log, expected);
     relay.stop().await;
 }
 

@@ -24,7 +24,7 @@ pub const DELTAS_PER_PUSH_MAX: usize = 256;
 
 /// Deltas in one `Deltas` page sent by the relay, and the largest `count_max`
 /// a `Pull` may ask for (a larger request is clamped, not refused).
-pub const DELTAS_PER_PAGE_MAX: usize = 256;
+pub const DELTAS_PER_PAGE_MAX: usize = 1024;
 
 /// Delta bytes the relay puts in one `Deltas` page, summed over the page.
 ///
