@@ -1,7 +1,7 @@
 //! The device engine: one account on one device.
 
 use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{btree_map, BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use tandem_storage::device::DeviceTx;
@@ -811,10 +811,9 @@ impl Engine {
         let mut markers = BTreeMap::new();
         for (delta, _) in &merged_now {
             if let Op::Conversation(ConversationOp::MarkRead { conversation, .. }) = &delta.op {
-                let key = conversation.key();
-                if !markers.contains_key(&key) {
-                    let marker = tx.read_marker(&key)?;
-                    markers.insert(key, marker);
+                if let btree_map::Entry::Vacant(slot) = markers.entry(conversation.key()) {
+                    let marker = tx.read_marker(slot.key())?;
+                    slot.insert(marker);
                 }
             }
         }
