@@ -668,11 +668,26 @@ impl Engine {
 
     /// Records that the relay accepted these deltas at these log positions,
     /// taking them out of the outbox. Unknown content ids are ignored.
+    ///
+    /// Positions that continue the relay cursor move it too: the device
+    /// holds those deltas already (they are its own), so it need not pull
+    /// them back.
     pub fn acknowledge(&mut self, accepted: &[(ContentId, u64)]) -> Result<(), StoreError> {
+        let mut cursor = self.relay_cursor()?;
+        let mut known = Vec::with_capacity(accepted.len());
         let tx = self.store.transaction()?;
         for (content_id, seq) in accepted {
-            tx.set_relay_seq(content_id, *seq as i64)?;
+            if tx.set_relay_seq(content_id, *seq as i64)? {
+                known.push(*seq);
+            }
         }
+        known.sort_unstable();
+        for seq in known {
+            if seq == cursor + 1 {
+                cursor = seq;
+            }
+        }
+        tx.set_meta(MetaKey::RelayCursor, cursor as i64)?;
         tx.commit()
     }
 

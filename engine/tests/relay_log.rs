@@ -90,3 +90,25 @@ fn acknowledged_pushes_leave_the_outbox() {
     assert_eq!(outbox.len(), 1);
     assert_ne!(outbox[0].content_id(), first.content_id);
 }
+
+#[test]
+fn acknowledged_positions_that_continue_the_cursor_move_it() {
+    let mut a = Device::memory(1);
+    let first = a.op(incoming("m1", "u:bob", "bob", 1));
+    let second = a.op(incoming("m2", "u:bob", "bob", 2));
+    let third = a.op(incoming("m3", "u:bob", "bob", 3));
+    // Another device's delta is at 5: the relay logged these at 1, 2 and 4.
+    a.engine
+        .acknowledge(&[
+            (second.content_id, 2),
+            (first.content_id, 1),
+            (third.content_id, 4),
+        ])
+        .unwrap();
+    assert_eq!(a.engine.relay_cursor().unwrap(), 2, "3 is someone else's");
+    assert!(a.engine.outbox(10).unwrap().is_empty());
+    // An acknowledgement that does not continue the cursor leaves it.
+    let fourth = a.op(incoming("m4", "u:bob", "bob", 4));
+    a.engine.acknowledge(&[(fourth.content_id, 9)]).unwrap();
+    assert_eq!(a.engine.relay_cursor().unwrap(), 2);
+}
