@@ -181,6 +181,38 @@ struct Incoming<'a> {
     relay_seq: Option<u64>,
 }
 
+/// A delta that may merge in this batch.
+struct Candidate {
+    delta: Delta,
+    /// Its document change's hash and dependencies, if it has a change.
+    hash: Option<automerge::ChangeHash>,
+    deps: Vec<automerge::ChangeHash>,
+    content_id: ContentId,
+    /// New in this batch (else it waited from an earlier one).
+    is_new: bool,
+    /// Whether the same device's previous operation merged before this
+    /// batch.
+    previous_merged: bool,
+}
+
+impl Candidate {
+    fn new(
+        delta: Delta,
+        change: Option<&automerge::Change>,
+        content_id: ContentId,
+        is_new: bool,
+    ) -> Candidate {
+        Candidate {
+            hash: change.map(|c| c.hash()),
+            deps: change.map(|c| c.deps().to_vec()).unwrap_or_default(),
+            delta,
+            content_id,
+            is_new,
+            previous_merged: false,
+        }
+    }
+}
+
 /// Why the document could not be (re)loaded from the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -751,12 +783,18 @@ impl Engine {
             .store
             .meta(MetaKey::DocChangesSinceSnapshot)?
             .unwrap_or(0);
-        // Waiting deltas: (decoded delta, change hash).
-        let waiting: Vec<(Delta, automerge::ChangeHash, [u8; 32])> = waiting
+        // Deltas stored earlier that are still waiting, in the order they
+        // were stored, then this batch's new ones, in batch order.
+        let mut candidates: Vec<Candidate> = waiting
             .into_iter()
             .filter_map(|row| {
                 let (delta, change) = Delta::decode(&row.bytes, &account).ok()?;
-                Some((delta, change?.hash(), row.content_id))
+                Some(Candidate::new(
+                    delta,
+                    change.as_ref(),
+                    row.content_id,
+                    false,
+                ))
             })
             .collect();
         let tx = self.store.transaction()?;
@@ -787,30 +825,64 @@ impl Engine {
         } in batch.incoming
         {
             applied.new += 1;
-            let ready = change.as_ref().is_none_or(|c| doc.has_change(&c.hash()));
-            let mut row = delta_row(&delta, encoded, ready);
+            let mut row = delta_row(&delta, encoded, false);
             row.relay_seq = relay_seq.map(|s| s as i64);
             tx.insert_delta(&row)?;
-            // Message effects and read markers merge monotonically, so they
-            // never wait.
-            message_effects(&tx, &delta, account.as_str(), &mut touched)?;
-            marker_effects(&tx, &delta, &mut touched)?;
-            if ready {
-                touched.extend(touched_by(&delta.op));
-                merged_now.push((delta, encoded.content_id()));
-            } else {
-                applied.waiting += 1;
+            candidates.push(Candidate::new(
+                delta,
+                change.as_ref(),
+                encoded.content_id(),
+                true,
+            ));
+        }
+        // A delta merges once the same device's previous operation has
+        // merged and its document change (if any) is in the document, after
+        // every change it depends on that is merged in this pass. That keeps
+        // effects and events in causal order even when deltas arrive out of
+        // order. Candidates are taken in arrival order, which from a relay
+        // is already causal, so one pass usually releases them all.
+        for candidate in &mut candidates {
+            let (origin, seq) = (candidate.delta.origin, candidate.delta.origin_seq);
+            candidate.previous_merged =
+                seq == 1 || tx.delta_applied(&origin.0, seq as i64 - 1)? == Some(true);
+        }
+        let mut merged_keys: BTreeSet<(DeviceId, u64)> = BTreeSet::new();
+        let mut pending_hashes: BTreeSet<automerge::ChangeHash> =
+            candidates.iter().filter_map(|c| c.hash).collect();
+        loop {
+            let mut progress = false;
+            let mut i = 0;
+            while i < candidates.len() {
+                let c = &candidates[i];
+                let previous = c.previous_merged
+                    || merged_keys.contains(&(c.delta.origin, c.delta.origin_seq - 1));
+                let change_ready = c.hash.is_none_or(|h| {
+                    doc.has_change(&h) && !c.deps.iter().any(|d| pending_hashes.contains(d))
+                });
+                if !(previous && change_ready) {
+                    i += 1;
+                    continue;
+                }
+                let c = candidates.remove(i);
+                if let Some(hash) = &c.hash {
+                    pending_hashes.remove(hash);
+                }
+                tx.mark_delta_applied(&c.content_id)?;
+                if !c.is_new {
+                    applied.unblocked += 1;
+                }
+                message_effects(&tx, &c.delta, account.as_str(), &mut touched)?;
+                marker_effects(&tx, &c.delta, &mut touched)?;
+                touched.extend(touched_by(&c.delta.op));
+                merged_keys.insert((c.delta.origin, c.delta.origin_seq));
+                merged_now.push((c.delta, c.content_id));
+                progress = true;
+            }
+            if !progress {
+                break;
             }
         }
-        // Deltas that waited from earlier batches and merged now.
-        for (delta, hash, content_id) in waiting {
-            if doc.has_change(&hash) {
-                tx.mark_delta_applied(&content_id)?;
-                applied.unblocked += 1;
-                touched.extend(touched_by(&delta.op));
-                merged_now.push((delta, content_id));
-            }
-        }
+        applied.waiting = candidates.iter().filter(|c| c.is_new).count();
         let since = changes_before + new_changes;
         if since >= DOC_CHANGES_PER_SNAPSHOT {
             tx.replace_doc_with_snapshot(&doc.save())?;

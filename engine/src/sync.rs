@@ -193,8 +193,21 @@ impl Syncer {
             }
             Event::PushAcked(entries) => {
                 let accepted: Vec<_> = entries.iter().map(|e| (e.content_id.0, e.seq)).collect();
+                let cursor_before = engine.relay_cursor()?;
                 engine.acknowledge(&accepted)?;
                 self.push_in_flight = false;
+                if let Some(newest) = entries.iter().map(|e| e.seq).max() {
+                    self.head_seq = self.head_seq.max(newest);
+                }
+                let cursor = engine.relay_cursor()?;
+                if cursor > cursor_before {
+                    session.ack(cursor)?;
+                }
+                // Another device's delta sits below this device's own: it
+                // arrives live or, if it was missed, by a pull.
+                if cursor < self.head_seq && !self.pull_in_flight {
+                    self.pull(engine, session)?;
+                }
                 self.push(engine, session)?;
             }
             Event::Deltas { deltas, more } => {

@@ -236,3 +236,36 @@ fn a_merge_reports_what_changed() {
     assert_eq!(applied.changed.groups, ["g1"]);
     assert!(applied.changed.threads.is_empty());
 }
+
+#[test]
+fn out_of_order_deltas_wait_for_their_device_s_earlier_operations() {
+    let mut a = Device::memory(1);
+    let mut b = Device::memory(2);
+    a.op(incoming("m1", "u:bob", "bob", 1));
+    a.op(Op::Conversation(ConversationOp::Pin {
+        conversation: conv("u:bob"),
+    }));
+    a.op(incoming("m2", "u:bob", "bob", 2));
+    let deltas = a.all_deltas();
+    // The second and third operations arrive first, in reverse order.
+    let applied = b
+        .engine
+        .apply_remote(&[deltas[2].clone(), deltas[1].clone()])
+        .unwrap();
+    assert_eq!((applied.new, applied.waiting, applied.events), (2, 2, 0));
+    assert!(
+        b.state().messages.is_empty(),
+        "m2 waits for a's first operation"
+    );
+    let applied = b.engine.apply_remote(&deltas[..1]).unwrap();
+    assert_eq!((applied.new, applied.unblocked, applied.events), (1, 2, 3));
+    let order: Vec<_> = b
+        .engine
+        .pending_events(10)
+        .unwrap()
+        .iter()
+        .map(|e| e.to_json_value()["op"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(order, ["received", "pinned", "received"]);
+    assert_converged(&[a, b]);
+}

@@ -104,7 +104,22 @@ impl<'a> DeviceTx<'a> {
             .exists([&content_id[..]])?)
     }
 
-    /// Marks a waiting delta's document change as applied.
+    /// Whether the delta a device numbered `origin_seq` is stored and
+    /// merged (`Some(true)`), stored and waiting (`Some(false)`), or
+    /// unknown (`None`).
+    pub fn delta_applied(
+        &self,
+        origin: &[u8; 16],
+        origin_seq: i64,
+    ) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT applied FROM deltas WHERE origin = ?1 AND origin_seq = ?2")?
+            .query_row(params![&origin[..], origin_seq], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Marks a waiting delta as merged.
     pub fn mark_delta_applied(&self, content_id: &[u8; 32]) -> Result<(), StoreError> {
         self.tx
             .prepare_cached("UPDATE deltas SET applied = 1 WHERE content_id = ?1")?

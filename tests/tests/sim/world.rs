@@ -1123,18 +1123,10 @@ impl World {
         }
         for (d, dev) in self.devices.iter().enumerate() {
             let engine = dev.engine.as_ref().expect("up");
-            // The cursor reaches the last entry another device made. It may
-            // stay below the device's own entries at the head: acknowledging
-            // a push does not move the cursor (see the README's findings).
-            let last_foreign = log
-                .iter()
-                .rposition(|c| self.made.get(c).is_none_or(|(origin, _)| *origin != d))
-                .map_or(0, |i| i as u64 + 1);
+            // The cursor reaches the head: acknowledged pushes move it over
+            // the device's own entries.
             let cursor = engine.relay_cursor().expect("cursor");
-            assert!(
-                cursor >= last_foreign && cursor <= head,
-                "d{d}: cursor {cursor}, last entry from elsewhere {last_foreign}, head {head}"
-            );
+            assert_eq!(cursor, head, "d{d}: cursor below the relay's head");
             assert!(engine.outbox(1).expect("outbox").is_empty(), "d{d} outbox");
             let held: BTreeSet<ContentId> = export_all(engine)
                 .iter()
@@ -1177,12 +1169,9 @@ impl World {
                 extra.len()
             );
             // Causal order, at least per device: one device's operations
-            // are heard in the order they were made. Only where every delta
-            // came through the relay: an operation without a document change
-            // (every message operation) does not wait for the ones before
-            // it, so a direct exchange that delivers out of order gets its
-            // events out of order (a known defect, see the README).
-            if !self.config.direct_exchange {
+            // are heard in the order they were made, also when direct
+            // exchanges deliver them out of order.
+            {
                 let mut last: BTreeMap<[u8; 16], (i64, i64, &EventKind)> = BTreeMap::new();
                 for (seq, event) in &dev.events_seen {
                     if matches!(
