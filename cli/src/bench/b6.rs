@@ -1,14 +1,735 @@
 //! B6: relay capacity.
-use super::{Row, Scale};
+//!
+//! `accounts` accounts of four devices each, every device connected at once
+//! over loopback TCP. Per account one device pushes an opaque delta (200 to
+//! 400 bytes, its send time inside) at a fixed pace and waits for the ack
+//! before the next; the other three receive it live. Throughput is the
+//! deliveries received inside the window, per second; latency runs from
+//! the push to each receipt.
+//!
+//! The relay runs as a child `tandem relay` process (SQLite store, WAL,
+//! `synchronous=FULL`: a delta is on disk before its ack), so the RSS read
+//! from `/proc/<pid>/status` is the relay's alone. The devices are raw
+//! transport sessions in this process, not engines: 10,000 device stores
+//! would measure the disk, not the relay.
+//!
+//! The baseline, right after in the same run: `redis-server` as a child
+//! (`appendonly yes`, `appendfsync always`, no snapshots, so an XADD reply
+//! also means "on disk"), the same fan-out shape: per account one
+//! connection XADDs each delta to the account's stream and waits for the
+//! reply, three connections each loop on `XREAD BLOCK`. Same payloads, pace
+//! and window. When `redis-server` is not on PATH the baseline is reported
+//! as not installed.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tandem_transport::client::ClientConfig;
+use tandem_transport::driver::{tcp, Connection};
+use tandem_transport::frame::Delta;
+use tandem_transport::{AccountId, DeviceId, Event, Platform};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use super::resp::{RespConn, Value};
+use super::stats::Samples;
+use super::workload::{remove_db, Rng};
+use super::{Row, Scale};
+
 pub enum Outcome {
-    // Filled in when B6 is built.
-    #[allow(dead_code)]
     Rows(Vec<Row>),
     NotRun(String),
 }
-pub fn run(_dir: &Path, _scale: Scale) -> anyhow::Result<Outcome> {
-    Ok(Outcome::NotRun(
-        "not built yet (Tandem relay vs Redis Streams, 2,500 accounts × 4 devices)".into(),
-    ))
+
+const SCENARIO: &str = "relay capacity, accounts × 4 devices";
+const DEVICES_PER_ACCOUNT: usize = 4;
+/// Below this `--scale` B6 does not run: a handful of connections says
+/// nothing about capacity, and the test suite's tiny scale must stay fast.
+const SCALE_MIN: f64 = 0.25;
+/// Deltas each account's pusher sends per second.
+const PUSHES_PER_ACCOUNT_PER_S: f64 = 4.0;
+/// Connection attempts in flight at once (the waves).
+const CONNECTS_IN_FLIGHT_MAX: usize = 200;
+/// Tries per connection before it counts as not reached.
+const CONNECT_ATTEMPTS: usize = 3;
+/// How long one connection (TCP plus login, every attempt) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting every device may take in all; connections not
+/// made by then count as not reached.
+const CONNECT_PHASE_MAX: Duration = Duration::from_secs(60);
+/// How long a push (or an XADD) may wait for its ack.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to start listening.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// From the last connection to the first push.
+const START_DELAY: Duration = Duration::from_millis(500);
+/// After the window, how long receivers keep reading stragglers.
+const DRAIN: Duration = Duration::from_secs(2);
+const PAYLOAD_BYTES_MIN: usize = 200;
+const PAYLOAD_BYTES_MAX: usize = 400;
+/// `XREAD` arguments: entries per reply and how long one call blocks.
+const REDIS_READ_COUNT: &[u8] = b"256";
+const REDIS_BLOCK_MS: &[u8] = b"500";
+
+pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Outcome> {
+    if scale.factor < SCALE_MIN {
+        return Ok(Outcome::NotRun(format!(
+            "skipped at --scale {}: a capacity figure needs at least --scale {SCALE_MIN} \
+             (quick: 50 accounts × 4 devices)",
+            scale.factor
+        )));
+    }
+    let plan = Plan {
+        accounts: scale.n(2_500, 50, 1),
+        window: if scale.quick {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(10)
+        },
+        origin: Instant::now(),
+    };
+    let redis_installed = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (mut tandem, redis) = runtime.block_on(async {
+        let tandem = tandem_run(dir, plan).await?;
+        let redis = match redis_installed {
+            true => Some(redis_run(dir, plan).await?),
+            false => None,
+        };
+        anyhow::Ok((tandem, redis))
+    })?;
+    drop(runtime);
+    Ok(Outcome::Rows(rows(plan, &mut tandem, redis)))
+}
+
+fn rows(plan: Plan, tandem: &mut Figures, mut redis: Option<Figures>) -> Vec<Row> {
+    let window_s = plan.window.as_secs_f64();
+    let throughput = |f: &Figures| f.delivered_in_window as f64 / window_s;
+    let have_redis = redis.is_some();
+    let baseline = |what: &str| match have_redis {
+        true => format!("Redis Streams {what}"),
+        false => "Redis Streams: redis-server not installed".into(),
+    };
+    let tandem_rate = throughput(tandem);
+    let redis_rate = redis.as_ref().map(throughput);
+    let ratio = redis_rate.filter(|r| *r > 0.0).map(|r| tandem_rate / r);
+    let offered = plan.accounts as f64 * PUSHES_PER_ACCOUNT_PER_S * 3.0;
+    let side = |name: &str, f: &Figures| {
+        format!(
+            "{name}: {}/{} connected in {:.1} s, {} pushed, {} of {} deliveries ({} in the window), {} PullNeeded",
+            f.connected, f.wanted, f.connect_s, f.pushed, f.delivered, f.expected, f.delivered_in_window, f.pull_needed
+        )
+    };
+    let mut note = format!(
+        "{} accounts × 4 devices, 1 pusher at {PUSHES_PER_ACCOUNT_PER_S}/s (waits for each ack) + 3 \
+         receivers per account, {PAYLOAD_BYTES_MIN}–{PAYLOAD_BYTES_MAX} B deltas, {window_s:.0} s window, \
+         {offered:.0} deliveries/s offered. Relay: child `tandem relay`, SQLite WAL synchronous=FULL. \
+         Redis: appendonly yes, appendfsync always, no RDB. Clients live in the bench process and \
+         share the cores with the server. {}",
+        plan.accounts,
+        side("Tandem", tandem)
+    );
+    match &redis {
+        Some(r) => note.push_str(&format!("; {}", side("Redis", r))),
+        None => note.push_str("; redis-server not installed, no baseline"),
+    }
+    let throughput_row = Row {
+        id: "B6".into(),
+        scenario: SCENARIO.into(),
+        metric: "deliveries/s sustained".into(),
+        tandem: tandem_rate,
+        baseline: baseline("(XADD + XREAD BLOCK)"),
+        baseline_value: redis_rate,
+        ratio,
+        target: "≥ 1×".into(),
+        met: ratio.map(|r| r >= 1.0),
+        note,
+    };
+    let p99_note = format!(
+        "p50 {:.2} ms Tandem{}",
+        tandem.samples.percentile_ms(50.0),
+        redis.as_mut().map_or(String::new(), |r| format!(
+            ", {:.2} ms Redis",
+            r.samples.percentile_ms(50.0)
+        ))
+    );
+    let p99_row = Row::compare(
+        "B6",
+        SCENARIO,
+        "p99 ms push → receipt",
+        tandem.samples.percentile_ms(99.0),
+        &baseline("p99"),
+        redis.as_mut().map(|r| r.samples.percentile_ms(99.0)),
+        None,
+        p99_note,
+    );
+    let rss_note = format!(
+        "VmHWM of the server process; VmRSS after the window {:.0} MiB Tandem{}",
+        tandem.rss_end_mib,
+        redis.as_ref().map_or(String::new(), |r| format!(
+            ", {:.0} MiB Redis",
+            r.rss_end_mib
+        ))
+    );
+    let rss_row = Row::compare(
+        "B6",
+        SCENARIO,
+        "server peak RSS MiB",
+        tandem.rss_peak_mib,
+        &baseline("peak RSS"),
+        redis.as_ref().map(|r| r.rss_peak_mib),
+        None,
+        rss_note,
+    );
+    vec![throughput_row, p99_row, rss_row]
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    accounts: usize,
+    window: Duration,
+    /// The clock every send time is measured from.
+    origin: Instant,
+}
+
+impl Plan {
+    fn interval(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / PUSHES_PER_ACCOUNT_PER_S)
+    }
+
+    /// When account `a` pushes its `i`-th delta: accounts are spread evenly
+    /// over one interval so the load is smooth.
+    fn push_at(&self, start: Instant, a: usize, i: u32) -> Instant {
+        let phase = self.interval().mul_f64(a as f64 / self.accounts as f64);
+        start + phase + self.interval() * i
+    }
+}
+
+/// What one side measured.
+#[derive(Debug, Default)]
+struct Figures {
+    wanted: usize,
+    connected: usize,
+    connect_s: f64,
+    pushed: usize,
+    /// Pushed deltas times the receivers of their account that connected.
+    expected: usize,
+    delivered: usize,
+    delivered_in_window: usize,
+    pull_needed: usize,
+    samples: Samples,
+    rss_peak_mib: f64,
+    rss_end_mib: f64,
+}
+
+/// What one receiver saw.
+#[derive(Debug, Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    in_window: usize,
+    pull_needed: usize,
+}
+
+impl Tally {
+    fn record(&mut self, bytes: &[u8], origin: Instant, start: Instant, end: Instant) {
+        let at = Instant::now();
+        let Some(sent_ns) = bytes.get(..8) else {
+            return;
+        };
+        let sent_ns = u64::from_le_bytes(sent_ns.try_into().expect("8 bytes"));
+        let sent = origin + Duration::from_nanos(sent_ns);
+        self.latencies.push(at.saturating_duration_since(sent));
+        if at >= start && at <= end {
+            self.in_window += 1;
+        }
+    }
+}
+
+/// One delta: send time (ns since `origin`), account, index, then filler.
+fn payload(rng: &mut Rng, origin: Instant, account: usize, index: u32) -> Vec<u8> {
+    let len = rng.range(PAYLOAD_BYTES_MIN, PAYLOAD_BYTES_MAX);
+    let mut bytes = Vec::with_capacity(len + 8);
+    bytes.extend_from_slice(&(origin.elapsed().as_nanos() as u64).to_le_bytes());
+    bytes.extend_from_slice(&(account as u32).to_le_bytes());
+    bytes.extend_from_slice(&index.to_le_bytes());
+    while bytes.len() < len {
+        bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+/// A child process killed (and reaped) when dropped, whatever happened.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    /// (VmHWM, VmRSS) of the child in MiB; 0 where /proc is missing.
+    fn rss_mib(&self) -> (f64, f64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .map_or(0.0, |kib| kib / 1024.0)
+        };
+        (field("VmHWM"), field("VmRSS"))
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `connect` for every slot, at most [`CONNECTS_IN_FLIGHT_MAX`] at
+/// once, each bounded by [`CONNECT_TIMEOUT`] and all by
+/// [`CONNECT_PHASE_MAX`]; a failed slot is `None`.
+async fn connect_all<C, F, Fut>(slots: usize, connect: F) -> Vec<Option<C>>
+where
+    C: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Option<C>> + Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT_MAX));
+    let phase_deadline = tokio::time::Instant::now() + CONNECT_PHASE_MAX;
+    let mut tasks = Vec::with_capacity(slots);
+    for slot in 0..slots {
+        let attempt = connect(slot);
+        let permits = permits.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = tokio::time::timeout_at(phase_deadline, permits.acquire_owned())
+                .await
+                .ok()?
+                .ok()?;
+            let deadline = phase_deadline.min(tokio::time::Instant::now() + CONNECT_TIMEOUT);
+            tokio::time::timeout_at(deadline, attempt)
+                .await
+                .ok()
+                .flatten()
+        }));
+    }
+    let mut out = Vec::with_capacity(slots);
+    for task in tasks {
+        out.push(task.await.ok().flatten());
+    }
+    out
+}
+
+/// Sums the pushers' counts and the receivers' tallies into `figures`.
+fn add_up(figures: &mut Figures, per_account: Vec<(Option<usize>, Vec<Tally>)>) {
+    for (pushed, tallies) in per_account {
+        let pushed = pushed.unwrap_or(0);
+        figures.pushed += pushed;
+        figures.expected += pushed * tallies.len();
+        for tally in tallies {
+            figures.delivered += tally.latencies.len();
+            figures.delivered_in_window += tally.in_window;
+            figures.pull_needed += tally.pull_needed;
+            for latency in tally.latencies {
+                figures.samples.push(latency);
+            }
+        }
+    }
+}
+
+async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
+    let wanted = plan.accounts * DEVICES_PER_ACCOUNT;
+    let db = dir.join("b6-relay.db");
+    remove_db(&db);
+    let secret_file = dir.join("b6-relay.secret");
+    let secret = tandem_relay::secret::load_or_create(&secret_file)?;
+    let log = std::fs::File::create(dir.join("b6-relay.log"))?;
+    let exe = std::env::current_exe().context("finding the tandem binary")?;
+    let mut relay = ChildGuard(
+        Command::new(exe)
+            .args(["relay", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&db)
+            .arg("--secret-file")
+            .arg(&secret_file)
+            .args(["--max-devices", &DEVICES_PER_ACCOUNT.to_string()])
+            .args(["--max-connections", &(wanted + 100).to_string()])
+            .args(["--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting the relay process")?,
+    );
+    let stdout = relay.0.stdout.take().context("the relay's stdout")?;
+    let line = tokio::time::timeout(
+        SERVER_START_TIMEOUT,
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line)
+        }),
+    )
+    .await
+    .context("the relay did not start in time")???;
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .with_context(|| format!("unexpected relay output {line:?}"))?
+        .parse()?;
+
+    let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3_600;
+    let tokens: Vec<(AccountId, String)> = (0..plan.accounts)
+        .map(|a| {
+            let account = AccountId::new(format!("b6-{a}")).expect("a valid account");
+            let token = tandem_relay::token::issue(&secret, &account, expires);
+            (account, token)
+        })
+        .collect();
+    let connecting = Instant::now();
+    let conns = connect_all(wanted, |slot| {
+        let (account, token) = tokens[slot / DEVICES_PER_ACCOUNT].clone();
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(slot as u64).to_le_bytes());
+        let config = ClientConfig::new(
+            account,
+            DeviceId(id),
+            format!("b6 device {}", slot % DEVICES_PER_ACCOUNT),
+            Platform::Linux,
+            token,
+        );
+        async move {
+            for _ in 0..CONNECT_ATTEMPTS {
+                let Ok(mut conn) = tcp::connect(addr, config.clone()).await else {
+                    continue;
+                };
+                loop {
+                    match conn.next_event().await {
+                        Ok(Some(Event::Connected(_))) => return Some(conn),
+                        Ok(Some(Event::Closed(_)) | None) | Err(_) => break,
+                        Ok(Some(_)) => {}
+                    }
+                }
+            }
+            None
+        }
+    })
+    .await;
+    let mut figures = Figures {
+        wanted,
+        connected: conns.iter().filter(|c| c.is_some()).count(),
+        connect_s: connecting.elapsed().as_secs_f64(),
+        ..Figures::default()
+    };
+
+    let start = Instant::now() + START_DELAY;
+    let end = start + plan.window;
+    let stop = end + DRAIN;
+    let mut conns = conns.into_iter();
+    let mut accounts = Vec::with_capacity(plan.accounts);
+    for a in 0..plan.accounts {
+        let pusher = conns
+            .next()
+            .flatten()
+            .map(|conn| tokio::spawn(tandem_pusher(conn, plan, a, start, end, stop)));
+        let receivers: Vec<_> = (1..DEVICES_PER_ACCOUNT)
+            .filter_map(|_| conns.next().flatten())
+            .map(|conn| tokio::spawn(tandem_receiver(conn, plan.origin, start, end, stop)))
+            .collect();
+        accounts.push((pusher, receivers));
+    }
+    let mut per_account = Vec::with_capacity(plan.accounts);
+    for (pusher, receivers) in accounts {
+        let pushed = match pusher {
+            Some(p) => p.await.ok(),
+            None => None,
+        };
+        let mut tallies = Vec::with_capacity(receivers.len());
+        for r in receivers {
+            tallies.push(r.await.unwrap_or_default());
+        }
+        per_account.push((pushed, tallies));
+    }
+    add_up(&mut figures, per_account);
+    (figures.rss_peak_mib, figures.rss_end_mib) = relay.rss_mib();
+    drop(relay);
+    remove_db(&db);
+    let _ = std::fs::remove_file(&secret_file);
+    Ok(figures)
+}
+
+/// Pushes one delta per interval inside the window, each after the last
+/// one's ack; returns how many were acknowledged. Holds the connection
+/// until `stop` so no logout disturbs the receivers.
+async fn tandem_pusher(
+    mut conn: Connection<TcpStream>,
+    plan: Plan,
+    a: usize,
+    start: Instant,
+    end: Instant,
+    stop: Instant,
+) -> usize {
+    let mut rng = Rng::new(0xB6_0000 + a as u64);
+    let mut pushed = 0;
+    for i in 0u32.. {
+        let at = plan.push_at(start, a, i);
+        if at >= end {
+            break;
+        }
+        tokio::time::sleep_until(at.into()).await;
+        let delta = Delta::new(payload(&mut rng, plan.origin, a, i));
+        if conn.session().push(vec![delta]).is_err() {
+            break;
+        }
+        let acked = tokio::time::timeout(REPLY_TIMEOUT, async {
+            loop {
+                match conn.next_event().await {
+                    Ok(Some(Event::PushAcked(_))) => return true,
+                    Ok(Some(Event::Closed(_)) | None) | Err(_) => return false,
+                    Ok(Some(_)) => {}
+                }
+            }
+        })
+        .await;
+        if acked != Ok(true) {
+            break;
+        }
+        pushed += 1;
+    }
+    tokio::time::sleep_until(stop.into()).await;
+    pushed
+}
+
+/// Reads live deltas until `stop`.
+async fn tandem_receiver(
+    mut conn: Connection<TcpStream>,
+    origin: Instant,
+    start: Instant,
+    end: Instant,
+    stop: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    while let Ok(event) = tokio::time::timeout_at(stop.into(), conn.next_event()).await {
+        match event {
+            Ok(Some(Event::Live(delta))) => tally.record(&delta.bytes, origin, start, end),
+            Ok(Some(Event::PullNeeded)) => tally.pull_needed += 1,
+            Ok(Some(Event::Closed(_)) | None) | Err(_) => break,
+            Ok(Some(_)) => {}
+        }
+    }
+    tally
+}
+
+async fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
+    let wanted = plan.accounts * DEVICES_PER_ACCOUNT;
+    // `--port 0` is not valid for redis-server: take a free port from the
+    // kernel and hand it over.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let data = dir.join("b6-redis");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    let server = ChildGuard(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args(["--maxclients", &(wanted + 100).to_string()])
+            .args(["--protected-mode", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&data)
+            .arg("--logfile")
+            .arg(data.join("redis.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting redis-server")?,
+    );
+    let deadline = Instant::now() + SERVER_START_TIMEOUT;
+    loop {
+        let ping = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut conn = RespConn::connect(addr).await.ok()?;
+            conn.call(&[b"PING"]).await.ok()
+        })
+        .await;
+        if let Ok(Some(Value::Simple(pong))) = ping {
+            if pong == "PONG" {
+                break;
+            }
+        }
+        anyhow::ensure!(Instant::now() < deadline, "redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let connecting = Instant::now();
+    let conns = connect_all(wanted, |_| async move {
+        for _ in 0..CONNECT_ATTEMPTS {
+            if let Ok(conn) = RespConn::connect(addr).await {
+                return Some(conn);
+            }
+        }
+        None
+    })
+    .await;
+    let mut figures = Figures {
+        wanted,
+        connected: conns.iter().filter(|c| c.is_some()).count(),
+        connect_s: connecting.elapsed().as_secs_f64(),
+        ..Figures::default()
+    };
+
+    let start = Instant::now() + START_DELAY;
+    let end = start + plan.window;
+    let stop = end + DRAIN;
+    let mut conns = conns.into_iter();
+    let mut accounts = Vec::with_capacity(plan.accounts);
+    for a in 0..plan.accounts {
+        let key = format!("b6:{a}").into_bytes();
+        let writer = conns
+            .next()
+            .flatten()
+            .map(|conn| tokio::spawn(redis_writer(conn, key.clone(), plan, a, start, end)));
+        let readers: Vec<_> = (1..DEVICES_PER_ACCOUNT)
+            .filter_map(|_| conns.next().flatten())
+            .map(|conn| {
+                tokio::spawn(redis_reader(
+                    conn,
+                    key.clone(),
+                    plan.origin,
+                    start,
+                    end,
+                    stop,
+                ))
+            })
+            .collect();
+        accounts.push((writer, readers));
+    }
+    let mut per_account = Vec::with_capacity(plan.accounts);
+    for (writer, readers) in accounts {
+        let pushed = match writer {
+            Some(w) => w.await.ok(),
+            None => None,
+        };
+        let mut tallies = Vec::with_capacity(readers.len());
+        for r in readers {
+            tallies.push(r.await.unwrap_or_default());
+        }
+        per_account.push((pushed, tallies));
+    }
+    add_up(&mut figures, per_account);
+    (figures.rss_peak_mib, figures.rss_end_mib) = server.rss_mib();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+    Ok(figures)
+}
+
+/// XADDs one delta per interval inside the window, each after the last
+/// one's reply; returns how many were stored.
+async fn redis_writer(
+    mut conn: RespConn,
+    key: Vec<u8>,
+    plan: Plan,
+    a: usize,
+    start: Instant,
+    end: Instant,
+) -> usize {
+    let mut rng = Rng::new(0xB6_0000 + a as u64);
+    let mut pushed = 0;
+    for i in 0u32.. {
+        let at = plan.push_at(start, a, i);
+        if at >= end {
+            break;
+        }
+        tokio::time::sleep_until(at.into()).await;
+        let bytes = payload(&mut rng, plan.origin, a, i);
+        let reply = tokio::time::timeout(
+            REPLY_TIMEOUT,
+            conn.call(&[b"XADD", &key, b"*", b"d", &bytes]),
+        )
+        .await;
+        if !matches!(reply, Ok(Ok(Value::Bulk(Some(_))))) {
+            break;
+        }
+        pushed += 1;
+    }
+    pushed
+}
+
+/// Loops on `XREAD BLOCK` from the stream's start until `stop`.
+async fn redis_reader(
+    mut conn: RespConn,
+    key: Vec<u8>,
+    origin: Instant,
+    start: Instant,
+    end: Instant,
+    stop: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut last_id = b"0-0".to_vec();
+    loop {
+        let command: [&[u8]; 8] = [
+            b"XREAD",
+            b"COUNT",
+            REDIS_READ_COUNT,
+            b"BLOCK",
+            REDIS_BLOCK_MS,
+            b"STREAMS",
+            &key,
+            &last_id,
+        ];
+        let reply = match tokio::time::timeout_at(stop.into(), conn.call(&command)).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) | Err(_) => break,
+        };
+        // [[key, [[id, [field, value]], …]]], or a nil array on timeout.
+        let Value::Array(Some(streams)) = reply else {
+            continue;
+        };
+        for stream in streams {
+            let Value::Array(Some(mut parts)) = stream else {
+                continue;
+            };
+            let Some(Value::Array(Some(entries))) = parts.pop() else {
+                continue;
+            };
+            for entry in entries {
+                let Value::Array(Some(entry)) = entry else {
+                    continue;
+                };
+                let mut entry = entry.into_iter();
+                let (Some(Value::Bulk(Some(id))), Some(Value::Array(Some(fields)))) =
+                    (entry.next(), entry.next())
+                else {
+                    continue;
+                };
+                if let Some(Value::Bulk(Some(bytes))) = fields.get(1) {
+                    tally.record(bytes, origin, start, end);
+                }
+                last_id = id;
+            }
+        }
+    }
+    tally
 }
