@@ -544,6 +544,9 @@ async fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
     let data = dir.join("b6-redis");
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
+    // redis-server changes into --dir before it opens --logfile, so a
+    // relative bench folder must become absolute.
+    let data = std::fs::canonicalize(&data)?;
     let server = ChildGuard(
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
