@@ -4,6 +4,32 @@ use rusqlite::Connection;
 
 use crate::OpenError;
 
+/// How long a write waits for another connection's lock (a backup, a second
+/// process) before it fails.
+pub(crate) const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Sets a store's connection up the way every Tandem store runs, then
+/// brings its schema up to date: WAL, so readers run beside the writer;
+/// `synchronous=FULL`, so a committed operation survives a power cut (the
+/// device's outbox and the relay's acknowledgements rely on it); foreign
+/// keys on.
+pub(crate) fn open_durable(
+    conn: &mut Connection,
+    migrations: &[Migration],
+) -> Result<(), OpenError> {
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+        .map_err(OpenError::Sqlite)?;
+    for (pragma, value) in [
+        ("journal_mode", "WAL"),
+        ("synchronous", "FULL"),
+        ("foreign_keys", "ON"),
+    ] {
+        conn.pragma_update(None, pragma, value)
+            .map_err(OpenError::Sqlite)?;
+    }
+    apply(conn, migrations)
+}
+
 /// One schema step: `version` is its number, starting at 1, with no gaps.
 pub(crate) struct Migration {
     pub version: u32,

@@ -60,21 +60,12 @@ impl DeviceStore {
     /// A file whose schema is newer than this code knows is refused with
     /// [`OpenError::SchemaTooNew`], never downgraded.
     pub fn open(location: Location<'_>) -> Result<Self, OpenError> {
-        let conn = match location {
+        let mut conn = match location {
             Location::File(path) => Connection::open(path),
             Location::Memory => Connection::open_in_memory(),
         }
         .map_err(OpenError::Sqlite)?;
-        // WAL lets readers run beside the writer; FULL makes every committed
-        // operation survive a power cut, which the outbox relies on.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(OpenError::Sqlite)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(OpenError::Sqlite)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(OpenError::Sqlite)?;
-        let mut conn = conn;
-        migrate::apply(&mut conn, MIGRATIONS)?;
+        migrate::open_durable(&mut conn, MIGRATIONS)?;
         Ok(DeviceStore { conn })
     }
 

@@ -21,10 +21,6 @@ const MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("migrations/0001_init.sql"),
 }];
 
-/// How long a statement waits for a lock held by another connection to the
-/// same file (a backup tool, an operator's sqlite3 shell) before failing.
-const BUSY_TIMEOUT_MS: u64 = 5_000;
-
 /// A [`RelayStore`] in a SQLite file.
 #[derive(Debug)]
 pub struct SqliteRelayStore {
@@ -45,18 +41,9 @@ impl SqliteRelayStore {
     }
 
     fn setup(mut conn: Connection) -> Result<Self, OpenError> {
-        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
-            .map_err(OpenError::Sqlite)?;
-        // WAL lets readers (backups) run beside the writer. FULL makes each
-        // commit durable before the relay acknowledges it to a device: a
-        // PushAck is a promise.
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(OpenError::Sqlite)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(OpenError::Sqlite)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(OpenError::Sqlite)?;
-        migrate::apply(&mut conn, MIGRATIONS)?;
+        // FULL: each commit is durable before the relay acknowledges it to a
+        // device; a PushAck is a promise.
+        migrate::open_durable(&mut conn, MIGRATIONS)?;
         Ok(SqliteRelayStore { conn })
     }
 
