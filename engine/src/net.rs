@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::engine::{Engine, OpError, Performed};
 use crate::event::Event;
 use crate::op::Op;
-use crate::sync::{SyncError, SyncEvent, Syncer};
+use crate::sync::{SyncError, SyncEvent, Syncer, REQUEST_TIMEOUT_MS};
 
 /// Commands waiting for the device thread, at most.
 pub const COMMAND_QUEUE_DEPTH: usize = 64;
@@ -636,7 +636,15 @@ impl Actor {
             }
             let timeout = session.poll_timeout().map(|at| at.saturating_sub(clock()));
             let sleep = tokio::time::sleep(Duration::from_millis(timeout.unwrap_or(60_000)));
+            let request_wait = syncer
+                .poll_timeout()
+                .map(|at| at.saturating_sub(now_ms()).max(0) as u64)
+                .unwrap_or(REQUEST_TIMEOUT_MS as u64 / 2);
             tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(request_wait)) => {
+                    let result = syncer.handle_timeout(&self.engine, &mut session, now_ms());
+                    self.outputs(&mut session, result.map(|()| Vec::new()), &mut ended);
+                }
                 bytes = bytes_rx.recv() => match bytes.flatten() {
                     Some(bytes) => session.handle_bytes(&bytes, clock()),
                     None => session.handle_transport_closed(),

@@ -23,6 +23,13 @@ use crate::StoreError;
 /// `DELTA_BYTES_MAX`, a quarter frame) can go alone.
 pub const PUSH_BYTES_BUDGET: usize = FRAME_BYTES_MAX / 2;
 
+/// How long a push waits for its acknowledgement, or a pull for its page,
+/// before the syncer sends it again (both are safe to repeat). Over TCP a
+/// reply is never lost while the connection lives; over an app-provided,
+/// message-based transport one can be, and this keeps the device from
+/// waiting forever.
+pub const REQUEST_TIMEOUT_MS: i64 = 30_000;
+
 /// What the app hears from syncing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -114,6 +121,10 @@ pub struct Syncer {
     /// The relay's head at login: a pull is due until the cursor reaches it.
     head_seq: u64,
     reported_in_step: bool,
+    /// When [`Syncer::handle_timeout`] first saw the push (or pull) in
+    /// flight: the start of its deadline.
+    push_since_ms: Option<i64>,
+    pull_since_ms: Option<i64>,
     /// Devices of the account this connection has seen.
     known_devices: BTreeSet<DeviceId>,
 }
@@ -168,6 +179,44 @@ impl Syncer {
         Ok(())
     }
 
+    /// The time by which [`Syncer::handle_timeout`] should be called next,
+    /// if a request is waiting for its reply.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        [self.push_since_ms, self.pull_since_ms]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|since| since + REQUEST_TIMEOUT_MS)
+    }
+
+    /// Sends again a push or pull whose reply has not come within
+    /// [`REQUEST_TIMEOUT_MS`]. Call it now and then while connected (the
+    /// first call that sees a request in flight starts its deadline).
+    pub fn handle_timeout(
+        &mut self,
+        engine: &Engine,
+        session: &mut ClientSession,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        if self.push_in_flight {
+            let since = *self.push_since_ms.get_or_insert(now_ms);
+            if now_ms - since >= REQUEST_TIMEOUT_MS {
+                self.push_in_flight = false;
+                self.push_since_ms = None;
+                self.push(engine, session)?;
+            }
+        }
+        if self.pull_in_flight {
+            let since = *self.pull_since_ms.get_or_insert(now_ms);
+            if now_ms - since >= REQUEST_TIMEOUT_MS {
+                self.pull_in_flight = false;
+                self.pull_since_ms = None;
+                self.pull(engine, session)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reacts to one session event at `now_ms`; returns what the app should
     /// hear.
     pub fn handle(
@@ -196,6 +245,7 @@ impl Syncer {
                 let cursor_before = engine.relay_cursor()?;
                 engine.acknowledge(&accepted)?;
                 self.push_in_flight = false;
+                self.push_since_ms = None;
                 if let Some(newest) = entries.iter().map(|e| e.seq).max() {
                     self.head_seq = self.head_seq.max(newest);
                 }
@@ -212,6 +262,7 @@ impl Syncer {
             }
             Event::Deltas { deltas, more } => {
                 self.pull_in_flight = false;
+                self.pull_since_ms = None;
                 if let Some(last) = deltas.last() {
                     self.head_seq = self.head_seq.max(last.seq);
                 }

@@ -347,6 +347,18 @@ impl World {
                     }
                 }
             }
+            // A push or pull whose reply a tampered link lost is sent again.
+            let dev = &mut self.devices[d];
+            if let (Some(engine), Some(conn)) = (&dev.engine, &mut dev.conn) {
+                let now = self.now_ms as i64 + dev.skew_ms;
+                if conn
+                    .syncer
+                    .handle_timeout(engine, &mut conn.session, now)
+                    .is_ok()
+                {
+                    self.drain(d);
+                }
+            }
             let dev = &self.devices[d];
             if dev.engine.is_some()
                 && dev.conn.is_none()
@@ -932,21 +944,8 @@ impl World {
             self.devices[d].down_until = 0;
         }
         self.relay.up_at = 0;
-        // A tampered link may have lost a frame its session waits for;
-        // over a stream transport the connection would have died with it.
-        let tampered: Vec<ConnId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.tampered)
-            .map(|(id, _)| *id)
-            .collect();
-        // `SIM_KEEP_TAMPERED=1` leaves them be, which shows the stall (see
-        // the README's findings).
-        if std::env::var_os("SIM_KEEP_TAMPERED").is_none() {
-            for id in tampered {
-                self.reset_link(id);
-            }
-        }
+        // Tampered links stay as they are: a push or pull whose reply one of
+        // them lost is sent again after `REQUEST_TIMEOUT_MS`.
         for _ in 0..QUIET_STEPS_MAX {
             if self.is_quiet() {
                 break;
