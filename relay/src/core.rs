@@ -107,7 +107,10 @@ impl Outcome {
         }
     }
 
-    fn store_failed(error: &StoreError, fatal: bool) -> Self {
+    /// The outcome for a request whose writes the store could not make
+    /// durable: a `StoreUnavailable` error, closing the connection when
+    /// `fatal`.
+    pub fn store_failed(error: &StoreError, fatal: bool) -> Self {
         tracing::error!(%error, "relay store failed");
         let frame = Frame::error(
             ErrorCode::StoreUnavailable,
@@ -217,6 +220,18 @@ impl RelayCore {
             hook,
             online: OnlineSet::default(),
         }
+    }
+
+    /// Starts a store group: the writes of the requests handled until
+    /// [`RelayCore::commit_group`] become durable together. Nothing handled
+    /// inside a group may be acknowledged before it commits.
+    pub fn begin_group(&mut self) -> Result<(), StoreError> {
+        self.store.begin_group()
+    }
+
+    /// Makes the group's writes durable; on an error none of them is.
+    pub fn commit_group(&mut self) -> Result<(), StoreError> {
+        self.store.commit_group()
     }
 
     /// Connections whose device is logged in right now.

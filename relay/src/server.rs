@@ -288,32 +288,85 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The core thread: one command at a time until every sender is gone.
+/// Commands the core thread takes into one group commit, at most.
+pub const CORE_GROUP_MAX: usize = 256;
+
+/// The core thread, until every sender is gone. Commands already waiting are
+/// handled together in one store group, so their writes share one sync to
+/// disk (group commit); replies and notices go out only after the group is
+/// durable, so an acknowledgement is never a promise the disk has not kept.
 fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
     let mut links: HashMap<ConnId, ConnLink> = HashMap::new();
-    while let Some(command) = rx.blocking_recv() {
-        match command {
-            ToCore::Open { conn, link } => {
-                links.insert(conn, link);
+    while let Some(first) = rx.blocking_recv() {
+        let mut commands = vec![first];
+        while commands.len() < CORE_GROUP_MAX {
+            match rx.try_recv() {
+                Ok(command) => commands.push(command),
+                Err(_) => break,
             }
-            ToCore::Closed { conn } => {
-                links.remove(&conn);
-                core.disconnected(conn, now_ms());
+        }
+        // Without a group each operation commits on its own, which is
+        // correct, only slower.
+        let grouped = match core.begin_group() {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "could not start a group commit");
+                false
             }
-            ToCore::Request {
-                conn,
-                request,
-                reply,
-            } => {
-                let mut outcome = core.handle(conn, request, now_ms());
-                for (target, notice) in std::mem::take(&mut outcome.notices) {
-                    if let Some(link) = links.get(&target) {
-                        deliver(target, link, notice);
+        };
+        // Each request's outcome, in order, to dispatch once durable.
+        let mut handled = Vec::new();
+        for command in commands {
+            match command {
+                ToCore::Open { conn, link } => {
+                    links.insert(conn, link);
+                }
+                ToCore::Closed { conn } => {
+                    links.remove(&conn);
+                    core.disconnected(conn, now_ms());
+                }
+                ToCore::Request {
+                    conn,
+                    request,
+                    reply,
+                } => {
+                    let outcome = core.handle(conn, request, now_ms());
+                    handled.push((conn, reply, outcome));
+                }
+            }
+        }
+        if grouped {
+            if let Err(error) = core.commit_group() {
+                // Nothing of the group is durable: nothing of it may be
+                // acknowledged or fanned out. Devices retry.
+                for (_, reply, _) in handled {
+                    let _ = reply.send(Outcome::store_failed(&error, true));
+                }
+                continue;
+            }
+        }
+        for (conn, reply, mut outcome) in handled {
+            // A device must see its Welcome before anything another device
+            // causes; so the Welcome goes into the new connection's queue
+            // here, ahead of the notices of every later request. The queue
+            // is fresh (nothing targets a connection before it logs in),
+            // so there is room.
+            if outcome.accepted_hello && matches!(outcome.replies.first(), Some(Frame::Welcome(_)))
+            {
+                if let Some(link) = links.get(&conn) {
+                    let welcome = outcome.replies.remove(0);
+                    if let Err(error) = link.queue.try_send(welcome) {
+                        outcome.replies.insert(0, error.into_inner());
                     }
                 }
-                // The reader may be gone already; then nobody needs the reply.
-                let _ = reply.send(outcome);
             }
+            for (target, notice) in std::mem::take(&mut outcome.notices) {
+                if let Some(link) = links.get(&target) {
+                    deliver(target, link, notice);
+                }
+            }
+            // The reader may be gone already; then nobody needs the reply.
+            let _ = reply.send(outcome);
         }
     }
 }

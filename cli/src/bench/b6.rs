@@ -52,7 +52,7 @@ const DEVICES_PER_ACCOUNT: usize = 4;
 /// nothing about capacity, and the test suite's tiny scale must stay fast.
 const SCALE_MIN: f64 = 0.25;
 /// Deltas each account's pusher sends per second.
-const PUSHES_PER_ACCOUNT_PER_S: f64 = 4.0;
+const PUSHES_PER_ACCOUNT_PER_S: f64 = 12.0;
 /// Connection attempts in flight at once (the waves).
 const CONNECTS_IN_FLIGHT_MAX: usize = 200;
 /// Tries per connection before it counts as not reached.

@@ -265,6 +265,32 @@ pub(super) fn payloads_wait_until_acked(store: &mut impl RelayStore) {
     );
 }
 
+pub(super) fn a_group_commits_its_operations_together(store: &mut impl RelayStore) {
+    store.begin_group().unwrap();
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    let first = append_n(store, A, PHONE, &[1, 2]);
+    // Inside the group, each operation sees the ones before it.
+    let again = append_n(store, A, PHONE, &[2, 3]);
+    assert_eq!(store.read_log(A, 0, 10, usize::MAX).unwrap().rows.len(), 3);
+    store.commit_group().unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .chain(&again)
+            .map(|a| a.seq)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 2, 3]
+    );
+    assert_eq!(store.head_seq(A).unwrap(), 3);
+    // Groups follow one another.
+    store.begin_group().unwrap();
+    append_n(store, A, PHONE, &[4]);
+    store.commit_group().unwrap();
+    assert_eq!(store.head_seq(A).unwrap(), 4);
+    // Committing with no group open does nothing.
+    store.commit_group().unwrap();
+}
+
 /// Expands to one `#[test]` per conformance case, each on a fresh store
 /// made by `$make`.
 macro_rules! relay_store_conformance {
@@ -280,6 +306,7 @@ macro_rules! relay_store_conformance {
                 read_log_pages_by_count_and_bytes,
                 cursors_only_move_forward_and_stop_at_the_head,
                 payloads_wait_until_acked,
+                a_group_commits_its_operations_together,
             );
         }
     };
@@ -332,6 +359,22 @@ mod sqlite_file {
             LoginOutcome::Revoked
         );
         assert_eq!(store.payloads(A, LAPTOP).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_group_that_never_commits_is_not_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.sqlite");
+        {
+            let mut store = SqliteRelayStore::open(&path).unwrap();
+            accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+            append_n(&mut store, A, PHONE, &[1]);
+            store.begin_group().unwrap();
+            append_n(&mut store, A, PHONE, &[2, 3]);
+            // Dropped (a crash) before commit_group.
+        }
+        let mut store = SqliteRelayStore::open(&path).unwrap();
+        assert_eq!(store.head_seq(A).unwrap(), 1);
     }
 
     #[test]

@@ -240,4 +240,18 @@ pub trait RelayStore: Send {
         recipient: DeviceKey,
         id: PayloadKey,
     ) -> Result<bool, StoreError>;
+
+    /// Starts a group: the operations until [`RelayStore::commit_group`]
+    /// become durable together, with one sync to disk instead of one each
+    /// (group commit). Nothing of a group is durable before its commit, so
+    /// the caller must not acknowledge anything of it before then.
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Makes the group's operations durable. On an error none of them is,
+    /// and the store is left outside any group.
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior,
+};
 
 use super::{
     Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
@@ -25,6 +27,8 @@ const MIGRATIONS: &[Migration] = &[Migration {
 #[derive(Debug)]
 pub struct SqliteRelayStore {
     conn: Connection,
+    /// Inside a group (see `RelayStore::begin_group`).
+    in_group: bool,
 }
 
 impl SqliteRelayStore {
@@ -44,15 +48,55 @@ impl SqliteRelayStore {
         // FULL: each commit is durable before the relay acknowledges it to a
         // device; a PushAck is a promise.
         migrate::open_durable(&mut conn, MIGRATIONS)?;
-        Ok(SqliteRelayStore { conn })
+        Ok(SqliteRelayStore {
+            conn,
+            in_group: false,
+        })
     }
 
-    fn write(&mut self) -> Result<Transaction<'_>, StoreError> {
+    fn write(&mut self) -> Result<Step<'_>, StoreError> {
+        if self.in_group {
+            // Inside a group a savepoint keeps the operation all-or-nothing
+            // while the group's transaction holds the write lock already.
+            return Ok(Step::Savepoint(self.conn.savepoint()?));
+        }
         // IMMEDIATE takes the write lock up front, so a read-then-write
         // operation cannot fail halfway on a lock upgrade.
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+        Ok(Step::Transaction(self.conn.transaction_with_behavior(
+            TransactionBehavior::Immediate,
+        )?))
+    }
+
+    fn read(&mut self) -> Result<Step<'_>, StoreError> {
+        if self.in_group {
+            return Ok(Step::Savepoint(self.conn.savepoint()?));
+        }
+        Ok(Step::Transaction(self.conn.transaction()?))
+    }
+}
+
+/// One operation's transaction: its own, or a savepoint inside a group.
+enum Step<'a> {
+    Transaction(Transaction<'a>),
+    Savepoint(Savepoint<'a>),
+}
+
+impl Step<'_> {
+    fn commit(self) -> rusqlite::Result<()> {
+        match self {
+            Step::Transaction(tx) => tx.commit(),
+            Step::Savepoint(sp) => sp.commit(),
+        }
+    }
+}
+
+impl std::ops::Deref for Step<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Step::Transaction(tx) => tx,
+            Step::Savepoint(sp) => sp,
+        }
     }
 }
 
@@ -105,6 +149,28 @@ fn device_row(
 }
 
 impl RelayStore for SqliteRelayStore {
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        debug_assert!(!self.in_group, "groups do not nest");
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.in_group = true;
+        Ok(())
+    }
+
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        if !self.in_group {
+            return Ok(());
+        }
+        self.in_group = false;
+        if let Err(error) = self.conn.execute_batch("COMMIT") {
+            // Leave no transaction open; the rollback's own failure (there
+            // may be nothing left to roll back) changes nothing for the
+            // caller, who learns that the group did not commit.
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(error.into());
+        }
+        Ok(())
+    }
+
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
         let tx = self.write()?;
         let revoked: bool = tx.query_row(
@@ -276,7 +342,7 @@ impl RelayStore for SqliteRelayStore {
         bytes_max: usize,
     ) -> Result<Page, StoreError> {
         // One read transaction, so the page and `more` see the same log.
-        let tx = self.conn.transaction()?;
+        let tx = self.read()?;
         let head = head_seq(&tx, account)?;
         let mut page = Page::default();
         {
