@@ -2,32 +2,24 @@
 //! idempotent and associative, whatever operations made them, including
 //! batches that arrive before the changes they depend on.
 
+mod prop_common;
+
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use tandem_engine::delta::EncodedDelta;
 use tandem_engine::{Engine, OpError};
 use tandem_tests::choice::{Choices, List, Rng};
 use tandem_tests::fuzz_targets::{assert_converged, exchange_all, export_all, memory_engine};
 use tandem_tests::gen::Gen;
 
-/// `PROPTEST_CASES` when set (for long runs), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(48),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+    prop_common::config(
+        48,
+        concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/prop_merge.txt"
-        )))),
-        ..ProptestConfig::default()
-    }
+        ),
+    )
 }
 
 /// One operation per inner vector: the numbers are the generator's choices.

@@ -1,9 +1,10 @@
 //! Read markers, clear points, message flags and receipts never move back
 //! on any device, whatever is performed and merged in whatever order.
 
+mod prop_common;
+
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use tandem_engine::delta::EncodedDelta;
 use tandem_engine::model::PeerReceipt;
 use tandem_engine::op::{ConversationOp, MessageOp, Op};
@@ -13,23 +14,14 @@ use tandem_tests::choice::{Choices, List};
 use tandem_tests::fuzz_targets::{export_all, memory_engine};
 use tandem_tests::gen::{op_of_kind, Gen};
 
-/// `PROPTEST_CASES` when set (for long runs), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(64),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+    prop_common::config(
+        64,
+        concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/prop_monotonic.txt"
-        )))),
-        ..ProptestConfig::default()
-    }
+        ),
+    )
 }
 
 /// The operation kinds of [`tandem_tests::gen`] that touch read state and

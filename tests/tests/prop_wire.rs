@@ -2,9 +2,10 @@
 //! deltas through their encoding, and decoders that never panic on any
 //! bytes.
 
+mod prop_common;
+
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use tandem_engine::delta::{Delta, EncodedDelta, DELTA_FORMAT};
 use tandem_engine::op::{MessageOp, Op};
 use tandem_engine::OpError;
@@ -17,23 +18,14 @@ use tandem_transport::{
     Platform, PushAckEntry, Welcome,
 };
 
-/// `PROPTEST_CASES` when set (for long runs), else `default`.
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
 fn config(default_cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(default_cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+    prop_common::config(
+        default_cases,
+        concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/proptest-regressions/prop_wire.txt"
-        )))),
-        ..ProptestConfig::default()
-    }
+        ),
+    )
 }
 
 fn account() -> AccountId {
