@@ -189,6 +189,13 @@ pub enum ContactCmd {
         user: String,
         remark: String,
     },
+    /// Record a contact request someone sent this account (as it arrived
+    /// from the IM service); accept or decline it afterwards.
+    Receive {
+        user: String,
+        #[arg(default_value = "")]
+        greeting: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -810,6 +817,10 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
             ContactCmd::Remark { user, remark } => ContactOp::SetRemark {
                 user: u(user)?,
                 remark,
+            },
+            ContactCmd::Receive { user, greeting } => ContactOp::ReceiveRequest {
+                user: u(user)?,
+                greeting,
             },
         }),
         DeviceCommand::Group(cmd) => Op::Group(match cmd {

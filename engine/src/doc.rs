@@ -581,6 +581,14 @@ fn edit_contact(
             let obj = existing(tx, user).ok_or_else(|| Refused::NoSuchContact(user.clone()))?;
             tx.put(&obj, "remark", remark.as_str())?;
         }
+        ContactOp::ReceiveRequest { user, .. } => {
+            if let Some(obj) = existing(tx, user) {
+                if str_at(tx, &obj, "status").as_deref() == Some("friend") {
+                    return Err(Refused::AlreadyContact(user.clone()).into());
+                }
+            }
+            put_entry(tx, user, "pending", "")?;
+        }
     }
     Ok(())
 }

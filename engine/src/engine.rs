@@ -1325,7 +1325,10 @@ fn touched_by(op: &Op) -> Vec<Entity> {
             | ContactOp::Accept { user }
             | ContactOp::Decline { user }
             | ContactOp::Remove { user }
-            | ContactOp::SetRemark { user, .. } => vec![Entity::Contact(user.as_str().to_owned())],
+            | ContactOp::SetRemark { user, .. }
+            | ContactOp::ReceiveRequest { user, .. } => {
+                vec![Entity::Contact(user.as_str().to_owned())]
+            }
         },
         Op::Group(op) => vec![Entity::Group(group_of(op).as_str().to_owned())],
         Op::Thread(op) => vec![Entity::Thread(thread_of(op).as_str().to_owned())],

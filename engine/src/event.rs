@@ -206,6 +206,14 @@ pub enum ContactEvent {
         /// The remark set there; empty when it was cleared.
         remark: String,
     },
+    /// A contact request from `user` arrived on another device. Superseded
+    /// if it is no longer pending here (accepted, declined or removed).
+    RequestReceived {
+        /// The user who asked.
+        user: UserId,
+        /// Their message.
+        greeting: String,
+    },
 }
 
 /// Group operations done on another device.
@@ -682,6 +690,9 @@ pub(crate) fn event_kind(delta: &crate::delta::Delta) -> EventKind {
             ContactOp::Block { user } => ContactEvent::Blocked { user },
             ContactOp::Unblock { user } => ContactEvent::Unblocked { user },
             ContactOp::SetRemark { user, remark } => ContactEvent::RemarkChanged { user, remark },
+            ContactOp::ReceiveRequest { user, greeting } => {
+                ContactEvent::RequestReceived { user, greeting }
+            }
         }),
         Op::Group(op) => EventKind::Group(match op.clone() {
             GroupOp::Create {
@@ -851,6 +862,9 @@ pub(crate) fn superseded(lookup: &Lookup<'_>, kind: &EventKind) -> bool {
             ContactEvent::RemarkChanged { user, remark } => doc
                 .contact(user.as_str())
                 .is_none_or(|c| &c.remark != remark),
+            ContactEvent::RequestReceived { user, .. } => doc
+                .contact(user.as_str())
+                .is_none_or(|c| c.status != "pending"),
         },
         EventKind::Group(event) => {
             match event {

@@ -159,16 +159,19 @@ pub enum ContactOp {
         /// keep it.
         greeting: String,
     },
-    /// Accept a contact request from `user`: they become a contact with
-    /// status `friend`, keeping any remark. Whether a request is pending is
-    /// not checked.
+    /// Accept a contact request from `user` (recorded with
+    /// [`ContactOp::ReceiveRequest`] as `pending`, or seen only by the IM
+    /// service): they become a contact with status `friend`, keeping any
+    /// remark. Whether a request is pending is not checked, since the
+    /// service may know of one this device has not recorded.
     Accept {
         /// The user whose request is accepted.
         user: UserId,
     },
-    /// Decline a contact request from `user`. A pending (`requested`) entry
-    /// for them is dropped; on a contact already accepted (`friend`) or a
-    /// user with no entry it changes nothing, and is not refused either.
+    /// Decline a contact request from `user`. An entry that is not a friend
+    /// yet (their `pending` request, or our own `requested` one) is dropped;
+    /// on a contact already accepted (`friend`) or a user with no entry it
+    /// changes nothing, and is not refused either.
     Decline {
         /// The user whose request is declined.
         user: UserId,
@@ -201,6 +204,17 @@ pub enum ContactOp {
         user: UserId,
         /// The new remark, at most [`TEXT_BYTES_MAX`] bytes; empty clears it.
         remark: String,
+    },
+    /// Record a contact request `user` sent this account, as it arrived from
+    /// the IM service: the entry becomes `pending` until accepted
+    /// ([`ContactOp::Accept`]) or declined ([`ContactOp::Decline`]). A
+    /// request from someone who is a contact already is refused with
+    /// [`Refused::AlreadyContact`](crate::Refused::AlreadyContact).
+    ReceiveRequest {
+        /// The user who asked.
+        user: UserId,
+        /// Their message, at most [`TEXT_BYTES_MAX`] bytes.
+        greeting: String,
     },
 }
 
@@ -648,6 +662,9 @@ impl Op {
             Op::Contact(op) => match op {
                 ContactOp::Add { greeting, .. } => text("greeting", greeting, TEXT_BYTES_MAX),
                 ContactOp::SetRemark { remark, .. } => text("remark", remark, TEXT_BYTES_MAX),
+                ContactOp::ReceiveRequest { greeting, .. } => {
+                    text("greeting", greeting, TEXT_BYTES_MAX)
+                }
                 _ => Ok(()),
             },
             Op::Group(op) => match op {

@@ -486,3 +486,33 @@ fn three_devices_with_mixed_operations_converge_in_any_order() {
         assert_eq!(heard, elsewhere, "device {i}");
     }
 }
+
+#[test]
+fn an_incoming_contact_request_is_pending_everywhere_until_one_device_answers() {
+    let mut a = Device::memory(1);
+    let mut b = Device::memory(2);
+    a.op(Op::Contact(ContactOp::ReceiveRequest {
+        user: user("carol"),
+        greeting: "it's carol".into(),
+    }));
+    send(&a, &mut b);
+    let pending = b.state().contacts;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].status, "pending");
+    b.op(Op::Contact(ContactOp::Decline {
+        user: user("carol"),
+    }));
+    send(&b, &mut a);
+    assert!(a.state().contacts.is_empty(), "declined on b, gone on a");
+    // A request from a friend is refused.
+    a.op(Op::Contact(ContactOp::Accept { user: user("dave") }));
+    assert!(matches!(
+        a.try_op(Op::Contact(ContactOp::ReceiveRequest {
+            user: user("dave"),
+            greeting: String::new(),
+        })),
+        Err(OpError::Refused(Refused::AlreadyContact(_)))
+    ));
+    send(&a, &mut b);
+    assert_converged(&[a, b]);
+}

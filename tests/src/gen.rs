@@ -121,7 +121,7 @@ pub fn created(op: &Op, sent: Option<&MessageId>) -> Option<KnownMessage> {
 
 /// How many kinds of operation [`op`] makes: one per variant of every
 /// operation enum.
-pub const KINDS: u64 = 58;
+pub const KINDS: u64 = 59;
 
 /// One random operation of any kind, naming `known` messages.
 pub fn op(ch: &mut impl Choices, known: &[KnownMessage], time_base_ms: i64) -> Op {
@@ -379,12 +379,17 @@ pub fn op_of_kind(
         56 => Op::Message(MessageOp::Ingest {
             message: incoming(b(MESSAGE_POOL as u64) as usize, time_base_ms),
         }),
-        _ => {
+        57 => {
             let (message, conversation) = message(&mut b);
             Op::Conversation(ConversationOp::MarkRead {
                 conversation,
                 message,
             })
         }
+        // 58, the last kind: a contact request arriving from the service.
+        _ => Op::Contact(ContactOp::ReceiveRequest {
+            user: u(&mut b),
+            greeting: text(&mut b),
+        }),
     }
 }

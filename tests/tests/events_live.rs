@@ -140,6 +140,14 @@ fn every_op_and_event() -> Vec<(Op, &'static str, &'static str)> {
             "declined",
         ),
         (
+            Op::Contact(C::ReceiveRequest {
+                user: user("bob"),
+                greeting: "hi".into(),
+            }),
+            "contact",
+            "request_received",
+        ),
+        (
             Op::Contact(C::Accept { user: user("bob") }),
             "contact",
             "accepted",

@@ -223,6 +223,10 @@ pub fn every_op() -> Vec<Op> {
             greeting: "hi".into(),
         }),
         Op::Contact(ContactOp::Decline { user: user("dave") }),
+        Op::Contact(ContactOp::ReceiveRequest {
+            user: user("bob"),
+            greeting: "hi, it's bob".into(),
+        }),
         Op::Contact(ContactOp::Accept { user: user("bob") }),
         Op::Contact(ContactOp::SetRemark {
             user: user("bob"),
