@@ -333,10 +333,24 @@ where
     out
 }
 
-/// Sums the pushers' counts and the receivers' tallies into `figures`.
-fn add_up(figures: &mut Figures, per_account: Vec<(Option<usize>, Vec<Tally>)>) {
-    for (pushed, tallies) in per_account {
-        let pushed = pushed.unwrap_or(0);
+/// One account's tasks: its pusher (if it connected) and its receivers.
+type AccountTasks = (
+    Option<tokio::task::JoinHandle<usize>>,
+    Vec<tokio::task::JoinHandle<Tally>>,
+);
+
+/// Waits for every account's pusher and receivers (the same for both
+/// servers) and sums their counts and tallies into `figures`.
+async fn add_up(figures: &mut Figures, accounts: Vec<AccountTasks>) {
+    for (pusher, receivers) in accounts {
+        let pushed = match pusher {
+            Some(p) => p.await.unwrap_or(0),
+            None => 0,
+        };
+        let mut tallies = Vec::with_capacity(receivers.len());
+        for r in receivers {
+            tallies.push(r.await.unwrap_or_default());
+        }
         figures.pushed += pushed;
         figures.expected += pushed * tallies.len();
         for tally in tallies {
@@ -451,19 +465,7 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
             .collect();
         accounts.push((pusher, receivers));
     }
-    let mut per_account = Vec::with_capacity(plan.accounts);
-    for (pusher, receivers) in accounts {
-        let pushed = match pusher {
-            Some(p) => p.await.ok(),
-            None => None,
-        };
-        let mut tallies = Vec::with_capacity(receivers.len());
-        for r in receivers {
-            tallies.push(r.await.unwrap_or_default());
-        }
-        per_account.push((pushed, tallies));
-    }
-    add_up(&mut figures, per_account);
+    add_up(&mut figures, accounts).await;
     (figures.rss_peak_mib, figures.rss_end_mib) = relay.rss_mib();
     drop(relay);
     remove_db(&db);
@@ -629,19 +631,7 @@ async fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
             .collect();
         accounts.push((writer, readers));
     }
-    let mut per_account = Vec::with_capacity(plan.accounts);
-    for (writer, readers) in accounts {
-        let pushed = match writer {
-            Some(w) => w.await.ok(),
-            None => None,
-        };
-        let mut tallies = Vec::with_capacity(readers.len());
-        for r in readers {
-            tallies.push(r.await.unwrap_or_default());
-        }
-        per_account.push((pushed, tallies));
-    }
-    add_up(&mut figures, per_account);
+    add_up(&mut figures, accounts).await;
     (figures.rss_peak_mib, figures.rss_end_mib) = server.rss_mib();
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
