@@ -35,4 +35,13 @@ pub enum StoreError {
     /// A stored value breaks an invariant of the schema.
     #[error("the store holds corrupt data: {0}")]
     Corrupt(String),
+    /// A seq or a time above [`relay::STORED_VALUE_MAX`] (2^63 - 1, the
+    /// largest SQL integer) was to be stored. Nothing was written.
+    #[error("{what} {value} is above the largest value a store holds (2^63 - 1)")]
+    ValueOutOfRange {
+        /// Which value ("now_ms", "seq"...).
+        what: &'static str,
+        /// The value refused.
+        value: u64,
+    },
 }

@@ -291,8 +291,119 @@ pub(super) fn a_group_commits_its_operations_together(store: &mut impl RelayStor
     store.commit_group().unwrap();
 }
 
-/// Expands to one `#[test]` per conformance case, each on a fresh store
-/// made by `$make`.
+pub(super) fn a_failed_operation_leaves_the_rest_of_its_group(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
+    store.begin_group().unwrap();
+    let first = append_n(store, A, PHONE, &[1, 2]);
+    // TABLET never logged in: every backend refuses its append.
+    let bytes = [9u8; 3];
+    assert!(store.append(A, TABLET, &[(content(9), &bytes)]).is_err());
+    // The group goes on: later operations see the earlier ones, and the
+    // failed one took no seq.
+    let after = append_n(store, A, LAPTOP, &[3]);
+    assert_eq!(store.set_cursor(A, PHONE, 3).unwrap(), Some(3));
+    let payload = PayloadRow {
+        id: [5; 16],
+        sender: PHONE,
+        bytes: vec![5],
+        sent_ms: 2,
+    };
+    assert_eq!(
+        store.put_payload(A, LAPTOP, &payload, 4).unwrap(),
+        PutPayload::Stored
+    );
+    store.commit_group().unwrap();
+    assert_eq!(
+        first
+            .iter()
+            .chain(&after)
+            .map(|a| (a.content_id[0], a.seq))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 2), (3, 3)]
+    );
+    let page = store.read_log(A, 0, 10, usize::MAX).unwrap();
+    assert_eq!(
+        page.rows
+            .iter()
+            .map(|r| (r.seq, r.content_id[0], r.origin))
+            .collect::<Vec<_>>(),
+        vec![(1, 1, PHONE), (2, 2, PHONE), (3, 3, LAPTOP)]
+    );
+    assert_eq!(store.devices(A).unwrap()[0].cursor, 3);
+    assert_eq!(store.payloads(A, LAPTOP).unwrap(), vec![payload]);
+    assert_eq!(
+        store.devices(A).unwrap().len(),
+        2,
+        "TABLET was not registered"
+    );
+}
+
+pub(super) fn values_above_i64_max_are_refused_not_clamped(store: &mut impl RelayStore) {
+    let max = STORED_VALUE_MAX;
+    assert_eq!(max, (1 << 63) - 1);
+    // Just below and at the limit: stored and read back exactly.
+    let (row, _) = accepted(store.login(&login(A, PHONE, 1, max)).unwrap());
+    assert_eq!((row.first_login_ms, row.last_seen_ms), (max, max));
+    accepted(store.login(&login(A, LAPTOP, 1, max - 1)).unwrap());
+    assert_eq!(store.devices(A).unwrap()[1].last_seen_ms, max - 1);
+    let payload = |id: u8, sent_ms: u64| PayloadRow {
+        id: [id; 16],
+        sender: PHONE,
+        bytes: vec![id],
+        sent_ms,
+    };
+    assert_eq!(
+        store.put_payload(A, LAPTOP, &payload(1, max), 8).unwrap(),
+        PutPayload::Stored
+    );
+    // Above it (2^63, and u64::MAX): a typed error, and nothing changes.
+    for value in [max + 1, u64::MAX] {
+        let out_of_range = |r: Result<_, StoreError>, name: &str| match r {
+            Err(StoreError::ValueOutOfRange { what, value: v }) => {
+                assert_eq!((what, v), (name, value))
+            }
+            Ok(_) => panic!("{name} = {value} was accepted"),
+            Err(other) => panic!("{name} = {value}: {other}"),
+        };
+        out_of_range(
+            store.login(&login(A, TABLET, 1, value)).map(|_| ()),
+            "now_ms",
+        );
+        out_of_range(
+            store.login(&login(A, PHONE, 1, value)).map(|_| ()),
+            "now_ms",
+        );
+        out_of_range(store.touch(A, PHONE, value), "last_seen_ms");
+        out_of_range(
+            store
+                .put_payload(A, LAPTOP, &payload(2, value), 8)
+                .map(|_| ()),
+            "sent_ms",
+        );
+    }
+    let devices = store.devices(A).unwrap();
+    assert_eq!(
+        devices
+            .iter()
+            .map(|d| (d.device, d.last_seen_ms))
+            .collect::<Vec<_>>(),
+        vec![(PHONE, max), (LAPTOP, max - 1)]
+    );
+    assert_eq!(store.payloads(A, LAPTOP).unwrap(), vec![payload(1, max)]);
+    // Bounds that are only compared, never stored, may be anything.
+    for after in [max, max + 1, u64::MAX] {
+        assert_eq!(
+            store.read_log(A, after, usize::MAX, usize::MAX).unwrap(),
+            Page::default()
+        );
+    }
+    assert_eq!(store.set_cursor(A, PHONE, u64::MAX).unwrap(), Some(0));
+}
+
+/// Expands to one `#[test]` per conformance case, each on a fresh store.
+/// `$make` gives `(keep, store)`: `keep` lives as long as the test (the
+/// temporary folder or database the store is in).
 macro_rules! relay_store_conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -307,6 +418,8 @@ macro_rules! relay_store_conformance {
                 cursors_only_move_forward_and_stop_at_the_head,
                 payloads_wait_until_acked,
                 a_group_commits_its_operations_together,
+                a_failed_operation_leaves_the_rest_of_its_group,
+                values_above_i64_max_are_refused_not_clamped,
             );
         }
     };
@@ -314,16 +427,15 @@ macro_rules! relay_store_conformance {
         $(
             #[test]
             fn $case() {
-                let mut store = $make;
+                let (_keep, mut store) = $make;
                 super::$case(&mut store);
             }
         )*
     };
 }
 
-relay_store_conformance!(memory, MemoryRelayStore::new());
-relay_store_conformance!(sqlite, SqliteRelayStore::open_in_memory().unwrap());
-
+relay_store_conformance!(memory, ((), MemoryRelayStore::new()));
+relay_store_conformance!(sqlite, ((), SqliteRelayStore::open_in_memory().unwrap()));
 mod sqlite_file {
     use super::*;
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::values::stored;
 use super::{
     Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
     PayloadRow, PutPayload, RelayStore, TokenHash,
@@ -41,6 +42,8 @@ impl MemoryRelayStore {
 
 impl RelayStore for MemoryRelayStore {
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
+        // The same limit as the SQL backends, checked before anything moves.
+        stored(login.now_ms, "now_ms")?;
         let account = self.accounts.entry(login.account.to_owned()).or_default();
         if account.revoked.contains(&(login.device, login.token_hash)) {
             return Ok(LoginOutcome::Revoked);
@@ -86,6 +89,7 @@ impl RelayStore for MemoryRelayStore {
         device: DeviceKey,
         last_seen_ms: u64,
     ) -> Result<(), StoreError> {
+        stored(last_seen_ms, "last_seen_ms")?;
         if let Some((row, _)) = self
             .accounts
             .get_mut(account)
@@ -203,6 +207,7 @@ impl RelayStore for MemoryRelayStore {
         payload: &PayloadRow,
         pending_max: usize,
     ) -> Result<PutPayload, StoreError> {
+        stored(payload.sent_ms, "sent_ms")?;
         let Some(account) = self.accounts.get_mut(account) else {
             return Ok(PutPayload::UnknownRecipient);
         };

@@ -16,12 +16,14 @@
 
 mod memory;
 mod sqlite;
+mod values;
 
 #[cfg(test)]
 mod conformance;
 
 pub use memory::MemoryRelayStore;
 pub use sqlite::SqliteRelayStore;
+pub use values::STORED_VALUE_MAX;
 
 use crate::StoreError;
 

@@ -10,6 +10,7 @@ use rusqlite::{
     params, Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior,
 };
 
+use super::values::{bound, bound_usize, key, loaded, stored};
 use super::{
     Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
     PayloadRow, PutPayload, RelayStore,
@@ -100,22 +101,6 @@ impl std::ops::Deref for Step<'_> {
     }
 }
 
-/// u64 values (seqs, times) are stored as SQLite's i64. Every value we write
-/// is below i64::MAX (seqs count rows, times are ms since 1970); clamp
-/// anything larger rather than wrap.
-fn to_sql(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn from_sql(value: i64, what: &str) -> Result<u64, StoreError> {
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {what}: {value}")))
-}
-
-fn key<const N: usize>(blob: Vec<u8>, what: &str) -> Result<[u8; N], StoreError> {
-    <[u8; N]>::try_from(blob)
-        .map_err(|b| StoreError::Corrupt(format!("{what} of {} bytes, expected {N}", b.len())))
-}
-
 fn head_seq(tx: &Connection, account: &str) -> Result<u64, StoreError> {
     let head: Option<i64> = tx
         .query_row(
@@ -124,7 +109,7 @@ fn head_seq(tx: &Connection, account: &str) -> Result<u64, StoreError> {
             |r| r.get(0),
         )
         .optional()?;
-    from_sql(head.unwrap_or(0), "head_seq")
+    loaded(head.unwrap_or(0), "head_seq")
 }
 
 fn device_row(
@@ -142,9 +127,9 @@ fn device_row(
         device,
         name,
         platform,
-        first_login_ms: from_sql(first, "first_login_ms")?,
-        last_seen_ms: from_sql(last, "last_seen_ms")?,
-        cursor: from_sql(cursor, "cursor")?,
+        first_login_ms: loaded(first, "first_login_ms")?,
+        last_seen_ms: loaded(last, "last_seen_ms")?,
+        cursor: loaded(cursor, "cursor")?,
     })
 }
 
@@ -172,6 +157,7 @@ impl RelayStore for SqliteRelayStore {
     }
 
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
+        let now = stored(login.now_ms, "now_ms")?;
         let tx = self.write()?;
         let revoked: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM revoked
@@ -198,12 +184,11 @@ impl RelayStore for SqliteRelayStore {
                 [login.account],
                 |r| r.get(0),
             )?;
-            if from_sql(count, "device count")? >= login.devices_max as u64 {
+            if loaded(count, "device count")? >= login.devices_max as u64 {
                 return Ok(LoginOutcome::TooManyDevices);
             }
         }
-        let now = to_sql(login.now_ms);
-        let resume = to_sql(login.resume_cursor.min(head));
+        let resume = stored(login.resume_cursor.min(head), "cursor")?;
         tx.execute(
             "INSERT INTO devices
                 (account, device, name, platform, first_login_ms, last_seen_ms, token_hash, cursor)
@@ -244,9 +229,9 @@ impl RelayStore for SqliteRelayStore {
                 device: key(r.get(0)?, "device id")?,
                 name: r.get(1)?,
                 platform: r.get(2)?,
-                first_login_ms: from_sql(r.get(3)?, "first_login_ms")?,
-                last_seen_ms: from_sql(r.get(4)?, "last_seen_ms")?,
-                cursor: from_sql(r.get(5)?, "cursor")?,
+                first_login_ms: loaded(r.get(3)?, "first_login_ms")?,
+                last_seen_ms: loaded(r.get(4)?, "last_seen_ms")?,
+                cursor: loaded(r.get(5)?, "cursor")?,
             });
         }
         Ok(out)
@@ -260,7 +245,7 @@ impl RelayStore for SqliteRelayStore {
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE devices SET last_seen_ms = ?3 WHERE account = ?1 AND device = ?2",
-            params![account, device, to_sql(last_seen_ms)],
+            params![account, device, stored(last_seen_ms, "last_seen_ms")?],
         )?;
         Ok(())
     }
@@ -309,7 +294,7 @@ impl RelayStore for SqliteRelayStore {
                     .query_row(params![account, content_id], |r| r.get(0))
                     .optional()?;
                 if let Some(seq) = existing {
-                    let seq = from_sql(seq, "seq")?;
+                    let seq = loaded(seq, "seq")?;
                     out.push(Appended {
                         content_id: *content_id,
                         seq,
@@ -318,7 +303,13 @@ impl RelayStore for SqliteRelayStore {
                     continue;
                 }
                 head += 1;
-                insert.execute(params![account, to_sql(head), content_id, origin, bytes])?;
+                insert.execute(params![
+                    account,
+                    stored(head, "seq")?,
+                    content_id,
+                    origin,
+                    bytes
+                ])?;
                 out.push(Appended {
                     content_id: *content_id,
                     seq: head,
@@ -328,7 +319,7 @@ impl RelayStore for SqliteRelayStore {
         }
         tx.execute(
             "UPDATE accounts SET head_seq = ?2 WHERE account = ?1",
-            params![account, to_sql(head)],
+            params![account, stored(head, "seq")?],
         )?;
         tx.commit()?;
         Ok(out)
@@ -350,17 +341,17 @@ impl RelayStore for SqliteRelayStore {
                 "SELECT seq, origin, content_id, length(bytes), bytes FROM log
                  WHERE account = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
-            let limit = i64::try_from(count_max).unwrap_or(i64::MAX);
-            let mut rows = stmt.query(params![account, to_sql(after_seq), limit])?;
+            let limit = bound_usize(count_max);
+            let mut rows = stmt.query(params![account, bound(after_seq), limit])?;
             let mut bytes = 0usize;
             while let Some(r) = rows.next()? {
-                let len = from_sql(r.get(3)?, "delta length")? as usize;
+                let len = loaded(r.get(3)?, "delta length")? as usize;
                 if !page.rows.is_empty() && bytes + len > bytes_max {
                     break;
                 }
                 bytes += len;
                 page.rows.push(LogRow {
-                    seq: from_sql(r.get(0)?, "seq")?,
+                    seq: loaded(r.get(0)?, "seq")?,
                     origin: key(r.get(1)?, "origin")?,
                     content_id: key(r.get(2)?, "content id")?,
                     bytes: r.get(4)?,
@@ -389,12 +380,12 @@ impl RelayStore for SqliteRelayStore {
             .query_row(
                 "UPDATE devices SET cursor = max(cursor, ?3)
                  WHERE account = ?1 AND device = ?2 RETURNING cursor",
-                params![account, device, to_sql(cursor.min(head))],
+                params![account, device, bound(cursor.min(head))],
                 |r| r.get(0),
             )
             .optional()?;
         tx.commit()?;
-        stored.map(|c| from_sql(c, "cursor")).transpose()
+        stored.map(|c| loaded(c, "cursor")).transpose()
     }
 
     fn put_payload(
@@ -404,6 +395,7 @@ impl RelayStore for SqliteRelayStore {
         payload: &PayloadRow,
         pending_max: usize,
     ) -> Result<PutPayload, StoreError> {
+        let sent_ms = stored(payload.sent_ms, "sent_ms")?;
         let tx = self.write()?;
         let known: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM devices WHERE account = ?1 AND device = ?2)",
@@ -427,7 +419,7 @@ impl RelayStore for SqliteRelayStore {
             params![account, recipient],
             |r| r.get(0),
         )?;
-        if from_sql(pending, "payload count")? >= pending_max as u64 {
+        if loaded(pending, "payload count")? >= pending_max as u64 {
             return Ok(PutPayload::QueueFull);
         }
         tx.execute(
@@ -439,7 +431,7 @@ impl RelayStore for SqliteRelayStore {
                 payload.id,
                 payload.sender,
                 payload.bytes,
-                to_sql(payload.sent_ms)
+                sent_ms
             ],
         )?;
         tx.commit()?;
@@ -462,7 +454,7 @@ impl RelayStore for SqliteRelayStore {
                 id: key(r.get(0)?, "payload id")?,
                 sender: key(r.get(1)?, "sender")?,
                 bytes: r.get(2)?,
-                sent_ms: from_sql(r.get(3)?, "sent_ms")?,
+                sent_ms: loaded(r.get(3)?, "sent_ms")?,
             });
         }
         Ok(out)
