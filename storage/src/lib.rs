@@ -1,8 +1,11 @@
 //! All of Tandem's SQL: the device store ([`device`]) and the relay store
-//! ([`relay`]).
+//! ([`relay`]), on SQLite and (feature `postgres`) on PostgreSQL.
 
 pub mod device;
 pub mod relay;
+
+#[cfg(feature = "test-postgres")]
+pub mod pg_test;
 
 mod migrate;
 
@@ -22,6 +25,20 @@ pub enum OpenError {
         version: u32,
         #[source]
         source: rusqlite::Error,
+    },
+    /// PostgreSQL refused the connection string, the connection or the
+    /// set-up.
+    #[cfg(feature = "postgres")]
+    #[error("cannot open the PostgreSQL store: {0}")]
+    Postgres(#[source] postgres::Error),
+    /// A PostgreSQL migration failed; the database is left at its previous
+    /// version (migrations run in one transaction).
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL migration {version} failed: {source}")]
+    PostgresMigration {
+        version: u32,
+        #[source]
+        source: postgres::Error,
     },
 }
 
@@ -44,4 +61,16 @@ pub enum StoreError {
         /// The value refused.
         value: u64,
     },
+    /// PostgreSQL reported an error: the connection failed or was lost, or
+    /// a statement failed. After a lost connection the store reconnects on
+    /// its next operation.
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL store error: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The current group's transaction was lost with its connection: none
+    /// of the group is durable, and every further operation of the group
+    /// fails until `commit_group` ends it (reporting this error too).
+    #[cfg(feature = "postgres")]
+    #[error("the store group was lost with its database connection; nothing of it is durable")]
+    GroupLost,
 }

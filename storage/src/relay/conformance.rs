@@ -1,7 +1,13 @@
 //! The relay store conformance suite: every case runs against every
-//! backend, through [`relay_store_conformance!`].
+//! backend, through [`relay_store_conformance!`], and the cases about
+//! several store instances on one database run against every backend that
+//! can share one, through [`shared_store_conformance!`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Barrier;
 
 use super::*;
+use crate::pg_test::TestDb;
 
 const A: &str = "alice";
 const B: &str = "bob";
@@ -436,6 +442,117 @@ macro_rules! relay_store_conformance {
 
 relay_store_conformance!(memory, ((), MemoryRelayStore::new()));
 relay_store_conformance!(sqlite, ((), SqliteRelayStore::open_in_memory().unwrap()));
+relay_store_conformance!(postgres, {
+    let db = TestDb::create();
+    let store = PostgresRelayStore::open(db.url()).unwrap();
+    (db, store)
+});
+
+/// Several instances of one backend on one database (several relay nodes,
+/// or a relay and a tool): appends from all of them make one gapless total
+/// order per account, each content id once, and every acknowledged seq is
+/// the one in the log.
+pub(super) fn concurrent_appends_make_one_gapless_order<S: RelayStore>(
+    open: &(dyn Fn() -> S + Sync),
+) {
+    const THREADS: u8 = 2;
+    const GROUPS: u8 = 30;
+    const PUSHES_PER_GROUP: u8 = 3;
+    // Each push: one delta of the thread's own and one that both threads
+    // push (as two devices of one account pushing a delta they both hold).
+    let id = |owner: u8, group: u8, push: u8| -> ContentKey {
+        let mut id = [0; 32];
+        id[..3].copy_from_slice(&[owner, group, push]);
+        id
+    };
+    drop(open()); // migrated once, before the threads race
+    let start = Barrier::new(THREADS.into());
+    let acks: Vec<Vec<Appended>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let start = &start;
+                scope.spawn(move || {
+                    let mut store = open();
+                    let device = [t + 1; 16];
+                    accepted(store.login(&login(A, device, 1, 1)).unwrap());
+                    start.wait();
+                    let mut acks = Vec::new();
+                    for group in 0..GROUPS {
+                        store.begin_group().unwrap();
+                        for push in 0..PUSHES_PER_GROUP {
+                            let (own, shared) = (id(t + 1, group, push), id(0xFF, group, push));
+                            let deltas: [(ContentKey, &[u8]); 2] =
+                                [(own, &own[..3]), (shared, &shared[..3])];
+                            acks.extend(store.append(A, device, &deltas).unwrap());
+                        }
+                        store.commit_group().unwrap();
+                    }
+                    acks
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut store = open();
+    let mut log = Vec::new();
+    loop {
+        let page = store.read_log(A, log.len() as u64, 64, usize::MAX).unwrap();
+        log.extend(page.rows);
+        if !page.more {
+            break;
+        }
+    }
+    let expected = usize::from(GROUPS) * usize::from(PUSHES_PER_GROUP) * usize::from(THREADS + 1);
+    assert_eq!(
+        log.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=expected as u64).collect::<Vec<_>>(),
+        "one gapless order"
+    );
+    assert_eq!(store.head_seq(A).unwrap(), expected as u64);
+    let by_id: HashMap<ContentKey, u64> = log.iter().map(|r| (r.content_id, r.seq)).collect();
+    assert_eq!(by_id.len(), expected, "each content id once");
+    assert!(log.iter().all(|r| r.bytes == r.content_id[..3]));
+    let mut stored_by = HashSet::new();
+    for ack in acks.iter().flatten() {
+        assert_eq!(
+            by_id.get(&ack.content_id),
+            Some(&ack.seq),
+            "acked where it is"
+        );
+        if ack.new {
+            assert!(stored_by.insert(ack.content_id), "stored as new twice");
+        }
+    }
+    assert_eq!(stored_by.len(), expected, "every delta stored as new once");
+}
+
+/// Expands to one `#[test]` per shared-database case. `$make` gives
+/// `(keep, open)`: `open()` opens one more instance on the same database.
+macro_rules! shared_store_conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[test]
+            fn concurrent_appends_make_one_gapless_order() {
+                let (_keep, open) = $make;
+                super::concurrent_appends_make_one_gapless_order(&open);
+            }
+        }
+    };
+}
+
+shared_store_conformance!(sqlite_shared, {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.sqlite");
+    (dir, move || SqliteRelayStore::open(&path).unwrap())
+});
+shared_store_conformance!(postgres_shared, {
+    let db = TestDb::create();
+    let url = db.url().to_owned();
+    (db, move || PostgresRelayStore::open(&url).unwrap())
+});
+
 mod sqlite_file {
     use super::*;
 
@@ -519,5 +636,320 @@ mod sqlite_file {
             store.devices(A),
             Err(crate::StoreError::Corrupt(_))
         ));
+    }
+}
+
+/// What only a database server shows: reopening, refusing a newer schema,
+/// nodes starting together, connections lost under the store, and two
+/// groups deadlocking.
+mod postgres_database {
+    use super::*;
+    use ::postgres::error::SqlState;
+
+    fn open(db: &TestDb) -> PostgresRelayStore {
+        PostgresRelayStore::open(db.url()).unwrap()
+    }
+
+    fn client(db: &TestDb) -> ::postgres::Client {
+        ::postgres::Client::connect(db.url(), ::postgres::NoTls).unwrap()
+    }
+
+    /// Ends every connection to the database (what a restart does to them),
+    /// waiting until they are gone.
+    fn end_connections(db: &TestDb) {
+        let ended: i64 = db
+            .admin()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity, pg_terminate_backend(pid, 5000) AS ended
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND ended",
+                &[&db.name()],
+            )
+            .unwrap()
+            .get(0);
+        assert!(ended > 0, "the store had a connection to end");
+    }
+
+    fn allow_connections(db: &TestDb, allow: bool) {
+        db.admin()
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS {allow}",
+                db.name()
+            ))
+            .unwrap();
+    }
+
+    fn is_postgres_error(result: Result<impl std::fmt::Debug, StoreError>) -> bool {
+        matches!(result, Err(StoreError::Postgres(_)))
+    }
+
+    #[test]
+    fn everything_survives_a_reopen() {
+        let db = TestDb::create();
+        {
+            let mut store = open(&db);
+            accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+            accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
+            append_n(&mut store, A, PHONE, &[1, 2]);
+            store.revoke(A, LAPTOP).unwrap();
+            let p = PayloadRow {
+                id: [7; 16],
+                sender: PHONE,
+                bytes: vec![7],
+                sent_ms: 1,
+            };
+            store.put_payload(A, LAPTOP, &p, 4).unwrap();
+        }
+        let mut store = open(&db);
+        assert_eq!(store.head_seq(A).unwrap(), 2);
+        assert_eq!(
+            append_n(&mut store, A, PHONE, &[2, 3])
+                .iter()
+                .map(|a| a.seq)
+                .collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(
+            store.login(&login(A, LAPTOP, 1, 2)).unwrap(),
+            LoginOutcome::Revoked
+        );
+        assert_eq!(store.payloads(A, LAPTOP).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_group_that_never_commits_is_not_durable() {
+        let db = TestDb::create();
+        {
+            let mut store = open(&db);
+            accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+            append_n(&mut store, A, PHONE, &[1]);
+            store.begin_group().unwrap();
+            append_n(&mut store, A, PHONE, &[2, 3]);
+            // Dropped (a crash) before commit_group.
+        }
+        assert_eq!(open(&db).head_seq(A).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_clear_error() {
+        let db = TestDb::create();
+        drop(open(&db));
+        client(&db)
+            .batch_execute("INSERT INTO schema_version (version) VALUES (99)")
+            .unwrap();
+        match PostgresRelayStore::open(db.url()) {
+            Err(crate::OpenError::SchemaTooNew {
+                found: 99,
+                known: 1,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nodes_opening_a_fresh_database_together_migrate_it_once() {
+        let db = TestDb::create();
+        let start = Barrier::new(4);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    start.wait();
+                    drop(open(&db));
+                });
+            }
+        });
+        let versions: Vec<i32> = client(&db)
+            .query("SELECT version FROM schema_version", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(versions, vec![1]);
+    }
+
+    #[test]
+    fn corrupt_rows_are_errors_not_panics_and_do_not_poison_a_group() {
+        let db = TestDb::create();
+        let mut store = open(&db);
+        accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+        client(&db)
+            .batch_execute("UPDATE devices SET last_seen_ms = -5")
+            .unwrap();
+        assert!(matches!(store.devices(A), Err(StoreError::Corrupt(_))));
+        store.begin_group().unwrap();
+        assert!(matches!(store.devices(A), Err(StoreError::Corrupt(_))));
+        append_n(&mut store, A, PHONE, &[1]);
+        store.commit_group().unwrap();
+        assert_eq!(store.head_seq(A).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_lost_database_is_an_error_and_the_store_reconnects_after_it() {
+        let db = TestDb::create();
+        let mut store = open(&db);
+        accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+        append_n(&mut store, A, PHONE, &[1, 2]);
+        // Down: the store's connection is ended and no new one is let in.
+        allow_connections(&db, false);
+        end_connections(&db);
+        assert!(is_postgres_error(store.head_seq(A)));
+        let bytes = [3u8; 4];
+        assert!(is_postgres_error(store.append(
+            A,
+            PHONE,
+            &[(content(3), &bytes)]
+        )));
+        assert!(is_postgres_error(store.begin_group()));
+        assert!(is_postgres_error(store.devices(A)));
+        // Up again: the next operation connects, and nothing acknowledged
+        // was lost.
+        allow_connections(&db, true);
+        assert_eq!(store.head_seq(A).unwrap(), 2);
+        assert_eq!(
+            append_n(&mut store, A, PHONE, &[2, 3])
+                .iter()
+                .map(|a| (a.seq, a.new))
+                .collect::<Vec<_>>(),
+            vec![(2, false), (3, true)]
+        );
+    }
+
+    #[test]
+    fn a_group_whose_connection_is_lost_is_lost_whole() {
+        let db = TestDb::create();
+        let mut store = open(&db);
+        accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+        append_n(&mut store, A, PHONE, &[1]);
+        store.begin_group().unwrap();
+        append_n(&mut store, A, PHONE, &[2]);
+        end_connections(&db);
+        let bytes = [3u8; 4];
+        assert!(is_postgres_error(store.append(
+            A,
+            PHONE,
+            &[(content(3), &bytes)]
+        )));
+        // The rest of the group fails fast, and so does its commit.
+        assert!(matches!(store.head_seq(A), Err(StoreError::GroupLost)));
+        assert!(matches!(store.commit_group(), Err(StoreError::GroupLost)));
+        // Outside the group the store reconnects; the group left nothing.
+        assert_eq!(store.head_seq(A).unwrap(), 1);
+        store.begin_group().unwrap();
+        let again = append_n(&mut store, A, PHONE, &[2, 3]);
+        store.commit_group().unwrap();
+        assert_eq!(again.iter().map(|a| a.seq).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(open(&db).head_seq(A).unwrap(), 3);
+    }
+
+    #[test]
+    fn conflicts_are_retried_up_to_the_attempt_limit() {
+        use super::super::postgres::OPERATION_ATTEMPTS_MAX as MAX;
+        let db = TestDb::create();
+        let mut store = open(&db);
+        accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+        // Every insert into the log fails as a unique conflict while the
+        // (non-transactional) attempt counter is at most `failures`.
+        let mut admin = client(&db);
+        admin
+            .batch_execute(
+                "CREATE SEQUENCE attempts;
+                 CREATE TABLE failures (n BIGINT NOT NULL);
+                 INSERT INTO failures VALUES (0);
+                 CREATE FUNCTION conflict() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF nextval('attempts') <= (SELECT n FROM failures) THEN
+                         RAISE EXCEPTION 'injected conflict' USING ERRCODE = 'unique_violation';
+                     END IF;
+                     RETURN NULL;
+                 END $$;
+                 CREATE TRIGGER conflict BEFORE INSERT ON log
+                     FOR EACH STATEMENT EXECUTE FUNCTION conflict();",
+            )
+            .unwrap();
+        let mut n = 0;
+        for grouped in [false, true] {
+            // Below the limit, at it (the last attempt succeeds), above it.
+            for failures in [MAX - 2, MAX - 1, MAX] {
+                admin
+                    .execute("UPDATE failures SET n = $1", &[&i64::from(failures)])
+                    .unwrap();
+                admin
+                    .batch_execute("ALTER SEQUENCE attempts RESTART")
+                    .unwrap();
+                n += 1;
+                let bytes = [n];
+                if grouped {
+                    store.begin_group().unwrap();
+                }
+                let result = store.append(A, PHONE, &[(content(n), &bytes)]);
+                if grouped {
+                    store.commit_group().unwrap();
+                }
+                let attempts: i64 = admin
+                    .query_one("SELECT last_value FROM attempts", &[])
+                    .unwrap()
+                    .get(0);
+                assert_eq!(attempts, i64::from((failures + 1).min(MAX)), "{failures}");
+                match result {
+                    Ok(appended) if failures < MAX => assert!(appended[0].new),
+                    Err(StoreError::Postgres(e)) if failures == MAX => {
+                        assert_eq!(e.code(), Some(&SqlState::UNIQUE_VIOLATION))
+                    }
+                    other => panic!("{failures} failures, grouped {grouped}: {other:?}"),
+                }
+            }
+        }
+        assert_eq!(store.head_seq(A).unwrap(), 4, "two of three, twice");
+    }
+
+    #[test]
+    fn deadlocked_groups_lose_one_operation_not_a_group() {
+        let db = TestDb::create();
+        {
+            let mut store = open(&db);
+            accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+            accepted(store.login(&login(B, PHONE, 1, 1)).unwrap());
+        }
+        // Two nodes, each in a group, each holding one account's lock and
+        // then asking for the other's.
+        let locked = Barrier::new(2);
+        let node = |first: &str, second: &str, n: u8| {
+            let mut store = open(&db);
+            store.begin_group().unwrap();
+            append_n(&mut store, first, PHONE, &[n]);
+            locked.wait();
+            let bytes = [n + 1];
+            let second = store.append(second, PHONE, &[(content(n + 1), &bytes)]);
+            store.commit_group().unwrap();
+            second
+        };
+        let (one, two) = std::thread::scope(|scope| {
+            let one = scope.spawn(|| node(A, B, 10));
+            let two = scope.spawn(|| node(B, A, 20));
+            (one.join().unwrap(), two.join().unwrap())
+        });
+        let deadlocked = |r: &Result<Vec<Appended>, StoreError>| matches!(r, Err(StoreError::Postgres(e)) if e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED));
+        assert!(
+            deadlocked(&one) != deadlocked(&two),
+            "exactly one operation fails: {one:?} {two:?}"
+        );
+        assert!(one.is_ok() || two.is_ok());
+        let mut store = open(&db);
+        let ids = |store: &mut PostgresRelayStore, account| {
+            store
+                .read_log(account, 0, 10, usize::MAX)
+                .unwrap()
+                .rows
+                .iter()
+                .map(|r| (r.seq, r.content_id[0]))
+                .collect::<Vec<_>>()
+        };
+        // Both groups' first appends committed; so did the second append
+        // that won.
+        let (a, b) = (ids(&mut store, A), ids(&mut store, B));
+        if one.is_ok() {
+            assert_eq!((a, b), (vec![(1, 10)], vec![(1, 20), (2, 11)]));
+        } else {
+            assert_eq!((a, b), (vec![(1, 10), (2, 21)], vec![(1, 20)]));
+        }
     }
 }

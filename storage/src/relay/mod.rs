@@ -2,10 +2,11 @@
 //! delta log, and device-addressed payloads waiting for their recipient.
 //!
 //! [`RelayStore`] is the boundary the relay programs against; each method is
-//! one logical operation and, in SQLite, one transaction. Two backends
-//! implement it, [`MemoryRelayStore`] and [`SqliteRelayStore`], and one
-//! conformance suite (`conformance.rs`) runs against both, so a third
-//! backend (PostgreSQL for scale-out) only has to pass the same suite.
+//! one logical operation and, in SQL, one transaction (or one savepoint
+//! inside a group). Three backends implement it: [`MemoryRelayStore`],
+//! [`SqliteRelayStore`] and, with the `postgres` feature,
+//! [`PostgresRelayStore`] (for several relay nodes on one database). One
+//! conformance suite (`conformance.rs`) runs against all three.
 //!
 //! The store speaks plain bytes and strings, not the transport's types:
 //! storage sits below transport and does not depend on it. The relay
@@ -18,9 +19,14 @@ mod memory;
 mod sqlite;
 mod values;
 
+#[cfg(feature = "postgres")]
+mod postgres;
+
 #[cfg(test)]
 mod conformance;
 
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresRelayStore;
 pub use memory::MemoryRelayStore;
 pub use sqlite::SqliteRelayStore;
 pub use values::STORED_VALUE_MAX;

@@ -21,7 +21,7 @@ use crate::{OpenError, StoreError};
 /// The relay schema's migrations, numbered from 1, applied in order at open.
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    sql: include_str!("migrations/0001_init.sql"),
+    sql: include_str!("migrations/sqlite/0001_init.sql"),
 }];
 
 /// A [`RelayStore`] in a SQLite file.

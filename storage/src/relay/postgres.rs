@@ -1,0 +1,823 @@
+//! The PostgreSQL relay store: the same [`RelayStore`] as SQLite, on a
+//! database that several relay nodes can share.
+//!
+//! Calls block on the network. Like the SQLite store, the relay runs it on a
+//! thread of its own and never calls it from its async reactor. The
+//! synchronous `postgres` client fits that thread and the trait (both
+//! synchronous, with group commit) without a runtime of the relay's own.
+//!
+//! # What guarantees what
+//!
+//! - **Isolation: READ COMMITTED plus explicit row locks.** Each statement
+//!   reads a fresh snapshot, so a statement that follows a lock sees every
+//!   transaction committed before the lock was granted. Conflicts become
+//!   waits, not aborts: SERIALIZABLE would abort whole transactions, and a
+//!   transaction here is a whole group of many devices' requests.
+//! - **One total order per account.** An append first locks the account's
+//!   row (`SELECT ... FOR NO KEY UPDATE`, in a statement of its own), then
+//!   reads which content ids the log holds, inserts the new deltas at
+//!   `head_seq + 1..` and writes the new head. The lock is held to the end
+//!   of the transaction (the group), so no other append to that account, on
+//!   any connection, can interleave: seqs are dense and each content id is
+//!   stored once (`UNIQUE (account, content_id)` backs that up).
+//! - **The device limit** holds across connections: a login locks the
+//!   account's row too, so counting the devices and registering a new one
+//!   cannot interleave with another login. A revoke takes the same lock, so
+//!   it revokes the token of a login that is either wholly before or wholly
+//!   after it.
+//! - **The payload limit** holds across connections: putting a payload
+//!   locks the recipient's device row first.
+//! - `NO KEY UPDATE` rather than `UPDATE`: the rows are locked only against
+//!   each other's writers, not against the foreign-key checks of inserts
+//!   that reference them (those take `KEY SHARE`).
+//! - **Group commit:** `begin_group` opens one transaction; each operation
+//!   in it runs after a savepoint, and a failed operation rolls back to it,
+//!   so the group keeps every other operation. A deadlock between two
+//!   groups (two nodes locking two accounts in opposite orders) fails one
+//!   operation of one group, which PostgreSQL detects after its
+//!   `deadlock_timeout`; the rest of both groups commits.
+//! - **Retries:** an operation that fails on a serialization failure, a
+//!   unique conflict or (outside a group) a deadlock runs again, up to
+//!   [`OPERATION_ATTEMPTS_MAX`] times. Inside a group a deadlock is not
+//!   retried: the group still holds the locks the other side waits for.
+//! - **Lost connections** are errors, never panics. The connection is
+//!   dropped and the next operation (or group) connects again, so the store
+//!   survives a database restart. A group whose connection was lost is lost
+//!   whole ([`StoreError::GroupLost`]); the relay acknowledged nothing of
+//!   it, and devices push again. A connection lost during `COMMIT` leaves
+//!   its outcome unknown; every write is idempotent (content ids, upserts,
+//!   maximum cursors), so the retry is safe either way.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::error::{Severity, SqlState};
+use postgres::types::ToSql;
+use postgres::{Client, Config, NoTls, Row, Statement};
+
+use super::values::{bound, bound_usize, key, loaded, stored};
+use super::{
+    Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
+    PayloadRow, PutPayload, RelayStore,
+};
+use crate::{OpenError, StoreError};
+
+/// The schema's migrations, numbered from 1, applied in order at open in one
+/// transaction. Version 1 creates the `schema_version` table itself.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/postgres/0001_init.sql"))];
+
+/// How long connecting may take when the URL sets no `connect_timeout`: a
+/// relay must learn that the database is unreachable, not hang.
+pub(crate) const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+
+/// How many times one operation runs when it fails on a conflict with a
+/// concurrent transaction (see the module docs).
+pub(crate) const OPERATION_ATTEMPTS_MAX: u32 = 3;
+
+/// The advisory lock that makes concurrent opens (several nodes starting at
+/// once) migrate one after another: "tandem\0\x01" as an integer.
+const MIGRATION_LOCK_KEY: i64 = 0x7461_6e64_656d_0001;
+
+/// A [`RelayStore`] in a PostgreSQL database. Several stores (relay nodes)
+/// may share one database; see the module docs for what that guarantees.
+pub struct PostgresRelayStore {
+    config: Config,
+    /// `None` after a lost connection, until the next operation connects.
+    conn: Option<Conn>,
+    group: Group,
+}
+
+impl std::fmt::Debug for PostgresRelayStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config holds the password; show none of it.
+        f.debug_struct("PostgresRelayStore")
+            .field("connected", &self.conn.is_some())
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the store is with respect to `begin_group` / `commit_group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Group {
+    /// No group: each operation is a transaction of its own.
+    Outside,
+    /// Inside the group's transaction, with a savepoint `op` after the last
+    /// operation that wrote.
+    Open,
+    /// The group's connection was lost: every operation fails until
+    /// `commit_group`.
+    Lost,
+}
+
+/// How an operation uses the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// Reads only, and needs no transaction to be consistent.
+    Read,
+    /// Writes with one statement, atomic by itself.
+    WriteOne,
+    /// Several statements that must happen together.
+    WriteMany,
+}
+
+impl PostgresRelayStore {
+    /// Connects to the database at `url` (`postgresql://user:password@host:port/db`,
+    /// or libpq's `key=value` form) and migrates it to the current schema in
+    /// one transaction. A database from a newer build is refused with
+    /// [`OpenError::SchemaTooNew`]. TLS is not supported yet: use a
+    /// connection the network already protects (loopback, a private link).
+    pub fn open(url: &str) -> Result<Self, OpenError> {
+        let mut config = Config::from_str(url).map_err(OpenError::Postgres)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS_DEFAULT));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("tandem-relay");
+        }
+        let mut client = config.connect(NoTls).map_err(OpenError::Postgres)?;
+        migrate(&mut client)?;
+        Ok(PostgresRelayStore {
+            config,
+            conn: Some(Conn::new(client)),
+            group: Group::Outside,
+        })
+    }
+
+    /// The open connection, connecting first if the last one was lost.
+    fn connect(&mut self) -> Result<&mut Conn, StoreError> {
+        if self.conn.as_ref().is_some_and(|c| c.client.is_closed()) {
+            self.conn = None;
+        }
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            slot @ None => {
+                let client = self.config.connect(NoTls)?;
+                Ok(slot.insert(Conn::new(client)))
+            }
+        }
+    }
+
+    /// Runs one operation: in the group's transaction after its savepoint,
+    /// or in a transaction of its own (`WriteMany`) or autocommit. Retries
+    /// conflicts; drops a broken connection.
+    fn run<T>(
+        &mut self,
+        shape: Shape,
+        mut body: impl FnMut(&mut Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.group {
+            Group::Lost => Err(StoreError::GroupLost),
+            Group::Open => self.run_in_group(shape, &mut body),
+            Group::Outside => self.run_alone(shape, &mut body),
+        }
+    }
+
+    fn run_in_group<T>(
+        &mut self,
+        shape: Shape,
+        body: &mut impl FnMut(&mut Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                self.group = Group::Lost;
+                return Err(StoreError::GroupLost);
+            };
+            let error = match body(conn) {
+                Ok(value) => {
+                    // Move the savepoint past this operation, so a later
+                    // failure rolls back to here and keeps it. A read
+                    // changed nothing: the older savepoint still fits.
+                    if shape != Shape::Read {
+                        if let Err(error) = conn
+                            .client
+                            .batch_execute("RELEASE SAVEPOINT op; SAVEPOINT op")
+                        {
+                            self.lose_group();
+                            return Err(error.into());
+                        }
+                    }
+                    return Ok(value);
+                }
+                Err(error) => error,
+            };
+            if breaks_connection(&error, &conn.client) {
+                self.lose_group();
+                return Err(error);
+            }
+            // Undo this operation's statements; the group's earlier
+            // operations stay, and the transaction is usable again.
+            if let Err(rollback) = conn.client.batch_execute("ROLLBACK TO SAVEPOINT op") {
+                self.lose_group();
+                return Err(rollback.into());
+            }
+            if attempt < OPERATION_ATTEMPTS_MAX && retryable(&error, true) {
+                attempt += 1;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+
+    fn run_alone<T>(
+        &mut self,
+        shape: Shape,
+        body: &mut impl FnMut(&mut Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let conn = self.connect()?;
+            let (result, broken) = if shape == Shape::WriteMany {
+                in_transaction(conn, body)
+            } else {
+                let result = body(conn);
+                let broken = result
+                    .as_ref()
+                    .err()
+                    .is_some_and(|e| breaks_connection(e, &conn.client));
+                (result, broken)
+            };
+            let error = match result {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            if broken {
+                // Reconnect on the next operation, not now: the error
+                // reaches the caller, who decides whether to retry.
+                self.conn = None;
+                return Err(error);
+            }
+            if attempt < OPERATION_ATTEMPTS_MAX && retryable(&error, false) {
+                attempt += 1;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+
+    /// The group's transaction is gone with its connection. Dropping the
+    /// client closes the connection, and PostgreSQL rolls back whatever was
+    /// left open.
+    fn lose_group(&mut self) {
+        self.conn = None;
+        self.group = Group::Lost;
+    }
+}
+
+/// Runs `body` between `BEGIN` and `COMMIT`, rolling back on its error.
+/// Returns the result and whether the connection must be dropped.
+fn in_transaction<T>(
+    conn: &mut Conn,
+    body: &mut impl FnMut(&mut Conn) -> Result<T, StoreError>,
+) -> (Result<T, StoreError>, bool) {
+    if let Err(error) = conn.client.batch_execute("BEGIN") {
+        // Whatever state the session is in, it is not one to build on.
+        return (Err(error.into()), true);
+    }
+    match body(conn) {
+        Ok(value) => match conn.client.batch_execute("COMMIT") {
+            Ok(()) => (Ok(value), false),
+            Err(error) => (Err(error.into()), true),
+        },
+        Err(error) => {
+            let broken = breaks_connection(&error, &conn.client)
+                || conn.client.batch_execute("ROLLBACK").is_err();
+            (Err(error), broken)
+        }
+    }
+}
+
+/// Whether `error` leaves the connection unusable: closed, a failure below
+/// SQL (IO, protocol), or a FATAL error (the server ends the session, as
+/// on a restart or `pg_terminate_backend`).
+fn breaks_connection(error: &StoreError, client: &Client) -> bool {
+    if client.is_closed() {
+        return true;
+    }
+    match error {
+        StoreError::Postgres(error) => match error.as_db_error() {
+            None => true,
+            Some(db) => matches!(
+                db.parsed_severity(),
+                Some(Severity::Fatal | Severity::Panic)
+            ),
+        },
+        _ => false,
+    }
+}
+
+/// Whether running the operation again can succeed: it lost a race with a
+/// concurrent transaction.
+fn retryable(error: &StoreError, in_group: bool) -> bool {
+    let StoreError::Postgres(error) = error else {
+        return false;
+    };
+    let Some(code) = error.code() else {
+        return false;
+    };
+    if *code == SqlState::T_R_DEADLOCK_DETECTED {
+        return !in_group;
+    }
+    *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::UNIQUE_VIOLATION
+}
+
+/// Brings the database up to the last migration, in one transaction, under
+/// an advisory lock so that nodes starting together migrate once.
+fn migrate(client: &mut Client) -> Result<(), OpenError> {
+    debug_assert!(MIGRATIONS
+        .iter()
+        .enumerate()
+        .all(|(i, (version, _))| *version as usize == i + 1));
+    let known = MIGRATIONS.len() as u32;
+    let mut tx = client.transaction().map_err(OpenError::Postgres)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .map_err(OpenError::Postgres)?;
+    let has_table: bool = tx
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(OpenError::Postgres)?;
+    let found: u32 = if has_table {
+        let version: i32 = tx
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(OpenError::Postgres)?;
+        // The column's CHECK keeps it positive; a negative one cannot be
+        // read back, so treat it as nothing applied, which fails loudly on
+        // the first migration's CREATE TABLE.
+        u32::try_from(version).unwrap_or(0)
+    } else {
+        0
+    };
+    if found > known {
+        return Err(OpenError::SchemaTooNew { found, known });
+    }
+    for &(version, sql) in &MIGRATIONS[found as usize..] {
+        let step = i32::try_from(version).unwrap_or(i32::MAX);
+        tx.batch_execute(sql)
+            .and_then(|()| tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&step]))
+            .map_err(|source| OpenError::PostgresMigration { version, source })?;
+    }
+    tx.commit().map_err(OpenError::Postgres)
+}
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    /// Prepared once per connection: preparing costs a round trip.
+    statements: HashMap<&'static str, Statement>,
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Conn {
+            client,
+            statements: HashMap::new(),
+        }
+    }
+
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+        let statement = self.statement(sql)?;
+        Ok(self.client.query(&statement, params)?)
+    }
+
+    fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row, StoreError> {
+        let statement = self.statement(sql)?;
+        Ok(self.client.query_one(&statement, params)?)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, StoreError> {
+        let statement = self.statement(sql)?;
+        Ok(self.client.query_opt(&statement, params)?)
+    }
+
+    fn execute(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64, StoreError> {
+        let statement = self.statement(sql)?;
+        Ok(self.client.execute(&statement, params)?)
+    }
+
+    /// Locks the account's row against other writers until the end of the
+    /// transaction and returns its head; `None` for an unknown account.
+    fn lock_account(&mut self, account: &str) -> Result<Option<u64>, StoreError> {
+        let row = self.query_opt(
+            "SELECT head_seq FROM accounts WHERE account = $1 FOR NO KEY UPDATE",
+            &[&account],
+        )?;
+        row.map(|r| loaded(r.try_get(0)?, "head_seq")).transpose()
+    }
+
+    /// [`Conn::lock_account`], creating the account first if needed.
+    fn lock_or_create_account(&mut self, account: &str) -> Result<u64, StoreError> {
+        if let Some(head) = self.lock_account(account)? {
+            return Ok(head);
+        }
+        // A concurrent creator makes this wait for its commit, then do
+        // nothing; either way the row exists for the lock that follows.
+        self.execute(
+            "INSERT INTO accounts (account) VALUES ($1) ON CONFLICT (account) DO NOTHING",
+            &[&account],
+        )?;
+        self.lock_account(account)?
+            .ok_or_else(|| StoreError::Corrupt(format!("account {account:?} vanished")))
+    }
+
+    fn head_seq(&mut self, account: &str) -> Result<u64, StoreError> {
+        let row = self.query_opt(
+            "SELECT head_seq FROM accounts WHERE account = $1",
+            &[&account],
+        )?;
+        match row {
+            Some(r) => loaded(r.try_get(0)?, "head_seq"),
+            None => Ok(0),
+        }
+    }
+}
+
+fn device_row(device: DeviceKey, r: &Row, first: usize) -> Result<DeviceRow, StoreError> {
+    Ok(DeviceRow {
+        device,
+        name: r.try_get(first)?,
+        platform: r.try_get(first + 1)?,
+        first_login_ms: loaded(r.try_get(first + 2)?, "first_login_ms")?,
+        last_seen_ms: loaded(r.try_get(first + 3)?, "last_seen_ms")?,
+        cursor: loaded(r.try_get(first + 4)?, "cursor")?,
+    })
+}
+
+impl RelayStore for PostgresRelayStore {
+    fn begin_group(&mut self) -> Result<(), StoreError> {
+        debug_assert_eq!(self.group, Group::Outside, "groups do not nest");
+        let conn = self.connect()?;
+        if let Err(error) = conn.client.batch_execute("BEGIN; SAVEPOINT op") {
+            self.conn = None;
+            return Err(error.into());
+        }
+        self.group = Group::Open;
+        Ok(())
+    }
+
+    fn commit_group(&mut self) -> Result<(), StoreError> {
+        match std::mem::replace(&mut self.group, Group::Outside) {
+            Group::Outside => Ok(()),
+            Group::Lost => Err(StoreError::GroupLost),
+            Group::Open => {
+                let Some(conn) = self.conn.as_mut() else {
+                    return Err(StoreError::GroupLost);
+                };
+                if let Err(error) = conn.client.batch_execute("COMMIT") {
+                    // PostgreSQL ended the transaction either way; the
+                    // connection may be gone too. Start afresh.
+                    self.conn = None;
+                    return Err(error.into());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
+        let now = stored(login.now_ms, "now_ms")?;
+        let device: &[u8] = &login.device;
+        let token: &[u8] = &login.token_hash;
+        self.run(Shape::WriteMany, |c| {
+            // The account's lock makes counting and registering one step
+            // across every connection (the device limit).
+            let head = c.lock_or_create_account(login.account)?;
+            let state = c.query_one(
+                "SELECT
+                    EXISTS (SELECT 1 FROM revoked
+                            WHERE account = $1 AND device = $2 AND token_hash = $3),
+                    EXISTS (SELECT 1 FROM devices WHERE account = $1 AND device = $2),
+                    (SELECT count(*) FROM devices WHERE account = $1)",
+                &[&login.account, &device, &token],
+            )?;
+            let (revoked, known): (bool, bool) = (state.try_get(0)?, state.try_get(1)?);
+            if revoked {
+                return Ok(LoginOutcome::Revoked);
+            }
+            let count = loaded(state.try_get(2)?, "device count")?;
+            if !known && count >= login.devices_max as u64 {
+                return Ok(LoginOutcome::TooManyDevices);
+            }
+            let resume = stored(login.resume_cursor.min(head), "cursor")?;
+            let row = c.query_one(
+                "INSERT INTO devices
+                    (account, device, name, platform, first_login_ms, last_seen_ms, token_hash, cursor)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+                 ON CONFLICT (account, device) DO UPDATE SET
+                    name = excluded.name,
+                    platform = excluded.platform,
+                    last_seen_ms = excluded.last_seen_ms,
+                    token_hash = excluded.token_hash,
+                    cursor = GREATEST(devices.cursor, excluded.cursor)
+                 RETURNING name, platform, first_login_ms, last_seen_ms, cursor",
+                &[
+                    &login.account,
+                    &device,
+                    &login.name,
+                    &login.platform,
+                    &now,
+                    &token,
+                    &resume,
+                ],
+            )?;
+            Ok(LoginOutcome::Accepted {
+                device: device_row(login.device, &row, 0)?,
+                first_login: !known,
+            })
+        })
+    }
+
+    fn devices(&mut self, account: &str) -> Result<Vec<DeviceRow>, StoreError> {
+        self.run(Shape::Read, |c| {
+            let rows = c.query(
+                "SELECT device, name, platform, first_login_ms, last_seen_ms, cursor
+                 FROM devices WHERE account = $1 ORDER BY device",
+                &[&account],
+            )?;
+            rows.iter()
+                .map(|r| device_row(key(r.try_get(0)?, "device id")?, r, 1))
+                .collect()
+        })
+    }
+
+    fn touch(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        last_seen_ms: u64,
+    ) -> Result<(), StoreError> {
+        let last_seen = stored(last_seen_ms, "last_seen_ms")?;
+        let device: &[u8] = &device;
+        self.run(Shape::WriteOne, |c| {
+            c.execute(
+                "UPDATE devices SET last_seen_ms = $3 WHERE account = $1 AND device = $2",
+                &[&account, &device, &last_seen],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn revoke(&mut self, account: &str, device: DeviceKey) -> Result<bool, StoreError> {
+        let device: &[u8] = &device;
+        self.run(Shape::WriteMany, |c| {
+            // The account's lock orders this against logins, which change
+            // the device's token hash.
+            if c.lock_account(account)?.is_none() {
+                return Ok(false);
+            }
+            let inserted = c.execute(
+                "INSERT INTO revoked (account, device, token_hash)
+                 SELECT account, device, token_hash FROM devices
+                 WHERE account = $1 AND device = $2
+                 ON CONFLICT DO NOTHING",
+                &[&account, &device],
+            )?;
+            if inserted > 0 {
+                return Ok(true);
+            }
+            // Nothing inserted: either no such device, or already revoked.
+            let row = c.query_one(
+                "SELECT EXISTS (SELECT 1 FROM devices WHERE account = $1 AND device = $2)",
+                &[&account, &device],
+            )?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
+    fn append(
+        &mut self,
+        account: &str,
+        origin: DeviceKey,
+        deltas: &[(ContentKey, &[u8])],
+    ) -> Result<Vec<Appended>, StoreError> {
+        if deltas.is_empty() {
+            return Ok(Vec::new());
+        }
+        let origin: &[u8] = &origin;
+        self.run(Shape::WriteMany, |c| {
+            // The lock comes first and alone: the statements after it read
+            // fresh snapshots, which hold every append committed before it.
+            let mut head = c.lock_or_create_account(account)?;
+            let ids: Vec<&[u8]> = deltas.iter().map(|(id, _)| &id[..]).collect();
+            let mut seqs: HashMap<ContentKey, u64> = HashMap::new();
+            for r in c.query(
+                "SELECT content_id, seq FROM log WHERE account = $1 AND content_id = ANY ($2)",
+                &[&account, &ids],
+            )? {
+                seqs.insert(
+                    key(r.try_get(0)?, "content id")?,
+                    loaded(r.try_get(1)?, "seq")?,
+                );
+            }
+            let mut out = Vec::with_capacity(deltas.len());
+            let (mut new_seqs, mut new_ids, mut new_bytes) = (Vec::new(), Vec::new(), Vec::new());
+            for (content_id, bytes) in deltas {
+                if let Some(&seq) = seqs.get(content_id) {
+                    out.push(Appended {
+                        content_id: *content_id,
+                        seq,
+                        new: false,
+                    });
+                    continue;
+                }
+                head += 1;
+                new_seqs.push(stored(head, "seq")?);
+                new_ids.push(&content_id[..]);
+                new_bytes.push(*bytes);
+                // A repeat later in this batch keeps this seq.
+                seqs.insert(*content_id, head);
+                out.push(Appended {
+                    content_id: *content_id,
+                    seq: head,
+                    new: true,
+                });
+            }
+            if !new_seqs.is_empty() {
+                let head = stored(head, "seq")?;
+                c.execute(
+                    "WITH added AS (
+                        INSERT INTO log (account, seq, content_id, origin, bytes)
+                        SELECT $1, seq, content_id, $2, bytes
+                        FROM unnest($3::BIGINT[], $4::BYTEA[], $5::BYTEA[])
+                            AS t (seq, content_id, bytes)
+                     )
+                     UPDATE accounts SET head_seq = $6 WHERE account = $1",
+                    &[&account, &origin, &new_seqs, &new_ids, &new_bytes, &head],
+                )?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn read_log(
+        &mut self,
+        account: &str,
+        after_seq: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<Page, StoreError> {
+        let (after, limit, budget) = (
+            bound(after_seq),
+            bound_usize(count_max),
+            bound_usize(bytes_max),
+        );
+        self.run(Shape::Read, |c| {
+            // The byte budget is applied in SQL, so a page of large deltas
+            // never crosses the network in full only to be cut here. Rows
+            // are a prefix: the running sum only grows.
+            let rows = c.query(
+                "SELECT seq, origin, content_id, bytes FROM (
+                    SELECT seq, origin, content_id, bytes,
+                           row_number() OVER (ORDER BY seq) AS n,
+                           sum(octet_length(bytes)) OVER (ORDER BY seq) AS running
+                    FROM (SELECT seq, origin, content_id, bytes FROM log
+                          WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3) AS window_rows
+                 ) AS page
+                 WHERE n = 1 OR running <= $4
+                 ORDER BY seq",
+                &[&account, &after, &limit, &budget],
+            )?;
+            let mut page = Page::default();
+            for r in &rows {
+                page.rows.push(LogRow {
+                    seq: loaded(r.try_get(0)?, "seq")?,
+                    origin: key(r.try_get(1)?, "origin")?,
+                    content_id: key(r.try_get(2)?, "content id")?,
+                    bytes: r.try_get(3)?,
+                });
+            }
+            // The head is read after the rows, in a newer snapshot: it is
+            // at least the head the rows saw, so `more` is never false while
+            // the rows stopped short of the log's end.
+            let head = c.head_seq(account)?;
+            let last = page.rows.last().map_or(after_seq, |r| r.seq);
+            page.more = last < head;
+            Ok(page)
+        })
+    }
+
+    fn head_seq(&mut self, account: &str) -> Result<u64, StoreError> {
+        self.run(Shape::Read, |c| c.head_seq(account))
+    }
+
+    fn set_cursor(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        cursor: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let cursor = bound(cursor);
+        let device: &[u8] = &device;
+        self.run(Shape::WriteOne, |c| {
+            let row = c.query_opt(
+                "UPDATE devices AS d
+                 SET cursor = GREATEST(d.cursor, LEAST($3, a.head_seq))
+                 FROM accounts AS a
+                 WHERE a.account = d.account AND d.account = $1 AND d.device = $2
+                 RETURNING d.cursor",
+                &[&account, &device, &cursor],
+            )?;
+            row.map(|r| loaded(r.try_get(0)?, "cursor")).transpose()
+        })
+    }
+
+    fn put_payload(
+        &mut self,
+        account: &str,
+        recipient: DeviceKey,
+        payload: &PayloadRow,
+        pending_max: usize,
+    ) -> Result<PutPayload, StoreError> {
+        let sent_ms = stored(payload.sent_ms, "sent_ms")?;
+        let recipient: &[u8] = &recipient;
+        let (id, sender): (&[u8], &[u8]) = (&payload.id, &payload.sender);
+        self.run(Shape::WriteMany, |c| {
+            // The recipient's lock makes counting and inserting one step
+            // across every connection (the queue limit).
+            let known = c.query_opt(
+                "SELECT 1 FROM devices WHERE account = $1 AND device = $2 FOR NO KEY UPDATE",
+                &[&account, &recipient],
+            )?;
+            if known.is_none() {
+                return Ok(PutPayload::UnknownRecipient);
+            }
+            let state = c.query_one(
+                "SELECT
+                    EXISTS (SELECT 1 FROM payloads
+                            WHERE account = $1 AND recipient = $2 AND id = $3),
+                    (SELECT count(*) FROM payloads WHERE account = $1 AND recipient = $2)",
+                &[&account, &recipient, &id],
+            )?;
+            if state.try_get::<_, bool>(0)? {
+                return Ok(PutPayload::AlreadyStored);
+            }
+            if loaded(state.try_get(1)?, "payload count")? >= pending_max as u64 {
+                return Ok(PutPayload::QueueFull);
+            }
+            c.execute(
+                "INSERT INTO payloads (account, recipient, id, sender, bytes, sent_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&account, &recipient, &id, &sender, &payload.bytes, &sent_ms],
+            )?;
+            Ok(PutPayload::Stored)
+        })
+    }
+
+    fn payloads(
+        &mut self,
+        account: &str,
+        recipient: DeviceKey,
+    ) -> Result<Vec<PayloadRow>, StoreError> {
+        let recipient: &[u8] = &recipient;
+        self.run(Shape::Read, |c| {
+            let rows = c.query(
+                "SELECT id, sender, bytes, sent_ms FROM payloads
+                 WHERE account = $1 AND recipient = $2 ORDER BY pos",
+                &[&account, &recipient],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(PayloadRow {
+                        id: key(r.try_get(0)?, "payload id")?,
+                        sender: key(r.try_get(1)?, "sender")?,
+                        bytes: r.try_get(2)?,
+                        sent_ms: loaded(r.try_get(3)?, "sent_ms")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn ack_payload(
+        &mut self,
+        account: &str,
+        recipient: DeviceKey,
+        id: PayloadKey,
+    ) -> Result<bool, StoreError> {
+        let (recipient, id): (&[u8], &[u8]) = (&recipient, &id);
+        self.run(Shape::WriteOne, |c| {
+            let removed = c.execute(
+                "DELETE FROM payloads WHERE account = $1 AND recipient = $2 AND id = $3",
+                &[&account, &recipient, &id],
+            )?;
+            Ok(removed > 0)
+        })
+    }
+}
