@@ -29,12 +29,12 @@ pub enum OpenError {
     /// PostgreSQL refused the connection string, the connection or the
     /// set-up.
     #[cfg(feature = "postgres")]
-    #[error("cannot open the PostgreSQL store: {0}")]
+    #[error("cannot open the PostgreSQL store: {}", postgres_why(.0))]
     Postgres(#[source] postgres::Error),
     /// A PostgreSQL migration failed; the database is left at its previous
     /// version (migrations run in one transaction).
     #[cfg(feature = "postgres")]
-    #[error("PostgreSQL migration {version} failed: {source}")]
+    #[error("PostgreSQL migration {version} failed: {}", postgres_why(.source))]
     PostgresMigration {
         version: u32,
         #[source]
@@ -65,7 +65,7 @@ pub enum StoreError {
     /// a statement failed. After a lost connection the store reconnects on
     /// its next operation.
     #[cfg(feature = "postgres")]
-    #[error("PostgreSQL store error: {0}")]
+    #[error("PostgreSQL store error: {}", postgres_why(.0))]
     Postgres(#[from] postgres::Error),
     /// The current group's transaction was lost with its connection: none
     /// of the group is durable, and every further operation of the group
@@ -73,4 +73,21 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("the store group was lost with its database connection; nothing of it is durable")]
     GroupLost,
+}
+
+/// A PostgreSQL error with what caused it: the client's own message is only
+/// its kind ("db error", "error connecting to server").
+#[cfg(feature = "postgres")]
+fn postgres_why(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

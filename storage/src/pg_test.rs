@@ -74,7 +74,7 @@ impl TestDb {
         // The name is ours: digits, lower-case letters and underscores.
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {}", why(&e)));
         TestDb {
             name,
             url,
@@ -111,14 +111,31 @@ impl Drop for TestDb {
             ))
         });
         if let Err(error) = drop {
-            eprintln!("pg_test: could not drop {}: {error}", self.name);
+            eprintln!("pg_test: could not drop {}: {}", self.name, why(&error));
         }
     }
 }
 
 fn admin_client(url: &str) -> postgres::Client {
-    postgres::Client::connect(url, postgres::NoTls)
-        .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL at {url}: {e}"))
+    postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "cannot connect to the test PostgreSQL at {url}: {}",
+            why(&e)
+        )
+    })
+}
+
+/// An error with its causes ("error connecting to server: Connection
+/// refused"): the postgres crate's own message leaves the cause out.
+fn why(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The server every test of this process uses.

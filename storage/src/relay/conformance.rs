@@ -814,6 +814,23 @@ mod postgres_database {
     }
 
     #[test]
+    fn errors_say_what_postgres_said() {
+        let db = TestDb::create();
+        let mut store = open(&db);
+        let bytes = [1u8];
+        let refused = store.append(A, PHONE, &[(content(1), &bytes)]).unwrap_err();
+        let text = refused.to_string();
+        assert!(
+            text.contains("foreign key") && text.contains("23503"),
+            "{text}"
+        );
+        let unreachable = PostgresRelayStore::open("postgresql://postgres@127.0.0.1:1/x")
+            .unwrap_err()
+            .to_string();
+        assert!(unreachable.contains("refused"), "{unreachable}");
+    }
+
+    #[test]
     fn a_group_whose_connection_is_lost_is_lost_whole() {
         let db = TestDb::create();
         let mut store = open(&db);
