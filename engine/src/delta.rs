@@ -7,7 +7,7 @@
 //! and, later, carry end-to-end encrypted deltas.
 
 use serde::{Deserialize, Serialize};
-use tandem_transport::{AccountId, DeviceId};
+use tandem_transport::{AccountId, ContentId, DeviceId};
 
 use crate::limits::{DELTA_BYTES_MAX, READ_MARKERS_PER_DELTA_MAX};
 use crate::model::{ConversationId, MessageId};
@@ -15,9 +15,6 @@ use crate::op::{InvalidOp, Op};
 
 /// The delta format this build writes and reads.
 pub const DELTA_FORMAT: u16 = 1;
-
-/// A content id: blake3 of a delta's encoded bytes.
-pub type ContentId = [u8; 32];
 
 /// One user operation as it travels between devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,9 +58,9 @@ pub struct ReadMarker {
 pub struct EncodedDelta(pub Vec<u8>);
 
 impl EncodedDelta {
-    /// blake3 of the bytes.
+    /// blake3 of the bytes: the id the relay stores the delta under.
     pub fn content_id(&self) -> ContentId {
-        *blake3::hash(&self.0).as_bytes()
+        ContentId::of(&self.0)
     }
 }
 

@@ -11,9 +11,9 @@ use tandem_storage::device::{
     Receipt, ThreadRow,
 };
 use tandem_storage::StoreError;
-use tandem_transport::{AccountId, DeviceId, Platform};
+use tandem_transport::{AccountId, ContentId, DeviceId, Platform};
 
-use crate::delta::{ContentId, Delta, DeltaError, EncodedDelta, ReadMarker, DELTA_FORMAT};
+use crate::delta::{Delta, DeltaError, EncodedDelta, ReadMarker, DELTA_FORMAT};
 use crate::doc::{AccountDoc, DocError, Edit, EditFailure, Refused};
 use crate::event::*;
 use crate::limits::{DELTAS_PER_BATCH_MAX, DOC_CHANGES_PER_SNAPSHOT};
@@ -46,7 +46,7 @@ pub struct Config {
 
 /// Who this device is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceInfo {
+pub struct DeviceIdentity {
     /// The account (user) the device belongs to.
     pub account: AccountId,
     /// The device's random 128-bit id, drawn once when the device was created
@@ -377,7 +377,7 @@ pub struct Engine {
     /// Loaded on first use; emptied after a failed write so the next use
     /// reloads what the store holds.
     doc: OnceCell<AccountDoc>,
-    device: DeviceInfo,
+    device: DeviceIdentity,
     next_origin_seq: u64,
     delivery: EventDelivery,
 }
@@ -430,7 +430,7 @@ impl Engine {
                 found: identity.account,
             });
         }
-        let device = DeviceInfo {
+        let device = DeviceIdentity {
             account: config.account,
             device_id: DeviceId(identity.device_id),
             name: identity.device_name,
@@ -457,7 +457,7 @@ impl Engine {
     }
 
     /// This device's identity.
-    pub fn device(&self) -> &DeviceInfo {
+    pub fn device(&self) -> &DeviceIdentity {
         &self.device
     }
 
@@ -709,7 +709,7 @@ impl Engine {
         let mut known = Vec::with_capacity(accepted.len());
         let tx = self.store.transaction()?;
         for (content_id, seq) in accepted {
-            if tx.set_relay_seq(content_id, *seq as i64)? {
+            if tx.set_relay_seq(&content_id.0, *seq as i64)? {
                 known.push(*seq);
             }
         }
@@ -743,7 +743,7 @@ impl Engine {
             let (delta, change) = Delta::decode(&encoded.0, &self.device.account)
                 .map_err(|error| ApplyError::Delta { index, error })?;
             let content_id = encoded.content_id();
-            if !seen.insert(content_id) || self.store.has_delta(&content_id)? {
+            if !seen.insert(content_id) || self.store.has_delta(&content_id.0)? {
                 applied.duplicate += 1;
                 if let Some(seq) = relay_seq {
                     batch.known.push((content_id, seq));
@@ -792,7 +792,7 @@ impl Engine {
                 Some(Candidate::new(
                     delta,
                     change.as_ref(),
-                    row.content_id,
+                    ContentId(row.content_id),
                     false,
                 ))
             })
@@ -804,7 +804,7 @@ impl Engine {
         let mut merged_now: Vec<(Delta, ContentId)> = Vec::new();
         let mut new_changes = 0i64;
         for (content_id, seq) in &batch.known {
-            tx.set_relay_seq(content_id, *seq as i64)?;
+            tx.set_relay_seq(&content_id.0, *seq as i64)?;
         }
         // All of the batch's changes go to automerge in one call; changes
         // whose dependencies are still missing wait inside it.
@@ -867,7 +867,7 @@ impl Engine {
                 if let Some(hash) = &c.hash {
                     pending_hashes.remove(hash);
                 }
-                tx.mark_delta_applied(&c.content_id)?;
+                tx.mark_delta_applied(&c.content_id.0)?;
                 if !c.is_new {
                     applied.unblocked += 1;
                 }
@@ -917,7 +917,7 @@ impl Engine {
             let superseded = superseded(&lookup, &kind);
             let seq = tx.append_event(&EventRow {
                 seq: 0,
-                content_id: *content_id,
+                content_id: content_id.0,
                 origin: delta.origin.0,
                 made_at_ms: delta.made_at_ms,
                 body: encode_event(&StoredEvent { kind, superseded }),
@@ -1018,7 +1018,7 @@ impl Engine {
             id: hex(&id),
             payload: hex(bytes),
         });
-        self.journal(now_ms, from, *hasher.finalize().as_bytes(), kind)
+        self.journal(now_ms, from, ContentId(*hasher.finalize().as_bytes()), kind)
     }
 
     /// Journals something the relay told this device about its connection
@@ -1039,7 +1039,12 @@ impl Engine {
             kind: kind.clone(),
             superseded: false,
         }));
-        self.journal(now_ms, source, *hasher.finalize().as_bytes(), kind)
+        self.journal(
+            now_ms,
+            source,
+            ContentId(*hasher.finalize().as_bytes()),
+            kind,
+        )
     }
 
     fn journal(
@@ -1052,7 +1057,7 @@ impl Engine {
         let tx = self.store.transaction()?;
         let seq = tx.append_event(&EventRow {
             seq: 0,
-            content_id,
+            content_id: content_id.0,
             origin: source.0,
             made_at_ms: now_ms,
             body: encode_event(&StoredEvent {
@@ -1157,7 +1162,7 @@ pub(crate) fn sent_message_id(delta: &Delta) -> MessageId {
 fn delta_row(delta: &Delta, encoded: &EncodedDelta, applied: bool) -> DeltaRow {
     DeltaRow {
         local_seq: 0,
-        content_id: encoded.content_id(),
+        content_id: encoded.content_id().0,
         origin: delta.origin.0,
         origin_seq: delta.origin_seq as i64,
         made_at_ms: delta.made_at_ms,
@@ -1171,7 +1176,7 @@ fn delta_row(delta: &Delta, encoded: &EncodedDelta, applied: bool) -> DeltaRow {
 fn loaded<'a>(
     cell: &'a OnceCell<AccountDoc>,
     store: &DeviceStore,
-    device: &DeviceInfo,
+    device: &DeviceIdentity,
 ) -> Result<&'a AccountDoc, LoadError> {
     if let Some(doc) = cell.get() {
         return Ok(doc);
@@ -1180,7 +1185,7 @@ fn loaded<'a>(
     Ok(cell.get_or_init(|| doc))
 }
 
-fn load_doc(store: &DeviceStore, device: &DeviceInfo) -> Result<AccountDoc, LoadError> {
+fn load_doc(store: &DeviceStore, device: &DeviceIdentity) -> Result<AccountDoc, LoadError> {
     let chunks = store.doc_chunks()?;
     let mut snapshot = None;
     let mut changes: Vec<&[u8]> = Vec::new();

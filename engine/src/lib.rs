@@ -3,6 +3,7 @@
 //! See [`Engine`] for how to drive it, [`op`] for what a user can do, and
 //! [`delta`] for what devices exchange.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod delta;
@@ -17,8 +18,8 @@ pub mod sync;
 
 pub use doc::{DocError, Refused};
 pub use engine::{
-    AccountState, Applied, ApplyError, Changed, Config, DeviceInfo, Engine, EventDelivery, Export,
-    ExportCursor, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
+    AccountState, Applied, ApplyError, Changed, Config, DeviceIdentity, Engine, EventDelivery,
+    Export, ExportCursor, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
 };
 pub use event::{Event, EventKind};
 pub use tandem_storage::device::{
@@ -26,7 +27,7 @@ pub use tandem_storage::device::{
     MemberAttribute, MessageView, Receipt, ThreadRow,
 };
 pub use tandem_storage::StoreError;
-pub use tandem_transport::{AccountId, DeviceId, Platform};
+pub use tandem_transport::{AccountId, ContentId, DeviceId, Platform};
 
 /// The README's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -6,8 +6,8 @@
 //! async shell in [`crate::net`] only moves bytes and time; a simulation can
 //! drive the same code over an in-memory link.
 
-use tandem_transport::client::{CloseReason, Event};
-use tandem_transport::frame::{Delta as WireDelta, DeviceInfo, ErrorCode, PayloadId};
+use tandem_transport::client::{CloseReason, SessionEvent};
+use tandem_transport::frame::{DeviceInfo, ErrorCode, PayloadId, WireDelta};
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
 use tandem_transport::{ClientSession, CommandError, DeviceId};
 
@@ -223,12 +223,12 @@ impl Syncer {
         &mut self,
         engine: &mut Engine,
         session: &mut ClientSession,
-        event: Event,
+        event: SessionEvent,
         now_ms: i64,
     ) -> Result<Vec<SyncEvent>, SyncError> {
         let mut out = Vec::new();
         match event {
-            Event::Connected(welcome) => {
+            SessionEvent::Connected(welcome) => {
                 self.connected = true;
                 self.known_devices = welcome.devices.iter().map(|d| d.id).collect();
                 self.head_seq = welcome.head_seq;
@@ -240,8 +240,8 @@ impl Syncer {
                 }
                 self.push(engine, session)?;
             }
-            Event::PushAcked(entries) => {
-                let accepted: Vec<_> = entries.iter().map(|e| (e.content_id.0, e.seq)).collect();
+            SessionEvent::PushAcked(entries) => {
+                let accepted: Vec<_> = entries.iter().map(|e| (e.content_id, e.seq)).collect();
                 let cursor_before = engine.relay_cursor()?;
                 engine.acknowledge(&accepted)?;
                 self.push_in_flight = false;
@@ -260,7 +260,7 @@ impl Syncer {
                 }
                 self.push(engine, session)?;
             }
-            Event::Deltas { deltas, more } => {
+            SessionEvent::Deltas { deltas, more } => {
                 self.pull_in_flight = false;
                 self.pull_since_ms = None;
                 if let Some(last) = deltas.last() {
@@ -271,9 +271,9 @@ impl Syncer {
                     self.pull(engine, session)?;
                 }
             }
-            Event::Live(delta) => self.live(engine, session, vec![delta], &mut out)?,
-            Event::PullNeeded => self.pull(engine, session)?,
-            Event::Devices(devices) => {
+            SessionEvent::Live(delta) => self.live(engine, session, vec![delta], &mut out)?,
+            SessionEvent::PullNeeded => self.pull(engine, session)?,
+            SessionEvent::Devices(devices) => {
                 // Devices this connection has not seen before logged in
                 // meanwhile.
                 for device in &devices {
@@ -290,14 +290,14 @@ impl Syncer {
                 }
                 out.push(SyncEvent::Devices(devices));
             }
-            Event::DeviceListChanged => {
+            SessionEvent::DeviceListChanged => {
                 let me = engine.device().device_id;
                 engine.record_connection_event(now_ms, me, ConnectionEvent::DeviceListChanged)?;
                 // Fetch the list to see who is new.
                 session.list_devices()?;
                 out.push(SyncEvent::DeviceListChanged);
             }
-            Event::DevicePayload { from, id, bytes } => {
+            SessionEvent::DevicePayload { from, id, bytes } => {
                 // Journaled before it is acknowledged: a crash in between
                 // means a second delivery, which the journal absorbs.
                 let new = engine.record_payload(now_ms, from, id.0, &bytes)?;
@@ -306,7 +306,7 @@ impl Syncer {
                     out.push(SyncEvent::Payload { from, id, bytes });
                 }
             }
-            Event::Kicked { by, reason } => {
+            SessionEvent::Kicked { by, reason } => {
                 engine.record_connection_event(
                     now_ms,
                     by,
@@ -316,7 +316,7 @@ impl Syncer {
                 )?;
                 out.push(SyncEvent::Kicked { by, reason });
             }
-            Event::Error { code, text } => {
+            SessionEvent::Error { code, text } => {
                 if code == ErrorCode::TooManyDevices {
                     let me = engine.device().device_id;
                     engine.record_connection_event(
@@ -327,7 +327,7 @@ impl Syncer {
                 }
                 out.push(SyncEvent::RelayError { code, text });
             }
-            Event::Closed(reason) => {
+            SessionEvent::Closed(reason) => {
                 self.connected = false;
                 out.push(SyncEvent::Closed(reason));
             }
@@ -344,7 +344,7 @@ impl Syncer {
     /// Reacts to live deltas that arrived together: merged in one
     /// transaction when they continue the cursor, which keeps a device that
     /// falls behind from paying one durable commit per delta. Call it
-    /// instead of [`Syncer::handle`] for a run of [`Event::Live`] events.
+    /// instead of [`Syncer::handle`] for a run of [`SessionEvent::Live`] events.
     pub fn handle_live(
         &mut self,
         engine: &mut Engine,

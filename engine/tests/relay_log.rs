@@ -84,7 +84,7 @@ fn acknowledged_pushes_leave_the_outbox() {
     let first = a.op(incoming("m1", "u:bob", "bob", 1));
     a.op(incoming("m2", "u:bob", "bob", 2));
     a.engine
-        .acknowledge(&[(first.content_id, 7), ([9; 32], 8)])
+        .acknowledge(&[(first.content_id, 7), (ContentId([9; 32]), 8)])
         .unwrap();
     let outbox = a.engine.outbox(10).unwrap();
     assert_eq!(outbox.len(), 1);

@@ -1,6 +1,8 @@
 //! All of Tandem's SQL: the device store ([`device`]) and the relay store
 //! ([`relay`]).
 
+#![forbid(unsafe_code)]
+
 pub mod device;
 pub mod relay;
 

@@ -8,8 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tandem_engine::delta::{ContentId, Delta, EncodedDelta};
+use tandem_engine::delta::{Delta, EncodedDelta};
 use tandem_engine::event::{EventKind, MessageEvent};
+use tandem_engine::ContentId;
 use tandem_engine::{Engine, ExportCursor, OpError};
 use tandem_relay::config::OverflowPolicy;
 use tandem_relay::core::{ConnId, CoreConfig, Notice, RelayCore};
@@ -20,8 +21,8 @@ use tandem_storage::relay::MemoryRelayStore;
 use tandem_transport::codec::{self, FrameDecoder};
 use tandem_transport::frame::{Hello, ProtocolVersion};
 use tandem_transport::{
-    AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, ErrorCode, Event, Frame,
-    PayloadId, Platform, ServerSession, PROTOCOL_VERSION,
+    AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, ErrorCode, Frame, PayloadId,
+    Platform, ServerSession, SessionEvent, PROTOCOL_VERSION,
 };
 
 use crate::choice::{Bytes, Choices};
@@ -351,7 +352,7 @@ impl Conn {
         self.mirror.handle_bytes(&bytes, now_ms);
         while self.mirror.poll_transmit().is_some() {}
         while let Some(event) = self.mirror.poll_event() {
-            if let Event::Closed(CloseReason::ProtocolViolation { reason }) = event {
+            if let SessionEvent::Closed(CloseReason::ProtocolViolation { reason }) = event {
                 panic!(
                     "the relay sent {} that a device refuses: {reason}",
                     frame.kind()
@@ -594,7 +595,7 @@ fn client_frame(ch: &mut impl Choices, secret: &Secret, token: &str, now_ms: u64
             let deltas = (0..count)
                 .map(|_| {
                     let body = DELTA_BODIES[b(DELTA_BODIES.len() as u64) as usize];
-                    tandem_transport::Delta::new(body.to_vec())
+                    tandem_transport::WireDelta::new(body.to_vec())
                 })
                 .collect();
             Frame::Push { deltas }

@@ -12,6 +12,8 @@
 //!   `tests/fuzz_replay.rs` runs them over every committed corpus and crash
 //!   input, so an ordinary `cargo test` replays what the fuzzer found.
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 pub mod choice;
 pub mod fuzz_targets;

@@ -120,7 +120,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         vec(bytes(), 0..4).prop_map(|deltas| Frame::Push {
             deltas: deltas
                 .into_iter()
-                .map(tandem_transport::Delta::new)
+                .map(tandem_transport::WireDelta::new)
                 .collect()
         }),
         vec((any::<[u8; 32]>(), any::<u64>()), 0..4).prop_map(|entries| Frame::PushAck {

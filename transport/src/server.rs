@@ -7,7 +7,7 @@
 //! [`ProtocolError::frame`] is the `Error` frame to send before closing.
 
 use crate::codec::{FrameDecoder, FrameError};
-use crate::frame::{Delta, ErrorCode, Frame, Hello, PayloadId, PROTOCOL_VERSION};
+use crate::frame::{ErrorCode, Frame, Hello, PayloadId, WireDelta, PROTOCOL_VERSION};
 use crate::ids::{DeviceId, Platform};
 use crate::limits::{
     DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, DELTA_BYTES_MAX, DEVICE_NAME_BYTES_MAX,
@@ -23,7 +23,7 @@ pub enum Request {
     /// request is returned.
     Hello(Hello),
     /// Store these deltas; each one's content id matches its bytes.
-    Push(Vec<Delta>),
+    Push(Vec<WireDelta>),
     /// Send the log after `after_seq`.
     Pull {
         /// The highest seq the device has.
