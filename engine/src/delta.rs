@@ -103,6 +103,15 @@ pub enum DeltaError {
 }
 
 impl Delta {
+    /// The id of the message this delta sends, for a
+    /// [`MessageOp::Send`](crate::op::MessageOp::Send): the origin device in
+    /// hex, a dot, and the operation's number there, so it is unique per
+    /// device and operation and every device derives the same one.
+    pub(crate) fn sent_message_id(&self) -> MessageId {
+        MessageId::new(format!("{}.{}", self.origin.to_hex(), self.origin_seq))
+            .expect("a hex device id and a number make a valid id")
+    }
+
     /// Encodes the delta; deterministic, so the content id is too.
     pub fn encode(&self) -> EncodedDelta {
         EncodedDelta(postcard::to_stdvec(self).expect("a delta always encodes"))

@@ -630,7 +630,7 @@ pub(crate) fn event_kind(delta: &crate::delta::Delta) -> EventKind {
     match &delta.op {
         Op::Message(op) => EventKind::Message(match op {
             MessageOp::Send { conversation, .. } => MessageEvent::Sent {
-                message: crate::engine::sent_message_id(delta),
+                message: delta.sent_message_id(),
                 conversation: conversation.clone(),
             },
             MessageOp::Ingest { message } => MessageEvent::Received {
