@@ -14,14 +14,16 @@ pub mod limits;
 pub mod model;
 pub mod net;
 pub mod op;
+mod rules;
 pub mod sync;
 
-pub use doc::{DocError, Refused};
+pub use doc::DocError;
 pub use engine::{
     AccountState, Applied, ApplyError, Changed, Config, DeviceIdentity, Engine, EventDelivery,
     Export, ExportCursor, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
 };
 pub use event::{Event, EventKind};
+pub use rules::Refused;
 pub use tandem_storage::device::{
     BlockedRow, ContactRow, ConversationRow, ConversationSettings, GroupMember, GroupRow,
     MemberAttribute, MessageView, Receipt, ThreadRow,

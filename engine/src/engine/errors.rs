@@ -6,10 +6,11 @@ use tandem_transport::limits::DEVICE_NAME_BYTES_MAX;
 use tandem_transport::AccountId;
 
 use crate::delta::DeltaError;
-use crate::doc::{DocError, Refused};
+use crate::doc::DocError;
 use crate::limits::DELTAS_PER_BATCH_MAX;
 use crate::model::*;
 use crate::op::InvalidOp;
+use crate::rules::Refused;
 
 /// Why a device could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,7 @@ use crate::delta::Delta;
 use crate::doc::AccountDoc;
 use crate::event::*;
 use crate::op::*;
+use crate::rules::Lookup;
 use crate::ContentId;
 
 /// How events reach the app.
@@ -206,8 +207,8 @@ pub(super) fn journal_merged(
         if delta.origin == me {
             continue;
         }
-        let kind = event_kind(delta);
-        let superseded = superseded(&lookup, &kind);
+        let kind = EventKind::of(delta);
+        let superseded = kind.superseded(&lookup);
         let seq = tx.append_event(&EventRow {
             seq: 0,
             content_id: content_id.0,

@@ -9,13 +9,12 @@ use tandem_storage::StoreError;
 use tandem_transport::{AccountId, DeviceId};
 
 use super::journal::journal_merged;
-use super::project::{
-    changed, marker_effects, message_effects, project, touched_by, Changed, Entity,
-};
+use super::project::{changed, project, Changed};
 use super::{count_doc_changes, delta_row, loaded, ApplyError, Engine};
 use crate::delta::{Delta, EncodedDelta};
 use crate::doc::AccountDoc;
 use crate::limits::DELTAS_PER_BATCH_MAX;
+use crate::rules::{effects, Entity};
 use crate::ContentId;
 
 /// What merging a batch did.
@@ -244,9 +243,7 @@ impl Merge<'_> {
         if !c.is_new {
             applied.unblocked += 1;
         }
-        message_effects(&self.tx, &c.delta, self.account.as_str(), &mut self.touched)?;
-        marker_effects(&self.tx, &c.delta, &mut self.touched)?;
-        self.touched.extend(touched_by(&c.delta.op));
+        effects(&self.tx, &c.delta, self.account.as_str(), &mut self.touched)?;
         self.merged.push((c.delta, c.content_id));
         Ok(())
     }

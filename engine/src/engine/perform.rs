@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use tandem_storage::device::{MessageView, MetaKey};
 use tandem_storage::StoreError;
 
-use super::project::{marker_effects, message_effects, project, touched_by};
+use super::project::project;
 use super::{count_doc_changes, delta_row, loaded, Engine, OpError};
 use crate::delta::{Delta, EncodedDelta, ReadMarker, DELTA_FORMAT};
-use crate::doc::{Edit, EditFailure};
+use crate::doc::{DocError, Edit};
 use crate::model::*;
 use crate::op::*;
+use crate::rules::{effects, EditError};
 use crate::ContentId;
 
 /// What a performed operation produced.
@@ -42,10 +43,10 @@ impl Engine {
         let me = self.device.account.as_str().to_owned();
         let edit = self
             .doc_mut()?
-            .edit(&op, &me, now_ms)
+            .edit(now_ms, |tx, roots| op.edit(tx, roots, &me, now_ms))
             .map_err(|e| match e {
-                EditFailure::Refused(r) => OpError::Refused(r),
-                EditFailure::Doc(d) => OpError::Doc(d),
+                EditError::Refused(r) => OpError::Refused(r),
+                EditError::Automerge(e) => OpError::Doc(DocError::Automerge(e)),
             })?;
         let origin_seq = self.next_origin_seq;
         let delta = Delta {
@@ -91,9 +92,7 @@ impl Engine {
             tx.append_doc_change(change)?;
             count_doc_changes(&tx, doc, 1)?;
         }
-        message_effects(&tx, delta, account, &mut touched)?;
-        marker_effects(&tx, delta, &mut touched)?;
-        touched.extend(touched_by(&delta.op));
+        effects(&tx, delta, account, &mut touched)?;
         tx.insert_delta(&delta_row(delta, encoded, true))?;
         tx.set_meta(MetaKey::NextOriginSeq, delta.origin_seq as i64 + 1)?;
         project(&tx, doc, account, &touched)?;
@@ -117,12 +116,8 @@ impl Engine {
             Ok(())
         };
         match op {
-            Op::Message(MessageOp::Recall { message })
-            | Op::Message(MessageOp::Receipt { message, .. }) => {
-                self.known_message(message)?;
-            }
-            Op::Message(MessageOp::DeleteForMe { messages }) => {
-                for message in messages {
+            Op::Message(op) => {
+                for message in op.named_messages() {
                     self.known_message(message)?;
                 }
             }
