@@ -16,8 +16,8 @@
 //!
 //! Disk format: event kinds are journaled with postcard (variants are only
 //! ever appended). Apps see them as Rust values or as JSON
-//! ([`Event::to_json`]), a stable form snapshot-tested in
-//! `tests/events.rs`.
+//! ([`Event::to_json`]), a stable form snapshot-tested for every operation
+//! (`tests/tests/every_op.rs` in tandem-tests).
 
 use serde::{Deserialize, Serialize};
 use tandem_transport::DeviceId;

@@ -705,9 +705,10 @@ fn delta_seeds() -> Vec<Vec<u8>> {
     // Every kind of operation, twice, on one device: most succeed because
     // the kinds that create what others need come early enough.
     for round in 0..2 {
-        for kind in 0..crate::gen::KINDS {
+        for kind in 0..crate::every_op::KINDS.len() {
             let op = crate::gen::op_of_kind(&mut rng, kind, &gen.known, gen.time_base_ms);
-            if let Ok(performed) = engine.perform(2_000 + (round * 100 + kind) as i64, op.clone()) {
+            let now_ms = 2_000 + (round * 100 + kind) as i64;
+            if let Ok(performed) = engine.perform(now_ms, op.clone()) {
                 gen.performed(&op, performed.message_id.as_ref());
             }
         }
