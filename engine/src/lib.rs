@@ -25,8 +25,9 @@ pub use engine::{
 pub use event::{Event, EventKind};
 pub use rules::Refused;
 pub use tandem_storage::device::{
-    BlockedRow, ContactRow, ConversationRow, ConversationSettings, GroupMember, GroupRow,
-    MemberAttribute, MessageView, Receipt, ThreadRow,
+    BlockedRow, ContactRow, ContactStatus, ConversationRow, ConversationSettings, GroupMember,
+    GroupRow, GroupStanding, MemberAttribute, MemberRole, MessageView, Receipt, ThreadRow,
+    UnknownState,
 };
 pub use tandem_storage::StoreError;
 pub use tandem_transport::{AccountId, ContentId, DeviceId, Platform};

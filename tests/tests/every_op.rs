@@ -110,17 +110,20 @@ fn the_end_state_of_every_operation() {
     let contacts: Vec<_> = state
         .contacts
         .iter()
-        .map(|c| (c.user_id.as_str(), c.status.as_str(), c.remark.as_str()))
+        .map(|c| (c.user_id.as_str(), c.status, c.remark.as_str()))
         .collect();
-    assert_eq!(contacts, [("bob", "friend", "Bobby")]);
+    assert_eq!(contacts, [("bob", ContactStatus::Friend, "Bobby")]);
     let blocked: Vec<_> = state.blocklist.iter().map(|b| b.user_id.as_str()).collect();
     assert_eq!(blocked, ["mallory"]);
     let groups: Vec<_> = state
         .groups
         .iter()
-        .map(|g| (g.id.as_str(), g.state.as_str()))
+        .map(|g| (g.id.as_str(), g.state))
         .collect();
-    assert_eq!(groups, [("g1", "member"), ("g4", "member")]);
+    assert_eq!(
+        groups,
+        [("g1", GroupStanding::Member), ("g4", GroupStanding::Member)]
+    );
     let g1 = &state.groups[0];
     assert_eq!(
         (
@@ -136,11 +139,15 @@ fn the_end_state_of_every_operation() {
     let members: Vec<_> = g1
         .members
         .iter()
-        .map(|m| (m.user_id.as_str(), m.role.as_str()))
+        .map(|m| (m.user_id.as_str(), m.role))
         .collect();
     assert_eq!(
         members,
-        [(ACCOUNT, "member"), ("bob", "owner"), ("carol", "member")]
+        [
+            (ACCOUNT, MemberRole::Member),
+            ("bob", MemberRole::Owner),
+            ("carol", MemberRole::Member)
+        ]
     );
     assert_eq!(g1.attributes.len(), 1);
     assert!(state.threads.is_empty());

@@ -17,7 +17,7 @@ pub struct AccountState {
     pub conversations: Vec<ConversationRow>,
     /// The raw message log, deleted and recalled messages included.
     pub messages: Vec<MessageView>,
-    /// Every contact, pending or accepted, by user id.
+    /// Every contact entry, in any status, by user id.
     pub contacts: Vec<ContactRow>,
     /// Every blocked user, by user id.
     pub blocklist: Vec<BlockedRow>,
@@ -62,8 +62,8 @@ impl Engine {
         self.store.message(id.as_str())
     }
 
-    /// Every contact, pending (`requested`) or accepted (`friend`), by user
-    /// id.
+    /// Every contact entry, in any [`ContactStatus`](crate::ContactStatus)
+    /// (`requested`, `pending` or `friend`), by user id.
     pub fn contacts(&self) -> Result<Vec<ContactRow>, StoreError> {
         self.store.contacts()
     }

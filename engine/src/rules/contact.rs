@@ -7,9 +7,9 @@
 //! `blocked[user]`, holds when the user was blocked.
 
 use automerge::transaction::{Transactable, Transaction};
-use automerge::{AutomergeError, ObjType};
+use automerge::{AutomergeError, ObjId, ObjType, ReadDoc};
 use serde::{Deserialize, Serialize};
-use tandem_storage::device::{BlockedRow, ContactRow};
+use tandem_storage::device::{BlockedRow, ContactRow, ContactStatus};
 
 use super::{text, EditError, Entity, InvalidOp, Refused};
 use crate::doc::{i64_at, keys, object_at, str_at, AccountDoc, Roots};
@@ -21,10 +21,11 @@ use crate::model::*;
 #[non_exhaustive]
 pub enum ContactOp {
     /// Send a contact request: the user is listed as a contact with status
-    /// `requested` until accepted. Refused with
+    /// [`requested`](crate::ContactStatus::Requested) until accepted.
+    /// Refused with
     /// [`Refused::AlreadyContact`](crate::Refused::AlreadyContact) for a
-    /// friend; sending it again while pending starts the entry over, remark
-    /// cleared.
+    /// friend; on an entry not accepted yet (`requested` or `pending`) it
+    /// starts the entry over as `requested`, remark cleared.
     Add {
         /// The user asked.
         user: UserId,
@@ -50,7 +51,8 @@ pub enum ContactOp {
         /// The user whose request is declined.
         user: UserId,
     },
-    /// Remove a contact, friend or pending request. Refused with
+    /// Remove a contact entry in any status (`requested`, `pending` or
+    /// `friend`). Refused with
     /// [`Refused::NoSuchContact`](crate::Refused::NoSuchContact) if there is
     /// none; a concurrent re-add or accept on another device wins over it.
     Remove {
@@ -126,29 +128,28 @@ impl ContactOp {
         let existing =
             |tx: &Transaction<'_>, user: &UserId| object_at(tx, &roots.contacts, user.as_str());
         let is_friend = |tx: &Transaction<'_>, user: &UserId| {
-            existing(tx, user).is_some_and(|obj| {
-                str_at(tx, &obj, keys::contact::STATUS).as_deref() == Some("friend")
-            })
+            existing(tx, user).is_some_and(|obj| status_at(tx, &obj) == Some(ContactStatus::Friend))
         };
-        let put_entry = |tx: &mut Transaction<'_>, user: &UserId, status: &str, remark: &str| {
-            let obj = tx.put_object(&roots.contacts, user.as_str(), ObjType::Map)?;
-            tx.put(&obj, keys::contact::STATUS, status)?;
-            tx.put(&obj, keys::contact::REMARK, remark)?;
-            tx.put(&obj, keys::contact::SINCE_MS, now_ms)?;
-            Ok::<_, AutomergeError>(())
-        };
+        let put_entry =
+            |tx: &mut Transaction<'_>, user: &UserId, status: ContactStatus, remark: &str| {
+                let obj = tx.put_object(&roots.contacts, user.as_str(), ObjType::Map)?;
+                tx.put(&obj, keys::contact::STATUS, status.as_str())?;
+                tx.put(&obj, keys::contact::REMARK, remark)?;
+                tx.put(&obj, keys::contact::SINCE_MS, now_ms)?;
+                Ok::<_, AutomergeError>(())
+            };
         match self {
             ContactOp::Add { user, .. } => {
                 if is_friend(tx, user) {
                     return Err(Refused::AlreadyContact(user.clone()).into());
                 }
-                put_entry(tx, user, "requested", "")?;
+                put_entry(tx, user, ContactStatus::Requested, "")?;
             }
             ContactOp::Accept { user } => {
                 let remark = existing(tx, user)
                     .and_then(|obj| str_at(tx, &obj, keys::contact::REMARK))
                     .unwrap_or_default();
-                put_entry(tx, user, "friend", &remark)?;
+                put_entry(tx, user, ContactStatus::Friend, &remark)?;
             }
             ContactOp::Decline { user } => {
                 // Declining drops an entry that is not a friend yet; a friend
@@ -178,7 +179,7 @@ impl ContactOp {
                 if is_friend(tx, user) {
                     return Err(Refused::AlreadyContact(user.clone()).into());
                 }
-                put_entry(tx, user, "pending", "")?;
+                put_entry(tx, user, ContactStatus::Pending, "")?;
             }
         }
         Ok(())
@@ -211,12 +212,19 @@ impl ContactOp {
     }
 }
 
-/// The user's contact row, as the document has it.
+/// The status of the contact entry `obj`; `None` when it has none this
+/// build knows (a malformed change from another device).
+fn status_at(doc: &impl ReadDoc, obj: &ObjId) -> Option<ContactStatus> {
+    str_at(doc, obj, keys::contact::STATUS)?.parse().ok()
+}
+
+/// The user's contact row, as the document has it. An entry without a
+/// status this build knows is not shown.
 pub(crate) fn contact_row(doc: &AccountDoc, user: &str) -> Option<ContactRow> {
     let obj = doc.object_at(&doc.roots().contacts, user)?;
     Some(ContactRow {
         user_id: user.to_owned(),
-        status: doc.str_at(&obj, keys::contact::STATUS).unwrap_or_default(),
+        status: doc.str_at(&obj, keys::contact::STATUS)?.parse().ok()?,
         remark: doc.str_at(&obj, keys::contact::REMARK).unwrap_or_default(),
         since_ms: doc.i64_at(&obj, keys::contact::SINCE_MS).unwrap_or(0),
     })
@@ -235,8 +243,8 @@ pub(crate) fn blocked_row(doc: &AccountDoc, user: &str) -> Option<BlockedRow> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ContactEvent {
-    /// A contact request was sent. Superseded if the user is not a pending
-    /// request here after the merge (accepted or removed meanwhile).
+    /// A contact request was sent. Superseded if the user's entry is not
+    /// `requested` here after the merge (accepted or removed meanwhile).
     Added {
         /// The user asked.
         user: UserId,
@@ -249,9 +257,10 @@ pub enum ContactEvent {
         /// The new contact.
         user: UserId,
     },
-    /// A contact request was declined, dropping a pending entry for the user;
-    /// on a friend it changed nothing. Superseded if a pending request for the
-    /// user survived the merge (a concurrent add won).
+    /// A contact request was declined, dropping the user's entry if it was
+    /// not accepted yet (`requested` or `pending`); on a friend it changed
+    /// nothing. Superseded if such an entry survived the merge (a
+    /// concurrent add won).
     Declined {
         /// The user whose request was declined.
         user: UserId,
@@ -283,7 +292,8 @@ pub enum ContactEvent {
         remark: String,
     },
     /// A contact request from `user` arrived on another device. Superseded
-    /// if it is no longer pending here (accepted, declined or removed).
+    /// if the user's entry is no longer `pending` here (accepted, declined
+    /// or removed).
     RequestReceived {
         /// The user who asked.
         user: UserId,
@@ -298,10 +308,14 @@ impl ContactEvent {
         let contact = |user: &UserId| contact_row(doc, user.as_str());
         match self {
             ContactEvent::Added { user, .. } => {
-                contact(user).is_none_or(|c| c.status != "requested")
+                contact(user).is_none_or(|c| c.status != ContactStatus::Requested)
             }
-            ContactEvent::Accepted { user } => contact(user).is_none_or(|c| c.status != "friend"),
-            ContactEvent::Declined { user } => contact(user).is_some_and(|c| c.status != "friend"),
+            ContactEvent::Accepted { user } => {
+                contact(user).is_none_or(|c| c.status != ContactStatus::Friend)
+            }
+            ContactEvent::Declined { user } => {
+                contact(user).is_some_and(|c| c.status != ContactStatus::Friend)
+            }
             ContactEvent::Removed { user } => contact(user).is_some(),
             ContactEvent::Blocked { user } => blocked_row(doc, user.as_str()).is_none(),
             ContactEvent::Unblocked { user } => blocked_row(doc, user.as_str()).is_some(),
@@ -309,7 +323,7 @@ impl ContactEvent {
                 contact(user).is_none_or(|c| &c.remark != remark)
             }
             ContactEvent::RequestReceived { user, .. } => {
-                contact(user).is_none_or(|c| c.status != "pending")
+                contact(user).is_none_or(|c| c.status != ContactStatus::Pending)
             }
         }
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use automerge::transaction::{Transactable, Transaction};
 use automerge::{AutomergeError, ObjId, ObjType, ReadDoc};
 use serde::{Deserialize, Serialize};
-use tandem_storage::device::{GroupMember, GroupRow, MemberAttribute};
+use tandem_storage::device::{GroupMember, GroupRow, GroupStanding, MemberAttribute, MemberRole};
 
 use super::{list, text, EditError, Entity, InvalidOp, Refused};
 use crate::doc::{
@@ -442,7 +442,7 @@ impl GroupOp {
                 if object_at(tx, &roots.groups, group.as_str()).is_some() {
                     return Err(Refused::GroupExists(group.clone()).into());
                 }
-                let obj = new_group(tx, roots, group, "member", me, name)?;
+                let obj = new_group(tx, roots, group, GroupStanding::Member, me, name)?;
                 let list = nested_map(tx, &obj, k::MEMBERS)?;
                 tx.put(&list, me, now_ms)?;
                 for user in members {
@@ -455,11 +455,11 @@ impl GroupOp {
             }
             GroupOp::Join { group } => {
                 if let Some(obj) = object_at(tx, &roots.groups, group.as_str()) {
-                    if str_at(tx, &obj, k::STATE).as_deref() == Some("member") {
+                    if standing_at(tx, &obj) == Some(GroupStanding::Member) {
                         return Err(Refused::GroupExists(group.clone()).into());
                     }
                 }
-                let obj = new_group(tx, roots, group, "member", "", "")?;
+                let obj = new_group(tx, roots, group, GroupStanding::Member, "", "")?;
                 let list = nested_map(tx, &obj, k::MEMBERS)?;
                 tx.put(&list, me, now_ms)?;
             }
@@ -467,15 +467,15 @@ impl GroupOp {
                 if object_at(tx, &roots.groups, group.as_str()).is_some() {
                     return Err(Refused::GroupExists(group.clone()).into());
                 }
-                new_group(tx, roots, group, "applied", "", "")?;
+                new_group(tx, roots, group, GroupStanding::Applied, "", "")?;
             }
             GroupOp::AcceptInvitation { group, inviter } => {
                 let obj = match object_at(tx, &roots.groups, group.as_str()) {
                     Some(obj) => {
-                        tx.put(&obj, k::STATE, "member")?;
+                        tx.put(&obj, k::STATE, GroupStanding::Member.as_str())?;
                         obj
                     }
-                    None => new_group(tx, roots, group, "member", "", "")?,
+                    None => new_group(tx, roots, group, GroupStanding::Member, "", "")?,
                 };
                 let list = nested_map(tx, &obj, k::MEMBERS)?;
                 tx.put(&list, me, now_ms)?;
@@ -653,12 +653,12 @@ fn new_group(
     tx: &mut Transaction<'_>,
     roots: &Roots,
     group: &GroupId,
-    state: &str,
+    standing: GroupStanding,
     owner: &str,
     name: &str,
 ) -> Result<ObjId, AutomergeError> {
     let obj = tx.put_object(&roots.groups, group.as_str(), ObjType::Map)?;
-    tx.put(&obj, k::STATE, state)?;
+    tx.put(&obj, k::STATE, standing.as_str())?;
     tx.put(&obj, k::OWNER, owner)?;
     tx.put(&obj, k::MESSAGES_BLOCKED, false)?;
     tx.put(&obj, k::MUTE_ALL, false)?;
@@ -676,9 +676,17 @@ fn existing_group(tx: &Transaction<'_>, roots: &Roots, group: &GroupId) -> Resul
     object_at(tx, &roots.groups, group.as_str()).ok_or_else(|| Refused::NoSuchGroup(group.clone()))
 }
 
-/// The group's row, as the document has it.
+/// This account's standing in the group entry `obj`; `None` when it has
+/// none this build knows (a malformed change from another device).
+fn standing_at(doc: &impl ReadDoc, obj: &ObjId) -> Option<GroupStanding> {
+    str_at(doc, obj, k::STATE)?.parse().ok()
+}
+
+/// The group's row, as the document has it. An entry without a standing
+/// this build knows is not shown.
 pub(crate) fn group_row(doc: &AccountDoc, group: &str) -> Option<GroupRow> {
     let obj = doc.object_at(&doc.roots().groups, group)?;
+    let state = doc.str_at(&obj, k::STATE)?.parse().ok()?;
     let info = doc.object_at(&obj, k::INFO);
     let info_str = |key| {
         info.as_ref()
@@ -699,13 +707,12 @@ pub(crate) fn group_row(doc: &AccountDoc, group: &str) -> Option<GroupRow> {
         .map(|user| GroupMember {
             user_id: user.clone(),
             role: if *user == owner {
-                "owner"
+                MemberRole::Owner
             } else if admins.contains(user) {
-                "admin"
+                MemberRole::Admin
             } else {
-                "member"
-            }
-            .to_owned(),
+                MemberRole::Member
+            },
             muted_until_ms: mutes
                 .as_ref()
                 .and_then(|m| doc.i64_at(m, user))
@@ -731,7 +738,7 @@ pub(crate) fn group_row(doc: &AccountDoc, group: &str) -> Option<GroupRow> {
     }
     Some(GroupRow {
         id: group.to_owned(),
-        state: doc.str_at(&obj, k::STATE).unwrap_or_default(),
+        state,
         name: info_str(k::NAME),
         description: info_str(k::DESCRIPTION),
         announcement: info_str(k::ANNOUNCEMENT),
@@ -966,7 +973,7 @@ impl GroupEvent {
             GroupEvent::Created { group: g, .. }
             | GroupEvent::Joined { group: g }
             | GroupEvent::InvitationAccepted { group: g, .. } => {
-                group(g).is_none_or(|g| g.state != "member")
+                group(g).is_none_or(|g| g.state != GroupStanding::Member)
             }
             GroupEvent::Applied { group: g, .. } => group(g).is_none(),
             GroupEvent::Destroyed { group: g } | GroupEvent::Left { group: g } => {
@@ -1000,12 +1007,12 @@ impl GroupEvent {
             GroupEvent::AdminAdded { group: g, user } => group(g).is_none_or(|g| {
                 !g.members
                     .iter()
-                    .any(|m| m.user_id == user.as_str() && m.role == "admin")
+                    .any(|m| m.user_id == user.as_str() && m.role == MemberRole::Admin)
             }),
             GroupEvent::AdminRemoved { group: g, user } => group(g).is_none_or(|g| {
                 g.members
                     .iter()
-                    .any(|m| m.user_id == user.as_str() && m.role == "admin")
+                    .any(|m| m.user_id == user.as_str() && m.role == MemberRole::Admin)
             }),
             GroupEvent::MembersMuted {
                 group: g,

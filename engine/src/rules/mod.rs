@@ -196,8 +196,8 @@ pub(crate) fn list<T>(field: &'static str, items: &[T], max: usize) -> Result<()
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refused {
-    /// Removing or setting the remark of a user who is not a contact, pending
-    /// or accepted.
+    /// Removing or setting the remark of a user who has no contact entry, in
+    /// any status.
     #[error("{0} is not a contact")]
     NoSuchContact(UserId),
     /// A contact request to a user who is a friend already.

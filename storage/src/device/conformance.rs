@@ -50,6 +50,11 @@ macro_rules! device_store_conformance {
             }
 
             #[test]
+            fn states_are_stored_as_text_and_unknown_ones_are_corrupt() {
+                check_states(store().0);
+            }
+
+            #[test]
             fn an_uncommitted_transaction_leaves_nothing() {
                 check_rollback(store().0);
             }
@@ -385,13 +390,13 @@ fn check_conversations(mut store: DeviceStore) {
 fn check_entities(mut store: DeviceStore) {
     let contact = ContactRow {
         user_id: "bob".into(),
-        status: "friend".into(),
+        status: ContactStatus::Friend,
         remark: "Bobby".into(),
         since_ms: 3,
     };
     let group = GroupRow {
         id: "g1".into(),
-        state: "member".into(),
+        state: GroupStanding::Member,
         name: "Team".into(),
         description: "d".into(),
         announcement: "a".into(),
@@ -401,12 +406,12 @@ fn check_entities(mut store: DeviceStore) {
         members: vec![
             GroupMember {
                 user_id: ME.into(),
-                role: "owner".into(),
+                role: MemberRole::Owner,
                 muted_until_ms: 0,
             },
             GroupMember {
                 user_id: "bob".into(),
-                role: "member".into(),
+                role: MemberRole::Member,
                 muted_until_ms: 99,
             },
         ],
@@ -453,6 +458,81 @@ fn check_entities(mut store: DeviceStore) {
     assert!(store.blocklist().unwrap().is_empty());
     assert!(store.groups().unwrap().is_empty());
     assert!(store.threads().unwrap().is_empty());
+}
+
+fn check_states(mut store: DeviceStore) {
+    // Every state round-trips through its text form, as stored.
+    for status in ContactStatus::ALL {
+        assert_eq!(status.as_str().parse::<ContactStatus>(), Ok(*status));
+        let tx = store.transaction().unwrap();
+        let row = ContactRow {
+            user_id: "bob".into(),
+            status: *status,
+            remark: String::new(),
+            since_ms: 1,
+        };
+        tx.put_contact("bob", Some(&row)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(store.contacts().unwrap(), [row]);
+    }
+    for standing in GroupStanding::ALL {
+        assert_eq!(standing.as_str().parse::<GroupStanding>(), Ok(*standing));
+    }
+    for role in MemberRole::ALL {
+        assert_eq!(role.as_str().parse::<MemberRole>(), Ok(*role));
+    }
+    let mut members: Vec<GroupMember> = MemberRole::ALL
+        .iter()
+        .map(|role| GroupMember {
+            user_id: role.as_str().into(),
+            role: *role,
+            muted_until_ms: 0,
+        })
+        .collect();
+    members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    let group = GroupRow {
+        id: "g1".into(),
+        state: GroupStanding::Applied,
+        name: String::new(),
+        description: String::new(),
+        announcement: String::new(),
+        owner: String::new(),
+        messages_blocked: false,
+        mute_all: false,
+        members,
+        banned: Vec::new(),
+        allowed: Vec::new(),
+        attributes: Vec::new(),
+    };
+    let tx = store.transaction().unwrap();
+    tx.put_group("g1", Some(&group)).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.group("g1").unwrap(), Some(group));
+
+    // A stored text this build does not know is corrupt data, never a
+    // default and never a panic.
+    let corrupt = |store: &DeviceStore, sql: &str| {
+        store.conn.execute(sql, []).unwrap();
+    };
+    corrupt(
+        &store,
+        "UPDATE contacts SET status = 'invited' WHERE user_id = 'bob'",
+    );
+    assert!(
+        matches!(store.contacts(), Err(StoreError::Corrupt(e)) if e.contains("invited")),
+        "{:?}",
+        store.contacts()
+    );
+    corrupt(&store, "UPDATE groups SET state = '' WHERE id = 'g1'");
+    assert!(matches!(store.group("g1"), Err(StoreError::Corrupt(_))));
+    assert!(matches!(store.groups(), Err(StoreError::Corrupt(_))));
+    corrupt(&store, "UPDATE groups SET state = 'member' WHERE id = 'g1'");
+    assert!(store.group("g1").is_ok());
+    corrupt(
+        &store,
+        "UPDATE group_users SET role = 'Owner' WHERE user_id = 'owner'",
+    );
+    assert!(matches!(store.group("g1"), Err(StoreError::Corrupt(_))));
 }
 
 fn check_rollback(mut store: DeviceStore) {

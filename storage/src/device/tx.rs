@@ -3,6 +3,7 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows::*;
+use super::{GROUP_LIST_ALLOWED, GROUP_LIST_BANNED, GROUP_LIST_MEMBER};
 use crate::StoreError;
 
 /// The one transaction a logical operation writes through. Dropping it
@@ -309,7 +310,12 @@ impl<'a> DeviceTx<'a> {
                 .prepare_cached(
                     "INSERT INTO contacts (user_id, status, remark, since_ms) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![row.user_id, row.status, row.remark, row.since_ms])?;
+                .execute(params![
+                    row.user_id,
+                    row.status.as_str(),
+                    row.remark,
+                    row.since_ms
+                ])?;
         }
         Ok(())
     }
@@ -346,7 +352,7 @@ impl<'a> DeviceTx<'a> {
             )?
             .execute(params![
                 group.id,
-                group.state,
+                group.state.as_str(),
                 group.name,
                 group.description,
                 group.announcement,
@@ -360,17 +366,18 @@ impl<'a> DeviceTx<'a> {
         for member in &group.members {
             users.execute(params![
                 id,
-                "member",
+                GROUP_LIST_MEMBER,
                 member.user_id,
-                member.role,
+                member.role.as_str(),
                 member.muted_until_ms
             ])?;
         }
+        // Banned and allowed users have no role.
         for user in &group.banned {
-            users.execute(params![id, "banned", user, "", 0])?;
+            users.execute(params![id, GROUP_LIST_BANNED, user, "", 0])?;
         }
         for user in &group.allowed {
-            users.execute(params![id, "allowed", user, "", 0])?;
+            users.execute(params![id, GROUP_LIST_ALLOWED, user, "", 0])?;
         }
         let mut attrs = self.tx.prepare_cached(
             "INSERT INTO group_member_attributes (group_id, user_id, key, value) VALUES (?1, ?2, ?3, ?4)",
