@@ -422,9 +422,17 @@ impl Syncer {
                     self.pull(engine, session)?;
                     break;
                 }
-                Err(ApplyError::Delta { index, error }) => {
-                    let rest = page.split_off(index + 1);
-                    let bad = page.pop().expect("index is within the page");
+                Err(ApplyError::RelayEntry { seq, error }) => {
+                    // The engine names the entry by its log position: the
+                    // page it decoded had the entries at or before the
+                    // cursor dropped, so a place in it would not be one in
+                    // this page.
+                    let at = page
+                        .iter()
+                        .position(|e| e.seq == seq)
+                        .expect("the engine names an entry of the page it was given");
+                    let rest = page.split_off(at + 1);
+                    let bad = page.pop().expect("at is within the page");
                     if !page.is_empty() {
                         out.push(SyncEvent::Merged(engine.apply_relay(&page)?));
                     }

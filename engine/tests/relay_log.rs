@@ -112,3 +112,87 @@ fn acknowledged_positions_that_continue_the_cursor_move_it() {
     a.engine.acknowledge(&[(fourth.content_id, 9)]).unwrap();
     assert_eq!(a.engine.relay_cursor().unwrap(), 2);
 }
+
+/// A syncer on a session that is still handshaking: its commands queue.
+fn session() -> (tandem_transport::ClientSession, sync::Syncer) {
+    let config = tandem_transport::ClientConfig::new(
+        AccountId::new(ACCOUNT).unwrap(),
+        DeviceId([2; 16]),
+        "b",
+        Platform::Linux,
+        "token",
+    );
+    let session = tandem_transport::ClientSession::new(config, 0).unwrap();
+    (session, sync::Syncer::new())
+}
+
+fn log_entry(seq: u64, bytes: Vec<u8>) -> tandem_transport::LogDelta {
+    tandem_transport::LogDelta {
+        seq,
+        origin: DeviceId([1; 16]),
+        content_id: ContentId::of(&bytes),
+        bytes,
+    }
+}
+
+#[test]
+fn a_bad_entry_in_a_page_that_overlaps_the_cursor_skips_only_itself() {
+    let mut a = Device::memory(1);
+    a.op(incoming("m1", "u:bob", "bob", 1));
+    a.op(incoming("m2", "u:bob", "bob", 2));
+    let deltas = a.all_deltas();
+    let log = vec![
+        log_entry(1, deltas[0].0.clone()),
+        log_entry(2, deltas[1].0.clone()),
+        log_entry(3, b"not a delta".to_vec()),
+    ];
+    let mut b = Device::memory(2);
+    let (mut session, mut syncer) = session();
+    // Entry 1 arrived live while a pull from 0 was in flight; the pull's
+    // page then overlaps the cursor.
+    syncer
+        .handle_live(&mut b.engine, &mut session, vec![log[0].clone()])
+        .unwrap();
+    assert_eq!(b.engine.relay_cursor().unwrap(), 1);
+    let heard = syncer
+        .handle(
+            &mut b.engine,
+            &mut session,
+            tandem_transport::SessionEvent::Deltas {
+                deltas: log,
+                more: false,
+            },
+            0,
+        )
+        .unwrap();
+    let skipped: Vec<u64> = heard
+        .iter()
+        .filter_map(|e| match e {
+            sync::SyncEvent::Skipped { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, [3], "only the bad entry is skipped: {heard:?}");
+    assert_eq!(b.engine.relay_cursor().unwrap(), 3);
+    assert!(
+        b.engine.message(&msg("m2")).unwrap().is_some(),
+        "the good entry 2 merged"
+    );
+}
+
+#[test]
+fn a_bad_relay_entry_is_named_by_its_log_position() {
+    let mut a = Device::memory(1);
+    a.op(incoming("m1", "u:bob", "bob", 1));
+    let mut log = a.all_deltas();
+    log.push(delta::EncodedDelta(b"not a delta".to_vec()));
+    let mut b = Device::memory(2);
+    b.engine.apply_relay(&page(&log, 1, 1)).unwrap();
+    // The page starts at the cursor; the bad entry is the page's second
+    // but the first after the cursor.
+    match b.engine.apply_relay(&page(&log, 1, 2)) {
+        Err(ApplyError::RelayEntry { seq: 2, .. }) => {}
+        other => panic!("expected entry 2 named, got {other:?}"),
+    }
+    assert_eq!(b.engine.relay_cursor().unwrap(), 1, "nothing was written");
+}

@@ -80,11 +80,24 @@ pub enum ApplyError {
     /// More deltas than [`DELTAS_PER_BATCH_MAX`] in one batch.
     #[error("a batch of {0} deltas is over the limit of {DELTAS_PER_BATCH_MAX}")]
     BatchTooLarge(usize),
-    /// One delta of the batch is bad; the whole batch is refused.
+    /// One delta of an [`Engine::apply_remote`](crate::Engine::apply_remote)
+    /// batch is bad; the whole batch is refused.
     #[error("delta {index} of the batch: {error}")]
     Delta {
-        /// The bad delta's position in the batch, from 0.
+        /// The bad delta's position in the batch as given, from 0.
         index: usize,
+        /// Why the delta was refused.
+        #[source]
+        error: DeltaError,
+    },
+    /// One entry of an [`Engine::apply_relay`](crate::Engine::apply_relay)
+    /// page is not a delta this build can merge; the whole page is refused.
+    /// It is named by its relay log position, not by its place in the page,
+    /// because entries at or before the cursor are dropped before decoding.
+    #[error("relay log entry {seq}: {error}")]
+    RelayEntry {
+        /// The bad entry's position in the relay log.
+        seq: u64,
         /// Why the delta was refused.
         #[source]
         error: DeltaError,

@@ -76,8 +76,12 @@ impl Engine {
         let mut seen = BTreeSet::new();
         let mut applied = Applied::default();
         for (index, (relay_seq, encoded)) in entries.into_iter().enumerate() {
-            let (delta, change) = Delta::decode(&encoded.0, &self.device.account)
-                .map_err(|error| ApplyError::Delta { index, error })?;
+            let (delta, change) = Delta::decode(&encoded.0, &self.device.account).map_err(
+                |error| match relay_seq {
+                    Some(seq) => ApplyError::RelayEntry { seq, error },
+                    None => ApplyError::Delta { index, error },
+                },
+            )?;
             let content_id = encoded.content_id();
             if !seen.insert(content_id) || self.store.has_delta(&content_id.0)? {
                 applied.duplicate += 1;
