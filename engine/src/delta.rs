@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use tandem_transport::{AccountId, ContentId, DeviceId};
 
-use crate::limits::{DELTA_BYTES_MAX, READ_MARKERS_PER_DELTA_MAX};
+use crate::limits::{DELTA_BYTES_MAX, ORIGIN_SEQ_MAX, READ_MARKERS_PER_DELTA_MAX};
 use crate::model::{ConversationId, MessageId};
 use crate::op::{InvalidOp, Op};
 
@@ -26,7 +26,8 @@ pub struct Delta {
     pub account: AccountId,
     /// The device the operation was made on.
     pub origin: DeviceId,
-    /// The operation's number on its device: 1, 2, 3…
+    /// The operation's number on its device: 1, 2, 3… up to
+    /// [`ORIGIN_SEQ_MAX`].
     pub origin_seq: u64,
     /// When the operation was made, by the origin device's clock.
     pub made_at_ms: i64,
@@ -88,6 +89,10 @@ pub enum DeltaError {
         /// The account the delta names.
         found: AccountId,
     },
+    /// The operation's number on its device is 0 or above
+    /// [`ORIGIN_SEQ_MAX`]: no device gives it, and no store could keep it.
+    #[error("origin_seq {0} is outside 1..={ORIGIN_SEQ_MAX}")]
+    OriginSeqOutOfRange(u64),
     /// The operation breaks a limit.
     #[error("invalid operation: {0}")]
     InvalidOp(#[from] InvalidOp),
@@ -148,8 +153,8 @@ impl Delta {
                 found: delta.account,
             });
         }
-        if delta.origin_seq == 0 {
-            return Err(DeltaError::Malformed("origin_seq is 0".into()));
+        if !(1..=ORIGIN_SEQ_MAX).contains(&delta.origin_seq) {
+            return Err(DeltaError::OriginSeqOutOfRange(delta.origin_seq));
         }
         delta.op.validate()?;
         if delta.read_markers.len() > READ_MARKERS_PER_DELTA_MAX {

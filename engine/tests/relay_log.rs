@@ -196,3 +196,27 @@ fn a_bad_relay_entry_is_named_by_its_log_position() {
     }
     assert_eq!(b.engine.relay_cursor().unwrap(), 1, "nothing was written");
 }
+
+#[test]
+fn an_acknowledged_position_above_the_bound_is_refused_and_changes_nothing() {
+    let mut a = Device::memory(1);
+    let first = a.op(incoming("m1", "u:bob", "bob", 1));
+    a.op(incoming("m2", "u:bob", "bob", 2));
+    for above in [limits::RELAY_SEQ_MAX + 1, u64::MAX] {
+        assert!(matches!(
+            a.engine.acknowledge(&[(first.content_id, above)]),
+            Err(StoreError::OutOfRange { value, .. }) if value == above
+        ));
+        assert_eq!(a.engine.outbox(10).unwrap().len(), 2, "nothing written");
+    }
+    // At the bound it is a position like any other.
+    a.engine
+        .acknowledge(&[(first.content_id, limits::RELAY_SEQ_MAX)])
+        .unwrap();
+    assert_eq!(a.engine.outbox(10).unwrap(), [a.all_deltas()[1].clone()]);
+    assert_eq!(
+        a.engine.relay_cursor().unwrap(),
+        0,
+        "it does not continue the cursor"
+    );
+}

@@ -681,6 +681,48 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         content_id: tandem_transport::ContentId::of(b"one"),
         bytes: b"one".to_vec(),
     };
+    // Log positions at the bound, just above it (2^63) and at u64::MAX,
+    // in every field a peer sends one in.
+    let max = tandem_transport::limits::RELAY_SEQ_MAX;
+    let mut edges = Vec::new();
+    for seq in [max, max + 1, u64::MAX] {
+        let Frame::Welcome(mut high_head) = welcome.clone() else {
+            unreachable!("built as a Welcome above")
+        };
+        high_head.head_seq = seq;
+        let at = tandem_transport::LogDelta {
+            seq,
+            ..delta.clone()
+        };
+        edges.extend([
+            Frame::Welcome(high_head),
+            Frame::Live(at.clone()),
+            Frame::Deltas {
+                deltas: vec![at],
+                more: true,
+            },
+            Frame::PushAck {
+                entries: vec![tandem_transport::PushAckEntry {
+                    content_id: delta.content_id,
+                    seq,
+                }],
+            },
+            Frame::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                account: account(),
+                device: DeviceId([1; 16]),
+                device_name: "phone".into(),
+                platform: Platform::Ios,
+                token: token.clone(),
+                resume_cursor: seq,
+            }),
+            Frame::Pull {
+                after_seq: seq,
+                count_max: 8,
+            },
+            Frame::Ack { cursor: seq },
+        ]);
+    }
     for frame in [
         welcome,
         Frame::Deltas {
@@ -689,7 +731,10 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         },
         Frame::Live(delta),
         Frame::PullNeeded,
-    ] {
+    ]
+    .into_iter()
+    .chain(edges)
+    {
         let bytes = codec::encode(&frame).expect("encodes");
         stream.extend_from_slice(&bytes);
         out.push(bytes);
@@ -714,9 +759,23 @@ fn delta_seeds() -> Vec<Vec<u8>> {
         }
     }
     // Every other one keeps the corpus small and still covers every kind.
-    export_all(&engine)
-        .into_iter()
-        .step_by(2)
-        .map(|d| d.0)
-        .collect()
+    let deltas = export_all(&engine);
+    let mut out: Vec<Vec<u8>> = deltas.iter().step_by(2).map(|d| d.0.clone()).collect();
+    // Operation numbers at the bound, just above it (2^63) and at u64::MAX.
+    let (template, _) = Delta::decode(&deltas[0].0, &account()).expect("its own delta decodes");
+    for origin_seq in [
+        tandem_engine::limits::ORIGIN_SEQ_MAX,
+        tandem_engine::limits::ORIGIN_SEQ_MAX + 1,
+        u64::MAX,
+    ] {
+        out.push(
+            Delta {
+                origin_seq,
+                ..template.clone()
+            }
+            .encode()
+            .0,
+        );
+    }
+    out
 }

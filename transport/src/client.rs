@@ -10,7 +10,8 @@ use crate::frame::{
 use crate::ids::{AccountId, DeviceId, Platform};
 use crate::limits::{
     DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, DELTA_BYTES_MAX, DEVICES_PER_ACCOUNT_MAX,
-    DEVICE_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PLATFORM_NAME_BYTES_MAX, TOKEN_BYTES_MAX,
+    DEVICE_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PLATFORM_NAME_BYTES_MAX, RELAY_SEQ_MAX,
+    TOKEN_BYTES_MAX,
 };
 
 /// Default for [`ClientConfig::ping_interval_ms`].
@@ -31,7 +32,8 @@ pub struct ClientConfig {
     pub platform: Platform,
     /// The token for `account`, at most [`TOKEN_BYTES_MAX`] bytes.
     pub token: String,
-    /// The highest seq this device has persisted.
+    /// The highest seq this device has persisted, at most
+    /// [`RELAY_SEQ_MAX`].
     pub resume_cursor: u64,
     /// Idle time after which the session pings the relay; 0 never pings.
     pub ping_interval_ms: u64,
@@ -84,6 +86,12 @@ pub enum ConfigError {
         /// The token's length.
         bytes: usize,
     },
+    /// The resume cursor is above [`RELAY_SEQ_MAX`].
+    #[error("resume cursor {cursor} is above the limit of {RELAY_SEQ_MAX}")]
+    ResumeCursorTooLarge {
+        /// The cursor given.
+        cursor: u64,
+    },
 }
 
 /// Why a command was refused. Nothing was queued.
@@ -110,6 +118,12 @@ pub enum CommandError {
     PayloadTooLarge {
         /// The payload's length.
         bytes: usize,
+    },
+    /// A log position above [`RELAY_SEQ_MAX`], which the relay would refuse.
+    #[error("log position {seq} is above the limit of {RELAY_SEQ_MAX}")]
+    SeqTooLarge {
+        /// The position given.
+        seq: u64,
     },
     /// The frame would be above the frame limit once encoded (a push of many
     /// large deltas); split it.
@@ -281,6 +295,11 @@ impl ClientSession {
         if config.token.is_empty() || config.token.len() > TOKEN_BYTES_MAX {
             return Err(ConfigError::TokenLength {
                 bytes: config.token.len(),
+            });
+        }
+        if config.resume_cursor > RELAY_SEQ_MAX {
+            return Err(ConfigError::ResumeCursorTooLarge {
+                cursor: config.resume_cursor,
             });
         }
         let hello = Frame::Hello(Hello {
@@ -502,6 +521,7 @@ impl ClientSession {
     /// [`SessionEvent::Deltas`]; pull again after its last seq while `more`.
     pub fn pull(&mut self, after_seq: u64, count_max: u32) -> Result<(), CommandError> {
         self.check_open()?;
+        check_seq(after_seq)?;
         self.try_queue(&Frame::Pull {
             after_seq,
             count_max,
@@ -511,6 +531,7 @@ impl ClientSession {
     /// Tells the relay everything up to `cursor` is persisted on the device.
     pub fn ack(&mut self, cursor: u64) -> Result<(), CommandError> {
         self.check_open()?;
+        check_seq(cursor)?;
         self.try_queue(&Frame::Ack { cursor })
     }
 
@@ -627,6 +648,14 @@ enum Pending {
     Drop,
 }
 
+/// A log position this session may send.
+fn check_seq(seq: u64) -> Result<(), CommandError> {
+    if seq > RELAY_SEQ_MAX {
+        return Err(CommandError::SeqTooLarge { seq });
+    }
+    Ok(())
+}
+
 fn frame_error_code(e: &FrameError) -> ErrorCode {
     match e {
         FrameError::TooLarge { .. } => ErrorCode::FrameTooLarge,
@@ -673,6 +702,22 @@ fn validate_from_relay(frame: &Frame) -> Result<(), (ErrorCode, String)> {
             ErrorCode::Malformed,
             format!("{} devices", welcome.devices.len()),
         ),
+        Frame::Welcome(welcome) if welcome.head_seq > RELAY_SEQ_MAX => bad(
+            ErrorCode::Malformed,
+            format!("head seq {} above {RELAY_SEQ_MAX}", welcome.head_seq),
+        ),
+        Frame::PushAck { entries } => {
+            match entries
+                .iter()
+                .find(|e| !(1..=RELAY_SEQ_MAX).contains(&e.seq))
+            {
+                Some(e) => bad(
+                    ErrorCode::Malformed,
+                    format!("push ack with seq {} outside 1..={RELAY_SEQ_MAX}", e.seq),
+                ),
+                None => Ok(()),
+            }
+        }
         Frame::Devices { devices } if devices.len() > DEVICES_PER_ACCOUNT_MAX => {
             bad(ErrorCode::Malformed, format!("{} devices", devices.len()))
         }
@@ -691,8 +736,11 @@ fn check_log_delta(delta: &LogDelta) -> Result<(), (ErrorCode, String)> {
             format!("delta of {} bytes", delta.bytes.len()),
         ));
     }
-    if delta.seq == 0 {
-        return Err((ErrorCode::Malformed, "delta with seq 0".into()));
+    if !(1..=RELAY_SEQ_MAX).contains(&delta.seq) {
+        return Err((
+            ErrorCode::Malformed,
+            format!("delta with seq {} outside 1..={RELAY_SEQ_MAX}", delta.seq),
+        ));
     }
     if crate::frame::ContentId::of(&delta.bytes) != delta.content_id {
         return Err((

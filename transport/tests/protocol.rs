@@ -802,3 +802,124 @@ fn mem_link_carries_a_session_to_a_server_session_deterministically() {
         vec![SessionEvent::Closed(CloseReason::TransportClosed)]
     );
 }
+
+/// Log positions just below, at and just above [`RELAY_SEQ_MAX`]
+/// (2^63 - 1), and the largest u64.
+const SEQS: [(u64, bool); 4] = [
+    (RELAY_SEQ_MAX - 1, true),
+    (RELAY_SEQ_MAX, true),
+    (RELAY_SEQ_MAX + 1, false),
+    (u64::MAX, false),
+];
+
+#[test]
+fn client_refuses_relay_frames_with_a_log_position_above_the_limit() {
+    let log_delta = |seq| LogDelta {
+        seq,
+        origin: DeviceId([2; 16]),
+        content_id: ContentId::of(b"d"),
+        bytes: b"d".to_vec(),
+    };
+    for (seq, ok) in SEQS {
+        let frames = [
+            Frame::Live(log_delta(seq)),
+            Frame::Deltas {
+                deltas: vec![log_delta(seq)],
+                more: false,
+            },
+            Frame::PushAck {
+                entries: vec![tandem_transport::PushAckEntry {
+                    content_id: ContentId::of(b"d"),
+                    seq,
+                }],
+            },
+        ];
+        for frame in frames {
+            let mut session = connected();
+            session.handle_bytes(&enc(&frame), 3);
+            assert_eq!(!session.is_closed(), ok, "seq {seq}: {}", frame.kind());
+            if !ok {
+                assert!(matches!(
+                    transmitted(&mut session)[..],
+                    [Frame::Error {
+                        code: ErrorCode::Malformed,
+                        ..
+                    }]
+                ));
+            }
+        }
+        // The head in the Welcome.
+        let mut session = ClientSession::new(config(), 0).unwrap();
+        transmitted(&mut session);
+        let Frame::Welcome(mut welcome) = welcome() else {
+            unreachable!()
+        };
+        welcome.head_seq = seq;
+        session.handle_bytes(&enc(&Frame::Welcome(welcome)), 1);
+        assert_eq!(!session.is_closed(), ok, "head seq {seq}");
+    }
+    // A push acknowledged at position 0 is no position either.
+    let mut session = connected();
+    session.handle_bytes(
+        &enc(&Frame::PushAck {
+            entries: vec![tandem_transport::PushAckEntry {
+                content_id: ContentId::of(b"d"),
+                seq: 0,
+            }],
+        }),
+        3,
+    );
+    assert!(session.is_closed());
+}
+
+#[test]
+fn server_refuses_client_frames_with_a_log_position_above_the_limit() {
+    for (seq, ok) in SEQS {
+        let mut server = ServerSession::new();
+        let result = server_result(
+            &mut server,
+            &Frame::Hello(Hello {
+                resume_cursor: seq,
+                ..hello()
+            }),
+        );
+        assert_eq!(result.is_ok(), ok, "resume cursor {seq}: {result:?}");
+        if !ok {
+            assert_eq!(result.unwrap_err(), ErrorCode::Malformed);
+        }
+        let pull = Frame::Pull {
+            after_seq: seq,
+            count_max: 1,
+        };
+        let ack = Frame::Ack { cursor: seq };
+        for frame in [pull, ack] {
+            let result = server_result(&mut logged_in(), &frame);
+            assert_eq!(result.is_ok(), ok, "{} {seq}: {result:?}", frame.kind());
+            if !ok {
+                assert_eq!(result.unwrap_err(), ErrorCode::Malformed);
+            }
+        }
+    }
+}
+
+#[test]
+fn client_never_sends_a_log_position_above_the_limit() {
+    for (seq, ok) in SEQS {
+        let mut config = config();
+        config.resume_cursor = seq;
+        let made = ClientSession::new(config, 0);
+        assert_eq!(made.is_ok(), ok, "resume cursor {seq}");
+        if !ok {
+            assert!(matches!(
+                made.unwrap_err(),
+                ConfigError::ResumeCursorTooLarge { cursor } if cursor == seq
+            ));
+        }
+        let mut session = connected();
+        assert_eq!(session.pull(seq, 10).is_ok(), ok, "pull after {seq}");
+        assert_eq!(session.ack(seq).is_ok(), ok, "ack {seq}");
+        if !ok {
+            assert_eq!(session.ack(seq), Err(CommandError::SeqTooLarge { seq }));
+        }
+    }
+}

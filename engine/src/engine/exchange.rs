@@ -86,17 +86,14 @@ impl Engine {
             });
         }
         let tx = self.store.transaction()?;
-        tx.set_meta(MetaKey::RelayCursor, seq as i64)?;
+        tx.set_meta_u64(MetaKey::RelayCursor, seq)?;
         tx.commit()?;
         Ok(())
     }
 
     /// The relay log position this device has merged everything up to.
     pub fn relay_cursor(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .store
-            .meta(MetaKey::RelayCursor)?
-            .map_or(0, |c| c.max(0) as u64))
+        Ok(self.store.meta_u64(MetaKey::RelayCursor)?.unwrap_or(0))
     }
 
     /// Up to `limit` of this device's own deltas that no relay has accepted
@@ -121,7 +118,7 @@ impl Engine {
         let mut known = Vec::with_capacity(accepted.len());
         let tx = self.store.transaction()?;
         for (content_id, seq) in accepted {
-            if tx.set_relay_seq(&content_id.0, *seq as i64)? {
+            if tx.set_relay_seq(&content_id.0, *seq)? {
                 known.push(*seq);
             }
         }
@@ -131,7 +128,7 @@ impl Engine {
                 cursor = seq;
             }
         }
-        tx.set_meta(MetaKey::RelayCursor, cursor as i64)?;
+        tx.set_meta_u64(MetaKey::RelayCursor, cursor)?;
         tx.commit()
     }
 }

@@ -144,7 +144,7 @@ impl Engine {
         } = merge;
         count_doc_changes(&tx, doc, new_changes)?;
         if let Some(cursor) = batch.cursor {
-            tx.set_meta(MetaKey::RelayCursor, cursor as i64)?;
+            tx.set_meta_u64(MetaKey::RelayCursor, cursor)?;
         }
         let flags = project(&tx, doc, self.device.account.as_str(), &touched)?;
         applied.events = journal_merged(&tx, doc, &flags, &merged, self.device.device_id)?;
@@ -170,7 +170,7 @@ impl Merge<'_> {
     /// the outbox (a device's own deltas coming back).
     fn record_relay_positions(&self, known: &[(ContentId, u64)]) -> Result<(), StoreError> {
         for (content_id, seq) in known {
-            self.tx.set_relay_seq(&content_id.0, *seq as i64)?;
+            self.tx.set_relay_seq(&content_id.0, *seq)?;
         }
         Ok(())
     }
@@ -229,7 +229,7 @@ impl Merge<'_> {
         {
             applied.new += 1;
             let mut row = delta_row(&delta, encoded, false);
-            row.relay_seq = relay_seq.map(|s| s as i64);
+            row.relay_seq = relay_seq;
             self.tx.insert_delta(&row)?;
             candidates.push(Candidate::new(
                 delta,
@@ -313,8 +313,10 @@ impl Release {
     fn new(tx: &DeviceTx<'_>, mut candidates: Vec<Candidate>) -> Result<Release, StoreError> {
         for candidate in &mut candidates {
             let (origin, seq) = (candidate.delta.origin, candidate.delta.origin_seq);
+            // Decoding refused 0, so `seq - 1` is a real operation number.
+            debug_assert!(seq >= 1);
             candidate.previous_merged =
-                seq == 1 || tx.delta_applied(&origin.0, seq as i64 - 1)? == Some(true);
+                seq == 1 || tx.delta_applied(&origin.0, seq - 1)? == Some(true);
         }
         Ok(Release {
             unreleased_changes: candidates.iter().filter_map(|c| c.hash).collect(),

@@ -164,7 +164,7 @@ fn delta_row(delta: &Delta, encoded: &EncodedDelta, applied: bool) -> DeltaRow {
         local_seq: 0,
         content_id: encoded.content_id().0,
         origin: delta.origin.0,
-        origin_seq: delta.origin_seq as i64,
+        origin_seq: delta.origin_seq,
         made_at_ms: delta.made_at_ms,
         bytes: encoded.0.clone(),
         relay_seq: None,

@@ -81,7 +81,7 @@ impl Engine {
                 let tx = store.transaction()?;
                 tx.insert_identity(&identity)?;
                 tx.append_doc_change(&AccountDoc::genesis())?;
-                tx.set_meta(MetaKey::NextOriginSeq, 1)?;
+                tx.set_meta_u64(MetaKey::NextOriginSeq, 1)?;
                 tx.commit()?;
                 identity
             }
@@ -103,9 +103,9 @@ impl Engine {
             created_at_ms: identity.created_at_ms,
         };
         let next_origin_seq = store
-            .meta(MetaKey::NextOriginSeq)?
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| OpenError::Corrupt("next_origin_seq is missing or negative".into()))?;
+            .meta_u64(MetaKey::NextOriginSeq)?
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| OpenError::Corrupt("next_origin_seq is missing or 0".into()))?;
         // The document loads on first use (a local operation or a merge):
         // queries are served from the projections, so opening stays fast
         // however long the history.

@@ -94,7 +94,17 @@ impl Engine {
         }
         effects(&tx, delta, account, &mut touched)?;
         tx.insert_delta(&delta_row(delta, encoded, true))?;
-        tx.set_meta(MetaKey::NextOriginSeq, delta.origin_seq as i64 + 1)?;
+        // The stored counter and this one agree (one engine per store):
+        // the delta takes the next number, and the one after is stored.
+        let stored = tx.meta_u64(MetaKey::NextOriginSeq)?;
+        if stored != Some(delta.origin_seq) {
+            return Err(StoreError::Corrupt(format!(
+                "next_origin_seq is {stored:?} in the store, {} in memory",
+                delta.origin_seq
+            ))
+            .into());
+        }
+        tx.set_meta_u64(MetaKey::NextOriginSeq, delta.origin_seq + 1)?;
         project(&tx, doc, account, &touched)?;
         tx.commit()?;
         Ok(())

@@ -35,6 +35,11 @@ macro_rules! device_store_conformance {
             }
 
             #[test]
+            fn sequence_numbers_up_to_i64_max_are_kept_and_above_refused() {
+                check_seq_bounds(store().0);
+            }
+
+            #[test]
             fn messages_are_a_grow_only_set_with_monotonic_flags() {
                 check_messages(store().0);
             }
@@ -146,7 +151,7 @@ fn delta(n: u8, origin: [u8; 16]) -> DeltaRow {
         local_seq: 0,
         content_id: [n; 32],
         origin,
-        origin_seq: i64::from(n),
+        origin_seq: u64::from(n),
         made_at_ms: 10 * i64::from(n),
         bytes: vec![n; 3],
         relay_seq: None,
@@ -213,6 +218,67 @@ fn check_deltas(mut store: DeviceStore) {
         .collect();
     assert_eq!(outbox, [3]);
     assert!(store.pending_deltas().unwrap().is_empty());
+}
+
+fn check_seq_bounds(mut store: DeviceStore) {
+    let max = i64::MAX as u64;
+    let tx = store.transaction().unwrap();
+    tx.insert_identity(&identity()).unwrap();
+    // At the bound: kept exactly.
+    let at_max = DeltaRow {
+        origin_seq: max,
+        relay_seq: Some(max),
+        ..delta(1, [7; 16])
+    };
+    assert!(tx.insert_delta(&at_max).unwrap());
+    assert_eq!(tx.delta_applied(&[7; 16], max).unwrap(), Some(true));
+    assert!(tx.set_relay_seq(&[1; 32], max - 1).unwrap());
+    tx.set_meta_u64(MetaKey::RelayCursor, max).unwrap();
+    // Above it: refused, never clamped or wrapped.
+    for above in [max + 1, u64::MAX] {
+        let refused = tx.insert_delta(&DeltaRow {
+            origin_seq: above,
+            ..delta(2, [7; 16])
+        });
+        assert!(matches!(refused, Err(StoreError::OutOfRange { value, .. }) if value == above));
+        let refused = tx.insert_delta(&DeltaRow {
+            relay_seq: Some(above),
+            ..delta(3, [7; 16])
+        });
+        assert!(matches!(refused, Err(StoreError::OutOfRange { value, .. }) if value == above));
+        assert!(tx.set_relay_seq(&[1; 32], above).is_err());
+        assert!(tx.set_meta_u64(MetaKey::RelayCursor, above).is_err());
+        assert!(tx.delta_applied(&[7; 16], above).is_err());
+    }
+    tx.commit().unwrap();
+    let rows = store.deltas_after(0, 10).unwrap();
+    assert_eq!(rows.len(), 1, "nothing above the bound was stored");
+    assert_eq!(
+        (rows[0].origin_seq, rows[0].relay_seq),
+        (max, Some(max - 1))
+    );
+    assert_eq!(store.meta_u64(MetaKey::RelayCursor).unwrap(), Some(max));
+
+    // A negative stored number is corrupt, not a small one.
+    let tx = store.transaction().unwrap();
+    tx.set_meta(MetaKey::RelayCursor, -1).unwrap();
+    assert!(matches!(
+        tx.meta_u64(MetaKey::RelayCursor),
+        Err(StoreError::Corrupt(_))
+    ));
+    tx.commit().unwrap();
+    assert!(matches!(
+        store.meta_u64(MetaKey::RelayCursor),
+        Err(StoreError::Corrupt(_))
+    ));
+    store
+        .conn
+        .execute("UPDATE deltas SET relay_seq = -5", [])
+        .unwrap();
+    assert!(matches!(
+        store.deltas_after(0, 10),
+        Err(StoreError::Corrupt(_))
+    ));
 }
 
 fn message(id: &str, conversation: &str, sender: &str, at: i64) -> MessageRecord {
@@ -627,4 +693,50 @@ fn reopening_keeps_everything() {
     let store = DeviceStore::open(Location::File(&path)).unwrap();
     assert_eq!(store.identity().unwrap(), Some(identity()));
     assert_eq!(store.message_log().unwrap().len(), 1);
+}
+
+#[test]
+fn version_2_repairs_positions_an_earlier_build_wrapped_negative() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    {
+        // A version-1 store as an earlier build left it: a remote delta
+        // numbered 2^63 (stored as i64::MIN), an own delta acknowledged at
+        // 2^63, and the cursor moved there.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        crate::migrate::open_durable(&mut conn, &MIGRATIONS[..1]).unwrap();
+        let mut store = DeviceStore { conn };
+        let tx = store.transaction().unwrap();
+        tx.insert_identity(&identity()).unwrap();
+        tx.insert_delta(&delta(1, identity().device_id)).unwrap();
+        tx.insert_delta(&DeltaRow {
+            applied: false,
+            ..delta(2, [8; 16])
+        })
+        .unwrap();
+        tx.insert_delta(&delta(3, [8; 16])).unwrap();
+        tx.commit().unwrap();
+        store
+            .conn
+            .execute_batch(
+                "UPDATE deltas SET origin_seq = -9223372036854775808 WHERE origin_seq = 2; \
+                 UPDATE deltas SET relay_seq = -9223372036854775808 WHERE origin_seq = 1; \
+                 UPDATE deltas SET relay_seq = 4 WHERE origin_seq = 3; \
+                 INSERT INTO meta (key, value) VALUES ('relay_cursor', -9223372036854775808);",
+            )
+            .unwrap();
+    }
+    let store = DeviceStore::open(Location::File(&path)).unwrap();
+    let rows = store.deltas_after(0, 10).unwrap();
+    let kept: Vec<_> = rows
+        .iter()
+        .map(|r| (r.content_id[0], r.relay_seq))
+        .collect();
+    assert_eq!(kept, [(1, None), (3, Some(4))], "the wrapped delta is gone");
+    assert_eq!(
+        store.outbox(10).unwrap().len(),
+        1,
+        "the own delta is back in the outbox"
+    );
+    assert_eq!(store.meta_u64(MetaKey::RelayCursor).unwrap(), Some(0));
 }

@@ -25,14 +25,20 @@ pub use rows::*;
 pub use tx::DeviceTx;
 
 use crate::migrate::{self, Migration};
-use crate::{OpenError, StoreError};
+use crate::{u64_from_sql, OpenError, StoreError};
 
 /// The device store's migrations, in order. The schema version is the
 /// number of migrations applied.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/device/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/device/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/device/0002_out_of_range_positions.sql"),
+    },
+];
 
 /// `group_users.list` for a group's members, its ban list and its allow
 /// list.
@@ -130,6 +136,14 @@ impl DeviceStore {
             .optional()?)
     }
 
+    /// A named counter that is never negative (a cursor, an operation
+    /// number); a negative stored value is [`StoreError::Corrupt`].
+    pub fn meta_u64(&self, key: MetaKey) -> Result<Option<u64>, StoreError> {
+        self.meta(key)?
+            .map(|value| u64_from_sql(key.as_str(), value))
+            .transpose()
+    }
+
     /// The document's chunks in the order they must be loaded: the snapshot
     /// (if any) first, then changes in the order they were written.
     pub fn doc_chunks(&self) -> Result<Vec<DocChunk>, StoreError> {
@@ -218,10 +232,12 @@ impl DeviceStore {
                 origin: origin
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("deltas.origin is not 16 bytes".into()))?,
-                origin_seq,
+                origin_seq: u64_from_sql("deltas.origin_seq", origin_seq)?,
                 made_at_ms,
                 bytes,
-                relay_seq,
+                relay_seq: relay_seq
+                    .map(|seq| u64_from_sql("deltas.relay_seq", seq))
+                    .transpose()?,
                 applied,
             });
         }

@@ -57,11 +57,13 @@ pub struct DeltaRow {
     pub local_seq: i64,
     pub content_id: [u8; 32],
     pub origin: [u8; 16],
-    pub origin_seq: i64,
+    /// The operation's number on its device, at most `i64::MAX`.
+    pub origin_seq: u64,
     pub made_at_ms: i64,
     pub bytes: Vec<u8>,
-    /// The relay log position, once a relay has accepted it.
-    pub relay_seq: Option<i64>,
+    /// The relay log position, once a relay has accepted it; at most
+    /// `i64::MAX`.
+    pub relay_seq: Option<u64>,
     /// False while its document change waits for a change it depends on.
     pub applied: bool,
 }
