@@ -120,6 +120,9 @@ pub struct Syncer {
     pull_in_flight: bool,
     /// The relay's head at login: a pull is due until the cursor reaches it.
     head_seq: u64,
+    /// The engine's relay cursor: read once when the connection starts,
+    /// then taken from what the engine's mutators return.
+    cursor: Option<u64>,
     reported_in_step: bool,
     /// When [`Syncer::handle_timeout`] first saw the push (or pull) in
     /// flight: the start of its deadline.
@@ -142,8 +145,32 @@ impl Syncer {
         Ok(self.connected
             && !self.push_in_flight
             && !self.pull_in_flight
-            && engine.relay_cursor()? >= self.head_seq
+            && self.cursor.is_some_and(|cursor| cursor >= self.head_seq)
             && engine.outbox(1)?.is_empty())
+    }
+
+    /// The engine's relay cursor, read from its store the first time only.
+    fn cursor(&mut self, engine: &Engine) -> Result<u64, StoreError> {
+        match self.cursor {
+            Some(cursor) => Ok(cursor),
+            None => {
+                let cursor = engine.relay_cursor()?;
+                self.cursor = Some(cursor);
+                Ok(cursor)
+            }
+        }
+    }
+
+    /// Records where an engine mutator says the cursor ended. The cursor
+    /// only rises.
+    fn cursor_moved_to(&mut self, cursor: u64) {
+        if let Some(before) = self.cursor {
+            assert!(
+                cursor >= before,
+                "the relay cursor moved back from {before} to {cursor}"
+            );
+        }
+        self.cursor = Some(cursor);
     }
 
     /// Pushes the next batch of the outbox, unless a push is in flight or
@@ -172,7 +199,8 @@ impl Syncer {
 
     fn pull(&mut self, engine: &Engine, session: &mut ClientSession) -> Result<(), SyncError> {
         if !self.pull_in_flight {
-            session.pull(engine.relay_cursor()?, DELTAS_PER_PAGE_MAX as u32)?;
+            let cursor = self.cursor(engine)?;
+            session.pull(cursor, DELTAS_PER_PAGE_MAX as u32)?;
             self.pull_in_flight = true;
             self.reported_in_step = false;
         }
@@ -235,21 +263,23 @@ impl Syncer {
                 out.push(SyncEvent::Connected {
                     devices: welcome.devices,
                 });
-                if engine.relay_cursor()? < welcome.head_seq {
+                // The one read of the cursor: the connection starts here.
+                self.cursor = Some(engine.relay_cursor()?);
+                if self.cursor(engine)? < welcome.head_seq {
                     self.pull(engine, session)?;
                 }
                 self.push(engine, session)?;
             }
             SessionEvent::PushAcked(entries) => {
                 let accepted: Vec<_> = entries.iter().map(|e| (e.content_id, e.seq)).collect();
-                let cursor_before = engine.relay_cursor()?;
-                engine.acknowledge(&accepted)?;
+                let cursor_before = self.cursor(engine)?;
+                let cursor = engine.acknowledge(&accepted)?;
+                self.cursor_moved_to(cursor);
                 self.push_in_flight = false;
                 self.push_since_ms = None;
                 if let Some(newest) = entries.iter().map(|e| e.seq).max() {
                     self.head_seq = self.head_seq.max(newest);
                 }
-                let cursor = engine.relay_cursor()?;
                 if cursor > cursor_before {
                     session.ack(cursor)?;
                 }
@@ -367,7 +397,7 @@ impl Syncer {
         mut deltas: Vec<tandem_transport::LogDelta>,
         out: &mut Vec<SyncEvent>,
     ) -> Result<(), SyncError> {
-        let cursor = engine.relay_cursor()?;
+        let cursor = self.cursor(engine)?;
         deltas.retain(|d| d.seq > cursor);
         deltas.sort_by_key(|d| d.seq);
         deltas.dedup_by_key(|d| d.seq);
@@ -411,10 +441,11 @@ impl Syncer {
                 delta: EncodedDelta(d.bytes),
             })
             .collect();
-        let cursor_before = engine.relay_cursor()?;
+        let cursor_before = self.cursor(engine)?;
         while !page.is_empty() {
             match engine.apply_relay(&page) {
                 Ok(applied) => {
+                    self.cursor_moved_to(applied.relay_cursor);
                     out.push(SyncEvent::Merged(applied));
                     break;
                 }
@@ -434,9 +465,12 @@ impl Syncer {
                     let rest = page.split_off(at + 1);
                     let bad = page.pop().expect("at is within the page");
                     if !page.is_empty() {
-                        out.push(SyncEvent::Merged(engine.apply_relay(&page)?));
+                        let applied = engine.apply_relay(&page)?;
+                        self.cursor_moved_to(applied.relay_cursor);
+                        out.push(SyncEvent::Merged(applied));
                     }
-                    engine.skip_relay_entry(bad.seq)?;
+                    let cursor = engine.skip_relay_entry(bad.seq)?;
+                    self.cursor_moved_to(cursor);
                     out.push(SyncEvent::Skipped {
                         seq: bad.seq,
                         error: error.to_string(),
@@ -446,7 +480,7 @@ impl Syncer {
                 Err(e) => return Err(e.into()),
             }
         }
-        let cursor = engine.relay_cursor()?;
+        let cursor = self.cursor(engine)?;
         if cursor > cursor_before {
             session.ack(cursor)?;
         }

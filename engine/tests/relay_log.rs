@@ -37,6 +37,10 @@ fn pages_advance_the_cursor_and_own_deltas_leave_the_outbox() {
     assert_eq!(a.engine.relay_cursor().unwrap(), 0);
     let first = a.engine.apply_relay(&page(&log, 1, 2)).unwrap();
     assert_eq!((first.new, first.duplicate), (1, 1));
+    assert_eq!(
+        first.relay_cursor, 2,
+        "the merge says where the cursor ended"
+    );
     assert_eq!(a.engine.relay_cursor().unwrap(), 2);
     assert_eq!(
         a.engine.outbox(10).unwrap().len(),
@@ -47,7 +51,15 @@ fn pages_advance_the_cursor_and_own_deltas_leave_the_outbox() {
     // A page fetched twice, overlapping the cursor, skips what it had.
     let again = a.engine.apply_relay(&page(&log, 1, 3)).unwrap();
     assert_eq!((again.new, again.duplicate), (0, 1));
+    assert_eq!(again.relay_cursor, 3);
     assert_eq!(a.engine.relay_cursor().unwrap(), 3);
+    let nothing_new = a.engine.apply_relay(&page(&log, 1, 3)).unwrap();
+    assert_eq!(
+        nothing_new.relay_cursor, 3,
+        "a page all at or before the cursor"
+    );
+    let remote = a.engine.apply_remote(&log).unwrap();
+    assert_eq!(remote.relay_cursor, 3, "apply_remote leaves the cursor");
     assert!(a.engine.outbox(10).unwrap().is_empty());
 
     a.reopen(&path);
@@ -97,20 +109,32 @@ fn acknowledged_positions_that_continue_the_cursor_move_it() {
     let first = a.op(incoming("m1", "u:bob", "bob", 1));
     let second = a.op(incoming("m2", "u:bob", "bob", 2));
     let third = a.op(incoming("m3", "u:bob", "bob", 3));
-    // Another device's delta is at 5: the relay logged these at 1, 2 and 4.
-    a.engine
+    // Another device's delta is at 3: the relay logged these at 1, 2 and 4.
+    let cursor = a
+        .engine
         .acknowledge(&[
             (second.content_id, 2),
             (first.content_id, 1),
             (third.content_id, 4),
         ])
         .unwrap();
-    assert_eq!(a.engine.relay_cursor().unwrap(), 2, "3 is someone else's");
+    assert_eq!(cursor, 2, "3 is someone else's");
+    assert_eq!(a.engine.relay_cursor().unwrap(), 2);
     assert!(a.engine.outbox(10).unwrap().is_empty());
     // An acknowledgement that does not continue the cursor leaves it.
     let fourth = a.op(incoming("m4", "u:bob", "bob", 4));
-    a.engine.acknowledge(&[(fourth.content_id, 9)]).unwrap();
+    assert_eq!(a.engine.acknowledge(&[(fourth.content_id, 9)]).unwrap(), 2);
     assert_eq!(a.engine.relay_cursor().unwrap(), 2);
+    // Skipping the entry after the cursor moves it there, and says so.
+    assert_eq!(a.engine.skip_relay_entry(3).unwrap(), 3);
+    assert_eq!(a.engine.relay_cursor().unwrap(), 3);
+    assert!(matches!(
+        a.engine.skip_relay_entry(5),
+        Err(ApplyError::Gap {
+            expected: 4,
+            found: 5
+        })
+    ));
 }
 
 /// A syncer on a session that is still handshaking: its commands queue.

@@ -1,7 +1,7 @@
 //! What crosses to other devices and the relay: export pages, the outbox,
 //! relay log pages, the relay cursor and acknowledgements.
 
-use tandem_storage::device::MetaKey;
+use tandem_storage::device::{DeviceTx, MetaKey};
 use tandem_storage::StoreError;
 
 use super::{Applied, ApplyError, Engine};
@@ -50,7 +50,8 @@ impl Engine {
     /// [`Engine::relay_cursor`]; entries at or before the cursor (a page
     /// fetched twice) are skipped. This device's own deltas coming back
     /// leave the outbox here too, even if their push acknowledgement was
-    /// lost.
+    /// lost. [`Applied::relay_cursor`] says where the cursor ended: the
+    /// page's last entry.
     pub fn apply_relay(&mut self, page: &[RelayDelta]) -> Result<Applied, ApplyError> {
         if page.len() > DELTAS_PER_BATCH_MAX {
             return Err(ApplyError::BatchTooLarge(page.len()));
@@ -69,15 +70,18 @@ impl Engine {
             entries.push((Some(entry.seq), &entry.delta));
         }
         if entries.is_empty() {
-            return Ok(Applied::default());
+            return Ok(Applied {
+                relay_cursor: cursor,
+                ..Applied::default()
+            });
         }
         self.apply_batch(entries, Some(expected - 1))
     }
 
     /// Moves the relay cursor past entry `seq`, which cannot be merged (see
-    /// [`crate::sync::SyncEvent::Skipped`]). Only the entry right after the
-    /// cursor can be skipped.
-    pub fn skip_relay_entry(&mut self, seq: u64) -> Result<(), ApplyError> {
+    /// [`crate::sync::SyncEvent::Skipped`]), and returns the new cursor:
+    /// `seq`. Only the entry right after the cursor can be skipped.
+    pub fn skip_relay_entry(&mut self, seq: u64) -> Result<u64, ApplyError> {
         let expected = self.relay_cursor()? + 1;
         if seq != expected {
             return Err(ApplyError::Gap {
@@ -86,9 +90,9 @@ impl Engine {
             });
         }
         let tx = self.store.transaction()?;
-        tx.set_meta_u64(MetaKey::RelayCursor, seq)?;
+        raise_relay_cursor(&tx, seq)?;
         tx.commit()?;
-        Ok(())
+        Ok(seq)
     }
 
     /// The relay log position this device has merged everything up to.
@@ -112,11 +116,11 @@ impl Engine {
     ///
     /// Positions that continue the relay cursor move it too: the device
     /// holds those deltas already (they are its own), so it need not pull
-    /// them back.
-    pub fn acknowledge(&mut self, accepted: &[(ContentId, u64)]) -> Result<(), StoreError> {
-        let mut cursor = self.relay_cursor()?;
-        let mut known = Vec::with_capacity(accepted.len());
+    /// them back. Returns where the cursor ended.
+    pub fn acknowledge(&mut self, accepted: &[(ContentId, u64)]) -> Result<u64, StoreError> {
         let tx = self.store.transaction()?;
+        let mut cursor = tx.meta_u64(MetaKey::RelayCursor)?.unwrap_or(0);
+        let mut known = Vec::with_capacity(accepted.len());
         for (content_id, seq) in accepted {
             if tx.set_relay_seq(&content_id.0, *seq)? {
                 known.push(*seq);
@@ -128,7 +132,22 @@ impl Engine {
                 cursor = seq;
             }
         }
-        tx.set_meta_u64(MetaKey::RelayCursor, cursor)?;
-        tx.commit()
+        raise_relay_cursor(&tx, cursor)?;
+        tx.commit()?;
+        Ok(cursor)
     }
+}
+
+/// Moves the relay cursor to `to` inside `tx`. The cursor only rises (it
+/// is where this device has merged everything up to): a store whose cursor
+/// is past `to` was written by another engine meanwhile, and the write is
+/// refused rather than moving it back.
+pub(super) fn raise_relay_cursor(tx: &DeviceTx<'_>, to: u64) -> Result<(), StoreError> {
+    let from = tx.meta_u64(MetaKey::RelayCursor)?.unwrap_or(0);
+    if to < from {
+        return Err(StoreError::Corrupt(format!(
+            "the relay cursor would move back from {from} to {to}"
+        )));
+    }
+    tx.set_meta_u64(MetaKey::RelayCursor, to)
 }

@@ -4,10 +4,11 @@
 use std::collections::BTreeSet;
 
 use automerge::ChangeHash;
-use tandem_storage::device::{DeltaRow, DeviceTx, MetaKey};
+use tandem_storage::device::{DeltaRow, DeviceTx};
 use tandem_storage::StoreError;
 use tandem_transport::{AccountId, DeviceId};
 
+use super::exchange::raise_relay_cursor;
 use super::journal::journal_merged;
 use super::project::{changed, project, Changed};
 use super::{count_doc_changes, delta_row, loaded, ApplyError, Engine};
@@ -30,6 +31,11 @@ pub struct Applied {
     pub unblocked: usize,
     /// Multi-device events journaled by this merge.
     pub events: usize,
+    /// Where the relay cursor is after the merge: the relay log position
+    /// this device has merged everything up to. [`Engine::apply_relay`]
+    /// moves it to its page's last entry; [`Engine::apply_remote`] leaves
+    /// it.
+    pub relay_cursor: u64,
     /// What the merge changed.
     pub changed: Changed,
 }
@@ -97,6 +103,10 @@ impl Engine {
                 relay_seq,
             });
         }
+        applied.relay_cursor = match cursor {
+            Some(cursor) => cursor,
+            None => self.relay_cursor()?,
+        };
         if batch.incoming.is_empty() && batch.known.is_empty() && batch.cursor.is_none() {
             return Ok(applied);
         }
@@ -144,7 +154,7 @@ impl Engine {
         } = merge;
         count_doc_changes(&tx, doc, new_changes)?;
         if let Some(cursor) = batch.cursor {
-            tx.set_meta_u64(MetaKey::RelayCursor, cursor)?;
+            raise_relay_cursor(&tx, cursor)?;
         }
         let flags = project(&tx, doc, self.device.account.as_str(), &touched)?;
         applied.events = journal_merged(&tx, doc, &flags, &merged, self.device.device_id)?;
