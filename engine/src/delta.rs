@@ -1,6 +1,7 @@
-//! Deltas: the unit devices exchange. One delta is one user operation: the
-//! intent ([`Op`]), who made it and when, and the automerge change it made to
-//! the account document (if any).
+//! Deltas: the unit devices exchange, and their validated decoding.
+//!
+//! One delta is one user operation: the intent ([`Op`]), who made it and
+//! when, and the automerge change it made to the account document (if any).
 //!
 //! The relay never looks inside a delta; it only stores the bytes under
 //! their content id (blake3 of the bytes). That is what lets it stay simple

@@ -1,5 +1,7 @@
-//! The account document's layout, loading and saving, and the helpers every
-//! operation category's rules use to read and edit it.
+//! The account document: its layout, loading and saving, and edit helpers.
+//!
+//! Each operation category's rules read and edit the document through the
+//! helpers here; this file knows no operations.
 //!
 //! Layout (all root maps are made by the genesis change, so no two devices
 //! ever create them concurrently, which would make one device's copy win and

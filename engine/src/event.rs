@@ -1,5 +1,4 @@
-//! Multi-device events: what the user did on another device, as the app
-//! hears it.
+//! Multi-device events: what the user did on another device.
 //!
 //! One [`Event`] per operation another device performed, journaled in the
 //! same transaction as the merge that produced it, in merge order (which is

@@ -1,4 +1,5 @@
 //! Named limits on everything a local operation or a remote delta carries.
+//!
 //! Each is tested just below, at and just above in `tests`.
 
 /// Bytes in any id (user, group, thread, message, mark).

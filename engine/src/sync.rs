@@ -1,5 +1,4 @@
-//! Keeping an [`Engine`] in step with a relay over one [`ClientSession`],
-//! with no IO: the sans-IO half of the sync driver.
+//! The sans-IO sync driver: an `Engine` in step with a relay over one session.
 //!
 //! [`Syncer`] reacts to the session's events by calling the engine (merge a
 //! page, record acknowledgements) and the session (push, pull, ack). The

@@ -1,6 +1,6 @@
-//! The one table of every operation kind, which every test that covers
-//! "every operation" reads: one row per variant of every operation enum.
+//! The one table of every operation kind, for every "every operation" test.
 //!
+//! One row per variant of every operation enum.
 //! A row says what the operation becomes on another device (its event's
 //! category and name in the JSON form), how to draw a random one (for the
 //! simulation, the property tests and the fuzz targets, through

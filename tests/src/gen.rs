@@ -1,6 +1,8 @@
-//! Random operations of every kind of the table ([`crate::every_op`]) over
-//! a small universe, so that operations made on different devices touch
-//! the same entities and their merges are actually tested.
+//! Random operations of every kind of the table, over a small universe.
+//!
+//! The kinds are the rows of [`crate::every_op`]; the universe is small so
+//! that operations made on different devices touch the same entities and
+//! their merges are actually tested.
 //!
 //! The generator does not look at any device's state: it may produce an
 //! operation the device refuses (a remark for a non-contact, a read marker

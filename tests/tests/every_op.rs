@@ -1,7 +1,9 @@
-//! Every operation kind of the table (`tandem_tests::every_op`): it reaches
-//! another device and is journaled there under the origin device, its event
-//! and encoded delta match committed snapshots, and the table has a row for
-//! every variant of every operation enum.
+//! Every operation kind of the table, end to end and against snapshots.
+//!
+//! Each row of `tandem_tests::every_op` reaches another device and is
+//! journaled there under the origin device, its event and encoded delta
+//! match committed snapshots, and the table has a row for every variant of
+//! every operation enum.
 //!
 //! The delta wire format and the events' JSON form are boundaries: an
 //! accidental change (a reordered variant, a renamed field) fails here

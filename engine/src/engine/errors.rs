@@ -1,5 +1,6 @@
-//! Why each flow can fail: opening, a local operation, a merge, loading
-//! the document.
+//! Why each flow of the engine can fail, one error enum per flow.
+//!
+//! Opening a device, a local operation, a merge, loading the document.
 
 use tandem_storage::StoreError;
 use tandem_transport::limits::DEVICE_NAME_BYTES_MAX;

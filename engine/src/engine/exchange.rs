@@ -1,5 +1,7 @@
-//! What crosses to other devices and the relay: export pages, the outbox,
-//! relay log pages, the relay cursor and acknowledgements.
+//! What crosses to other devices and the relay, and the relay cursor.
+//!
+//! Export pages, the outbox, relay log pages, acknowledgements, and the
+//! relay cursor: where this device has merged the relay log up to.
 
 use tandem_storage::device::{DeviceTx, MetaKey};
 use tandem_storage::StoreError;

@@ -1,5 +1,7 @@
-//! The multi-device events journal: what merges and the relay tell the app,
-//! kept until the app acknowledges it.
+//! The multi-device events journal, kept until the app acknowledges it.
+//!
+//! What merges and the relay tell the app, one row per event, delivered
+//! until acknowledged.
 
 use std::collections::{btree_map, BTreeMap};
 

@@ -1,5 +1,7 @@
-//! The remote flow: merging a batch of other devices' deltas in one
-//! transaction, each released in causal order.
+//! The remote flow: merging other devices' deltas, in causal order.
+//!
+//! A batch merges in one transaction; each delta is released once what it
+//! depends on has merged.
 
 use std::collections::BTreeSet;
 

@@ -1,5 +1,7 @@
-//! The local flow: performing one operation and recording it for the other
-//! devices, in one transaction.
+//! The local flow: performing one operation, in one transaction.
+//!
+//! The operation is validated, made on the document, and recorded for the
+//! other devices, all in one transaction.
 
 use std::collections::BTreeSet;
 
@@ -63,6 +65,11 @@ impl Engine {
             read_markers,
         };
         let encoded = delta.encode();
+        // Pair assertion: what this device records, every device accepts.
+        debug_assert!(
+            Delta::decode(&encoded.0, &self.device.account).is_ok_and(|(d, _)| d == delta),
+            "a local delta does not decode back"
+        );
         let content_id = encoded.content_id();
         let result = self.commit_local(&delta, &encoded);
         if let Err(error) = result {

@@ -1,5 +1,7 @@
-//! Projections: rewriting the rows of every entity a batch touched from the
-//! document, and telling the app what changed.
+//! Projections: rewriting the rows of the entities a batch touched.
+//!
+//! Each batch rewrites the rows of the entities it touched from the
+//! document, and tells the app what changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 

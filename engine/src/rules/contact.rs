@@ -1,5 +1,4 @@
-//! Contact operations: contact requests both ways, contacts, remarks and
-//! the blocklist.
+//! Contact operations: requests both ways, contacts, remarks, blocklist.
 //!
 //! A contact entry, `contacts[user]`, is always written whole as a fresh
 //! object, so a re-add wins over a concurrent remove, and a remark written

@@ -1,5 +1,4 @@
-//! Conversation operations: read markers, pins, marks, do-not-disturb and
-//! deleting a conversation.
+//! Conversation operations: read markers, pins, marks, DND, deleting.
 //!
 //! Pins, marks and do-not-disturb are registers in the document (`pinned`,
 //! `marks`, `dnd`). Read markers and clear points are maximum registers in

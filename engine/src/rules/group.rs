@@ -1,5 +1,4 @@
-//! Group operations: membership, applications and invitations, roles,
-//! bans, mutes, the allow list, flags and info, member attributes.
+//! Group operations: membership, roles, bans, mutes, flags, info, attributes.
 //!
 //! A group entry, `groups[group]`, is made fresh on create, join, apply or
 //! an accepted invitation, which makes a re-join win over a concurrent

@@ -1,5 +1,6 @@
-//! Message operations: sending, ingesting, recalling, hiding and receipts,
-//! which act on the message log rather than the document.
+//! Message operations: sending, ingesting, recalling, hiding, receipts.
+//!
+//! They act on the message log rather than the document.
 //!
 //! Their effects merge monotonically (a grow-only set of messages, flags
 //! that only turn on, receipts that only rise), so their events are never

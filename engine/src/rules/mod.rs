@@ -1,6 +1,8 @@
-//! What operations mean, one file per category; this file holds what the
-//! categories share: the [`Op`] enum, its limits, refusals, the entities an
-//! operation touches, and the dispatch to each category.
+//! What operations mean: one file per category, and what they share.
+//!
+//! This file holds what the categories share: the [`Op`] enum, its limits,
+//! refusals, the entities an operation touches, and the dispatch to each
+//! category.
 //!
 //! Each category's file (`message`, `conversation`, `contact`, `group`,
 //! `thread`) holds everything about its operations: the op enum and its

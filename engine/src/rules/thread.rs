@@ -1,5 +1,4 @@
-//! Thread operations: threads inside groups that this account takes part
-//! in, with their names and members.
+//! Thread operations: threads inside groups, their names and members.
 //!
 //! A thread entry, `threads[thread]`, is made fresh on create or join; its
 //! members are a nested map.
