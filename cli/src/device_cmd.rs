@@ -634,14 +634,14 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
             "receipt": format!("{:?}", m.receipt).to_lowercase(),
         })).collect::<Vec<_>>(),
         "contacts": state.contacts.iter().map(|c| json!({
-            "user": c.user_id, "status": c.status, "remark": c.remark, "since_ms": c.since_ms,
+            "user": c.user_id, "status": c.status.as_str(), "remark": c.remark, "since_ms": c.since_ms,
         })).collect::<Vec<_>>(),
         "blocklist": state.blocklist.iter().map(|b| json!({
             "user": b.user_id, "since_ms": b.since_ms,
         })).collect::<Vec<_>>(),
         "groups": state.groups.iter().map(|g| json!({
             "id": g.id,
-            "state": g.state,
+            "state": g.state.as_str(),
             "name": g.name,
             "description": g.description,
             "announcement": g.announcement,
@@ -649,7 +649,7 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
             "messages_blocked": g.messages_blocked,
             "mute_all": g.mute_all,
             "members": g.members.iter().map(|m| json!({
-                "user": m.user_id, "role": m.role, "muted_until_ms": m.muted_until_ms,
+                "user": m.user_id, "role": m.role.as_str(), "muted_until_ms": m.muted_until_ms,
             })).collect::<Vec<_>>(),
             "banned": g.banned,
             "allow_list": g.allowed,

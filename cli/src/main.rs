@@ -1,6 +1,8 @@
 //! `tandem`: run a relay, issue tokens, drive a device, play the demo, run
 //! the benchmarks.
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 
 mod bench;

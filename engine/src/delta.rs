@@ -1,23 +1,21 @@
-//! Deltas: the unit devices exchange. One delta is one user operation: the
-//! intent ([`Op`]), who made it and when, and the automerge change it made to
-//! the account document (if any).
+//! Deltas: the unit devices exchange, and their validated decoding.
+//!
+//! One delta is one user operation: the intent ([`Op`]), who made it and
+//! when, and the automerge change it made to the account document (if any).
 //!
 //! The relay never looks inside a delta; it only stores the bytes under
 //! their content id (blake3 of the bytes). That is what lets it stay simple
 //! and, later, carry end-to-end encrypted deltas.
 
 use serde::{Deserialize, Serialize};
-use tandem_transport::{AccountId, DeviceId};
+use tandem_transport::{AccountId, ContentId, DeviceId};
 
-use crate::limits::{DELTA_BYTES_MAX, READ_MARKERS_PER_DELTA_MAX};
+use crate::limits::{DELTA_BYTES_MAX, ORIGIN_SEQ_MAX, READ_MARKERS_PER_DELTA_MAX};
 use crate::model::{ConversationId, MessageId};
 use crate::op::{InvalidOp, Op};
 
 /// The delta format this build writes and reads.
 pub const DELTA_FORMAT: u16 = 1;
-
-/// A content id: blake3 of a delta's encoded bytes.
-pub type ContentId = [u8; 32];
 
 /// One user operation as it travels between devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +27,8 @@ pub struct Delta {
     pub account: AccountId,
     /// The device the operation was made on.
     pub origin: DeviceId,
-    /// The operation's number on its device: 1, 2, 3…
+    /// The operation's number on its device: 1, 2, 3… up to
+    /// [`ORIGIN_SEQ_MAX`].
     pub origin_seq: u64,
     /// When the operation was made, by the origin device's clock.
     pub made_at_ms: i64,
@@ -61,9 +60,9 @@ pub struct ReadMarker {
 pub struct EncodedDelta(pub Vec<u8>);
 
 impl EncodedDelta {
-    /// blake3 of the bytes.
+    /// blake3 of the bytes: the id the relay stores the delta under.
     pub fn content_id(&self) -> ContentId {
-        *blake3::hash(&self.0).as_bytes()
+        ContentId::of(&self.0)
     }
 }
 
@@ -91,6 +90,10 @@ pub enum DeltaError {
         /// The account the delta names.
         found: AccountId,
     },
+    /// The operation's number on its device is 0 or above
+    /// [`ORIGIN_SEQ_MAX`]: no device gives it, and no store could keep it.
+    #[error("origin_seq {0} is outside 1..={ORIGIN_SEQ_MAX}")]
+    OriginSeqOutOfRange(u64),
     /// The operation breaks a limit.
     #[error("invalid operation: {0}")]
     InvalidOp(#[from] InvalidOp),
@@ -106,6 +109,15 @@ pub enum DeltaError {
 }
 
 impl Delta {
+    /// The id of the message this delta sends, for a
+    /// [`MessageOp::Send`](crate::op::MessageOp::Send): the origin device in
+    /// hex, a dot, and the operation's number there, so it is unique per
+    /// device and operation and every device derives the same one.
+    pub(crate) fn sent_message_id(&self) -> MessageId {
+        MessageId::new(format!("{}.{}", self.origin.to_hex(), self.origin_seq))
+            .expect("a hex device id and a number make a valid id")
+    }
+
     /// Encodes the delta; deterministic, so the content id is too.
     pub fn encode(&self) -> EncodedDelta {
         EncodedDelta(postcard::to_stdvec(self).expect("a delta always encodes"))
@@ -142,8 +154,8 @@ impl Delta {
                 found: delta.account,
             });
         }
-        if delta.origin_seq == 0 {
-            return Err(DeltaError::Malformed("origin_seq is 0".into()));
+        if !(1..=ORIGIN_SEQ_MAX).contains(&delta.origin_seq) {
+            return Err(DeltaError::OriginSeqOutOfRange(delta.origin_seq));
         }
         delta.op.validate()?;
         if delta.read_markers.len() > READ_MARKERS_PER_DELTA_MAX {

@@ -3,6 +3,7 @@
 //! See [`Engine`] for how to drive it, [`op`] for what a user can do, and
 //! [`delta`] for what devices exchange.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod delta;
@@ -13,20 +14,23 @@ pub mod limits;
 pub mod model;
 pub mod net;
 pub mod op;
+mod rules;
 pub mod sync;
 
-pub use doc::{DocError, Refused};
+pub use doc::DocError;
 pub use engine::{
-    AccountState, Applied, ApplyError, Changed, Config, DeviceInfo, Engine, EventDelivery, Export,
-    ExportCursor, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
+    AccountState, Applied, ApplyError, Changed, Config, DeviceIdentity, Engine, EventDelivery,
+    Export, ExportCursor, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
 };
 pub use event::{Event, EventKind};
+pub use rules::Refused;
 pub use tandem_storage::device::{
-    BlockedRow, ContactRow, ConversationRow, ConversationSettings, GroupMember, GroupRow,
-    MemberAttribute, MessageView, Receipt, ThreadRow,
+    BlockedRow, ContactRow, ContactStatus, ConversationRow, ConversationSettings, GroupMember,
+    GroupRow, GroupStanding, MemberAttribute, MemberRole, MessageView, Receipt, ThreadRow,
+    UnknownState,
 };
 pub use tandem_storage::StoreError;
-pub use tandem_transport::{AccountId, DeviceId, Platform};
+pub use tandem_transport::{AccountId, ContentId, DeviceId, Platform};
 
 /// The README's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,4 +1,5 @@
 //! Named limits on everything a local operation or a remote delta carries.
+//!
 //! Each is tested just below, at and just above in `tests`.
 
 /// Bytes in any id (user, group, thread, message, mark).
@@ -34,3 +35,13 @@ pub const DELTAS_PER_BATCH_MAX: usize = 10_000;
 /// Document changes kept as separate chunks before they are folded into a
 /// snapshot, bounding both load time and the chunk table.
 pub const DOC_CHANGES_PER_SNAPSHOT: i64 = 1_000;
+
+/// The highest operation number (`origin_seq`) a device gives or accepts:
+/// both devices keep it as a SQLite integer. A delta above it is refused
+/// when decoded ([`DeltaError::OriginSeqOutOfRange`](crate::delta::DeltaError::OriginSeqOutOfRange)).
+pub const ORIGIN_SEQ_MAX: u64 = i64::MAX as u64;
+
+/// The highest relay log position (a seq, the cursor, the head): the
+/// transport refuses a frame above it, and both stores keep positions as
+/// SQLite integers.
+pub use tandem_transport::limits::RELAY_SEQ_MAX;

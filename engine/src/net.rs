@@ -13,7 +13,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tandem_transport::frame::{DeviceInfo, ErrorCode, PayloadId};
-use tandem_transport::{ClientConfig, ClientSession, DeviceId, Event as SessionEvent};
+use tandem_transport::{ClientConfig, ClientSession, DeviceId, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};

@@ -1,13 +1,12 @@
-//! Keeping an [`Engine`] in step with a relay over one [`ClientSession`],
-//! with no IO: the sans-IO half of the sync driver.
+//! The sans-IO sync driver: an `Engine` in step with a relay over one session.
 //!
 //! [`Syncer`] reacts to the session's events by calling the engine (merge a
 //! page, record acknowledgements) and the session (push, pull, ack). The
 //! async shell in [`crate::net`] only moves bytes and time; a simulation can
 //! drive the same code over an in-memory link.
 
-use tandem_transport::client::{CloseReason, Event};
-use tandem_transport::frame::{Delta as WireDelta, DeviceInfo, ErrorCode, PayloadId};
+use tandem_transport::client::{CloseReason, SessionEvent};
+use tandem_transport::frame::{DeviceInfo, ErrorCode, PayloadId, WireDelta};
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
 use tandem_transport::{ClientSession, CommandError, DeviceId};
 
@@ -120,6 +119,9 @@ pub struct Syncer {
     pull_in_flight: bool,
     /// The relay's head at login: a pull is due until the cursor reaches it.
     head_seq: u64,
+    /// The engine's relay cursor: read once when the connection starts,
+    /// then taken from what the engine's mutators return.
+    cursor: Option<u64>,
     reported_in_step: bool,
     /// When [`Syncer::handle_timeout`] first saw the push (or pull) in
     /// flight: the start of its deadline.
@@ -142,8 +144,32 @@ impl Syncer {
         Ok(self.connected
             && !self.push_in_flight
             && !self.pull_in_flight
-            && engine.relay_cursor()? >= self.head_seq
+            && self.cursor.is_some_and(|cursor| cursor >= self.head_seq)
             && engine.outbox(1)?.is_empty())
+    }
+
+    /// The engine's relay cursor, read from its store the first time only.
+    fn cursor(&mut self, engine: &Engine) -> Result<u64, StoreError> {
+        match self.cursor {
+            Some(cursor) => Ok(cursor),
+            None => {
+                let cursor = engine.relay_cursor()?;
+                self.cursor = Some(cursor);
+                Ok(cursor)
+            }
+        }
+    }
+
+    /// Records where an engine mutator says the cursor ended. The cursor
+    /// only rises.
+    fn cursor_moved_to(&mut self, cursor: u64) {
+        if let Some(before) = self.cursor {
+            assert!(
+                cursor >= before,
+                "the relay cursor moved back from {before} to {cursor}"
+            );
+        }
+        self.cursor = Some(cursor);
     }
 
     /// Pushes the next batch of the outbox, unless a push is in flight or
@@ -172,7 +198,8 @@ impl Syncer {
 
     fn pull(&mut self, engine: &Engine, session: &mut ClientSession) -> Result<(), SyncError> {
         if !self.pull_in_flight {
-            session.pull(engine.relay_cursor()?, DELTAS_PER_PAGE_MAX as u32)?;
+            let cursor = self.cursor(engine)?;
+            session.pull(cursor, DELTAS_PER_PAGE_MAX as u32)?;
             self.pull_in_flight = true;
             self.reported_in_step = false;
         }
@@ -223,33 +250,35 @@ impl Syncer {
         &mut self,
         engine: &mut Engine,
         session: &mut ClientSession,
-        event: Event,
+        event: SessionEvent,
         now_ms: i64,
     ) -> Result<Vec<SyncEvent>, SyncError> {
         let mut out = Vec::new();
         match event {
-            Event::Connected(welcome) => {
+            SessionEvent::Connected(welcome) => {
                 self.connected = true;
                 self.known_devices = welcome.devices.iter().map(|d| d.id).collect();
                 self.head_seq = welcome.head_seq;
                 out.push(SyncEvent::Connected {
                     devices: welcome.devices,
                 });
-                if engine.relay_cursor()? < welcome.head_seq {
+                // The one read of the cursor: the connection starts here.
+                self.cursor = Some(engine.relay_cursor()?);
+                if self.cursor(engine)? < welcome.head_seq {
                     self.pull(engine, session)?;
                 }
                 self.push(engine, session)?;
             }
-            Event::PushAcked(entries) => {
-                let accepted: Vec<_> = entries.iter().map(|e| (e.content_id.0, e.seq)).collect();
-                let cursor_before = engine.relay_cursor()?;
-                engine.acknowledge(&accepted)?;
+            SessionEvent::PushAcked(entries) => {
+                let accepted: Vec<_> = entries.iter().map(|e| (e.content_id, e.seq)).collect();
+                let cursor_before = self.cursor(engine)?;
+                let cursor = engine.acknowledge(&accepted)?;
+                self.cursor_moved_to(cursor);
                 self.push_in_flight = false;
                 self.push_since_ms = None;
                 if let Some(newest) = entries.iter().map(|e| e.seq).max() {
                     self.head_seq = self.head_seq.max(newest);
                 }
-                let cursor = engine.relay_cursor()?;
                 if cursor > cursor_before {
                     session.ack(cursor)?;
                 }
@@ -260,7 +289,7 @@ impl Syncer {
                 }
                 self.push(engine, session)?;
             }
-            Event::Deltas { deltas, more } => {
+            SessionEvent::Deltas { deltas, more } => {
                 self.pull_in_flight = false;
                 self.pull_since_ms = None;
                 if let Some(last) = deltas.last() {
@@ -271,9 +300,9 @@ impl Syncer {
                     self.pull(engine, session)?;
                 }
             }
-            Event::Live(delta) => self.live(engine, session, vec![delta], &mut out)?,
-            Event::PullNeeded => self.pull(engine, session)?,
-            Event::Devices(devices) => {
+            SessionEvent::Live(delta) => self.live(engine, session, vec![delta], &mut out)?,
+            SessionEvent::PullNeeded => self.pull(engine, session)?,
+            SessionEvent::Devices(devices) => {
                 // Devices this connection has not seen before logged in
                 // meanwhile.
                 for device in &devices {
@@ -290,14 +319,14 @@ impl Syncer {
                 }
                 out.push(SyncEvent::Devices(devices));
             }
-            Event::DeviceListChanged => {
+            SessionEvent::DeviceListChanged => {
                 let me = engine.device().device_id;
                 engine.record_connection_event(now_ms, me, ConnectionEvent::DeviceListChanged)?;
                 // Fetch the list to see who is new.
                 session.list_devices()?;
                 out.push(SyncEvent::DeviceListChanged);
             }
-            Event::DevicePayload { from, id, bytes } => {
+            SessionEvent::DevicePayload { from, id, bytes } => {
                 // Journaled before it is acknowledged: a crash in between
                 // means a second delivery, which the journal absorbs.
                 let new = engine.record_payload(now_ms, from, id.0, &bytes)?;
@@ -306,7 +335,7 @@ impl Syncer {
                     out.push(SyncEvent::Payload { from, id, bytes });
                 }
             }
-            Event::Kicked { by, reason } => {
+            SessionEvent::Kicked { by, reason } => {
                 engine.record_connection_event(
                     now_ms,
                     by,
@@ -316,7 +345,7 @@ impl Syncer {
                 )?;
                 out.push(SyncEvent::Kicked { by, reason });
             }
-            Event::Error { code, text } => {
+            SessionEvent::Error { code, text } => {
                 if code == ErrorCode::TooManyDevices {
                     let me = engine.device().device_id;
                     engine.record_connection_event(
@@ -327,7 +356,7 @@ impl Syncer {
                 }
                 out.push(SyncEvent::RelayError { code, text });
             }
-            Event::Closed(reason) => {
+            SessionEvent::Closed(reason) => {
                 self.connected = false;
                 out.push(SyncEvent::Closed(reason));
             }
@@ -344,7 +373,7 @@ impl Syncer {
     /// Reacts to live deltas that arrived together: merged in one
     /// transaction when they continue the cursor, which keeps a device that
     /// falls behind from paying one durable commit per delta. Call it
-    /// instead of [`Syncer::handle`] for a run of [`Event::Live`] events.
+    /// instead of [`Syncer::handle`] for a run of [`SessionEvent::Live`] events.
     pub fn handle_live(
         &mut self,
         engine: &mut Engine,
@@ -367,7 +396,7 @@ impl Syncer {
         mut deltas: Vec<tandem_transport::LogDelta>,
         out: &mut Vec<SyncEvent>,
     ) -> Result<(), SyncError> {
-        let cursor = engine.relay_cursor()?;
+        let cursor = self.cursor(engine)?;
         deltas.retain(|d| d.seq > cursor);
         deltas.sort_by_key(|d| d.seq);
         deltas.dedup_by_key(|d| d.seq);
@@ -411,10 +440,11 @@ impl Syncer {
                 delta: EncodedDelta(d.bytes),
             })
             .collect();
-        let cursor_before = engine.relay_cursor()?;
+        let cursor_before = self.cursor(engine)?;
         while !page.is_empty() {
             match engine.apply_relay(&page) {
                 Ok(applied) => {
+                    self.cursor_moved_to(applied.relay_cursor);
                     out.push(SyncEvent::Merged(applied));
                     break;
                 }
@@ -422,13 +452,24 @@ impl Syncer {
                     self.pull(engine, session)?;
                     break;
                 }
-                Err(ApplyError::Delta { index, error }) => {
-                    let rest = page.split_off(index + 1);
-                    let bad = page.pop().expect("index is within the page");
+                Err(ApplyError::RelayEntry { seq, error }) => {
+                    // The engine names the entry by its log position: the
+                    // page it decoded had the entries at or before the
+                    // cursor dropped, so a place in it would not be one in
+                    // this page.
+                    let at = page
+                        .iter()
+                        .position(|e| e.seq == seq)
+                        .expect("the engine names an entry of the page it was given");
+                    let rest = page.split_off(at + 1);
+                    let bad = page.pop().expect("at is within the page");
                     if !page.is_empty() {
-                        out.push(SyncEvent::Merged(engine.apply_relay(&page)?));
+                        let applied = engine.apply_relay(&page)?;
+                        self.cursor_moved_to(applied.relay_cursor);
+                        out.push(SyncEvent::Merged(applied));
                     }
-                    engine.skip_relay_entry(bad.seq)?;
+                    let cursor = engine.skip_relay_entry(bad.seq)?;
+                    self.cursor_moved_to(cursor);
                     out.push(SyncEvent::Skipped {
                         seq: bad.seq,
                         error: error.to_string(),
@@ -438,7 +479,7 @@ impl Syncer {
                 Err(e) => return Err(e.into()),
             }
         }
-        let cursor = engine.relay_cursor()?;
+        let cursor = self.cursor(engine)?;
         if cursor > cursor_before {
             session.ack(cursor)?;
         }

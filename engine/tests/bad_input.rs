@@ -256,3 +256,40 @@ fn ids_from_the_network_are_validated_on_decode() {
         matches!(e, DeltaError::Malformed(_))
     });
 }
+
+#[test]
+fn origin_seq_just_below_at_and_above_its_bound() {
+    let (_, good) = target_and_good_delta();
+    let with_seq = |origin_seq: u64| {
+        let mut delta = decode(&good);
+        delta.origin_seq = origin_seq;
+        delta.encode()
+    };
+    // Just below and at the bound: stored, waiting for the device's earlier
+    // operations, and later batches still merge.
+    for seq in [ORIGIN_SEQ_MAX - 1, ORIGIN_SEQ_MAX] {
+        let (mut target, _) = target_and_good_delta();
+        let applied = target.engine.apply_remote(&[with_seq(seq)]).unwrap();
+        assert_eq!((applied.new, applied.waiting), (1, 1), "origin_seq {seq}");
+        let again = target
+            .engine
+            .apply_remote(std::slice::from_ref(&good))
+            .unwrap();
+        assert_eq!(
+            (again.new, again.waiting, again.unblocked),
+            (1, 0, 0),
+            "origin_seq {seq}: the good delta merges, the other still waits"
+        );
+    }
+    // Above it (2^63 and 2^64 - 1): refused, as it cannot be stored.
+    for seq in [ORIGIN_SEQ_MAX + 1, u64::MAX] {
+        refused(
+            vec![with_seq(seq)],
+            0,
+            |e| matches!(e, DeltaError::OriginSeqOutOfRange(s) if *s == seq),
+        );
+    }
+    refused(vec![with_seq(0)], 0, |e| {
+        matches!(e, DeltaError::OriginSeqOutOfRange(0))
+    });
+}

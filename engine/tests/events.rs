@@ -1,6 +1,7 @@
 //! Multi-device events: one per operation made elsewhere, journaled with the
-//! merge, delivered until acknowledged, marked when superseded, in a stable
-//! JSON form.
+//! merge, delivered until acknowledged, marked when superseded. (Every
+//! operation's event and the stable JSON form are tested with the table of
+//! every operation, in `tests/tests/every_op.rs` of tandem-tests.)
 
 mod common;
 
@@ -8,100 +9,6 @@ use common::*;
 use tandem_engine::event::*;
 use tandem_engine::op::*;
 use tandem_engine::*;
-
-const SNAPSHOT: &str = "tests/snapshots/events.jsonl";
-
-/// B's events after A performed every operation kind, plus the events that
-/// do not come from operations.
-fn every_event() -> Vec<Event> {
-    let mut a = Device::memory(1);
-    let mut b = Device::memory(2);
-    for op in every_op() {
-        a.op(op);
-        send(&a, &mut b);
-    }
-    let c = DeviceId([3; 16]);
-    b.engine
-        .record_payload(5_000, DeviceId([1; 16]), [9; 16], b"ping")
-        .unwrap();
-    for (at, source, event) in [
-        (
-            5_001,
-            DeviceId([1; 16]),
-            ConnectionEvent::Kicked {
-                reason: "lost phone".into(),
-            },
-        ),
-        (
-            5_002,
-            DeviceId([2; 16]),
-            ConnectionEvent::TooManyDevices {
-                text: "4 online".into(),
-            },
-        ),
-        (
-            5_003,
-            c,
-            ConnectionEvent::LoggedInOnNewDevice {
-                name: "tablet".into(),
-                platform: "android".into(),
-            },
-        ),
-        (5_004, DeviceId([2; 16]), ConnectionEvent::DeviceListChanged),
-    ] {
-        b.engine.record_connection_event(at, source, event).unwrap();
-    }
-    b.engine.events_after(0, 1_000).unwrap()
-}
-
-#[test]
-fn every_event_kind_has_a_stable_json_form() {
-    let actual: String = every_event().iter().map(|e| e.to_json() + "\n").collect();
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(SNAPSHOT, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(SNAPSHOT).expect("the committed snapshot");
-    for (i, (a, e)) in actual.lines().zip(expected.lines()).enumerate() {
-        assert_eq!(a, e, "event {i} serializes differently");
-    }
-    assert_eq!(actual.lines().count(), expected.lines().count());
-}
-
-#[test]
-fn every_event_names_its_category_op_and_source() {
-    let events = every_event();
-    let ops = every_op().len();
-    assert_eq!(events.len(), ops + 5);
-    for event in &events[..ops] {
-        assert_eq!(event.source_device, DeviceId([1; 16]));
-        let json = event.to_json_value();
-        assert_eq!(json["category"], event.kind.category());
-        assert!(json["op"].is_string(), "{json}");
-    }
-    let sent = events
-        .iter()
-        .find(|e| matches!(e.kind, EventKind::Message(MessageEvent::Sent { .. })))
-        .unwrap();
-    let json = sent.to_json_value();
-    assert_eq!(json["conversation"], "u:bob");
-    assert_eq!(json["message"], format!("{}.5", DeviceId([1; 16]).to_hex()));
-    let kicked = &events[ops + 1];
-    assert_eq!(kicked.to_json_value()["op"], "kicked");
-    assert_eq!(
-        kicked.source_device,
-        DeviceId([1; 16]),
-        "names the kicking device"
-    );
-}
-
-#[test]
-fn local_operations_make_no_event() {
-    let mut a = Device::memory(1);
-    for op in every_op() {
-        a.op(op);
-    }
-    assert!(a.engine.pending_events(10).unwrap().is_empty());
-}
 
 #[test]
 fn a_concurrent_operation_that_lost_is_marked_superseded() {
@@ -172,8 +79,8 @@ fn a_concurrent_operation_that_lost_is_marked_superseded() {
 #[test]
 fn events_survive_a_crash_until_acknowledged() {
     let mut a = Device::memory(1);
-    for op in every_op().into_iter().take(10) {
-        a.op(op);
+    for i in 1..=10 {
+        a.op(incoming(&format!("m{i}"), "u:bob", "bob", i));
     }
     let (mut b, path) = file_device(2);
     send(&a, &mut b);

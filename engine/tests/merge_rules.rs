@@ -221,7 +221,7 @@ fn a_contact_removed_on_one_device_and_re_added_on_another_stays() {
         (a, b)
     });
     assert_eq!(state.contacts.len(), 1, "add wins");
-    assert_eq!(state.contacts[0].status, "requested");
+    assert_eq!(state.contacts[0].status, ContactStatus::Requested);
 }
 
 #[test]
@@ -345,14 +345,14 @@ fn group_admins_mutes_and_info_converge() {
     let roles: Vec<_> = g
         .members
         .iter()
-        .map(|m| (m.user_id.as_str(), m.role.as_str(), m.muted_until_ms))
+        .map(|m| (m.user_id.as_str(), m.role, m.muted_until_ms))
         .collect();
     assert_eq!(
         roles,
         [
-            (ACCOUNT, "owner", 0),
-            ("bob", "admin", 0),
-            ("carol", "member", 9_999)
+            (ACCOUNT, MemberRole::Owner, 0),
+            ("bob", MemberRole::Admin, 0),
+            ("carol", MemberRole::Member, 9_999)
         ]
     );
     assert_eq!(g.attributes.len(), 1);
@@ -498,7 +498,7 @@ fn an_incoming_contact_request_is_pending_everywhere_until_one_device_answers() 
     send(&a, &mut b);
     let pending = b.state().contacts;
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].status, "pending");
+    assert_eq!(pending[0].status, ContactStatus::Pending);
     b.op(Op::Contact(ContactOp::Decline {
         user: user("carol"),
     }));

@@ -37,6 +37,10 @@ fn pages_advance_the_cursor_and_own_deltas_leave_the_outbox() {
     assert_eq!(a.engine.relay_cursor().unwrap(), 0);
     let first = a.engine.apply_relay(&page(&log, 1, 2)).unwrap();
     assert_eq!((first.new, first.duplicate), (1, 1));
+    assert_eq!(
+        first.relay_cursor, 2,
+        "the merge says where the cursor ended"
+    );
     assert_eq!(a.engine.relay_cursor().unwrap(), 2);
     assert_eq!(
         a.engine.outbox(10).unwrap().len(),
@@ -47,7 +51,15 @@ fn pages_advance_the_cursor_and_own_deltas_leave_the_outbox() {
     // A page fetched twice, overlapping the cursor, skips what it had.
     let again = a.engine.apply_relay(&page(&log, 1, 3)).unwrap();
     assert_eq!((again.new, again.duplicate), (0, 1));
+    assert_eq!(again.relay_cursor, 3);
     assert_eq!(a.engine.relay_cursor().unwrap(), 3);
+    let nothing_new = a.engine.apply_relay(&page(&log, 1, 3)).unwrap();
+    assert_eq!(
+        nothing_new.relay_cursor, 3,
+        "a page all at or before the cursor"
+    );
+    let remote = a.engine.apply_remote(&log).unwrap();
+    assert_eq!(remote.relay_cursor, 3, "apply_remote leaves the cursor");
     assert!(a.engine.outbox(10).unwrap().is_empty());
 
     a.reopen(&path);
@@ -84,7 +96,7 @@ fn acknowledged_pushes_leave_the_outbox() {
     let first = a.op(incoming("m1", "u:bob", "bob", 1));
     a.op(incoming("m2", "u:bob", "bob", 2));
     a.engine
-        .acknowledge(&[(first.content_id, 7), ([9; 32], 8)])
+        .acknowledge(&[(first.content_id, 7), (ContentId([9; 32]), 8)])
         .unwrap();
     let outbox = a.engine.outbox(10).unwrap();
     assert_eq!(outbox.len(), 1);
@@ -97,18 +109,138 @@ fn acknowledged_positions_that_continue_the_cursor_move_it() {
     let first = a.op(incoming("m1", "u:bob", "bob", 1));
     let second = a.op(incoming("m2", "u:bob", "bob", 2));
     let third = a.op(incoming("m3", "u:bob", "bob", 3));
-    // Another device's delta is at 5: the relay logged these at 1, 2 and 4.
-    a.engine
+    // Another device's delta is at 3: the relay logged these at 1, 2 and 4.
+    let cursor = a
+        .engine
         .acknowledge(&[
             (second.content_id, 2),
             (first.content_id, 1),
             (third.content_id, 4),
         ])
         .unwrap();
-    assert_eq!(a.engine.relay_cursor().unwrap(), 2, "3 is someone else's");
+    assert_eq!(cursor, 2, "3 is someone else's");
+    assert_eq!(a.engine.relay_cursor().unwrap(), 2);
     assert!(a.engine.outbox(10).unwrap().is_empty());
     // An acknowledgement that does not continue the cursor leaves it.
     let fourth = a.op(incoming("m4", "u:bob", "bob", 4));
-    a.engine.acknowledge(&[(fourth.content_id, 9)]).unwrap();
+    assert_eq!(a.engine.acknowledge(&[(fourth.content_id, 9)]).unwrap(), 2);
     assert_eq!(a.engine.relay_cursor().unwrap(), 2);
+    // Skipping the entry after the cursor moves it there, and says so.
+    assert_eq!(a.engine.skip_relay_entry(3).unwrap(), 3);
+    assert_eq!(a.engine.relay_cursor().unwrap(), 3);
+    assert!(matches!(
+        a.engine.skip_relay_entry(5),
+        Err(ApplyError::Gap {
+            expected: 4,
+            found: 5
+        })
+    ));
+}
+
+/// A syncer on a session that is still handshaking: its commands queue.
+fn session() -> (tandem_transport::ClientSession, sync::Syncer) {
+    let config = tandem_transport::ClientConfig::new(
+        AccountId::new(ACCOUNT).unwrap(),
+        DeviceId([2; 16]),
+        "b",
+        Platform::Linux,
+        "token",
+    );
+    let session = tandem_transport::ClientSession::new(config, 0).unwrap();
+    (session, sync::Syncer::new())
+}
+
+fn log_entry(seq: u64, bytes: Vec<u8>) -> tandem_transport::LogDelta {
+    tandem_transport::LogDelta {
+        seq,
+        origin: DeviceId([1; 16]),
+        content_id: ContentId::of(&bytes),
+        bytes,
+    }
+}
+
+#[test]
+fn a_bad_entry_in_a_page_that_overlaps_the_cursor_skips_only_itself() {
+    let mut a = Device::memory(1);
+    a.op(incoming("m1", "u:bob", "bob", 1));
+    a.op(incoming("m2", "u:bob", "bob", 2));
+    let deltas = a.all_deltas();
+    let log = vec![
+        log_entry(1, deltas[0].0.clone()),
+        log_entry(2, deltas[1].0.clone()),
+        log_entry(3, b"not a delta".to_vec()),
+    ];
+    let mut b = Device::memory(2);
+    let (mut session, mut syncer) = session();
+    // Entry 1 arrived live while a pull from 0 was in flight; the pull's
+    // page then overlaps the cursor.
+    syncer
+        .handle_live(&mut b.engine, &mut session, vec![log[0].clone()])
+        .unwrap();
+    assert_eq!(b.engine.relay_cursor().unwrap(), 1);
+    let heard = syncer
+        .handle(
+            &mut b.engine,
+            &mut session,
+            tandem_transport::SessionEvent::Deltas {
+                deltas: log,
+                more: false,
+            },
+            0,
+        )
+        .unwrap();
+    let skipped: Vec<u64> = heard
+        .iter()
+        .filter_map(|e| match e {
+            sync::SyncEvent::Skipped { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(skipped, [3], "only the bad entry is skipped: {heard:?}");
+    assert_eq!(b.engine.relay_cursor().unwrap(), 3);
+    assert!(
+        b.engine.message(&msg("m2")).unwrap().is_some(),
+        "the good entry 2 merged"
+    );
+}
+
+#[test]
+fn a_bad_relay_entry_is_named_by_its_log_position() {
+    let mut a = Device::memory(1);
+    a.op(incoming("m1", "u:bob", "bob", 1));
+    let mut log = a.all_deltas();
+    log.push(delta::EncodedDelta(b"not a delta".to_vec()));
+    let mut b = Device::memory(2);
+    b.engine.apply_relay(&page(&log, 1, 1)).unwrap();
+    // The page starts at the cursor; the bad entry is the page's second
+    // but the first after the cursor.
+    match b.engine.apply_relay(&page(&log, 1, 2)) {
+        Err(ApplyError::RelayEntry { seq: 2, .. }) => {}
+        other => panic!("expected entry 2 named, got {other:?}"),
+    }
+    assert_eq!(b.engine.relay_cursor().unwrap(), 1, "nothing was written");
+}
+
+#[test]
+fn an_acknowledged_position_above_the_bound_is_refused_and_changes_nothing() {
+    let mut a = Device::memory(1);
+    let first = a.op(incoming("m1", "u:bob", "bob", 1));
+    a.op(incoming("m2", "u:bob", "bob", 2));
+    for above in [limits::RELAY_SEQ_MAX + 1, u64::MAX] {
+        assert!(matches!(
+            a.engine.acknowledge(&[(first.content_id, above)]),
+            Err(StoreError::OutOfRange { value, .. }) if value == above
+        ));
+        assert_eq!(a.engine.outbox(10).unwrap().len(), 2, "nothing written");
+    }
+    // At the bound it is a position like any other.
+    a.engine
+        .acknowledge(&[(first.content_id, limits::RELAY_SEQ_MAX)])
+        .unwrap();
+    assert_eq!(a.engine.outbox(10).unwrap(), [a.all_deltas()[1].clone()]);
+    assert_eq!(
+        a.engine.relay_cursor().unwrap(),
+        0,
+        "it does not continue the cursor"
+    );
 }

@@ -1,5 +1,6 @@
 //! Fuzz target `delta_decode`: see `tandem_tests::fuzz_targets::delta_decode`.
 
+#![forbid(unsafe_code)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

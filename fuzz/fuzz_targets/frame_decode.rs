@@ -1,5 +1,6 @@
 //! Fuzz target `frame_decode`: see `tandem_tests::fuzz_targets::frame_decode`.
 
+#![forbid(unsafe_code)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,6 @@
 //! Fuzz target `merge`: see `tandem_tests::fuzz_targets::merge`.
 
+#![forbid(unsafe_code)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,6 @@
 //! Fuzz target `relay_session`: see `tandem_tests::fuzz_targets::relay_session`.
 
+#![forbid(unsafe_code)]
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

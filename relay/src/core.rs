@@ -16,8 +16,8 @@ use tandem_storage::StoreError;
 use tandem_transport::frame::{Hello, PushAckEntry, Welcome};
 use tandem_transport::limits::{DEVICES_PER_ACCOUNT_MAX, PAGE_BYTES_MAX};
 use tandem_transport::{
-    AccountId, ContentId, Delta, DeviceId, DeviceInfo, ErrorCode, Frame, LogDelta, PayloadId,
-    Platform, Request, PROTOCOL_VERSION,
+    AccountId, ContentId, DeviceId, DeviceInfo, ErrorCode, Frame, LogDelta, PayloadId, Platform,
+    Request, WireDelta, PROTOCOL_VERSION,
 };
 
 use crate::config::OverflowPolicy;
@@ -467,7 +467,7 @@ impl RelayCore {
         outcome
     }
 
-    fn push(&mut self, conn: ConnId, me: &Online, deltas: Vec<Delta>) -> Outcome {
+    fn push(&mut self, conn: ConnId, me: &Online, deltas: Vec<WireDelta>) -> Outcome {
         let input: Vec<([u8; 32], &[u8])> = deltas
             .iter()
             .map(|d| (d.content_id().0, d.bytes()))

@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! Tandem's relay: authenticates devices, keeps each account's delta log,
 //! fans new deltas out to the account's other online devices, holds
 //! device-addressed payloads, enforces device limits and kicks.
@@ -14,6 +13,9 @@
 //! Architecture invariant: a connection's account is fixed by its
 //! authenticated `Hello`, and every store call is keyed by that account, so
 //! a device can never read or write another account's log.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod core;

@@ -8,7 +8,9 @@ use common::*;
 use tandem_transport::codec::{self, FrameDecoder};
 use tandem_transport::frame::{Hello, ProtocolVersion};
 use tandem_transport::limits::{DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
-use tandem_transport::{ContentId, Delta, ErrorCode, Event, Frame, Platform, PROTOCOL_VERSION};
+use tandem_transport::{
+    ContentId, ErrorCode, Frame, Platform, SessionEvent, WireDelta, PROTOCOL_VERSION,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -58,10 +60,10 @@ fn error_code(frames: &[Frame]) -> ErrorCode {
 async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
     let relay = start(config(tandem_relay::StoreLocation::Memory)).await;
     let mut good = login(&relay, "alice", 1).await;
-    let accepted = vec![Delta::new(b"accepted".to_vec())];
+    let accepted = vec![WireDelta::new(b"accepted".to_vec())];
     good.session().push(accepted.clone()).unwrap();
     expect(&mut good, |e| {
-        matches!(e, Event::PushAcked(_)).then_some(())
+        matches!(e, SessionEvent::PushAcked(_)).then_some(())
     })
     .await;
 
@@ -98,7 +100,7 @@ async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
     // After a good Hello: a push whose content id is not its bytes' hash.
     let tampered = {
         let mut bytes = enc(&Frame::Push {
-            deltas: vec![Delta::new(b"evil".to_vec())],
+            deltas: vec![WireDelta::new(b"evil".to_vec())],
         });
         let at = bytes
             .windows(32)
@@ -112,8 +114,8 @@ async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
     assert!(matches!(frames[0], Frame::Welcome(_)));
     assert_eq!(error_code(&frames), ErrorCode::ContentIdMismatch);
     // A push above the count limit, and a frame only the relay may send.
-    let too_many: Vec<Delta> = (0..=DELTAS_PER_PUSH_MAX)
-        .map(|i| Delta::new(i.to_be_bytes().to_vec()))
+    let too_many: Vec<WireDelta> = (0..=DELTAS_PER_PUSH_MAX)
+        .map(|i| WireDelta::new(i.to_be_bytes().to_vec()))
         .collect();
     for (bad, code) in [
         (Frame::Push { deltas: too_many }, ErrorCode::TooManyDeltas),
@@ -131,7 +133,7 @@ async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
     // was accepted.
     good.session().pull(0, 100).unwrap();
     let page = expect(&mut good, |e| match e {
-        Event::Deltas { deltas, .. } => Some(deltas.clone()),
+        SessionEvent::Deltas { deltas, .. } => Some(deltas.clone()),
         _ => None,
     })
     .await;

@@ -14,7 +14,7 @@ use tandem_transport::driver::Connection;
 use tandem_transport::frame::Hello;
 use tandem_transport::limits::DEVICES_PER_ACCOUNT_MAX;
 use tandem_transport::{
-    ClientSession, Delta, ErrorCode, Event, Frame, Platform, Request, PROTOCOL_VERSION,
+    ClientSession, ErrorCode, Frame, Platform, Request, SessionEvent, WireDelta, PROTOCOL_VERSION,
 };
 use tokio::net::TcpSocket;
 
@@ -33,7 +33,7 @@ async fn a_slow_device_is_told_to_pull_while_the_others_keep_receiving() {
     let token = relay.token("alice", 0);
     let session = ClientSession::new(client_config("alice", 3, token), 0).unwrap();
     let mut slow = Connection::new(stream, session);
-    assert!(matches!(next(&mut slow).await, Event::Connected(_)));
+    assert!(matches!(next(&mut slow).await, SessionEvent::Connected(_)));
 
     // 32 MiB in all: well past the kernel's buffers (4 MiB here) plus four
     // queued frames.
@@ -41,17 +41,17 @@ async fn a_slow_device_is_told_to_pull_while_the_others_keep_receiving() {
     let count = 128u64;
     for chunk in 0..(count / 4) {
         let batch = (0..4)
-            .map(|i| Delta::new(vec![(chunk * 4 + i) as u8; delta_bytes]))
+            .map(|i| WireDelta::new(vec![(chunk * 4 + i) as u8; delta_bytes]))
             .collect();
         pusher.session().push(batch).unwrap();
         expect(&mut pusher, |e| {
-            matches!(e, Event::PushAcked(_)).then_some(())
+            matches!(e, SessionEvent::PushAcked(_)).then_some(())
         })
         .await;
         // The fast device keeps up, batch by batch.
         for i in 0..4 {
             let seq = expect(&mut fast, |e| match e {
-                Event::Live(d) => Some(d.seq),
+                SessionEvent::Live(d) => Some(d.seq),
                 _ => None,
             })
             .await;
@@ -63,12 +63,12 @@ async fn a_slow_device_is_told_to_pull_while_the_others_keep_receiving() {
     let mut highest_live = 0;
     loop {
         match next(&mut slow).await {
-            Event::Live(d) => {
+            SessionEvent::Live(d) => {
                 assert!(d.seq > highest_live, "live deltas stay in order");
                 highest_live = d.seq;
             }
-            Event::PullNeeded => break,
-            Event::DeviceListChanged => {}
+            SessionEvent::PullNeeded => break,
+            SessionEvent::DeviceListChanged => {}
             other => panic!("{other:?}"),
         }
     }
@@ -77,13 +77,13 @@ async fn a_slow_device_is_told_to_pull_while_the_others_keep_receiving() {
     let mut caught_up = highest_live;
     while caught_up < count {
         match next(&mut slow).await {
-            Event::Deltas { deltas, more } => {
+            SessionEvent::Deltas { deltas, more } => {
                 caught_up = deltas.last().map_or(caught_up, |d| d.seq);
                 if more {
                     slow.session().pull(caught_up, 256).unwrap();
                 }
             }
-            Event::Live(_) | Event::PullNeeded => {}
+            SessionEvent::Live(_) | SessionEvent::PullNeeded => {}
             other => panic!("{other:?}"),
         }
     }
@@ -114,7 +114,7 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     );
     drop(first);
     let (event, _third) = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
-    assert!(matches!(event, Event::Connected(_)), "{event:?}");
+    assert!(matches!(event, SessionEvent::Connected(_)), "{event:?}");
     relay.stop().await;
 }
 
@@ -197,7 +197,7 @@ async fn a_silent_connection_is_closed_and_frees_its_online_slot() {
     // This session never pings (ping_interval_ms = 0) and sends nothing.
     let mut silent = login(&relay, "alice", 1).await;
     let closed = expect(&mut silent, |e| match e {
-        Event::Closed(reason) => Some(reason.clone()),
+        SessionEvent::Closed(reason) => Some(reason.clone()),
         _ => None,
     })
     .await;

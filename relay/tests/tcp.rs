@@ -10,18 +10,18 @@ use tandem_relay::core::{REASON_KICKED, REASON_TOO_MANY_DEVICES};
 use tandem_relay::hook::{OfflineDelta, OfflinePushHook};
 use tandem_relay::{OverflowPolicy, StoreLocation};
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX};
-use tandem_transport::{CloseReason, Delta, ErrorCode, Event, LogDelta, PayloadId};
+use tandem_transport::{CloseReason, ErrorCode, LogDelta, PayloadId, SessionEvent, WireDelta};
 
-fn deltas(tag: u8, count: usize) -> Vec<Delta> {
+fn deltas(tag: u8, count: usize) -> Vec<WireDelta> {
     (0..count)
-        .map(|i| Delta::new(format!("delta {tag}/{i}").into_bytes()))
+        .map(|i| WireDelta::new(format!("delta {tag}/{i}").into_bytes()))
         .collect()
 }
 
-async fn push_acked(conn: &mut Conn, batch: Vec<Delta>) -> Vec<u64> {
+async fn push_acked(conn: &mut Conn, batch: Vec<WireDelta>) -> Vec<u64> {
     conn.session().push(batch).unwrap();
     expect(conn, |e| match e {
-        Event::PushAcked(entries) => Some(entries.iter().map(|e| e.seq).collect()),
+        SessionEvent::PushAcked(entries) => Some(entries.iter().map(|e| e.seq).collect()),
         _ => None,
     })
     .await
@@ -29,7 +29,7 @@ async fn push_acked(conn: &mut Conn, batch: Vec<Delta>) -> Vec<u64> {
 
 async fn live(conn: &mut Conn) -> LogDelta {
     expect(conn, |e| match e {
-        Event::Live(d) => Some(d.clone()),
+        SessionEvent::Live(d) => Some(d.clone()),
         _ => None,
     })
     .await
@@ -45,7 +45,7 @@ async fn pull_all(conn: &mut Conn, mut after: u64) -> (Vec<usize>, Vec<LogDelta>
             .pull(after, DELTAS_PER_PAGE_MAX as u32)
             .unwrap();
         let (page, more) = expect(conn, |e| match e {
-            Event::Deltas { deltas, more } => Some((deltas.clone(), *more)),
+            SessionEvent::Deltas { deltas, more } => Some((deltas.clone(), *more)),
             _ => None,
         })
         .await;
@@ -109,7 +109,7 @@ async fn an_offline_device_catches_up_by_pulling_pages() {
 
     let token = relay.token("alice", 0);
     let mut c = open(&relay, client_config("alice", 3, token)).await;
-    let Event::Connected(welcome) = next(&mut c).await else {
+    let SessionEvent::Connected(welcome) = next(&mut c).await else {
         panic!()
     };
     assert_eq!(welcome.head_seq, total as u64);
@@ -173,11 +173,11 @@ async fn device_limit_refuses_the_newcomer_below_at_above() {
     for _ in 0..100 {
         let mut conn = open(&relay, client_config("alice", 3, token.clone())).await;
         match next(&mut conn).await {
-            Event::Connected(_) => {
+            SessionEvent::Connected(_) => {
                 admitted = Some(conn);
                 break;
             }
-            Event::Error {
+            SessionEvent::Error {
                 code: ErrorCode::TooManyDevices,
                 ..
             } => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
@@ -201,18 +201,24 @@ async fn device_limit_can_kick_the_longest_idle_device() {
     push_acked(&mut b, deltas(1, 1)).await;
     let mut c = login(&relay, "alice", 3).await;
     let (by, reason) = expect(&mut a, |e| match e {
-        Event::Kicked { by, reason } => Some((*by, reason.clone())),
+        SessionEvent::Kicked { by, reason } => Some((*by, reason.clone())),
         _ => None,
     })
     .await;
     assert_eq!((by, reason.as_str()), (device(3), REASON_TOO_MANY_DEVICES));
-    assert_eq!(next(&mut a).await, Event::Closed(CloseReason::Kicked));
+    assert_eq!(
+        next(&mut a).await,
+        SessionEvent::Closed(CloseReason::Kicked)
+    );
     round_trip(&mut b).await;
     round_trip(&mut c).await;
     // A limit kick revokes nothing: A's token still logs it in (kicking B,
     // now the idlest, since C just pinged).
     let mut a = login(&relay, "alice", 1).await;
-    expect(&mut b, |e| matches!(e, Event::Kicked { .. }).then_some(())).await;
+    expect(&mut b, |e| {
+        matches!(e, SessionEvent::Kicked { .. }).then_some(())
+    })
+    .await;
     round_trip(&mut a).await;
     relay.stop().await;
 }
@@ -226,23 +232,26 @@ async fn a_kicked_device_is_told_who_and_its_old_token_never_works_again() {
     a.session().kick(device(2)).unwrap();
     a.flush().await.unwrap();
     let kicked = expect(&mut b, |e| {
-        matches!(e, Event::Kicked { .. }).then(|| e.clone())
+        matches!(e, SessionEvent::Kicked { .. }).then(|| e.clone())
     })
     .await;
     assert_eq!(
         kicked,
-        Event::Kicked {
+        SessionEvent::Kicked {
             by: device(1),
             reason: REASON_KICKED.into()
         }
     );
-    assert_eq!(next(&mut b).await, Event::Closed(CloseReason::Kicked));
+    assert_eq!(
+        next(&mut b).await,
+        SessionEvent::Closed(CloseReason::Kicked)
+    );
     expect(&mut a, |e| {
-        matches!(e, Event::DeviceListChanged).then_some(())
+        matches!(e, SessionEvent::DeviceListChanged).then_some(())
     })
     .await;
     expect(&mut c, |e| {
-        matches!(e, Event::DeviceListChanged).then_some(())
+        matches!(e, SessionEvent::DeviceListChanged).then_some(())
     })
     .await;
     // The old token is refused for B, but still works for C.
@@ -261,7 +270,7 @@ async fn a_kicked_device_is_told_who_and_its_old_token_never_works_again() {
     for target in [device(9), device(77), device(1)] {
         a.session().kick(target).unwrap();
         let code = expect(&mut a, |e| match e {
-            Event::Error { code, .. } => Some(*code),
+            SessionEvent::Error { code, .. } => Some(*code),
             _ => None,
         })
         .await;
@@ -287,7 +296,7 @@ async fn kick_all_others_leaves_only_the_kicker_online() {
     a.flush().await.unwrap();
     for other in [&mut b, &mut c] {
         let by = expect(other, |e| match e {
-            Event::Kicked { by, .. } => Some(*by),
+            SessionEvent::Kicked { by, .. } => Some(*by),
             _ => None,
         })
         .await;
@@ -295,7 +304,7 @@ async fn kick_all_others_leaves_only_the_kicker_online() {
     }
     a.session().list_devices().unwrap();
     let devices = expect(&mut a, |e| match e {
-        Event::Devices(list) => Some(list.clone()),
+        SessionEvent::Devices(list) => Some(list.clone()),
         _ => None,
     })
     .await;
@@ -361,13 +370,13 @@ async fn a_restart_on_sqlite_loses_nothing_acknowledged() {
             .send_to_device(device(1), PayloadId([5; 16]), b"note to self".to_vec())
             .unwrap();
         expect(&mut a, |e| {
-            matches!(e, Event::PayloadStored { .. }).then_some(())
+            matches!(e, SessionEvent::PayloadStored { .. }).then_some(())
         })
         .await;
         relay.stop().await;
         // The open session was told, then closed.
         let code = expect(&mut a, |e| match e {
-            Event::Error { code, .. } => Some(*code),
+            SessionEvent::Error { code, .. } => Some(*code),
             _ => None,
         })
         .await;
@@ -387,9 +396,9 @@ async fn a_restart_on_sqlite_loses_nothing_acknowledged() {
     assert_eq!(push_acked(&mut b, batch).await, vec![1, 2, 21]);
     // The payload waited across the restart too.
     let mut a = open(&relay, client_config("alice", 1, relay.token("alice", 0))).await;
-    assert!(matches!(next(&mut a).await, Event::Connected(_)));
+    assert!(matches!(next(&mut a).await, SessionEvent::Connected(_)));
     assert!(
-        matches!(next(&mut a).await, Event::DevicePayload { ref bytes, .. } if bytes == b"note to self")
+        matches!(next(&mut a).await, SessionEvent::DevicePayload { ref bytes, .. } if bytes == b"note to self")
     );
     relay.stop().await;
 }
@@ -406,7 +415,7 @@ async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
             .send_to_device(device(2), id, b"hello b".to_vec())
             .unwrap();
         let stored = expect(&mut a, |e| match e {
-            Event::PayloadStored { id } => Some(*id),
+            SessionEvent::PayloadStored { id } => Some(*id),
             _ => None,
         })
         .await;
@@ -416,13 +425,13 @@ async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
         .send_to_device(device(99), PayloadId([8; 16]), b"nobody".to_vec())
         .unwrap();
     let code = expect(&mut a, |e| match e {
-        Event::Error { code, .. } => Some(*code),
+        SessionEvent::Error { code, .. } => Some(*code),
         _ => None,
     })
     .await;
     assert_eq!(code, ErrorCode::NotFound);
 
-    let expected = Event::DevicePayload {
+    let expected = SessionEvent::DevicePayload {
         from: device(1),
         id,
         bytes: b"hello b".to_vec(),
@@ -431,7 +440,7 @@ async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
     for _ in 0..2 {
         let token = relay.token("alice", 0);
         let mut b = open(&relay, client_config("alice", 2, token)).await;
-        assert!(matches!(next(&mut b).await, Event::Connected(_)));
+        assert!(matches!(next(&mut b).await, SessionEvent::Connected(_)));
         assert_eq!(next(&mut b).await, expected);
         round_trip(&mut b).await; // exactly one copy came
     }
@@ -442,14 +451,14 @@ async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
     drop(b);
     let token = relay.token("alice", 0);
     let mut b = open(&relay, client_config("alice", 2, token)).await;
-    assert!(matches!(next(&mut b).await, Event::Connected(_)));
+    assert!(matches!(next(&mut b).await, SessionEvent::Connected(_)));
     // An online recipient gets a payload at once.
     a.session()
         .send_to_device(device(2), PayloadId([9; 16]), b"live".to_vec())
         .unwrap();
     a.flush().await.unwrap();
     let got = expect(&mut b, |e| match e {
-        Event::DevicePayload { id, .. } => Some(*id),
+        SessionEvent::DevicePayload { id, .. } => Some(*id),
         _ => None,
     })
     .await;

@@ -1,6 +1,8 @@
 //! All of Tandem's SQL: the device store ([`device`]) and the relay store
 //! ([`relay`]), on SQLite and (feature `postgres`) on PostgreSQL.
 
+#![forbid(unsafe_code)]
+
 pub mod device;
 pub mod relay;
 
@@ -8,6 +10,9 @@ pub mod relay;
 pub mod pg_test;
 
 mod migrate;
+mod values;
+
+pub use values::{u64_from_sql, u64_to_sql, STORED_VALUE_MAX};
 
 /// Why a store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +57,13 @@ pub enum StoreError {
     /// A stored value breaks an invariant of the schema.
     #[error("the store holds corrupt data: {0}")]
     Corrupt(String),
-    /// A seq or a time above [`relay::STORED_VALUE_MAX`] (2^63 - 1, the
+    /// A seq, cursor or time above [`STORED_VALUE_MAX`] (2^63 - 1, the
     /// largest SQL integer) was to be stored. Nothing was written.
-    #[error("{what} {value} is above the largest value a store holds (2^63 - 1)")]
-    ValueOutOfRange {
-        /// Which value ("now_ms", "seq"...).
+    #[error("{what} {value} is above the largest number a store keeps (2^63 - 1)")]
+    OutOfRange {
+        /// What the number is (`relay_seq`, `now_ms`…).
         what: &'static str,
-        /// The value refused.
+        /// The number refused.
         value: u64,
     },
     /// PostgreSQL reported an error: the connection failed or was lost, or

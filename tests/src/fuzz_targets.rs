@@ -8,8 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tandem_engine::delta::{ContentId, Delta, EncodedDelta};
+use tandem_engine::delta::{Delta, EncodedDelta};
 use tandem_engine::event::{EventKind, MessageEvent};
+use tandem_engine::ContentId;
 use tandem_engine::{Engine, ExportCursor, OpError};
 use tandem_relay::config::OverflowPolicy;
 use tandem_relay::core::{ConnId, CoreConfig, Notice, RelayCore};
@@ -20,8 +21,8 @@ use tandem_storage::relay::MemoryRelayStore;
 use tandem_transport::codec::{self, FrameDecoder};
 use tandem_transport::frame::{Hello, ProtocolVersion};
 use tandem_transport::{
-    AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, ErrorCode, Event, Frame,
-    PayloadId, Platform, ServerSession, PROTOCOL_VERSION,
+    AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, ErrorCode, Frame, PayloadId,
+    Platform, ServerSession, SessionEvent, PROTOCOL_VERSION,
 };
 
 use crate::choice::{Bytes, Choices};
@@ -351,7 +352,7 @@ impl Conn {
         self.mirror.handle_bytes(&bytes, now_ms);
         while self.mirror.poll_transmit().is_some() {}
         while let Some(event) = self.mirror.poll_event() {
-            if let Event::Closed(CloseReason::ProtocolViolation { reason }) = event {
+            if let SessionEvent::Closed(CloseReason::ProtocolViolation { reason }) = event {
                 panic!(
                     "the relay sent {} that a device refuses: {reason}",
                     frame.kind()
@@ -594,7 +595,7 @@ fn client_frame(ch: &mut impl Choices, secret: &Secret, token: &str, now_ms: u64
             let deltas = (0..count)
                 .map(|_| {
                     let body = DELTA_BODIES[b(DELTA_BODIES.len() as u64) as usize];
-                    tandem_transport::Delta::new(body.to_vec())
+                    tandem_transport::WireDelta::new(body.to_vec())
                 })
                 .collect();
             Frame::Push { deltas }
@@ -680,6 +681,48 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         content_id: tandem_transport::ContentId::of(b"one"),
         bytes: b"one".to_vec(),
     };
+    // Log positions at the bound, just above it (2^63) and at u64::MAX,
+    // in every field a peer sends one in.
+    let max = tandem_transport::limits::RELAY_SEQ_MAX;
+    let mut edges = Vec::new();
+    for seq in [max, max + 1, u64::MAX] {
+        let Frame::Welcome(mut high_head) = welcome.clone() else {
+            unreachable!("built as a Welcome above")
+        };
+        high_head.head_seq = seq;
+        let at = tandem_transport::LogDelta {
+            seq,
+            ..delta.clone()
+        };
+        edges.extend([
+            Frame::Welcome(high_head),
+            Frame::Live(at.clone()),
+            Frame::Deltas {
+                deltas: vec![at],
+                more: true,
+            },
+            Frame::PushAck {
+                entries: vec![tandem_transport::PushAckEntry {
+                    content_id: delta.content_id,
+                    seq,
+                }],
+            },
+            Frame::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                account: account(),
+                device: DeviceId([1; 16]),
+                device_name: "phone".into(),
+                platform: Platform::Ios,
+                token: token.clone(),
+                resume_cursor: seq,
+            }),
+            Frame::Pull {
+                after_seq: seq,
+                count_max: 8,
+            },
+            Frame::Ack { cursor: seq },
+        ]);
+    }
     for frame in [
         welcome,
         Frame::Deltas {
@@ -688,7 +731,10 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         },
         Frame::Live(delta),
         Frame::PullNeeded,
-    ] {
+    ]
+    .into_iter()
+    .chain(edges)
+    {
         let bytes = codec::encode(&frame).expect("encodes");
         stream.extend_from_slice(&bytes);
         out.push(bytes);
@@ -704,17 +750,32 @@ fn delta_seeds() -> Vec<Vec<u8>> {
     // Every kind of operation, twice, on one device: most succeed because
     // the kinds that create what others need come early enough.
     for round in 0..2 {
-        for kind in 0..crate::gen::KINDS {
+        for kind in 0..crate::every_op::KINDS.len() {
             let op = crate::gen::op_of_kind(&mut rng, kind, &gen.known, gen.time_base_ms);
-            if let Ok(performed) = engine.perform(2_000 + (round * 100 + kind) as i64, op.clone()) {
+            let now_ms = 2_000 + (round * 100 + kind) as i64;
+            if let Ok(performed) = engine.perform(now_ms, op.clone()) {
                 gen.performed(&op, performed.message_id.as_ref());
             }
         }
     }
     // Every other one keeps the corpus small and still covers every kind.
-    export_all(&engine)
-        .into_iter()
-        .step_by(2)
-        .map(|d| d.0)
-        .collect()
+    let deltas = export_all(&engine);
+    let mut out: Vec<Vec<u8>> = deltas.iter().step_by(2).map(|d| d.0.clone()).collect();
+    // Operation numbers at the bound, just above it (2^63) and at u64::MAX.
+    let (template, _) = Delta::decode(&deltas[0].0, &account()).expect("its own delta decodes");
+    for origin_seq in [
+        tandem_engine::limits::ORIGIN_SEQ_MAX,
+        tandem_engine::limits::ORIGIN_SEQ_MAX + 1,
+        u64::MAX,
+    ] {
+        out.push(
+            Delta {
+                origin_seq,
+                ..template.clone()
+            }
+            .encode()
+            .0,
+        );
+    }
+    out
 }

@@ -1,6 +1,8 @@
-//! Random operations of every kind over a small universe, so that
-//! operations made on different devices touch the same entities and their
-//! merges are actually tested.
+//! Random operations of every kind of the table, over a small universe.
+//!
+//! The kinds are the rows of [`crate::every_op`]; the universe is small so
+//! that operations made on different devices touch the same entities and
+//! their merges are actually tested.
 //!
 //! The generator does not look at any device's state: it may produce an
 //! operation the device refuses (a remark for a non-contact, a read marker
@@ -11,6 +13,7 @@ use tandem_engine::model::*;
 use tandem_engine::op::*;
 
 use crate::choice::Choices;
+use crate::every_op::KINDS;
 
 pub const ACCOUNT: &str = "alice";
 pub const USERS: [&str; 5] = ["bob", "carol", "dave", "erin", "frank"];
@@ -119,277 +122,103 @@ pub fn created(op: &Op, sent: Option<&MessageId>) -> Option<KnownMessage> {
     }
 }
 
-/// How many kinds of operation [`op`] makes: one per variant of every
-/// operation enum.
-pub const KINDS: u64 = 59;
-
-/// One random operation of any kind, naming `known` messages.
+/// One random operation of any kind of [`KINDS`], naming `known`
+/// messages. Kinds are drawn by their weight.
 pub fn op(ch: &mut impl Choices, known: &[KnownMessage], time_base_ms: i64) -> Op {
-    // Message and read-state operations are what IM state is mostly made
-    // of, so a third of all operations are drawn from them first.
-    let kind = if ch.chance(350) {
-        ch.below(8)
-    } else {
-        ch.below(KINDS)
-    };
+    let total: u64 = KINDS.iter().map(|k| k.weight).sum();
+    let mut pick = ch.below(total);
+    let kind = KINDS
+        .iter()
+        .position(|k| {
+            let hit = pick < k.weight;
+            pick = pick.saturating_sub(k.weight);
+            hit
+        })
+        .expect("the pick is below the total weight");
     op_of_kind(ch, kind, known, time_base_ms)
 }
 
-/// An operation of kind `kind` (see [`KINDS`]).
+/// An operation of kind `KINDS[kind]`.
 pub fn op_of_kind(
     ch: &mut impl Choices,
-    kind: u64,
+    kind: usize,
     known: &[KnownMessage],
     time_base_ms: i64,
 ) -> Op {
-    let u = |ch: &mut dyn FnMut(u64) -> u64| user(USERS[ch(USERS.len() as u64) as usize]);
-    let mut b = |n: u64| ch.below(n);
-    let users = |b: &mut dyn FnMut(u64) -> u64| -> Vec<UserId> {
-        let count = 1 + b(3) as usize;
-        (0..count)
-            .map(|_| user(USERS[b(USERS.len() as u64) as usize]))
-            .collect()
+    let mut below = |n: u64| ch.below(n);
+    let mut draw = Draw {
+        below: &mut below,
+        known,
+        time_base_ms,
     };
-    let g = |b: &mut dyn FnMut(u64) -> u64| group(GROUPS[b(GROUPS.len() as u64) as usize]);
-    let t = |b: &mut dyn FnMut(u64) -> u64| thread(THREADS[b(THREADS.len() as u64) as usize]);
-    let c = |b: &mut dyn FnMut(u64) -> u64| {
-        conversation(CONVERSATIONS[b(CONVERSATIONS.len() as u64) as usize])
-    };
-    let text = |b: &mut dyn FnMut(u64) -> u64| TEXTS[b(TEXTS.len() as u64) as usize].to_owned();
-    let mark = |b: &mut dyn FnMut(u64) -> u64| MARKS[b(MARKS.len() as u64) as usize].to_owned();
-    // A known message, or (rarely, or when none is known) one from the
-    // pool that may not have arrived yet.
-    let message = |b: &mut dyn FnMut(u64) -> u64| -> KnownMessage {
-        if known.is_empty() || b(10) == 0 {
-            let m = incoming(b(MESSAGE_POOL as u64) as usize, time_base_ms);
+    (KINDS[kind].random)(&mut draw)
+}
+
+/// What the random operations of [`KINDS`] are drawn from: the choices,
+/// the small universe, and the messages known to exist.
+pub struct Draw<'a> {
+    below: &'a mut dyn FnMut(u64) -> u64,
+    known: &'a [KnownMessage],
+    time_base_ms: i64,
+}
+
+impl Draw<'_> {
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        (self.below)(n)
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    pub fn user(&mut self) -> UserId {
+        user(self.pick(&USERS))
+    }
+
+    /// One to three users, perhaps the same one twice.
+    pub fn users(&mut self) -> Vec<UserId> {
+        let count = 1 + self.below(3) as usize;
+        (0..count).map(|_| self.user()).collect()
+    }
+
+    pub fn group(&mut self) -> GroupId {
+        group(self.pick(&GROUPS))
+    }
+
+    pub fn thread(&mut self) -> ThreadId {
+        thread(self.pick(&THREADS))
+    }
+
+    pub fn conversation(&mut self) -> ConversationId {
+        conversation(self.pick(&CONVERSATIONS))
+    }
+
+    pub fn text(&mut self) -> String {
+        self.pick(&TEXTS).to_owned()
+    }
+
+    pub fn mark(&mut self) -> String {
+        self.pick(&MARKS).to_owned()
+    }
+
+    pub fn attribute_key(&mut self) -> String {
+        self.pick(&ATTRIBUTE_KEYS).to_owned()
+    }
+
+    /// A message of the pool, as the IM service delivers it.
+    pub fn pool_message(&mut self) -> IncomingMessage {
+        incoming(self.below(MESSAGE_POOL as u64) as usize, self.time_base_ms)
+    }
+
+    /// A known message or (rarely, or when none is known) one from the
+    /// pool that may not have arrived yet.
+    pub fn message(&mut self) -> KnownMessage {
+        if self.known.is_empty() || self.below(10) == 0 {
+            let m = self.pool_message();
             (m.id, m.conversation)
         } else {
-            known[b(known.len() as u64) as usize].clone()
+            self.known[self.below(self.known.len() as u64) as usize].clone()
         }
-    };
-    match kind {
-        0 => Op::Message(MessageOp::Ingest {
-            message: incoming(b(MESSAGE_POOL as u64) as usize, time_base_ms),
-        }),
-        1 => Op::Message(MessageOp::Send {
-            conversation: c(&mut b),
-            body: text(&mut b),
-        }),
-        2 => {
-            let (message, mut conversation) = message(&mut b);
-            // Now and then name the wrong conversation: it must be refused.
-            if b(20) == 0 {
-                conversation = c(&mut b);
-            }
-            Op::Conversation(ConversationOp::MarkRead {
-                conversation,
-                message,
-            })
-        }
-        3 => Op::Conversation(ConversationOp::ClearUnread {
-            conversation: c(&mut b),
-        }),
-        4 => Op::Message(MessageOp::Receipt {
-            message: message(&mut b).0,
-            receipt: if b(2) == 0 {
-                PeerReceipt::Delivered
-            } else {
-                PeerReceipt::Read
-            },
-        }),
-        5 => Op::Message(MessageOp::Recall {
-            message: message(&mut b).0,
-        }),
-        6 => {
-            let count = 1 + b(2) as usize;
-            Op::Message(MessageOp::DeleteForMe {
-                messages: (0..count).map(|_| message(&mut b).0).collect(),
-            })
-        }
-        7 => Op::Conversation(ConversationOp::ClearAllUnread),
-        8 => Op::Conversation(ConversationOp::Pin {
-            conversation: c(&mut b),
-        }),
-        9 => Op::Conversation(ConversationOp::Unpin {
-            conversation: c(&mut b),
-        }),
-        10 => Op::Conversation(ConversationOp::Delete {
-            conversation: c(&mut b),
-        }),
-        11 => Op::Conversation(ConversationOp::AddMark {
-            conversation: c(&mut b),
-            mark: mark(&mut b),
-        }),
-        12 => Op::Conversation(ConversationOp::RemoveMark {
-            conversation: c(&mut b),
-            mark: mark(&mut b),
-        }),
-        13 => Op::Conversation(ConversationOp::SetDoNotDisturb {
-            conversation: c(&mut b),
-            enabled: b(2) == 0,
-        }),
-        14 => Op::Contact(ContactOp::Add {
-            user: u(&mut b),
-            greeting: text(&mut b),
-        }),
-        15 => Op::Contact(ContactOp::Accept { user: u(&mut b) }),
-        16 => Op::Contact(ContactOp::Decline { user: u(&mut b) }),
-        17 => Op::Contact(ContactOp::Remove { user: u(&mut b) }),
-        18 => Op::Contact(ContactOp::Block { user: u(&mut b) }),
-        19 => Op::Contact(ContactOp::Unblock { user: u(&mut b) }),
-        20 => Op::Contact(ContactOp::SetRemark {
-            user: u(&mut b),
-            remark: text(&mut b),
-        }),
-        21 => Op::Group(GroupOp::Create {
-            group: g(&mut b),
-            name: text(&mut b),
-            members: if b(3) == 0 { Vec::new() } else { users(&mut b) },
-        }),
-        22 => Op::Group(GroupOp::Destroy { group: g(&mut b) }),
-        23 => Op::Group(GroupOp::Join { group: g(&mut b) }),
-        24 => Op::Group(GroupOp::Leave { group: g(&mut b) }),
-        25 => Op::Group(GroupOp::Apply {
-            group: g(&mut b),
-            reason: text(&mut b),
-        }),
-        26 => Op::Group(GroupOp::AcceptApplication {
-            group: g(&mut b),
-            user: u(&mut b),
-        }),
-        27 => Op::Group(GroupOp::DeclineApplication {
-            group: g(&mut b),
-            user: u(&mut b),
-            reason: text(&mut b),
-        }),
-        28 => Op::Group(GroupOp::Invite {
-            group: g(&mut b),
-            users: users(&mut b),
-        }),
-        29 => Op::Group(GroupOp::AcceptInvitation {
-            group: g(&mut b),
-            inviter: u(&mut b),
-        }),
-        30 => Op::Group(GroupOp::DeclineInvitation {
-            group: g(&mut b),
-            inviter: u(&mut b),
-            reason: text(&mut b),
-        }),
-        31 => Op::Group(GroupOp::Kick {
-            group: g(&mut b),
-            users: users(&mut b),
-        }),
-        32 => Op::Group(GroupOp::Ban {
-            group: g(&mut b),
-            users: users(&mut b),
-        }),
-        33 => Op::Group(GroupOp::Allow {
-            group: g(&mut b),
-            users: users(&mut b),
-        }),
-        34 => Op::Group(GroupOp::BlockMessages { group: g(&mut b) }),
-        35 => Op::Group(GroupOp::UnblockMessages { group: g(&mut b) }),
-        36 => Op::Group(GroupOp::TransferOwner {
-            group: g(&mut b),
-            new_owner: u(&mut b),
-        }),
-        37 => Op::Group(GroupOp::AddAdmin {
-            group: g(&mut b),
-            user: u(&mut b),
-        }),
-        38 => Op::Group(GroupOp::RemoveAdmin {
-            group: g(&mut b),
-            user: u(&mut b),
-        }),
-        39 => Op::Group(GroupOp::Mute {
-            group: g(&mut b),
-            users: users(&mut b),
-            until_ms: 50_000 + b(1_000) as i64 * 100,
-        }),
-        40 => Op::Group(GroupOp::Unmute {
-            group: g(&mut b),
-            users: users(&mut b),
-        }),
-        41 => Op::Group(GroupOp::AddAllowList {
-            group: g(&mut b),
-            users: users(&mut b),
-        }),
-        42 => Op::Group(GroupOp::RemoveAllowList {
-            group: g(&mut b),
-            users: users(&mut b),
-        }),
-        43 => Op::Group(GroupOp::MuteAll { group: g(&mut b) }),
-        44 => Op::Group(GroupOp::UnmuteAll { group: g(&mut b) }),
-        45 => {
-            let field = |b: &mut dyn FnMut(u64) -> u64| (b(2) == 0).then(|| text(b));
-            Op::Group(GroupOp::UpdateInfo {
-                group: g(&mut b),
-                update: GroupInfoUpdate {
-                    name: field(&mut b),
-                    description: field(&mut b),
-                    announcement: field(&mut b),
-                },
-            })
-        }
-        46 => {
-            let count = 1 + b(2) as usize;
-            Op::Group(GroupOp::SetMemberAttributes {
-                group: g(&mut b),
-                user: if b(3) == 0 { user(ACCOUNT) } else { u(&mut b) },
-                attributes: (0..count)
-                    .map(|_| {
-                        let key = ATTRIBUTE_KEYS[b(ATTRIBUTE_KEYS.len() as u64) as usize];
-                        (key.to_owned(), text(&mut b))
-                    })
-                    .collect(),
-            })
-        }
-        47 => Op::Thread(ThreadOp::Create {
-            thread: t(&mut b),
-            group: g(&mut b),
-            name: text(&mut b),
-        }),
-        48 => Op::Thread(ThreadOp::Destroy { thread: t(&mut b) }),
-        49 => Op::Thread(ThreadOp::Join {
-            thread: t(&mut b),
-            group: g(&mut b),
-        }),
-        50 => Op::Thread(ThreadOp::Leave { thread: t(&mut b) }),
-        51 => Op::Thread(ThreadOp::Update {
-            thread: t(&mut b),
-            name: text(&mut b),
-        }),
-        52 => Op::Thread(ThreadOp::Kick {
-            thread: t(&mut b),
-            users: users(&mut b),
-        }),
-        // The kinds above, once more, for the ones that build state others
-        // need: without them most group and contact operations are refused.
-        53 => Op::Contact(ContactOp::Accept { user: u(&mut b) }),
-        54 => Op::Group(GroupOp::Create {
-            group: g(&mut b),
-            name: text(&mut b),
-            members: users(&mut b),
-        }),
-        55 => Op::Thread(ThreadOp::Create {
-            thread: t(&mut b),
-            group: g(&mut b),
-            name: text(&mut b),
-        }),
-        56 => Op::Message(MessageOp::Ingest {
-            message: incoming(b(MESSAGE_POOL as u64) as usize, time_base_ms),
-        }),
-        57 => {
-            let (message, conversation) = message(&mut b);
-            Op::Conversation(ConversationOp::MarkRead {
-                conversation,
-                message,
-            })
-        }
-        // 58, the last kind: a contact request arriving from the service.
-        _ => Op::Contact(ContactOp::ReceiveRequest {
-            user: u(&mut b),
-            greeting: text(&mut b),
-        }),
     }
 }

@@ -11,6 +11,7 @@ use tandem_engine::op::{ConversationOp, MessageOp, Op};
 use tandem_engine::{Engine, OpError, Receipt};
 use tandem_tests::check::Watermarks;
 use tandem_tests::choice::{Choices, List};
+use tandem_tests::every_op;
 use tandem_tests::fuzz_targets::{export_all, memory_engine};
 use tandem_tests::gen::{op_of_kind, Gen};
 
@@ -24,10 +25,19 @@ fn config() -> ProptestConfig {
     )
 }
 
-/// The operation kinds of [`tandem_tests::gen`] that touch read state and
-/// the message log: ingest, send, mark read, clear unread, receipt, recall,
-/// delete for me, clear all unread, delete conversation.
-const KINDS: [u64; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 10];
+/// The operation kinds of the table that touch read state and the message
+/// log.
+const KINDS: [&str; 9] = [
+    "MessageOp::Ingest",
+    "MessageOp::Send",
+    "ConversationOp::MarkRead",
+    "ConversationOp::ClearUnread",
+    "MessageOp::Receipt",
+    "MessageOp::Recall",
+    "MessageOp::DeleteForMe",
+    "ConversationOp::ClearAllUnread",
+    "ConversationOp::Delete",
+];
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -74,7 +84,7 @@ proptest! {
             match step {
                 Step::Op { device, kind, choices } => {
                     let mut ch = List::new(&choices);
-                    let op = op_of_kind(&mut ch, KINDS[kind], &gen.known, gen.time_base_ms);
+                    let op = op_of_kind(&mut ch, every_op::kind(KINDS[kind]), &gen.known, gen.time_base_ms);
                     clock += 700;
                     let engine = &mut devices[device];
                     match engine.perform(clock, op.clone()) {

@@ -6,7 +6,7 @@ mod prop_common;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
-use tandem_engine::delta::{Delta, EncodedDelta, DELTA_FORMAT};
+use tandem_engine::delta::{Delta, DeltaError, EncodedDelta, DELTA_FORMAT};
 use tandem_engine::op::{MessageOp, Op};
 use tandem_engine::OpError;
 use tandem_tests::choice::List;
@@ -120,7 +120,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         vec(bytes(), 0..4).prop_map(|deltas| Frame::Push {
             deltas: deltas
                 .into_iter()
-                .map(tandem_transport::Delta::new)
+                .map(tandem_transport::WireDelta::new)
                 .collect()
         }),
         vec((any::<[u8; 32]>(), any::<u64>()), 0..4).prop_map(|entries| Frame::PushAck {
@@ -256,7 +256,8 @@ proptest! {
         }
     }
 
-    /// A delta built by hand (without a document change) round trips.
+    /// A delta built by hand (without a document change) round trips; one
+    /// numbered above `ORIGIN_SEQ_MAX` is refused as such.
     #[test]
     fn delta_values_round_trip(
         choices in vec(any::<u32>(), 1..12),
@@ -274,6 +275,15 @@ proptest! {
         delta.op = op;
         delta.change = None;
         let encoded: EncodedDelta = delta.encode();
+        if origin_seq > tandem_engine::limits::ORIGIN_SEQ_MAX {
+            let refused = Delta::decode(&encoded.0, &account());
+            prop_assert!(
+                matches!(refused, Err(DeltaError::OriginSeqOutOfRange(s)) if s == origin_seq),
+                "{:?}",
+                refused
+            );
+            return Ok(());
+        }
         let (decoded, change) = Delta::decode(&encoded.0, &account()).expect("decodes");
         prop_assert!(change.is_none());
         prop_assert_eq!(&decoded, &delta);

@@ -4,13 +4,14 @@ use std::collections::VecDeque;
 
 use crate::codec::{self, FrameDecoder, FrameError};
 use crate::frame::{
-    Delta, DeviceInfo, ErrorCode, Frame, Hello, LogDelta, PayloadId, PushAckEntry, Welcome,
+    DeviceInfo, ErrorCode, Frame, Hello, LogDelta, PayloadId, PushAckEntry, Welcome, WireDelta,
     PROTOCOL_VERSION,
 };
 use crate::ids::{AccountId, DeviceId, Platform};
 use crate::limits::{
     DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, DELTA_BYTES_MAX, DEVICES_PER_ACCOUNT_MAX,
-    DEVICE_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PLATFORM_NAME_BYTES_MAX, TOKEN_BYTES_MAX,
+    DEVICE_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PLATFORM_NAME_BYTES_MAX, RELAY_SEQ_MAX,
+    TOKEN_BYTES_MAX,
 };
 
 /// Default for [`ClientConfig::ping_interval_ms`].
@@ -31,7 +32,8 @@ pub struct ClientConfig {
     pub platform: Platform,
     /// The token for `account`, at most [`TOKEN_BYTES_MAX`] bytes.
     pub token: String,
-    /// The highest seq this device has persisted.
+    /// The highest seq this device has persisted, at most
+    /// [`RELAY_SEQ_MAX`].
     pub resume_cursor: u64,
     /// Idle time after which the session pings the relay; 0 never pings.
     pub ping_interval_ms: u64,
@@ -84,6 +86,12 @@ pub enum ConfigError {
         /// The token's length.
         bytes: usize,
     },
+    /// The resume cursor is above [`RELAY_SEQ_MAX`].
+    #[error("resume cursor {cursor} is above the limit of {RELAY_SEQ_MAX}")]
+    ResumeCursorTooLarge {
+        /// The cursor given.
+        cursor: u64,
+    },
 }
 
 /// Why a command was refused. Nothing was queued.
@@ -110,6 +118,12 @@ pub enum CommandError {
     PayloadTooLarge {
         /// The payload's length.
         bytes: usize,
+    },
+    /// A log position above [`RELAY_SEQ_MAX`], which the relay would refuse.
+    #[error("log position {seq} is above the limit of {RELAY_SEQ_MAX}")]
+    SeqTooLarge {
+        /// The position given.
+        seq: u64,
     },
     /// The frame would be above the frame limit once encoded (a push of many
     /// large deltas); split it.
@@ -155,7 +169,7 @@ pub enum CloseReason {
 /// What the session tells the app. See [`ClientSession`] for when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Event {
+pub enum SessionEvent {
     /// The relay accepted the login.
     Connected(Welcome),
     /// The relay stored a pushed batch; one entry per delta, in push order.
@@ -191,7 +205,7 @@ pub enum Event {
         /// The payload's id.
         id: PayloadId,
     },
-    /// This device was kicked; [`Event::Closed`] follows.
+    /// This device was kicked; [`SessionEvent::Closed`] follows.
     Kicked {
         /// The kicking device.
         by: DeviceId,
@@ -208,7 +222,7 @@ pub enum Event {
         rtt_ms: u64,
     },
     /// The relay refused something. When the code is fatal
-    /// ([`ErrorCode::is_fatal`]), [`Event::Closed`] follows.
+    /// ([`ErrorCode::is_fatal`]), [`SessionEvent::Closed`] follows.
     Error {
         /// The relay's code.
         code: ErrorCode,
@@ -244,7 +258,7 @@ pub enum Event {
 /// 6. Once [`ClientSession::state`] is [`SessionState::Closed`], take the
 ///    remaining transmits (a final `Error` frame, when the session closed
 ///    the connection because of the relay's bytes), then close the
-///    connection. `Event::Closed` is the last event.
+///    connection. `SessionEvent::Closed` is the last event.
 ///
 /// Each buffer from `poll_transmit` is one whole frame, length prefix
 /// included, so an app carrying frames over a message-based channel can send
@@ -255,7 +269,7 @@ pub struct ClientSession {
     state: SessionState,
     decoder: FrameDecoder,
     transmit: VecDeque<Vec<u8>>,
-    events: VecDeque<Event>,
+    events: VecDeque<SessionEvent>,
     /// When the last frame arrived (or the session started), in ms.
     last_received_ms: u64,
     /// When the handshake must be finished by, in ms.
@@ -281,6 +295,11 @@ impl ClientSession {
         if config.token.is_empty() || config.token.len() > TOKEN_BYTES_MAX {
             return Err(ConfigError::TokenLength {
                 bytes: config.token.len(),
+            });
+        }
+        if config.resume_cursor > RELAY_SEQ_MAX {
+            return Err(ConfigError::ResumeCursorTooLarge {
+                cursor: config.resume_cursor,
             });
         }
         let hello = Frame::Hello(Hello {
@@ -372,35 +391,39 @@ impl ClientSession {
                     return self.violation(ErrorCode::UnexpectedFrame, "second Welcome".into());
                 }
                 self.state = SessionState::Connected;
-                self.events.push_back(Event::Connected(welcome));
+                self.events.push_back(SessionEvent::Connected(welcome));
             }
             Frame::Error { code, text } => {
-                self.events.push_back(Event::Error { code, text });
+                self.events.push_back(SessionEvent::Error { code, text });
                 if code.is_fatal() {
                     self.finish(CloseReason::RelayError { code }, Pending::Drop);
                 }
             }
-            Frame::PushAck { entries } => self.events.push_back(Event::PushAcked(entries)),
-            Frame::Deltas { deltas, more } => self.events.push_back(Event::Deltas { deltas, more }),
-            Frame::Live(delta) => self.events.push_back(Event::Live(delta)),
-            Frame::PullNeeded => self.events.push_back(Event::PullNeeded),
-            Frame::Devices { devices } => self.events.push_back(Event::Devices(devices)),
+            Frame::PushAck { entries } => self.events.push_back(SessionEvent::PushAcked(entries)),
+            Frame::Deltas { deltas, more } => {
+                self.events.push_back(SessionEvent::Deltas { deltas, more })
+            }
+            Frame::Live(delta) => self.events.push_back(SessionEvent::Live(delta)),
+            Frame::PullNeeded => self.events.push_back(SessionEvent::PullNeeded),
+            Frame::Devices { devices } => self.events.push_back(SessionEvent::Devices(devices)),
             Frame::Kicked { by, reason } => {
-                self.events.push_back(Event::Kicked { by, reason });
+                self.events.push_back(SessionEvent::Kicked { by, reason });
                 self.finish(CloseReason::Kicked, Pending::Drop);
             }
-            Frame::PayloadStored { id } => self.events.push_back(Event::PayloadStored { id }),
+            Frame::PayloadStored { id } => {
+                self.events.push_back(SessionEvent::PayloadStored { id })
+            }
             Frame::DeliverPayload { from, id, bytes } => self
                 .events
-                .push_back(Event::DevicePayload { from, id, bytes }),
-            Frame::DeviceListChanged => self.events.push_back(Event::DeviceListChanged),
+                .push_back(SessionEvent::DevicePayload { from, id, bytes }),
+            Frame::DeviceListChanged => self.events.push_back(SessionEvent::DeviceListChanged),
             Frame::Ping { nonce } => self.queue(&Frame::Pong { nonce }),
             Frame::Pong { nonce } => {
                 if let Some((expected, sent_ms)) = self.ping_in_flight {
                     if expected == nonce {
                         self.ping_in_flight = None;
                         let rtt_ms = now_ms.saturating_sub(sent_ms);
-                        self.events.push_back(Event::Pong { nonce, rtt_ms });
+                        self.events.push_back(SessionEvent::Pong { nonce, rtt_ms });
                     }
                 }
             }
@@ -473,13 +496,13 @@ impl ClientSession {
     }
 
     /// The next event for the app.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
         self.events.pop_front()
     }
 
     /// Pushes deltas to the account's log. Answered by
-    /// [`Event::PushAcked`].
-    pub fn push(&mut self, deltas: Vec<Delta>) -> Result<(), CommandError> {
+    /// [`SessionEvent::PushAcked`].
+    pub fn push(&mut self, deltas: Vec<WireDelta>) -> Result<(), CommandError> {
         self.check_open()?;
         if deltas.len() > DELTAS_PER_PUSH_MAX {
             return Err(CommandError::TooManyDeltas {
@@ -495,9 +518,10 @@ impl ClientSession {
     }
 
     /// Asks for up to `count_max` deltas after `after_seq`. Answered by
-    /// [`Event::Deltas`]; pull again after its last seq while `more`.
+    /// [`SessionEvent::Deltas`]; pull again after its last seq while `more`.
     pub fn pull(&mut self, after_seq: u64, count_max: u32) -> Result<(), CommandError> {
         self.check_open()?;
+        check_seq(after_seq)?;
         self.try_queue(&Frame::Pull {
             after_seq,
             count_max,
@@ -507,18 +531,19 @@ impl ClientSession {
     /// Tells the relay everything up to `cursor` is persisted on the device.
     pub fn ack(&mut self, cursor: u64) -> Result<(), CommandError> {
         self.check_open()?;
+        check_seq(cursor)?;
         self.try_queue(&Frame::Ack { cursor })
     }
 
-    /// Asks for the account's devices. Answered by [`Event::Devices`].
+    /// Asks for the account's devices. Answered by [`SessionEvent::Devices`].
     pub fn list_devices(&mut self) -> Result<(), CommandError> {
         self.check_open()?;
         self.try_queue(&Frame::ListDevices)
     }
 
     /// Kicks another device of the account and revokes its credentials.
-    /// An unknown device is answered by a non-fatal [`Event::Error`]
-    /// ([`ErrorCode::NotFound`]); success by [`Event::DeviceListChanged`].
+    /// An unknown device is answered by a non-fatal [`SessionEvent::Error`]
+    /// ([`ErrorCode::NotFound`]); success by [`SessionEvent::DeviceListChanged`].
     pub fn kick(&mut self, device: DeviceId) -> Result<(), CommandError> {
         self.check_open()?;
         self.try_queue(&Frame::Kick { device })
@@ -533,7 +558,7 @@ impl ClientSession {
     /// Sends a payload to another device of the account, delivered once it
     /// connects. `id` is the caller's (random: this crate takes no
     /// randomness of its own); reusing it makes a resend idempotent.
-    /// Answered by [`Event::PayloadStored`].
+    /// Answered by [`SessionEvent::PayloadStored`].
     pub fn send_to_device(
         &mut self,
         to: DeviceId,
@@ -554,7 +579,7 @@ impl ClientSession {
         self.try_queue(&Frame::PayloadAck { id })
     }
 
-    /// Pings the relay now; returns the nonce its [`Event::Pong`] will carry.
+    /// Pings the relay now; returns the nonce its [`SessionEvent::Pong`] will carry.
     /// A ping already in flight is replaced.
     pub fn ping(&mut self, now_ms: u64) -> Result<u64, CommandError> {
         self.check_open()?;
@@ -576,7 +601,7 @@ impl ClientSession {
         if pending == Pending::Drop {
             self.transmit.clear();
         }
-        self.events.push_back(Event::Closed(reason));
+        self.events.push_back(SessionEvent::Closed(reason));
     }
 
     fn send_ping(&mut self, now_ms: u64) -> u64 {
@@ -621,6 +646,14 @@ enum Pending {
     Keep,
     /// They are dropped: the connection is gone or the relay is done with us.
     Drop,
+}
+
+/// A log position this session may send.
+fn check_seq(seq: u64) -> Result<(), CommandError> {
+    if seq > RELAY_SEQ_MAX {
+        return Err(CommandError::SeqTooLarge { seq });
+    }
+    Ok(())
 }
 
 fn frame_error_code(e: &FrameError) -> ErrorCode {
@@ -669,6 +702,22 @@ fn validate_from_relay(frame: &Frame) -> Result<(), (ErrorCode, String)> {
             ErrorCode::Malformed,
             format!("{} devices", welcome.devices.len()),
         ),
+        Frame::Welcome(welcome) if welcome.head_seq > RELAY_SEQ_MAX => bad(
+            ErrorCode::Malformed,
+            format!("head seq {} above {RELAY_SEQ_MAX}", welcome.head_seq),
+        ),
+        Frame::PushAck { entries } => {
+            match entries
+                .iter()
+                .find(|e| !(1..=RELAY_SEQ_MAX).contains(&e.seq))
+            {
+                Some(e) => bad(
+                    ErrorCode::Malformed,
+                    format!("push ack with seq {} outside 1..={RELAY_SEQ_MAX}", e.seq),
+                ),
+                None => Ok(()),
+            }
+        }
         Frame::Devices { devices } if devices.len() > DEVICES_PER_ACCOUNT_MAX => {
             bad(ErrorCode::Malformed, format!("{} devices", devices.len()))
         }
@@ -687,8 +736,11 @@ fn check_log_delta(delta: &LogDelta) -> Result<(), (ErrorCode, String)> {
             format!("delta of {} bytes", delta.bytes.len()),
         ));
     }
-    if delta.seq == 0 {
-        return Err((ErrorCode::Malformed, "delta with seq 0".into()));
+    if !(1..=RELAY_SEQ_MAX).contains(&delta.seq) {
+        return Err((
+            ErrorCode::Malformed,
+            format!("delta with seq {} outside 1..={RELAY_SEQ_MAX}", delta.seq),
+        ));
     }
     if crate::frame::ContentId::of(&delta.bytes) != delta.content_id {
         return Err((

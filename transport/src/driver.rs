@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::client::{ClientSession, Event};
+use crate::client::{ClientSession, SessionEvent};
 use crate::codec::{self, FrameDecoder, FrameError};
 use crate::frame::Frame;
 
@@ -73,10 +73,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// The next event, reading from the stream and running timers as needed.
     ///
-    /// Returns `Ok(None)` once [`Event::Closed`] has been returned and the
+    /// Returns `Ok(None)` once [`SessionEvent::Closed`] has been returned and the
     /// stream shut down. An IO error closes the session too: the next call
     /// returns its `Closed` event.
-    pub async fn next_event(&mut self) -> io::Result<Option<Event>> {
+    pub async fn next_event(&mut self) -> io::Result<Option<SessionEvent>> {
         loop {
             if let Err(e) = self.flush().await {
                 self.session.handle_transport_closed();

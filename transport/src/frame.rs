@@ -64,16 +64,16 @@ pub struct PayloadId(pub [u8; PAYLOAD_ID_BYTES]);
 /// An opaque delta as a device pushes it: its bytes and their content id.
 ///
 /// Transport and relay never look inside the bytes. The fields are private so
-/// that a `Delta` built in this process always has a matching content id; one
+/// that a `WireDelta` built in this process always has a matching content id; one
 /// decoded from the wire is checked by the session validators instead.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delta {
+pub struct WireDelta {
     content_id: ContentId,
     #[serde(with = "wire_bytes")]
     bytes: Vec<u8>,
 }
 
-/// Why [`Delta::from_parts`] refused its input.
+/// Why [`WireDelta::from_parts`] refused its input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("content id {claimed:?} does not match the bytes, whose id is {actual:?}")]
 pub struct ContentIdMismatch {
@@ -83,10 +83,10 @@ pub struct ContentIdMismatch {
     pub actual: ContentId,
 }
 
-impl Delta {
+impl WireDelta {
     /// Wraps `bytes`, computing their content id.
     pub fn new(bytes: Vec<u8>) -> Self {
-        Delta {
+        WireDelta {
             content_id: ContentId::of(&bytes),
             bytes,
         }
@@ -101,7 +101,7 @@ impl Delta {
                 actual,
             });
         }
-        Ok(Delta { content_id, bytes })
+        Ok(WireDelta { content_id, bytes })
     }
 
     /// The delta's content id.
@@ -126,9 +126,9 @@ impl Delta {
     }
 }
 
-impl fmt::Debug for Delta {
+impl fmt::Debug for WireDelta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delta")
+        f.debug_struct("WireDelta")
             .field("content_id", &self.content_id)
             .field("bytes_len", &self.bytes.len())
             .finish()
@@ -364,7 +364,7 @@ pub enum Frame {
     /// Client → relay: store these deltas in the account's log.
     Push {
         /// At most [`crate::limits::DELTAS_PER_PUSH_MAX`] deltas.
-        deltas: Vec<Delta>,
+        deltas: Vec<WireDelta>,
     },
     /// Relay → client: the seq of each pushed delta, in push order.
     PushAck {
@@ -576,9 +576,9 @@ mod tests {
 
     #[test]
     fn delta_from_parts_checks_the_content_id() {
-        let good = Delta::new(b"abc".to_vec());
-        assert!(Delta::from_parts(good.content_id(), b"abc".to_vec()).is_ok());
-        let err = Delta::from_parts(good.content_id(), b"abd".to_vec()).unwrap_err();
+        let good = WireDelta::new(b"abc".to_vec());
+        assert!(WireDelta::from_parts(good.content_id(), b"abc".to_vec()).is_ok());
+        let err = WireDelta::from_parts(good.content_id(), b"abd".to_vec()).unwrap_err();
         assert_eq!(err.claimed, good.content_id());
         assert_eq!(err.actual, ContentId::of(b"abd"));
     }

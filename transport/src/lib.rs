@@ -1,4 +1,3 @@
-#![warn(missing_docs)]
 //! Tandem's wire protocol: the frames a device and the relay exchange, the
 //! codec that puts them on a byte stream, the sans-IO session state machines
 //! of both ends, and drivers that carry a session's bytes.
@@ -15,6 +14,9 @@
 //!   included. [`mem`]: a deterministic in-memory link.
 //! - [`limits`]: every bound, named.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod codec;
 #[cfg(feature = "tokio")]
@@ -25,9 +27,11 @@ pub mod limits;
 pub mod mem;
 pub mod server;
 
-pub use client::{ClientConfig, ClientSession, CloseReason, CommandError, Event, SessionState};
+pub use client::{
+    ClientConfig, ClientSession, CloseReason, CommandError, SessionEvent, SessionState,
+};
 pub use frame::{
-    ContentId, Delta, DeviceInfo, ErrorCode, Frame, LogDelta, PayloadId, PushAckEntry, Welcome,
+    ContentId, DeviceInfo, ErrorCode, Frame, LogDelta, PayloadId, PushAckEntry, Welcome, WireDelta,
     PROTOCOL_VERSION,
 };
 pub use ids::{AccountId, DeviceId, Platform};

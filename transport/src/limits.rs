@@ -51,3 +51,10 @@ pub const TEXT_BYTES_MAX: usize = 1024;
 /// Devices listed in one `Devices` or `Welcome` frame: the most devices one
 /// account can have registered at the relay.
 pub const DEVICES_PER_ACCOUNT_MAX: usize = 256;
+
+/// The highest relay log position a frame may carry: a delta's `seq`, a
+/// `head_seq`, a cursor, a pull's `after_seq`. Both the relay's and the
+/// devices' stores keep positions as SQLite integers (`i64`), so a larger
+/// one could not be stored; both sessions refuse a frame with one as
+/// malformed.
+pub const RELAY_SEQ_MAX: u64 = i64::MAX as u64;

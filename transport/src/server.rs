@@ -7,11 +7,11 @@
 //! [`ProtocolError::frame`] is the `Error` frame to send before closing.
 
 use crate::codec::{FrameDecoder, FrameError};
-use crate::frame::{Delta, ErrorCode, Frame, Hello, PayloadId, PROTOCOL_VERSION};
+use crate::frame::{ErrorCode, Frame, Hello, PayloadId, WireDelta, PROTOCOL_VERSION};
 use crate::ids::{DeviceId, Platform};
 use crate::limits::{
     DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, DELTA_BYTES_MAX, DEVICE_NAME_BYTES_MAX,
-    PAYLOAD_BYTES_MAX, PLATFORM_NAME_BYTES_MAX, TEXT_BYTES_MAX, TOKEN_BYTES_MAX,
+    PAYLOAD_BYTES_MAX, PLATFORM_NAME_BYTES_MAX, RELAY_SEQ_MAX, TEXT_BYTES_MAX, TOKEN_BYTES_MAX,
 };
 
 /// A validated request from a device.
@@ -23,7 +23,7 @@ pub enum Request {
     /// request is returned.
     Hello(Hello),
     /// Store these deltas; each one's content id matches its bytes.
-    Push(Vec<Delta>),
+    Push(Vec<WireDelta>),
     /// Send the log after `after_seq`.
     Pull {
         /// The highest seq the device has.
@@ -249,6 +249,7 @@ fn validate_hello(hello: &Hello) -> Result<(), ProtocolError> {
             ));
         }
     }
+    check_seq("resume cursor", hello.resume_cursor)?;
     if hello.token.is_empty() || hello.token.len() > TOKEN_BYTES_MAX {
         return Err(ProtocolError::new(
             ErrorCode::Unauthorized,
@@ -256,6 +257,18 @@ fn validate_hello(hello: &Hello) -> Result<(), ProtocolError> {
                 "token of {} bytes, limit {TOKEN_BYTES_MAX}",
                 hello.token.len()
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// A log position a device sent: at most [`RELAY_SEQ_MAX`], which the
+/// relay's store can keep.
+fn check_seq(what: &str, seq: u64) -> Result<(), ProtocolError> {
+    if seq > RELAY_SEQ_MAX {
+        return Err(ProtocolError::new(
+            ErrorCode::Malformed,
+            format!("{what} {seq} is above {RELAY_SEQ_MAX}"),
         ));
     }
     Ok(())
@@ -298,11 +311,17 @@ fn validate_logged_in(frame: Frame) -> Result<Request, ProtocolError> {
         Frame::Pull {
             after_seq,
             count_max,
-        } => Request::Pull {
-            after_seq,
-            count_max: (count_max as usize).clamp(1, DELTAS_PER_PAGE_MAX),
-        },
-        Frame::Ack { cursor } => Request::Ack { cursor },
+        } => {
+            check_seq("pull after seq", after_seq)?;
+            Request::Pull {
+                after_seq,
+                count_max: (count_max as usize).clamp(1, DELTAS_PER_PAGE_MAX),
+            }
+        }
+        Frame::Ack { cursor } => {
+            check_seq("ack cursor", cursor)?;
+            Request::Ack { cursor }
+        }
         Frame::ListDevices => Request::ListDevices,
         Frame::Kick { device } => Request::Kick { device },
         Frame::KickAllOthers => Request::KickAllOthers,

@@ -8,8 +8,8 @@ use tandem_transport::driver::{read_frame, write_frame, Connection};
 use tandem_transport::frame::Welcome;
 use tandem_transport::server::{Request, ServerSession};
 use tandem_transport::{
-    AccountId, ClientConfig, ClientSession, CloseReason, Delta, DeviceId, DeviceInfo, Event, Frame,
-    Platform, PushAckEntry, PROTOCOL_VERSION,
+    AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, DeviceInfo, Frame, Platform,
+    PushAckEntry, SessionEvent, WireDelta, PROTOCOL_VERSION,
 };
 use tokio::io::DuplexStream;
 
@@ -62,7 +62,7 @@ async fn stand_in_relay(mut stream: DuplexStream) {
     }
 }
 
-async fn next(conn: &mut Connection<DuplexStream>) -> Option<Event> {
+async fn next(conn: &mut Connection<DuplexStream>) -> Option<SessionEvent> {
     tokio::time::timeout(Duration::from_secs(5), conn.next_event())
         .await
         .unwrap()
@@ -81,11 +81,14 @@ async fn connection_runs_a_session_over_a_duplex_pipe() {
         "token",
     );
     let mut conn = Connection::new(client_end, ClientSession::new(config, 0).unwrap());
-    assert!(matches!(next(&mut conn).await, Some(Event::Connected(_))));
+    assert!(matches!(
+        next(&mut conn).await,
+        Some(SessionEvent::Connected(_))
+    ));
     // Bigger than the pipe's buffer, so writes and reads must interleave.
-    let deltas: Vec<Delta> = (0..3u8).map(|i| Delta::new(vec![i; 4000])).collect();
+    let deltas: Vec<WireDelta> = (0..3u8).map(|i| WireDelta::new(vec![i; 4000])).collect();
     conn.session().push(deltas.clone()).unwrap();
-    let Some(Event::PushAcked(entries)) = next(&mut conn).await else {
+    let Some(SessionEvent::PushAcked(entries)) = next(&mut conn).await else {
         panic!()
     };
     assert_eq!(
@@ -96,7 +99,7 @@ async fn connection_runs_a_session_over_a_duplex_pipe() {
     conn.session().ack(3).unwrap();
     assert_eq!(
         next(&mut conn).await,
-        Some(Event::Closed(CloseReason::TransportClosed))
+        Some(SessionEvent::Closed(CloseReason::TransportClosed))
     );
     assert_eq!(next(&mut conn).await, None);
     relay.await.unwrap();

@@ -7,8 +7,9 @@ use tandem_transport::limits::*;
 use tandem_transport::mem::MemLink;
 use tandem_transport::server::{Request, ServerSession};
 use tandem_transport::{
-    AccountId, ClientConfig, ClientSession, CommandError, ContentId, Delta, DeviceId, DeviceInfo,
-    ErrorCode, Event, Frame, LogDelta, PayloadId, Platform, SessionState, PROTOCOL_VERSION,
+    AccountId, ClientConfig, ClientSession, CommandError, ContentId, DeviceId, DeviceInfo,
+    ErrorCode, Frame, LogDelta, PayloadId, Platform, SessionEvent, SessionState, WireDelta,
+    PROTOCOL_VERSION,
 };
 
 fn config() -> ClientConfig {
@@ -54,7 +55,7 @@ fn enc(frame: &Frame) -> Vec<u8> {
     codec::encode(frame).unwrap()
 }
 
-fn events(session: &mut ClientSession) -> Vec<Event> {
+fn events(session: &mut ClientSession) -> Vec<SessionEvent> {
     std::iter::from_fn(|| session.poll_event()).collect()
 }
 
@@ -69,7 +70,10 @@ fn connected() -> ClientSession {
     let mut session = ClientSession::new(config(), 0).unwrap();
     transmitted(&mut session);
     session.handle_bytes(&enc(&welcome()), 1);
-    assert!(matches!(events(&mut session)[..], [Event::Connected(_)]));
+    assert!(matches!(
+        events(&mut session)[..],
+        [SessionEvent::Connected(_)]
+    ));
     session
 }
 
@@ -324,7 +328,7 @@ fn server_push_count_limit_below_at_above() {
         (DELTAS_PER_PUSH_MAX + 1, false),
     ] {
         let deltas = (0..count)
-            .map(|i| Delta::new((i as u32).to_be_bytes().to_vec()))
+            .map(|i| WireDelta::new((i as u32).to_be_bytes().to_vec()))
             .collect();
         let got = server_result(&mut logged_in(), &Frame::Push { deltas });
         match got {
@@ -343,7 +347,7 @@ fn server_delta_size_limit_below_at_above() {
         (DELTA_BYTES_MAX + 1, false),
     ] {
         let push = Frame::Push {
-            deltas: vec![Delta::new(vec![1; len])],
+            deltas: vec![WireDelta::new(vec![1; len])],
         };
         let got = server_result(&mut logged_in(), &push);
         assert_eq!(got.is_ok(), ok, "{len}");
@@ -356,7 +360,7 @@ fn server_delta_size_limit_below_at_above() {
 #[test]
 fn server_refuses_a_content_id_that_is_not_the_hash_of_the_bytes() {
     // Build a Push by hand whose first delta claims another delta's id.
-    let good = Delta::new(b"real".to_vec());
+    let good = WireDelta::new(b"real".to_vec());
     let mut bytes = enc(&Frame::Push { deltas: vec![good] });
     let id_at = bytes
         .windows(32)
@@ -447,7 +451,7 @@ fn server_refuses_relay_frames_and_garbage_from_a_client() {
 fn client_sends_hello_first_then_pipelined_commands() {
     let mut session = ClientSession::new(config(), 0).unwrap();
     session.list_devices().unwrap();
-    session.push(vec![Delta::new(b"x".to_vec())]).unwrap();
+    session.push(vec![WireDelta::new(b"x".to_vec())]).unwrap();
     let frames = transmitted(&mut session);
     assert!(matches!(frames[0], Frame::Hello(ref h) if h.device_name == "phone"));
     assert_eq!(frames[1], Frame::ListDevices);
@@ -494,7 +498,7 @@ fn client_command_limits_below_at_above() {
         (DELTAS_PER_PUSH_MAX + 1, false),
     ] {
         let deltas = (0..count)
-            .map(|i| Delta::new((i as u32).to_be_bytes().to_vec()))
+            .map(|i| WireDelta::new((i as u32).to_be_bytes().to_vec()))
             .collect();
         let got = session.push(deltas);
         assert_eq!(got.is_ok(), ok);
@@ -508,13 +512,13 @@ fn client_command_limits_below_at_above() {
         (DELTA_BYTES_MAX + 1, false),
     ] {
         assert_eq!(
-            session.push(vec![Delta::new(vec![0; len])]).is_ok(),
+            session.push(vec![WireDelta::new(vec![0; len])]).is_ok(),
             ok,
             "{len}"
         );
     }
     // Three maximal deltas fit one frame; five do not.
-    let max = |n: u8| Delta::new(vec![n; DELTA_BYTES_MAX]);
+    let max = |n: u8| WireDelta::new(vec![n; DELTA_BYTES_MAX]);
     assert!(session.push((0..3).map(max).collect()).is_ok());
     assert!(matches!(
         session.push((0..5).map(max).collect()),
@@ -562,18 +566,18 @@ fn client_turns_relay_frames_into_events() {
     assert_eq!(
         events(&mut session),
         vec![
-            Event::Live(live.clone()),
-            Event::PullNeeded,
-            Event::DeviceListChanged,
-            Event::Deltas {
+            SessionEvent::Live(live.clone()),
+            SessionEvent::PullNeeded,
+            SessionEvent::DeviceListChanged,
+            SessionEvent::Deltas {
                 deltas: vec![live],
                 more: false
             },
-            Event::Error {
+            SessionEvent::Error {
                 code: ErrorCode::NotFound,
                 text: "no such device".into()
             },
-            Event::DevicePayload {
+            SessionEvent::DevicePayload {
                 from: DeviceId([2; 16]),
                 id: PayloadId([5; 16]),
                 bytes: b"p".into()
@@ -603,11 +607,11 @@ fn kicked_and_fatal_errors_close_the_session() {
     assert_eq!(
         events(&mut session),
         vec![
-            Event::Kicked {
+            SessionEvent::Kicked {
                 by: DeviceId([2; 16]),
                 reason: "bye".into()
             },
-            Event::Closed(CloseReason::Kicked)
+            SessionEvent::Closed(CloseReason::Kicked)
         ]
     );
     assert!(
@@ -628,7 +632,7 @@ fn kicked_and_fatal_errors_close_the_session() {
     assert_eq!(got.len(), 2);
     assert_eq!(
         got[1],
-        Event::Closed(CloseReason::RelayError {
+        SessionEvent::Closed(CloseReason::RelayError {
             code: ErrorCode::CredentialsRevoked
         })
     );
@@ -641,7 +645,7 @@ fn a_misbehaving_relay_gets_an_error_frame_and_a_closed_session() {
     session.handle_bytes(&[0, 0, 0, 1, 0xff], 3);
     assert!(matches!(
         events(&mut session)[..],
-        [Event::Closed(CloseReason::ProtocolViolation { .. })]
+        [SessionEvent::Closed(CloseReason::ProtocolViolation { .. })]
     ));
     assert!(matches!(
         transmitted(&mut session)[..],
@@ -729,7 +733,7 @@ fn ping_timing_is_driven_by_the_time_passed_in() {
     session.handle_bytes(&enc(&Frame::Pong { nonce }), 1 + interval + 30);
     assert_eq!(
         events(&mut session),
-        vec![Event::Pong { nonce, rtt_ms: 30 }]
+        vec![SessionEvent::Pong { nonce, rtt_ms: 30 }]
     );
 
     // An unanswered ping closes the session at the timeout, not before.
@@ -746,7 +750,7 @@ fn ping_timing_is_driven_by_the_time_passed_in() {
     session.handle_timeout(start + PING_TIMEOUT_MS_DEFAULT);
     assert_eq!(
         events(&mut session),
-        vec![Event::Closed(CloseReason::Timeout)]
+        vec![SessionEvent::Closed(CloseReason::Timeout)]
     );
     assert_eq!(session.poll_timeout(), None);
 }
@@ -760,7 +764,7 @@ fn an_unanswered_handshake_times_out() {
     session.handle_timeout(100 + PING_TIMEOUT_MS_DEFAULT);
     assert_eq!(
         events(&mut session),
-        vec![Event::Closed(CloseReason::Timeout)]
+        vec![SessionEvent::Closed(CloseReason::Timeout)]
     );
 }
 
@@ -769,7 +773,7 @@ fn mem_link_carries_a_session_to_a_server_session_deterministically() {
     let mut link = MemLink::new();
     let mut client = ClientSession::new(config(), 0).unwrap();
     let mut server = ServerSession::new();
-    client.push(vec![Delta::new(b"a".to_vec())]).unwrap();
+    client.push(vec![WireDelta::new(b"a".to_vec())]).unwrap();
     assert_eq!(link.send_from_client(&mut client), 2);
     while let Some(bytes) = link.take_for_relay() {
         server.handle_bytes(&bytes);
@@ -789,12 +793,133 @@ fn mem_link_carries_a_session_to_a_server_session_deterministically() {
     }));
     assert_eq!(link.deliver_to_client(&mut client, 5), 2);
     let got = events(&mut client);
-    assert!(matches!(got[0], Event::Connected(_)));
-    assert_eq!(got[1], Event::PushAcked(entries));
+    assert!(matches!(got[0], SessionEvent::Connected(_)));
+    assert_eq!(got[1], SessionEvent::PushAcked(entries));
     link.sever();
     link.deliver_to_client(&mut client, 6);
     assert_eq!(
         events(&mut client),
-        vec![Event::Closed(CloseReason::TransportClosed)]
+        vec![SessionEvent::Closed(CloseReason::TransportClosed)]
     );
+}
+
+/// Log positions just below, at and just above [`RELAY_SEQ_MAX`]
+/// (2^63 - 1), and the largest u64.
+const SEQS: [(u64, bool); 4] = [
+    (RELAY_SEQ_MAX - 1, true),
+    (RELAY_SEQ_MAX, true),
+    (RELAY_SEQ_MAX + 1, false),
+    (u64::MAX, false),
+];
+
+#[test]
+fn client_refuses_relay_frames_with_a_log_position_above_the_limit() {
+    let log_delta = |seq| LogDelta {
+        seq,
+        origin: DeviceId([2; 16]),
+        content_id: ContentId::of(b"d"),
+        bytes: b"d".to_vec(),
+    };
+    for (seq, ok) in SEQS {
+        let frames = [
+            Frame::Live(log_delta(seq)),
+            Frame::Deltas {
+                deltas: vec![log_delta(seq)],
+                more: false,
+            },
+            Frame::PushAck {
+                entries: vec![tandem_transport::PushAckEntry {
+                    content_id: ContentId::of(b"d"),
+                    seq,
+                }],
+            },
+        ];
+        for frame in frames {
+            let mut session = connected();
+            session.handle_bytes(&enc(&frame), 3);
+            assert_eq!(!session.is_closed(), ok, "seq {seq}: {}", frame.kind());
+            if !ok {
+                assert!(matches!(
+                    transmitted(&mut session)[..],
+                    [Frame::Error {
+                        code: ErrorCode::Malformed,
+                        ..
+                    }]
+                ));
+            }
+        }
+        // The head in the Welcome.
+        let mut session = ClientSession::new(config(), 0).unwrap();
+        transmitted(&mut session);
+        let Frame::Welcome(mut welcome) = welcome() else {
+            unreachable!()
+        };
+        welcome.head_seq = seq;
+        session.handle_bytes(&enc(&Frame::Welcome(welcome)), 1);
+        assert_eq!(!session.is_closed(), ok, "head seq {seq}");
+    }
+    // A push acknowledged at position 0 is no position either.
+    let mut session = connected();
+    session.handle_bytes(
+        &enc(&Frame::PushAck {
+            entries: vec![tandem_transport::PushAckEntry {
+                content_id: ContentId::of(b"d"),
+                seq: 0,
+            }],
+        }),
+        3,
+    );
+    assert!(session.is_closed());
+}
+
+#[test]
+fn server_refuses_client_frames_with_a_log_position_above_the_limit() {
+    for (seq, ok) in SEQS {
+        let mut server = ServerSession::new();
+        let result = server_result(
+            &mut server,
+            &Frame::Hello(Hello {
+                resume_cursor: seq,
+                ..hello()
+            }),
+        );
+        assert_eq!(result.is_ok(), ok, "resume cursor {seq}: {result:?}");
+        if !ok {
+            assert_eq!(result.unwrap_err(), ErrorCode::Malformed);
+        }
+        let pull = Frame::Pull {
+            after_seq: seq,
+            count_max: 1,
+        };
+        let ack = Frame::Ack { cursor: seq };
+        for frame in [pull, ack] {
+            let result = server_result(&mut logged_in(), &frame);
+            assert_eq!(result.is_ok(), ok, "{} {seq}: {result:?}", frame.kind());
+            if !ok {
+                assert_eq!(result.unwrap_err(), ErrorCode::Malformed);
+            }
+        }
+    }
+}
+
+#[test]
+fn client_never_sends_a_log_position_above_the_limit() {
+    for (seq, ok) in SEQS {
+        let mut config = config();
+        config.resume_cursor = seq;
+        let made = ClientSession::new(config, 0);
+        assert_eq!(made.is_ok(), ok, "resume cursor {seq}");
+        if !ok {
+            assert!(matches!(
+                made.unwrap_err(),
+                ConfigError::ResumeCursorTooLarge { cursor } if cursor == seq
+            ));
+        }
+        let mut session = connected();
+        assert_eq!(session.pull(seq, 10).is_ok(), ok, "pull after {seq}");
+        assert_eq!(session.ack(seq).is_ok(), ok, "ack {seq}");
+        if !ok {
+            assert_eq!(session.ack(seq), Err(CommandError::SeqTooLarge { seq }));
+        }
+    }
 }

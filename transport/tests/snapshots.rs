@@ -8,8 +8,8 @@
 
 use tandem_transport::codec;
 use tandem_transport::frame::{
-    ContentId, Delta, DeviceInfo, ErrorCode, Frame, Hello, LogDelta, PayloadId, PushAckEntry,
-    Welcome, PROTOCOL_VERSION,
+    ContentId, DeviceInfo, ErrorCode, Frame, Hello, LogDelta, PayloadId, PushAckEntry, Welcome,
+    WireDelta, PROTOCOL_VERSION,
 };
 use tandem_transport::{AccountId, DeviceId, Platform};
 
@@ -64,7 +64,10 @@ fn examples() -> Vec<Frame> {
             head_seq: 300,
         }),
         Frame::Push {
-            deltas: vec![Delta::new(b"one".to_vec()), Delta::new(b"two".to_vec())],
+            deltas: vec![
+                WireDelta::new(b"one".to_vec()),
+                WireDelta::new(b"two".to_vec()),
+            ],
         },
         Frame::PushAck {
             entries: vec![PushAckEntry {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tandem_engine::model::*;
 use tandem_engine::op::*;
 use tandem_engine::sync::SyncEvent;
-use tandem_engine::{ExportCursor, StorePath};
+use tandem_engine::{ContentId, ExportCursor, StorePath};
 use tandem_relay::StoreLocation;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,7 +31,7 @@ use super::{Row, Scale};
 
 const SCENARIO: &str = "live fan-out, 4 devices";
 const RECEIVERS: usize = 3;
-type Arrivals = Arc<Mutex<Vec<([u8; 32], Instant)>>>;
+type Arrivals = Arc<Mutex<Vec<(ContentId, Instant)>>>;
 
 pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
     let rate_per_s = 1_000usize;
@@ -138,13 +138,13 @@ async fn tandem_fan_out(
                 };
                 cursor = next;
                 let mut seen = seen.lock().expect("not poisoned");
-                seen.extend(ids.into_iter().map(|id: [u8; 32]| (id, at)));
+                seen.extend(ids.into_iter().map(|id: ContentId| (id, at)));
             }
         }));
     }
 
     let mut rng = Rng::new(3);
-    let mut committed: HashMap<[u8; 32], Instant> = HashMap::with_capacity(ops);
+    let mut committed: HashMap<ContentId, Instant> = HashMap::with_capacity(ops);
     let interval = Duration::from_secs_f64(1.0 / rate_per_s as f64);
     let started = tokio::time::Instant::now();
     let mut last_sent: Option<(ConversationId, MessageId)> = None;

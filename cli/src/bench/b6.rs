@@ -31,8 +31,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tandem_transport::client::ClientConfig;
 use tandem_transport::driver::{tcp, Connection};
-use tandem_transport::frame::Delta;
-use tandem_transport::{AccountId, DeviceId, Event, Platform};
+use tandem_transport::WireDelta;
+use tandem_transport::{AccountId, DeviceId, Platform, SessionEvent};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -432,8 +432,8 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
                 };
                 loop {
                     match conn.next_event().await {
-                        Ok(Some(Event::Connected(_))) => return Some(conn),
-                        Ok(Some(Event::Closed(_)) | None) | Err(_) => break,
+                        Ok(Some(SessionEvent::Connected(_))) => return Some(conn),
+                        Ok(Some(SessionEvent::Closed(_)) | None) | Err(_) => break,
                         Ok(Some(_)) => {}
                     }
                 }
@@ -492,15 +492,15 @@ async fn tandem_pusher(
             break;
         }
         tokio::time::sleep_until(at.into()).await;
-        let delta = Delta::new(payload(&mut rng, plan.origin, a, i));
+        let delta = WireDelta::new(payload(&mut rng, plan.origin, a, i));
         if conn.session().push(vec![delta]).is_err() {
             break;
         }
         let acked = tokio::time::timeout(REPLY_TIMEOUT, async {
             loop {
                 match conn.next_event().await {
-                    Ok(Some(Event::PushAcked(_))) => return true,
-                    Ok(Some(Event::Closed(_)) | None) | Err(_) => return false,
+                    Ok(Some(SessionEvent::PushAcked(_))) => return true,
+                    Ok(Some(SessionEvent::Closed(_)) | None) | Err(_) => return false,
                     Ok(Some(_)) => {}
                 }
             }
@@ -526,9 +526,9 @@ async fn tandem_receiver(
     let mut tally = Tally::default();
     while let Ok(event) = tokio::time::timeout_at(stop.into(), conn.next_event()).await {
         match event {
-            Ok(Some(Event::Live(delta))) => tally.record(&delta.bytes, origin, start, end),
-            Ok(Some(Event::PullNeeded)) => tally.pull_needed += 1,
-            Ok(Some(Event::Closed(_)) | None) | Err(_) => break,
+            Ok(Some(SessionEvent::Live(delta))) => tally.record(&delta.bytes, origin, start, end),
+            Ok(Some(SessionEvent::PullNeeded)) => tally.pull_needed += 1,
+            Ok(Some(SessionEvent::Closed(_)) | None) | Err(_) => break,
             Ok(Some(_)) => {}
         }
     }

@@ -9,7 +9,7 @@ use tandem_relay::secret::Secret;
 use tandem_relay::server::ServeError;
 use tandem_relay::{token, Relay, RelayConfig, StoreLocation};
 use tandem_transport::driver::{tcp, Connection};
-use tandem_transport::{AccountId, ClientConfig, DeviceId, Event, Platform};
+use tandem_transport::{AccountId, ClientConfig, DeviceId, Platform, SessionEvent};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -110,13 +110,13 @@ pub async fn login(relay: &TestRelay, account_name: &str, n: u8) -> Conn {
 pub async fn login_with(relay: &TestRelay, config: ClientConfig) -> Conn {
     let mut conn = open(relay, config).await;
     match next(&mut conn).await {
-        Event::Connected(_) => conn,
+        SessionEvent::Connected(_) => conn,
         other => panic!("expected Connected, got {other:?}"),
     }
 }
 
 /// The next event, within [`WAIT`].
-pub async fn next(conn: &mut Conn) -> Event {
+pub async fn next(conn: &mut Conn) -> SessionEvent {
     tokio::time::timeout(WAIT, conn.next_event())
         .await
         .expect("an event within the wait")
@@ -125,7 +125,7 @@ pub async fn next(conn: &mut Conn) -> Event {
 }
 
 /// Skips events until `pick` returns something, within [`WAIT`] overall.
-pub async fn expect<T>(conn: &mut Conn, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+pub async fn expect<T>(conn: &mut Conn, mut pick: impl FnMut(&SessionEvent) -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let event = tokio::time::timeout_at(deadline, conn.next_event())
@@ -143,10 +143,10 @@ pub async fn expect<T>(conn: &mut Conn, mut pick: impl FnMut(&Event) -> Option<T
 pub async fn refused(relay: &TestRelay, config: ClientConfig) -> tandem_transport::ErrorCode {
     let mut conn = open(relay, config).await;
     let code = match next(&mut conn).await {
-        Event::Error { code, .. } => code,
+        SessionEvent::Error { code, .. } => code,
         other => panic!("expected a refusal, got {other:?}"),
     };
-    assert!(matches!(next(&mut conn).await, Event::Closed(_)));
+    assert!(matches!(next(&mut conn).await, SessionEvent::Closed(_)));
     code
 }
 
@@ -156,7 +156,7 @@ pub async fn round_trip(conn: &mut Conn) {
     let now = conn.now_ms();
     let nonce = conn.session().ping(now).unwrap();
     expect(conn, |e| {
-        matches!(e, Event::Pong { nonce: n, .. } if *n == nonce).then_some(())
+        matches!(e, SessionEvent::Pong { nonce: n, .. } if *n == nonce).then_some(())
     })
     .await;
 }

@@ -35,6 +35,11 @@ macro_rules! device_store_conformance {
             }
 
             #[test]
+            fn sequence_numbers_up_to_i64_max_are_kept_and_above_refused() {
+                check_seq_bounds(store().0);
+            }
+
+            #[test]
             fn messages_are_a_grow_only_set_with_monotonic_flags() {
                 check_messages(store().0);
             }
@@ -47,6 +52,11 @@ macro_rules! device_store_conformance {
             #[test]
             fn contacts_groups_and_threads_replace_and_remove() {
                 check_entities(store().0);
+            }
+
+            #[test]
+            fn states_are_stored_as_text_and_unknown_ones_are_corrupt() {
+                check_states(store().0);
             }
 
             #[test]
@@ -141,7 +151,7 @@ fn delta(n: u8, origin: [u8; 16]) -> DeltaRow {
         local_seq: 0,
         content_id: [n; 32],
         origin,
-        origin_seq: i64::from(n),
+        origin_seq: u64::from(n),
         made_at_ms: 10 * i64::from(n),
         bytes: vec![n; 3],
         relay_seq: None,
@@ -208,6 +218,67 @@ fn check_deltas(mut store: DeviceStore) {
         .collect();
     assert_eq!(outbox, [3]);
     assert!(store.pending_deltas().unwrap().is_empty());
+}
+
+fn check_seq_bounds(mut store: DeviceStore) {
+    let max = i64::MAX as u64;
+    let tx = store.transaction().unwrap();
+    tx.insert_identity(&identity()).unwrap();
+    // At the bound: kept exactly.
+    let at_max = DeltaRow {
+        origin_seq: max,
+        relay_seq: Some(max),
+        ..delta(1, [7; 16])
+    };
+    assert!(tx.insert_delta(&at_max).unwrap());
+    assert_eq!(tx.delta_applied(&[7; 16], max).unwrap(), Some(true));
+    assert!(tx.set_relay_seq(&[1; 32], max - 1).unwrap());
+    tx.set_meta_u64(MetaKey::RelayCursor, max).unwrap();
+    // Above it: refused, never clamped or wrapped.
+    for above in [max + 1, u64::MAX] {
+        let refused = tx.insert_delta(&DeltaRow {
+            origin_seq: above,
+            ..delta(2, [7; 16])
+        });
+        assert!(matches!(refused, Err(StoreError::OutOfRange { value, .. }) if value == above));
+        let refused = tx.insert_delta(&DeltaRow {
+            relay_seq: Some(above),
+            ..delta(3, [7; 16])
+        });
+        assert!(matches!(refused, Err(StoreError::OutOfRange { value, .. }) if value == above));
+        assert!(tx.set_relay_seq(&[1; 32], above).is_err());
+        assert!(tx.set_meta_u64(MetaKey::RelayCursor, above).is_err());
+        assert!(tx.delta_applied(&[7; 16], above).is_err());
+    }
+    tx.commit().unwrap();
+    let rows = store.deltas_after(0, 10).unwrap();
+    assert_eq!(rows.len(), 1, "nothing above the bound was stored");
+    assert_eq!(
+        (rows[0].origin_seq, rows[0].relay_seq),
+        (max, Some(max - 1))
+    );
+    assert_eq!(store.meta_u64(MetaKey::RelayCursor).unwrap(), Some(max));
+
+    // A negative stored number is corrupt, not a small one.
+    let tx = store.transaction().unwrap();
+    tx.set_meta(MetaKey::RelayCursor, -1).unwrap();
+    assert!(matches!(
+        tx.meta_u64(MetaKey::RelayCursor),
+        Err(StoreError::Corrupt(_))
+    ));
+    tx.commit().unwrap();
+    assert!(matches!(
+        store.meta_u64(MetaKey::RelayCursor),
+        Err(StoreError::Corrupt(_))
+    ));
+    store
+        .conn
+        .execute("UPDATE deltas SET relay_seq = -5", [])
+        .unwrap();
+    assert!(matches!(
+        store.deltas_after(0, 10),
+        Err(StoreError::Corrupt(_))
+    ));
 }
 
 fn message(id: &str, conversation: &str, sender: &str, at: i64) -> MessageRecord {
@@ -385,13 +456,13 @@ fn check_conversations(mut store: DeviceStore) {
 fn check_entities(mut store: DeviceStore) {
     let contact = ContactRow {
         user_id: "bob".into(),
-        status: "friend".into(),
+        status: ContactStatus::Friend,
         remark: "Bobby".into(),
         since_ms: 3,
     };
     let group = GroupRow {
         id: "g1".into(),
-        state: "member".into(),
+        state: GroupStanding::Member,
         name: "Team".into(),
         description: "d".into(),
         announcement: "a".into(),
@@ -401,12 +472,12 @@ fn check_entities(mut store: DeviceStore) {
         members: vec![
             GroupMember {
                 user_id: ME.into(),
-                role: "owner".into(),
+                role: MemberRole::Owner,
                 muted_until_ms: 0,
             },
             GroupMember {
                 user_id: "bob".into(),
-                role: "member".into(),
+                role: MemberRole::Member,
                 muted_until_ms: 99,
             },
         ],
@@ -453,6 +524,81 @@ fn check_entities(mut store: DeviceStore) {
     assert!(store.blocklist().unwrap().is_empty());
     assert!(store.groups().unwrap().is_empty());
     assert!(store.threads().unwrap().is_empty());
+}
+
+fn check_states(mut store: DeviceStore) {
+    // Every state round-trips through its text form, as stored.
+    for status in ContactStatus::ALL {
+        assert_eq!(status.as_str().parse::<ContactStatus>(), Ok(*status));
+        let tx = store.transaction().unwrap();
+        let row = ContactRow {
+            user_id: "bob".into(),
+            status: *status,
+            remark: String::new(),
+            since_ms: 1,
+        };
+        tx.put_contact("bob", Some(&row)).unwrap();
+        tx.commit().unwrap();
+        assert_eq!(store.contacts().unwrap(), [row]);
+    }
+    for standing in GroupStanding::ALL {
+        assert_eq!(standing.as_str().parse::<GroupStanding>(), Ok(*standing));
+    }
+    for role in MemberRole::ALL {
+        assert_eq!(role.as_str().parse::<MemberRole>(), Ok(*role));
+    }
+    let mut members: Vec<GroupMember> = MemberRole::ALL
+        .iter()
+        .map(|role| GroupMember {
+            user_id: role.as_str().into(),
+            role: *role,
+            muted_until_ms: 0,
+        })
+        .collect();
+    members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    let group = GroupRow {
+        id: "g1".into(),
+        state: GroupStanding::Applied,
+        name: String::new(),
+        description: String::new(),
+        announcement: String::new(),
+        owner: String::new(),
+        messages_blocked: false,
+        mute_all: false,
+        members,
+        banned: Vec::new(),
+        allowed: Vec::new(),
+        attributes: Vec::new(),
+    };
+    let tx = store.transaction().unwrap();
+    tx.put_group("g1", Some(&group)).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.group("g1").unwrap(), Some(group));
+
+    // A stored text this build does not know is corrupt data, never a
+    // default and never a panic.
+    let corrupt = |store: &DeviceStore, sql: &str| {
+        store.conn.execute(sql, []).unwrap();
+    };
+    corrupt(
+        &store,
+        "UPDATE contacts SET status = 'invited' WHERE user_id = 'bob'",
+    );
+    assert!(
+        matches!(store.contacts(), Err(StoreError::Corrupt(e)) if e.contains("invited")),
+        "{:?}",
+        store.contacts()
+    );
+    corrupt(&store, "UPDATE groups SET state = '' WHERE id = 'g1'");
+    assert!(matches!(store.group("g1"), Err(StoreError::Corrupt(_))));
+    assert!(matches!(store.groups(), Err(StoreError::Corrupt(_))));
+    corrupt(&store, "UPDATE groups SET state = 'member' WHERE id = 'g1'");
+    assert!(store.group("g1").is_ok());
+    corrupt(
+        &store,
+        "UPDATE group_users SET role = 'Owner' WHERE user_id = 'owner'",
+    );
+    assert!(matches!(store.group("g1"), Err(StoreError::Corrupt(_))));
 }
 
 fn check_rollback(mut store: DeviceStore) {
@@ -547,4 +693,50 @@ fn reopening_keeps_everything() {
     let store = DeviceStore::open(Location::File(&path)).unwrap();
     assert_eq!(store.identity().unwrap(), Some(identity()));
     assert_eq!(store.message_log().unwrap().len(), 1);
+}
+
+#[test]
+fn version_2_repairs_positions_an_earlier_build_wrapped_negative() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    {
+        // A version-1 store as an earlier build left it: a remote delta
+        // numbered 2^63 (stored as i64::MIN), an own delta acknowledged at
+        // 2^63, and the cursor moved there.
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        crate::migrate::open_durable(&mut conn, &MIGRATIONS[..1]).unwrap();
+        let mut store = DeviceStore { conn };
+        let tx = store.transaction().unwrap();
+        tx.insert_identity(&identity()).unwrap();
+        tx.insert_delta(&delta(1, identity().device_id)).unwrap();
+        tx.insert_delta(&DeltaRow {
+            applied: false,
+            ..delta(2, [8; 16])
+        })
+        .unwrap();
+        tx.insert_delta(&delta(3, [8; 16])).unwrap();
+        tx.commit().unwrap();
+        store
+            .conn
+            .execute_batch(
+                "UPDATE deltas SET origin_seq = -9223372036854775808 WHERE origin_seq = 2; \
+                 UPDATE deltas SET relay_seq = -9223372036854775808 WHERE origin_seq = 1; \
+                 UPDATE deltas SET relay_seq = 4 WHERE origin_seq = 3; \
+                 INSERT INTO meta (key, value) VALUES ('relay_cursor', -9223372036854775808);",
+            )
+            .unwrap();
+    }
+    let store = DeviceStore::open(Location::File(&path)).unwrap();
+    let rows = store.deltas_after(0, 10).unwrap();
+    let kept: Vec<_> = rows
+        .iter()
+        .map(|r| (r.content_id[0], r.relay_seq))
+        .collect();
+    assert_eq!(kept, [(1, None), (3, Some(4))], "the wrapped delta is gone");
+    assert_eq!(
+        store.outbox(10).unwrap().len(),
+        1,
+        "the own delta is back in the outbox"
+    );
+    assert_eq!(store.meta_u64(MetaKey::RelayCursor).unwrap(), Some(0));
 }

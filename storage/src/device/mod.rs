@@ -25,14 +25,26 @@ pub use rows::*;
 pub use tx::DeviceTx;
 
 use crate::migrate::{self, Migration};
-use crate::{OpenError, StoreError};
+use crate::{u64_from_sql, OpenError, StoreError};
 
 /// The device store's migrations, in order. The schema version is the
 /// number of migrations applied.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/device/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/device/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/device/0002_out_of_range_positions.sql"),
+    },
+];
+
+/// `group_users.list` for a group's members, its ban list and its allow
+/// list.
+const GROUP_LIST_MEMBER: &str = "member";
+const GROUP_LIST_BANNED: &str = "banned";
+const GROUP_LIST_ALLOWED: &str = "allowed";
 
 /// Where a device store lives.
 #[derive(Debug, Clone, Copy)]
@@ -124,6 +136,14 @@ impl DeviceStore {
             .optional()?)
     }
 
+    /// A named counter that is never negative (a cursor, an operation
+    /// number); a negative stored value is [`StoreError::Corrupt`].
+    pub fn meta_u64(&self, key: MetaKey) -> Result<Option<u64>, StoreError> {
+        self.meta(key)?
+            .map(|value| u64_from_sql(key.as_str(), value))
+            .transpose()
+    }
+
     /// The document's chunks in the order they must be loaded: the snapshot
     /// (if any) first, then changes in the order they were written.
     pub fn doc_chunks(&self) -> Result<Vec<DocChunk>, StoreError> {
@@ -212,10 +232,12 @@ impl DeviceStore {
                 origin: origin
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("deltas.origin is not 16 bytes".into()))?,
-                origin_seq,
+                origin_seq: u64_from_sql("deltas.origin_seq", origin_seq)?,
                 made_at_ms,
                 bytes,
-                relay_seq,
+                relay_seq: relay_seq
+                    .map(|seq| u64_from_sql("deltas.relay_seq", seq))
+                    .transpose()?,
                 applied,
             });
         }
@@ -326,14 +348,24 @@ impl DeviceStore {
             "SELECT user_id, status, remark, since_ms FROM contacts ORDER BY user_id",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(ContactRow {
-                user_id: r.get(0)?,
-                status: r.get(1)?,
-                remark: r.get(2)?,
-                since_ms: r.get(3)?,
-            })
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        for row in rows {
+            let (user_id, status, remark, since_ms) = row?;
+            out.push(ContactRow {
+                user_id,
+                status: status.parse()?,
+                remark,
+                since_ms,
+            });
+        }
+        Ok(out)
     }
 
     /// Blocked users, ordered by user id.
@@ -374,25 +406,29 @@ impl DeviceStore {
                  FROM groups WHERE id = ?1",
             )?
             .query_row([id], |r| {
-                Ok(GroupRow {
-                    id: id.to_owned(),
-                    state: r.get(0)?,
-                    name: r.get(1)?,
-                    description: r.get(2)?,
-                    announcement: r.get(3)?,
-                    owner: r.get(4)?,
-                    messages_blocked: r.get(5)?,
-                    mute_all: r.get(6)?,
-                    members: Vec::new(),
-                    banned: Vec::new(),
-                    allowed: Vec::new(),
-                    attributes: Vec::new(),
-                })
+                Ok((
+                    r.get::<_, String>(0)?,
+                    GroupRow {
+                        id: id.to_owned(),
+                        state: GroupStanding::Member,
+                        name: r.get(1)?,
+                        description: r.get(2)?,
+                        announcement: r.get(3)?,
+                        owner: r.get(4)?,
+                        messages_blocked: r.get(5)?,
+                        mute_all: r.get(6)?,
+                        members: Vec::new(),
+                        banned: Vec::new(),
+                        allowed: Vec::new(),
+                        attributes: Vec::new(),
+                    },
+                ))
             })
             .optional()?;
-        let Some(mut group) = head else {
+        let Some((state, mut group)) = head else {
             return Ok(None);
         };
+        group.state = state.parse()?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT list, user_id, role, muted_until_ms FROM group_users \
              WHERE group_id = ?1 ORDER BY list, user_id",
@@ -400,19 +436,26 @@ impl DeviceStore {
         let rows = stmt.query_map([id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                GroupMember {
-                    user_id: r.get(1)?,
-                    role: r.get(2)?,
-                    muted_until_ms: r.get(3)?,
-                },
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
             ))
         })?;
         for row in rows {
-            let (list, member) = row?;
+            let (list, user_id, role, muted_until_ms) = row?;
             match list.as_str() {
-                "member" => group.members.push(member),
-                "banned" => group.banned.push(member.user_id),
-                _ => group.allowed.push(member.user_id),
+                GROUP_LIST_MEMBER => group.members.push(GroupMember {
+                    user_id,
+                    role: role.parse()?,
+                    muted_until_ms,
+                }),
+                GROUP_LIST_BANNED => group.banned.push(user_id),
+                GROUP_LIST_ALLOWED => group.allowed.push(user_id),
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "group_users.list {other:?} of group {id:?}"
+                    )))
+                }
             }
         }
         let mut stmt = self.conn.prepare_cached(

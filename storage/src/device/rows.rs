@@ -1,5 +1,7 @@
 //! Plain rows read from and written to the device store.
 
+use crate::StoreError;
+
 /// Marks of a conversation are joined by this character in storage, so no
 /// mark may contain it.
 pub const MARK_SEPARATOR: char = '\u{1f}';
@@ -55,11 +57,13 @@ pub struct DeltaRow {
     pub local_seq: i64,
     pub content_id: [u8; 32],
     pub origin: [u8; 16],
-    pub origin_seq: i64,
+    /// The operation's number on its device, at most `i64::MAX`.
+    pub origin_seq: u64,
     pub made_at_ms: i64,
     pub bytes: Vec<u8>,
-    /// The relay log position, once a relay has accepted it.
-    pub relay_seq: Option<i64>,
+    /// The relay log position, once a relay has accepted it; at most
+    /// `i64::MAX`.
+    pub relay_seq: Option<u64>,
     /// False while its document change waits for a change it depends on.
     pub applied: bool,
 }
@@ -164,10 +168,105 @@ pub struct ConversationRow {
     pub listed: bool,
 }
 
+/// A stored text that names no state this build knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} {value:?} is not one this build knows")]
+pub struct UnknownState {
+    /// What the text was meant to be (`a contact status`…).
+    pub kind: &'static str,
+    /// The text.
+    pub value: String,
+}
+
+impl From<UnknownState> for StoreError {
+    fn from(e: UnknownState) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// A state with a fixed text form: how it is stored (TEXT in SQLite, text
+/// in the account document) and shown.
+macro_rules! text_state {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, { $($(#[$vdoc:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[non_exhaustive]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// Every state, in order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The text form.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownState;
+
+            fn from_str(text: &str) -> Result<Self, UnknownState> {
+                match text {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownState {
+                        kind: $kind,
+                        value: text.to_owned(),
+                    }),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_state!(
+    /// Where a contact entry stands.
+    ContactStatus, "a contact status", {
+        /// This account asked the user; the user has not accepted yet.
+        Requested => "requested",
+        /// The user asked this account; it has not answered yet.
+        Pending => "pending",
+        /// Accepted: the user is a contact.
+        Friend => "friend",
+    }
+);
+
+text_state!(
+    /// This account's standing in a group it knows.
+    GroupStanding, "a group standing", {
+        /// This account is a member.
+        Member => "member",
+        /// This account applied to join and waits for an owner or admin.
+        Applied => "applied",
+    }
+);
+
+text_state!(
+    /// A group member's role.
+    MemberRole, "a member role", {
+        /// The group's one owner.
+        Owner => "owner",
+        /// An admin, appointed by the owner.
+        Admin => "admin",
+        /// A member without a role.
+        Member => "member",
+    }
+);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactRow {
     pub user_id: String,
-    pub status: String,
+    pub status: ContactStatus,
     pub remark: String,
     pub since_ms: i64,
 }
@@ -181,8 +280,7 @@ pub struct BlockedRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupMember {
     pub user_id: String,
-    /// `owner`, `admin` or `member`.
-    pub role: String,
+    pub role: MemberRole,
     /// 0 when not muted.
     pub muted_until_ms: i64,
 }
@@ -198,8 +296,8 @@ pub struct MemberAttribute {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRow {
     pub id: String,
-    /// `member`, `applied` or `invited`: this account's standing.
-    pub state: String,
+    /// This account's standing.
+    pub state: GroupStanding,
     pub name: String,
     pub description: String,
     pub announcement: String,

@@ -3,7 +3,8 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows::*;
-use crate::StoreError;
+use super::{GROUP_LIST_ALLOWED, GROUP_LIST_BANNED, GROUP_LIST_MEMBER};
+use crate::{u64_from_sql, u64_to_sql, StoreError};
 
 /// The one transaction a logical operation writes through. Dropping it
 /// without [`DeviceTx::commit`] rolls everything back.
@@ -46,6 +47,15 @@ impl<'a> DeviceTx<'a> {
             .optional()?)
     }
 
+    /// A named counter that is never negative, read inside this
+    /// transaction; a negative stored value is [`StoreError::Corrupt`].
+    pub fn meta_u64(&self, key: MetaKey) -> Result<Option<u64>, StoreError> {
+        self.meta(key)?
+            .map(|value| u64_from_sql(key.as_str(), value))
+            .transpose()
+    }
+
+    /// Sets a named counter.
     pub fn set_meta(&self, key: MetaKey, value: i64) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
@@ -54,6 +64,13 @@ impl<'a> DeviceTx<'a> {
             )?
             .execute(params![key.as_str(), value])?;
         Ok(())
+    }
+
+    /// Sets a named counter that is never negative (a cursor, an operation
+    /// number); above `i64::MAX` it is refused with
+    /// [`StoreError::OutOfRange`].
+    pub fn set_meta_u64(&self, key: MetaKey, value: u64) -> Result<(), StoreError> {
+        self.set_meta(key, u64_to_sql(key.as_str(), value)?)
     }
 
     /// Appends one document change after the snapshot.
@@ -77,6 +94,11 @@ impl<'a> DeviceTx<'a> {
     /// Stores a delta once; returns false (and changes nothing) when a delta
     /// with the same content id is already stored.
     pub fn insert_delta(&self, delta: &DeltaRow) -> Result<bool, StoreError> {
+        let origin_seq = u64_to_sql("origin_seq", delta.origin_seq)?;
+        let relay_seq = delta
+            .relay_seq
+            .map(|seq| u64_to_sql("relay_seq", seq))
+            .transpose()?;
         let inserted = self
             .tx
             .prepare_cached(
@@ -86,10 +108,10 @@ impl<'a> DeviceTx<'a> {
             .execute(params![
                 &delta.content_id[..],
                 &delta.origin[..],
-                delta.origin_seq,
+                origin_seq,
                 delta.made_at_ms,
                 delta.bytes,
-                delta.relay_seq,
+                relay_seq,
                 delta.applied
             ])?;
         Ok(inserted == 1)
@@ -110,8 +132,9 @@ impl<'a> DeviceTx<'a> {
     pub fn delta_applied(
         &self,
         origin: &[u8; 16],
-        origin_seq: i64,
+        origin_seq: u64,
     ) -> Result<Option<bool>, StoreError> {
+        let origin_seq = u64_to_sql("origin_seq", origin_seq)?;
         Ok(self
             .tx
             .prepare_cached("SELECT applied FROM deltas WHERE origin = ?1 AND origin_seq = ?2")?
@@ -129,7 +152,8 @@ impl<'a> DeviceTx<'a> {
 
     /// Records the relay log position of a stored delta (a relay accepted it).
     /// Returns false when no such delta is stored.
-    pub fn set_relay_seq(&self, content_id: &[u8; 32], relay_seq: i64) -> Result<bool, StoreError> {
+    pub fn set_relay_seq(&self, content_id: &[u8; 32], relay_seq: u64) -> Result<bool, StoreError> {
+        let relay_seq = u64_to_sql("relay_seq", relay_seq)?;
         let updated = self
             .tx
             .prepare_cached("UPDATE deltas SET relay_seq = ?2 WHERE content_id = ?1")?
@@ -309,7 +333,12 @@ impl<'a> DeviceTx<'a> {
                 .prepare_cached(
                     "INSERT INTO contacts (user_id, status, remark, since_ms) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![row.user_id, row.status, row.remark, row.since_ms])?;
+                .execute(params![
+                    row.user_id,
+                    row.status.as_str(),
+                    row.remark,
+                    row.since_ms
+                ])?;
         }
         Ok(())
     }
@@ -346,7 +375,7 @@ impl<'a> DeviceTx<'a> {
             )?
             .execute(params![
                 group.id,
-                group.state,
+                group.state.as_str(),
                 group.name,
                 group.description,
                 group.announcement,
@@ -360,17 +389,18 @@ impl<'a> DeviceTx<'a> {
         for member in &group.members {
             users.execute(params![
                 id,
-                "member",
+                GROUP_LIST_MEMBER,
                 member.user_id,
-                member.role,
+                member.role.as_str(),
                 member.muted_until_ms
             ])?;
         }
+        // Banned and allowed users have no role.
         for user in &group.banned {
-            users.execute(params![id, "banned", user, "", 0])?;
+            users.execute(params![id, GROUP_LIST_BANNED, user, "", 0])?;
         }
         for user in &group.allowed {
-            users.execute(params![id, "allowed", user, "", 0])?;
+            users.execute(params![id, GROUP_LIST_ALLOWED, user, "", 0])?;
         }
         let mut attrs = self.tx.prepare_cached(
             "INSERT INTO group_member_attributes (group_id, user_id, key, value) VALUES (?1, ?2, ?3, ?4)",

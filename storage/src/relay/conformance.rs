@@ -366,7 +366,7 @@ pub(super) fn values_above_i64_max_are_refused_not_clamped(store: &mut impl Rela
     // Above it (2^63, and u64::MAX): a typed error, and nothing changes.
     for value in [max + 1, u64::MAX] {
         let out_of_range = |r: Result<_, StoreError>, name: &str| match r {
-            Err(StoreError::ValueOutOfRange { what, value: v }) => {
+            Err(StoreError::OutOfRange { what, value: v }) => {
                 assert_eq!((what, v), (name, value))
             }
             Ok(_) => panic!("{name} = {value} was accepted"),

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::values::stored;
 use super::{
     Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
     PayloadRow, PutPayload, RelayStore, TokenHash,
 };
+use crate::values::u64_to_sql;
 use crate::StoreError;
 
 #[derive(Debug, Default)]
@@ -43,7 +43,7 @@ impl MemoryRelayStore {
 impl RelayStore for MemoryRelayStore {
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
         // The same limit as the SQL backends, checked before anything moves.
-        stored(login.now_ms, "now_ms")?;
+        u64_to_sql("now_ms", login.now_ms)?;
         let account = self.accounts.entry(login.account.to_owned()).or_default();
         if account.revoked.contains(&(login.device, login.token_hash)) {
             return Ok(LoginOutcome::Revoked);
@@ -89,7 +89,7 @@ impl RelayStore for MemoryRelayStore {
         device: DeviceKey,
         last_seen_ms: u64,
     ) -> Result<(), StoreError> {
-        stored(last_seen_ms, "last_seen_ms")?;
+        u64_to_sql("last_seen_ms", last_seen_ms)?;
         if let Some((row, _)) = self
             .accounts
             .get_mut(account)
@@ -207,7 +207,7 @@ impl RelayStore for MemoryRelayStore {
         payload: &PayloadRow,
         pending_max: usize,
     ) -> Result<PutPayload, StoreError> {
-        stored(payload.sent_ms, "sent_ms")?;
+        u64_to_sql("sent_ms", payload.sent_ms)?;
         let Some(account) = self.accounts.get_mut(account) else {
             return Ok(PutPayload::UnknownRecipient);
         };

@@ -17,7 +17,6 @@
 
 mod memory;
 mod sqlite;
-mod values;
 
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -27,9 +26,9 @@ mod conformance;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresRelayStore;
+pub use crate::values::STORED_VALUE_MAX;
 pub use memory::MemoryRelayStore;
 pub use sqlite::SqliteRelayStore;
-pub use values::STORED_VALUE_MAX;
 
 use crate::StoreError;
 

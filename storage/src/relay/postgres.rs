@@ -56,11 +56,11 @@ use postgres::error::{Severity, SqlState};
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement};
 
-use super::values::{bound, bound_usize, key, loaded, stored};
 use super::{
     Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
     PayloadRow, PutPayload, RelayStore,
 };
+use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
 
 /// The schema's migrations, numbered from 1, applied in order at open in one
@@ -423,7 +423,8 @@ impl Conn {
             "SELECT head_seq FROM accounts WHERE account = $1 FOR NO KEY UPDATE",
             &[&account],
         )?;
-        row.map(|r| loaded(r.try_get(0)?, "head_seq")).transpose()
+        row.map(|r| u64_from_sql("head_seq", r.try_get(0)?))
+            .transpose()
     }
 
     /// [`Conn::lock_account`], creating the account first if needed.
@@ -447,7 +448,7 @@ impl Conn {
             &[&account],
         )?;
         match row {
-            Some(r) => loaded(r.try_get(0)?, "head_seq"),
+            Some(r) => u64_from_sql("head_seq", r.try_get(0)?),
             None => Ok(0),
         }
     }
@@ -458,9 +459,9 @@ fn device_row(device: DeviceKey, r: &Row, first: usize) -> Result<DeviceRow, Sto
         device,
         name: r.try_get(first)?,
         platform: r.try_get(first + 1)?,
-        first_login_ms: loaded(r.try_get(first + 2)?, "first_login_ms")?,
-        last_seen_ms: loaded(r.try_get(first + 3)?, "last_seen_ms")?,
-        cursor: loaded(r.try_get(first + 4)?, "cursor")?,
+        first_login_ms: u64_from_sql("first_login_ms", r.try_get(first + 2)?)?,
+        last_seen_ms: u64_from_sql("last_seen_ms", r.try_get(first + 3)?)?,
+        cursor: u64_from_sql("cursor", r.try_get(first + 4)?)?,
     })
 }
 
@@ -496,7 +497,7 @@ impl RelayStore for PostgresRelayStore {
     }
 
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
-        let now = stored(login.now_ms, "now_ms")?;
+        let now = u64_to_sql("now_ms", login.now_ms)?;
         let device: &[u8] = &login.device;
         let token: &[u8] = &login.token_hash;
         self.run(Shape::WriteMany, |c| {
@@ -515,11 +516,11 @@ impl RelayStore for PostgresRelayStore {
             if revoked {
                 return Ok(LoginOutcome::Revoked);
             }
-            let count = loaded(state.try_get(2)?, "device count")?;
+            let count = u64_from_sql("device count", state.try_get(2)?)?;
             if !known && count >= login.devices_max as u64 {
                 return Ok(LoginOutcome::TooManyDevices);
             }
-            let resume = stored(login.resume_cursor.min(head), "cursor")?;
+            let resume = u64_to_sql("cursor", login.resume_cursor.min(head))?;
             let row = c.query_one(
                 "INSERT INTO devices
                     (account, device, name, platform, first_login_ms, last_seen_ms, token_hash, cursor)
@@ -567,7 +568,7 @@ impl RelayStore for PostgresRelayStore {
         device: DeviceKey,
         last_seen_ms: u64,
     ) -> Result<(), StoreError> {
-        let last_seen = stored(last_seen_ms, "last_seen_ms")?;
+        let last_seen = u64_to_sql("last_seen_ms", last_seen_ms)?;
         let device: &[u8] = &device;
         self.run(Shape::WriteOne, |c| {
             c.execute(
@@ -627,7 +628,7 @@ impl RelayStore for PostgresRelayStore {
             )? {
                 seqs.insert(
                     key(r.try_get(0)?, "content id")?,
-                    loaded(r.try_get(1)?, "seq")?,
+                    u64_from_sql("seq", r.try_get(1)?)?,
                 );
             }
             let mut out = Vec::with_capacity(deltas.len());
@@ -642,7 +643,7 @@ impl RelayStore for PostgresRelayStore {
                     continue;
                 }
                 head += 1;
-                new_seqs.push(stored(head, "seq")?);
+                new_seqs.push(u64_to_sql("seq", head)?);
                 new_ids.push(&content_id[..]);
                 new_bytes.push(*bytes);
                 // A repeat later in this batch keeps this seq.
@@ -654,7 +655,7 @@ impl RelayStore for PostgresRelayStore {
                 });
             }
             if !new_seqs.is_empty() {
-                let head = stored(head, "seq")?;
+                let head = u64_to_sql("seq", head)?;
                 c.execute(
                     "WITH added AS (
                         INSERT INTO log (account, seq, content_id, origin, bytes)
@@ -701,7 +702,7 @@ impl RelayStore for PostgresRelayStore {
             let mut page = Page::default();
             for r in &rows {
                 page.rows.push(LogRow {
-                    seq: loaded(r.try_get(0)?, "seq")?,
+                    seq: u64_from_sql("seq", r.try_get(0)?)?,
                     origin: key(r.try_get(1)?, "origin")?,
                     content_id: key(r.try_get(2)?, "content id")?,
                     bytes: r.try_get(3)?,
@@ -738,7 +739,8 @@ impl RelayStore for PostgresRelayStore {
                  RETURNING d.cursor",
                 &[&account, &device, &cursor],
             )?;
-            row.map(|r| loaded(r.try_get(0)?, "cursor")).transpose()
+            row.map(|r| u64_from_sql("cursor", r.try_get(0)?))
+                .transpose()
         })
     }
 
@@ -749,7 +751,7 @@ impl RelayStore for PostgresRelayStore {
         payload: &PayloadRow,
         pending_max: usize,
     ) -> Result<PutPayload, StoreError> {
-        let sent_ms = stored(payload.sent_ms, "sent_ms")?;
+        let sent_ms = u64_to_sql("sent_ms", payload.sent_ms)?;
         let recipient: &[u8] = &recipient;
         let (id, sender): (&[u8], &[u8]) = (&payload.id, &payload.sender);
         self.run(Shape::WriteMany, |c| {
@@ -772,7 +774,7 @@ impl RelayStore for PostgresRelayStore {
             if state.try_get::<_, bool>(0)? {
                 return Ok(PutPayload::AlreadyStored);
             }
-            if loaded(state.try_get(1)?, "payload count")? >= pending_max as u64 {
+            if u64_from_sql("payload count", state.try_get(1)?)? >= pending_max as u64 {
                 return Ok(PutPayload::QueueFull);
             }
             c.execute(
@@ -802,7 +804,7 @@ impl RelayStore for PostgresRelayStore {
                         id: key(r.try_get(0)?, "payload id")?,
                         sender: key(r.try_get(1)?, "sender")?,
                         bytes: r.try_get(2)?,
-                        sent_ms: loaded(r.try_get(3)?, "sent_ms")?,
+                        sent_ms: u64_from_sql("sent_ms", r.try_get(3)?)?,
                     })
                 })
                 .collect()

@@ -10,12 +10,12 @@ use rusqlite::{
     params, Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior,
 };
 
-use super::values::{bound, bound_usize, key, loaded, stored};
 use super::{
     Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
     PayloadRow, PutPayload, RelayStore,
 };
 use crate::migrate::{self, Migration};
+use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
 
 /// The relay schema's migrations, numbered from 1, applied in order at open.
@@ -109,7 +109,7 @@ fn head_seq(tx: &Connection, account: &str) -> Result<u64, StoreError> {
             |r| r.get(0),
         )
         .optional()?;
-    loaded(head.unwrap_or(0), "head_seq")
+    u64_from_sql("head_seq", head.unwrap_or(0))
 }
 
 fn device_row(
@@ -127,9 +127,9 @@ fn device_row(
         device,
         name,
         platform,
-        first_login_ms: loaded(first, "first_login_ms")?,
-        last_seen_ms: loaded(last, "last_seen_ms")?,
-        cursor: loaded(cursor, "cursor")?,
+        first_login_ms: u64_from_sql("first_login_ms", first)?,
+        last_seen_ms: u64_from_sql("last_seen_ms", last)?,
+        cursor: u64_from_sql("cursor", cursor)?,
     })
 }
 
@@ -157,7 +157,7 @@ impl RelayStore for SqliteRelayStore {
     }
 
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
-        let now = stored(login.now_ms, "now_ms")?;
+        let now = u64_to_sql("now_ms", login.now_ms)?;
         let tx = self.write()?;
         let revoked: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM revoked
@@ -184,11 +184,11 @@ impl RelayStore for SqliteRelayStore {
                 [login.account],
                 |r| r.get(0),
             )?;
-            if loaded(count, "device count")? >= login.devices_max as u64 {
+            if u64_from_sql("device count", count)? >= login.devices_max as u64 {
                 return Ok(LoginOutcome::TooManyDevices);
             }
         }
-        let resume = stored(login.resume_cursor.min(head), "cursor")?;
+        let resume = u64_to_sql("cursor", login.resume_cursor.min(head))?;
         tx.execute(
             "INSERT INTO devices
                 (account, device, name, platform, first_login_ms, last_seen_ms, token_hash, cursor)
@@ -229,9 +229,9 @@ impl RelayStore for SqliteRelayStore {
                 device: key(r.get(0)?, "device id")?,
                 name: r.get(1)?,
                 platform: r.get(2)?,
-                first_login_ms: loaded(r.get(3)?, "first_login_ms")?,
-                last_seen_ms: loaded(r.get(4)?, "last_seen_ms")?,
-                cursor: loaded(r.get(5)?, "cursor")?,
+                first_login_ms: u64_from_sql("first_login_ms", r.get(3)?)?,
+                last_seen_ms: u64_from_sql("last_seen_ms", r.get(4)?)?,
+                cursor: u64_from_sql("cursor", r.get(5)?)?,
             });
         }
         Ok(out)
@@ -245,7 +245,7 @@ impl RelayStore for SqliteRelayStore {
     ) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE devices SET last_seen_ms = ?3 WHERE account = ?1 AND device = ?2",
-            params![account, device, stored(last_seen_ms, "last_seen_ms")?],
+            params![account, device, u64_to_sql("last_seen_ms", last_seen_ms)?],
         )?;
         Ok(())
     }
@@ -294,7 +294,7 @@ impl RelayStore for SqliteRelayStore {
                     .query_row(params![account, content_id], |r| r.get(0))
                     .optional()?;
                 if let Some(seq) = existing {
-                    let seq = loaded(seq, "seq")?;
+                    let seq = u64_from_sql("seq", seq)?;
                     out.push(Appended {
                         content_id: *content_id,
                         seq,
@@ -305,7 +305,7 @@ impl RelayStore for SqliteRelayStore {
                 head += 1;
                 insert.execute(params![
                     account,
-                    stored(head, "seq")?,
+                    u64_to_sql("seq", head)?,
                     content_id,
                     origin,
                     bytes
@@ -319,7 +319,7 @@ impl RelayStore for SqliteRelayStore {
         }
         tx.execute(
             "UPDATE accounts SET head_seq = ?2 WHERE account = ?1",
-            params![account, stored(head, "seq")?],
+            params![account, u64_to_sql("seq", head)?],
         )?;
         tx.commit()?;
         Ok(out)
@@ -345,13 +345,13 @@ impl RelayStore for SqliteRelayStore {
             let mut rows = stmt.query(params![account, bound(after_seq), limit])?;
             let mut bytes = 0usize;
             while let Some(r) = rows.next()? {
-                let len = loaded(r.get(3)?, "delta length")? as usize;
+                let len = u64_from_sql("delta length", r.get(3)?)? as usize;
                 if !page.rows.is_empty() && bytes + len > bytes_max {
                     break;
                 }
                 bytes += len;
                 page.rows.push(LogRow {
-                    seq: loaded(r.get(0)?, "seq")?,
+                    seq: u64_from_sql("seq", r.get(0)?)?,
                     origin: key(r.get(1)?, "origin")?,
                     content_id: key(r.get(2)?, "content id")?,
                     bytes: r.get(4)?,
@@ -385,7 +385,7 @@ impl RelayStore for SqliteRelayStore {
             )
             .optional()?;
         tx.commit()?;
-        stored.map(|c| loaded(c, "cursor")).transpose()
+        stored.map(|c| u64_from_sql("cursor", c)).transpose()
     }
 
     fn put_payload(
@@ -395,7 +395,7 @@ impl RelayStore for SqliteRelayStore {
         payload: &PayloadRow,
         pending_max: usize,
     ) -> Result<PutPayload, StoreError> {
-        let sent_ms = stored(payload.sent_ms, "sent_ms")?;
+        let sent_ms = u64_to_sql("sent_ms", payload.sent_ms)?;
         let tx = self.write()?;
         let known: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM devices WHERE account = ?1 AND device = ?2)",
@@ -419,7 +419,7 @@ impl RelayStore for SqliteRelayStore {
             params![account, recipient],
             |r| r.get(0),
         )?;
-        if loaded(pending, "payload count")? >= pending_max as u64 {
+        if u64_from_sql("payload count", pending)? >= pending_max as u64 {
             return Ok(PutPayload::QueueFull);
         }
         tx.execute(
@@ -454,7 +454,7 @@ impl RelayStore for SqliteRelayStore {
                 id: key(r.get(0)?, "payload id")?,
                 sender: key(r.get(1)?, "sender")?,
                 bytes: r.get(2)?,
-                sent_ms: loaded(r.get(3)?, "sent_ms")?,
+                sent_ms: u64_from_sql("sent_ms", r.get(3)?)?,
             });
         }
         Ok(out)

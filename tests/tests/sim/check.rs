@@ -2,8 +2,8 @@
 
 use std::hash::{Hash, Hasher};
 
-use tandem_engine::delta::ContentId;
 use tandem_engine::AccountState;
+use tandem_engine::ContentId;
 
 /// The first difference between two states, readably.
 pub fn diff(a: &AccountState, b: &AccountState) -> String {

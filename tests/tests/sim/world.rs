@@ -13,9 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use tandem_engine::delta::{ContentId, EncodedDelta};
+use tandem_engine::delta::EncodedDelta;
 use tandem_engine::event::{EventKind, MessageEvent};
 use tandem_engine::sync::{SyncError, SyncEvent, Syncer};
+use tandem_engine::ContentId;
 use tandem_engine::{Config, Engine, Event as AppEvent, OpError, StorePath};
 use tandem_relay::config::OverflowPolicy;
 use tandem_relay::core::{ConnId, CoreConfig, Notice, RelayCore};
@@ -28,8 +29,8 @@ use tandem_tests::fuzz_targets::{export_all, OpKey};
 use tandem_tests::gen::{Gen, ACCOUNT};
 use tandem_transport::mem::MemLink;
 use tandem_transport::{
-    codec, AccountId, ClientConfig, ClientSession, DeviceId, Event, Frame, Platform, Request,
-    ServerSession,
+    codec, AccountId, ClientConfig, ClientSession, DeviceId, Frame, Platform, Request,
+    ServerSession, SessionEvent,
 };
 
 use super::trace;
@@ -584,14 +585,16 @@ impl World {
             let Some(event) = conn.session.poll_event() else {
                 return;
             };
-            let closed = matches!(event, Event::Closed(_));
+            let closed = matches!(event, SessionEvent::Closed(_));
             match &event {
-                Event::PushAcked(entries) => {
+                SessionEvent::PushAcked(entries) => {
                     for e in entries {
-                        self.acked.insert(e.content_id.0, e.seq);
+                        self.acked.insert(e.content_id, e.seq);
                     }
                 }
-                Event::Closed(reason) => trace::note(format!("d{d} session closed: {reason:?}")),
+                SessionEvent::Closed(reason) => {
+                    trace::note(format!("d{d} session closed: {reason:?}"))
+                }
                 _ => {}
             }
             let now = self.now_ms as i64 + dev.skew_ms;
@@ -1093,7 +1096,7 @@ impl World {
                 .expect("read log");
             for row in &page.rows {
                 assert_eq!(row.seq, log.len() as u64 + 1, "the relay log has a gap");
-                log.push(row.content_id);
+                log.push(ContentId(row.content_id));
             }
             if !page.more || page.rows.is_empty() {
                 break;
@@ -1217,18 +1220,18 @@ fn open_device(path: &std::path::Path, id: DeviceId, now_ms: i64) -> Engine {
     Engine::open(config, now_ms, || id).expect("a device store opens")
 }
 
-fn short(event: &Event) -> String {
+fn short(event: &SessionEvent) -> String {
     match event {
-        Event::Connected(w) => format!("Connected(head {})", w.head_seq),
-        Event::PushAcked(e) => format!(
+        SessionEvent::Connected(w) => format!("Connected(head {})", w.head_seq),
+        SessionEvent::PushAcked(e) => format!(
             "PushAcked({:?})",
             e.iter().map(|e| e.seq).collect::<Vec<_>>()
         ),
-        Event::Deltas { deltas, more } => format!(
+        SessionEvent::Deltas { deltas, more } => format!(
             "Deltas({:?}, more {more})",
             deltas.iter().map(|d| d.seq).collect::<Vec<_>>()
         ),
-        Event::Live(d) => format!("Live({})", d.seq),
+        SessionEvent::Live(d) => format!("Live({})", d.seq),
         other => format!("{other:?}"),
     }
 }

@@ -1,0 +1,383 @@
+//! The remote flow: merging other devices' deltas, in causal order.
+//!
+//! A batch merges in one transaction; each delta is released once what it
+//! depends on has merged.
+
+use std::collections::BTreeSet;
+
+use automerge::ChangeHash;
+use tandem_storage::device::{DeltaRow, DeviceTx};
+use tandem_storage::StoreError;
+use tandem_transport::{AccountId, DeviceId};
+
+use super::exchange::raise_relay_cursor;
+use super::journal::journal_merged;
+use super::project::{changed, project, Changed};
+use super::{count_doc_changes, delta_row, loaded, ApplyError, Engine};
+use crate::delta::{Delta, EncodedDelta};
+use crate::doc::AccountDoc;
+use crate::limits::DELTAS_PER_BATCH_MAX;
+use crate::rules::{effects, Entity};
+use crate::ContentId;
+
+/// What merging a batch did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Deltas new to this device.
+    pub new: usize,
+    /// Deltas already known (sent twice, or this device's own).
+    pub duplicate: usize,
+    /// Deltas stored but waiting for a change they depend on.
+    pub waiting: usize,
+    /// Deltas merged now that had been waiting.
+    pub unblocked: usize,
+    /// Multi-device events journaled by this merge.
+    pub events: usize,
+    /// Where the relay cursor is after the merge: the relay log position
+    /// this device has merged everything up to. [`Engine::apply_relay`]
+    /// moves it to its page's last entry; [`Engine::apply_remote`] leaves
+    /// it.
+    pub relay_cursor: u64,
+    /// What the merge changed.
+    pub changed: Changed,
+}
+
+/// A batch being merged, decoded and validated: new deltas, known ones with
+/// their relay position, and the relay cursor to store with it.
+struct Batch<'a> {
+    incoming: Vec<Incoming<'a>>,
+    known: Vec<(ContentId, u64)>,
+    cursor: Option<u64>,
+}
+
+/// A delta new to this device.
+struct Incoming<'a> {
+    delta: Delta,
+    change: Option<automerge::Change>,
+    encoded: &'a EncodedDelta,
+    relay_seq: Option<u64>,
+}
+
+impl Engine {
+    /// Merges a batch of deltas from other devices of the account, in one
+    /// transaction: all of it or, on any error, none of it.
+    pub fn apply_remote(&mut self, batch: &[EncodedDelta]) -> Result<Applied, ApplyError> {
+        let entries: Vec<_> = batch.iter().map(|d| (None, d)).collect();
+        self.apply_batch(entries, None)
+    }
+
+    /// Decodes and validates every entry before anything is touched, then
+    /// merges the batch; on any error the in-memory document is reloaded.
+    pub(super) fn apply_batch(
+        &mut self,
+        entries: Vec<(Option<u64>, &EncodedDelta)>,
+        cursor: Option<u64>,
+    ) -> Result<Applied, ApplyError> {
+        if entries.len() > DELTAS_PER_BATCH_MAX {
+            return Err(ApplyError::BatchTooLarge(entries.len()));
+        }
+        let mut batch = Batch {
+            incoming: Vec::with_capacity(entries.len()),
+            known: Vec::new(),
+            cursor,
+        };
+        let mut seen = BTreeSet::new();
+        let mut applied = Applied::default();
+        for (index, (relay_seq, encoded)) in entries.into_iter().enumerate() {
+            let (delta, change) = Delta::decode(&encoded.0, &self.device.account).map_err(
+                |error| match relay_seq {
+                    Some(seq) => ApplyError::RelayEntry { seq, error },
+                    None => ApplyError::Delta { index, error },
+                },
+            )?;
+            let content_id = encoded.content_id();
+            if !seen.insert(content_id) || self.store.has_delta(&content_id.0)? {
+                applied.duplicate += 1;
+                if let Some(seq) = relay_seq {
+                    batch.known.push((content_id, seq));
+                }
+                continue;
+            }
+            batch.incoming.push(Incoming {
+                delta,
+                change,
+                encoded,
+                relay_seq,
+            });
+        }
+        applied.relay_cursor = match cursor {
+            Some(cursor) => cursor,
+            None => self.relay_cursor()?,
+        };
+        if batch.incoming.is_empty() && batch.known.is_empty() && batch.cursor.is_none() {
+            return Ok(applied);
+        }
+        let waiting = self.store.pending_deltas()?;
+        if let Err(error) = self.merge(batch, waiting, &mut applied) {
+            // The document may hold changes the store does not.
+            self.reload_doc();
+            return Err(error);
+        }
+        Ok(applied)
+    }
+
+    /// The merge transaction, step by step.
+    fn merge(
+        &mut self,
+        batch: Batch<'_>,
+        waiting: Vec<DeltaRow>,
+        applied: &mut Applied,
+    ) -> Result<(), ApplyError> {
+        loaded(&self.doc, &self.store, &self.device)?;
+        let doc = self.doc.get_mut().expect("loaded just now");
+        let tx = self.store.transaction()?;
+        let mut merge = Merge {
+            tx,
+            account: &self.device.account,
+            touched: BTreeSet::new(),
+            merged: Vec::new(),
+        };
+        merge.record_relay_positions(&batch.known)?;
+        let new_changes = merge.add_changes(doc, &batch.incoming)?;
+        // Deltas stored earlier that are still waiting, in the order they
+        // were stored, then this batch's new ones, in batch order.
+        let mut candidates = merge.waiting_candidates(waiting);
+        candidates.extend(merge.store_incoming(batch.incoming, applied)?);
+        let mut release = Release::new(&merge.tx, candidates)?;
+        while let Some(candidate) = release.next(doc) {
+            merge.release(candidate, applied)?;
+        }
+        applied.waiting = release.new_still_waiting();
+        let Merge {
+            tx,
+            touched,
+            merged,
+            ..
+        } = merge;
+        count_doc_changes(&tx, doc, new_changes)?;
+        if let Some(cursor) = batch.cursor {
+            raise_relay_cursor(&tx, cursor)?;
+        }
+        let flags = project(&tx, doc, self.device.account.as_str(), &touched)?;
+        applied.events = journal_merged(&tx, doc, &flags, &merged, self.device.device_id)?;
+        tx.commit()?;
+        applied.changed = changed(&touched);
+        Ok(())
+    }
+}
+
+/// The merge transaction and what it has merged so far.
+struct Merge<'a> {
+    tx: DeviceTx<'a>,
+    account: &'a AccountId,
+    /// The entities the merged deltas touched, projected once at the end.
+    touched: BTreeSet<Entity>,
+    /// Merged deltas in merge (causal) order, journaled once the whole
+    /// batch is merged so "superseded" reflects the batch's outcome.
+    merged: Vec<(Delta, ContentId)>,
+}
+
+impl Merge<'_> {
+    /// Known deltas from a relay page: their log position takes them out of
+    /// the outbox (a device's own deltas coming back).
+    fn record_relay_positions(&self, known: &[(ContentId, u64)]) -> Result<(), StoreError> {
+        for (content_id, seq) in known {
+            self.tx.set_relay_seq(&content_id.0, *seq)?;
+        }
+        Ok(())
+    }
+
+    /// All of the batch's changes go to automerge in one call; changes whose
+    /// dependencies are still missing wait inside it. Returns how many were
+    /// added to the chunk table.
+    fn add_changes(
+        &self,
+        doc: &mut AccountDoc,
+        incoming: &[Incoming<'_>],
+    ) -> Result<i64, ApplyError> {
+        let mut changes = Vec::new();
+        for incoming in incoming {
+            if let Some(change) = &incoming.change {
+                self.tx.append_doc_change(change.raw_bytes())?;
+                changes.push(change.clone());
+            }
+        }
+        let added = changes.len() as i64;
+        doc.apply_changes(changes)?;
+        Ok(added)
+    }
+
+    /// The deltas stored earlier that still wait, as candidates. Their bytes
+    /// were validated when they arrived.
+    fn waiting_candidates(&self, waiting: Vec<DeltaRow>) -> Vec<Candidate> {
+        waiting
+            .into_iter()
+            .filter_map(|row| {
+                let (delta, change) = Delta::decode(&row.bytes, self.account).ok()?;
+                Some(Candidate::new(
+                    delta,
+                    change.as_ref(),
+                    ContentId(row.content_id),
+                    false,
+                ))
+            })
+            .collect()
+    }
+
+    /// Stores the batch's new deltas, not merged yet, and makes them
+    /// candidates.
+    fn store_incoming(
+        &self,
+        incoming: Vec<Incoming<'_>>,
+        applied: &mut Applied,
+    ) -> Result<Vec<Candidate>, StoreError> {
+        let mut candidates = Vec::with_capacity(incoming.len());
+        for Incoming {
+            delta,
+            change,
+            encoded,
+            relay_seq,
+        } in incoming
+        {
+            applied.new += 1;
+            let mut row = delta_row(&delta, encoded, false);
+            row.relay_seq = relay_seq;
+            self.tx.insert_delta(&row)?;
+            candidates.push(Candidate::new(
+                delta,
+                change.as_ref(),
+                encoded.content_id(),
+                true,
+            ));
+        }
+        Ok(candidates)
+    }
+
+    /// Merges one released delta: marks it applied and writes its effects.
+    fn release(&mut self, c: Candidate, applied: &mut Applied) -> Result<(), StoreError> {
+        self.tx.mark_delta_applied(&c.content_id.0)?;
+        if !c.is_new {
+            applied.unblocked += 1;
+        }
+        effects(&self.tx, &c.delta, self.account.as_str(), &mut self.touched)?;
+        self.merged.push((c.delta, c.content_id));
+        Ok(())
+    }
+}
+
+/// A delta that may merge in this batch.
+struct Candidate {
+    delta: Delta,
+    /// Its document change's hash and dependencies, if it has a change.
+    hash: Option<ChangeHash>,
+    deps: Vec<ChangeHash>,
+    content_id: ContentId,
+    /// New in this batch (else it waited from an earlier one).
+    is_new: bool,
+    /// Whether the same device's previous operation merged before this
+    /// batch.
+    previous_merged: bool,
+}
+
+impl Candidate {
+    fn new(
+        delta: Delta,
+        change: Option<&automerge::Change>,
+        content_id: ContentId,
+        is_new: bool,
+    ) -> Candidate {
+        Candidate {
+            hash: change.map(|c| c.hash()),
+            deps: change.map(|c| c.deps().to_vec()).unwrap_or_default(),
+            delta,
+            content_id,
+            is_new,
+            previous_merged: false,
+        }
+    }
+}
+
+/// The causal release of a batch's candidates.
+///
+/// A delta is released once the same device's previous operation has
+/// merged and its document change (if any) is in the document, after every
+/// change it depends on that is released in this batch. That keeps effects
+/// and events in causal order even when deltas arrive out of order.
+/// Candidates are taken in arrival order, which from a relay is already
+/// causal, so one pass usually releases them all; a candidate that becomes
+/// ready because of a later one is released in the next pass. What is left
+/// when a pass releases nothing waits for a later batch.
+struct Release {
+    /// Candidates not released yet, in arrival order.
+    waiting: Vec<Candidate>,
+    /// `(origin, origin_seq)` of every delta released in this batch.
+    released: BTreeSet<(DeviceId, u64)>,
+    /// The change hashes of the candidates not released yet.
+    unreleased_changes: BTreeSet<ChangeHash>,
+    /// Where the current pass has got to, and whether it released anything.
+    position: usize,
+    progress: bool,
+}
+
+impl Release {
+    /// Starts the release: learns, for every candidate, whether its device's
+    /// previous operation merged before this batch.
+    fn new(tx: &DeviceTx<'_>, mut candidates: Vec<Candidate>) -> Result<Release, StoreError> {
+        for candidate in &mut candidates {
+            let (origin, seq) = (candidate.delta.origin, candidate.delta.origin_seq);
+            // Decoding refused 0, so `seq - 1` is a real operation number.
+            debug_assert!(seq >= 1);
+            candidate.previous_merged =
+                seq == 1 || tx.delta_applied(&origin.0, seq - 1)? == Some(true);
+        }
+        Ok(Release {
+            unreleased_changes: candidates.iter().filter_map(|c| c.hash).collect(),
+            waiting: candidates,
+            released: BTreeSet::new(),
+            position: 0,
+            progress: false,
+        })
+    }
+
+    /// Whether `c` may merge now.
+    fn is_ready(&self, c: &Candidate, doc: &AccountDoc) -> bool {
+        let previous = c.previous_merged
+            || self
+                .released
+                .contains(&(c.delta.origin, c.delta.origin_seq - 1));
+        let change_ready = c.hash.is_none_or(|h| {
+            doc.has_change(&h) && !c.deps.iter().any(|d| self.unreleased_changes.contains(d))
+        });
+        previous && change_ready
+    }
+
+    /// The next candidate to merge, in causal order, or `None` when a whole
+    /// pass released nothing.
+    fn next(&mut self, doc: &AccountDoc) -> Option<Candidate> {
+        loop {
+            if self.position >= self.waiting.len() {
+                if !self.progress {
+                    return None;
+                }
+                self.position = 0;
+                self.progress = false;
+                continue;
+            }
+            if self.is_ready(&self.waiting[self.position], doc) {
+                let c = self.waiting.remove(self.position);
+                if let Some(hash) = &c.hash {
+                    self.unreleased_changes.remove(hash);
+                }
+                self.released.insert((c.delta.origin, c.delta.origin_seq));
+                self.progress = true;
+                return Some(c);
+            }
+            self.position += 1;
+        }
+    }
+
+    /// How many of this batch's new deltas still wait.
+    fn new_still_waiting(&self) -> usize {
+        self.waiting.iter().filter(|c| c.is_new).count()
+    }
+}

@@ -1,0 +1,125 @@
+//! Opening a device: its store, and its identity, created on first open.
+
+use std::cell::OnceCell;
+use std::path::PathBuf;
+
+use tandem_storage::device::{DeviceStore, Identity, Location, MetaKey};
+use tandem_transport::limits::DEVICE_NAME_BYTES_MAX;
+use tandem_transport::{AccountId, DeviceId, Platform};
+
+use super::{Engine, EventDelivery, OpenError};
+use crate::doc::AccountDoc;
+
+/// Where the device store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorePath {
+    /// A SQLite file, created on first open.
+    File(PathBuf),
+    /// In memory only: for tests and simulations; nothing survives a drop.
+    Memory,
+}
+
+/// How to open a device.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the device store lives: a file for an app, memory for tests and
+    /// simulations.
+    pub store: StorePath,
+    /// The account (user) this device belongs to.
+    pub account: AccountId,
+    /// Shown in the device list. Used when the device is first created.
+    pub device_name: String,
+    /// Used when the device is first created.
+    pub platform: Platform,
+}
+
+/// Who this device is: fixed when the device was created. (A device of the
+/// account as the relay lists it is a
+/// [`DeviceInfo`](tandem_transport::DeviceInfo).)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceIdentity {
+    /// The account (user) the device belongs to.
+    pub account: AccountId,
+    /// The device's random 128-bit id, drawn once when the device was created
+    /// and kept in its store.
+    pub device_id: DeviceId,
+    /// The name shown in the account's device list, fixed when the device was
+    /// created.
+    pub name: String,
+    /// The device's platform, fixed when the device was created.
+    pub platform: Platform,
+    /// When the device was created: the `now_ms` of the first [`Engine::open`].
+    pub created_at_ms: i64,
+}
+
+impl Engine {
+    /// Opens a device, creating it on first open: then `new_device_id` is
+    /// called once for its random 128-bit id, which is persisted.
+    pub fn open(
+        config: Config,
+        now_ms: i64,
+        new_device_id: impl FnOnce() -> DeviceId,
+    ) -> Result<Engine, OpenError> {
+        let location = match &config.store {
+            StorePath::File(path) => Location::File(path),
+            StorePath::Memory => Location::Memory,
+        };
+        let mut store = DeviceStore::open(location)?;
+        let identity = match store.identity()? {
+            Some(identity) => identity,
+            None => {
+                if config.device_name.len() > DEVICE_NAME_BYTES_MAX {
+                    return Err(OpenError::DeviceNameTooLong(config.device_name.len()));
+                }
+                let identity = Identity {
+                    account: config.account.as_str().to_owned(),
+                    device_id: new_device_id().0,
+                    device_name: config.device_name.clone(),
+                    platform: config.platform.as_str().to_owned(),
+                    created_at_ms: now_ms,
+                };
+                let tx = store.transaction()?;
+                tx.insert_identity(&identity)?;
+                tx.append_doc_change(&AccountDoc::genesis())?;
+                tx.set_meta_u64(MetaKey::NextOriginSeq, 1)?;
+                tx.commit()?;
+                identity
+            }
+        };
+        if identity.account != config.account.as_str() {
+            return Err(OpenError::AccountMismatch {
+                expected: config.account,
+                found: identity.account,
+            });
+        }
+        let device = DeviceIdentity {
+            account: config.account,
+            device_id: DeviceId(identity.device_id),
+            name: identity.device_name,
+            platform: identity
+                .platform
+                .parse()
+                .unwrap_or_else(|e: std::convert::Infallible| match e {}),
+            created_at_ms: identity.created_at_ms,
+        };
+        let next_origin_seq = store
+            .meta_u64(MetaKey::NextOriginSeq)?
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| OpenError::Corrupt("next_origin_seq is missing or 0".into()))?;
+        // The document loads on first use (a local operation or a merge):
+        // queries are served from the projections, so opening stays fast
+        // however long the history.
+        Ok(Engine {
+            store,
+            doc: OnceCell::new(),
+            device,
+            next_origin_seq,
+            delivery: EventDelivery::default(),
+        })
+    }
+
+    /// This device's identity.
+    pub fn device(&self) -> &DeviceIdentity {
+        &self.device
+    }
+}

@@ -1,0 +1,111 @@
+//! Queries: reads served from the projection tables, never the document.
+
+use tandem_storage::device::{
+    BlockedRow, ContactRow, ConversationRow, GroupRow, MessageView, ThreadRow,
+};
+use tandem_storage::StoreError;
+
+use super::{Engine, LoadError};
+use crate::model::*;
+
+/// The whole projected state of the account on this device, in a stable
+/// order: what two converged devices agree on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    /// Every conversation the account has settings or messages in, deleted ones
+    /// included, by key.
+    pub conversations: Vec<ConversationRow>,
+    /// The raw message log, deleted and recalled messages included.
+    pub messages: Vec<MessageView>,
+    /// Every contact entry, in any status, by user id.
+    pub contacts: Vec<ContactRow>,
+    /// Every blocked user, by user id.
+    pub blocklist: Vec<BlockedRow>,
+    /// Every group this account knows (as a member or applicant), by id.
+    pub groups: Vec<GroupRow>,
+    /// Every thread this account takes part in, by id.
+    pub threads: Vec<ThreadRow>,
+}
+
+impl Engine {
+    /// A page of the conversation list: pinned first, then by last activity.
+    pub fn conversations(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        self.store.conversation_list(offset, limit)
+    }
+
+    /// One conversation, listed or not.
+    pub fn conversation(&self, id: &ConversationId) -> Result<Option<ConversationRow>, StoreError> {
+        self.store.conversation(&id.key())
+    }
+
+    /// A page of a conversation's messages, newest first, before the
+    /// `(sent_at_ms, id)` position `before` when given.
+    pub fn messages(
+        &self,
+        conversation: &ConversationId,
+        before: Option<(i64, &MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        self.store.messages(
+            &conversation.key(),
+            before.map(|(at, id)| (at, id.as_str())),
+            limit,
+        )
+    }
+
+    /// One message, unless unknown or deleted for this account.
+    pub fn message(&self, id: &MessageId) -> Result<Option<MessageView>, StoreError> {
+        self.store.message(id.as_str())
+    }
+
+    /// Every contact entry, in any [`ContactStatus`](crate::ContactStatus)
+    /// (`requested`, `pending` or `friend`), by user id.
+    pub fn contacts(&self) -> Result<Vec<ContactRow>, StoreError> {
+        self.store.contacts()
+    }
+
+    /// Every blocked user, by user id.
+    pub fn blocklist(&self) -> Result<Vec<BlockedRow>, StoreError> {
+        self.store.blocklist()
+    }
+
+    /// Every group this account knows, as a member or an applicant (the
+    /// row's `state`), by id.
+    pub fn groups(&self) -> Result<Vec<GroupRow>, StoreError> {
+        self.store.groups()
+    }
+
+    /// One group, or `None` if this account does not know it (never joined,
+    /// left, or dissolved).
+    pub fn group(&self, id: &GroupId) -> Result<Option<GroupRow>, StoreError> {
+        self.store.group(id.as_str())
+    }
+
+    /// Every thread this account takes part in, by id.
+    pub fn threads(&self) -> Result<Vec<ThreadRow>, StoreError> {
+        self.store.threads()
+    }
+
+    /// Everything the app can see, in a stable order.
+    pub fn state(&self) -> Result<AccountState, StoreError> {
+        Ok(AccountState {
+            conversations: self.store.all_conversations()?,
+            messages: self.store.message_log()?,
+            contacts: self.store.contacts()?,
+            blocklist: self.store.blocklist()?,
+            groups: self.store.groups()?,
+            threads: self.store.threads()?,
+        })
+    }
+
+    /// The account document's heads, sorted, as hex: equal on two devices
+    /// exactly when their documents hold the same changes. Loads the
+    /// document if no operation or merge has yet.
+    pub fn doc_heads(&self) -> Result<Vec<String>, LoadError> {
+        Ok(self.doc()?.heads().iter().map(|h| h.to_string()).collect())
+    }
+}
