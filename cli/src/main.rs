@@ -1,9 +1,7 @@
-//! `tandem`: run a relay, issue tokens, drive a device, play the demo, run
-//! the benchmarks.
+//! `tandem`: run a relay, issue tokens, drive a device, play the demo.
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 mod demo;
 mod device_cmd;
 mod relay_cmd;
@@ -29,8 +27,6 @@ enum Command {
     Demo(demo::DemoArgs),
     #[command(flatten)]
     Device(device_cmd::DeviceCommand),
-    /// Benchmark Tandem against the floor and its peers, side by side.
-    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -40,7 +36,6 @@ fn main() {
         Command::Token(args) => relay_cmd::token(args),
         Command::Demo(args) => demo::run(args),
         Command::Device(command) => device_cmd::run(cli.device, command),
-        Command::Bench(args) => bench::run(args),
     };
     if let Err(error) = result {
         // One clear line, then a non-zero exit.

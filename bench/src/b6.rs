@@ -7,9 +7,11 @@
 //! deliveries received inside the window, per second; latency runs from
 //! the push to each receipt.
 //!
-//! The relay runs as a child `tandem relay` process (SQLite store, WAL,
-//! `synchronous=FULL`: a delta is on disk before its ack), so the RSS read
-//! from `/proc/<pid>/status` is the relay's alone. The devices are raw
+//! The relay runs in a child process of this binary (`tandem-bench relay`),
+//! served by `tandem_relay::process::run` with the config `tandem relay`
+//! builds (SQLite store, WAL, `synchronous=FULL`: a delta is on disk before
+//! its ack), so the relay measured is the product's and the RSS read from
+//! `/proc/<pid>/status` is the relay's alone. The devices are raw
 //! transport sessions in this process, not engines: 10,000 device stores
 //! would measure the disk, not the relay.
 //!
@@ -23,12 +25,13 @@
 
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use tandem_relay::{RelayConfig, StoreLocation};
 use tandem_transport::client::ClientConfig;
 use tandem_transport::driver::{tcp, Connection};
 use tandem_transport::frame::Delta;
@@ -36,10 +39,11 @@ use tandem_transport::{AccountId, DeviceId, Event, Platform};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use super::resp::{RespConn, Value};
-use super::stats::Samples;
-use super::workload::{remove_db, Rng};
-use super::{Row, Scale};
+use crate::report::Row;
+use crate::resp::{RespConn, Value};
+use crate::stats::Samples;
+use crate::workload::{remove_db, Rng};
+use crate::Scale;
 
 pub enum Outcome {
     Rows(Vec<Row>),
@@ -136,7 +140,7 @@ fn rows(plan: Plan, tandem: &mut Figures, mut redis: Option<Figures>) -> Vec<Row
     let mut note = format!(
         "{} accounts × 4 devices, 1 pusher at {PUSHES_PER_ACCOUNT_PER_S}/s (waits for each ack) + 3 \
          receivers per account, {PAYLOAD_BYTES_MIN}–{PAYLOAD_BYTES_MAX} B deltas, {window_s:.0} s window, \
-         {offered:.0} deliveries/s offered. Relay: child `tandem relay`, SQLite WAL synchronous=FULL. \
+         {offered:.0} deliveries/s offered. Relay: child `tandem-bench relay` (the config and runtime of `tandem relay`), SQLite WAL synchronous=FULL. \
          Redis: appendonly yes, appendfsync always, no RDB. Clients live in the bench process and \
          share the cores with the server. {}",
         plan.accounts,
@@ -371,17 +375,18 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
     let secret_file = dir.join("b6-relay.secret");
     let secret = tandem_relay::secret::load_or_create(&secret_file)?;
     let log = std::fs::File::create(dir.join("b6-relay.log"))?;
-    let exe = std::env::current_exe().context("finding the tandem binary")?;
+    let exe = std::env::current_exe().context("finding the tandem-bench binary")?;
     let mut relay = ChildGuard(
         Command::new(exe)
-            .args(["relay", "--listen", "127.0.0.1:0", "--data"])
+            .args(["relay", "--data"])
             .arg(&db)
             .arg("--secret-file")
             .arg(&secret_file)
             .args(["--max-devices", &DEVICES_PER_ACCOUNT.to_string()])
             .args(["--max-connections", &(wanted + 100).to_string()])
-            .args(["--log", "warn"])
-            .stdin(Stdio::null())
+            // Held open by the guard: the relay stops when it closes, so
+            // it cannot outlive a bench that died.
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -471,6 +476,51 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
     remove_db(&db);
     let _ = std::fs::remove_file(&secret_file);
     Ok(figures)
+}
+
+/// The relay process B6 measures: what `tandem relay --listen 127.0.0.1:0
+/// --log warn` takes, less what B6 does not vary.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// The relay's SQLite file.
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// The token secret (as `tandem relay --secret-file`).
+    #[arg(long, value_name = "FILE")]
+    secret_file: PathBuf,
+    /// Devices of one account online at once.
+    #[arg(long)]
+    max_devices: usize,
+    /// Connections served at once.
+    #[arg(long)]
+    max_connections: usize,
+}
+
+/// The body of the relay process: the config `tandem relay` builds from
+/// the same flags, served by the same `process::run`, with the same log
+/// subscriber at `warn`; prints `listening on ADDR` like it, and stops when
+/// standard input closes.
+pub fn relay_child(args: RelayArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .init();
+    let secret = tandem_relay::secret::load_or_create(&args.secret_file)
+        .with_context(|| format!("secret file {}", args.secret_file.display()))?;
+    let mut config = RelayConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        StoreLocation::Sqlite(args.data),
+        secret,
+    );
+    config.devices_online_max = args.max_devices;
+    config.connections_max = args.max_connections;
+    tandem_relay::process::run(config, |addr| println!("listening on {addr}"), async {
+        let _ = tokio::task::spawn_blocking(|| {
+            std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
+        })
+        .await;
+    })?;
+    Ok(())
 }
 
 /// Pushes one delta per interval inside the window, each after the last

@@ -3,7 +3,7 @@
 //! The account (full size: 1,000,000 messages in 10,000 conversations,
 //! 5,000 contacts, 500 groups of 50 members, 200,000 operations of document
 //! history) is built once and cached in the bench folder. Each measurement
-//! is a fresh process (`tandem bench --child …`), so nothing stays warm in
+//! is a fresh process (`tandem-bench cold-start …`), so nothing stays warm in
 //! the heap between runs; the OS page cache is warm for both sides alike.
 //!
 //! Tandem: `Engine::open` then the first page of 50 conversations. Floor:
@@ -19,9 +19,11 @@ use tandem_engine::model::*;
 use tandem_engine::op::*;
 use tandem_engine::{DeviceId, ExportCursor, StorePath};
 
-use super::stats::median;
-use super::workload::*;
-use super::{ms, peak_rss_mib, Progress, Row, Scale};
+use crate::progress::{progress_line, Progress};
+use crate::report::Row;
+use crate::stats::{median, ms, peak_rss_mib};
+use crate::workload::*;
+use crate::Scale;
 
 const SCENARIO: &str = "cold start, big account";
 const PAGE: usize = 50;
@@ -76,10 +78,10 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
     let mut floor_ms = Vec::new();
     let mut floor_rss: f64 = 0.0;
     for _ in 0..reps {
-        let (t, rss) = spawn_child("tandem", &db)?;
+        let (t, rss) = spawn_child(ColdStartKind::Tandem, &db)?;
         tandem_ms.push(t);
         tandem_rss = tandem_rss.max(rss);
-        let (t, rss) = spawn_child("floor", &db)?;
+        let (t, rss) = spawn_child(ColdStartKind::Floor, &db)?;
         floor_ms.push(t);
         floor_rss = floor_rss.max(rss);
     }
@@ -112,23 +114,25 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
 }
 
 /// Runs one cold start in a fresh process; returns (ms, peak RSS MiB).
-fn spawn_child(kind: &str, db: &Path) -> anyhow::Result<(f64, f64)> {
-    let exe = std::env::current_exe().context("finding the tandem binary")?;
+fn spawn_child(kind: ColdStartKind, db: &Path) -> anyhow::Result<(f64, f64)> {
+    let exe = std::env::current_exe().context("finding the tandem-bench binary")?;
     let output = Command::new(exe)
-        .args(["bench", "--child", kind, "--child-db"])
+        .args(["cold-start", "--kind", kind.name(), "--db"])
         .arg(db)
         .output()
         .context("starting a cold-start process")?;
     anyhow::ensure!(
         output.status.success(),
-        "the {kind} cold-start process failed: {}",
+        "the {} cold-start process failed: {}",
+        kind.name(),
         String::from_utf8_lossy(&output.stderr)
     );
     let figures: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let rows = figures["rows"].as_u64().unwrap_or(0);
     anyhow::ensure!(
         rows == PAGE as u64,
-        "{kind} cold start listed {rows} conversations"
+        "{} cold start listed {rows} conversations",
+        kind.name()
     );
     Ok((
         figures["ms"].as_f64().unwrap_or(f64::NAN),
@@ -136,15 +140,43 @@ fn spawn_child(kind: &str, db: &Path) -> anyhow::Result<(f64, f64)> {
     ))
 }
 
+/// A cold-start process: which side, and the store it opens.
+#[derive(Debug, clap::Args)]
+pub struct ColdStartArgs {
+    #[arg(long, value_enum)]
+    kind: ColdStartKind,
+    #[arg(long, value_name = "FILE")]
+    db: PathBuf,
+}
+
+/// The side a cold-start process measures.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ColdStartKind {
+    /// `Engine::open` and the first page of conversations.
+    Tandem,
+    /// rusqlite opening the same file and running the same query.
+    Floor,
+}
+
+impl ColdStartKind {
+    fn name(self) -> &'static str {
+        match self {
+            ColdStartKind::Tandem => "tandem",
+            ColdStartKind::Floor => "floor",
+        }
+    }
+}
+
 /// The body of a cold-start process: open, first page, print figures.
-pub fn child(kind: &str, db: &Path) -> anyhow::Result<()> {
+pub fn child(args: ColdStartArgs) -> anyhow::Result<()> {
+    let db = args.db.as_path();
     let started = Instant::now();
-    let rows = match kind {
-        "tandem" => {
+    let rows = match args.kind {
+        ColdStartKind::Tandem => {
             let engine = open_engine(StorePath::File(db.to_owned()), 2)?;
             engine.conversations(0, PAGE)?.len()
         }
-        "floor" => {
+        ColdStartKind::Floor => {
             let conn = rusqlite::Connection::open(db)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             let mut stmt = conn.prepare(
@@ -170,7 +202,6 @@ pub fn child(kind: &str, db: &Path) -> anyhow::Result<()> {
             })?;
             rows.collect::<Result<Vec<_>, _>>()?.len()
         }
-        other => anyhow::bail!("unknown cold-start kind {other}"),
     };
     let elapsed = ms(started.elapsed());
     println!(
@@ -185,7 +216,7 @@ pub fn child(kind: &str, db: &Path) -> anyhow::Result<()> {
 /// made by a second device performing real operations and merged the same
 /// way.
 fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
-    super::progress_line(&format!(
+    progress_line(&format!(
         "building the cold-start account once ({size:?}); cached in {}",
         dir.display()
     ));
