@@ -17,7 +17,7 @@ use anyhow::Context;
 use tandem_engine::delta::{Delta, DELTA_FORMAT};
 use tandem_engine::model::*;
 use tandem_engine::op::*;
-use tandem_engine::{DeviceId, ExportCursor, StorePath};
+use tandem_engine::{Applied, DeviceId, ExportCursor, StorePath};
 
 use crate::progress::{progress_line, Progress};
 use crate::report::Row;
@@ -30,6 +30,12 @@ const PAGE: usize = 50;
 const BATCH: usize = tandem_engine::limits::DELTAS_PER_BATCH_MAX;
 /// The device that "received" the message history (its deltas' origin).
 const IMPORTER: DeviceId = DeviceId([9; 16]);
+/// The origin of the copy of the history's last messages that the device
+/// making the document history gets. A device merges one origin's deltas
+/// in order, each after the one before it, so that copy must be numbered
+/// from 1 by an origin of its own: a tail of [`IMPORTER`]'s deltas would
+/// wait forever for the head it was never given.
+const MARKER_IMPORTER: DeviceId = DeviceId([8; 16]);
 /// Read-marker targets each conversation has on the device that makes the
 /// document history.
 const MARKER_TARGETS: usize = 20;
@@ -238,6 +244,7 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
     let mut progress = Progress::new("messages  ", size.messages as u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut maker_batch = Vec::new();
+    let mut maker_seq = 0u64;
     for k in 0..size.messages {
         // The first messages give every conversation at least one.
         let c = if k < size.conversations {
@@ -247,7 +254,7 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
         };
         let id = format!("m{k}");
         let sent_at = base_ms + k as i64 * 50;
-        let delta = Delta {
+        let mut delta = Delta {
             format: DELTA_FORMAT,
             account: account.clone(),
             origin: IMPORTER,
@@ -256,20 +263,22 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
             op: incoming(id.clone(), &conversation(c), sent_at, &mut rng),
             change: None,
             read_markers: Vec::new(),
-        }
-        .encode();
+        };
+        batch.push(delta.encode());
         if k >= marker_from {
             targets[c].push(MessageId::new(id).expect("a valid id"));
-            maker_batch.push(delta.clone());
+            maker_seq += 1;
+            delta.origin = MARKER_IMPORTER;
+            delta.origin_seq = maker_seq;
+            maker_batch.push(delta.encode());
         }
-        batch.push(delta);
         if batch.len() == BATCH || k + 1 == size.messages {
-            target.apply_remote(&batch)?;
+            all_merged(target.apply_remote(&batch)?, "message history")?;
             progress.add(batch.len() as u64);
             batch.clear();
         }
         if maker_batch.len() == BATCH || (k + 1 == size.messages && !maker_batch.is_empty()) {
-            maker.apply_remote(&maker_batch)?;
+            all_merged(maker.apply_remote(&maker_batch)?, "read-marker targets")?;
             maker_batch.clear();
         }
     }
@@ -351,7 +360,7 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
             break;
         }
         cursor = page.next;
-        target.apply_remote(&page.deltas)?;
+        all_merged(target.apply_remote(&page.deltas)?, "document history")?;
         progress.add(page.deltas.len() as u64);
     }
     progress.finish();
@@ -373,6 +382,18 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
             std::fs::rename(p, q)?;
         }
     }
+    Ok(())
+}
+
+/// Fails unless every delta of a batch merged: one left waiting would
+/// leave the account short of what the size promises, and an operation
+/// made on top of it would fail later, far from the cause.
+fn all_merged(applied: Applied, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        applied.waiting == 0,
+        "{} deltas of the {what} wait for deltas this account was never given",
+        applied.waiting
+    );
     Ok(())
 }
 
