@@ -83,11 +83,20 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
     let mut tandem_rss: f64 = 0.0;
     let mut floor_ms = Vec::new();
     let mut floor_rss: f64 = 0.0;
+    // A cached account that no longer opens (a crash while it was moved
+    // into place, a disk error) is reported, not silently rebuilt.
+    let cached = || {
+        format!(
+            "the cached account {} (delete it and {} to build it again)",
+            db.display(),
+            done.display()
+        )
+    };
     for _ in 0..reps {
-        let (t, rss) = spawn_child(ColdStartKind::Tandem, &db)?;
+        let (t, rss) = spawn_child(ColdStartKind::Tandem, &db).with_context(cached)?;
         tandem_ms.push(t);
         tandem_rss = tandem_rss.max(rss);
-        let (t, rss) = spawn_child(ColdStartKind::Floor, &db)?;
+        let (t, rss) = spawn_child(ColdStartKind::Floor, &db).with_context(cached)?;
         floor_ms.push(t);
         floor_rss = floor_rss.max(rss);
     }
@@ -131,7 +140,7 @@ fn spawn_child(kind: ColdStartKind, db: &Path) -> anyhow::Result<(f64, f64)> {
         output.status.success(),
         "the {} cold-start process failed: {}",
         kind.name(),
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&output.stderr).trim()
     );
     let figures: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let rows = figures["rows"].as_u64().unwrap_or(0);

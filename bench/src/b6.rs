@@ -39,16 +39,11 @@ use tandem_transport::{AccountId, DeviceId, Event, Platform};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::report::Row;
+use crate::report::{Outcome, Row};
 use crate::resp::{RespConn, Value};
 use crate::stats::Samples;
 use crate::workload::{remove_db, Rng};
 use crate::Scale;
-
-pub enum Outcome {
-    Rows(Vec<Row>),
-    NotRun(String),
-}
 
 const SCENARIO: &str = "relay capacity, accounts × 4 devices";
 const DEVICES_PER_ACCOUNT: usize = 4;
@@ -154,13 +149,14 @@ fn rows(plan: Plan, tandem: &mut Figures, mut redis: Option<Figures>) -> Vec<Row
         id: "B6".into(),
         scenario: SCENARIO.into(),
         metric: "deliveries/s sustained".into(),
-        tandem: tandem_rate,
+        tandem: Some(tandem_rate),
         baseline: baseline("(XADD + XREAD BLOCK)"),
         baseline_value: redis_rate,
         ratio,
         target: "≥ 1×".into(),
         met: ratio.map(|r| r >= 1.0),
         note,
+        error: None,
     };
     let p99_note = format!(
         "p50 {:.2} ms Tandem{}",

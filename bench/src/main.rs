@@ -2,11 +2,14 @@
 //! user would use instead, each scenario with its baselines in the same
 //! run, so the ratios hold on a noisy machine.
 //!
-//! Every scenario returns [`report::Row`]s: one per (figure, baseline) pair. The
+//! Every scenario returns [`Row`]s: one per (figure, baseline) pair. The
 //! table (or `--json`) is printed at the end. No scenario asserts on time:
-//! a missed target is reported, never a failure.
+//! a missed target is reported, never a failure. A scenario that fails
+//! (an error or a panic) gets a row saying why, the others still run and
+//! report, and the exit status is 1.
 
-use std::path::PathBuf;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -22,14 +25,56 @@ mod stats;
 mod workload;
 
 use progress::progress_line;
-use report::Report;
+use report::{Outcome, Report, Row};
 
-/// Scenarios in the order they run.
+/// The ids `--only` takes.
 const ALL: &[&str] = &["B1", "B2", "B3", "B4", "B5", "B6"];
 
+/// One scenario: a run of one module, which may report several ids.
+struct Scenario {
+    /// The `--only` ids its rows belong to (B1 and B2 come from one run).
+    ids: &'static [&'static str],
+    /// What it measures, for the progress line and a failed row.
+    title: &'static str,
+    run: fn(&Path, Scale) -> anyhow::Result<Outcome>,
+}
+
+/// Scenarios in the order they run.
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        ids: &["B1", "B2"],
+        title: "catch-up after offline, and its bytes on the wire",
+        run: |dir, scale| b1::run(dir, scale).map(Outcome::Rows),
+    },
+    Scenario {
+        ids: &["B3"],
+        title: "live fan-out",
+        run: |dir, scale| b3::run(dir, scale).map(Outcome::Rows),
+    },
+    Scenario {
+        ids: &["B4"],
+        title: "cold start, big account",
+        run: |dir, scale| b4::run(dir, scale).map(Outcome::Rows),
+    },
+    Scenario {
+        ids: &["B5"],
+        title: "local operation latency",
+        run: |dir, scale| b5::run(dir, scale).map(Outcome::Rows),
+    },
+    Scenario {
+        ids: &["B6"],
+        title: "relay capacity",
+        run: b6::run,
+    },
+];
+
 /// Benchmark Tandem against the floor and its peers, side by side.
+///
+/// Exit status: 0 when every scenario ran (a missed target is not a
+/// failure), 1 when one failed (its row says why) or the run could not
+/// start.
 #[derive(Debug, Parser)]
-#[command(name = "tandem-bench", version, about)]
+#[command(name = "tandem-bench", version, about, long_about)]
 struct Cli {
     #[command(flatten)]
     run: RunArgs,
@@ -91,7 +136,14 @@ fn main() {
     let result = match cli.child {
         Some(Child::ColdStart(args)) => b4::child(args),
         Some(Child::Relay(args)) => b6::relay_child(args),
-        None => run(cli.run),
+        None => run(cli.run).and_then(|failed| match failed.as_slice() {
+            [] => Ok(()),
+            ids => Err(anyhow::anyhow!(
+                "{} of the scenarios failed: {}",
+                ids.len(),
+                ids.join(", ")
+            )),
+        }),
     };
     if let Err(error) = result {
         eprintln!("tandem-bench: {error:#}");
@@ -99,7 +151,9 @@ fn main() {
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+/// Runs the scenarios asked for and prints the table; returns the ids of
+/// those that failed.
+fn run(args: RunArgs) -> anyhow::Result<Vec<String>> {
     let wanted: Vec<String> = if args.only.is_empty() {
         ALL.iter().map(|s| s.to_string()).collect()
     } else {
@@ -124,29 +178,29 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
     let mut not_run = Vec::new();
+    let mut failed = Vec::new();
     let want = |id: &str| wanted.iter().any(|w| w == id);
-    if want("B1") || want("B2") {
-        progress_line(&format!("B1/B2: catch-up ({})", size_label(scale)));
-        let all = b1::run(&args.dir, scale)?;
-        rows.extend(all.into_iter().filter(|r| want(&r.id[..2])));
-    }
-    if want("B3") {
-        progress_line("B3: live fan-out");
-        rows.extend(b3::run(&args.dir, scale)?);
-    }
-    if want("B4") {
-        progress_line("B4: cold start");
-        rows.extend(b4::run(&args.dir, scale)?);
-    }
-    if want("B5") {
-        progress_line("B5: local operation latency");
-        rows.extend(b5::run(&args.dir, scale)?);
-    }
-    if want("B6") {
-        progress_line("B6: relay capacity");
-        match b6::run(&args.dir, scale)? {
-            b6::Outcome::Rows(r) => rows.extend(r),
-            b6::Outcome::NotRun(why) => not_run.push(format!("B6: {why}")),
+    for scenario in SCENARIOS {
+        let ids: Vec<&str> = scenario.ids.iter().copied().filter(|id| want(id)).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        progress_line(&format!(
+            "{}: {} ({})",
+            ids.join("/"),
+            scenario.title,
+            size_label(scale)
+        ));
+        match run_one(scenario, &args.dir, scale) {
+            Ok(Outcome::Rows(all)) => rows.extend(all.into_iter().filter(|r| want(&r.id[..2]))),
+            Ok(Outcome::NotRun(why)) => not_run.push(format!("{}: {why}", ids.join("/"))),
+            Err(error) => {
+                progress_line(&format!("{} FAILED: {error}", ids.join("/")));
+                for id in ids {
+                    rows.push(Row::failed(id, scenario.title, error.clone()));
+                    failed.push(id.to_owned());
+                }
+            }
         }
     }
     let report = Report {
@@ -162,7 +216,24 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     } else {
         report::print_table(&report);
     }
-    Ok(())
+    Ok(failed)
+}
+
+/// Runs one scenario; an error or a panic comes back as its message, so
+/// the scenarios after it still run.
+fn run_one(scenario: &Scenario, dir: &Path, scale: Scale) -> Result<Outcome, String> {
+    match catch_unwind(AssertUnwindSafe(|| (scenario.run)(dir, scale))) {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(error)) => Err(format!("{error:#}")),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            Err(format!("panicked: {message}"))
+        }
+    }
 }
 
 fn size_label(scale: Scale) -> String {

@@ -1,5 +1,5 @@
-//! The results table: one [`Row`] per (figure, baseline) pair, printed as
-//! text or JSON at the end of a run.
+//! The results table: one [`Row`] per (figure, baseline) pair, or per
+//! scenario that failed, printed as text or JSON at the end of a run.
 
 use serde::Serialize;
 
@@ -10,7 +10,8 @@ pub struct Row {
     pub scenario: String,
     /// What is measured, with its unit.
     pub metric: String,
-    pub tandem: f64,
+    /// Tandem's figure; `None` when the scenario failed.
+    pub tandem: Option<f64>,
     pub baseline: String,
     /// The baseline's figure, `None` when it could not be measured here.
     pub baseline_value: Option<f64>,
@@ -21,6 +22,16 @@ pub struct Row {
     /// baseline figure.
     pub met: Option<bool>,
     pub note: String,
+    /// Why the scenario failed; its other fields are then empty.
+    pub error: Option<String>,
+}
+
+/// What a scenario gives back.
+pub enum Outcome {
+    /// Its figures.
+    Rows(Vec<Row>),
+    /// It could not be measured here, and why (no redis-server, say).
+    NotRun(String),
 }
 
 impl Row {
@@ -42,13 +53,31 @@ impl Row {
             id: id.into(),
             scenario: scenario.into(),
             metric: metric.into(),
-            tandem,
+            tandem: Some(tandem),
             baseline: baseline.into(),
             baseline_value,
             ratio,
             target: max_ratio.map_or_else(|| "report".into(), |m| format!("≤ {m}×")),
             met: max_ratio.and_then(|m| ratio.map(|r| r <= m)),
             note: note.into(),
+            error: None,
+        }
+    }
+
+    /// The row of scenario `id` that failed with `error`.
+    pub fn failed(id: &str, scenario: &str, error: String) -> Row {
+        Row {
+            id: id.into(),
+            scenario: scenario.into(),
+            metric: String::new(),
+            tandem: None,
+            baseline: String::new(),
+            baseline_value: None,
+            ratio: None,
+            target: String::new(),
+            met: None,
+            note: String::new(),
+            error: Some(error),
         }
     }
 }
@@ -92,12 +121,12 @@ pub fn machine() -> String {
 
 pub fn print_table(report: &Report<'_>) {
     println!(
-        "Tandem bench ({}), {} on {}",
+        "tandem-bench ({}{}) on {}",
         if report.quick { "quick" } else { "full" },
         if report.scale == 1.0 {
             String::new()
         } else {
-            format!("scale {}", report.scale)
+            format!(", scale {}", report.scale)
         },
         report.machine
     );
@@ -120,7 +149,7 @@ pub fn print_table(report: &Report<'_>) {
                 r.id.clone(),
                 r.scenario.clone(),
                 r.metric.clone(),
-                fmt_num(r.tandem),
+                r.tandem.map_or("FAILED".into(), fmt_num),
                 r.baseline.clone(),
                 r.baseline_value.map_or("n/a".into(), fmt_num),
                 r.ratio.map_or("n/a".into(), |x| format!("{x:.2}×")),
@@ -160,6 +189,11 @@ pub fn print_table(report: &Report<'_>) {
     }
     for n in &report.not_run {
         println!("  not run: {n}");
+    }
+    for r in report.rows {
+        if let Some(error) = &r.error {
+            println!("  {} FAILED: {error}", r.id);
+        }
     }
     println!("  total bench time {:.1} s", report.elapsed_s);
 }

@@ -37,6 +37,7 @@ fn quick_bench_prints_every_scenario_with_its_baselines() {
         );
     }
     for row in rows {
+        assert!(row["error"].is_null(), "{row}");
         let tandem = row["tandem"].as_f64().unwrap();
         assert!(tandem.is_finite() && tandem >= 0.0, "{row}");
         let baseline = row["baseline_value"].as_f64().unwrap();
