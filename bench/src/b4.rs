@@ -19,7 +19,7 @@ use tandem_engine::model::*;
 use tandem_engine::op::*;
 use tandem_engine::{Applied, DeviceId, ExportCursor, StorePath};
 
-use crate::progress::{progress_line, Progress};
+use crate::progress::{bar, progress_line};
 use crate::report::Row;
 use crate::stats::{median, ms, peak_rss_mib};
 use crate::workload::*;
@@ -250,7 +250,7 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
         .saturating_sub(size.conversations * MARKER_TARGETS);
     let mut targets: Vec<Vec<MessageId>> = vec![Vec::new(); size.conversations];
 
-    let mut progress = Progress::new("messages  ", size.messages as u64);
+    let progress = bar("messages", size.messages as u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut maker_batch = Vec::new();
     let mut maker_seq = 0u64;
@@ -283,7 +283,7 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
         }
         if batch.len() == BATCH || k + 1 == size.messages {
             all_merged(target.apply_remote(&batch)?, "message history")?;
-            progress.add(batch.len() as u64);
+            progress.inc(batch.len() as u64);
             batch.clear();
         }
         if maker_batch.len() == BATCH || (k + 1 == size.messages && !maker_batch.is_empty()) {
@@ -294,35 +294,29 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
     progress.finish();
     let after_messages = last_cursor(&maker)?;
 
-    let mut progress = Progress::new("doc ops   ", size.doc_ops as u64);
+    let progress = bar("doc ops", size.doc_ops as u64);
     let mut at = base_ms + size.messages as i64 * 50;
     let mut performed = 0usize;
-    let mut perform = |op: Op, progress: &mut Progress| -> anyhow::Result<()> {
+    let mut perform = |op: Op| -> anyhow::Result<()> {
         at += 10;
         maker
             .perform(at, op)
             .context("an operation of the document history")?;
         performed += 1;
-        progress.add(1);
+        progress.inc(1);
         Ok(())
     };
     for n in 1..=size.contacts {
-        perform(
-            Op::Contact(ContactOp::Accept { user: user(n) }),
-            &mut progress,
-        )?;
+        perform(Op::Contact(ContactOp::Accept { user: user(n) }))?;
     }
     for g in 0..size.groups {
-        perform(
-            Op::Group(GroupOp::Create {
-                group: group(g),
-                name: format!("group {g}"),
-                members: (0..size.members)
-                    .map(|m| user((g * 7 + m * 13) % 20_000 + 1))
-                    .collect(),
-            }),
-            &mut progress,
-        )?;
+        perform(Op::Group(GroupOp::Create {
+            group: group(g),
+            name: format!("group {g}"),
+            members: (0..size.members)
+                .map(|m| user((g * 7 + m * 13) % 20_000 + 1))
+                .collect(),
+        }))?;
     }
     let mut next_target = vec![0usize; size.conversations];
     let mut c = 0usize;
@@ -357,11 +351,11 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
                 },
             },
         };
-        perform(Op::Conversation(op), &mut progress)?;
+        perform(Op::Conversation(op))?;
     }
     progress.finish();
 
-    let mut progress = Progress::new("merge docs", performed as u64);
+    let progress = bar("merge docs", performed as u64);
     let mut cursor = after_messages;
     loop {
         let page = maker.export(cursor, BATCH)?;
@@ -370,7 +364,7 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
         }
         cursor = page.next;
         all_merged(target.apply_remote(&page.deltas)?, "document history")?;
-        progress.add(page.deltas.len() as u64);
+        progress.inc(page.deltas.len() as u64);
     }
     progress.finish();
     let listed = target.conversations(0, PAGE)?.len();
