@@ -20,7 +20,6 @@ mod b5;
 mod b6;
 mod progress;
 mod report;
-mod resp;
 mod stats;
 mod workload;
 
