@@ -1,11 +1,9 @@
-//! `tandem`: run a relay, issue tokens, drive a device, play the demo, run
-//! the benchmarks.
+//! `tandem`: run a relay, issue tokens, drive a device, play the demo.
 
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
 
-mod bench;
 mod demo;
 mod device_cmd;
 mod relay_cmd;
@@ -31,8 +29,6 @@ enum Command {
     Demo(demo::DemoArgs),
     #[command(flatten)]
     Device(device_cmd::DeviceCommand),
-    /// Benchmark Tandem against the floor and its peers, side by side.
-    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -42,7 +38,6 @@ fn main() {
         Command::Token(args) => relay_cmd::token(args),
         Command::Demo(args) => demo::run(args),
         Command::Device(command) => device_cmd::run(cli.device, command),
-        Command::Bench(args) => bench::run(args),
     };
     if let Err(error) = result {
         // One clear line, then a non-zero exit.

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use tandem_relay::{OverflowPolicy, Relay, RelayConfig, StoreLocation};
+use tandem_relay::{OverflowPolicy, RelayConfig, StoreLocation};
 use tandem_transport::AccountId;
 
 #[derive(Debug, Args)]
@@ -69,25 +69,24 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
         Overflow::Refuse => OverflowPolicy::RefuseNew,
         Overflow::KickIdle => OverflowPolicy::KickLongestIdle,
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
-        let relay = Relay::bind(config).await?;
-        tracing::info!(addr = %relay.local_addr(), "relay listening");
-        // Printed on stdout so scripts can read the port chosen for :0.
-        println!("listening on {}", relay.local_addr());
-        relay
-            .serve(async {
-                // If the signal handler cannot be installed the relay runs
-                // until killed, which is what a relay without Ctrl-C means.
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    tracing::info!("Ctrl-C: shutting down");
-                } else {
-                    std::future::pending::<()>().await;
-                }
-            })
-            .await?;
-        anyhow::Ok(())
-    })
+    tandem_relay::process::run(
+        config,
+        |addr| {
+            tracing::info!(%addr, "relay listening");
+            // Printed on stdout so scripts can read the port chosen for :0.
+            println!("listening on {addr}");
+        },
+        async {
+            // If the signal handler cannot be installed the relay runs
+            // until killed, which is what a relay without Ctrl-C means.
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!("Ctrl-C: shutting down");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        },
+    )?;
+    Ok(())
 }
 
 pub fn token(args: TokenArgs) -> anyhow::Result<()> {

@@ -9,6 +9,9 @@
 //! - [`core::RelayCore`] is the decision logic with no IO but its store;
 //!   the tokio shell in [`server`] only carries bytes and time to it.
 //! - [`hook::OfflinePushHook`] is where push notifications would go.
+//! - [`process::run`] is the relay as a whole process (`tandem relay`).
+//! - [`harness::LoopbackRelay`] (feature `harness`) is a relay on a
+//!   loopback port for tests and benchmarks.
 //!
 //! Architecture invariant: a connection's account is fixed by its
 //! authenticated `Hello`, and every store call is keyed by that account, so
@@ -19,7 +22,10 @@
 
 pub mod config;
 pub mod core;
+#[cfg(feature = "harness")]
+pub mod harness;
 pub mod hook;
+pub mod process;
 pub mod secret;
 pub mod server;
 pub mod token;

@@ -14,14 +14,14 @@ use tandem_transport::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn hello(relay: &TestRelay, account_name: &str, n: u8) -> Hello {
+fn hello(relay: &LoopbackRelay, account_name: &str, n: u8) -> Hello {
     Hello {
         version: PROTOCOL_VERSION,
         account: account(account_name),
         device: device(n),
         device_name: format!("raw{n}"),
         platform: Platform::Web,
-        token: relay.token(account_name, 0),
+        token: relay.token(&account(account_name)),
         resume_cursor: 0,
     }
 }
@@ -32,7 +32,7 @@ fn enc(frame: &Frame) -> Vec<u8> {
 
 /// Writes `bytes` (then, if `half_close`, ends the write side) and returns
 /// every frame the relay sent until it closed the connection.
-async fn exchange(relay: &TestRelay, bytes: &[u8], half_close: bool) -> Vec<Frame> {
+async fn exchange(relay: &LoopbackRelay, bytes: &[u8], half_close: bool) -> Vec<Frame> {
     let mut stream = TcpStream::connect(relay.addr).await.unwrap();
     // The relay may close before taking all of a large write; that is fine.
     let _ = stream.write_all(bytes).await;
@@ -91,7 +91,7 @@ async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
     assert_eq!(error_code(&frames), ErrorCode::UnsupportedVersion);
     // A wrong token, and another account's token.
     let mut h = hello(&relay, "alice", 5);
-    h.token = relay.token("bob", 0);
+    h.token = relay.token(&account("bob"));
     assert_eq!(
         error_code(&exchange(&relay, &enc(&Frame::Hello(h)), false).await),
         ErrorCode::Unauthorized
@@ -139,5 +139,5 @@ async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
     .await;
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].content_id, accepted[0].content_id());
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

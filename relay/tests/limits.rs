@@ -30,7 +30,7 @@ async fn a_slow_device_is_told_to_pull_while_the_others_keep_receiving() {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(16 * 1024).unwrap();
     let stream = socket.connect(relay.addr).await.unwrap();
-    let token = relay.token("alice", 0);
+    let token = relay.token(&account("alice"));
     let session = ClientSession::new(client_config("alice", 3, token), 0).unwrap();
     let mut slow = Connection::new(stream, session);
     assert!(matches!(next(&mut slow).await, SessionEvent::Connected(_)));
@@ -88,7 +88,7 @@ async fn a_slow_device_is_told_to_pull_while_the_others_keep_receiving() {
         }
     }
     assert_eq!(caught_up, count, "pulling recovered everything");
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +99,7 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     let first = login(&relay, "alice", 1).await; // below the cap
     let mut second = login(&relay, "alice", 2).await; // at the cap
                                                       // Above the cap: the TCP connection is made, but not served yet.
-    let token = relay.token("alice", 0);
+    let token = relay.token(&account("alice"));
     let mut third = open(&relay, client_config("alice", 3, token)).await;
     let waiting = tokio::spawn(async move {
         let event = next(&mut third).await;
@@ -115,7 +115,7 @@ async fn connections_past_the_cap_wait_until_one_closes() {
     drop(first);
     let (event, _third) = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
     assert!(matches!(event, SessionEvent::Connected(_)), "{event:?}");
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 /// A core with a memory store, for limits that need many devices.
@@ -205,5 +205,5 @@ async fn a_silent_connection_is_closed_and_frees_its_online_slot() {
     // Its slot is free: another device of the account gets in.
     let mut other = login(&relay, "alice", 2).await;
     round_trip(&mut other).await;
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

@@ -83,7 +83,7 @@ async fn two_devices_get_each_others_deltas_live_and_push_is_idempotent() {
     assert_eq!(push_acked(&mut b, deltas(3, 1)).await, vec![5]);
     let got = live(&mut a).await;
     assert_eq!((got.seq, got.origin), (5, device(2)));
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +107,7 @@ async fn an_offline_device_catches_up_by_pulling_pages() {
     }
     assert_eq!(seqs, (1..=total as u64).collect::<Vec<_>>());
 
-    let token = relay.token("alice", 0);
+    let token = relay.token(&account("alice"));
     let mut c = open(&relay, client_config("alice", 3, token)).await;
     let SessionEvent::Connected(welcome) = next(&mut c).await else {
         panic!()
@@ -136,7 +136,7 @@ async fn an_offline_device_catches_up_by_pulling_pages() {
         })
         .collect();
     assert_eq!(log, expected);
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 struct RecordingHook(Arc<Mutex<Vec<(tandem_transport::DeviceId, usize, u64)>>>);
@@ -158,7 +158,7 @@ async fn device_limit_refuses_the_newcomer_below_at_above() {
     let relay = start(config).await;
     let mut a = login(&relay, "alice", 1).await; // below the limit
     let b = login(&relay, "alice", 2).await; // at the limit
-    let token = relay.token("alice", 0);
+    let token = relay.token(&account("alice"));
     assert_eq!(
         refused(&relay, client_config("alice", 3, token.clone())).await,
         ErrorCode::TooManyDevices
@@ -186,7 +186,7 @@ async fn device_limit_refuses_the_newcomer_below_at_above() {
     }
     assert!(admitted.is_some(), "admitted after a device left");
     round_trip(&mut a).await;
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +220,7 @@ async fn device_limit_can_kick_the_longest_idle_device() {
     })
     .await;
     round_trip(&mut a).await;
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,14 +255,22 @@ async fn a_kicked_device_is_told_who_and_its_old_token_never_works_again() {
     })
     .await;
     // The old token is refused for B, but still works for C.
-    let old = relay.token("alice", 0);
+    let old = relay.token(&account("alice"));
     assert_eq!(
         refused(&relay, client_config("alice", 2, old.clone())).await,
         ErrorCode::CredentialsRevoked
     );
     drop(login_with(&relay, client_config("alice", 3, old)).await);
     // A new token lets B back in.
-    let mut b = login_with(&relay, client_config("alice", 2, relay.token("alice", 1))).await;
+    let mut b = login_with(
+        &relay,
+        client_config(
+            "alice",
+            2,
+            relay.token_valid_for(&account("alice"), tandem_relay::harness::TOKEN_VALID_S + 1),
+        ),
+    )
+    .await;
     round_trip(&mut b).await;
     // Kicking a device the account does not have, or yourself, is refused
     // without closing the connection.
@@ -282,7 +290,7 @@ async fn a_kicked_device_is_told_who_and_its_old_token_never_works_again() {
         assert_eq!(code, want);
     }
     round_trip(&mut a).await;
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,13 +319,13 @@ async fn kick_all_others_leaves_only_the_kicker_online() {
     let online: Vec<_> = devices.iter().filter(|d| d.online).map(|d| d.id).collect();
     assert_eq!(online, vec![device(1)]);
     assert_eq!(devices.len(), 3, "kicked devices stay listed");
-    let token = relay.token("alice", 0);
+    let token = relay.token(&account("alice"));
     assert_eq!(
         refused(&relay, client_config("alice", 3, token)).await,
         ErrorCode::CredentialsRevoked
     );
     round_trip(&mut bob).await; // another account is untouched
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,7 +342,7 @@ async fn accounts_are_isolated_and_bad_tokens_are_refused() {
         "bob's log is his own"
     );
     // Same content as alice's first delta: stored again, in bob's log.
-    let alice_token = relay.token("alice", 0);
+    let alice_token = relay.token(&account("alice"));
     assert_eq!(
         refused(&relay, client_config("bob", 2, alice_token)).await,
         ErrorCode::Unauthorized
@@ -351,7 +359,7 @@ async fn accounts_are_isolated_and_bad_tokens_are_refused() {
     );
     let (_, got) = pull_all(&mut alice, 0).await;
     assert_eq!(got.len(), 5);
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -373,7 +381,7 @@ async fn a_restart_on_sqlite_loses_nothing_acknowledged() {
             matches!(e, SessionEvent::PayloadStored { .. }).then_some(())
         })
         .await;
-        relay.stop().await;
+        relay.stop().await.expect("the relay stops");
         // The open session was told, then closed.
         let code = expect(&mut a, |e| match e {
             SessionEvent::Error { code, .. } => Some(*code),
@@ -395,12 +403,16 @@ async fn a_restart_on_sqlite_loses_nothing_acknowledged() {
     batch.extend(deltas(2, 1));
     assert_eq!(push_acked(&mut b, batch).await, vec![1, 2, 21]);
     // The payload waited across the restart too.
-    let mut a = open(&relay, client_config("alice", 1, relay.token("alice", 0))).await;
+    let mut a = open(
+        &relay,
+        client_config("alice", 1, relay.token(&account("alice"))),
+    )
+    .await;
     assert!(matches!(next(&mut a).await, SessionEvent::Connected(_)));
     assert!(
         matches!(next(&mut a).await, SessionEvent::DevicePayload { ref bytes, .. } if bytes == b"note to self")
     );
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,7 +450,7 @@ async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
     };
     // Delivered on connect; not acked, so delivered again on the next one.
     for _ in 0..2 {
-        let token = relay.token("alice", 0);
+        let token = relay.token(&account("alice"));
         let mut b = open(&relay, client_config("alice", 2, token)).await;
         assert!(matches!(next(&mut b).await, SessionEvent::Connected(_)));
         assert_eq!(next(&mut b).await, expected);
@@ -449,7 +461,7 @@ async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
     b.session().ack_payload(id).unwrap();
     round_trip(&mut b).await;
     drop(b);
-    let token = relay.token("alice", 0);
+    let token = relay.token(&account("alice"));
     let mut b = open(&relay, client_config("alice", 2, token)).await;
     assert!(matches!(next(&mut b).await, SessionEvent::Connected(_)));
     // An online recipient gets a payload at once.
@@ -463,5 +475,5 @@ async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
     })
     .await;
     assert_eq!(got, PayloadId([9; 16]), "the acked payload never came back");
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

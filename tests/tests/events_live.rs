@@ -48,8 +48,8 @@ fn is_operation(event: &Event) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_kind_arrives_naming_its_source() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start(StoreLocation::Memory, Secret::from_bytes([1; 32]), 0).await;
-    let token = relay.token("alice");
+    let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([1; 32]), 0).await;
+    let token = relay.token(&account("alice"));
     let b = online(
         engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Linux),
         relay.addr,
@@ -99,14 +99,14 @@ async fn every_event_kind_arrives_naming_its_source() {
     }
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_device_gets_a_hundred_operations_in_causal_order() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start(StoreLocation::Memory, Secret::from_bytes([2; 32]), 0).await;
-    let token = relay.token("alice");
+    let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([2; 32]), 0).await;
+    let token = relay.token(&account("alice"));
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
         relay.addr,
@@ -229,18 +229,18 @@ async fn an_offline_device_gets_a_hundred_operations_in_causal_order() {
     for d in [a, b, c] {
         d.shutdown().await.unwrap();
     }
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_events_kicked_and_too_many_devices() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start_with(StoreLocation::Memory, Secret::from_bytes([3; 32]), 0, |c| {
+    let relay = start_relay_with(StoreLocation::Memory, Secret::from_bytes([3; 32]), 0, |c| {
         c.devices_online_max = 2;
         c.overflow_policy = OverflowPolicy::RefuseNew;
     })
     .await;
-    let token = relay.token("alice");
+    let token = relay.token(&account("alice"));
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
         relay.addr,
@@ -291,5 +291,5 @@ async fn connection_events_kicked_and_too_many_devices() {
     for d in [a, b, c] {
         d.shutdown().await.unwrap();
     }
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

@@ -14,8 +14,8 @@ use tandem_relay::StoreLocation;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_devices_converge_live_and_after_being_offline() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start(StoreLocation::Memory, Secret::from_bytes([7; 32]), 0).await;
-    let token = relay.token("alice");
+    let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([7; 32]), 0).await;
+    let token = relay.token(&account("alice"));
     let phone = online(
         engine_at(
             &dir.path().join("phone.db"),
@@ -138,14 +138,14 @@ async fn three_devices_converge_live_and_after_being_offline() {
     for device in [phone, laptop, tablet] {
         device.shutdown().await.unwrap();
     }
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_list_payloads_and_kicks() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = TestRelay::start(StoreLocation::Memory, Secret::from_bytes([8; 32]), 0).await;
-    let token = relay.token("alice");
+    let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([8; 32]), 0).await;
+    let token = relay.token(&account("alice"));
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Web),
         relay.addr,
@@ -220,7 +220,7 @@ async fn device_list_payloads_and_kicks() {
     let b = online(
         b_engine,
         relay.addr,
-        relay.token_valid_for("alice", 7_200),
+        relay.token_valid_for(&account("alice"), 7_200),
         true,
     );
     wait_status(&b, "b back", |s| s.connected).await;
@@ -239,7 +239,7 @@ async fn device_list_payloads_and_kicks() {
     for d in [a, b, c] {
         d.shutdown().await.unwrap();
     }
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,9 +247,9 @@ async fn nothing_acknowledged_is_lost_across_a_relay_restart() {
     let dir = tempfile::tempdir().unwrap();
     let relay_db = dir.path().join("relay.db");
     let secret = Secret::from_bytes([9; 32]);
-    let relay = TestRelay::start(StoreLocation::Sqlite(relay_db.clone()), secret.clone(), 0).await;
+    let relay = start_relay(StoreLocation::Sqlite(relay_db.clone()), secret.clone(), 0).await;
     let addr = relay.addr;
-    let token = relay.token("alice");
+    let token = relay.token(&account("alice"));
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
         addr,
@@ -262,14 +262,14 @@ async fn nothing_acknowledged_is_lost_across_a_relay_restart() {
             .unwrap();
     }
     wait_status(&a, "a in step", |s| s.in_step).await;
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
     // Offline: the operations queue in the outbox.
     for i in 10..20 {
         a.perform(incoming(&format!("m{i}"), "u:bob", "bob", i))
             .await
             .unwrap();
     }
-    let relay = TestRelay::start(StoreLocation::Sqlite(relay_db), secret, addr.port()).await;
+    let relay = start_relay(StoreLocation::Sqlite(relay_db), secret, addr.port()).await;
     wait_status(&a, "a back in step", |s| s.in_step && s.connected).await;
     let b = online(
         engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Ios),
@@ -282,5 +282,5 @@ async fn nothing_acknowledged_is_lost_across_a_relay_restart() {
     for d in [a, b] {
         d.shutdown().await.unwrap();
     }
-    relay.stop().await;
+    relay.stop().await.expect("the relay stops");
 }

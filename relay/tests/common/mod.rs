@@ -2,75 +2,34 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use tandem_relay::harness;
+pub use tandem_relay::harness::LoopbackRelay;
 use tandem_relay::secret::Secret;
-use tandem_relay::server::ServeError;
-use tandem_relay::{token, Relay, RelayConfig, StoreLocation};
+use tandem_relay::{Relay, RelayConfig, StoreLocation};
 use tandem_transport::driver::{tcp, Connection};
 use tandem_transport::{AccountId, ClientConfig, DeviceId, Platform, SessionEvent};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Every wait in these tests ends by itself after this long.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-pub struct TestRelay {
-    pub addr: SocketAddr,
-    pub secret: Secret,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), ServeError>>,
-}
-
+/// A relay on a loopback port with the tests' secret and default limits.
 pub fn config(store: StoreLocation) -> RelayConfig {
-    RelayConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        store,
-        Secret::from_bytes([42; 32]),
-    )
+    harness::loopback(store, Secret::from_bytes([42; 32]), 0)
 }
 
-pub async fn start(config: RelayConfig) -> TestRelay {
-    start_with(config, |relay| relay).await
+pub async fn start(config: RelayConfig) -> LoopbackRelay {
+    LoopbackRelay::start(config)
+        .await
+        .expect("the relay starts")
 }
 
-pub async fn start_with(config: RelayConfig, setup: impl FnOnce(Relay) -> Relay) -> TestRelay {
-    let secret = config.secret.clone();
-    let relay = setup(Relay::bind(config).await.unwrap());
-    let addr = relay.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(relay.serve(async {
-        let _ = stopped.await;
-    }));
-    TestRelay {
-        addr,
-        secret,
-        stop: Some(stop),
-        task,
-    }
-}
-
-impl TestRelay {
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-
-    /// A token for `account` that expires in an hour, plus `salt` seconds
-    /// (a different salt gives a different token).
-    pub fn token(&self, account_name: &str, salt: u64) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        token::issue(&self.secret, &account(account_name), now + 3600 + salt)
-    }
+pub async fn start_with(config: RelayConfig, setup: impl FnOnce(Relay) -> Relay) -> LoopbackRelay {
+    LoopbackRelay::start_with(config, setup)
+        .await
+        .expect("the relay starts")
 }
 
 pub fn account(name: &str) -> AccountId {
@@ -97,17 +56,17 @@ pub fn client_config(account_name: &str, n: u8, token: String) -> ClientConfig {
 pub type Conn = Connection<TcpStream>;
 
 /// Opens a session; does not wait for the handshake.
-pub async fn open(relay: &TestRelay, config: ClientConfig) -> Conn {
+pub async fn open(relay: &LoopbackRelay, config: ClientConfig) -> Conn {
     tcp::connect(relay.addr, config).await.unwrap()
 }
 
 /// Opens a session and waits until it is connected.
-pub async fn login(relay: &TestRelay, account_name: &str, n: u8) -> Conn {
-    let token = relay.token(account_name, 0);
+pub async fn login(relay: &LoopbackRelay, account_name: &str, n: u8) -> Conn {
+    let token = relay.token(&account(account_name));
     login_with(relay, client_config(account_name, n, token)).await
 }
 
-pub async fn login_with(relay: &TestRelay, config: ClientConfig) -> Conn {
+pub async fn login_with(relay: &LoopbackRelay, config: ClientConfig) -> Conn {
     let mut conn = open(relay, config).await;
     match next(&mut conn).await {
         SessionEvent::Connected(_) => conn,
@@ -140,7 +99,7 @@ pub async fn expect<T>(conn: &mut Conn, mut pick: impl FnMut(&SessionEvent) -> O
 }
 
 /// Waits for a refused login: an Error event followed by Closed.
-pub async fn refused(relay: &TestRelay, config: ClientConfig) -> tandem_transport::ErrorCode {
+pub async fn refused(relay: &LoopbackRelay, config: ClientConfig) -> tandem_transport::ErrorCode {
     let mut conn = open(relay, config).await;
     let code = match next(&mut conn).await {
         SessionEvent::Error { code, .. } => code,

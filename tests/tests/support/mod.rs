@@ -4,83 +4,42 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tandem_engine::model::*;
 use tandem_engine::net::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_engine::op::*;
 use tandem_engine::*;
+use tandem_relay::harness;
+pub use tandem_relay::harness::LoopbackRelay;
 use tandem_relay::secret::Secret;
-use tandem_relay::{Relay, RelayConfig, StoreLocation};
-use tokio::sync::oneshot;
+use tandem_relay::{RelayConfig, StoreLocation};
 
 /// How long any wait in these tests may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-pub struct TestRelay {
-    pub addr: SocketAddr,
-    pub secret: Secret,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+/// Starts a relay on 127.0.0.1:`port` (0 picks a free port) with the
+/// default limits.
+pub async fn start_relay(store: StoreLocation, secret: Secret, port: u16) -> LoopbackRelay {
+    start_relay_with(store, secret, port, |_| {}).await
 }
 
-impl TestRelay {
-    pub async fn start(store: StoreLocation, secret: Secret, port: u16) -> TestRelay {
-        Self::start_with(store, secret, port, |_| {}).await
-    }
+/// Like [`start_relay`], with `tweak` adjusting the config first.
+pub async fn start_relay_with(
+    store: StoreLocation,
+    secret: Secret,
+    port: u16,
+    tweak: impl FnOnce(&mut RelayConfig),
+) -> LoopbackRelay {
+    let mut config = harness::loopback(store, secret, port);
+    tweak(&mut config);
+    LoopbackRelay::start(config)
+        .await
+        .expect("the relay starts")
+}
 
-    pub async fn start_with(
-        store: StoreLocation,
-        secret: Secret,
-        port: u16,
-        tweak: impl FnOnce(&mut RelayConfig),
-    ) -> TestRelay {
-        let mut config = RelayConfig::new(
-            SocketAddr::from(([127, 0, 0, 1], port)),
-            store,
-            secret.clone(),
-        );
-        tweak(&mut config);
-        let relay = Relay::bind(config).await.expect("relay binds");
-        let addr = relay.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            relay
-                .serve(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("relay serves");
-        });
-        TestRelay {
-            addr,
-            secret,
-            stop: Some(stop),
-            task: Some(task),
-        }
-    }
-
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(WAIT, self.task.take().unwrap())
-            .await
-            .expect("relay stops in time")
-            .unwrap();
-    }
-
-    pub fn token(&self, account: &str) -> String {
-        self.token_valid_for(account, 3_600)
-    }
-
-    /// Tokens are deterministic: a fresh one needs another expiry.
-    pub fn token_valid_for(&self, account: &str, seconds: u64) -> String {
-        let expires = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + seconds;
-        tandem_relay::token::issue(&self.secret, &AccountId::new(account).unwrap(), expires)
-    }
+pub fn account(name: &str) -> AccountId {
+    AccountId::new(name).unwrap()
 }
 
 pub fn engine_at(path: &Path, account: &str, n: u8, name: &str, platform: Platform) -> Engine {

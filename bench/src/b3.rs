@@ -25,9 +25,10 @@ use tandem_relay::StoreLocation;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::stats::Samples;
-use super::workload::*;
-use super::{Row, Scale};
+use crate::report::Row;
+use crate::stats::Samples;
+use crate::workload::*;
+use crate::Scale;
 
 const SCENARIO: &str = "live fan-out, 4 devices";
 const RECEIVERS: usize = 3;
@@ -83,8 +84,8 @@ async fn tandem_fan_out(
 ) -> anyhow::Result<(Samples, f64, Vec<Vec<u8>>)> {
     let relay_db = dir.join("b3-relay.db");
     remove_db(&relay_db);
-    let relay = RunningRelay::start(StoreLocation::Sqlite(relay_db.clone()), |_| {}).await?;
-    let token = relay.token(ACCOUNT);
+    let relay = start_relay(StoreLocation::Sqlite(relay_db.clone())).await?;
+    let token = relay.token(&account());
     let mut devices = Vec::new();
     for n in 0..=RECEIVERS {
         let path = dir.join(format!("b3-device-{n}.db"));

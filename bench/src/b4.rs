@@ -3,7 +3,7 @@
 //! The account (full size: 1,000,000 messages in 10,000 conversations,
 //! 5,000 contacts, 500 groups of 50 members, 200,000 operations of document
 //! history) is built once and cached in the bench folder. Each measurement
-//! is a fresh process (`tandem bench --child …`), so nothing stays warm in
+//! is a fresh process (`tandem-bench cold-start …`), so nothing stays warm in
 //! the heap between runs; the OS page cache is warm for both sides alike.
 //!
 //! Tandem: `Engine::open` then the first page of 50 conversations. Floor:
@@ -17,17 +17,25 @@ use anyhow::Context;
 use tandem_engine::delta::{Delta, DELTA_FORMAT};
 use tandem_engine::model::*;
 use tandem_engine::op::*;
-use tandem_engine::{DeviceId, ExportCursor, StorePath};
+use tandem_engine::{Applied, DeviceId, ExportCursor, StorePath};
 
-use super::stats::median;
-use super::workload::*;
-use super::{ms, peak_rss_mib, Progress, Row, Scale};
+use crate::progress::{bar, progress_line};
+use crate::report::Row;
+use crate::stats::{median, ms, peak_rss_mib};
+use crate::workload::*;
+use crate::Scale;
 
 const SCENARIO: &str = "cold start, big account";
 const PAGE: usize = 50;
 const BATCH: usize = tandem_engine::limits::DELTAS_PER_BATCH_MAX;
 /// The device that "received" the message history (its deltas' origin).
 const IMPORTER: DeviceId = DeviceId([9; 16]);
+/// The origin of the copy of the history's last messages that the device
+/// making the document history gets. A device merges one origin's deltas
+/// in order, each after the one before it, so that copy must be numbered
+/// from 1 by an origin of its own: a tail of [`IMPORTER`]'s deltas would
+/// wait forever for the head it was never given.
+const MARKER_IMPORTER: DeviceId = DeviceId([8; 16]);
 /// Read-marker targets each conversation has on the device that makes the
 /// document history.
 const MARKER_TARGETS: usize = 20;
@@ -75,11 +83,20 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
     let mut tandem_rss: f64 = 0.0;
     let mut floor_ms = Vec::new();
     let mut floor_rss: f64 = 0.0;
+    // A cached account that no longer opens (a crash while it was moved
+    // into place, a disk error) is reported, not silently rebuilt.
+    let cached = || {
+        format!(
+            "the cached account {} (delete it and {} to build it again)",
+            db.display(),
+            done.display()
+        )
+    };
     for _ in 0..reps {
-        let (t, rss) = spawn_child("tandem", &db)?;
+        let (t, rss) = spawn_child(ColdStartKind::Tandem, &db).with_context(cached)?;
         tandem_ms.push(t);
         tandem_rss = tandem_rss.max(rss);
-        let (t, rss) = spawn_child("floor", &db)?;
+        let (t, rss) = spawn_child(ColdStartKind::Floor, &db).with_context(cached)?;
         floor_ms.push(t);
         floor_rss = floor_rss.max(rss);
     }
@@ -112,23 +129,25 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
 }
 
 /// Runs one cold start in a fresh process; returns (ms, peak RSS MiB).
-fn spawn_child(kind: &str, db: &Path) -> anyhow::Result<(f64, f64)> {
-    let exe = std::env::current_exe().context("finding the tandem binary")?;
+fn spawn_child(kind: ColdStartKind, db: &Path) -> anyhow::Result<(f64, f64)> {
+    let exe = std::env::current_exe().context("finding the tandem-bench binary")?;
     let output = Command::new(exe)
-        .args(["bench", "--child", kind, "--child-db"])
+        .args(["cold-start", "--kind", kind.name(), "--db"])
         .arg(db)
         .output()
         .context("starting a cold-start process")?;
     anyhow::ensure!(
         output.status.success(),
-        "the {kind} cold-start process failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+        "the {} cold-start process failed: {}",
+        kind.name(),
+        String::from_utf8_lossy(&output.stderr).trim()
     );
     let figures: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     let rows = figures["rows"].as_u64().unwrap_or(0);
     anyhow::ensure!(
         rows == PAGE as u64,
-        "{kind} cold start listed {rows} conversations"
+        "{} cold start listed {rows} conversations",
+        kind.name()
     );
     Ok((
         figures["ms"].as_f64().unwrap_or(f64::NAN),
@@ -136,15 +155,43 @@ fn spawn_child(kind: &str, db: &Path) -> anyhow::Result<(f64, f64)> {
     ))
 }
 
+/// A cold-start process: which side, and the store it opens.
+#[derive(Debug, clap::Args)]
+pub struct ColdStartArgs {
+    #[arg(long, value_enum)]
+    kind: ColdStartKind,
+    #[arg(long, value_name = "FILE")]
+    db: PathBuf,
+}
+
+/// The side a cold-start process measures.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ColdStartKind {
+    /// `Engine::open` and the first page of conversations.
+    Tandem,
+    /// rusqlite opening the same file and running the same query.
+    Floor,
+}
+
+impl ColdStartKind {
+    fn name(self) -> &'static str {
+        match self {
+            ColdStartKind::Tandem => "tandem",
+            ColdStartKind::Floor => "floor",
+        }
+    }
+}
+
 /// The body of a cold-start process: open, first page, print figures.
-pub fn child(kind: &str, db: &Path) -> anyhow::Result<()> {
+pub fn child(args: ColdStartArgs) -> anyhow::Result<()> {
+    let db = args.db.as_path();
     let started = Instant::now();
-    let rows = match kind {
-        "tandem" => {
+    let rows = match args.kind {
+        ColdStartKind::Tandem => {
             let engine = open_engine(StorePath::File(db.to_owned()), 2)?;
             engine.conversations(0, PAGE)?.len()
         }
-        "floor" => {
+        ColdStartKind::Floor => {
             let conn = rusqlite::Connection::open(db)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             let mut stmt = conn.prepare(
@@ -170,7 +217,6 @@ pub fn child(kind: &str, db: &Path) -> anyhow::Result<()> {
             })?;
             rows.collect::<Result<Vec<_>, _>>()?.len()
         }
-        other => anyhow::bail!("unknown cold-start kind {other}"),
     };
     let elapsed = ms(started.elapsed());
     println!(
@@ -185,7 +231,7 @@ pub fn child(kind: &str, db: &Path) -> anyhow::Result<()> {
 /// made by a second device performing real operations and merged the same
 /// way.
 fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
-    super::progress_line(&format!(
+    progress_line(&format!(
         "building the cold-start account once ({size:?}); cached in {}",
         dir.display()
     ));
@@ -204,9 +250,10 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
         .saturating_sub(size.conversations * MARKER_TARGETS);
     let mut targets: Vec<Vec<MessageId>> = vec![Vec::new(); size.conversations];
 
-    let mut progress = Progress::new("messages  ", size.messages as u64);
+    let progress = bar("messages", size.messages as u64);
     let mut batch = Vec::with_capacity(BATCH);
     let mut maker_batch = Vec::new();
+    let mut maker_seq = 0u64;
     for k in 0..size.messages {
         // The first messages give every conversation at least one.
         let c = if k < size.conversations {
@@ -216,7 +263,7 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
         };
         let id = format!("m{k}");
         let sent_at = base_ms + k as i64 * 50;
-        let delta = Delta {
+        let mut delta = Delta {
             format: DELTA_FORMAT,
             account: account.clone(),
             origin: IMPORTER,
@@ -225,55 +272,51 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
             op: incoming(id.clone(), &conversation(c), sent_at, &mut rng),
             change: None,
             read_markers: Vec::new(),
-        }
-        .encode();
+        };
+        batch.push(delta.encode());
         if k >= marker_from {
             targets[c].push(MessageId::new(id).expect("a valid id"));
-            maker_batch.push(delta.clone());
+            maker_seq += 1;
+            delta.origin = MARKER_IMPORTER;
+            delta.origin_seq = maker_seq;
+            maker_batch.push(delta.encode());
         }
-        batch.push(delta);
         if batch.len() == BATCH || k + 1 == size.messages {
-            target.apply_remote(&batch)?;
-            progress.add(batch.len() as u64);
+            all_merged(target.apply_remote(&batch)?, "message history")?;
+            progress.inc(batch.len() as u64);
             batch.clear();
         }
         if maker_batch.len() == BATCH || (k + 1 == size.messages && !maker_batch.is_empty()) {
-            maker.apply_remote(&maker_batch)?;
+            all_merged(maker.apply_remote(&maker_batch)?, "read-marker targets")?;
             maker_batch.clear();
         }
     }
     progress.finish();
     let after_messages = last_cursor(&maker)?;
 
-    let mut progress = Progress::new("doc ops   ", size.doc_ops as u64);
+    let progress = bar("doc ops", size.doc_ops as u64);
     let mut at = base_ms + size.messages as i64 * 50;
     let mut performed = 0usize;
-    let mut perform = |op: Op, progress: &mut Progress| -> anyhow::Result<()> {
+    let mut perform = |op: Op| -> anyhow::Result<()> {
         at += 10;
         maker
             .perform(at, op)
             .context("an operation of the document history")?;
         performed += 1;
-        progress.add(1);
+        progress.inc(1);
         Ok(())
     };
     for n in 1..=size.contacts {
-        perform(
-            Op::Contact(ContactOp::Accept { user: user(n) }),
-            &mut progress,
-        )?;
+        perform(Op::Contact(ContactOp::Accept { user: user(n) }))?;
     }
     for g in 0..size.groups {
-        perform(
-            Op::Group(GroupOp::Create {
-                group: group(g),
-                name: format!("group {g}"),
-                members: (0..size.members)
-                    .map(|m| user((g * 7 + m * 13) % 20_000 + 1))
-                    .collect(),
-            }),
-            &mut progress,
-        )?;
+        perform(Op::Group(GroupOp::Create {
+            group: group(g),
+            name: format!("group {g}"),
+            members: (0..size.members)
+                .map(|m| user((g * 7 + m * 13) % 20_000 + 1))
+                .collect(),
+        }))?;
     }
     let mut next_target = vec![0usize; size.conversations];
     let mut c = 0usize;
@@ -308,11 +351,11 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
                 },
             },
         };
-        perform(Op::Conversation(op), &mut progress)?;
+        perform(Op::Conversation(op))?;
     }
     progress.finish();
 
-    let mut progress = Progress::new("merge docs", performed as u64);
+    let progress = bar("merge docs", performed as u64);
     let mut cursor = after_messages;
     loop {
         let page = maker.export(cursor, BATCH)?;
@@ -320,8 +363,8 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
             break;
         }
         cursor = page.next;
-        target.apply_remote(&page.deltas)?;
-        progress.add(page.deltas.len() as u64);
+        all_merged(target.apply_remote(&page.deltas)?, "document history")?;
+        progress.inc(page.deltas.len() as u64);
     }
     progress.finish();
     let listed = target.conversations(0, PAGE)?.len();
@@ -342,6 +385,18 @@ fn build(dir: &Path, db: &Path, size: Size) -> anyhow::Result<()> {
             std::fs::rename(p, q)?;
         }
     }
+    Ok(())
+}
+
+/// Fails unless every delta of a batch merged: one left waiting would
+/// leave the account short of what the size promises, and an operation
+/// made on top of it would fail later, far from the cause.
+fn all_merged(applied: Applied, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        applied.waiting == 0,
+        "{} deltas of the {what} wait for deltas this account was never given",
+        applied.waiting
+    );
     Ok(())
 }
 

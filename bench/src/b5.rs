@@ -13,9 +13,10 @@ use std::time::Instant;
 use tandem_engine::op::*;
 use tandem_engine::StorePath;
 
-use super::stats::Samples;
-use super::workload::*;
-use super::{Row, Scale};
+use crate::report::Row;
+use crate::stats::Samples;
+use crate::workload::*;
+use crate::Scale;
 
 const SCENARIO: &str = "local op latency, durable";
 

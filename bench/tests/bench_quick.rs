@@ -1,4 +1,4 @@
-//! `tandem bench --quick` runs end to end and prints a complete table.
+//! `tandem-bench --quick` runs end to end and prints a complete table.
 //!
 //! Benchmarks are not tests: nothing here looks at a time. This only proves
 //! the bench works, at a tiny scale so the suite stays fast; the README's
@@ -9,8 +9,8 @@ use std::process::Command;
 #[test]
 fn quick_bench_prints_every_scenario_with_its_baselines() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["bench", "--quick", "--json", "--scale", "0.05", "--dir"])
+    let output = Command::new(env!("CARGO_BIN_EXE_tandem-bench"))
+        .args(["--quick", "--json", "--scale", "0.05", "--dir"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -37,6 +37,7 @@ fn quick_bench_prints_every_scenario_with_its_baselines() {
         );
     }
     for row in rows {
+        assert!(row["error"].is_null(), "{row}");
         let tandem = row["tandem"].as_f64().unwrap();
         assert!(tandem.is_finite() && tandem >= 0.0, "{row}");
         let baseline = row["baseline_value"].as_f64().unwrap();

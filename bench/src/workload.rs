@@ -1,7 +1,6 @@
 //! Workloads with fixed seeds, realistic message bodies, and the relay and
 //! device plumbing every scenario shares.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,9 +9,9 @@ use tandem_engine::model::*;
 use tandem_engine::net::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_engine::op::*;
 use tandem_engine::{AccountId, Config, DeviceId, Engine, Platform, StorePath};
+use tandem_relay::harness::{self, LoopbackRelay};
 use tandem_relay::secret::Secret;
-use tandem_relay::{Relay, RelayConfig, StoreLocation};
-use tokio::sync::oneshot;
+use tandem_relay::StoreLocation;
 
 /// The account every scenario's devices belong to.
 pub const ACCOUNT: &str = "alice";
@@ -385,66 +384,13 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A relay on a loopback port, served on the current tokio runtime.
-pub struct RunningRelay {
-    pub addr: SocketAddr,
-    secret: Secret,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl RunningRelay {
-    pub async fn start(
-        store: StoreLocation,
-        tweak: impl FnOnce(&mut RelayConfig),
-    ) -> anyhow::Result<RunningRelay> {
-        let secret = Secret::from_bytes([42; 32]);
-        let mut config =
-            RelayConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), store, secret.clone());
-        tweak(&mut config);
-        let relay = Relay::bind(config).await?;
-        let addr = relay.local_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            relay
-                .serve(async {
-                    let _ = stopped.await;
-                })
-                .await?;
-            Ok(())
-        });
-        Ok(RunningRelay {
-            addr,
-            secret,
-            stop: Some(stop),
-            task: Some(task),
-        })
-    }
-
-    /// A token for `account`, valid for an hour.
-    pub fn token(&self, account: &str) -> String {
-        let expires = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            + 3_600;
-        tandem_relay::token::issue(
-            &self.secret,
-            &AccountId::new(account).expect("a valid account"),
-            expires,
-        )
-    }
-
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(WAIT, task)
-                .await
-                .context("the relay did not stop in time")???;
-        }
-        Ok(())
-    }
+/// A relay on a loopback port with its store at `store`, served on the
+/// current tokio runtime by the relay's shared harness.
+pub async fn start_relay(store: StoreLocation) -> anyhow::Result<LoopbackRelay> {
+    let config = harness::loopback(store, Secret::from_bytes([42; 32]), 0);
+    LoopbackRelay::start(config)
+        .await
+        .context("starting the bench relay")
 }
 
 /// An engine online with the relay at `addr` (`host:port`).

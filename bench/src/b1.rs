@@ -29,9 +29,10 @@ use tandem_engine::{Engine, ExportCursor, StorePath};
 use tandem_relay::StoreLocation;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::stats::median;
-use super::workload::*;
-use super::{ms, Row, Scale};
+use crate::report::Row;
+use crate::stats::{median, ms};
+use crate::workload::*;
+use crate::Scale;
 
 const SCENARIO: &str = "catch-up after offline";
 
@@ -50,8 +51,8 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
     let relay_db = dir.join("b1-relay.db");
     remove_db(&relay_db);
     let result = runtime.block_on(async {
-        let relay = RunningRelay::start(StoreLocation::Sqlite(relay_db.clone()), |_| {}).await?;
-        let token = relay.token(ACCOUNT);
+        let relay = start_relay(StoreLocation::Sqlite(relay_db.clone())).await?;
+        let token = relay.token(&account());
         // The source performs everything offline, then pushes it.
         let mut source = open_engine(StorePath::Memory, 1)?;
         let mut at = now_ms();

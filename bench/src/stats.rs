@@ -1,4 +1,5 @@
-//! Percentiles of latency samples.
+//! Figures from measurements: latency percentiles, medians, milliseconds,
+//! peak memory.
 
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ impl Samples {
         self.0.sort_unstable();
         let rank = ((p / 100.0) * self.0.len() as f64).ceil() as usize;
         let index = rank.clamp(1, self.0.len()) - 1;
-        super::ms(self.0[index])
+        ms(self.0[index])
     }
 }
 
@@ -35,4 +36,27 @@ pub fn median(mut xs: Vec<f64>) -> f64 {
     }
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
+}
+
+/// Milliseconds, as a float.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The peak resident set of this process so far, in MiB (Linux; 0 where
+/// /proc is missing).
+pub fn peak_rss_mib() -> f64 {
+    proc_status_kib("VmHWM") / 1024.0
+}
+
+fn proc_status_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0)
 }

@@ -7,9 +7,11 @@
 //! deliveries received inside the window, per second; latency runs from
 //! the push to each receipt.
 //!
-//! The relay runs as a child `tandem relay` process (SQLite store, WAL,
-//! `synchronous=FULL`: a delta is on disk before its ack), so the RSS read
-//! from `/proc/<pid>/status` is the relay's alone. The devices are raw
+//! The relay runs in a child process of this binary (`tandem-bench relay`),
+//! served by `tandem_relay::process::run` with the config `tandem relay`
+//! builds (SQLite store, WAL, `synchronous=FULL`: a delta is on disk before
+//! its ack), so the relay measured is the product's and the RSS read from
+//! `/proc/<pid>/status` is the relay's alone. The devices are raw
 //! transport sessions in this process, not engines: 10,000 device stores
 //! would measure the disk, not the relay.
 //!
@@ -18,17 +20,22 @@
 //! also means "on disk"), the same fan-out shape: per account one
 //! connection XADDs each delta to the account's stream and waits for the
 //! reply, three connections each loop on `XREAD BLOCK`. Same payloads, pace
-//! and window. When `redis-server` is not on PATH the baseline is reported
-//! as not installed.
+//! and window. The clients are the `redis` crate's sync API as a user would
+//! write them: a blocking connection per thread (a blocked `XREAD` holds
+//! its thread), `TCP_NODELAY` on. When `redis-server` is not on PATH the
+//! baseline is reported as not installed.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use redis::IntoConnectionInfo;
+use tandem_relay::{RelayConfig, StoreLocation};
 use tandem_transport::client::ClientConfig;
 use tandem_transport::driver::{tcp, Connection};
 use tandem_transport::WireDelta;
@@ -36,15 +43,10 @@ use tandem_transport::{AccountId, DeviceId, Platform, SessionEvent};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use super::resp::{RespConn, Value};
-use super::stats::Samples;
-use super::workload::{remove_db, Rng};
-use super::{Row, Scale};
-
-pub enum Outcome {
-    Rows(Vec<Row>),
-    NotRun(String),
-}
+use crate::report::{Outcome, Row};
+use crate::stats::Samples;
+use crate::workload::{remove_db, Rng};
+use crate::Scale;
 
 const SCENARIO: &str = "relay capacity, accounts × 4 devices";
 const DEVICES_PER_ACCOUNT: usize = 4;
@@ -73,8 +75,12 @@ const DRAIN: Duration = Duration::from_secs(2);
 const PAYLOAD_BYTES_MIN: usize = 200;
 const PAYLOAD_BYTES_MAX: usize = 400;
 /// `XREAD` arguments: entries per reply and how long one call blocks.
-const REDIS_READ_COUNT: &[u8] = b"256";
-const REDIS_BLOCK_MS: &[u8] = b"500";
+const REDIS_READ_COUNT: usize = 256;
+const REDIS_BLOCK_MS: u64 = 500;
+/// The stack of each Redis client thread (one per connection): it holds a
+/// connection and a parsed reply, and 10,000 threads at the default 2 MiB
+/// would reserve 20 GiB of address space.
+const REDIS_CLIENT_STACK_BYTES: usize = 256 * 1024;
 
 pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Outcome> {
     if scale.factor < SCALE_MIN {
@@ -103,15 +109,12 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Outcome> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (mut tandem, redis) = runtime.block_on(async {
-        let tandem = tandem_run(dir, plan).await?;
-        let redis = match redis_installed {
-            true => Some(redis_run(dir, plan).await?),
-            false => None,
-        };
-        anyhow::Ok((tandem, redis))
-    })?;
+    let mut tandem = runtime.block_on(tandem_run(dir, plan))?;
     drop(runtime);
+    let redis = match redis_installed {
+        true => Some(redis_run(dir, plan)?),
+        false => None,
+    };
     Ok(Outcome::Rows(rows(plan, &mut tandem, redis)))
 }
 
@@ -136,9 +139,10 @@ fn rows(plan: Plan, tandem: &mut Figures, mut redis: Option<Figures>) -> Vec<Row
     let mut note = format!(
         "{} accounts × 4 devices, 1 pusher at {PUSHES_PER_ACCOUNT_PER_S}/s (waits for each ack) + 3 \
          receivers per account, {PAYLOAD_BYTES_MIN}–{PAYLOAD_BYTES_MAX} B deltas, {window_s:.0} s window, \
-         {offered:.0} deliveries/s offered. Relay: child `tandem relay`, SQLite WAL synchronous=FULL. \
-         Redis: appendonly yes, appendfsync always, no RDB. Clients live in the bench process and \
-         share the cores with the server. {}",
+         {offered:.0} deliveries/s offered. Relay: child `tandem-bench relay` (the config and runtime of `tandem relay`), SQLite WAL synchronous=FULL. \
+         Redis: appendonly yes, appendfsync always, no RDB, driven by the redis crate's sync API (a \
+         thread per connection, TCP_NODELAY). Clients live in the bench process and share the cores \
+         with the server. {}",
         plan.accounts,
         side("Tandem", tandem)
     );
@@ -150,13 +154,14 @@ fn rows(plan: Plan, tandem: &mut Figures, mut redis: Option<Figures>) -> Vec<Row
         id: "B6".into(),
         scenario: SCENARIO.into(),
         metric: "deliveries/s sustained".into(),
-        tandem: tandem_rate,
+        tandem: Some(tandem_rate),
         baseline: baseline("(XADD + XREAD BLOCK)"),
         baseline_value: redis_rate,
         ratio,
         target: "≥ 1×".into(),
         met: ratio.map(|r| r >= 1.0),
         note,
+        error: None,
     };
     let p99_note = format!(
         "p50 {:.2} ms Tandem{}",
@@ -333,24 +338,14 @@ where
     out
 }
 
-/// One account's tasks: its pusher (if it connected) and its receivers.
-type AccountTasks = (
-    Option<tokio::task::JoinHandle<usize>>,
-    Vec<tokio::task::JoinHandle<Tally>>,
-);
+/// What one account's clients did: how many deltas its pusher had
+/// acknowledged, and what each receiver that connected saw.
+type AccountResult = (usize, Vec<Tally>);
 
-/// Waits for every account's pusher and receivers (the same for both
-/// servers) and sums their counts and tallies into `figures`.
-async fn add_up(figures: &mut Figures, accounts: Vec<AccountTasks>) {
-    for (pusher, receivers) in accounts {
-        let pushed = match pusher {
-            Some(p) => p.await.unwrap_or(0),
-            None => 0,
-        };
-        let mut tallies = Vec::with_capacity(receivers.len());
-        for r in receivers {
-            tallies.push(r.await.unwrap_or_default());
-        }
+/// Sums every account's counts and tallies (the same for both servers)
+/// into `figures`.
+fn add_up(figures: &mut Figures, accounts: Vec<AccountResult>) {
+    for (pushed, tallies) in accounts {
         figures.pushed += pushed;
         figures.expected += pushed * tallies.len();
         for tally in tallies {
@@ -371,17 +366,18 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
     let secret_file = dir.join("b6-relay.secret");
     let secret = tandem_relay::secret::load_or_create(&secret_file)?;
     let log = std::fs::File::create(dir.join("b6-relay.log"))?;
-    let exe = std::env::current_exe().context("finding the tandem binary")?;
+    let exe = std::env::current_exe().context("finding the tandem-bench binary")?;
     let mut relay = ChildGuard(
         Command::new(exe)
-            .args(["relay", "--listen", "127.0.0.1:0", "--data"])
+            .args(["relay", "--data"])
             .arg(&db)
             .arg("--secret-file")
             .arg(&secret_file)
             .args(["--max-devices", &DEVICES_PER_ACCOUNT.to_string()])
             .args(["--max-connections", &(wanted + 100).to_string()])
-            .args(["--log", "warn"])
-            .stdin(Stdio::null())
+            // Held open by the guard: the relay stops when it closes, so
+            // it cannot outlive a bench that died.
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -465,12 +461,69 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
             .collect();
         accounts.push((pusher, receivers));
     }
-    add_up(&mut figures, accounts).await;
+    let mut results = Vec::with_capacity(accounts.len());
+    for (pusher, receivers) in accounts {
+        let pushed = match pusher {
+            Some(p) => p.await.unwrap_or(0),
+            None => 0,
+        };
+        let mut tallies = Vec::with_capacity(receivers.len());
+        for r in receivers {
+            tallies.push(r.await.unwrap_or_default());
+        }
+        results.push((pushed, tallies));
+    }
+    add_up(&mut figures, results);
     (figures.rss_peak_mib, figures.rss_end_mib) = relay.rss_mib();
     drop(relay);
     remove_db(&db);
     let _ = std::fs::remove_file(&secret_file);
     Ok(figures)
+}
+
+/// The relay process B6 measures: what `tandem relay --listen 127.0.0.1:0
+/// --log warn` takes, less what B6 does not vary.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// The relay's SQLite file.
+    #[arg(long, value_name = "FILE")]
+    data: PathBuf,
+    /// The token secret (as `tandem relay --secret-file`).
+    #[arg(long, value_name = "FILE")]
+    secret_file: PathBuf,
+    /// Devices of one account online at once.
+    #[arg(long)]
+    max_devices: usize,
+    /// Connections served at once.
+    #[arg(long)]
+    max_connections: usize,
+}
+
+/// The body of the relay process: the config `tandem relay` builds from
+/// the same flags, served by the same `process::run`, with the same log
+/// subscriber at `warn`; prints `listening on ADDR` like it, and stops when
+/// standard input closes.
+pub fn relay_child(args: RelayArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_writer(std::io::stderr)
+        .init();
+    let secret = tandem_relay::secret::load_or_create(&args.secret_file)
+        .with_context(|| format!("secret file {}", args.secret_file.display()))?;
+    let mut config = RelayConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        StoreLocation::Sqlite(args.data),
+        secret,
+    );
+    config.devices_online_max = args.max_devices;
+    config.connections_max = args.max_connections;
+    tandem_relay::process::run(config, |addr| println!("listening on {addr}"), async {
+        let _ = tokio::task::spawn_blocking(|| {
+            std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
+        })
+        .await;
+    })?;
+    Ok(())
 }
 
 /// Pushes one delta per interval inside the window, each after the last
@@ -535,14 +588,13 @@ async fn tandem_receiver(
     tally
 }
 
-async fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
+fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
     let wanted = plan.accounts * DEVICES_PER_ACCOUNT;
     // `--port 0` is not valid for redis-server: take a free port from the
     // kernel and hand it over.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let data = dir.join("b6-redis");
     let _ = std::fs::remove_dir_all(&data);
     std::fs::create_dir_all(&data)?;
@@ -572,32 +624,36 @@ async fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
             .spawn()
             .context("starting redis-server")?,
     );
+    let info = format!("redis://127.0.0.1:{port}/")
+        .into_connection_info()?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    let client = redis::Client::open(info)?;
     let deadline = Instant::now() + SERVER_START_TIMEOUT;
     loop {
-        let ping = tokio::time::timeout(Duration::from_secs(1), async {
-            let mut conn = RespConn::connect(addr).await.ok()?;
-            conn.call(&[b"PING"]).await.ok()
-        })
-        .await;
-        if let Ok(Some(Value::Simple(pong))) = ping {
-            if pong == "PONG" {
-                break;
-            }
+        let pong = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+        if pong.is_ok_and(|p| p == "PONG") {
+            break;
         }
         anyhow::ensure!(Instant::now() < deadline, "redis-server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     let connecting = Instant::now();
-    let conns = connect_all(wanted, |_| async move {
+    let conns = connect_all_blocking(wanted, |budget| {
+        let deadline = Instant::now() + budget;
         for _ in 0..CONNECT_ATTEMPTS {
-            if let Ok(conn) = RespConn::connect(addr).await {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Ok(conn) = client.get_connection_with_timeout(left) {
                 return Some(conn);
             }
         }
         None
-    })
-    .await;
+    });
     let mut figures = Figures {
         wanted,
         connected: conns.iter().filter(|c| c.is_some()).count(),
@@ -605,64 +661,161 @@ async fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
         ..Figures::default()
     };
 
-    let start = Instant::now() + START_DELAY;
-    let end = start + plan.window;
-    let stop = end + DRAIN;
+    // Every client thread is started first and waits at the gate, so that
+    // starting 10,000 threads does not eat into the window.
+    let gate: Gate = Arc::new((Mutex::new(None), Condvar::new()));
     let mut conns = conns.into_iter();
     let mut accounts = Vec::with_capacity(plan.accounts);
+    let mut spawned = Ok(());
     for a in 0..plan.accounts {
-        let key = format!("b6:{a}").into_bytes();
-        let writer = conns
-            .next()
-            .flatten()
-            .map(|conn| tokio::spawn(redis_writer(conn, key.clone(), plan, a, start, end)));
+        let key = format!("b6:{a}");
+        let writer = conns.next().flatten().and_then(|conn| {
+            let (gate, key) = (gate.clone(), key.clone());
+            spawn_client(&mut spawned, move || {
+                let window = wait_at(&gate);
+                redis_writer(conn, &key, plan, a, window)
+            })
+        });
         let readers: Vec<_> = (1..DEVICES_PER_ACCOUNT)
             .filter_map(|_| conns.next().flatten())
-            .map(|conn| {
-                tokio::spawn(redis_reader(
-                    conn,
-                    key.clone(),
-                    plan.origin,
-                    start,
-                    end,
-                    stop,
-                ))
+            .filter_map(|conn| {
+                let (gate, key) = (gate.clone(), key.clone());
+                spawn_client(&mut spawned, move || {
+                    let window = wait_at(&gate);
+                    redis_reader(conn, &key, plan.origin, window)
+                })
             })
             .collect();
         accounts.push((writer, readers));
     }
-    add_up(&mut figures, accounts).await;
+    let start = Instant::now() + START_DELAY;
+    let end = match spawned {
+        Ok(()) => start + plan.window,
+        // Let the threads that did start end at once, then report.
+        Err(_) => start,
+    };
+    let window = Window {
+        start,
+        end,
+        stop: end + DRAIN,
+    };
+    *gate.0.lock().expect("not poisoned") = Some(window);
+    gate.1.notify_all();
+    let mut results = Vec::with_capacity(accounts.len());
+    for (writer, readers) in accounts {
+        let pushed = writer.map_or(0, |w| w.join().unwrap_or(0));
+        let tallies = readers
+            .into_iter()
+            .map(|r| r.join().unwrap_or_default())
+            .collect();
+        results.push((pushed, tallies));
+    }
+    spawned.context("starting the Redis client threads")?;
+    add_up(&mut figures, results);
     (figures.rss_peak_mib, figures.rss_end_mib) = server.rss_mib();
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
     Ok(figures)
 }
 
-/// XADDs one delta per interval inside the window, each after the last
-/// one's reply; returns how many were stored.
-async fn redis_writer(
-    mut conn: RespConn,
-    key: Vec<u8>,
-    plan: Plan,
-    a: usize,
+/// When the load runs: pushes inside `start..end`, receivers read until
+/// `stop`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
     start: Instant,
     end: Instant,
+    stop: Instant,
+}
+
+/// Where client threads wait until the window is known.
+type Gate = Arc<(Mutex<Option<Window>>, Condvar)>;
+
+fn wait_at(gate: &Gate) -> Window {
+    let (window, opened) = &**gate;
+    let window = opened
+        .wait_while(window.lock().expect("not poisoned"), |w| w.is_none())
+        .expect("not poisoned");
+    window.expect("the gate opens with a window")
+}
+
+/// Starts one client thread; after the first failure (the process is out
+/// of threads) it starts no more and keeps that error in `spawned`.
+fn spawn_client<T: Send + 'static>(
+    spawned: &mut std::io::Result<()>,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> Option<std::thread::JoinHandle<T>> {
+    if spawned.is_err() {
+        return None;
+    }
+    match std::thread::Builder::new()
+        .stack_size(REDIS_CLIENT_STACK_BYTES)
+        .spawn(body)
+    {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            *spawned = Err(e);
+            None
+        }
+    }
+}
+
+/// Makes a connection for every slot on [`CONNECTS_IN_FLIGHT_MAX`]
+/// threads, each slot within [`CONNECT_TIMEOUT`] (the budget `connect` is
+/// given) and all within [`CONNECT_PHASE_MAX`]; a failed slot is `None`.
+fn connect_all_blocking<C: Send>(
+    slots: usize,
+    connect: impl Fn(Duration) -> Option<C> + Sync,
+) -> Vec<Option<C>> {
+    let phase_deadline = Instant::now() + CONNECT_PHASE_MAX;
+    let next = AtomicUsize::new(0);
+    let out: Vec<Mutex<Option<C>>> = (0..slots).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..CONNECTS_IN_FLIGHT_MAX.min(slots) {
+            scope.spawn(|| loop {
+                let slot = next.fetch_add(1, Ordering::Relaxed);
+                if slot >= slots {
+                    return;
+                }
+                let left = phase_deadline.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    *out[slot].lock().expect("not poisoned") = connect(left.min(CONNECT_TIMEOUT));
+                }
+            });
+        }
+    });
+    out.into_iter()
+        .map(|slot| slot.into_inner().expect("not poisoned"))
+        .collect()
+}
+
+/// XADDs one delta per interval inside the window, each after the last
+/// one's reply; returns how many were stored.
+fn redis_writer(
+    mut conn: redis::Connection,
+    key: &str,
+    plan: Plan,
+    a: usize,
+    window: Window,
 ) -> usize {
+    if conn.set_read_timeout(Some(REPLY_TIMEOUT)).is_err() {
+        return 0;
+    }
     let mut rng = Rng::new(0xB6_0000 + a as u64);
     let mut pushed = 0;
     for i in 0u32.. {
-        let at = plan.push_at(start, a, i);
-        if at >= end {
+        let at = plan.push_at(window.start, a, i);
+        if at >= window.end {
             break;
         }
-        tokio::time::sleep_until(at.into()).await;
+        std::thread::sleep(at.saturating_duration_since(Instant::now()));
         let bytes = payload(&mut rng, plan.origin, a, i);
-        let reply = tokio::time::timeout(
-            REPLY_TIMEOUT,
-            conn.call(&[b"XADD", &key, b"*", b"d", &bytes]),
-        )
-        .await;
-        if !matches!(reply, Ok(Ok(Value::Bulk(Some(_))))) {
+        let reply = redis::cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg("d")
+            .arg(&bytes)
+            .query::<redis::Value>(&mut conn);
+        if !matches!(reply, Ok(redis::Value::BulkString(_))) {
             break;
         }
         pushed += 1;
@@ -671,54 +824,51 @@ async fn redis_writer(
 }
 
 /// Loops on `XREAD BLOCK` from the stream's start until `stop`.
-async fn redis_reader(
-    mut conn: RespConn,
-    key: Vec<u8>,
-    origin: Instant,
-    start: Instant,
-    end: Instant,
-    stop: Instant,
-) -> Tally {
+fn redis_reader(mut conn: redis::Connection, key: &str, origin: Instant, window: Window) -> Tally {
     let mut tally = Tally::default();
+    if conn
+        .set_read_timeout(Some(REPLY_TIMEOUT + Duration::from_millis(REDIS_BLOCK_MS)))
+        .is_err()
+    {
+        return tally;
+    }
     let mut last_id = b"0-0".to_vec();
-    loop {
-        let command: [&[u8]; 8] = [
-            b"XREAD",
-            b"COUNT",
-            REDIS_READ_COUNT,
-            b"BLOCK",
-            REDIS_BLOCK_MS,
-            b"STREAMS",
-            &key,
-            &last_id,
-        ];
-        let reply = match tokio::time::timeout_at(stop.into(), conn.call(&command)).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) | Err(_) => break,
-        };
-        // [[key, [[id, [field, value]], …]]], or a nil array on timeout.
-        let Value::Array(Some(streams)) = reply else {
-            continue;
+    while Instant::now() < window.stop {
+        let reply = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(REDIS_READ_COUNT)
+            .arg("BLOCK")
+            .arg(REDIS_BLOCK_MS)
+            .arg("STREAMS")
+            .arg(key)
+            .arg(&last_id)
+            .query::<redis::Value>(&mut conn);
+        // [[key, [[id, [field, value]], …]]], or nil when the block timed
+        // out.
+        let streams = match reply {
+            Ok(redis::Value::Array(streams)) => streams,
+            Ok(_) => continue,
+            Err(_) => break,
         };
         for stream in streams {
-            let Value::Array(Some(mut parts)) = stream else {
+            let redis::Value::Array(mut parts) = stream else {
                 continue;
             };
-            let Some(Value::Array(Some(entries))) = parts.pop() else {
+            let Some(redis::Value::Array(entries)) = parts.pop() else {
                 continue;
             };
             for entry in entries {
-                let Value::Array(Some(entry)) = entry else {
+                let redis::Value::Array(entry) = entry else {
                     continue;
                 };
                 let mut entry = entry.into_iter();
-                let (Some(Value::Bulk(Some(id))), Some(Value::Array(Some(fields)))) =
+                let (Some(redis::Value::BulkString(id)), Some(redis::Value::Array(fields))) =
                     (entry.next(), entry.next())
                 else {
                     continue;
                 };
-                if let Some(Value::Bulk(Some(bytes))) = fields.get(1) {
-                    tally.record(bytes, origin, start, end);
+                if let Some(redis::Value::BulkString(bytes)) = fields.get(1) {
+                    tally.record(bytes, origin, window.start, window.end);
                 }
                 last_id = id;
             }

@@ -1,0 +1,119 @@
+//! A relay on a loopback port for tests and benchmarks (feature `harness`):
+//! started on the caller's tokio runtime, stopped within a bound, with
+//! tokens for any account.
+//!
+//! This is the one copy that `relay/tests`, the cross-crate tests and
+//! `tandem-bench` share. It reports failures as [`HarnessError`] rather than
+//! panicking, so a benchmark can report a failed scenario and go on; tests
+//! `expect` them.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tandem_transport::AccountId;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::secret::Secret;
+use crate::server::{ServeError, StartError};
+use crate::{Relay, RelayConfig, StoreLocation};
+
+/// How long [`LoopbackRelay::stop`] waits for the relay to finish: telling
+/// every connection, waiting for them to close, and the store's last
+/// commit.
+pub const STOP_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// How long a token from [`LoopbackRelay::token`] is valid, in seconds:
+/// longer than any test or benchmark runs.
+pub const TOKEN_VALID_S: u64 = 3_600;
+
+/// A config listening on `127.0.0.1:port` (0 picks a free port) with the
+/// default limits.
+pub fn loopback(store: StoreLocation, secret: Secret, port: u16) -> RelayConfig {
+    RelayConfig::new(SocketAddr::from(([127, 0, 0, 1], port)), store, secret)
+}
+
+/// Why the harness could not start or stop a relay.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HarnessError {
+    /// The relay could not start (address in use, store unreadable).
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The relay stopped with an error of its own.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// The relay's task panicked or was cancelled.
+    #[error("the relay task ended abnormally: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The relay did not finish within [`STOP_WAIT_MAX`] of being told to.
+    #[error("the relay did not stop within {STOP_WAIT_MAX:?}")]
+    StopTimeout,
+}
+
+/// A relay served by a task on the current tokio runtime until
+/// [`LoopbackRelay::stop`]. Dropping it without `stop` leaves the task to
+/// end with its runtime.
+#[derive(Debug)]
+pub struct LoopbackRelay {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The key its tokens are made with.
+    pub secret: Secret,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl LoopbackRelay {
+    /// Binds `config` and starts serving it.
+    pub async fn start(config: RelayConfig) -> Result<LoopbackRelay, HarnessError> {
+        Self::start_with(config, |relay| relay).await
+    }
+
+    /// Binds `config`, lets `setup` adjust the bound relay (an offline-push
+    /// hook, for example), and starts serving it.
+    pub async fn start_with(
+        config: RelayConfig,
+        setup: impl FnOnce(Relay) -> Relay,
+    ) -> Result<LoopbackRelay, HarnessError> {
+        let secret = config.secret.clone();
+        let relay = setup(Relay::bind(config).await?);
+        let addr = relay.local_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay.serve(async {
+            // A dropped sender stops the relay too.
+            let _ = stopped.await;
+        }));
+        Ok(LoopbackRelay {
+            addr,
+            secret,
+            stop,
+            task,
+        })
+    }
+
+    /// A token for `account`, valid for [`TOKEN_VALID_S`].
+    pub fn token(&self, account: &AccountId) -> String {
+        self.token_valid_for(account, TOKEN_VALID_S)
+    }
+
+    /// A token for `account` that expires `valid_for_s` seconds from now.
+    /// Tokens are deterministic: another expiry gives another token.
+    pub fn token_valid_for(&self, account: &AccountId, valid_for_s: u64) -> String {
+        let now_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        crate::token::issue(&self.secret, account, now_s.saturating_add(valid_for_s))
+    }
+
+    /// Tells the relay to shut down and waits, at most [`STOP_WAIT_MAX`],
+    /// until it has.
+    pub async fn stop(self) -> Result<(), HarnessError> {
+        // The relay may already have stopped by itself; its task says why.
+        let _ = self.stop.send(());
+        tokio::time::timeout(STOP_WAIT_MAX, self.task)
+            .await
+            .map_err(|_| HarnessError::StopTimeout)???;
+        Ok(())
+    }
+}
