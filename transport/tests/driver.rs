@@ -3,26 +3,40 @@
 
 use std::time::Duration;
 
+use tandem_transport::auth::{verify_login_proof, ChallengeNonce, DeviceKey};
 use tandem_transport::codec::FrameDecoder;
 use tandem_transport::driver::{read_frame, write_frame, Connection};
-use tandem_transport::frame::Welcome;
-use tandem_transport::server::{Request, ServerSession};
+use tandem_transport::frame::{Enrollment, EnrollmentState, Welcome};
+use tandem_transport::server::{Request, Role, ServerSession};
 use tandem_transport::{
     AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, DeviceInfo, Frame, Platform,
     PushAckEntry, SessionEvent, WireDelta, PROTOCOL_VERSION,
 };
 use tokio::io::DuplexStream;
 
-/// Answers Hello with Welcome and each Push with its PushAck, then closes
-/// after the first Ack.
+/// Answers Hello with a Challenge, a Proof that verifies with a Welcome,
+/// each Push with its PushAck, then closes after the first Ack.
 async fn stand_in_relay(mut stream: DuplexStream) {
     let mut decoder = FrameDecoder::new();
     let mut server = ServerSession::new();
     let mut seq = 0;
+    let nonce = ChallengeNonce([3; 32]);
+    let mut hello = None;
     while let Ok(Some(frame)) = read_frame(&mut stream, &mut decoder).await {
         match server.validate(frame).unwrap() {
-            Request::Hello(hello) => {
-                server.accept_hello();
+            Request::Hello(h) => {
+                hello = Some(h);
+                write_frame(&mut stream, &Frame::Challenge { nonce })
+                    .await
+                    .unwrap();
+            }
+            Request::Proof {
+                public_key,
+                signature,
+            } => {
+                let hello = hello.take().expect("the Hello came first");
+                verify_login_proof(&hello, &public_key, &nonce, &signature).unwrap();
+                server.accept_login(Role::Device);
                 let info = DeviceInfo {
                     id: hello.device,
                     name: hello.device_name,
@@ -30,12 +44,18 @@ async fn stand_in_relay(mut stream: DuplexStream) {
                     first_login_ms: 0,
                     last_seen_ms: 0,
                     online: true,
+                    enrollment: EnrollmentState::Active { expires_at_ms: 1 },
                 };
                 let welcome = Welcome {
                     version: PROTOCOL_VERSION,
                     device: info.clone(),
                     devices: vec![info],
                     head_seq: 0,
+                    enrollment: Enrollment {
+                        token_id: [0; 16],
+                        enrolled_at_ms: 0,
+                        expires_at_ms: 1,
+                    },
                 };
                 write_frame(&mut stream, &Frame::Welcome(welcome))
                     .await
@@ -78,7 +98,7 @@ async fn connection_runs_a_session_over_a_duplex_pipe() {
         DeviceId([1; 16]),
         "laptop",
         Platform::Linux,
-        "token",
+        DeviceKey::from_seed(&[1; 32]),
     );
     let mut conn = Connection::new(client_end, ClientSession::new(config, 0).unwrap());
     assert!(matches!(
