@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tandem_engine::model::*;
-use tandem_engine::net::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_engine::op::*;
 use tandem_engine::*;
+use tandem_online::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_relay::secret::Secret;
 use tandem_relay::{Relay, RelayConfig, StoreLocation};
 use tokio::sync::oneshot;
@@ -102,13 +102,12 @@ pub fn online(
     OnlineDevice::spawn(
         engine,
         OnlineConfig {
-            relay: relay.to_string(),
-            token,
             start_online,
             backoff: Backoff {
                 initial_ms: 20,
                 max_ms: 200,
             },
+            ..OnlineConfig::new(relay.to_string(), token)
         },
     )
     .unwrap()
