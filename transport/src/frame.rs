@@ -288,6 +288,37 @@ impl ErrorCode {
     }
 }
 
+/// The code's stable snake_case name (`credentials_revoked`), or
+/// `unknown_<n>` for a code this build does not know: for logs and messages,
+/// never to be parsed.
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::FrameBeforeHello => "frame_before_hello",
+            ErrorCode::DuplicateHello => "duplicate_hello",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::CredentialsRevoked => "credentials_revoked",
+            ErrorCode::TooManyDevices => "too_many_devices",
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::TooManyDeltas => "too_many_deltas",
+            ErrorCode::DeltaTooLarge => "delta_too_large",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::ContentIdMismatch => "content_id_mismatch",
+            ErrorCode::UnexpectedFrame => "unexpected_frame",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::PayloadQueueFull => "payload_queue_full",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Unknown(code) => return write!(f, "unknown_{code}"),
+        };
+        f.write_str(name)
+    }
+}
+
 impl From<u16> for ErrorCode {
     fn from(value: u16) -> Self {
         match value {
