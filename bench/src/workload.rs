@@ -6,9 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use tandem_engine::model::*;
-use tandem_engine::net::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_engine::op::*;
 use tandem_engine::{AccountId, Config, DeviceId, Engine, Platform, StorePath};
+use tandem_online::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_relay::harness::{self, LoopbackRelay};
 use tandem_relay::secret::Secret;
 use tandem_relay::StoreLocation;
@@ -398,13 +398,11 @@ pub fn online(engine: Engine, addr: String, token: String) -> anyhow::Result<Onl
     Ok(OnlineDevice::spawn(
         engine,
         OnlineConfig {
-            relay: addr,
-            token,
-            start_online: true,
             backoff: Backoff {
                 initial_ms: 20,
                 max_ms: 500,
             },
+            ..OnlineConfig::new(addr, token)
         },
     )?)
 }

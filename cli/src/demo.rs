@@ -10,10 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use clap::Args;
 use tandem_engine::model::*;
-use tandem_engine::net::{Backoff, OnlineConfig, OnlineDevice};
 use tandem_engine::op::*;
 use tandem_engine::sync::SyncEvent;
 use tandem_engine::*;
+use tandem_online::{OnlineConfig, OnlineDevice, Status};
 use tandem_relay::secret::Secret;
 use tandem_relay::{Relay, RelayConfig, StoreLocation};
 
@@ -94,10 +94,8 @@ async fn story(dir: &Path) -> anyhow::Result<bool> {
         let device = OnlineDevice::spawn(
             engine,
             OnlineConfig {
-                relay: addr.to_string(),
-                token: token.clone(),
                 start_online: online,
-                backoff: Backoff::default(),
+                ..OnlineConfig::new(addr.to_string(), token.clone())
             },
         )?;
         members.push(Member { name, device });
@@ -113,7 +111,7 @@ async fn story(dir: &Path) -> anyhow::Result<bool> {
         unreachable!("three members")
     };
     for m in [phone, laptop] {
-        wait_for(m, "online", |s| s.connected).await?;
+        wait_for(m, "online", |s| s.is_connected()).await?;
     }
     println!("phone and laptop are online; the tablet is offline\n");
 
@@ -280,7 +278,7 @@ async fn story(dir: &Path) -> anyhow::Result<bool> {
 
     step("The laptop kicks the tablet");
     laptop.device.kick_device(tablet.device.device_id()).await?;
-    wait_for(tablet, "kicked", |s| s.kicked.is_some()).await?;
+    wait_for(tablet, "kicked", |s| s.kicked_by().is_some()).await?;
     // Let the tablet's event printer show the kick.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
@@ -370,7 +368,7 @@ fn describe(event: &Event) -> String {
 async fn wait_for(
     member: &Member,
     what: &str,
-    check: impl Fn(&tandem_engine::net::Status) -> bool,
+    check: impl Fn(&Status) -> bool,
 ) -> anyhow::Result<()> {
     let mut status = member.device.status();
     tokio::time::timeout(STEP_TIMEOUT, status.wait_for(|s| check(s)))

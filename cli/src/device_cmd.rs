@@ -12,13 +12,10 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use tandem_engine::model::*;
-use tandem_engine::net::{Backoff, OnlineConfig, OnlineDevice};
 use tandem_engine::op::*;
 use tandem_engine::*;
+use tandem_online::{LastError, Link, OnlineConfig, OnlineDevice, Status, StopReason};
 use tandem_storage::device::{DeviceStore, Location};
-
-/// How long a networked command may wait for the relay.
-const NETWORK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which device, and how it reaches its relay.
 #[derive(Debug, Args)]
@@ -44,68 +41,117 @@ pub struct DeviceArgs {
     platform: String,
 }
 
+/// Default for `--timeout-s`.
+const NETWORK_TIMEOUT_S_DEFAULT: u64 = 30;
+
+/// The most `--timeout-s` accepts: a day.
+const NETWORK_TIMEOUT_S_MAX: u64 = 86_400;
+
+/// How long a networked command keeps trying.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WaitArgs {
+    /// Give up after this many seconds (1 to 86400) if the relay cannot be
+    /// reached or the device is not in step by then; failed attempts are
+    /// reported on stderr as they happen and retried with backoff.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = NETWORK_TIMEOUT_S_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..=NETWORK_TIMEOUT_S_MAX)
+    )]
+    timeout_s: u64,
+}
+
+/// Help for every `<CONVERSATION>` argument.
+const CONVERSATION_HELP: &str =
+    "The conversation: u:<user> with a user, g:<group> in a group, t:<thread> in a thread";
+
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
-    /// Send a message to a conversation (u:<user>, g:<group>, t:<thread>).
+    /// Send a message to a conversation.
     Send {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: String,
+        /// The message text.
         body: String,
     },
     /// Store a message that arrived from the IM service (idempotent by id).
     Ingest {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: String,
+        /// The user who sent it.
         sender: String,
+        /// The message's id as the IM service gave it.
         id: String,
+        /// The message text.
         body: String,
         /// When it was sent, in ms since the epoch (default: now).
         #[arg(long)]
         at_ms: Option<i64>,
     },
-    /// Recall a message.
+    /// Recall a message, on every device.
     Recall {
+        /// The message's id.
         message: String,
     },
     /// Delete messages for this account on every device.
     DeleteMessages {
+        /// The messages' ids.
         #[arg(required = true)]
         messages: Vec<String>,
     },
     /// Record the other party's receipt for a message.
     Receipt {
+        /// The message's id.
         message: String,
+        /// How far the message got.
         receipt: ReceiptArg,
     },
     /// Mark a conversation read up to a message.
     Read {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: String,
+        /// The last message read.
         message: String,
     },
     /// Clear the unread count of a conversation, or of all with --all.
     ClearUnread {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: Option<String>,
+        /// Clear every conversation's unread count.
         #[arg(long, conflicts_with = "conversation")]
         all: bool,
     },
+    /// Pin a conversation to the top of the list, on every device.
     Pin {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: String,
     },
+    /// Unpin a conversation, on every device.
     Unpin {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: String,
     },
     /// Delete a conversation: clear it up to now and drop it from the list.
     DeleteConversation {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: String,
     },
     /// Add (or with --remove, remove) a mark on a conversation.
     Mark {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: String,
+        /// The mark, any short text (e.g. `important`).
         mark: String,
+        /// Remove the mark instead of adding it.
         #[arg(long)]
         remove: bool,
     },
     /// Turn do-not-disturb on or off for a conversation.
     Dnd {
+        #[arg(help = CONVERSATION_HELP)]
         conversation: String,
+        /// On or off.
         state: OnOff,
     },
     /// Contact operations.
@@ -118,19 +164,33 @@ pub enum DeviceCommand {
     #[command(subcommand)]
     Thread(ThreadCmd),
     /// Connect to the relay, exchange everything, exit when in step.
-    Sync,
+    Sync {
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// List the account's devices (online).
-    Devices,
+    Devices {
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// Force another device offline, or all others with --all-others.
     Kick {
+        /// The device's id, as `devices` lists it.
         device: Option<String>,
+        /// Kick every other device of the account.
         #[arg(long, conflicts_with = "device")]
         all_others: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Send a text payload to another device of the account (online).
     SendToDevice {
+        /// The device's id, as `devices` lists it.
         device: String,
+        /// The text to send.
         text: String,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Print the whole account state.
     State {
@@ -150,15 +210,21 @@ pub enum DeviceCommand {
     },
 }
 
+/// A receipt from the other party.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ReceiptArg {
+    /// The message reached the other party.
     Delivered,
+    /// The other party read the message.
     Read,
 }
 
+/// A switch.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OnOff {
+    /// Turn it on.
     On,
+    /// Turn it off.
     Off,
 }
 
@@ -166,33 +232,50 @@ pub enum OnOff {
 pub enum ContactCmd {
     /// Send a contact request.
     Add {
+        /// The user to ask.
         user: String,
+        /// A message to go with the request.
         #[arg(default_value = "")]
         greeting: String,
     },
+    /// Accept a contact request the user sent this account.
     Accept {
+        /// The user who asked.
         user: String,
     },
+    /// Decline a contact request the user sent this account.
     Decline {
+        /// The user who asked.
         user: String,
     },
+    /// Remove a contact.
     Remove {
+        /// The contact.
         user: String,
     },
+    /// Put a user on the blocklist (contact or not).
     Block {
+        /// The user to block.
         user: String,
     },
+    /// Take a user off the blocklist.
     Unblock {
+        /// The user to unblock.
         user: String,
     },
+    /// Set the remark (this account's nickname) for a contact; empty clears it.
     Remark {
+        /// The contact.
         user: String,
+        /// The name to show.
         remark: String,
     },
     /// Record a contact request someone sent this account (as it arrived
     /// from the IM service); accept or decline it afterwards.
     Receive {
+        /// The user who asked.
         user: String,
+        /// The message that came with the request.
         #[arg(default_value = "")]
         greeting: String,
     },
@@ -200,125 +283,200 @@ pub enum ContactCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCmd {
+    /// Create a group owned by this account.
     Create {
+        /// The group's id.
         group: String,
+        /// The group's name.
         name: String,
+        /// The other users added at creation (may be none).
         members: Vec<String>,
     },
+    /// Record that this account dissolved a group.
     Destroy {
+        /// The group's id.
         group: String,
     },
+    /// Join a group.
     Join {
+        /// The group's id.
         group: String,
     },
+    /// Leave a group.
     Leave {
+        /// The group's id.
         group: String,
     },
+    /// Apply to join a group that needs approval.
     Apply {
+        /// The group's id.
         group: String,
+        /// Why, for the admins.
         #[arg(default_value = "")]
         reason: String,
     },
+    /// Let an applicant into a group.
     AcceptApplication {
+        /// The group's id.
         group: String,
+        /// The user who applied.
         user: String,
     },
+    /// Turn an applicant down.
     DeclineApplication {
+        /// The group's id.
         group: String,
+        /// The user who applied.
         user: String,
+        /// Why, for the user.
         #[arg(default_value = "")]
         reason: String,
     },
+    /// Invite users into a group (listed as members at once).
     Invite {
+        /// The group's id.
         group: String,
+        /// The users to invite.
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Accept an invitation into a group.
     AcceptInvitation {
+        /// The group's id.
         group: String,
+        /// The user who invited this account.
         inviter: String,
     },
+    /// Decline an invitation into a group.
     DeclineInvitation {
+        /// The group's id.
         group: String,
+        /// The user who invited this account.
         inviter: String,
+        /// Why, for the inviter.
         #[arg(default_value = "")]
         reason: String,
     },
+    /// Remove members from a group.
     Kick {
+        /// The group's id.
         group: String,
+        /// The members to remove.
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Remove users from a group and put them on its ban list.
     Ban {
+        /// The group's id.
         group: String,
+        /// The users to ban.
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Take users off a group's ban list (without making them members).
     Allow {
+        /// The group's id.
         group: String,
+        /// The users to let back in.
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Record that this account does not want the group's messages.
     BlockMessages {
+        /// The group's id.
         group: String,
     },
+    /// Record that this account wants the group's messages again.
     UnblockMessages {
+        /// The group's id.
         group: String,
     },
+    /// Make a member the group's owner.
     TransferOwner {
+        /// The group's id.
         group: String,
+        /// The member who becomes owner.
         new_owner: String,
     },
+    /// Give a member the admin role.
     AddAdmin {
+        /// The group's id.
         group: String,
+        /// The member.
         user: String,
     },
+    /// Take the admin role away.
     RemoveAdmin {
+        /// The group's id.
         group: String,
+        /// The admin.
         user: String,
     },
+    /// Mute members until a time.
     Mute {
+        /// The group's id.
         group: String,
-        /// Muted until this time, in ms since the epoch.
+        /// Muted until this time, in ms since the epoch (0: not muted).
         until_ms: i64,
+        /// The members to mute.
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Lift members' mutes.
     Unmute {
+        /// The group's id.
         group: String,
+        /// The members to unmute.
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Put users on the allow list: they may speak while the group is muted.
     AllowListAdd {
+        /// The group's id.
         group: String,
+        /// The members to add.
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Take users off the allow list.
     AllowListRemove {
+        /// The group's id.
         group: String,
+        /// The members to remove.
         #[arg(required = true)]
         users: Vec<String>,
     },
+    /// Mute the whole group (the allow list may still speak).
     MuteAll {
+        /// The group's id.
         group: String,
     },
+    /// Lift mute-all.
     UnmuteAll {
+        /// The group's id.
         group: String,
     },
     /// Update the group's info; fields not given stay as they are.
     Update {
+        /// The group's id.
         group: String,
+        /// The new name.
         #[arg(long)]
         name: Option<String>,
+        /// The new description.
         #[arg(long)]
         description: Option<String>,
+        /// The new announcement.
         #[arg(long)]
         announcement: Option<String>,
     },
     /// Set member attributes, as key=value pairs.
     SetAttributes {
+        /// The group's id.
         group: String,
+        /// The member.
         user: String,
+        /// The attributes, each as key=value.
         #[arg(required = true, value_parser = parse_pair)]
         attributes: Vec<(String, String)>,
     },
@@ -326,27 +484,44 @@ pub enum GroupCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ThreadCmd {
+    /// Create a thread in a group.
     Create {
+        /// The thread's id.
         thread: String,
+        /// The group it belongs to.
         group: String,
+        /// The thread's name.
         name: String,
     },
+    /// Destroy a thread.
     Destroy {
+        /// The thread's id.
         thread: String,
     },
+    /// Join a thread.
     Join {
+        /// The thread's id.
         thread: String,
+        /// The group it belongs to.
         group: String,
     },
+    /// Leave a thread.
     Leave {
+        /// The thread's id.
         thread: String,
     },
+    /// Rename a thread.
     Update {
+        /// The thread's id.
         thread: String,
+        /// The new name.
         name: String,
     },
+    /// Remove members from a thread.
     Kick {
+        /// The thread's id.
         thread: String,
+        /// The members to remove.
         #[arg(required = true)]
         users: Vec<String>,
     },
@@ -367,8 +542,8 @@ fn now_ms() -> i64 {
 pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
     let mut engine = open(&args)?;
     match command {
-        DeviceCommand::Sync => online(args, engine, |_| async { Ok(()) }),
-        DeviceCommand::Devices => online(args, engine, |device| async move {
+        DeviceCommand::Sync { wait } => online(args, engine, wait, |_| async { Ok(()) }),
+        DeviceCommand::Devices { wait } => online(args, engine, wait, |device| async move {
             let devices = device.devices().await?;
             for d in devices {
                 println!(
@@ -378,13 +553,17 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }),
-        DeviceCommand::Kick { device, all_others } => {
+        DeviceCommand::Kick {
+            device,
+            all_others,
+            wait,
+        } => {
             let target = match (device, all_others) {
                 (Some(d), false) => Some(d.parse::<DeviceId>()?),
                 (None, true) => None,
                 _ => bail!("name a device, or pass --all-others"),
             };
-            online(args, engine, move |device| async move {
+            online(args, engine, wait, move |device| async move {
                 match target {
                     Some(t) => device.kick_device(t).await?,
                     None => device.kick_all_other_devices().await?,
@@ -392,9 +571,9 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
                 Ok(())
             })
         }
-        DeviceCommand::SendToDevice { device, text } => {
+        DeviceCommand::SendToDevice { device, text, wait } => {
             let to: DeviceId = device.parse()?;
-            online(args, engine, move |device| async move {
+            online(args, engine, wait, move |device| async move {
                 let id = device.send_to_device(to, text.into_bytes()).await?;
                 println!("sent payload {}", hex(&id.0));
                 Ok(())
@@ -470,8 +649,8 @@ fn random_device_id() -> DeviceId {
 }
 
 /// Goes online, waits until in step, runs `then`, waits until in step
-/// again, and goes offline.
-fn online<F, Fut>(args: DeviceArgs, engine: Engine, then: F) -> anyhow::Result<()>
+/// again, and goes offline; all of it within `--timeout-s`.
+fn online<F, Fut>(args: DeviceArgs, engine: Engine, wait: WaitArgs, then: F) -> anyhow::Result<()>
 where
     F: FnOnce(std::sync::Arc<OnlineDevice>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
@@ -486,19 +665,16 @@ where
     runtime.block_on(async move {
         let device = std::sync::Arc::new(OnlineDevice::spawn(
             engine,
-            OnlineConfig {
-                relay: relay.clone(),
-                token,
-                start_online: true,
-                backoff: Backoff::default(),
-            },
+            OnlineConfig::new(relay.clone(), token),
         )?);
+        let mut waiter = Waiter::new(&device, &relay, wait);
         let result = async {
-            wait_in_step(&device, &relay).await?;
-            then(device.clone()).await?;
-            wait_in_step(&device, &relay).await
+            waiter.in_step().await?;
+            waiter.within(then(device.clone())).await??;
+            waiter.in_step().await
         }
         .await;
+        drop(waiter);
         let device = std::sync::Arc::try_unwrap(device)
             .map_err(|_| anyhow!("the device is still in use"))?;
         device.shutdown().await?;
@@ -506,47 +682,128 @@ where
     })
 }
 
-async fn wait_in_step(device: &OnlineDevice, relay: &str) -> anyhow::Result<()> {
-    let mut status = device.status();
-    let waited = tokio::time::timeout(
-        NETWORK_TIMEOUT,
-        status.wait_for(|s| s.in_step || s.kicked.is_some() || refused(s)),
-    )
-    .await;
-    let status = match waited {
-        Ok(Ok(s)) => s.clone(),
-        _ => {
-            let s = device.status().borrow().clone();
-            bail!(
-                "not in step with {relay} after {NETWORK_TIMEOUT:?}{}",
-                s.last_error.map(|e| format!(": {e}")).unwrap_or_default()
-            );
-        }
-    };
-    if let Some((by, reason)) = status.kicked {
-        bail!("this device was kicked by {by}: {reason}");
-    }
-    if let Some(error) = status.last_error.filter(|_| !status.in_step) {
-        bail!("the relay refused: {error}");
-    }
-    Ok(())
+/// Waits for an online device within one deadline, telling the user on
+/// stderr at once when an attempt fails and when the next one is.
+struct Waiter {
+    status: tokio::sync::watch::Receiver<Status>,
+    relay: String,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    /// The last failure reported, so a run of the same failure is told once.
+    told: Option<String>,
 }
 
-/// A refusal the device will not retry (bad or revoked token, too many
-/// devices): nothing to wait for.
-fn refused(status: &tandem_engine::net::Status) -> bool {
-    !status.connected
-        && status.last_error.as_deref().is_some_and(|e| {
-            [
-                "Unauthorized",
-                "TokenExpired",
-                "CredentialsRevoked",
-                "TooManyDevices",
-                "UnsupportedVersion",
-            ]
-            .iter()
-            .any(|code| e.starts_with(code))
-        })
+impl Waiter {
+    fn new(device: &OnlineDevice, relay: &str, wait: WaitArgs) -> Waiter {
+        let timeout = Duration::from_secs(wait.timeout_s);
+        Waiter {
+            status: device.status(),
+            relay: relay.to_owned(),
+            timeout,
+            deadline: tokio::time::Instant::now() + timeout,
+            told: None,
+        }
+    }
+
+    /// Runs `work` before the deadline.
+    async fn within<T>(&self, work: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+        tokio::time::timeout_at(self.deadline, work)
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "the relay at {} did not answer within {}s",
+                    self.relay,
+                    self.timeout.as_secs()
+                )
+            })
+    }
+
+    /// Waits until the device is in step, it stops (kicked, refused), or
+    /// the deadline passes.
+    async fn in_step(&mut self) -> anyhow::Result<()> {
+        loop {
+            let status = self.status.borrow_and_update().clone();
+            if status.in_step {
+                return Ok(());
+            }
+            if let Some(stop) = &status.stopped {
+                bail!("{}", stopped_text(stop, &self.relay));
+            }
+            if let Some(error) = &status.last_error {
+                self.tell(error);
+            }
+            tokio::select! {
+                changed = self.status.changed() => {
+                    changed.map_err(|_| anyhow!("the device stopped"))?;
+                }
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    let status = self.status.borrow().clone();
+                    bail!("{}", self.gave_up(&status));
+                }
+            }
+        }
+    }
+
+    /// Reports a failed attempt that will be retried, unless the same
+    /// failure was just reported.
+    fn tell(&mut self, error: &LastError) {
+        let Some(retry_in_ms) = error.retry_in_ms else {
+            return;
+        };
+        let what = error.error.to_string();
+        if self.told.as_ref() == Some(&what) {
+            return;
+        }
+        // The wait left until the retry, from when the attempt failed.
+        let since_ms = error.at.elapsed().map_or(0, |d| d.as_millis());
+        let left_ms = u128::from(retry_in_ms).saturating_sub(since_ms);
+        eprintln!(
+            "tandem: relay {}: {what}; retrying in {:.1}s (giving up after {}s, see --timeout-s)",
+            self.relay,
+            left_ms as f64 / 1000.0,
+            self.timeout.as_secs(),
+        );
+        self.told = Some(what);
+    }
+
+    /// The one line that says why waiting ended without success.
+    fn gave_up(&self, status: &Status) -> String {
+        let after = format!("after {}s", self.timeout.as_secs());
+        match (status.link, &status.last_error) {
+            (Link::Connected, _) => format!(
+                "connected to the relay at {} but not in step {after}",
+                self.relay
+            ),
+            (Link::LoggingIn, _) => format!(
+                "the relay at {} did not answer the login {after}",
+                self.relay
+            ),
+            (_, Some(error)) => format!(
+                "gave up on the relay at {} {after} and {} failed attempt{}: {}",
+                self.relay,
+                error.attempt,
+                if error.attempt == 1 { "" } else { "s" },
+                error.error
+            ),
+            (_, None) => format!(
+                "gave up on the relay at {} {after}: no answer to the connection attempt",
+                self.relay
+            ),
+        }
+    }
+}
+
+/// Why the device stopped, for the user.
+fn stopped_text(stop: &StopReason, relay: &str) -> String {
+    match stop {
+        StopReason::Kicked { by, reason } => {
+            format!("this device was kicked by device {by}: {reason}")
+        }
+        StopReason::Refused { code, text } => {
+            format!("the relay at {relay} refused this device ({code}): {text}")
+        }
+        other => format!("cannot sync with the relay at {relay}: {other}"),
+    }
 }
 
 fn follow_events(args: DeviceArgs, engine: Engine, json: bool) -> anyhow::Result<()> {
@@ -556,10 +813,11 @@ fn follow_events(args: DeviceArgs, engine: Engine, json: bool) -> anyhow::Result
         let device = OnlineDevice::spawn(
             engine,
             OnlineConfig {
-                relay: args.relay.unwrap_or_default(),
-                token: args.token.unwrap_or_default(),
                 start_online,
-                backoff: Backoff::default(),
+                ..OnlineConfig::new(
+                    args.relay.unwrap_or_default(),
+                    args.token.unwrap_or_default(),
+                )
             },
         )?;
         let mut events = device.events();
@@ -970,8 +1228,8 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
                 users: users(list)?,
             },
         }),
-        DeviceCommand::Sync
-        | DeviceCommand::Devices
+        DeviceCommand::Sync { .. }
+        | DeviceCommand::Devices { .. }
         | DeviceCommand::Kick { .. }
         | DeviceCommand::SendToDevice { .. }
         | DeviceCommand::State { .. }

@@ -45,3 +45,73 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every command, argument and possible value under `command` that has
+    /// no description, by its path.
+    fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if arg.is_hide_set() || ["help", "version"].contains(&arg.get_id().as_str()) {
+                continue;
+            }
+            let name = format!("{path} <{}>", arg.get_id());
+            if arg.get_help().is_none() {
+                missing.push(name.clone());
+            }
+            for value in arg.get_possible_values() {
+                if !value.is_hide_set() && value.get_help().is_none() {
+                    missing.push(format!("{name}={}", value.get_name()));
+                }
+            }
+        }
+        for sub in command.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.is_hide_set() {
+                continue;
+            }
+            if sub.get_about().is_none() {
+                missing.push(sub_path.clone());
+            }
+            undocumented(sub, &sub_path, missing);
+        }
+    }
+
+    #[test]
+    fn every_command_and_argument_has_help() {
+        let mut cli = Cli::command();
+        cli.build();
+        let mut missing = Vec::new();
+        undocumented(&cli, "tandem", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:#?}");
+        // And every help page renders, nested ones included.
+        fn render(command: &mut clap::Command, pages: &mut usize) {
+            let page = command.render_long_help().to_string();
+            assert!(!page.is_empty());
+            *pages += 1;
+            for sub in command.get_subcommands_mut() {
+                render(sub, pages);
+            }
+        }
+        let mut pages = 0;
+        render(&mut cli, &mut pages);
+        assert!(pages > 60, "only {pages} help pages");
+    }
+
+    #[test]
+    fn timeout_s_is_bounded_at_1_and_a_day() {
+        let parse = |timeout: &str| {
+            Cli::try_parse_from(["tandem", "--data", "d.db", "sync", "--timeout-s", timeout])
+        };
+        for good in ["1", "30", "86400"] {
+            assert!(parse(good).is_ok(), "{good}");
+        }
+        for bad in ["0", "86401", "-1", "18446744073709551616", "x"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

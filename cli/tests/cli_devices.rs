@@ -190,7 +190,8 @@ fn two_device_processes_converge_through_a_relay_process() {
     args.extend(net);
     args.push("sync");
     let error = tandem_fails(&args);
-    assert!(error.contains("CredentialsRevoked"), "{error}");
+    assert!(error.contains("credentials_revoked"), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
 }
 
 #[test]
@@ -206,8 +207,80 @@ fn errors_are_one_clear_line() {
     assert!(error.contains("nobody is not a contact"), "{error}");
     let error = tandem_fails(&["--data", db, "send", "bob", "hi"]);
     assert!(error.contains("conversation id"), "{error}");
+    // A missing kind is named as such, with the three forms, not as a
+    // length problem.
+    let error = tandem_fails(&["--data", db, "pin", "bob"]);
+    assert_eq!(error.lines().count(), 1, "{error}");
+    for form in ["u:<user>", "g:<group>", "t:<thread>"] {
+        assert!(error.contains(form), "{error}");
+    }
+    assert!(!error.contains("bytes"), "{error}");
     let error = tandem_fails(&["--data", db, "sync"]);
     assert!(error.contains("--relay"), "{error}");
     let error = tandem_fails(&["--data", db, "--account", "mallory", "state"]);
     assert!(error.contains("belongs to account"), "{error}");
+}
+
+/// A relay that refuses connections, as a new user meets it: `sync` says at
+/// once on stderr what failed and that it retries, then gives up after
+/// `--timeout-s` with one line and a non-zero exit.
+#[test]
+fn sync_against_a_relay_that_refuses_says_so_at_once_and_gives_up_in_time() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    // A loopback port nobody listens on: bound to learn a free one, closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let relay = format!("127.0.0.1:{port}");
+    let timeout_s = 4;
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("--data")
+        .arg(&db)
+        .args(["--account", "alice", "--relay", &relay, "--token", "t"])
+        .args(["sync", "--timeout-s", &timeout_s.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the tandem binary runs");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    let first_after = started.elapsed();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let took = started.elapsed();
+
+    // At once: well before the command gives up.
+    assert!(
+        first_after < Duration::from_secs(timeout_s),
+        "the first report came after {first_after:?}: {first:?}"
+    );
+    for part in [relay.as_str(), "refused", "retrying in", "--timeout-s"] {
+        assert!(first.contains(part), "{part:?} missing from {first:?}");
+    }
+    // Then one line when it gives up, and a failure exit.
+    assert!(!status.success());
+    let last = rest.lines().last().unwrap_or(&first);
+    for part in [
+        relay.as_str(),
+        &format!("after {timeout_s}s"),
+        "failed attempts",
+        "refused",
+    ] {
+        assert!(last.contains(part), "{part:?} missing from {last:?}");
+    }
+    // The same failure is told once, not once per retry.
+    assert_eq!(rest.lines().count(), 1, "{first}{rest}");
+    assert!(
+        took >= Duration::from_secs(timeout_s) && took < Duration::from_secs(timeout_s + 10),
+        "gave up after {took:?}"
+    );
 }

@@ -12,7 +12,6 @@ mod engine;
 pub mod event;
 pub mod limits;
 pub mod model;
-pub mod net;
 pub mod op;
 mod rules;
 pub mod sync;

@@ -143,9 +143,33 @@ impl fmt::Debug for ConversationId {
     }
 }
 
+/// Why a string is not a conversation id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidConversationId {
+    /// The string does not start with `u:`, `g:` or `t:`, so it names no
+    /// kind of conversation.
+    #[error(
+        "{value:?} is not a conversation id: write u:<user> for a user, \
+         g:<group> for a group or t:<thread> for a thread"
+    )]
+    NoKind {
+        /// The string refused.
+        value: String,
+    },
+    /// The kind is known, but the id after it is not valid.
+    #[error("{value:?} is not a conversation id: {source}")]
+    Id {
+        /// The string refused.
+        value: String,
+        /// What is wrong with the id after the prefix.
+        source: InvalidId,
+    },
+}
+
 impl TryFrom<String> for ConversationId {
-    type Error = InvalidId;
-    fn try_from(value: String) -> Result<Self, InvalidId> {
+    type Error = InvalidConversationId;
+    fn try_from(value: String) -> Result<Self, InvalidConversationId> {
         value.parse()
     }
 }
@@ -157,19 +181,20 @@ impl From<ConversationId> for String {
 }
 
 impl FromStr for ConversationId {
-    type Err = InvalidId;
+    type Err = InvalidConversationId;
 
-    fn from_str(s: &str) -> Result<Self, InvalidId> {
-        let bad = || InvalidId {
-            kind: "a conversation id (u:<user>, g:<group> or t:<thread>)",
+    fn from_str(s: &str) -> Result<Self, InvalidConversationId> {
+        let id = |source| InvalidConversationId::Id {
             value: s.to_owned(),
+            source,
         };
-        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
-        match kind {
-            "u" => Ok(ConversationId::User(rest.parse()?)),
-            "g" => Ok(ConversationId::Group(rest.parse()?)),
-            "t" => Ok(ConversationId::Thread(rest.parse()?)),
-            _ => Err(bad()),
+        match s.split_once(':') {
+            Some(("u", rest)) => Ok(ConversationId::User(rest.parse().map_err(id)?)),
+            Some(("g", rest)) => Ok(ConversationId::Group(rest.parse().map_err(id)?)),
+            Some(("t", rest)) => Ok(ConversationId::Thread(rest.parse().map_err(id)?)),
+            _ => Err(InvalidConversationId::NoKind {
+                value: s.to_owned(),
+            }),
         }
     }
 }
@@ -226,6 +251,36 @@ mod tests {
         for bad in ["bob", "x:bob", "u:", "u:a\u{1f}b"] {
             assert!(bad.parse::<ConversationId>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_conversation_id_without_its_kind_says_so() {
+        for bad in ["bob", "", "x:bob", "U:bob", ":bob", "user:bob"] {
+            let error = bad.parse::<ConversationId>().unwrap_err();
+            assert_eq!(
+                error,
+                InvalidConversationId::NoKind {
+                    value: bad.to_owned()
+                }
+            );
+            let text = error.to_string();
+            for form in ["u:<user>", "g:<group>", "t:<thread>"] {
+                assert!(text.contains(form), "{text}");
+            }
+            assert!(!text.contains("bytes"), "not a length problem: {text}");
+        }
+        // With a known kind, the id after it is what is wrong.
+        let long = format!("u:{}", "a".repeat(ID_BYTES_MAX + 1));
+        for bad in ["u:", long.as_str(), "g:a\u{1f}b"] {
+            let error = bad.parse::<ConversationId>().unwrap_err();
+            assert!(
+                matches!(&error, InvalidConversationId::Id { value, .. } if value == bad),
+                "{error:?}"
+            );
+            assert!(error.to_string().contains("bytes"), "{error}");
+        }
+        let at_limit = format!("t:{}", "a".repeat(ID_BYTES_MAX));
+        assert!(at_limit.parse::<ConversationId>().is_ok());
     }
 
     #[test]

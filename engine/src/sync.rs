@@ -2,8 +2,8 @@
 //!
 //! [`Syncer`] reacts to the session's events by calling the engine (merge a
 //! page, record acknowledgements) and the session (push, pull, ack). The
-//! async shell in [`crate::net`] only moves bytes and time; a simulation can
-//! drive the same code over an in-memory link.
+//! async shell (the `tandem-online` crate) only moves bytes and time; a
+//! simulation can drive the same code over an in-memory link.
 
 use tandem_transport::client::{CloseReason, SessionEvent};
 use tandem_transport::frame::{DeviceInfo, ErrorCode, PayloadId, WireDelta};

@@ -7,12 +7,13 @@ mod support;
 use support::*;
 use tandem_engine::event::*;
 use tandem_engine::model::*;
-use tandem_engine::net::OnlineDevice;
 use tandem_engine::op::*;
 use tandem_engine::*;
+use tandem_online::{OnlineDevice, StopReason};
 use tandem_relay::secret::Secret;
 use tandem_relay::{OverflowPolicy, StoreLocation};
 use tandem_tests::every_op::every_op_with_kind;
+use tandem_transport::ErrorCode;
 
 fn g(id: &str) -> GroupId {
     GroupId::new(id).unwrap()
@@ -56,14 +57,14 @@ async fn every_event_kind_arrives_naming_its_source() {
         token.clone(),
         true,
     );
-    wait_status(&b, "b connected", |s| s.connected).await;
+    wait_status(&b, "b connected", |s| s.is_connected()).await;
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
         relay.addr,
         token,
         true,
     );
-    wait_status(&a, "a connected", |s| s.connected).await;
+    wait_status(&a, "a connected", |s| s.is_connected()).await;
     let table = every_op_with_kind();
     for (op, _) in &table {
         a.perform(op.clone()).await.unwrap();
@@ -125,8 +126,8 @@ async fn an_offline_device_gets_a_hundred_operations_in_causal_order() {
         token.clone(),
         false,
     );
-    wait_status(&a, "a", |s| s.connected).await;
-    wait_status(&b, "b", |s| s.connected).await;
+    wait_status(&a, "a", |s| s.is_connected()).await;
+    wait_status(&b, "b", |s| s.is_connected()).await;
     // 100 operations: A creates groups and messages, B (having merged
     // them) edits them, so B's operations causally depend on A's.
     let mut made = 0;
@@ -253,15 +254,25 @@ async fn connection_events_kicked_and_too_many_devices() {
         token.clone(),
         true,
     );
-    wait_status(&a, "a", |s| s.connected).await;
-    wait_status(&b, "b", |s| s.connected).await;
+    wait_status(&a, "a", |s| s.is_connected()).await;
+    wait_status(&b, "b", |s| s.is_connected()).await;
     let c = online(
         engine_at(&dir.path().join("c.db"), "alice", 3, "c", Platform::Web),
         relay.addr,
         token.clone(),
         true,
     );
-    wait_status(&c, "c refused", |s| s.last_error.is_some()).await;
+    let refused = wait_status(&c, "c refused", |s| s.stopped.is_some()).await;
+    assert!(
+        matches!(
+            refused.stopped,
+            Some(StopReason::Refused {
+                code: ErrorCode::TooManyDevices,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
     let c_events = c.read(|e| e.events_after(0, 10).unwrap()).await.unwrap();
     assert!(
         matches!(
@@ -272,7 +283,7 @@ async fn connection_events_kicked_and_too_many_devices() {
     );
 
     a.kick_device(DeviceId([2; 16])).await.unwrap();
-    wait_status(&b, "b kicked", |s| s.kicked.is_some()).await;
+    wait_status(&b, "b kicked", |s| s.kicked_by() == Some(DeviceId([1; 16]))).await;
     let kicked = b.read(|e| e.events_after(0, 100).unwrap()).await.unwrap();
     let kicked = kicked
         .iter()

@@ -8,8 +8,10 @@ use tandem_engine::model::*;
 use tandem_engine::op::*;
 use tandem_engine::sync::SyncEvent;
 use tandem_engine::*;
+use tandem_online::StopReason;
 use tandem_relay::secret::Secret;
 use tandem_relay::StoreLocation;
+use tandem_transport::ErrorCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_devices_converge_live_and_after_being_offline() {
@@ -52,8 +54,8 @@ async fn three_devices_converge_live_and_after_being_offline() {
         token.clone(),
         false,
     );
-    wait_status(&phone, "phone connected", |s| s.connected).await;
-    wait_status(&laptop, "laptop connected", |s| s.connected).await;
+    wait_status(&phone, "phone connected", |s| s.is_connected()).await;
+    wait_status(&laptop, "laptop connected", |s| s.is_connected()).await;
 
     for i in 0..20 {
         phone
@@ -165,7 +167,7 @@ async fn device_list_payloads_and_kicks() {
         true,
     );
     for d in [&a, &b, &c] {
-        wait_status(d, "connected", |s| s.connected).await;
+        wait_status(d, "connected", |s| s.is_connected()).await;
     }
     let devices = a.devices().await.unwrap();
     assert_eq!(devices.len(), 3);
@@ -208,13 +210,26 @@ async fn device_list_payloads_and_kicks() {
 
     // Kick one: it is told who did it and stays offline.
     a.kick_device(DeviceId([2; 16])).await.unwrap();
-    let status = wait_status(&b, "b kicked", |s| s.kicked.is_some() && !s.connected).await;
-    assert_eq!(status.kicked.unwrap().0, DeviceId([1; 16]));
+    let status = wait_status(&b, "b kicked", |s| {
+        s.kicked_by().is_some() && !s.is_connected()
+    })
+    .await;
+    assert_eq!(status.kicked_by(), Some(DeviceId([1; 16])));
     // Its old credentials no longer work.
     let b_engine = b.shutdown().await.unwrap();
     let b = online(b_engine, relay.addr, token.clone(), true);
-    let refused = wait_status(&b, "b refused", |s| s.last_error.is_some()).await;
-    assert!(!refused.connected, "{refused:?}");
+    let refused = wait_status(&b, "b refused", |s| s.stopped.is_some()).await;
+    assert!(!refused.is_connected(), "{refused:?}");
+    assert!(
+        matches!(
+            refused.stopped,
+            Some(StopReason::Refused {
+                code: ErrorCode::CredentialsRevoked,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
     // A new token lets it back in.
     let b_engine = b.shutdown().await.unwrap();
     let b = online(
@@ -223,15 +238,12 @@ async fn device_list_payloads_and_kicks() {
         relay.token_valid_for(&account("alice"), 7_200),
         true,
     );
-    wait_status(&b, "b back", |s| s.connected).await;
+    wait_status(&b, "b back", |s| s.is_connected()).await;
 
     // Kick all others.
     a.kick_all_other_devices().await.unwrap();
     for d in [&b, &c] {
-        wait_status(d, "kicked", |s| {
-            s.kicked.as_ref().is_some_and(|k| k.0 == DeviceId([1; 16]))
-        })
-        .await;
+        wait_status(d, "kicked", |s| s.kicked_by() == Some(DeviceId([1; 16]))).await;
     }
     let devices = a.devices().await.unwrap();
     assert_eq!(devices.iter().filter(|d| d.online).count(), 1);
@@ -270,7 +282,7 @@ async fn nothing_acknowledged_is_lost_across_a_relay_restart() {
             .unwrap();
     }
     let relay = start_relay(StoreLocation::Sqlite(relay_db), secret, addr.port()).await;
-    wait_status(&a, "a back in step", |s| s.in_step && s.connected).await;
+    wait_status(&a, "a back in step", |s| s.in_step && s.is_connected()).await;
     let b = online(
         engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Ios),
         addr,

@@ -4,7 +4,9 @@
 //! ("Simulation") for how to use it.
 //!
 //! - `SIM_SEED=<n>` replays seed n exactly.
-//! - `SIM_SEEDS=<k>` runs seeds 1..=k (default [`SEEDS_DEFAULT`]).
+//! - `SIM_SEEDS=<k>` runs k seeds (default [`SEEDS_DEFAULT`]) from
+//!   `SIM_SEED_START=<s>` (default 1): seeds s..s+k, so that a sweep splits
+//!   into ranges run side by side.
 //!
 //! A failing seed prints itself, the replay command and the last steps.
 
@@ -27,10 +29,13 @@ fn seeds() -> Vec<u64> {
     if let Ok(seed) = std::env::var("SIM_SEED") {
         return vec![seed.trim().parse().expect("SIM_SEED must be a number")];
     }
-    let count = std::env::var("SIM_SEEDS")
+    let count: u64 = std::env::var("SIM_SEEDS")
         .map(|k| k.trim().parse().expect("SIM_SEEDS must be a number"))
         .unwrap_or(SEEDS_DEFAULT);
-    (1..=count).collect()
+    let start: u64 = std::env::var("SIM_SEED_START")
+        .map(|s| s.trim().parse().expect("SIM_SEED_START must be a number"))
+        .unwrap_or(1);
+    (start..start.saturating_add(count)).collect()
 }
 
 /// Runs one seed; on failure prints how to replay it and re-raises.
@@ -58,6 +63,7 @@ fn run(seed: u64) -> Stats {
 #[test]
 fn devices_converge_under_faults() {
     let mut total = Stats::default();
+    let mut ran = 0;
     for seed in seeds() {
         let stats = run(seed);
         eprintln!(
@@ -80,15 +86,63 @@ fn devices_converge_under_faults() {
             stats.relay_log,
             stats.virtual_ms / 1000,
         );
-        total.steps += stats.steps + stats.quiet_steps;
+        ran += 1;
+        total.steps += stats.steps;
+        total.quiet_steps += stats.quiet_steps;
         total.ops += stats.ops;
+        total.refused += stats.refused;
         total.crashes += stats.crashes;
         total.relay_restarts += stats.relay_restarts;
+        total.partitions += stats.partitions;
+        total.cuts += stats.cuts;
+        total.mischief += stats.mischief;
+        total.direct_exchanges += stats.direct_exchanges;
+        total.connections += stats.connections;
+        total.frames += stats.frames;
+        total.events_read += stats.events_read;
+        total.virtual_ms += stats.virtual_ms;
     }
     eprintln!(
-        "all seeds: {} steps, {} ops, {} crashes, {} relay restarts",
-        total.steps, total.ops, total.crashes, total.relay_restarts
+        "all {ran} seeds: {} steps + {} to go quiet, {} ops ({} refused), {} crashes, \
+         {} relay restarts, {} partitions, {} cuts, {} mischief, {} direct exchanges, \
+         {} connections, {} frames, {} events read, {} s virtual",
+        total.steps,
+        total.quiet_steps,
+        total.ops,
+        total.refused,
+        total.crashes,
+        total.relay_restarts,
+        total.partitions,
+        total.cuts,
+        total.mischief,
+        total.direct_exchanges,
+        total.connections,
+        total.frames,
+        total.events_read,
+        total.virtual_ms / 1000,
     );
+}
+
+/// Seeds that once failed, each for what it found. They replay that case
+/// only while the harness draws the same way; the scripted test below
+/// keeps the case itself.
+const SEEDS_FOUND: &[u64] = &[
+    // The quiet check counted a device as in step whose connection the
+    // relay had already let go.
+    4411,
+];
+
+#[test]
+fn seeds_that_once_failed_pass() {
+    for &seed in SEEDS_FOUND {
+        run(seed);
+    }
+}
+
+#[test]
+fn a_device_whose_link_the_relay_let_go_is_not_quiet() {
+    trace::clear();
+    World::relay_lets_a_cut_link_go_first();
 }
 
 /// One seed, twice: the same run step for step, down to the final state.

@@ -6,10 +6,13 @@
 //! deterministic, synchronous in-memory link for simulations is
 //! [`crate::mem`].
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use crate::client::{ClientSession, SessionEvent};
@@ -19,20 +22,67 @@ use crate::frame::Frame;
 /// Bytes read from the stream per read call.
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 
+/// Bytes of queued frames gathered into one write, at most (one frame
+/// larger than this goes alone): fewer system calls for a burst of small
+/// frames.
+pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
 /// A [`ClientSession`] running over a tokio byte stream.
 ///
+/// # Drive contract
+///
 /// Call [`Connection::next_event`] in a loop; between calls, issue commands
-/// through [`Connection::session`]. Their frames are written at the start of
-/// the next `next_event` (or by [`Connection::flush`]). The session's clock
-/// is milliseconds since the connection was made, read from tokio's clock, so
-/// tests with a paused clock stay deterministic.
+/// through [`Connection::session`]. `next_event` returns events the session
+/// already holds first; otherwise it writes queued frames, reads, and runs
+/// the session's timers, all at once, until the session has an event. A
+/// frame queued by a command goes out during the next `next_event` (or
+/// [`Connection::flush`]), after every frame queued before it. The session's
+/// clock is milliseconds since the connection was made, read from tokio's
+/// clock, so tests with a paused clock stay deterministic.
+///
+/// # Cancel safety
+///
+/// [`Connection::next_event`] and [`Connection::flush`] are cancel-safe:
+/// they can be a branch of `tokio::select!` beside the app's commands and
+/// timers, or be wrapped in `tokio::time::timeout`. Dropping either future
+/// at any await point loses nothing and duplicates nothing: bytes read are
+/// handed to the session before the read is reported, and the part of the
+/// current outgoing frames that the stream has not taken stays in the
+/// `Connection` (it only ever writes with `AsyncWrite::poll_write`, which
+/// either takes bytes or takes none), so the next call continues exactly
+/// where the dropped one stopped. Frames are never interleaved.
 #[derive(Debug)]
 pub struct Connection<S> {
     stream: S,
     session: ClientSession,
     origin: Instant,
     read_buffer: Vec<u8>,
+    /// Frames taken from the session and not yet wholly written, in order.
+    outgoing: Vec<u8>,
+    /// How much of `outgoing` the stream has taken.
+    outgoing_written: usize,
+    /// Bytes were written since the stream was last flushed.
+    needs_flush: bool,
+    /// The stream has been shut down after the session closed.
     done: bool,
+}
+
+/// What one wait in [`Connection::next_event`] ended with.
+enum Progress {
+    /// Outgoing bytes moved.
+    Out(Outgoing),
+    /// This many bytes arrived in `read_buffer`; 0 means the stream ended.
+    Read(usize),
+    /// The session's timer is due.
+    Timer,
+}
+
+/// How outgoing bytes moved.
+enum Outgoing {
+    /// The stream took this many bytes of `outgoing`.
+    Wrote(usize),
+    /// The stream flushed.
+    Flushed,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -44,6 +94,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             session,
             origin: Instant::now(),
             read_buffer: vec![0; READ_CHUNK_BYTES],
+            outgoing: Vec::new(),
+            outgoing_written: 0,
+            needs_flush: false,
             done: false,
         }
     }
@@ -58,71 +111,161 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Writes every queued frame.
-    pub async fn flush(&mut self) -> io::Result<()> {
-        let mut wrote = false;
-        while let Some(bytes) = self.session.poll_transmit() {
-            self.stream.write_all(&bytes).await?;
-            wrote = true;
-        }
-        if wrote {
-            self.stream.flush().await?;
-        }
-        Ok(())
+    /// An event the session already holds, without reading or writing: lets
+    /// a caller take a run of events that arrived together (live deltas, to
+    /// merge as one batch) before deciding what to do.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.session.poll_event()
     }
 
-    /// The next event, reading from the stream and running timers as needed.
+    /// Writes every queued frame and flushes the stream. Cancel-safe (see
+    /// the type's docs).
+    pub async fn flush(&mut self) -> io::Result<()> {
+        loop {
+            self.take_transmits();
+            if self.outgoing.is_empty() && !self.needs_flush {
+                return Ok(());
+            }
+            let moved = std::future::poll_fn(|cx| self.poll_write_or_flush(cx)).await?;
+            self.record(moved);
+        }
+    }
+
+    /// The next event, writing queued frames, reading from the stream and
+    /// running timers as needed. Cancel-safe (see the type's docs).
     ///
-    /// Returns `Ok(None)` once [`SessionEvent::Closed`] has been returned and the
-    /// stream shut down. An IO error closes the session too: the next call
-    /// returns its `Closed` event.
+    /// Returns `Ok(None)` once [`SessionEvent::Closed`] has been returned,
+    /// the session's last frames are written and the stream is shut down.
+    /// An IO error closes the session too: the next call returns its
+    /// `Closed` event.
     pub async fn next_event(&mut self) -> io::Result<Option<SessionEvent>> {
         loop {
-            if let Err(e) = self.flush().await {
-                self.session.handle_transport_closed();
-                return Err(e);
-            }
             if let Some(event) = self.session.poll_event() {
                 return Ok(Some(event));
             }
-            if self.session.is_closed() {
+            self.take_transmits();
+            if self.session.is_closed() && self.outgoing.is_empty() && !self.needs_flush {
                 if !self.done {
-                    self.done = true;
                     // The peer may already be gone; nothing to do about it.
                     let _ = self.stream.shutdown().await;
+                    self.done = true;
                 }
                 return Ok(None);
             }
-            let wait_ms = self
+            // A deadline too far to represent is no deadline.
+            let deadline = self
                 .session
                 .poll_timeout()
-                .map(|d| d.saturating_sub(self.now_ms()));
-            let read = self.stream.read(&mut self.read_buffer);
-            let outcome = match wait_ms {
-                None => Some(read.await),
-                Some(wait_ms) => {
-                    // `read` is cancel-safe: a timeout loses no bytes.
-                    tokio::time::timeout(Duration::from_millis(wait_ms), read)
-                        .await
-                        .ok()
+                .and_then(|at_ms| self.origin.checked_add(Duration::from_millis(at_ms)));
+            let timer = deadline.map(tokio::time::sleep_until);
+            tokio::pin!(timer);
+            let waited = std::future::poll_fn(|cx| {
+                if let Poll::Ready(moved) = self.poll_write_or_flush(cx) {
+                    return Poll::Ready(moved.map(Progress::Out));
                 }
-            };
-            let now_ms = self.now_ms();
-            match outcome {
-                None => self.session.handle_timeout(now_ms),
-                Some(Ok(0)) => self.session.handle_transport_closed(),
-                Some(Ok(n)) => self.session.handle_bytes(&self.read_buffer[..n], now_ms),
-                Some(Err(e)) => {
+                // Once closed, the session wants nothing more from the
+                // peer: only its last frames are still written.
+                if !self.session.is_closed() {
+                    let mut buf = ReadBuf::new(&mut self.read_buffer);
+                    if let Poll::Ready(result) = Pin::new(&mut self.stream).poll_read(cx, &mut buf)
+                    {
+                        return Poll::Ready(result.map(|()| Progress::Read(buf.filled().len())));
+                    }
+                }
+                if let Some(timer) = timer.as_mut().as_pin_mut() {
+                    if timer.poll(cx).is_ready() {
+                        return Poll::Ready(Ok(Progress::Timer));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            match waited {
+                Ok(Progress::Read(0)) => self.session.handle_transport_closed(),
+                Ok(Progress::Read(n)) => {
+                    let now_ms = self.now_ms();
+                    self.session.handle_bytes(&self.read_buffer[..n], now_ms);
+                }
+                Ok(Progress::Timer) => {
+                    let now_ms = self.now_ms();
+                    self.session.handle_timeout(now_ms);
+                }
+                Ok(Progress::Out(moved)) => self.record(moved),
+                Err(e) => {
                     self.session.handle_transport_closed();
+                    self.drop_outgoing();
                     return Err(e);
                 }
             }
         }
     }
 
-    /// Gives back the stream and the session.
+    /// Gives back the stream and the session. Frames taken from the session
+    /// and not yet written are dropped.
     pub fn into_parts(self) -> (S, ClientSession) {
         (self.stream, self.session)
+    }
+
+    /// Moves the session's queued frames into `outgoing`, up to
+    /// [`WRITE_BATCH_BYTES`] (a larger frame goes alone).
+    fn take_transmits(&mut self) {
+        if self.outgoing_written == self.outgoing.len() {
+            self.outgoing.clear();
+            self.outgoing_written = 0;
+        }
+        while self.outgoing.len() - self.outgoing_written < WRITE_BATCH_BYTES {
+            let Some(frame) = self.session.poll_transmit() else {
+                break;
+            };
+            if self.outgoing.is_empty() {
+                self.outgoing = frame;
+            } else {
+                self.outgoing.extend_from_slice(&frame);
+            }
+        }
+    }
+
+    /// Offers the unwritten part of `outgoing` to the stream, or flushes it
+    /// once everything is written. `Pending` when there is nothing to do or
+    /// the stream is not ready.
+    fn poll_write_or_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Outgoing>> {
+        let unwritten = &self.outgoing[self.outgoing_written..];
+        if !unwritten.is_empty() {
+            return match Pin::new(&mut self.stream).poll_write(cx, unwritten) {
+                Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => Poll::Ready(Ok(Outgoing::Wrote(n))),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        if self.needs_flush {
+            return Pin::new(&mut self.stream)
+                .poll_flush(cx)
+                .map_ok(|()| Outgoing::Flushed);
+        }
+        Poll::Pending
+    }
+
+    /// Records a write or a flush.
+    fn record(&mut self, moved: Outgoing) {
+        match moved {
+            Outgoing::Wrote(n) => {
+                self.outgoing_written += n;
+                self.needs_flush = true;
+                assert!(
+                    self.outgoing_written <= self.outgoing.len(),
+                    "the stream took more bytes than it was offered"
+                );
+            }
+            Outgoing::Flushed => self.needs_flush = false,
+        }
+    }
+
+    /// After the stream failed: what was not written never will be.
+    fn drop_outgoing(&mut self) {
+        self.outgoing.clear();
+        self.outgoing_written = 0;
+        self.needs_flush = false;
     }
 }
 

@@ -618,10 +618,13 @@ impl ErrorCode {
     }
 }
 
+/// The code's stable snake_case name (`credentials_revoked`), or
+/// `unknown_<n>` for a code this build does not know: for logs and messages,
+/// never to be parsed.
 impl fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ErrorCode::Unknown(n) => write!(f, "unknown ({n})"),
+            ErrorCode::Unknown(n) => write!(f, "unknown_{n}"),
             other => f.write_str(other.as_str()),
         }
     }

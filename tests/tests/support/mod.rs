@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use tandem_engine::model::*;
-use tandem_engine::net::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_engine::op::*;
 use tandem_engine::*;
+use tandem_online::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_relay::harness;
 pub use tandem_relay::harness::LoopbackRelay;
 use tandem_relay::secret::Secret;
@@ -61,13 +61,12 @@ pub fn online(
     OnlineDevice::spawn(
         engine,
         OnlineConfig {
-            relay: relay.to_string(),
-            token,
             start_online,
             backoff: Backoff {
                 initial_ms: 20,
                 max_ms: 200,
             },
+            ..OnlineConfig::new(relay.to_string(), token)
         },
     )
     .unwrap()
