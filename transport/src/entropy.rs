@@ -39,6 +39,8 @@ impl Entropy for OsEntropy {
 pub struct SeededEntropy {
     seed: [u8; 32],
     drawn: u64,
+    /// Bytes handed out before the stream: what a test wants drawn first.
+    prefix: Vec<u8>,
 }
 
 impl SeededEntropy {
@@ -47,16 +49,30 @@ impl SeededEntropy {
         SeededEntropy {
             seed: *blake3::hash(&seed.to_le_bytes()).as_bytes(),
             drawn: 0,
+            prefix: Vec::new(),
+        }
+    }
+
+    /// The stream of `seed`, after `prefix`: a test that wants a device id
+    /// it knows passes the id (the engine's first draw at a first open).
+    pub fn starting_with(prefix: &[u8], seed: u64) -> Self {
+        SeededEntropy {
+            prefix: prefix.to_vec(),
+            ..SeededEntropy::new(seed)
         }
     }
 }
 
 impl Entropy for SeededEntropy {
     fn fill(&mut self, out: &mut [u8]) {
+        let from_prefix = self.prefix.len().min(out.len());
+        out[..from_prefix].copy_from_slice(&self.prefix[..from_prefix]);
+        self.prefix.drain(..from_prefix);
+        let rest = &mut out[from_prefix..];
         let mut reader = blake3::Hasher::new_keyed(&self.seed).finalize_xof();
         reader.set_position(self.drawn);
-        reader.fill(out);
-        self.drawn += out.len() as u64;
+        reader.fill(rest);
+        self.drawn += rest.len() as u64;
     }
 }
 
@@ -81,6 +97,22 @@ mod tests {
         let mut whole = [0u8; 48];
         SeededEntropy::new(1).fill(&mut whole);
         assert_eq!((&whole[..16], &whole[16..]), (&a[..], &b[..]));
+    }
+
+    #[test]
+    fn a_prefix_comes_first_then_the_stream() {
+        let mut e = SeededEntropy::starting_with(&[7; 16], 1);
+        let mut id = [0u8; 16];
+        e.fill(&mut id);
+        assert_eq!(id, [7; 16]);
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        e.fill(&mut a);
+        SeededEntropy::new(1).fill(&mut b);
+        assert_eq!(a, b, "the stream is untouched by the prefix");
+        let mut e = SeededEntropy::starting_with(&[7; 3], 1);
+        let mut five = [0u8; 5];
+        e.fill(&mut five);
+        assert_eq!(five[..3], [7; 3]);
     }
 
     #[test]
