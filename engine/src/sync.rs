@@ -6,7 +6,9 @@
 //! simulation can drive the same code over an in-memory link.
 
 use tandem_transport::client::{CloseReason, SessionEvent};
-use tandem_transport::frame::{DeviceInfo, ErrorCode, OfflineReason, PayloadId, Refusal, WireDelta};
+use tandem_transport::frame::{
+    DeviceInfo, ErrorCode, OfflineReason, PayloadId, Refusal, WireDelta,
+};
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
 use tandem_transport::{ClientSession, CommandError, DeviceId};
 

@@ -49,7 +49,9 @@ fn a_device_made_before_device_keys_keeps_its_data_and_gets_a_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("device.db");
     let mut engine = Engine::open(file_config(&path), 0, entropy(5)).unwrap();
-    engine.perform(1, incoming("m1", "u:bob", "bob", 1)).unwrap();
+    engine
+        .perform(1, incoming("m1", "u:bob", "bob", 1))
+        .unwrap();
     let before = engine.state().unwrap();
     drop(engine);
     // What a build before device keys left: no key in the identity.
@@ -104,7 +106,10 @@ fn relay_addresses_are_kept_within_their_limits() {
         device.engine.set_relays(&many(RELAYS_MAX + 1)),
         Err(CredentialsError::TooManyRelays { count }) if count == RELAYS_MAX + 1
     ));
-    assert_eq!(device.engine.credentials().unwrap().relays, many(RELAYS_MAX));
+    assert_eq!(
+        device.engine.credentials().unwrap().relays,
+        many(RELAYS_MAX)
+    );
 }
 
 fn expiring_events(device: &Device) -> Vec<i64> {
@@ -132,7 +137,10 @@ fn an_enrollment_is_recorded_renewed_ended_and_warned_about_once_per_expiry() {
         expires_at_ms: 30 * day,
     };
     // Nothing to warn about before an enrollment.
-    assert_eq!(device.engine.check_credentials(29 * day as i64).unwrap(), None);
+    assert_eq!(
+        device.engine.check_credentials(29 * day as i64).unwrap(),
+        None
+    );
     device.engine.record_enrollment(&enrollment).unwrap();
     assert!(device.engine.is_enrolled_with([7; 16]).unwrap());
     assert!(!device.engine.is_enrolled_with([8; 16]).unwrap());
@@ -149,7 +157,11 @@ fn an_enrollment_is_recorded_renewed_ended_and_warned_about_once_per_expiry() {
     assert_eq!((e.expires_at_ms, e.active), (60 * day, true));
     assert_eq!(device.engine.check_credentials(warn_at + 5).unwrap(), None);
     let warn_again = (60 * day) as i64 - CREDENTIALS_EXPIRING_WARNING_MS;
-    assert!(device.engine.check_credentials(warn_again).unwrap().is_some());
+    assert!(device
+        .engine
+        .check_credentials(warn_again)
+        .unwrap()
+        .is_some());
     assert_eq!(
         expiring_events(&device),
         vec![(30 * day) as i64, (60 * day) as i64]

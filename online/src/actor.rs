@@ -423,7 +423,9 @@ impl Actor {
                 }
             }
             SyncEvent::Kicked(reason) => {
-                ending.stop.get_or_insert(StopReason::Kicked(reason.clone()));
+                ending
+                    .stop
+                    .get_or_insert(StopReason::Kicked(reason.clone()));
             }
             SyncEvent::Refused(refusal) => match StopReason::from_refusal(refusal) {
                 Some(stop) => {
@@ -600,4 +602,3 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
-

@@ -29,7 +29,10 @@ fn engine(dir: &std::path::Path, name: &str, id: u8) -> Engine {
     Engine::open(
         config,
         0,
-        Box::new(tandem_engine::SeededEntropy::starting_with(&[id; 16], id.into())),
+        Box::new(tandem_engine::SeededEntropy::starting_with(
+            &[id; 16],
+            id.into(),
+        )),
     )
     .unwrap()
 }

@@ -165,7 +165,10 @@ impl Device {
 
 /// Device `n`'s entropy: its id is `[n; 16]`, the rest a seeded stream.
 pub fn entropy(n: u8) -> Box<dyn tandem_engine::Entropy> {
-    Box::new(tandem_engine::SeededEntropy::starting_with(&[n; 16], n.into()))
+    Box::new(tandem_engine::SeededEntropy::starting_with(
+        &[n; 16],
+        n.into(),
+    ))
 }
 
 /// The entropy of a device that must draw none: a reopened device keeps
