@@ -85,13 +85,12 @@ async fn tandem_fan_out(
     let relay_db = dir.join("b3-relay.db");
     remove_db(&relay_db);
     let relay = start_relay(StoreLocation::Sqlite(relay_db.clone())).await?;
-    let token = relay.token(&account());
     let mut devices = Vec::new();
     for n in 0..=RECEIVERS {
         let path = dir.join(format!("b3-device-{n}.db"));
         remove_db(&path);
         let engine = open_engine(StorePath::File(path), 10 + n as u8)?;
-        let device = online(engine, relay.addr.to_string(), token.clone())?;
+        let device = online(engine, relay.addr.to_string(), relay.token(&account()))?;
         wait_status(&device, "a fan-out device in step", |s| s.in_step).await?;
         devices.push(device);
     }

@@ -23,7 +23,12 @@ fn the_demo_converges_and_prints_an_identical_state_table() {
         "catch-up:",
         "[laptop] heard from phone : conversation pinned conversation=g:family",
         "[tablet] heard from laptop: group created",
-        "[tablet] heard from laptop: connection kicked",
+        "[tablet] heard from laptop: connection kicked_by_device",
+        "== The kick holds",
+        "the tablet tries again with its key: refused by the relay (credentials_revoked)",
+        "a new device with the tablet's login token: refused by the relay (login_token_used)",
+        "the new device pulled 0 deltas",
+        "the tablet logs in again with a new login token: in step",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }

@@ -171,6 +171,12 @@ pub fn token_id(token: &str) -> Option<[u8; TOKEN_ID_BYTES]> {
     parse(token).ok().map(|(_, _, id, _)| id)
 }
 
+/// The purpose a token says it has, without checking it: how the CLI
+/// tells a manage token (list and kick from outside) from a login token.
+pub fn token_purpose(token: &str) -> Option<Purpose> {
+    parse(token).ok().map(|(purpose, _, _, _)| purpose)
+}
+
 type Parts = (Purpose, u64, [u8; TOKEN_ID_BYTES], blake3::Hash);
 
 fn parse(token: &str) -> Result<Parts, TokenError> {
@@ -235,6 +241,7 @@ mod tests {
             })
         );
         assert_eq!(token_id(&token), Some([3; 16]));
+        assert_eq!(token_purpose(&token), Some(Purpose::Login));
         // The largest expiry still fits the limit.
         let long = issue_login(&secret, &alice(), Purpose::Manage, u64::MAX, [0xff; 16]);
         assert!(long.len() <= tandem_transport::limits::TOKEN_BYTES_MAX);
@@ -242,6 +249,7 @@ mod tests {
             verify_login(&secret, &alice(), &long, 0).unwrap().purpose,
             Purpose::Manage
         );
+        assert_eq!(token_purpose(&long), Some(Purpose::Manage));
     }
 
     #[test]
@@ -288,6 +296,7 @@ mod tests {
                 "{bad}"
             );
             assert_eq!(token_id(bad), None);
+            assert_eq!(token_purpose(bad), None);
         }
     }
 
