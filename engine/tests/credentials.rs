@@ -88,7 +88,10 @@ fn relay_addresses_are_kept_within_their_limits() {
     device.engine.set_relays(&relays).unwrap();
     assert_eq!(device.engine.credentials().unwrap().relays, relays);
     let at_max = "a".repeat(RELAY_ADDRESS_BYTES_MAX);
-    device.engine.set_relays(&[at_max.clone()]).unwrap();
+    device
+        .engine
+        .set_relays(std::slice::from_ref(&at_max))
+        .unwrap();
     for bad in [
         String::new(),
         "a".repeat(RELAY_ADDRESS_BYTES_MAX + 1),
