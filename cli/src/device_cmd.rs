@@ -322,6 +322,32 @@ pub enum GroupCmd {
         #[arg(required = true, value_parser = parse_pair)]
         attributes: Vec<(String, String)>,
     },
+    /// Record an invitation to a group that arrived from the IM service; the
+    /// group is pending (invited) until accept-invitation or
+    /// decline-invitation.
+    ReceiveInvitation {
+        group: String,
+        inviter: String,
+    },
+    /// Record that a user this account invited accepted: now a member.
+    InviteeAccepted {
+        group: String,
+        user: String,
+    },
+    /// Record that a user this account invited declined.
+    InviteeDeclined {
+        group: String,
+        user: String,
+        #[arg(default_value = "")]
+        reason: String,
+    },
+    /// Record an application to join a group, to accept or decline later.
+    ReceiveApplication {
+        group: String,
+        user: String,
+        #[arg(default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -415,9 +441,10 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
         local => {
             let op = to_op(local)?;
             let performed = engine.perform(now_ms(), op)?;
-            match performed.message_id {
-                Some(id) => println!("ok: message {id}"),
-                None => println!("ok"),
+            match (&performed.message_id, &performed.recorded) {
+                (Some(id), _) => println!("ok: message {id}"),
+                (None, Some(_)) => println!("ok"),
+                (None, None) => println!("ok: nothing to change"),
             }
             Ok(())
         }
@@ -653,6 +680,8 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
             })).collect::<Vec<_>>(),
             "banned": g.banned,
             "allow_list": g.allowed,
+            "invited": g.invited,
+            "applicants": g.applicants,
             "attributes": g.attributes.iter().map(|a| json!({
                 "user": a.user_id, "key": a.key, "value": a.value,
             })).collect::<Vec<_>>(),
@@ -940,6 +969,32 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
                 group: g(group)?,
                 user: u(user)?,
                 attributes,
+            },
+            GroupCmd::ReceiveInvitation { group, inviter } => GroupOp::ReceiveInvitation {
+                group: g(group)?,
+                inviter: u(inviter)?,
+            },
+            GroupCmd::InviteeAccepted { group, user } => GroupOp::InviteeAccepted {
+                group: g(group)?,
+                user: u(user)?,
+            },
+            GroupCmd::InviteeDeclined {
+                group,
+                user,
+                reason,
+            } => GroupOp::InviteeDeclined {
+                group: g(group)?,
+                user: u(user)?,
+                reason,
+            },
+            GroupCmd::ReceiveApplication {
+                group,
+                user,
+                reason,
+            } => GroupOp::ReceiveApplication {
+                group: g(group)?,
+                user: u(user)?,
+                reason,
             },
         }),
         DeviceCommand::Thread(cmd) => Op::Thread(match cmd {

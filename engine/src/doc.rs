@@ -11,7 +11,7 @@
 //! | --- | --- | --- |
 //! | `contacts` | user | map `{status, remark, since_ms}` |
 //! | `blocked` | user | since_ms |
-//! | `groups` | group | map `{state, owner, messages_blocked, mute_all, info: {name, description, announcement}, members, admins, banned, allowed, mutes, attrs}` |
+//! | `groups` | group | map `{state, owner, messages_blocked, mute_all, info: {name, description, announcement}, members, admins, banned, allowed, mutes, attrs, inviter, invited␟user, applicant␟user}` |
 //! | `threads` | thread | map `{group, name, members: {user: true}}` |
 //! | `pinned`, `dnd` | conversation | bool (a register) |
 //! | `marks` | conversation ␟ mark | bool (a register) |
@@ -99,6 +99,18 @@ pub(crate) mod keys {
         pub const ATTRS: &str = "attrs";
         /// Every nested map a group entry has.
         pub const LISTS: [&str; 6] = [MEMBERS, ADMINS, BANNED, ALLOWED, MUTES, ATTRS];
+        /// Flat keys `invited␟user` → invited at ms: users this account
+        /// invited who have not accepted yet. Flat keys in the entry (not a
+        /// nested map) because entries made by earlier builds have no such
+        /// map, and two devices creating it concurrently would hide one
+        /// device's entries.
+        pub const INVITED: &str = "invited";
+        /// Flat keys `applicant␟user` → the applicant's reason (text):
+        /// users who asked to join and wait for an answer.
+        pub const APPLICANT: &str = "applicant";
+        /// For this account's own invitation (standing `invited`): who
+        /// invited it.
+        pub const INVITER: &str = "inviter";
     }
 
     /// The fields of a thread entry, `threads[thread]`.
@@ -305,8 +317,42 @@ impl AccountDoc {
 
     /// Whether `obj[key]` is `true`; false when missing or not a bool.
     pub fn bool_at(&self, obj: &ObjId, key: &str) -> bool {
-        matches!(self.doc.get(obj, key), Ok(Some((automerge::Value::Scalar(s), _))) if s.as_bool() == Some(true))
+        bool_at(&self.doc, obj, key)
     }
+}
+
+/// Whether `obj[key]` is `true`; false when missing or not a bool.
+pub(crate) fn bool_at(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> bool {
+    matches!(doc.get(obj, key), Ok(Some((automerge::Value::Scalar(s), _))) if s.as_bool() == Some(true))
+}
+
+/// Puts `value` at `obj[key]` unless the key holds a value already, so an
+/// operation that finds what it asks for makes no change (and is not
+/// recorded): adding a member who is one, banning who is banned.
+pub(crate) fn put_if_missing(
+    tx: &mut Transaction<'_>,
+    obj: &ObjId,
+    key: &str,
+    value: impl Into<automerge::ScalarValue>,
+) -> Result<(), AutomergeError> {
+    if tx.get(obj, key)?.is_none() {
+        tx.put(obj, key, value)?;
+    }
+    Ok(())
+}
+
+/// Clears the flag `obj[key]`: writes `false` only where it is `true`, so
+/// clearing what is not set makes no change. (A missing key and `false`
+/// read the same.)
+pub(crate) fn clear_flag(
+    tx: &mut Transaction<'_>,
+    obj: &ObjId,
+    key: &str,
+) -> Result<(), AutomergeError> {
+    if bool_at(tx, obj, key) {
+        tx.put(obj, key, false)?;
+    }
+    Ok(())
 }
 
 /// The map at `obj[key]`, if there is one.

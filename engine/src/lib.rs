@@ -20,7 +20,8 @@ pub mod sync;
 pub use doc::DocError;
 pub use engine::{
     AccountState, Applied, ApplyError, Changed, Config, DeviceIdentity, Engine, EventDelivery,
-    Export, ExportCursor, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
+    Export, ExportCursor, LoadError, OpError, OpenError, Performed, Recorded, RelayDelta,
+    StorePath,
 };
 pub use event::{Event, EventKind};
 pub use rules::Refused;

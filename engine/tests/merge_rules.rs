@@ -173,6 +173,14 @@ fn concurrent_pin_and_unpin_resolve_the_same_everywhere() {
         a.op(Op::Conversation(ConversationOp::Pin {
             conversation: conv("u:bob"),
         }));
+        send(&a, &mut b);
+        // A unpins and pins again while B, concurrently, unpins.
+        a.op(Op::Conversation(ConversationOp::Unpin {
+            conversation: conv("u:bob"),
+        }));
+        a.op(Op::Conversation(ConversationOp::Pin {
+            conversation: conv("u:bob"),
+        }));
         b.op(Op::Conversation(ConversationOp::Unpin {
             conversation: conv("u:bob"),
         }));

@@ -439,15 +439,83 @@ pub const KINDS: &[Kind] = &[
         event: ("group", "invited"),
         weight: 1,
         examples: || {
-            vec![Op::Group(GroupOp::Invite {
-                group: group("g1"),
-                users: users(&["dave"]),
-            })]
+            vec![
+                Op::Group(GroupOp::Invite {
+                    group: group("g1"),
+                    users: users(&["dave"]),
+                }),
+                Op::Group(GroupOp::Invite {
+                    group: group("g1"),
+                    users: users(&["frank"]),
+                }),
+            ]
         },
         random: |d| {
             Op::Group(GroupOp::Invite {
                 group: d.group(),
                 users: d.users(),
+            })
+        },
+    },
+    Kind {
+        name: "GroupOp::InviteeAccepted",
+        event: ("group", "invitee_accepted"),
+        weight: 1,
+        examples: || {
+            vec![Op::Group(GroupOp::InviteeAccepted {
+                group: group("g1"),
+                user: user("dave"),
+            })]
+        },
+        random: |d| {
+            Op::Group(GroupOp::InviteeAccepted {
+                group: d.group(),
+                user: d.user(),
+            })
+        },
+    },
+    Kind {
+        name: "GroupOp::InviteeDeclined",
+        event: ("group", "invitee_declined"),
+        weight: 1,
+        examples: || {
+            vec![Op::Group(GroupOp::InviteeDeclined {
+                group: group("g1"),
+                user: user("frank"),
+                reason: "busy".into(),
+            })]
+        },
+        random: |d| {
+            Op::Group(GroupOp::InviteeDeclined {
+                group: d.group(),
+                user: d.user(),
+                reason: d.text(),
+            })
+        },
+    },
+    Kind {
+        name: "GroupOp::ReceiveApplication",
+        event: ("group", "application_received"),
+        weight: 1,
+        examples: || {
+            vec![
+                Op::Group(GroupOp::ReceiveApplication {
+                    group: group("g1"),
+                    user: user("erin"),
+                    reason: "hi, it's erin".into(),
+                }),
+                Op::Group(GroupOp::ReceiveApplication {
+                    group: group("g1"),
+                    user: user("frank"),
+                    reason: String::new(),
+                }),
+            ]
+        },
+        random: |d| {
+            Op::Group(GroupOp::ReceiveApplication {
+                group: d.group(),
+                user: d.user(),
+                reason: d.text(),
             })
         },
     },
@@ -772,6 +840,29 @@ pub const KINDS: &[Kind] = &[
         random: |d| Op::Group(GroupOp::Leave { group: d.group() }),
     },
     Kind {
+        name: "GroupOp::ReceiveInvitation",
+        event: ("group", "invitation_received"),
+        weight: 1,
+        examples: || {
+            vec![
+                Op::Group(GroupOp::ReceiveInvitation {
+                    group: group("g4"),
+                    inviter: user("bob"),
+                }),
+                Op::Group(GroupOp::ReceiveInvitation {
+                    group: group("g5"),
+                    inviter: user("carol"),
+                }),
+            ]
+        },
+        random: |d| {
+            Op::Group(GroupOp::ReceiveInvitation {
+                group: d.group(),
+                inviter: d.user(),
+            })
+        },
+    },
+    Kind {
         name: "GroupOp::AcceptInvitation",
         event: ("group", "invitation_accepted"),
         weight: 1,
@@ -874,9 +965,11 @@ pub const KINDS: &[Kind] = &[
         event: ("thread", "kicked"),
         weight: 1,
         examples: || {
+            // The thread's only member is the account itself (kicking a
+            // user who is not a member would change nothing).
             vec![Op::Thread(ThreadOp::Kick {
                 thread: thread("t2"),
-                users: users(&["bob"]),
+                users: users(&[crate::gen::ACCOUNT]),
             })]
         },
         random: |d| {

@@ -14,7 +14,7 @@ use tandem_storage::StoreError;
 
 use super::{key, EditError, Entity, InvalidOp, Lookup};
 use crate::delta::Delta;
-use crate::doc::{composite, AccountDoc, Roots};
+use crate::doc::{clear_flag, composite, AccountDoc, Roots};
 use crate::model::*;
 
 /// Operations on conversations and read state.
@@ -103,24 +103,30 @@ impl ConversationOp {
                 tx.put(&roots.pinned, conversation.key(), true)?;
             }
             ConversationOp::Unpin { conversation } => {
-                tx.put(&roots.pinned, conversation.key(), false)?;
+                clear_flag(tx, &roots.pinned, &conversation.key())?;
             }
             ConversationOp::Delete { conversation } => {
                 // The clear point is the delta's time, merged in SQLite; the
                 // document only unpins.
-                tx.put(&roots.pinned, conversation.key(), false)?;
+                clear_flag(tx, &roots.pinned, &conversation.key())?;
             }
             ConversationOp::AddMark { conversation, mark } => {
                 tx.put(&roots.marks, composite(&conversation.key(), mark), true)?;
             }
             ConversationOp::RemoveMark { conversation, mark } => {
-                tx.put(&roots.marks, composite(&conversation.key(), mark), false)?;
+                clear_flag(tx, &roots.marks, &composite(&conversation.key(), mark))?;
             }
             ConversationOp::SetDoNotDisturb {
                 conversation,
-                enabled,
+                enabled: true,
             } => {
-                tx.put(&roots.dnd, conversation.key(), *enabled)?;
+                tx.put(&roots.dnd, conversation.key(), true)?;
+            }
+            ConversationOp::SetDoNotDisturb {
+                conversation,
+                enabled: false,
+            } => {
+                clear_flag(tx, &roots.dnd, &conversation.key())?;
             }
         }
         Ok(())
@@ -184,23 +190,25 @@ impl ConversationOp {
 
 /// Raises the read markers a delta carries and, for a deleted
 /// conversation, its clear point (the delta's time). Both are maximum
-/// registers, so order and repetition do not matter.
+/// registers, so order and repetition do not matter. Returns whether any of
+/// them moved.
 pub(crate) fn marker_effects(
     tx: &DeviceTx<'_>,
     delta: &Delta,
     touched: &mut BTreeSet<Entity>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    let mut moved = false;
     for marker in &delta.read_markers {
         let key = marker.conversation.key();
-        tx.raise_read_marker(&key, marker.at_ms, marker.message.as_str())?;
+        moved |= tx.raise_read_marker(&key, marker.at_ms, marker.message.as_str())?;
         touched.insert(Entity::Conversation(key));
     }
     if let super::Op::Conversation(ConversationOp::Delete { conversation }) = &delta.op {
         let key = conversation.key();
-        tx.raise_cleared(&key, delta.made_at_ms)?;
+        moved |= tx.raise_cleared(&key, delta.made_at_ms)?;
         touched.insert(Entity::Conversation(key));
     }
-    Ok(())
+    Ok(moved)
 }
 
 /// The conversation's pin, do-not-disturb and marks, as the document has

@@ -84,26 +84,27 @@ impl MessageOp {
     }
 
     /// Writes the operation's effects on the message log, noting the
-    /// conversations they touch. `delta` is the operation's delta (a sent
-    /// message takes its id and time from it); `account` is this account's
-    /// user id, the sender of a sent message.
+    /// conversations they touch; returns whether the log changed. `delta`
+    /// is the operation's delta (a sent message takes its id and time from
+    /// it); `account` is this account's user id, the sender of a sent
+    /// message.
     pub(crate) fn effects(
         &self,
         tx: &DeviceTx<'_>,
         delta: &Delta,
         account: &str,
         touched: &mut BTreeSet<Entity>,
-    ) -> Result<(), StoreError> {
-        let mut flag = |id: &MessageId, update: FlagsUpdate| -> Result<(), StoreError> {
-            tx.merge_message_flags(id.as_str(), update)?;
+    ) -> Result<bool, StoreError> {
+        let mut flag = |id: &MessageId, update: FlagsUpdate| -> Result<bool, StoreError> {
+            let moved = tx.merge_message_flags(id.as_str(), update)?;
             if let Some(conversation) = tx.message_conversation(id.as_str())? {
                 touched.insert(Entity::Conversation(conversation));
             }
-            Ok(())
+            Ok(moved)
         };
-        match self {
+        let changed = match self {
             MessageOp::Send { conversation, body } => {
-                tx.insert_message(&MessageRecord {
+                let new = tx.insert_message(&MessageRecord {
                     id: delta.sent_message_id().into(),
                     conversation: conversation.key(),
                     sender: account.to_owned(),
@@ -111,9 +112,10 @@ impl MessageOp {
                     body: body.clone(),
                 })?;
                 touched.insert(Entity::Conversation(conversation.key()));
+                new
             }
             MessageOp::Ingest { message } => {
-                tx.insert_message(&MessageRecord {
+                let new = tx.insert_message(&MessageRecord {
                     id: message.id.as_str().to_owned(),
                     conversation: message.conversation.key(),
                     sender: message.sender.as_str().to_owned(),
@@ -121,6 +123,7 @@ impl MessageOp {
                     body: message.body.clone(),
                 })?;
                 touched.insert(Entity::Conversation(message.conversation.key()));
+                new
             }
             MessageOp::Recall { message } => flag(
                 message,
@@ -130,8 +133,9 @@ impl MessageOp {
                 },
             )?,
             MessageOp::DeleteForMe { messages } => {
+                let mut any = false;
                 for message in messages {
-                    flag(
+                    any |= flag(
                         message,
                         FlagsUpdate {
                             deleted: true,
@@ -139,6 +143,7 @@ impl MessageOp {
                         },
                     )?;
                 }
+                any
             }
             MessageOp::Receipt { message, receipt } => flag(
                 message,
@@ -147,8 +152,8 @@ impl MessageOp {
                     ..Default::default()
                 },
             )?,
-        }
-        Ok(())
+        };
+        Ok(changed)
     }
 
     /// The event the operation becomes on another device; `delta` is its

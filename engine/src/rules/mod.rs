@@ -103,19 +103,22 @@ impl Op {
 /// Writes what a performed or merged delta does besides its document
 /// change: its effects on the message log and the read markers it carries,
 /// noting every entity touched. All of it merges monotonically, so order and
-/// repetition do not matter.
+/// repetition do not matter. Returns whether any of it changed what was
+/// stored (a message new here, a flag or marker that moved): with no
+/// document change either, a local operation changed nothing.
 pub(crate) fn effects(
     tx: &DeviceTx<'_>,
     delta: &Delta,
     account: &str,
     touched: &mut BTreeSet<Entity>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    let mut changed = false;
     if let Op::Message(op) = &delta.op {
-        op.effects(tx, delta, account, touched)?;
+        changed |= op.effects(tx, delta, account, touched)?;
     }
-    conversation::marker_effects(tx, delta, touched)?;
+    changed |= conversation::marker_effects(tx, delta, touched)?;
     touched.extend(delta.op.touched());
-    Ok(())
+    Ok(changed)
 }
 
 /// Why an operation's content breaks a limit. Ids were checked when they

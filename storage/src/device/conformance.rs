@@ -311,24 +311,48 @@ fn check_messages(mut store: DeviceStore) {
     assert!(tx
         .insert_message(&message("m2", "u:bob", "bob", 20))
         .unwrap());
-    tx.merge_message_flags(
-        "m1",
-        FlagsUpdate {
-            receipt: Receipt::Read,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    tx.merge_message_flags(
-        "m1",
-        FlagsUpdate {
-            receipt: Receipt::Delivered,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    tx.merge_message_flags("m2", FlagsUpdate::default())
-        .unwrap();
+    let read = FlagsUpdate {
+        receipt: Receipt::Read,
+        ..Default::default()
+    };
+    assert!(tx.merge_message_flags("m1", read).unwrap(), "a receipt rises");
+    assert!(!tx.merge_message_flags("m1", read).unwrap(), "the same again");
+    assert!(
+        !tx.merge_message_flags(
+            "m1",
+            FlagsUpdate {
+                receipt: Receipt::Delivered,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+        "a lower receipt moves nothing"
+    );
+    assert!(!tx
+        .merge_message_flags("m2", FlagsUpdate::default())
+        .unwrap());
+    assert!(
+        !tx.merge_message_flags(
+            "m2",
+            FlagsUpdate {
+                recalled: true,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+        "recalled already"
+    );
+    assert!(
+        tx.merge_message_flags(
+            "never-seen",
+            FlagsUpdate {
+                deleted: true,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+        "a flag of a message not known yet is recorded"
+    );
     assert_eq!(
         tx.message_conversation("m1").unwrap().as_deref(),
         Some("u:bob")
@@ -483,6 +507,8 @@ fn check_entities(mut store: DeviceStore) {
         ],
         banned: vec!["eve".into()],
         allowed: vec!["bob".into()],
+        invited: vec!["carol".into(), "dave".into()],
+        applicants: vec!["erin".into()],
         attributes: vec![MemberAttribute {
             user_id: "bob".into(),
             key: "nick".into(),
@@ -568,6 +594,8 @@ fn check_states(mut store: DeviceStore) {
         members,
         banned: Vec::new(),
         allowed: Vec::new(),
+        invited: Vec::new(),
+        applicants: Vec::new(),
         attributes: Vec::new(),
     };
     let tx = store.transaction().unwrap();

@@ -38,6 +38,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/device/0002_out_of_range_positions.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/device/0003_group_requests.sql"),
+    },
 ];
 
 /// `group_users.list` for a group's members, its ban list and its allow
@@ -45,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
 const GROUP_LIST_MEMBER: &str = "member";
 const GROUP_LIST_BANNED: &str = "banned";
 const GROUP_LIST_ALLOWED: &str = "allowed";
+
+/// `group_requests.kind` for users this account invited and for users who
+/// applied to join.
+const GROUP_REQUEST_INVITED: &str = "invited";
+const GROUP_REQUEST_APPLICANT: &str = "applicant";
 
 /// Where a device store lives.
 #[derive(Debug, Clone, Copy)]
@@ -420,6 +429,8 @@ impl DeviceStore {
                         members: Vec::new(),
                         banned: Vec::new(),
                         allowed: Vec::new(),
+                        invited: Vec::new(),
+                        applicants: Vec::new(),
                         attributes: Vec::new(),
                     },
                 ))
@@ -454,6 +465,22 @@ impl DeviceStore {
                 other => {
                     return Err(StoreError::Corrupt(format!(
                         "group_users.list {other:?} of group {id:?}"
+                    )))
+                }
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, user_id FROM group_requests WHERE group_id = ?1 ORDER BY kind, user_id",
+        )?;
+        let rows = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (kind, user_id) = row?;
+            match kind.as_str() {
+                GROUP_REQUEST_INVITED => group.invited.push(user_id),
+                GROUP_REQUEST_APPLICANT => group.applicants.push(user_id),
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "group_requests.kind {other:?} of group {id:?}"
                     )))
                 }
             }

@@ -248,6 +248,9 @@ text_state!(
         Member => "member",
         /// This account applied to join and waits for an owner or admin.
         Applied => "applied",
+        /// A member invited this account; it is not a member until it
+        /// accepts.
+        Invited => "invited",
     }
 );
 
@@ -307,6 +310,10 @@ pub struct GroupRow {
     pub members: Vec<GroupMember>,
     pub banned: Vec<String>,
     pub allowed: Vec<String>,
+    /// Users this account invited who have not accepted yet: not members.
+    pub invited: Vec<String>,
+    /// Users who applied to join and have not been answered yet.
+    pub applicants: Vec<String>,
     /// Sorted by user id, then key.
     pub attributes: Vec<MemberAttribute>,
 }

@@ -3,7 +3,10 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows::*;
-use super::{GROUP_LIST_ALLOWED, GROUP_LIST_BANNED, GROUP_LIST_MEMBER};
+use super::{
+    GROUP_LIST_ALLOWED, GROUP_LIST_BANNED, GROUP_LIST_MEMBER, GROUP_REQUEST_APPLICANT,
+    GROUP_REQUEST_INVITED,
+};
 use crate::{u64_from_sql, u64_to_sql, StoreError};
 
 /// The one transaction a logical operation writes through. Dropping it
@@ -181,17 +184,25 @@ impl<'a> DeviceTx<'a> {
 
     /// Merges a monotonic flag update into a message's flags: flags only turn
     /// on, the receipt only rises. The message itself need not be known yet.
-    pub fn merge_message_flags(&self, id: &str, update: FlagsUpdate) -> Result<(), StoreError> {
-        self.tx
+    /// Returns whether any flag moved (an update at or below what is stored
+    /// moves nothing; an update that sets nothing never does).
+    pub fn merge_message_flags(&self, id: &str, update: FlagsUpdate) -> Result<bool, StoreError> {
+        if update == FlagsUpdate::default() {
+            return Ok(false);
+        }
+        let moved = self
+            .tx
             .prepare_cached(
                 "INSERT INTO message_flags (id, recalled, deleted, receipt) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (id) DO UPDATE SET \
                    recalled = max(recalled, excluded.recalled), \
                    deleted = max(deleted, excluded.deleted), \
-                   receipt = max(receipt, excluded.receipt)",
+                   receipt = max(receipt, excluded.receipt) \
+                 WHERE excluded.recalled > recalled OR excluded.deleted > deleted \
+                   OR excluded.receipt > receipt",
             )?
             .execute(params![id, update.recalled, update.deleted, update.receipt.level()])?;
-        Ok(())
+        Ok(moved == 1)
     }
 
     /// The conversation a known message belongs to.
@@ -401,6 +412,15 @@ impl<'a> DeviceTx<'a> {
         }
         for user in &group.allowed {
             users.execute(params![id, GROUP_LIST_ALLOWED, user, "", 0])?;
+        }
+        let mut requests = self.tx.prepare_cached(
+            "INSERT INTO group_requests (group_id, kind, user_id) VALUES (?1, ?2, ?3)",
+        )?;
+        for user in &group.invited {
+            requests.execute(params![id, GROUP_REQUEST_INVITED, user])?;
+        }
+        for user in &group.applicants {
+            requests.execute(params![id, GROUP_REQUEST_APPLICANT, user])?;
         }
         let mut attrs = self.tx.prepare_cached(
             "INSERT INTO group_member_attributes (group_id, user_id, key, value) VALUES (?1, ?2, ?3, ?4)",
