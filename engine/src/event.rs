@@ -99,6 +99,115 @@ impl Event {
     pub fn to_json(&self) -> String {
         self.to_json_value().to_string()
     }
+
+    /// Reads an event back from its JSON form ([`Event::to_json`]), as an
+    /// app or a binding stored it: `Event::from_json(&e.to_json())` is `e`.
+    pub fn from_json(text: &str) -> Result<Event, EventJsonError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(EventJsonError::Syntax)?;
+        Event::from_json_value(&value)
+    }
+
+    /// [`Event::from_json`] from a parsed value.
+    pub fn from_json_value(value: &serde_json::Value) -> Result<Event, EventJsonError> {
+        let serde_json::Value::Object(object) = value else {
+            return Err(EventJsonError::NotAnObject);
+        };
+        let mut fields = object.clone();
+        let mut take =
+            |name: &'static str| fields.remove(name).ok_or(EventJsonError::Missing(name));
+        let seq = take("seq")?
+            .as_i64()
+            .ok_or(EventJsonError::WrongType("seq"))?;
+        let source_device = take("source_device")?
+            .as_str()
+            .and_then(|hex| hex.parse::<DeviceId>().ok())
+            .ok_or(EventJsonError::WrongType("source_device"))?;
+        let made_at_ms = take("made_at_ms")?
+            .as_i64()
+            .ok_or(EventJsonError::WrongType("made_at_ms"))?;
+        let superseded = take("superseded")?
+            .as_bool()
+            .ok_or(EventJsonError::WrongType("superseded"))?;
+        let category = take("category")?;
+        let op = take("op")?;
+        let (Some(category), Some(op)) = (category.as_str(), op.as_str()) else {
+            return Err(EventJsonError::WrongType("category"));
+        };
+        // Back to the externally tagged form the kind deserializes from:
+        // {"Group": {"MembersKicked": {fields}}}, or {"Conversation":
+        // "AllUnreadCleared"} for a variant without fields.
+        let variant = if fields.is_empty() {
+            serde_json::Value::String(pascal_case(op))
+        } else {
+            let mut inner = serde_json::Map::new();
+            inner.insert(pascal_case(op), serde_json::Value::Object(fields));
+            serde_json::Value::Object(inner)
+        };
+        let mut outer = serde_json::Map::new();
+        outer.insert(pascal_case(category), variant);
+        let kind = serde_json::from_value(serde_json::Value::Object(outer)).map_err(|e| {
+            EventJsonError::Kind {
+                category: category.to_owned(),
+                op: op.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Event {
+            seq,
+            source_device,
+            made_at_ms,
+            superseded,
+            kind,
+        })
+    }
+}
+
+/// Why a JSON text is not an event ([`Event::from_json`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventJsonError {
+    /// The text is not JSON.
+    #[error("not JSON: {0}")]
+    Syntax(serde_json::Error),
+    /// The JSON is not an object.
+    #[error("an event is a JSON object")]
+    NotAnObject,
+    /// A field every event has is missing.
+    #[error("the event has no {0:?}")]
+    Missing(&'static str),
+    /// A field every event has is of the wrong type (or, for
+    /// `source_device`, not 32 hex characters).
+    #[error("the event's {0:?} has the wrong type")]
+    WrongType(&'static str),
+    /// The category and op name no event this build knows, or its fields
+    /// do not fit it.
+    #[error("not an event this build knows: {category} {op}: {reason}")]
+    Kind {
+        /// The event's `category`.
+        category: String,
+        /// The event's `op`.
+        op: String,
+        /// What did not fit, in words.
+        reason: String,
+    },
+}
+
+/// `members_kicked` → `MembersKicked`.
+fn pascal_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `MembersKicked` → `members_kicked`.

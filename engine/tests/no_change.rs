@@ -88,7 +88,11 @@ fn operations_that_change_nothing_are_not_recorded_and_nobody_hears_them() {
         assert_eq!(performed.recorded, None, "{op:?} was recorded");
         assert_eq!(performed.message_id, None);
     }
-    assert_eq!(a.engine.outbox(100).unwrap().len(), outbox, "nothing to push");
+    assert_eq!(
+        a.engine.outbox(100).unwrap().len(),
+        outbox,
+        "nothing to push"
+    );
     assert_eq!(before, (a.state(), a.engine.doc_heads().unwrap()));
     send(&a, &mut b);
     assert_eq!(

@@ -123,7 +123,12 @@ fn acknowledged_positions_that_continue_the_cursor_move_it() {
     assert!(a.engine.outbox(10).unwrap().is_empty());
     // An acknowledgement that does not continue the cursor leaves it.
     let fourth = a.op(incoming("m4", "u:bob", "bob", 4));
-    assert_eq!(a.engine.acknowledge(&[(fourth.content_id().unwrap(), 9)]).unwrap(), 2);
+    assert_eq!(
+        a.engine
+            .acknowledge(&[(fourth.content_id().unwrap(), 9)])
+            .unwrap(),
+        2
+    );
     assert_eq!(a.engine.relay_cursor().unwrap(), 2);
     // Skipping the entry after the cursor moves it there, and says so.
     assert_eq!(a.engine.skip_relay_entry(3).unwrap(), 3);

@@ -231,6 +231,61 @@ fn every_event_kind_has_a_stable_json_form() {
 }
 
 #[test]
+fn every_event_reads_back_from_its_json_form() {
+    let events = every_event();
+    for event in &events {
+        let json = event.to_json();
+        let back = Event::from_json(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(&back, event, "{json}");
+        assert_eq!(back.to_json(), json);
+    }
+    // The committed snapshot reads back too: what an app stored with an
+    // earlier build is still an event.
+    let stored = std::fs::read_to_string(EVENTS_SNAPSHOT).unwrap();
+    assert_eq!(stored.lines().count(), events.len());
+    for line in stored.lines() {
+        assert_eq!(Event::from_json(line).unwrap().to_json(), line);
+    }
+    // A superseded event keeps the flag.
+    let mut superseded = events[0].clone();
+    superseded.superseded = true;
+    assert_eq!(Event::from_json(&superseded.to_json()).unwrap(), superseded);
+}
+
+#[test]
+fn json_that_is_not_an_event_is_refused_with_a_reason() {
+    let good = every_event()[0].to_json_value();
+    let with = |key: &str, value: serde_json::Value| {
+        let mut v = good.clone();
+        v[key] = value;
+        v.to_string()
+    };
+    let without = |key: &str| {
+        let mut v = good.clone();
+        v.as_object_mut().unwrap().remove(key);
+        v.to_string()
+    };
+    for (text, expected) in [
+        ("not json".to_owned(), "not JSON"),
+        ("[1, 2]".to_owned(), "object"),
+        (without("seq"), "\"seq\""),
+        (without("op"), "\"op\""),
+        (with("seq", "one".into()), "\"seq\""),
+        (with("source_device", "0101".into()), "\"source_device\""),
+        (with("op", "teleported".into()), "teleported"),
+        (with("category", "weather".into()), "weather"),
+        (with("conversation", 7.into()), "received"),
+    ] {
+        let error = Event::from_json(&text).unwrap_err().to_string();
+        assert!(error.contains(expected), "{text}: {error}");
+    }
+    // A field this build does not know is passed over: a newer build may
+    // add one.
+    let newer = with("added_later", 7.into());
+    assert_eq!(Event::from_json(&newer).unwrap(), every_event()[0]);
+}
+
+#[test]
 fn every_event_names_its_category_op_and_source() {
     let events = every_event();
     let ops = every_op().len();

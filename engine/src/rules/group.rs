@@ -23,8 +23,8 @@ use tandem_storage::device::{GroupMember, GroupRow, GroupStanding, MemberAttribu
 
 use super::{list, text, EditError, Entity, InvalidOp, Refused};
 use crate::doc::{
-    composite, delete_keys, keys, nested_map, object_at, put_if_missing, str_at, AccountDoc,
-    Roots, SEP,
+    composite, delete_keys, keys, nested_map, object_at, put_if_missing, str_at, AccountDoc, Roots,
+    SEP,
 };
 use crate::limits::*;
 use crate::model::*;
@@ -644,7 +644,11 @@ impl GroupOp {
             } => {
                 let obj = existing_group(tx, roots, group)?;
                 if !is_member(tx, &obj, user.as_str()) {
-                    tx.put(&obj, composite(k::APPLICANT, user.as_str()), reason.as_str())?;
+                    tx.put(
+                        &obj,
+                        composite(k::APPLICANT, user.as_str()),
+                        reason.as_str(),
+                    )?;
                 }
             }
             GroupOp::Allow { group, users } => delete_users(tx, group, &[k::BANNED], users)?,
@@ -1227,9 +1231,9 @@ impl GroupEvent {
                 group(g).is_some_and(|g| g.state == GroupStanding::Invited)
             }
             GroupEvent::Invited { group: g, users } => group(g).is_none_or(|row| {
-                users.iter().any(|u| {
-                    !row.invited.contains(&u.to_string()) && !is_member(g, u.as_str())
-                })
+                users
+                    .iter()
+                    .any(|u| !row.invited.contains(&u.to_string()) && !is_member(g, u.as_str()))
             }),
             GroupEvent::InvitationReceived { group: g, .. } => {
                 group(g).is_none_or(|g| g.state != GroupStanding::Invited)

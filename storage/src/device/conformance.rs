@@ -315,8 +315,14 @@ fn check_messages(mut store: DeviceStore) {
         receipt: Receipt::Read,
         ..Default::default()
     };
-    assert!(tx.merge_message_flags("m1", read).unwrap(), "a receipt rises");
-    assert!(!tx.merge_message_flags("m1", read).unwrap(), "the same again");
+    assert!(
+        tx.merge_message_flags("m1", read).unwrap(),
+        "a receipt rises"
+    );
+    assert!(
+        !tx.merge_message_flags("m1", read).unwrap(),
+        "the same again"
+    );
     assert!(
         !tx.merge_message_flags(
             "m1",

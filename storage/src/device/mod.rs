@@ -472,7 +472,9 @@ impl DeviceStore {
         let mut stmt = self.conn.prepare_cached(
             "SELECT kind, user_id FROM group_requests WHERE group_id = ?1 ORDER BY kind, user_id",
         )?;
-        let rows = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
         for row in rows {
             let (kind, user_id) = row?;
             match kind.as_str() {
