@@ -108,6 +108,45 @@ pub enum DeviceCommand {
         conversation: String,
         state: OnOff,
     },
+    /// Set a conversation's do-not-disturb mode: which messages notify, and
+    /// an optional quiet time (--until-ms, or a daily --window HH:MM-HH:MM
+    /// at --utc-offset ±HH:MM) during which none do.
+    DndMode {
+        conversation: String,
+        remind: RemindArg,
+        /// Nothing notifies until this time, in ms since the epoch.
+        #[arg(long, conflicts_with = "window")]
+        until_ms: Option<i64>,
+        /// Nothing notifies every day in this window, e.g. 22:00-07:00.
+        #[arg(long, value_parser = parse_window)]
+        window: Option<(u16, u16)>,
+        /// The UTC offset the window is at, e.g. +02:00 (default +00:00).
+        #[arg(long, value_parser = parse_offset, requires = "window", allow_hyphen_values = true)]
+        utc_offset: Option<i16>,
+    },
+    /// Print which of a conversation's messages notify now (or --at-ms).
+    DndStatus {
+        conversation: String,
+        #[arg(long)]
+        at_ms: Option<i64>,
+    },
+    /// List a group's members muted now (or --at-ms): mutes end by
+    /// themselves.
+    Muted {
+        group: String,
+        #[arg(long)]
+        at_ms: Option<i64>,
+    },
+    /// Pin a message in its conversation.
+    PinMessage {
+        conversation: String,
+        message: String,
+    },
+    /// Unpin a message.
+    UnpinMessage {
+        conversation: String,
+        message: String,
+    },
     /// Contact operations.
     #[command(subcommand)]
     Contact(ContactCmd),
@@ -160,6 +199,42 @@ pub enum ReceiptArg {
 pub enum OnOff {
     On,
     Off,
+}
+
+/// Which messages notify.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RemindArg {
+    All,
+    MentionsOnly,
+    None,
+}
+
+/// `HH:MM-HH:MM` → minutes after midnight.
+fn parse_window(text: &str) -> Result<(u16, u16), String> {
+    let minute = |hm: &str| -> Option<u16> {
+        let (h, m) = hm.split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    text.split_once('-')
+        .and_then(|(a, b)| Some((minute(a)?, minute(b)?)))
+        .ok_or_else(|| format!("expected HH:MM-HH:MM, got {text:?}"))
+}
+
+/// `+HH:MM` or `-HH:MM` → minutes.
+fn parse_offset(text: &str) -> Result<i16, String> {
+    let bad = || format!("expected +HH:MM or -HH:MM, got {text:?}");
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i16, i16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..60).contains(&m) || !(0..=14).contains(&h) {
+        return Err(bad());
+    }
+    Ok(sign * (h * 60 + m))
 }
 
 #[derive(Debug, Subcommand)]
@@ -279,7 +354,8 @@ pub enum GroupCmd {
     },
     Mute {
         group: String,
-        /// Muted until this time, in ms since the epoch.
+        /// Muted until this time, in ms since the epoch; the mute ends by
+        /// itself then.
         until_ms: i64,
         #[arg(required = true)]
         users: Vec<String>,
@@ -427,6 +503,31 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
             })
         }
         DeviceCommand::State { json } => print_state(&engine, json),
+        DeviceCommand::Muted { group, at_ms } => {
+            let at = at_ms.unwrap_or_else(now_ms);
+            for member in engine.muted_members(&GroupId::new(group)?, at)? {
+                println!("{} until {}", member.user_id, member.muted_until_ms);
+            }
+            Ok(())
+        }
+        DeviceCommand::DndStatus {
+            conversation,
+            at_ms,
+        } => {
+            let conversation: ConversationId = conversation.parse()?;
+            let at = at_ms.unwrap_or_else(now_ms);
+            let mode = engine.do_not_disturb(&conversation)?;
+            println!(
+                "{conversation}: {} notify at {at} (mode {})",
+                match engine.remind_type_at(&conversation, at)? {
+                    RemindType::All => "all messages",
+                    RemindType::MentionsOnly => "only mentions",
+                    _ => "no messages",
+                },
+                serde_json::to_string(&mode)?
+            );
+            Ok(())
+        }
         DeviceCommand::Events { json, follow } => {
             if follow {
                 follow_events(args, engine, json)
@@ -641,7 +742,7 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
             "id": c.id,
             "listed": c.listed,
             "pinned": c.settings.pinned,
-            "do_not_disturb": c.settings.do_not_disturb,
+            "do_not_disturb": json!(c.settings.do_not_disturb),
             "marks": c.settings.marks,
             "cleared_up_to_ms": c.settings.cleared_up_to_ms,
             "read_at_ms": c.settings.read_at_ms,
@@ -688,6 +789,9 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
         })).collect::<Vec<_>>(),
         "threads": state.threads.iter().map(|t| json!({
             "id": t.id, "group": t.group_id, "name": t.name, "members": t.members,
+        })).collect::<Vec<_>>(),
+        "pinned_messages": state.pinned_messages.iter().map(|(c, p)| json!({
+            "conversation": c, "message": p.message, "pinned_at_ms": p.pinned_at_ms,
         })).collect::<Vec<_>>(),
     }))
 }
@@ -832,6 +936,45 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
         } => Op::Conversation(ConversationOp::SetDoNotDisturb {
             conversation: c(conversation)?,
             enabled: matches!(state, OnOff::On),
+        }),
+        DeviceCommand::DndMode {
+            conversation,
+            remind,
+            until_ms,
+            window,
+            utc_offset,
+        } => Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+            conversation: c(conversation)?,
+            mode: DoNotDisturb {
+                remind: match remind {
+                    RemindArg::All => RemindType::All,
+                    RemindArg::MentionsOnly => RemindType::MentionsOnly,
+                    RemindArg::None => RemindType::None,
+                },
+                quiet: match (until_ms, window) {
+                    (Some(until_ms), _) => Some(QuietTime::Until { until_ms }),
+                    (None, Some((start_minute, end_minute))) => Some(QuietTime::Daily {
+                        start_minute,
+                        end_minute,
+                        utc_offset_minutes: utc_offset.unwrap_or(0),
+                    }),
+                    (None, None) => None,
+                },
+            },
+        }),
+        DeviceCommand::PinMessage {
+            conversation,
+            message,
+        } => Op::Conversation(ConversationOp::PinMessage {
+            conversation: c(conversation)?,
+            message: m(message)?,
+        }),
+        DeviceCommand::UnpinMessage {
+            conversation,
+            message,
+        } => Op::Conversation(ConversationOp::UnpinMessage {
+            conversation: c(conversation)?,
+            message: m(message)?,
         }),
         DeviceCommand::Contact(cmd) => Op::Contact(match cmd {
             ContactCmd::Add { user, greeting } => ContactOp::Add {
@@ -1030,6 +1173,8 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
         | DeviceCommand::Kick { .. }
         | DeviceCommand::SendToDevice { .. }
         | DeviceCommand::State { .. }
+        | DeviceCommand::DndStatus { .. }
+        | DeviceCommand::Muted { .. }
         | DeviceCommand::Events { .. } => unreachable!("handled in run: not a local operation"),
     })
 }

@@ -13,7 +13,9 @@
 //! | `blocked` | user | since_ms |
 //! | `groups` | group | map `{state, owner, messages_blocked, mute_all, info: {name, description, announcement}, members, admins, banned, allowed, mutes, attrs, inviter, invited␟user, applicant␟user}` |
 //! | `threads` | thread | map `{group, name, members: {user: true}}` |
-//! | `pinned`, `dnd` | conversation | bool (a register) |
+//! | `pinned` | conversation | bool (a register) |
+//! | `pinned` | conversation ␟ message | pinned at ms, or `false` once unpinned (a register) |
+//! | `dnd` | conversation | a do-not-disturb mode (a register): `true` (silent), `false`, or a map `{remind, until_ms}` / `{remind, start_minute, end_minute, utc_offset_minutes}` |
 //! | `marks` | conversation ␟ mark | bool (a register) |
 //!
 //! What each entry means, and how each operation edits it, is in its
@@ -111,6 +113,22 @@ pub(crate) mod keys {
         /// For this account's own invitation (standing `invited`): who
         /// invited it.
         pub const INVITER: &str = "inviter";
+    }
+
+    /// The fields of a do-not-disturb mode, `dnd[conversation]`, when it
+    /// is a map. (`true` is silent, `false` or no entry is off: what builds
+    /// before modes wrote, and what this one still writes for those two.)
+    pub mod dnd {
+        /// Which messages notify, in its text form.
+        pub const REMIND: &str = "remind";
+        /// A quiet time until this time, in ms.
+        pub const UNTIL_MS: &str = "until_ms";
+        /// A daily quiet time: its start, minutes after midnight.
+        pub const START_MINUTE: &str = "start_minute";
+        /// A daily quiet time: its end, minutes after midnight.
+        pub const END_MINUTE: &str = "end_minute";
+        /// A daily quiet time: the UTC offset its minutes are at.
+        pub const UTC_OFFSET_MINUTES: &str = "utc_offset_minutes";
     }
 
     /// The fields of a thread entry, `threads[thread]`.
@@ -318,6 +336,12 @@ impl AccountDoc {
     /// Whether `obj[key]` is `true`; false when missing or not a bool.
     pub fn bool_at(&self, obj: &ObjId, key: &str) -> bool {
         bool_at(&self.doc, obj, key)
+    }
+
+    /// Reads the document with a helper written for any [`ReadDoc`] (the
+    /// same helper an edit uses inside its transaction).
+    pub fn read<T>(&self, read: impl FnOnce(&Automerge) -> T) -> T {
+        read(&self.doc)
     }
 }
 

@@ -105,10 +105,15 @@ string_id!(
     MessageId,
     "a message id"
 );
+string_id!(
+    /// A chat room, as the IM service names it.
+    RoomId,
+    "a room id"
+);
 
-/// A conversation: with one user, in a group, or in a thread. Its text form
-/// is `u:<user>`, `g:<group>` or `t:<thread>`, which is also how it is
-/// serialized.
+/// A conversation: with one user, in a group, in a thread, or in a chat
+/// room. Its text form is `u:<user>`, `g:<group>`, `t:<thread>` or
+/// `r:<room>`, which is also how it is serialized.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum ConversationId {
@@ -118,6 +123,10 @@ pub enum ConversationId {
     Group(GroupId),
     /// A thread's conversation: `t:<thread>`.
     Thread(ThreadId),
+    /// A chat room's conversation: `r:<room>`. Its messages and read state
+    /// sync like any other conversation's; the account document has no
+    /// membership for rooms (the IM service keeps who is in one).
+    Room(RoomId),
 }
 
 impl ConversationId {
@@ -133,6 +142,7 @@ impl fmt::Display for ConversationId {
             ConversationId::User(id) => write!(f, "u:{id}"),
             ConversationId::Group(id) => write!(f, "g:{id}"),
             ConversationId::Thread(id) => write!(f, "t:{id}"),
+            ConversationId::Room(id) => write!(f, "r:{id}"),
         }
     }
 }
@@ -161,7 +171,7 @@ impl FromStr for ConversationId {
 
     fn from_str(s: &str) -> Result<Self, InvalidId> {
         let bad = || InvalidId {
-            kind: "a conversation id (u:<user>, g:<group> or t:<thread>)",
+            kind: "a conversation id (u:<user>, g:<group>, t:<thread> or r:<room>)",
             value: s.to_owned(),
         };
         let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
@@ -169,6 +179,7 @@ impl FromStr for ConversationId {
             "u" => Ok(ConversationId::User(rest.parse()?)),
             "g" => Ok(ConversationId::Group(rest.parse()?)),
             "t" => Ok(ConversationId::Thread(rest.parse()?)),
+            "r" => Ok(ConversationId::Room(rest.parse()?)),
             _ => Err(bad()),
         }
     }
@@ -220,10 +231,10 @@ mod tests {
 
     #[test]
     fn conversation_ids_round_trip_through_text() {
-        for text in ["u:bob", "g:team", "t:plans:2024"] {
+        for text in ["u:bob", "g:team", "t:plans:2024", "r:lobby"] {
             assert_eq!(text.parse::<ConversationId>().unwrap().to_string(), text);
         }
-        for bad in ["bob", "x:bob", "u:", "u:a\u{1f}b"] {
+        for bad in ["bob", "x:bob", "u:", "u:a\u{1f}b", "r:", "R:lobby"] {
             assert!(bad.parse::<ConversationId>().is_err(), "{bad:?}");
         }
     }

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use tandem_engine::delta::{Delta, EncodedDelta, DELTA_FORMAT};
 use tandem_engine::event::*;
-use tandem_engine::model::*;
 use tandem_engine::op::*;
 use tandem_engine::*;
 
@@ -257,4 +256,282 @@ fn an_invite_made_by_an_earlier_build_still_makes_members_at_once() {
         assert!(!heard.superseded, "a member counts as invited");
     }
     assert_converged(&[a, b]);
+}
+
+// ---- Message pins ----
+
+/// A and B in step, both knowing messages m1 < m2 from bob.
+fn with_messages() -> (Device, Device) {
+    let mut a = Device::memory(1);
+    let mut b = Device::memory(2);
+    a.op(incoming("m1", "u:bob", "bob", 100));
+    a.op(incoming("m2", "u:bob", "bob", 101));
+    send(&a, &mut b);
+    (a, b)
+}
+
+fn pins(device: &Device, conversation: &str) -> Vec<String> {
+    device
+        .engine
+        .pinned_messages(&conv(conversation))
+        .unwrap()
+        .into_iter()
+        .map(|p| p.message)
+        .collect()
+}
+
+#[test]
+fn message_pins_are_registers_synced_with_events() {
+    let (mut a, mut b) = with_messages();
+    a.op(Op::Conversation(ConversationOp::PinMessage {
+        conversation: conv("u:bob"),
+        message: msg("m1"),
+    }));
+    send(&a, &mut b);
+    assert_eq!(pins(&b, "u:bob"), ["m1"]);
+    let pinned = b.engine.pinned_messages(&conv("u:bob")).unwrap();
+    assert_eq!(
+        pinned[0].pinned_at_ms, a.now_ms,
+        "when, by the pinning device"
+    );
+    assert!(matches!(
+        last_event(&b).kind,
+        EventKind::Conversation(ConversationEvent::MessagePinned { .. })
+    ));
+    // Pinning again keeps the first pin and changes nothing.
+    let again = b.op(Op::Conversation(ConversationOp::PinMessage {
+        conversation: conv("u:bob"),
+        message: msg("m1"),
+    }));
+    assert_eq!(again.recorded, None);
+
+    // Concurrently: A unpins m1 and pins it again; B unpins m1 and pins
+    // m2. Both orders agree: concurrent writes to one message's pin
+    // resolve the same everywhere.
+    let state = both_orders(|| {
+        let (mut a, mut b) = with_messages();
+        a.op(Op::Conversation(ConversationOp::PinMessage {
+            conversation: conv("u:bob"),
+            message: msg("m1"),
+        }));
+        send(&a, &mut b);
+        a.op(Op::Conversation(ConversationOp::UnpinMessage {
+            conversation: conv("u:bob"),
+            message: msg("m1"),
+        }));
+        a.op(Op::Conversation(ConversationOp::PinMessage {
+            conversation: conv("u:bob"),
+            message: msg("m1"),
+        }));
+        b.op(Op::Conversation(ConversationOp::UnpinMessage {
+            conversation: conv("u:bob"),
+            message: msg("m1"),
+        }));
+        b.op(Op::Conversation(ConversationOp::PinMessage {
+            conversation: conv("u:bob"),
+            message: msg("m2"),
+        }));
+        (a, b)
+    });
+    let pinned: Vec<_> = state
+        .pinned_messages
+        .iter()
+        .map(|(_, p)| p.message.as_str())
+        .collect();
+    assert!(pinned.contains(&"m2"), "nobody touched m2's pin but B");
+
+    // A pin names a message of that conversation, known here.
+    let (mut a, _) = with_messages();
+    assert!(matches!(
+        a.try_op(Op::Conversation(ConversationOp::PinMessage {
+            conversation: conv("u:carol"),
+            message: msg("m1"),
+        })),
+        Err(OpError::WrongConversation { .. })
+    ));
+    assert!(matches!(
+        a.try_op(Op::Conversation(ConversationOp::PinMessage {
+            conversation: conv("u:bob"),
+            message: msg("m9"),
+        })),
+        Err(OpError::UnknownMessage(_))
+    ));
+    // Unpinning what is not pinned changes nothing.
+    let moot = a.op(Op::Conversation(ConversationOp::UnpinMessage {
+        conversation: conv("u:bob"),
+        message: msg("m2"),
+    }));
+    assert_eq!(moot.recorded, None);
+}
+
+// ---- Do-not-disturb modes and timed mutes ----
+
+#[test]
+fn a_do_not_disturb_mode_is_one_register_answered_for_the_time_the_app_passes() {
+    let mentions_until = DoNotDisturb {
+        remind: RemindType::MentionsOnly,
+        quiet: Some(QuietTime::Until { until_ms: 50_000 }),
+    };
+    let nights = DoNotDisturb {
+        remind: RemindType::All,
+        quiet: Some(QuietTime::Daily {
+            start_minute: 22 * 60,
+            end_minute: 7 * 60,
+            utc_offset_minutes: 0,
+        }),
+    };
+    let state = both_orders(|| {
+        let (mut a, mut b) = with_messages();
+        a.op(Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+            conversation: conv("u:bob"),
+            mode: mentions_until,
+        }));
+        b.op(Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+            conversation: conv("u:bob"),
+            mode: nights,
+        }));
+        (a, b)
+    });
+    // One of the two modes, whole: never a mix of both.
+    let mode = state.conversations[0].settings.do_not_disturb;
+    assert!(mode == mentions_until || mode == nights, "{mode:?}");
+
+    let (mut a, mut b) = with_messages();
+    a.op(Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+        conversation: conv("u:bob"),
+        mode: mentions_until,
+    }));
+    send(&a, &mut b);
+    let bob = conv("u:bob");
+    for device in [&a, &b] {
+        let at = |now| device.engine.remind_type_at(&bob, now).unwrap();
+        assert_eq!(at(49_999), RemindType::None, "quiet until 50 s");
+        assert_eq!(at(50_000), RemindType::MentionsOnly, "then mentions only");
+        assert!(device.engine.do_not_disturb_in_force(&bob, 60_000).unwrap());
+    }
+    let heard = last_event(&b);
+    assert_eq!(
+        heard.kind,
+        EventKind::Conversation(ConversationEvent::DoNotDisturbModeChanged {
+            conversation: bob.clone(),
+            remind: RemindType::MentionsOnly,
+            quiet: Some(QuietTime::Until { until_ms: 50_000 }),
+        }),
+        "the event says what it changed to"
+    );
+    // The same mode again changes nothing; off lets everything through.
+    let again = a.op(Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+        conversation: bob.clone(),
+        mode: mentions_until,
+    }));
+    assert_eq!(again.recorded, None);
+    b.op(Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+        conversation: bob.clone(),
+        mode: DoNotDisturb::OFF,
+    }));
+    send(&b, &mut a);
+    assert!(!a.engine.do_not_disturb_in_force(&bob, 0).unwrap());
+    // The classic switch and the modes are one setting.
+    a.op(Op::Conversation(ConversationOp::SetDoNotDisturb {
+        conversation: bob.clone(),
+        enabled: true,
+    }));
+    assert_eq!(a.engine.do_not_disturb(&bob).unwrap(), DoNotDisturb::SILENT);
+    // A quiet time no device accepts is refused before anything is written.
+    assert!(matches!(
+        a.try_op(Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+            conversation: bob,
+            mode: DoNotDisturb {
+                remind: RemindType::All,
+                quiet: Some(QuietTime::Daily {
+                    start_minute: 60,
+                    end_minute: 60,
+                    utc_offset_minutes: 0,
+                }),
+            },
+        })),
+        Err(OpError::Invalid(InvalidOp::BadQuietTime { .. }))
+    ));
+    send(&a, &mut b);
+    assert_converged(&[a, b]);
+}
+
+#[test]
+fn a_timed_mute_ends_by_itself() {
+    let state = both_orders(|| {
+        let (mut a, mut b) = with_group();
+        a.op(Op::Group(GroupOp::Mute {
+            group: group("g1"),
+            users: vec![user("bob")],
+            until_ms: 5_000,
+        }));
+        b.op(Op::Group(GroupOp::Mute {
+            group: group("g1"),
+            users: vec![user("carol")],
+            until_ms: 7_000,
+        }));
+        (a, b)
+    });
+    let g1 = &state.groups[0];
+    let muted_at = |now| -> Vec<&str> {
+        g1.members
+            .iter()
+            .filter(|m| m.is_muted_at(now))
+            .map(|m| m.user_id.as_str())
+            .collect()
+    };
+    assert_eq!(muted_at(4_999), ["bob", "carol"]);
+    assert_eq!(muted_at(5_000), ["carol"], "bob's mute ended at 5 s");
+    assert_eq!(muted_at(7_000), Vec::<&str>::new());
+    let (mut a, _) = with_group();
+    a.op(Op::Group(GroupOp::Mute {
+        group: group("g1"),
+        users: vec![user("bob")],
+        until_ms: 5_000,
+    }));
+    let muted = |now| a.engine.muted_members(&group("g1"), now).unwrap().len();
+    assert_eq!((muted(4_999), muted(5_000), muted(5_001)), (1, 0, 0));
+    assert!(a
+        .engine
+        .muted_members(&group("nope"), 0)
+        .unwrap()
+        .is_empty());
+}
+
+// ---- Chat rooms ----
+
+#[test]
+fn a_chat_room_syncs_its_messages_and_read_state() {
+    let room = "r:lobby";
+    let state = both_orders(|| {
+        let mut a = Device::memory(1);
+        let mut b = Device::memory(2);
+        a.op(incoming("r1", room, "zoe", 100));
+        a.op(incoming("r2", room, "yan", 101));
+        b.op(incoming("r2", room, "yan", 101));
+        b.op(incoming("r3", room, "zoe", 102));
+        a.op(Op::Conversation(ConversationOp::MarkRead {
+            conversation: conv(room),
+            message: msg("r2"),
+        }));
+        b.op(Op::Message(MessageOp::Send {
+            conversation: conv(room),
+            body: "hi room".into(),
+        }));
+        (a, b)
+    });
+    let lobby = state.conversations.iter().find(|c| c.id == room).unwrap();
+    assert_eq!(lobby.settings.read_message, "r2");
+    assert_eq!(
+        lobby.unread, 1,
+        "r3, after the marker; the own message is not unread"
+    );
+    assert_eq!(
+        state
+            .messages
+            .iter()
+            .filter(|m| m.conversation == room)
+            .count(),
+        4
+    );
 }

@@ -94,6 +94,8 @@ pub const KINDS: &[Kind] = &[
                 ingest("m2", "u:bob", "bob", 101),
                 ingest("m3", "u:bob", "bob", 102),
                 ingest("m4", "u:carol", "carol", 103),
+                // A chat room's messages sync like any other's.
+                ingest("m5", "r:lobby", "zoe", 104),
             ]
         },
         random: |d| {
@@ -290,6 +292,102 @@ pub const KINDS: &[Kind] = &[
             Op::Conversation(ConversationOp::SetDoNotDisturb {
                 conversation: d.conversation(),
                 enabled: d.below(2) == 0,
+            })
+        },
+    },
+    Kind {
+        name: "ConversationOp::SetDoNotDisturbMode",
+        event: ("conversation", "do_not_disturb_mode_changed"),
+        weight: 1,
+        examples: || {
+            vec![
+                Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+                    conversation: conversation("u:carol"),
+                    mode: DoNotDisturb {
+                        remind: RemindType::MentionsOnly,
+                        quiet: Some(QuietTime::Until { until_ms: 9_000 }),
+                    },
+                }),
+                Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+                    conversation: conversation("r:lobby"),
+                    mode: DoNotDisturb {
+                        remind: RemindType::All,
+                        quiet: Some(QuietTime::Daily {
+                            start_minute: 22 * 60,
+                            end_minute: 7 * 60,
+                            utc_offset_minutes: 60,
+                        }),
+                    },
+                }),
+            ]
+        },
+        random: |d| {
+            let remind =
+                [RemindType::All, RemindType::MentionsOnly, RemindType::None][d.below(3) as usize];
+            let quiet = match d.below(3) {
+                0 => None,
+                1 => Some(QuietTime::Until {
+                    until_ms: d.time_ms(),
+                }),
+                _ => {
+                    // Any valid window: the end is never the start.
+                    let start = d.below(1_440);
+                    Some(QuietTime::Daily {
+                        start_minute: start as u16,
+                        end_minute: ((start + 1 + d.below(1_439)) % 1_440) as u16,
+                        utc_offset_minutes: d.below(1_681) as i16 - 840,
+                    })
+                }
+            };
+            Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+                conversation: d.conversation(),
+                mode: DoNotDisturb { remind, quiet },
+            })
+        },
+    },
+    Kind {
+        name: "ConversationOp::PinMessage",
+        event: ("conversation", "message_pinned"),
+        weight: 1,
+        examples: || {
+            vec![
+                Op::Conversation(ConversationOp::PinMessage {
+                    conversation: conversation("u:bob"),
+                    message: m("m1"),
+                }),
+                Op::Conversation(ConversationOp::PinMessage {
+                    conversation: conversation("r:lobby"),
+                    message: m("m5"),
+                }),
+            ]
+        },
+        random: |d| {
+            let (message, mut conversation) = d.message();
+            // Now and then name the wrong conversation: it must be refused.
+            if d.below(40) == 0 {
+                conversation = d.conversation();
+            }
+            Op::Conversation(ConversationOp::PinMessage {
+                conversation,
+                message,
+            })
+        },
+    },
+    Kind {
+        name: "ConversationOp::UnpinMessage",
+        event: ("conversation", "message_unpinned"),
+        weight: 1,
+        examples: || {
+            vec![Op::Conversation(ConversationOp::UnpinMessage {
+                conversation: conversation("u:bob"),
+                message: m("m1"),
+            })]
+        },
+        random: |d| {
+            let (message, conversation) = d.message();
+            Op::Conversation(ConversationOp::UnpinMessage {
+                conversation,
+                message,
             })
         },
     },

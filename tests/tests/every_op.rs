@@ -158,7 +158,11 @@ fn the_end_state_of_every_operation() {
         .iter()
         .find(|c| c.id == "u:bob")
         .unwrap();
-    assert!(bob.settings.do_not_disturb && !bob.settings.pinned && bob.settings.marks.is_empty());
+    assert!(
+        bob.settings.do_not_disturb.is_set()
+            && !bob.settings.pinned
+            && bob.settings.marks.is_empty()
+    );
     assert_eq!(bob.unread, 0);
     let carol = state
         .conversations
@@ -166,6 +170,39 @@ fn the_end_state_of_every_operation() {
         .find(|c| c.id == "u:carol")
         .unwrap();
     assert!(!carol.listed, "deleted");
+    assert_eq!(
+        carol.settings.do_not_disturb,
+        DoNotDisturb {
+            remind: RemindType::MentionsOnly,
+            quiet: Some(QuietTime::Until { until_ms: 9_000 }),
+        }
+    );
+    let carol_id = "u:carol".parse().unwrap();
+    assert_eq!(
+        a.engine.remind_type_at(&carol_id, 8_999).unwrap(),
+        RemindType::None
+    );
+    assert_eq!(
+        a.engine.remind_type_at(&carol_id, 9_000).unwrap(),
+        RemindType::MentionsOnly,
+        "the quiet time ended by itself"
+    );
+    let pins: Vec<_> = state
+        .pinned_messages
+        .iter()
+        .map(|(c, p)| (c.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(pins, [("r:lobby", "m5")]);
+    let lobby = state
+        .conversations
+        .iter()
+        .find(|c| c.id == "r:lobby")
+        .unwrap();
+    assert_eq!(
+        (lobby.unread, lobby.settings.read_message.as_str()),
+        (0, "m5"),
+        "clearing all unread reached the room too"
+    );
     let m2 = state.messages.iter().find(|m| m.id == "m2").unwrap();
     assert!(m2.recalled);
     let m3 = state.messages.iter().find(|m| m.id == "m3").unwrap();
@@ -302,7 +339,7 @@ fn every_event_names_its_category_op_and_source() {
         .unwrap();
     let json = sent.to_json_value();
     assert_eq!(json["conversation"], "u:bob");
-    assert_eq!(json["message"], format!("{}.5", DeviceId([1; 16]).to_hex()));
+    assert_eq!(json["message"], format!("{}.6", DeviceId([1; 16]).to_hex()));
     let kicked = &events[ops + 1];
     assert_eq!(kicked.to_json_value()["op"], "kicked");
     assert_eq!(

@@ -196,6 +196,18 @@ impl Engine {
                 }
                 marker(view.conversation, view.sent_at_ms, view.id)?;
             }
+            Op::Conversation(ConversationOp::PinMessage {
+                conversation,
+                message,
+            }) => {
+                let view = self.known_message(message)?;
+                if view.conversation != conversation.key() {
+                    return Err(OpError::WrongConversation {
+                        message: message.clone(),
+                        conversation: conversation.clone(),
+                    });
+                }
+            }
             Op::Conversation(ConversationOp::ClearUnread { conversation }) => {
                 let key = conversation.key();
                 if let Some((at, id)) = self.store.latest_message(&key)? {

@@ -239,10 +239,11 @@ pub enum GroupOp {
         /// The admin who becomes a plain member.
         user: UserId,
     },
-    /// Mute members until a time, shown as their `muted_until_ms`. The engine
-    /// reads no clock, so a mute does not lift itself: the app compares
-    /// `until_ms` with the time. A mute of a user who is not a member is kept
-    /// but not shown. Refused with
+    /// Mute members until a time, shown as their `muted_until_ms`. The mute
+    /// ends by itself at that time: the engine reads no clock, so queries
+    /// take the time ([`Engine::muted_members`](crate::Engine::muted_members),
+    /// [`GroupMember::is_muted_at`]). A mute of a user who is not a member
+    /// is kept but not shown. Refused with
     /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
     /// not known on this device.
     Mute {

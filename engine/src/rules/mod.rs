@@ -79,7 +79,7 @@ impl Op {
         match self {
             // Messages live in the message log, not in the document.
             Op::Message(_) => Ok(()),
-            Op::Conversation(op) => op.edit(tx, roots),
+            Op::Conversation(op) => op.edit(tx, roots, now_ms),
             Op::Contact(op) => op.edit(tx, roots, now_ms),
             Op::Group(op) => op.edit(tx, roots, me, now_ms),
             Op::Thread(op) => op.edit(tx, roots, me),
@@ -159,6 +159,13 @@ pub enum InvalidOp {
     BadKey {
         /// Which key: `mark`, or `attribute key` for a member attribute.
         field: &'static str,
+    },
+    /// A do-not-disturb quiet time no device accepts: a daily window's
+    /// minutes at or above 1440 or equal, or a UTC offset over 14 hours.
+    #[error("{reason}")]
+    BadQuietTime {
+        /// What is wrong with it, in words.
+        reason: &'static str,
     },
 }
 

@@ -435,10 +435,12 @@ fn check_conversations(mut store: DeviceStore) {
     tx.refresh_conversation("u:bob", ME).unwrap();
     let pinned = ConversationFlags {
         pinned: true,
-        do_not_disturb: false,
+        do_not_disturb: DoNotDisturb::OFF,
         marks: vec!["important".into(), "work".into()],
+        pinned_messages: Vec::new(),
     };
     tx.put_conversation_flags("g:team", &pinned, ME).unwrap();
+
     tx.commit().unwrap();
     assert_eq!(store.conversation("u:bob").unwrap().unwrap().unread, 1);
     assert_eq!(store.unread_conversations().unwrap(), ["g:team", "u:bob"]);
@@ -453,6 +455,56 @@ fn check_conversations(mut store: DeviceStore) {
         }
     );
     assert_eq!(store.conversation_list(1, 10).unwrap().len(), 1, "offset");
+
+    // Every do-not-disturb mode and pinned messages read back as written.
+    for mode in [
+        DoNotDisturb::SILENT,
+        DoNotDisturb {
+            remind: RemindType::MentionsOnly,
+            quiet: Some(QuietTime::Until { until_ms: i64::MAX }),
+        },
+        DoNotDisturb {
+            remind: RemindType::All,
+            quiet: Some(QuietTime::Daily {
+                start_minute: 1_380,
+                end_minute: 420,
+                utc_offset_minutes: -UTC_OFFSET_MINUTES_MAX,
+            }),
+        },
+    ] {
+        let flags = ConversationFlags {
+            do_not_disturb: mode,
+            pinned_messages: vec![
+                PinnedMessage {
+                    message: "a1".into(),
+                    pinned_at_ms: 7,
+                },
+                PinnedMessage {
+                    message: "a2".into(),
+                    pinned_at_ms: 8,
+                },
+            ],
+            ..Default::default()
+        };
+        let tx = store.transaction().unwrap();
+        tx.put_conversation_flags("u:dnd", &flags, ME).unwrap();
+        tx.commit().unwrap();
+        let row = store.conversation("u:dnd").unwrap().unwrap();
+        assert_eq!(row.settings.do_not_disturb, mode);
+        assert_eq!(
+            store.pinned_messages("u:dnd").unwrap(),
+            flags.pinned_messages
+        );
+    }
+    let tx = store.transaction().unwrap();
+    tx.put_conversation_flags("u:dnd", &ConversationFlags::default(), ME)
+        .unwrap();
+    tx.commit().unwrap();
+    assert!(store.pinned_messages("u:dnd").unwrap().is_empty());
+    assert_eq!(
+        store.all_pinned_messages().unwrap(),
+        Vec::<(String, PinnedMessage)>::new()
+    );
 
     // Deleting the conversation up to 30 clears it and hides it; a newer
     // message brings it back. The clear point never moves back either.
@@ -480,7 +532,11 @@ fn check_conversations(mut store: DeviceStore) {
         .map(|m| m.id)
         .collect();
     assert_eq!(page, ["a5"]);
-    assert_eq!(store.all_conversations().unwrap().len(), 2);
+    assert_eq!(
+        store.all_conversations().unwrap().len(),
+        3,
+        "u:dnd has no messages"
+    );
 }
 
 fn check_entities(mut store: DeviceStore) {

@@ -42,6 +42,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../../migrations/device/0003_group_requests.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/device/0004_conversation_settings.sql"),
+    },
 ];
 
 /// `group_users.list` for a group's members, its ban list and its allow
@@ -502,6 +506,40 @@ impl DeviceStore {
         Ok(Some(group))
     }
 
+    /// The messages pinned in a conversation, by message id.
+    pub fn pinned_messages(&self, conversation: &str) -> Result<Vec<PinnedMessage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT message, pinned_at_ms FROM pinned_messages WHERE conversation = ?1 \
+             ORDER BY message",
+        )?;
+        let rows = stmt.query_map([conversation], |r| {
+            Ok(PinnedMessage {
+                message: r.get(0)?,
+                pinned_at_ms: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every pinned message as `(conversation, pin)`, by conversation and
+    /// message id.
+    pub fn all_pinned_messages(&self) -> Result<Vec<(String, PinnedMessage)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT conversation, message, pinned_at_ms FROM pinned_messages \
+             ORDER BY conversation, message",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                PinnedMessage {
+                    message: r.get(1)?,
+                    pinned_at_ms: r.get(2)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every thread with its members, ordered by id.
     pub fn threads(&self) -> Result<Vec<ThreadRow>, StoreError> {
         let mut stmt = self
@@ -590,17 +628,38 @@ fn message_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageView> {
     })
 }
 
-const CONVERSATION_SELECT: &str = "SELECT c.id, c.pinned, c.do_not_disturb, c.marks, \
+const CONVERSATION_SELECT: &str = "SELECT c.id, c.pinned, c.remind, c.marks, \
      c.cleared_up_to_ms, c.read_at_ms, c.read_message, c.last_message, c.last_activity_ms, \
-     c.unread, c.listed FROM conversations c";
+     c.unread, c.listed, c.quiet_until_ms, c.quiet_start_minute, c.quiet_end_minute, \
+     c.quiet_utc_offset_minutes FROM conversations c";
 
 fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
     let marks: String = r.get(3)?;
+    let remind: String = r.get(2)?;
+    let remind = remind.parse::<RemindType>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let quiet = match (
+        r.get::<_, Option<i64>>(11)?,
+        r.get::<_, Option<u16>>(12)?,
+        r.get::<_, Option<u16>>(13)?,
+        r.get::<_, Option<i16>>(14)?,
+    ) {
+        (Some(until_ms), ..) => Some(QuietTime::Until { until_ms }),
+        (None, Some(start_minute), Some(end_minute), Some(utc_offset_minutes)) => {
+            Some(QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            })
+        }
+        _ => None,
+    };
     Ok(ConversationRow {
         id: r.get(0)?,
         settings: ConversationSettings {
             pinned: r.get(1)?,
-            do_not_disturb: r.get(2)?,
+            do_not_disturb: DoNotDisturb { remind, quiet },
             marks: split_marks(&marks),
             cleared_up_to_ms: r.get(4)?,
             read_at_ms: r.get(5)?,

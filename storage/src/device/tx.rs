@@ -215,8 +215,8 @@ impl<'a> DeviceTx<'a> {
     }
 
     /// Writes the conversation settings that come from the account
-    /// document (pin, do-not-disturb, marks), then refreshes the derived
-    /// columns.
+    /// document (pin, do-not-disturb, marks, pinned messages), then
+    /// refreshes the derived columns.
     pub fn put_conversation_flags(
         &self,
         id: &str,
@@ -226,13 +226,53 @@ impl<'a> DeviceTx<'a> {
         debug_assert!(flags.marks.windows(2).all(|w| w[0] < w[1]));
         debug_assert!(flags.marks.iter().all(|m| !m.contains(MARK_SEPARATOR)));
         let marks = flags.marks.join(&MARK_SEPARATOR.to_string());
+        let dnd = &flags.do_not_disturb;
+        let (until, start, end, offset) = match dnd.quiet {
+            None => (None, None, None, None),
+            Some(QuietTime::Until { until_ms }) => (Some(until_ms), None, None, None),
+            Some(QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            }) => (
+                None,
+                Some(start_minute),
+                Some(end_minute),
+                Some(utc_offset_minutes),
+            ),
+        };
         self.tx
             .prepare_cached(
-                "INSERT INTO conversations (id, pinned, do_not_disturb, marks) VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO conversations (id, pinned, do_not_disturb, marks, remind, \
+                   quiet_until_ms, quiet_start_minute, quiet_end_minute, quiet_utc_offset_minutes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT (id) DO UPDATE SET pinned = excluded.pinned, \
-                   do_not_disturb = excluded.do_not_disturb, marks = excluded.marks",
+                   do_not_disturb = excluded.do_not_disturb, marks = excluded.marks, \
+                   remind = excluded.remind, quiet_until_ms = excluded.quiet_until_ms, \
+                   quiet_start_minute = excluded.quiet_start_minute, \
+                   quiet_end_minute = excluded.quiet_end_minute, \
+                   quiet_utc_offset_minutes = excluded.quiet_utc_offset_minutes",
             )?
-            .execute(params![id, flags.pinned, flags.do_not_disturb, marks])?;
+            .execute(params![
+                id,
+                flags.pinned,
+                dnd.is_set(),
+                marks,
+                dnd.remind.as_str(),
+                until,
+                start,
+                end,
+                offset
+            ])?;
+        self.tx
+            .prepare_cached("DELETE FROM pinned_messages WHERE conversation = ?1")?
+            .execute([id])?;
+        let mut pins = self.tx.prepare_cached(
+            "INSERT INTO pinned_messages (conversation, message, pinned_at_ms) VALUES (?1, ?2, ?3)",
+        )?;
+        for pin in &flags.pinned_messages {
+            pins.execute(params![id, pin.message, pin.pinned_at_ms])?;
+        }
         self.refresh_conversation(id, account)
     }
 
