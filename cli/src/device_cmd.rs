@@ -424,6 +424,21 @@ pub enum GroupCmd {
         #[arg(default_value = "")]
         reason: String,
     },
+    /// Remove member attributes by key.
+    RemoveAttributes {
+        group: String,
+        user: String,
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Record that the IM service disabled the group.
+    Disable {
+        group: String,
+    },
+    /// Record that the IM service enabled the group again.
+    Enable {
+        group: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -776,6 +791,7 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
             "owner": g.owner,
             "messages_blocked": g.messages_blocked,
             "mute_all": g.mute_all,
+            "disabled": g.disabled,
             "members": g.members.iter().map(|m| json!({
                 "user": m.user_id, "role": m.role.as_str(), "muted_until_ms": m.muted_until_ms,
             })).collect::<Vec<_>>(),
@@ -1139,6 +1155,13 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
                 user: u(user)?,
                 reason,
             },
+            GroupCmd::RemoveAttributes { group, user, keys } => GroupOp::RemoveMemberAttributes {
+                group: g(group)?,
+                user: u(user)?,
+                keys,
+            },
+            GroupCmd::Disable { group } => GroupOp::Disable { group: g(group)? },
+            GroupCmd::Enable { group } => GroupOp::Enable { group: g(group)? },
         }),
         DeviceCommand::Thread(cmd) => Op::Thread(match cmd {
             ThreadCmd::Create {

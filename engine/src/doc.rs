@@ -11,7 +11,7 @@
 //! | --- | --- | --- |
 //! | `contacts` | user | map `{status, remark, since_ms}` |
 //! | `blocked` | user | since_ms |
-//! | `groups` | group | map `{state, owner, messages_blocked, mute_all, info: {name, description, announcement}, members, admins, banned, allowed, mutes, attrs, inviter, invited␟user, applicant␟user}` |
+//! | `groups` | group | map `{state, owner, messages_blocked, mute_all, disabled, info: {name, description, announcement}, members, admins, banned, allowed, mutes, attrs, inviter, invited␟user, applicant␟user}` |
 //! | `threads` | thread | map `{group, name, members: {user: true}}` |
 //! | `pinned` | conversation | bool (a register) |
 //! | `pinned` | conversation ␟ message | pinned at ms, or `false` once unpinned (a register) |
@@ -79,6 +79,8 @@ pub(crate) mod keys {
         pub const MESSAGES_BLOCKED: &str = "messages_blocked";
         /// Whether the whole group is muted (bool).
         pub const MUTE_ALL: &str = "mute_all";
+        /// Whether the IM service disabled the group (bool).
+        pub const DISABLED: &str = "disabled";
         /// Map: `name`, `description`, `announcement` (text).
         pub const INFO: &str = "info";
         /// In [`INFO`]: the group's name.

@@ -535,3 +535,102 @@ fn a_chat_room_syncs_its_messages_and_read_state() {
         4
     );
 }
+
+// ---- Member attributes removed; groups disabled and enabled ----
+
+#[test]
+fn removing_an_attribute_and_setting_it_concurrently_resolve_the_same_everywhere() {
+    let state = both_orders(|| {
+        let (mut a, mut b) = with_group();
+        a.op(Op::Group(GroupOp::SetMemberAttributes {
+            group: group("g1"),
+            user: user("bob"),
+            attributes: vec![("nick".into(), "B".into()), ("role".into(), "dj".into())],
+        }));
+        send(&a, &mut b);
+        a.op(Op::Group(GroupOp::RemoveMemberAttributes {
+            group: group("g1"),
+            user: user("bob"),
+            keys: vec!["nick".into(), "role".into()],
+        }));
+        b.op(Op::Group(GroupOp::SetMemberAttributes {
+            group: group("g1"),
+            user: user("bob"),
+            attributes: vec![("nick".into(), "Bobby".into())],
+        }));
+        (a, b)
+    });
+    let attrs: Vec<_> = state.groups[0]
+        .attributes
+        .iter()
+        .map(|a| (a.key.as_str(), a.value.as_str()))
+        .collect();
+    // The concurrent set survives the remove (add-wins); the key only A
+    // touched is gone.
+    assert_eq!(attrs, [("nick", "Bobby")]);
+
+    let (mut a, mut b) = with_group();
+    let moot = a.op(Op::Group(GroupOp::RemoveMemberAttributes {
+        group: group("g1"),
+        user: user("bob"),
+        keys: vec!["nick".into()],
+    }));
+    assert_eq!(moot.recorded, None, "nothing to remove");
+    a.op(Op::Group(GroupOp::SetMemberAttributes {
+        group: group("g1"),
+        user: user("bob"),
+        attributes: vec![("nick".into(), "B".into())],
+    }));
+    a.op(Op::Group(GroupOp::RemoveMemberAttributes {
+        group: group("g1"),
+        user: user("bob"),
+        keys: vec!["nick".into()],
+    }));
+    send(&a, &mut b);
+    assert!(b.state().groups[0].attributes.is_empty());
+    let heard = last_event(&b);
+    assert!(matches!(
+        heard.kind,
+        EventKind::Group(GroupEvent::MemberAttributesRemoved { .. })
+    ));
+    assert!(!heard.superseded);
+}
+
+#[test]
+fn a_group_disabled_and_enabled_by_the_service_is_a_register_with_events() {
+    let state = both_orders(|| {
+        let (mut a, mut b) = with_group();
+        a.op(Op::Group(GroupOp::Disable { group: group("g1") }));
+        send(&a, &mut b);
+        a.op(Op::Group(GroupOp::Enable { group: group("g1") }));
+        a.op(Op::Group(GroupOp::Disable { group: group("g1") }));
+        b.op(Op::Group(GroupOp::Enable { group: group("g1") }));
+        (a, b)
+    });
+    assert_eq!(state.groups.len(), 1, "kept, whatever its flag");
+
+    let (mut a, mut b) = with_group();
+    a.op(Op::Group(GroupOp::Disable { group: group("g1") }));
+    send(&a, &mut b);
+    assert!(b.state().groups[0].disabled);
+    let heard = last_event(&b);
+    assert_eq!(
+        heard.kind,
+        EventKind::Group(GroupEvent::Disabled { group: group("g1") })
+    );
+    assert_eq!(heard.to_json_value()["op"], "disabled");
+    b.op(Op::Group(GroupOp::Enable { group: group("g1") }));
+    send(&b, &mut a);
+    assert!(!a.state().groups[0].disabled);
+    assert_eq!(
+        a.engine
+            .pending_events(10)
+            .unwrap()
+            .pop()
+            .unwrap()
+            .to_json_value()["op"],
+        "enabled"
+    );
+    let moot = a.op(Op::Group(GroupOp::Enable { group: group("g1") }));
+    assert_eq!(moot.recorded, None);
+}

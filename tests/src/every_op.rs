@@ -890,6 +890,46 @@ pub const KINDS: &[Kind] = &[
         },
     },
     Kind {
+        name: "GroupOp::RemoveMemberAttributes",
+        event: ("group", "member_attributes_removed"),
+        weight: 1,
+        examples: || {
+            vec![Op::Group(GroupOp::RemoveMemberAttributes {
+                group: group("g1"),
+                user: user("bob"),
+                keys: vec!["nick".into()],
+            })]
+        },
+        random: |d| {
+            let count = 1 + d.below(2) as usize;
+            let group = d.group();
+            let user = if d.below(3) == 0 {
+                user(crate::gen::ACCOUNT)
+            } else {
+                d.user()
+            };
+            Op::Group(GroupOp::RemoveMemberAttributes {
+                group,
+                user,
+                keys: (0..count).map(|_| d.attribute_key()).collect(),
+            })
+        },
+    },
+    Kind {
+        name: "GroupOp::Disable",
+        event: ("group", "disabled"),
+        weight: 1,
+        examples: || vec![Op::Group(GroupOp::Disable { group: group("g1") })],
+        random: |d| Op::Group(GroupOp::Disable { group: d.group() }),
+    },
+    Kind {
+        name: "GroupOp::Enable",
+        event: ("group", "enabled"),
+        weight: 1,
+        examples: || vec![Op::Group(GroupOp::Enable { group: group("g1") })],
+        random: |d| Op::Group(GroupOp::Enable { group: d.group() }),
+    },
+    Kind {
         name: "GroupOp::TransferOwner",
         event: ("group", "owner_transferred"),
         weight: 1,

@@ -151,7 +151,9 @@ fn the_end_state_of_every_operation() {
             ("carol", MemberRole::Member)
         ]
     );
-    assert_eq!(g1.attributes.len(), 1);
+    assert!(g1.attributes.is_empty(), "set, then removed");
+    assert!(!g1.disabled, "disabled, then enabled");
+    assert!(g1.invited.is_empty() && g1.applicants.is_empty());
     assert!(state.threads.is_empty());
     let bob = state
         .conversations

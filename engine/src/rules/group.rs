@@ -23,8 +23,8 @@ use tandem_storage::device::{GroupMember, GroupRow, GroupStanding, MemberAttribu
 
 use super::{list, text, EditError, Entity, InvalidOp, Refused};
 use crate::doc::{
-    composite, delete_keys, keys, nested_map, object_at, put_if_missing, str_at, AccountDoc, Roots,
-    SEP,
+    clear_flag, composite, delete_keys, keys, nested_map, object_at, put_if_missing, str_at,
+    AccountDoc, Roots, SEP,
 };
 use crate::limits::*;
 use crate::model::*;
@@ -310,7 +310,8 @@ pub enum GroupOp {
         update: GroupInfoUpdate,
     },
     /// Set app-defined attributes of a member (a nickname in the group, say).
-    /// Keys not named keep their values; there is no way to remove a key.
+    /// Keys not named keep their values; [`GroupOp::RemoveMemberAttributes`]
+    /// removes keys.
     /// Refused with [`Refused::NotAMember`](crate::Refused::NotAMember) if
     /// `user` is not a member; a member who leaves takes their attributes out
     /// of view. Refused with
@@ -378,6 +379,34 @@ pub enum GroupOp {
         /// application.
         reason: String,
     },
+    /// Remove app-defined attributes of a member; keys not set are passed
+    /// over. Membership is not checked. Refused with
+    /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
+    /// not known on this device.
+    RemoveMemberAttributes {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The member whose attributes go.
+        user: UserId,
+        /// The keys to remove, 1 to [`ATTRIBUTES_PER_OP_MAX`], each 1 to
+        /// [`ID_BYTES_MAX`] bytes without control characters.
+        keys: Vec<String>,
+    },
+    /// Record that the IM service disabled the group (the reference SDKs'
+    /// "group disabled" event): it is kept, flagged `disabled`. Refused with
+    /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
+    /// not known on this device.
+    Disable {
+        /// The group, as the IM service names it.
+        group: GroupId,
+    },
+    /// Record that the IM service enabled the group again. Refused with
+    /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
+    /// not known on this device.
+    Enable {
+        /// The group, as the IM service names it.
+        group: GroupId,
+    },
 }
 
 impl GroupOp {
@@ -412,6 +441,13 @@ impl GroupOp {
                     if let Some(value) = value {
                         text(field, value, TEXT_BYTES_MAX)?;
                     }
+                }
+                Ok(())
+            }
+            GroupOp::RemoveMemberAttributes { keys, .. } => {
+                list("keys", keys, ATTRIBUTES_PER_OP_MAX)?;
+                for k in keys {
+                    super::key("attribute key", k)?;
                 }
                 Ok(())
             }
@@ -459,7 +495,10 @@ impl GroupOp {
             | GroupOp::ReceiveInvitation { group, .. }
             | GroupOp::InviteeAccepted { group, .. }
             | GroupOp::InviteeDeclined { group, .. }
-            | GroupOp::ReceiveApplication { group, .. } => group,
+            | GroupOp::ReceiveApplication { group, .. }
+            | GroupOp::RemoveMemberAttributes { group, .. }
+            | GroupOp::Disable { group }
+            | GroupOp::Enable { group } => group,
         }
     }
 
@@ -687,6 +726,20 @@ impl GroupOp {
             GroupOp::RemoveAllowList { group, users } => {
                 delete_users(tx, group, &[k::ALLOWED], users)?
             }
+            GroupOp::Disable { group } => set_flag(tx, group, k::DISABLED, true)?,
+            GroupOp::Enable { group } => {
+                let obj = existing_group(tx, roots, group)?;
+                clear_flag(tx, &obj, k::DISABLED)?;
+            }
+            GroupOp::RemoveMemberAttributes { group, user, keys } => {
+                let obj = existing_group(tx, roots, group)?;
+                let attrs = nested_map(tx, &obj, k::ATTRS)?;
+                let keys: Vec<String> = keys
+                    .iter()
+                    .map(|key| composite(user.as_str(), key))
+                    .collect();
+                delete_keys(tx, &attrs, keys.iter().map(String::as_str))?;
+            }
             GroupOp::MuteAll { group } => set_flag(tx, group, k::MUTE_ALL, true)?,
             GroupOp::UnmuteAll { group } => set_flag(tx, group, k::MUTE_ALL, false)?,
             GroupOp::UpdateInfo { group, update } => {
@@ -817,6 +870,11 @@ impl GroupOp {
                 user,
                 reason,
             },
+            GroupOp::RemoveMemberAttributes { group, user, keys } => {
+                GroupEvent::MemberAttributesRemoved { group, user, keys }
+            }
+            GroupOp::Disable { group } => GroupEvent::Disabled { group },
+            GroupOp::Enable { group } => GroupEvent::Enabled { group },
         }
     }
 }
@@ -945,6 +1003,7 @@ pub(crate) fn group_row(doc: &AccountDoc, group: &str) -> Option<GroupRow> {
         owner,
         messages_blocked: doc.bool_at(&obj, k::MESSAGES_BLOCKED),
         mute_all: doc.bool_at(&obj, k::MUTE_ALL),
+        disabled: doc.bool_at(&obj, k::DISABLED),
         members,
         banned: keys_of(k::BANNED),
         allowed: keys_of(k::ALLOWED),
@@ -1205,6 +1264,28 @@ pub enum GroupEvent {
         /// Their reason.
         reason: String,
     },
+    /// The user removed attributes of a member. Superseded if any of them
+    /// has a value here after the merge (set again concurrently).
+    MemberAttributesRemoved {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The member whose attributes went.
+        user: UserId,
+        /// The keys removed.
+        keys: Vec<String>,
+    },
+    /// The IM service disabled the group (the reference SDKs' code 34).
+    /// Superseded if it is not disabled here after the merge.
+    Disabled {
+        /// The group, as the IM service names it.
+        group: GroupId,
+    },
+    /// The IM service enabled the group again (the reference SDKs' code
+    /// 35). Superseded if it is disabled here after the merge.
+    Enabled {
+        /// The group, as the IM service names it.
+        group: GroupId,
+    },
 }
 
 impl GroupEvent {
@@ -1246,6 +1327,17 @@ impl GroupEvent {
             GroupEvent::ApplicationReceived { group: g, user, .. } => {
                 group(g).is_none_or(|g| !g.applicants.contains(&user.to_string()))
             }
+            GroupEvent::MemberAttributesRemoved {
+                group: g,
+                user,
+                keys,
+            } => group(g).is_some_and(|g| {
+                g.attributes
+                    .iter()
+                    .any(|a| a.user_id == user.as_str() && keys.contains(&a.key))
+            }),
+            GroupEvent::Disabled { group: g } => group(g).is_none_or(|g| !g.disabled),
+            GroupEvent::Enabled { group: g } => group(g).is_none_or(|g| g.disabled),
             GroupEvent::MembersKicked { group: g, users } => {
                 users.iter().any(|u| is_member(g, u.as_str()))
             }

@@ -555,6 +555,7 @@ fn check_entities(mut store: DeviceStore) {
         owner: ME.into(),
         messages_blocked: false,
         mute_all: true,
+        disabled: true,
         members: vec![
             GroupMember {
                 user_id: ME.into(),
@@ -653,6 +654,7 @@ fn check_states(mut store: DeviceStore) {
         owner: String::new(),
         messages_blocked: false,
         mute_all: false,
+        disabled: false,
         members,
         banned: Vec::new(),
         allowed: Vec::new(),

@@ -46,6 +46,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../../migrations/device/0004_conversation_settings.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/device/0005_group_disabled.sql"),
+    },
 ];
 
 /// `group_users.list` for a group's members, its ban list and its allow
@@ -415,8 +419,8 @@ impl DeviceStore {
         let head = self
             .conn
             .prepare_cached(
-                "SELECT state, name, description, announcement, owner, messages_blocked, mute_all \
-                 FROM groups WHERE id = ?1",
+                "SELECT state, name, description, announcement, owner, messages_blocked, mute_all, \
+                 disabled FROM groups WHERE id = ?1",
             )?
             .query_row([id], |r| {
                 Ok((
@@ -430,6 +434,7 @@ impl DeviceStore {
                         owner: r.get(4)?,
                         messages_blocked: r.get(5)?,
                         mute_all: r.get(6)?,
+                        disabled: r.get(7)?,
                         members: Vec::new(),
                         banned: Vec::new(),
                         allowed: Vec::new(),

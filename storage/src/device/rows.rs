@@ -479,6 +479,8 @@ pub struct GroupRow {
     pub owner: String,
     pub messages_blocked: bool,
     pub mute_all: bool,
+    /// The IM service disabled the group (it can be enabled again).
+    pub disabled: bool,
     pub members: Vec<GroupMember>,
     pub banned: Vec<String>,
     pub allowed: Vec<String>,

@@ -421,8 +421,8 @@ impl<'a> DeviceTx<'a> {
         };
         self.tx
             .prepare_cached(
-                "INSERT INTO groups (id, state, name, description, announcement, owner, messages_blocked, mute_all) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO groups (id, state, name, description, announcement, owner, messages_blocked, \
+                 mute_all, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 group.id,
@@ -432,7 +432,8 @@ impl<'a> DeviceTx<'a> {
                 group.announcement,
                 group.owner,
                 group.messages_blocked,
-                group.mute_all
+                group.mute_all,
+                group.disabled
             ])?;
         let mut users = self.tx.prepare_cached(
             "INSERT INTO group_users (group_id, list, user_id, role, muted_until_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
