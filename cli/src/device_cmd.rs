@@ -137,6 +137,15 @@ pub enum DeviceCommand {
         #[arg(long)]
         at_ms: Option<i64>,
     },
+    /// Record a group read receipt: a member read a group message.
+    GroupRead {
+        message: String,
+        member: String,
+    },
+    /// Print the group members who have read a message.
+    ReadBy {
+        message: String,
+    },
     /// Pin a message in its conversation.
     PinMessage {
         conversation: String,
@@ -518,6 +527,11 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
             })
         }
         DeviceCommand::State { json } => print_state(&engine, json),
+        DeviceCommand::ReadBy { message } => {
+            let members = engine.group_read_by(&MessageId::new(message)?)?;
+            println!("read by {}: {}", members.len(), members.join(", "));
+            Ok(())
+        }
         DeviceCommand::Muted { group, at_ms } => {
             let at = at_ms.unwrap_or_else(now_ms);
             for member in engine.muted_members(&GroupId::new(group)?, at)? {
@@ -806,6 +820,9 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
         "threads": state.threads.iter().map(|t| json!({
             "id": t.id, "group": t.group_id, "name": t.name, "members": t.members,
         })).collect::<Vec<_>>(),
+        "group_acks": state.group_acks.iter().map(|(m, u)| json!({
+            "message": m, "member": u,
+        })).collect::<Vec<_>>(),
         "pinned_messages": state.pinned_messages.iter().map(|(c, p)| json!({
             "conversation": c, "message": p.message, "pinned_at_ms": p.pinned_at_ms,
         })).collect::<Vec<_>>(),
@@ -977,6 +994,10 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
                     (None, None) => None,
                 },
             },
+        }),
+        DeviceCommand::GroupRead { message, member } => Op::Message(MessageOp::GroupRead {
+            message: m(message)?,
+            member: u(member)?,
         }),
         DeviceCommand::PinMessage {
             conversation,
@@ -1198,6 +1219,7 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
         | DeviceCommand::State { .. }
         | DeviceCommand::DndStatus { .. }
         | DeviceCommand::Muted { .. }
+        | DeviceCommand::ReadBy { .. }
         | DeviceCommand::Events { .. } => unreachable!("handled in run: not a local operation"),
     })
 }

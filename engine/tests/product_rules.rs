@@ -634,3 +634,73 @@ fn a_group_disabled_and_enabled_by_the_service_is_a_register_with_events() {
     let moot = a.op(Op::Group(GroupOp::Enable { group: group("g1") }));
     assert_eq!(moot.recorded, None);
 }
+
+// ---- Group read receipts ----
+
+#[test]
+fn group_read_receipts_only_rise_and_merge_in_any_order() {
+    let state = both_orders(|| {
+        let mut a = Device::memory(1);
+        let mut b = Device::memory(2);
+        for (i, id) in ["g1m1", "g1m2", "g1m3"].iter().enumerate() {
+            a.op(incoming(id, "g:g1", "bob", 100 + i as i64));
+        }
+        send(&a, &mut b);
+        // Carol's receipts arrive on A for m3 and on B for m1; dave's on B.
+        a.op(Op::Message(MessageOp::GroupRead {
+            message: msg("g1m3"),
+            member: user("carol"),
+        }));
+        b.op(Op::Message(MessageOp::GroupRead {
+            message: msg("g1m1"),
+            member: user("carol"),
+        }));
+        b.op(Op::Message(MessageOp::GroupRead {
+            message: msg("g1m2"),
+            member: user("dave"),
+        }));
+        (a, b)
+    });
+    assert_eq!(state.group_acks.len(), 3);
+    let (mut a, mut b) = (Device::memory(1), Device::memory(2));
+    for (i, id) in ["g1m1", "g1m2", "g1m3"].iter().enumerate() {
+        a.op(incoming(id, "g:g1", "bob", 100 + i as i64));
+    }
+    a.op(Op::Message(MessageOp::GroupRead {
+        message: msg("g1m3"),
+        member: user("carol"),
+    }));
+    send(&a, &mut b);
+    b.op(Op::Message(MessageOp::GroupRead {
+        message: msg("g1m2"),
+        member: user("dave"),
+    }));
+    // An older receipt of carol's does not lower her mark.
+    b.op(Op::Message(MessageOp::GroupRead {
+        message: msg("g1m1"),
+        member: user("carol"),
+    }));
+    send(&b, &mut a);
+    for device in [&a, &b] {
+        let read = |m: &str| device.engine.group_read_by(&msg(m)).unwrap();
+        assert_eq!(read("g1m1"), ["carol", "dave"]);
+        assert_eq!(read("g1m2"), ["carol", "dave"]);
+        assert_eq!(read("g1m3"), ["carol"]);
+    }
+    let heard = last_event(&a);
+    assert_eq!(heard.to_json_value()["op"], "group_read");
+    // The same receipt again changes nothing.
+    let again = a.op(Op::Message(MessageOp::GroupRead {
+        message: msg("g1m2"),
+        member: user("dave"),
+    }));
+    assert_eq!(again.recorded, None);
+    assert!(matches!(
+        a.try_op(Op::Message(MessageOp::GroupRead {
+            message: msg("g1m9"),
+            member: user("dave"),
+        })),
+        Err(OpError::UnknownMessage(_))
+    ));
+    assert_converged(&[a, b]);
+}

@@ -169,6 +169,23 @@ pub const KINDS: &[Kind] = &[
             })
         },
     },
+    Kind {
+        name: "MessageOp::GroupRead",
+        event: ("message", "group_read"),
+        weight: OFTEN,
+        examples: || {
+            vec![Op::Message(MessageOp::GroupRead {
+                message: m("m5"),
+                member: user("yan"),
+            })]
+        },
+        random: |d| {
+            Op::Message(MessageOp::GroupRead {
+                message: d.message().0,
+                member: d.user(),
+            })
+        },
+    },
     // ---- Conversations ----
     Kind {
         name: "ConversationOp::MarkRead",

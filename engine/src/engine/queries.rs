@@ -29,6 +29,8 @@ pub struct AccountState {
     /// Every pinned message, as `(conversation, pin)`, by conversation and
     /// message id.
     pub pinned_messages: Vec<(String, PinnedMessage)>,
+    /// Every group read receipt, as `(message, member)`.
+    pub group_acks: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -109,6 +111,13 @@ impl Engine {
         self.store.threads()
     }
 
+    /// The group members who have read a message (group read receipts),
+    /// by user id: those who read it or a later message of its
+    /// conversation. Their number is the message's read count.
+    pub fn group_read_by(&self, message: &MessageId) -> Result<Vec<String>, StoreError> {
+        self.store.group_read_by(message.as_str())
+    }
+
     /// The messages pinned in a conversation, by message id (pins of
     /// messages not known here yet included).
     pub fn pinned_messages(
@@ -161,6 +170,7 @@ impl Engine {
             groups: self.store.groups()?,
             threads: self.store.threads()?,
             pinned_messages: self.store.all_pinned_messages()?,
+            group_acks: self.store.group_acks()?,
         })
     }
 

@@ -1,10 +1,11 @@
-//! Message operations: sending, ingesting, recalling, hiding, receipts.
+//! Message operations: sending, ingesting, recalling, hiding, receipts
+//! (the other party's, and group members' read receipts).
 //!
 //! They act on the message log rather than the document.
 //!
 //! Their effects merge monotonically (a grow-only set of messages, flags
-//! that only turn on, receipts that only rise), so their events are never
-//! superseded.
+//! that only turn on, receipts that only rise, a grow-only set of group
+//! read receipts), so their events are never superseded.
 
 use std::collections::BTreeSet;
 
@@ -59,6 +60,20 @@ pub enum MessageOp {
         /// changes nothing.
         receipt: PeerReceipt,
     },
+    // Variants are appended, never reordered: the wire numbers them.
+    /// A group read receipt (the reference SDKs' group message ack): a
+    /// member of a group read a message, as the IM service reported it.
+    /// Receipts are a grow-only set, and a member who read a message read
+    /// every earlier one of the conversation too, so a member's read mark
+    /// only rises ([`Engine::group_read_by`](crate::Engine::group_read_by)).
+    GroupRead {
+        /// The message read; it must be known on this device, or the
+        /// operation fails with
+        /// [`OpError::UnknownMessage`](crate::OpError::UnknownMessage).
+        message: MessageId,
+        /// The member who read it. The same receipt again changes nothing.
+        member: UserId,
+    },
 }
 
 impl MessageOp {
@@ -66,7 +81,9 @@ impl MessageOp {
         match self {
             MessageOp::Send { body, .. } => text("body", body, MESSAGE_BODY_BYTES_MAX),
             MessageOp::Ingest { message } => text("body", &message.body, MESSAGE_BODY_BYTES_MAX),
-            MessageOp::Recall { .. } | MessageOp::Receipt { .. } => Ok(()),
+            MessageOp::Recall { .. } | MessageOp::Receipt { .. } | MessageOp::GroupRead { .. } => {
+                Ok(())
+            }
             MessageOp::DeleteForMe { messages } => list("messages", messages, MESSAGES_PER_OP_MAX),
         }
     }
@@ -75,9 +92,9 @@ impl MessageOp {
     /// that performs it.
     pub(crate) fn named_messages(&self) -> &[MessageId] {
         match self {
-            MessageOp::Recall { message } | MessageOp::Receipt { message, .. } => {
-                std::slice::from_ref(message)
-            }
+            MessageOp::Recall { message }
+            | MessageOp::Receipt { message, .. }
+            | MessageOp::GroupRead { message, .. } => std::slice::from_ref(message),
             MessageOp::DeleteForMe { messages } => messages,
             MessageOp::Send { .. } | MessageOp::Ingest { .. } => &[],
         }
@@ -152,6 +169,9 @@ impl MessageOp {
                     ..Default::default()
                 },
             )?,
+            MessageOp::GroupRead { message, member } => {
+                tx.add_group_ack(message.as_str(), member.as_str())?
+            }
         };
         Ok(changed)
     }
@@ -178,6 +198,10 @@ impl MessageOp {
             MessageOp::Receipt { message, receipt } => MessageEvent::ReceiptUpdated {
                 message: message.clone(),
                 receipt: *receipt,
+            },
+            MessageOp::GroupRead { message, member } => MessageEvent::GroupRead {
+                message: message.clone(),
+                member: member.clone(),
             },
         }
     }
@@ -234,6 +258,15 @@ pub enum MessageEvent {
         id: String,
         /// The payload's bytes, as lowercase hex (two characters a byte).
         payload: String,
+    },
+    // Variants are appended, never reordered: the journal numbers them.
+    /// A group read receipt was recorded there: `member` read `message`.
+    /// Never superseded.
+    GroupRead {
+        /// The message read.
+        message: MessageId,
+        /// The member who read it.
+        member: UserId,
     },
 }
 

@@ -383,6 +383,24 @@ fn check_messages(mut store: DeviceStore) {
     .unwrap();
     tx.commit().unwrap();
     assert_eq!(store.message("m1").unwrap(), None, "deleted for me");
+    // Group read receipts: a grow-only set, read as marks that only rise.
+    let tx = store.transaction().unwrap();
+    assert!(tx.add_group_ack("m2", "carol").unwrap());
+    assert!(!tx.add_group_ack("m2", "carol").unwrap(), "once");
+    assert!(tx.add_group_ack("m1", "dave").unwrap());
+    assert!(
+        tx.add_group_ack("m-later", "erin").unwrap(),
+        "before its message"
+    );
+    tx.commit().unwrap();
+    assert_eq!(
+        store.group_read_by("m1").unwrap(),
+        ["carol", "dave"],
+        "carol read m2, after m1"
+    );
+    assert_eq!(store.group_read_by("m2").unwrap(), ["carol"]);
+    assert!(store.group_read_by("nope").unwrap().is_empty());
+    assert_eq!(store.group_acks().unwrap().len(), 3);
     assert_eq!(store.message_log().unwrap().len(), 2, "the log keeps it");
     assert_eq!(
         store.latest_message("u:bob").unwrap(),

@@ -50,6 +50,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../../migrations/device/0005_group_disabled.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../../migrations/device/0006_group_acks.sql"),
+    },
 ];
 
 /// `group_users.list` for a group's members, its ban list and its allow
@@ -509,6 +513,30 @@ impl DeviceStore {
         })?;
         group.attributes = rows.collect::<Result<_, _>>()?;
         Ok(Some(group))
+    }
+
+    /// The members who have read a message, by user id: those who
+    /// acknowledged it or a later message of the same conversation (a
+    /// member's read mark only rises). Empty for a message not known here.
+    pub fn group_read_by(&self, message: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT a.member FROM messages m \
+             JOIN messages later ON later.conversation = m.conversation \
+               AND (later.sent_at_ms, later.id) >= (m.sent_at_ms, m.id) \
+             JOIN group_acks a ON a.message = later.id \
+             WHERE m.id = ?1 ORDER BY a.member",
+        )?;
+        let rows = stmt.query_map([message], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every group read receipt as `(message, member)`, in that order.
+    pub fn group_acks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT message, member FROM group_acks ORDER BY message, member")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The messages pinned in a conversation, by message id.

@@ -205,6 +205,19 @@ impl<'a> DeviceTx<'a> {
         Ok(moved == 1)
     }
 
+    /// Records that `member` read `message` (a group read receipt), once;
+    /// returns false when it was recorded already. The message need not be
+    /// known yet.
+    pub fn add_group_ack(&self, message: &str, member: &str) -> Result<bool, StoreError> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO group_acks (message, member) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute([message, member])?;
+        Ok(inserted == 1)
+    }
+
     /// The conversation a known message belongs to.
     pub fn message_conversation(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
