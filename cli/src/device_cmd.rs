@@ -159,6 +159,14 @@ pub enum DeviceCommand {
     /// Contact operations.
     #[command(subcommand)]
     Contact(ContactCmd),
+    /// A contact operation with a free-form ext the other devices' event
+    /// carries: tandem contact-ext --ext TEXT accept bob.
+    ContactExt {
+        #[arg(long)]
+        ext: String,
+        #[command(subcommand)]
+        op: ContactCmd,
+    },
     /// Group operations.
     #[command(subcommand)]
     Group(GroupCmd),
@@ -741,12 +749,17 @@ fn print_event(event: &Event, json: bool) {
     } else {
         let value = event.to_json_value();
         println!(
-            "#{} from {} at {}: {} {}{}",
+            "#{} from {} at {}: {} {}{}{}",
             event.seq,
             event.source_device,
             event.made_at_ms,
             value["category"].as_str().unwrap_or("?"),
             value["op"].as_str().unwrap_or("?"),
+            event
+                .ext
+                .as_ref()
+                .map(|ext| format!(" ext={ext:?}"))
+                .unwrap_or_default(),
             if event.superseded {
                 " (superseded)"
             } else {
@@ -1013,6 +1026,12 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
             conversation: c(conversation)?,
             message: m(message)?,
         }),
+        DeviceCommand::ContactExt { ext, op } => {
+            let Op::Contact(op) = to_op(DeviceCommand::Contact(op))? else {
+                unreachable!("a contact command makes a contact operation")
+            };
+            Op::Contact(op.with_ext(ext))
+        }
         DeviceCommand::Contact(cmd) => Op::Contact(match cmd {
             ContactCmd::Add { user, greeting } => ContactOp::Add {
                 user: u(user)?,

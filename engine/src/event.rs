@@ -55,18 +55,26 @@ pub struct Event {
     pub superseded: bool,
     /// What happened, with its targets.
     pub kind: EventKind,
+    /// The free-form text the app attached to the operation there
+    /// ([`ContactOp::WithExt`](crate::op::ContactOp::WithExt)), carried end
+    /// to end; `None` when it attached none. In the JSON form it is the
+    /// field `ext`, present only when set.
+    pub ext: Option<String>,
 }
 
 impl Event {
     /// The event's stable JSON form: one flat object,
-    /// `{"seq", "source_device", "made_at_ms", "superseded", "category",
-    /// "op", …targets and extras}`, with snake_case names.
+    /// `{"seq", "source_device", "made_at_ms", "superseded", ["ext",]
+    /// "category", "op", …targets and extras}`, with snake_case names.
     pub fn to_json_value(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         object.insert("seq".into(), self.seq.into());
         object.insert("source_device".into(), self.source_device.to_hex().into());
         object.insert("made_at_ms".into(), self.made_at_ms.into());
         object.insert("superseded".into(), self.superseded.into());
+        if let Some(ext) = &self.ext {
+            object.insert("ext".into(), ext.clone().into());
+        }
         // The kind serializes externally tagged, {"Group": {"MembersKicked":
         // {fields}}}, or {"Conversation": "AllUnreadCleared"} for a variant
         // without fields; flatten that into category, op and fields.
@@ -129,6 +137,13 @@ impl Event {
         let superseded = take("superseded")?
             .as_bool()
             .ok_or(EventJsonError::WrongType("superseded"))?;
+        let ext = match fields.remove("ext") {
+            None => None,
+            Some(serde_json::Value::String(ext)) => Some(ext),
+            Some(_) => return Err(EventJsonError::WrongType("ext")),
+        };
+        let mut take =
+            |name: &'static str| fields.remove(name).ok_or(EventJsonError::Missing(name));
         let category = take("category")?;
         let op = take("op")?;
         let (Some(category), Some(op)) = (category.as_str(), op.as_str()) else {
@@ -159,6 +174,7 @@ impl Event {
             made_at_ms,
             superseded,
             kind,
+            ext,
         })
     }
 }

@@ -704,3 +704,55 @@ fn group_read_receipts_only_rise_and_merge_in_any_order() {
     ));
     assert_converged(&[a, b]);
 }
+
+// ---- The contact ext ----
+
+#[test]
+fn a_contact_operations_ext_reaches_the_other_devices_event_and_survives_a_restart() {
+    let (mut b, path) = file_device(2);
+    let state = both_orders(|| {
+        let mut a = Device::memory(1);
+        let mut b = Device::memory(2);
+        a.op(Op::Contact(
+            ContactOp::Accept { user: user("bob") }.with_ext("met at the conference"),
+        ));
+        b.op(Op::Contact(
+            ContactOp::Block { user: user("bob") }.with_ext("spam?"),
+        ));
+        (a, b)
+    });
+    // An ext changes nothing in how the operations merge.
+    assert_eq!(state.contacts[0].status, ContactStatus::Friend);
+    assert_eq!(state.blocklist[0].user_id, "bob");
+
+    let mut a = Device::memory(1);
+    a.op(Op::Contact(
+        ContactOp::Accept { user: user("bob") }.with_ext("met at the conference"),
+    ));
+    a.op(Op::Contact(ContactOp::Block { user: user("eve") }));
+    send(&a, &mut b);
+    b.reopen(&path);
+    let events = b.engine.events_after(0, 10).unwrap();
+    assert_eq!(events[0].ext.as_deref(), Some("met at the conference"));
+    assert_eq!(
+        events[0].kind,
+        EventKind::Contact(ContactEvent::Accepted { user: user("bob") })
+    );
+    assert_eq!(events[1].ext, None);
+
+    // The ext's limit, below, at and above; an ext inside an ext is refused.
+    for (len, ok) in [
+        (limits::TEXT_BYTES_MAX - 1, true),
+        (limits::TEXT_BYTES_MAX, true),
+        (limits::TEXT_BYTES_MAX + 1, false),
+    ] {
+        let op = Op::Contact(ContactOp::Block { user: user("eve") }.with_ext("e".repeat(len)));
+        assert_eq!(op.validate().is_ok(), ok, "{len}");
+    }
+    let nested = Op::Contact(
+        ContactOp::Block { user: user("eve") }
+            .with_ext("a")
+            .with_ext("b"),
+    );
+    assert!(matches!(nested.validate(), Err(InvalidOp::NestedExt)));
+}

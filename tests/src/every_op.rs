@@ -497,6 +497,33 @@ pub const KINDS: &[Kind] = &[
         },
     },
     Kind {
+        name: "ContactOp::WithExt",
+        event: ("contact", "remark_changed"),
+        weight: 1,
+        examples: || {
+            vec![Op::Contact(
+                ContactOp::SetRemark {
+                    user: user("bob"),
+                    remark: "Bob (work)".into(),
+                }
+                .with_ext("renamed from the desk phone"),
+            )]
+        },
+        random: |d| {
+            let user = d.user();
+            let inner = match d.below(4) {
+                0 => ContactOp::Accept { user },
+                1 => ContactOp::Decline { user },
+                2 => ContactOp::Remove { user },
+                _ => ContactOp::SetRemark {
+                    user,
+                    remark: d.text(),
+                },
+            };
+            Op::Contact(inner.with_ext(d.text()))
+        },
+    },
+    Kind {
         name: "ContactOp::Remove",
         event: ("contact", "removed"),
         weight: 1,

@@ -114,7 +114,7 @@ fn the_end_state_of_every_operation() {
         .iter()
         .map(|c| (c.user_id.as_str(), c.status, c.remark.as_str()))
         .collect();
-    assert_eq!(contacts, [("bob", ContactStatus::Friend, "Bobby")]);
+    assert_eq!(contacts, [("bob", ContactStatus::Friend, "Bob (work)")]);
     let blocked: Vec<_> = state.blocklist.iter().map(|b| b.user_id.as_str()).collect();
     assert_eq!(blocked, ["mallory"]);
     let groups: Vec<_> = state
@@ -292,6 +292,28 @@ fn every_event_reads_back_from_its_json_form() {
 }
 
 #[test]
+fn the_contact_ext_is_carried_end_to_end() {
+    let events = every_event();
+    let with_ext: Vec<_> = events.iter().filter(|e| e.ext.is_some()).collect();
+    assert_eq!(with_ext.len(), 1);
+    let json = with_ext[0].to_json_value();
+    assert_eq!(json["ext"], "renamed from the desk phone");
+    assert_eq!(json["op"], "remark_changed");
+    assert_eq!(json["remark"], "Bob (work)");
+    assert!(
+        events[0].to_json_value().get("ext").is_none(),
+        "no ext, no field"
+    );
+    assert!(matches!(
+        Event::from_json(&with_ext[0].to_json())
+            .unwrap()
+            .ext
+            .as_deref(),
+        Some("renamed from the desk phone")
+    ));
+}
+
+#[test]
 fn json_that_is_not_an_event_is_refused_with_a_reason() {
     let good = every_event()[0].to_json_value();
     let with = |key: &str, value: serde_json::Value| {
@@ -314,6 +336,7 @@ fn json_that_is_not_an_event_is_refused_with_a_reason() {
         (with("op", "teleported".into()), "teleported"),
         (with("category", "weather".into()), "weather"),
         (with("conversation", 7.into()), "received"),
+        (with("ext", 7.into()), "\"ext\""),
     ] {
         let error = Event::from_json(&text).unwrap_err().to_string();
         assert!(error.contains(expected), "{text}: {error}");

@@ -86,6 +86,14 @@ impl Op {
         }
     }
 
+    /// The free-form `ext` the app attached to the operation, if any.
+    pub fn ext(&self) -> Option<&str> {
+        match self {
+            Op::Contact(op) => op.ext(),
+            _ => None,
+        }
+    }
+
     /// The document entities the operation touches, to be projected again.
     /// (Conversations touched through the message log or read markers are
     /// added by [`effects`].)
@@ -160,6 +168,10 @@ pub enum InvalidOp {
         /// Which key: `mark`, or `attribute key` for a member attribute.
         field: &'static str,
     },
+    /// A [`ContactOp::WithExt`](crate::op::ContactOp::WithExt) around
+    /// another one.
+    #[error("an operation with an ext cannot hold another one")]
+    NestedExt,
     /// A do-not-disturb quiet time no device accepts: a daily window's
     /// minutes at or above 1440 or equal, or a UTC offset over 14 hours.
     #[error("{reason}")]
