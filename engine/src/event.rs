@@ -336,4 +336,21 @@ pub enum ConnectionEvent {
     /// kicked); ask the relay for the list to see how. The event's source
     /// device is this device.
     DeviceListChanged,
+    // Variants are appended, never reordered: the journal numbers them.
+    /// This device connected behind the relay and started catching up: the
+    /// events of what it merges follow, then [`ConnectionEvent::CatchUpFinished`]
+    /// (unless the connection ends first; the next one starts again). The
+    /// event's source device is this device.
+    CatchUpStarted {
+        /// The relay log position this device had merged up to.
+        from_seq: u64,
+        /// The relay's head when this device connected: the catch-up's goal.
+        to_seq: u64,
+    },
+    /// This device has merged everything the relay had when it connected.
+    /// The event's source device is this device.
+    CatchUpFinished {
+        /// The relay log position it has merged up to now.
+        cursor: u64,
+    },
 }

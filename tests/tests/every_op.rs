@@ -250,6 +250,19 @@ fn every_event() -> Vec<Event> {
             },
         ),
         (5_004, DeviceId([2; 16]), ConnectionEvent::DeviceListChanged),
+        (
+            5_005,
+            DeviceId([2; 16]),
+            ConnectionEvent::CatchUpStarted {
+                from_seq: 3,
+                to_seq: 2_000,
+            },
+        ),
+        (
+            5_006,
+            DeviceId([2; 16]),
+            ConnectionEvent::CatchUpFinished { cursor: 2_000 },
+        ),
     ] {
         b.engine.record_connection_event(at, source, event).unwrap();
     }
@@ -351,7 +364,7 @@ fn json_that_is_not_an_event_is_refused_with_a_reason() {
 fn every_event_names_its_category_op_and_source() {
     let events = every_event();
     let ops = every_op().len();
-    assert_eq!(events.len(), ops + 5);
+    assert_eq!(events.len(), ops + 7);
     for event in &events[..ops] {
         assert_eq!(event.source_device, DeviceId([1; 16]));
         let json = event.to_json_value();
