@@ -3,11 +3,12 @@
 
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod bench;
 mod demo;
 mod device_cmd;
+mod docs_cmd;
 mod relay_cmd;
 
 /// Tandem keeps one user's IM state in step across all their devices.
@@ -33,6 +34,10 @@ enum Command {
     Device(device_cmd::DeviceCommand),
     /// Benchmark Tandem against the floor and its peers, side by side.
     Bench(bench::BenchArgs),
+    /// Print shell completions: tandem completions bash > /etc/bash_completion.d/tandem
+    Completions(docs_cmd::CompletionsArgs),
+    /// Print the man page: tandem man > tandem.1
+    Man,
 }
 
 fn main() {
@@ -43,6 +48,8 @@ fn main() {
         Command::Demo(args) => demo::run(args),
         Command::Device(command) => device_cmd::run(cli.device, command),
         Command::Bench(args) => bench::run(args),
+        Command::Completions(args) => docs_cmd::completions(Cli::command(), args),
+        Command::Man => docs_cmd::man(Cli::command()),
     };
     if let Err(error) = result {
         // One clear line, then a non-zero exit.
