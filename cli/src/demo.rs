@@ -311,6 +311,9 @@ async fn story(dir: &Path) -> anyhow::Result<(bool, serde_json::Value)> {
     Ok((identical, summary))
 }
 
+/// A conflict's name, its rule, and its outcome on each device.
+type Outcome = (&'static str, &'static str, Vec<(&'static str, String)>);
+
 /// The rules that decide the conflicts, as the demo prints them.
 const PIN_RULE: &str = "a pin is a register: concurrent writes resolve by automerge's op order, \
      the same on every device; the tablet's unpin was written after it had seen the laptop's \
@@ -401,7 +404,7 @@ async fn conflicts(
         m.device.set_online(true).await?;
     }
     converge(&[phone, laptop, tablet]).await?;
-    let mut outcomes: Vec<(&str, &str, Vec<(&str, String)>)> = vec![
+    let mut outcomes: Vec<Outcome> = vec![
         ("pin vs unpin of u:carol", PIN_RULE, Vec::new()),
         ("erin removed vs renamed", CONTACT_RULE, Vec::new()),
         ("u:bob deleted vs a new message", DELETE_RULE, Vec::new()),

@@ -244,7 +244,10 @@ fn an_invite_made_by_an_earlier_build_still_makes_members_at_once() {
     };
     let old: EncodedDelta = delta.encode();
     for device in [&mut a, &mut b] {
-        device.engine.apply_remote(&[old.clone()]).unwrap();
+        device
+            .engine
+            .apply_remote(std::slice::from_ref(&old))
+            .unwrap();
         let g1 = device.engine.group(&group("g1")).unwrap().unwrap();
         assert_eq!(members(&g1), [ACCOUNT, "bob", "dave"]);
         assert!(g1.invited.is_empty());

@@ -396,6 +396,8 @@ text_state!(
     }
 );
 
+// Written out: `text_state!` derives no `Default`, and most states have none.
+#[allow(clippy::derivable_impls)]
 impl Default for RemindType {
     fn default() -> Self {
         RemindType::All
