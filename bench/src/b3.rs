@@ -99,6 +99,9 @@ async fn tandem_fan_out(
 
     // Each receiver notes when a Merged event arrives and which deltas the
     // batch held (read from its store right after).
+    // How many deltas the receivers wait for: unknown until the sender is
+    // done, since an operation that changes nothing is not sent.
+    let (expected_tx, expected) = tokio::sync::watch::channel(usize::MAX);
     let mut watchers = Vec::new();
     let mut arrivals: Vec<Arrivals> = Vec::new();
     for device in &devices[1..] {
@@ -106,6 +109,7 @@ async fn tandem_fan_out(
         let seen: Arrivals = Arc::new(Mutex::new(Vec::with_capacity(ops)));
         arrivals.push(seen.clone());
         let mut events = device.subscribe();
+        let mut expected = expected.clone();
         watchers.push(tokio::spawn(async move {
             let mut cursor = device
                 .read(last_export_cursor)
@@ -114,8 +118,15 @@ async fn tandem_fan_out(
                 .flatten()
                 .unwrap_or_default();
             let deadline = tokio::time::Instant::now() + WAIT;
-            while seen.lock().expect("not poisoned").len() < ops {
-                let event = tokio::time::timeout_at(deadline, events.recv()).await;
+            while seen.lock().expect("not poisoned").len() < *expected.borrow_and_update() {
+                let event = tokio::select! {
+                    event = tokio::time::timeout_at(deadline, events.recv()) => event,
+                    // The count is known now: check it again.
+                    changed = expected.changed() => match changed {
+                        Ok(()) => continue,
+                        Err(_) => break,
+                    },
+                };
                 let at = Instant::now();
                 match event {
                     Err(_) => break,
@@ -168,12 +179,16 @@ async fn tandem_fan_out(
             }),
         };
         let performed = sender.perform(op).await?;
-        committed.insert(performed.content_id, Instant::now());
+        // An unpin of what is not pinned changes nothing and is not sent.
+        if let Some(content_id) = performed.content_id() {
+            committed.insert(content_id, Instant::now());
+        }
         if let Some(message) = performed.message_id {
             last_sent = Some((c, message));
         }
     }
     let achieved = ops as f64 / started.elapsed().as_secs_f64();
+    let _ = expected_tx.send(committed.len());
     for watcher in watchers {
         let _ = watcher.await;
     }

@@ -245,6 +245,16 @@ fn two_device_processes_converge_through_a_relay_process() {
         &login_token(secret, "alice"),
         "sync",
     ]);
+
+    // Kick every device, this one included: both must log in again.
+    tandem(&["--data", b, "kick", "--all"]);
+    for device in [a, b] {
+        let error = tandem_fails(&["--data", device, "sync"]);
+        assert!(error.contains("credentials_revoked"), "{error}");
+        assert!(error.contains("laptop"), "kicked by the laptop: {error}");
+    }
+    let token = login_token(secret, "alice");
+    tandem(&["--data", a, "--token", &token, "sync"]);
 }
 
 /// The operator's commands against a running relay: list, kick, revoke

@@ -1,4 +1,4 @@
--- Device store, version 3 (protocol 2): the device's signing key and what
+-- Device store, version 7 (protocol 2): the device's signing key and what
 -- it knows of its credentials at the relay.
 
 -- The 32-byte seed of the device's ed25519 key. NULL only in a store made
