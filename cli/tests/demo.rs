@@ -40,6 +40,14 @@ fn the_demo_converges_and_prints_an_identical_state_table() {
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
+    // The kick is heard once, not again when the tablet is refused.
+    assert_eq!(
+        stdout
+            .matches("[tablet] heard from laptop: connection kicked_by_device")
+            .count(),
+        1,
+        "{stdout}"
+    );
 
     // The table: a header with the three devices, then rows whose three
     // values are the same.

@@ -412,6 +412,10 @@ impl Syncer {
                             ConnectionEvent::TooManyDevicesOnline { devices },
                         )?;
                     }
+                    // A revocation this device heard of already (it was
+                    // told when it was kicked) is not journaled again.
+                    ErrorCode::CredentialsRevoked
+                        if engine.credentials()?.enrollment.is_some_and(|e| !e.active) => {}
                     ErrorCode::CredentialsRevoked
                     | ErrorCode::AccountBanned
                     | ErrorCode::AccountRemoved => {
