@@ -51,7 +51,6 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
     remove_db(&relay_db);
     let result = runtime.block_on(async {
         let relay = start_relay(StoreLocation::Sqlite(relay_db.clone())).await?;
-        let token = relay.token(&account());
         // The source performs everything offline, then pushes it.
         let mut source = open_engine(StorePath::Memory, 1)?;
         let mut at = now_ms();
@@ -65,18 +64,28 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
                 .with_context(|| format!("workload operation {i}: {op:?}"))?;
             total += usize::from(performed.recorded.is_some());
         }
-        let source = online(source, relay.addr.to_string(), token.clone())?;
+        let source = online(source, relay.addr.to_string(), relay.token(&account()))?;
         wait_status(&source, "the source pushed everything", |s| s.in_step).await?;
         let source_engine = source.shutdown().await?;
 
         let mut tandem_ms = Vec::new();
         for rep in 0..reps {
-            tandem_ms
-                .push(catch_up(dir, rep, relay.addr.to_string(), &token, total, messages).await?);
+            tandem_ms.push(
+                catch_up(
+                    dir,
+                    rep,
+                    relay.addr.to_string(),
+                    &relay.token(&account()),
+                    total,
+                    messages,
+                )
+                .await?,
+            );
         }
         // B2: the same catch-up through a proxy that counts bytes.
         let counted = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
         let proxy = start_counting_proxy(relay.addr, counted.clone()).await?;
+        let token = relay.token(&account());
         catch_up(dir, reps, proxy.to_string(), &token, total, messages).await?;
         let wire_bytes = counted[0].load(Ordering::Relaxed) + counted[1].load(Ordering::Relaxed);
         relay.stop().await?;

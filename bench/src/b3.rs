@@ -85,13 +85,12 @@ async fn tandem_fan_out(
     let relay_db = dir.join("b3-relay.db");
     remove_db(&relay_db);
     let relay = start_relay(StoreLocation::Sqlite(relay_db.clone())).await?;
-    let token = relay.token(&account());
     let mut devices = Vec::new();
     for n in 0..=RECEIVERS {
         let path = dir.join(format!("b3-device-{n}.db"));
         remove_db(&path);
         let engine = open_engine(StorePath::File(path), 10 + n as u8)?;
-        let device = online(engine, relay.addr.to_string(), token.clone())?;
+        let device = online(engine, relay.addr.to_string(), relay.token(&account()))?;
         wait_status(&device, "a fan-out device in step", |s| s.in_step).await?;
         devices.push(device);
     }
@@ -100,6 +99,9 @@ async fn tandem_fan_out(
 
     // Each receiver notes when a Merged event arrives and which deltas the
     // batch held (read from its store right after).
+    // How many deltas the receivers wait for: unknown until the sender is
+    // done, since an operation that changes nothing is not sent.
+    let (expected_tx, expected) = tokio::sync::watch::channel(usize::MAX);
     let mut watchers = Vec::new();
     let mut arrivals: Vec<Arrivals> = Vec::new();
     for device in &devices[1..] {
@@ -107,6 +109,7 @@ async fn tandem_fan_out(
         let seen: Arrivals = Arc::new(Mutex::new(Vec::with_capacity(ops)));
         arrivals.push(seen.clone());
         let mut events = device.subscribe();
+        let mut expected = expected.clone();
         watchers.push(tokio::spawn(async move {
             let mut cursor = device
                 .read(last_export_cursor)
@@ -115,8 +118,15 @@ async fn tandem_fan_out(
                 .flatten()
                 .unwrap_or_default();
             let deadline = tokio::time::Instant::now() + WAIT;
-            while seen.lock().expect("not poisoned").len() < ops {
-                let event = tokio::time::timeout_at(deadline, events.recv()).await;
+            while seen.lock().expect("not poisoned").len() < *expected.borrow_and_update() {
+                let event = tokio::select! {
+                    event = tokio::time::timeout_at(deadline, events.recv()) => event,
+                    // The count is known now: check it again.
+                    changed = expected.changed() => match changed {
+                        Ok(()) => continue,
+                        Err(_) => break,
+                    },
+                };
                 let at = Instant::now();
                 match event {
                     Err(_) => break,
@@ -178,6 +188,7 @@ async fn tandem_fan_out(
         }
     }
     let achieved = ops as f64 / started.elapsed().as_secs_f64();
+    let _ = expected_tx.send(committed.len());
     for watcher in watchers {
         let _ = watcher.await;
     }

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::IntoConnectionInfo;
@@ -39,7 +39,7 @@ use tandem_relay::{RelayConfig, StoreLocation};
 use tandem_transport::client::ClientConfig;
 use tandem_transport::driver::{tcp, Connection};
 use tandem_transport::WireDelta;
-use tandem_transport::{AccountId, DeviceId, Platform, SessionEvent};
+use tandem_transport::{AccountId, DeviceId, DeviceKey, Platform, SessionEvent};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -401,26 +401,35 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
         .with_context(|| format!("unexpected relay output {line:?}"))?
         .parse()?;
 
-    let expires = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 3_600;
-    let tokens: Vec<(AccountId, String)> = (0..plan.accounts)
-        .map(|a| {
-            let account = AccountId::new(format!("b6-{a}")).expect("a valid account");
-            let token = tandem_relay::token::issue(&secret, &account, expires);
+    // One single-use login token per device: each enrolls its own key.
+    let tokens: Vec<(AccountId, String)> = (0..wanted)
+        .map(|slot| {
+            let account = AccountId::new(format!("b6-{}", slot / DEVICES_PER_ACCOUNT))
+                .expect("a valid account");
+            let token = tandem_relay::harness::login_token(
+                &secret,
+                &account,
+                tandem_relay::token::Purpose::Login,
+                3_600,
+            );
             (account, token)
         })
         .collect();
     let connecting = Instant::now();
     let conns = connect_all(wanted, |slot| {
-        let (account, token) = tokens[slot / DEVICES_PER_ACCOUNT].clone();
+        let (account, token) = tokens[slot].clone();
         let mut id = [0u8; 16];
         id[..8].copy_from_slice(&(slot as u64).to_le_bytes());
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&(slot as u64).to_le_bytes());
         let config = ClientConfig::new(
             account,
             DeviceId(id),
             format!("b6 device {}", slot % DEVICES_PER_ACCOUNT),
             Platform::Linux,
-            token,
-        );
+            DeviceKey::from_seed(&seed),
+        )
+        .with_login_token(token);
         async move {
             for _ in 0..CONNECT_ATTEMPTS {
                 let Ok(mut conn) = tcp::connect(addr, config.clone()).await else {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use tandem_engine::model::*;
 use tandem_engine::op::*;
-use tandem_engine::{AccountId, Config, DeviceId, Engine, Platform, StorePath};
+use tandem_engine::{AccountId, Config, Engine, Platform, SeededEntropy, StorePath};
 use tandem_online::{Backoff, OnlineConfig, OnlineDevice, Status};
 use tandem_relay::harness::{self, LoopbackRelay};
 use tandem_relay::secret::Secret;
@@ -366,7 +366,12 @@ pub fn open_engine(store: StorePath, n: u8) -> anyhow::Result<Engine> {
         device_name: format!("bench device {n}"),
         platform: Platform::Linux,
     };
-    Engine::open(config, now_ms(), || DeviceId([n; 16])).context("opening a bench device")
+    Engine::open(
+        config,
+        now_ms(),
+        Box::new(SeededEntropy::starting_with(&[n; 16], n.into())),
+    )
+    .context("opening a bench device")
 }
 
 /// Removes a SQLite file and its WAL companions, if present.
@@ -393,7 +398,8 @@ pub async fn start_relay(store: StoreLocation) -> anyhow::Result<LoopbackRelay> 
         .context("starting the bench relay")
 }
 
-/// An engine online with the relay at `addr` (`host:port`).
+/// An engine online with the relay at `addr` (`host:port`), logging in
+/// with `token` (a login token, single use: one per device).
 pub fn online(engine: Engine, addr: String, token: String) -> anyhow::Result<OnlineDevice> {
     Ok(OnlineDevice::spawn(
         engine,
@@ -402,7 +408,7 @@ pub fn online(engine: Engine, addr: String, token: String) -> anyhow::Result<Onl
                 initial_ms: 20,
                 max_ms: 500,
             },
-            ..OnlineConfig::new(addr, token)
+            ..OnlineConfig::new(addr).with_login_token(token)
         },
     )?)
 }

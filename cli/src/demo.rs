@@ -2,9 +2,11 @@
 //! (phone, laptop, tablet) play a short story: two devices online making
 //! changes, the third offline; it catches up; then, all offline, they
 //! make conflicting changes, reconnect, and every device shows the same
-//! outcome with the rule that decided it; the laptop kicks the tablet; at
-//! the end a side-by-side table shows the three states are identical.
-//! `--json` adds a one-line summary of the conflicts' outcomes per device.
+//! outcome with the rule that decided it; the laptop kicks the tablet, and
+//! the kick holds: neither the tablet's file nor its login token, even
+//! under a new device id, gets back in; at the end a side-by-side table
+//! shows the three states are identical. `--json` adds a one-line summary
+//! of the conflicts' outcomes per device.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,17 +83,13 @@ async fn story(dir: &Path) -> anyhow::Result<(bool, serde_json::Value)> {
     println!("state files in {}\n", dir.display());
 
     let account = AccountId::new("alice")?;
-    let now_s = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let token = tandem_relay::token::issue(&secret, &account, now_s + 3_600);
     let mut members = Vec::new();
-    for (n, (name, platform, online)) in [
+    let mut tokens = BTreeMap::new();
+    for (name, platform, online) in [
         ("phone", Platform::Ios, true),
         ("laptop", Platform::Macos, true),
         ("tablet", Platform::Android, false),
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    ] {
         let engine = Engine::open(
             Config {
                 store: StorePath::File(dir.join(format!("{name}.db"))),
@@ -100,13 +98,17 @@ async fn story(dir: &Path) -> anyhow::Result<(bool, serde_json::Value)> {
                 platform,
             },
             now_ms(),
-            || fresh_device_id(name, n),
+            Box::new(OsEntropy),
         )?;
+        // Each device logs in once with its own single-use login token
+        // (what the app's auth service hands out); then its key does.
+        let token = login_token(&secret, &account)?;
+        tokens.insert(name, token.clone());
         let device = OnlineDevice::spawn(
             engine,
             OnlineConfig {
                 start_online: online,
-                ..OnlineConfig::new(addr.to_string(), token.clone())
+                ..OnlineConfig::new(addr.to_string()).with_login_token(token)
             },
         )?;
         members.push(Member { name, device });
@@ -299,6 +301,42 @@ async fn story(dir: &Path) -> anyhow::Result<(bool, serde_json::Value)> {
     // Let the tablet's event printer show the kick.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
+    step("The kick holds");
+    // The tablet's file and key alone: refused, with the reason.
+    tablet.device.set_online(true).await?;
+    let refused = stop_of(tablet, "refused").await?;
+    println!("  the tablet tries again with its key: {refused}");
+    // Someone who copied the tablet's login token, on a new device.
+    let stolen = Engine::open(
+        Config {
+            store: StorePath::File(dir.join("stolen.db")),
+            account: account.clone(),
+            device_name: "stolen".into(),
+            platform: Platform::Android,
+        },
+        now_ms(),
+        Box::new(OsEntropy),
+    )?;
+    let stolen = Member {
+        name: "stolen",
+        device: OnlineDevice::spawn(
+            stolen,
+            OnlineConfig::new(addr.to_string()).with_login_token(tokens["tablet"].clone()),
+        )?,
+    };
+    let refused = stop_of(&stolen, "refused").await?;
+    println!("  a new device with the tablet's login token: {refused}");
+    let nothing = stolen.device.read(|e| e.relay_cursor()).await??;
+    println!("  the new device pulled {nothing} deltas");
+    stolen.device.shutdown().await?;
+    // A new login token from the auth service logs the tablet in again.
+    tablet
+        .device
+        .relogin(login_token(&secret, &account)?)
+        .await?;
+    wait_for(tablet, "online again", |s| s.in_step).await?;
+    println!("  the tablet logs in again with a new login token: in step");
+
     let identical = final_table(&members).await?;
     for member in members {
         member.device.shutdown().await?;
@@ -479,20 +517,29 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// A random device id from the OS, or (where there is no /dev/urandom)
-/// from the clock and the device's name.
-fn fresh_device_id(name: &str, n: usize) -> DeviceId {
-    let mut bytes = [0u8; 16];
-    let from_os = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if from_os.is_err() {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(name.as_bytes());
-        hasher.update(&n.to_le_bytes());
-        hasher.update(&now_ms().to_le_bytes());
-        bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
-    }
-    DeviceId(bytes)
+/// A fresh single-use login token for `account`, valid ten minutes: what
+/// an app's auth service issues after checking the user's password.
+fn login_token(secret: &Secret, account: &AccountId) -> anyhow::Result<String> {
+    let now_s = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let mut id = [0u8; tandem_relay::token::TOKEN_ID_BYTES];
+    OsEntropy.fill(&mut id);
+    Ok(tandem_relay::token::issue_login(
+        secret,
+        account,
+        tandem_relay::token::Purpose::Login,
+        now_s + tandem_relay::token::LOGIN_TOKEN_VALID_S_DEFAULT,
+        id,
+    ))
+}
+
+/// Waits until the relay refuses the device's login, and says why.
+async fn stop_of(member: &Member, what: &str) -> anyhow::Result<String> {
+    wait_for(member, what, |s| {
+        matches!(s.stopped, Some(tandem_online::StopReason::Refused { .. }))
+    })
+    .await?;
+    let status = member.device.status().borrow().clone();
+    Ok(status.stopped.map_or_else(String::new, |s| s.to_string()))
 }
 
 /// Prints every multi-device event a device merges, as it merges it.

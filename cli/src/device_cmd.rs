@@ -2,8 +2,10 @@
 //! --token T --name N --platform P] <command>`.
 //!
 //! Each command opens the device's SQLite file, does one thing and exits.
-//! Local operations work offline; `sync`, `devices`, `kick` and
-//! `send-to-device` connect to the relay for as long as they need.
+//! Local operations work offline; `sync`, `devices`, `kick`, `logout` and
+//! `send-to-device` connect to the relay for as long as they need. The
+//! file keeps the device's credentials (its key, its relay address, its
+//! enrollment): after the first `--token`, networked commands need none.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +18,7 @@ use tandem_engine::op::*;
 use tandem_engine::*;
 use tandem_online::{LastError, Link, OnlineConfig, OnlineDevice, Status, StopReason};
 use tandem_storage::device::{DeviceStore, Location};
+use tandem_transport::DeviceInfo;
 
 /// Which device, and how it reaches its relay.
 #[derive(Debug, Args)]
@@ -26,10 +29,15 @@ pub struct DeviceArgs {
     /// The account; needed when the file is new, checked otherwise.
     #[arg(long, global = true)]
     account: Option<String>,
-    /// The relay, as host:port, for commands that go online.
+    /// The relay, as host:port, for commands that go online; kept in the
+    /// device's file, so later commands need it not.
     #[arg(long, value_name = "HOST:PORT", global = true)]
     relay: Option<String>,
-    /// A token the relay accepts for the account (see `tandem token`).
+    /// A login token (see `tandem token`): logs the device in at its first
+    /// networked command, or again after a kick. The device keeps its
+    /// credentials, so later commands need none; passing again the token
+    /// it logged in with is harmless. A token of the manage purpose lets
+    /// `devices` and `kick` work without the device being admitted.
     #[arg(long, global = true)]
     token: Option<String>,
     /// The device's name, used when the file is new.
@@ -39,6 +47,18 @@ pub struct DeviceArgs {
     /// any other name), used when the file is new.
     #[arg(long, default_value = "linux", global = true)]
     platform: String,
+}
+
+impl DeviceArgs {
+    /// `--relay`, as given.
+    pub fn relay(&self) -> Option<&str> {
+        self.relay.as_deref()
+    }
+
+    /// `--account`, as given.
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
+    }
 }
 
 /// Default for `--timeout-s`.
@@ -60,6 +80,10 @@ pub struct WaitArgs {
         value_parser = clap::value_parser!(u64).range(1..=NETWORK_TIMEOUT_S_MAX)
     )]
     timeout_s: u64,
+    /// Print the outcome as JSON on stdout (a failure too: its typed
+    /// reason, then a non-zero exit).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Help for every `<CONVERSATION>` argument.
@@ -243,13 +267,24 @@ pub enum DeviceCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Force another device offline, or all others with --all-others.
+    /// Force another device offline for good (it logs in again only with a
+    /// new login token), all others with --all-others, or every device,
+    /// this one included, with --all.
     Kick {
         /// The device's id, as `devices` lists it.
         device: Option<String>,
         /// Kick every other device of the account.
-        #[arg(long, conflicts_with = "device")]
+        #[arg(long, conflicts_with_all = ["device", "all"])]
         all_others: bool,
+        /// Kick every device of the account, this one included.
+        #[arg(long, conflicts_with = "device")]
+        all: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Log this device out: the relay forgets its login; its data stays.
+    /// It logs in again with a new login token.
+    Logout {
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -708,40 +743,81 @@ fn now_ms() -> i64 {
 pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
     let mut engine = open(&args)?;
     match command {
-        DeviceCommand::Sync { wait } => online(args, engine, wait, |_| async { Ok(()) }),
-        DeviceCommand::Devices { wait } => online(args, engine, wait, |device| async move {
-            let devices = device.devices().await?;
-            for d in devices {
-                println!(
-                    "{}  {:<16} {:<8} online={} first_login_ms={} last_seen_ms={}",
-                    d.id, d.name, d.platform, d.online, d.first_login_ms, d.last_seen_ms
-                );
+        DeviceCommand::Sync { wait } => online(args, engine, wait, Ends::InStep, |_| async {
+            if wait.json {
+                println!("{}", json!({ "ok": true }));
             }
             Ok(())
         }),
+        DeviceCommand::Devices { wait } => {
+            if is_manage_token(&args) {
+                return manage(args, engine, wait, None);
+            }
+            online(args, engine, wait, Ends::InStep, move |device| async move {
+                print_devices(&device.devices().await?, wait.json);
+                Ok(())
+            })
+        }
         DeviceCommand::Kick {
             device,
             all_others,
+            all,
             wait,
         } => {
-            let target = match (device, all_others) {
-                (Some(d), false) => Some(d.parse::<DeviceId>()?),
-                (None, true) => None,
-                _ => bail!("name a device, or pass --all-others"),
+            let target = match (device, all_others, all) {
+                (Some(d), false, false) => Kick::Device(d.parse::<DeviceId>()?),
+                (None, true, false) => Kick::AllOthers,
+                (None, false, true) => Kick::All,
+                _ => bail!("name a device, or pass --all-others or --all"),
             };
-            online(args, engine, wait, move |device| async move {
+            if is_manage_token(&args) {
+                let Kick::Device(device) = target else {
+                    bail!("a manage token kicks one device at a time: name it");
+                };
+                return manage(args, engine, wait, Some(device));
+            }
+            let ends = match target {
+                Kick::All => Ends::Stopped,
+                _ => Ends::InStep,
+            };
+            online(args, engine, wait, ends, move |device| async move {
                 match target {
-                    Some(t) => device.kick_device(t).await?,
-                    None => device.kick_all_other_devices().await?,
+                    Kick::Device(t) => device.kick_device(t).await?,
+                    Kick::AllOthers => device.kick_all_other_devices().await?,
+                    Kick::All => device.kick_all_devices().await?,
+                }
+                if wait.json {
+                    println!("{}", json!({ "ok": true }));
+                } else {
+                    println!("ok");
                 }
                 Ok(())
             })
         }
+        DeviceCommand::Logout { wait } => online(
+            args,
+            engine,
+            wait,
+            Ends::Stopped,
+            move |device| async move {
+                device.logout().await?;
+                if wait.json {
+                    println!("{}", json!({ "ok": true }));
+                } else {
+                    println!("ok: logged out");
+                }
+                Ok(())
+            },
+        ),
         DeviceCommand::SendToDevice { device, text, wait } => {
             let to: DeviceId = device.parse()?;
-            online(args, engine, wait, move |device| async move {
+            online(args, engine, wait, Ends::InStep, move |device| async move {
                 let id = device.send_to_device(to, text.into_bytes()).await?;
-                println!("sent payload {}", hex(&id.0));
+                if wait.json {
+                    println!("{}", json!({ "payload": hex(&id.0) }));
+                } else {
+                    println!("sent payload {}", hex(&id.0));
+                }
                 Ok(())
             })
         }
@@ -828,47 +904,210 @@ fn open(args: &DeviceArgs) -> anyhow::Result<Engine> {
             .parse()
             .unwrap_or_else(|e: std::convert::Infallible| match e {}),
     };
-    Engine::open(config, now_ms(), random_device_id)
+    Engine::open(config, now_ms(), Box::new(OsEntropy))
         .with_context(|| format!("opening {}", path.display()))
 }
 
-fn random_device_id() -> DeviceId {
-    let mut bytes = [0u8; 16];
-    let from_os = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-    if from_os.is_err() {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&now_ms().to_le_bytes());
-        hasher.update(&std::process::id().to_le_bytes());
-        bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+/// What a kick command kicks.
+#[derive(Debug, Clone, Copy)]
+enum Kick {
+    Device(DeviceId),
+    AllOthers,
+    All,
+}
+
+/// How a networked command's session ends once its work is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// In step with the relay, then offline.
+    InStep,
+    /// The work stops the device (a logout, kicking every device): wait
+    /// for the relay to say so.
+    Stopped,
+}
+
+/// The relay to use: `--relay`, kept in the file when given, or the one
+/// the file keeps.
+fn relay_of(args: &DeviceArgs, engine: &mut Engine) -> anyhow::Result<String> {
+    let kept = engine.credentials()?.relays;
+    match &args.relay {
+        Some(relay) => {
+            if kept.first() != Some(relay) {
+                engine.set_relays(std::slice::from_ref(relay))?;
+            }
+            Ok(relay.clone())
+        }
+        None => kept.into_iter().next().ok_or_else(|| {
+            anyhow!(
+                "this command needs --relay <host:port> (the device keeps it after the first time)"
+            )
+        }),
     }
-    DeviceId(bytes)
+}
+
+/// The login token to present: `--token` unless it is the one the device's
+/// active enrollment was made with (then the key alone logs it in, and a
+/// script repeating its flags does not trip over the token being used).
+fn token_to_present(args: &DeviceArgs, engine: &Engine) -> anyhow::Result<Option<String>> {
+    match &args.token {
+        Some(token) => {
+            let again = match tandem_relay::token::token_id(token) {
+                Some(id) => engine.is_enrolled_with(id)?,
+                None => false,
+            };
+            Ok((!again).then(|| token.clone()))
+        }
+        // The key alone: the relay says so (typed) if it does not know
+        // the device.
+        None => Ok(None),
+    }
+}
+
+fn is_manage_token(args: &DeviceArgs) -> bool {
+    args.token
+        .as_deref()
+        .and_then(tandem_relay::token::token_purpose)
+        == Some(tandem_relay::token::Purpose::Manage)
+}
+
+/// A device line as `devices` prints it.
+pub fn device_line(d: &DeviceInfo) -> String {
+    format!(
+        "{}  {:<16} {:<8} online={} first_login_ms={} last_seen_ms={}",
+        d.id, d.name, d.platform, d.online, d.first_login_ms, d.last_seen_ms
+    )
+}
+
+/// A device as `devices --json` prints it.
+pub fn device_json(d: &DeviceInfo) -> serde_json::Value {
+    json!({
+        "device": d.id.to_hex(),
+        "name": d.name,
+        "platform": d.platform.as_str(),
+        "online": d.online,
+        "first_login_ms": d.first_login_ms,
+        "last_seen_ms": d.last_seen_ms,
+    })
+}
+
+fn print_devices(devices: &[DeviceInfo], json: bool) {
+    if json {
+        let list: Vec<_> = devices.iter().map(device_json).collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for d in devices {
+            println!("{}", device_line(d));
+        }
+    }
+}
+
+/// `devices` and `kick <id>` with a manage token: a connection that lists
+/// and kicks without the device being admitted (it holds no online slot),
+/// for a device the device limit refused.
+fn manage(
+    args: DeviceArgs,
+    mut engine: Engine,
+    wait: WaitArgs,
+    kick: Option<DeviceId>,
+) -> anyhow::Result<()> {
+    use tandem_transport::driver::tcp;
+    use tandem_transport::SessionEvent;
+
+    let relay = relay_of(&args, &mut engine)?;
+    let config = engine.session_config(args.token.clone())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let timeout = Duration::from_secs(wait.timeout_s);
+    runtime.block_on(async {
+        let work = async {
+            let mut conn = tcp::connect(relay.as_str(), config)
+                .await
+                .with_context(|| format!("connecting to the relay at {relay}"))?;
+            let mut kicked = false;
+            loop {
+                let event = conn
+                    .next_event()
+                    .await
+                    .with_context(|| format!("talking to the relay at {relay}"))?;
+                match event {
+                    Some(SessionEvent::Managing(devices)) => match kick {
+                        None => {
+                            print_devices(&devices, wait.json);
+                            return Ok(());
+                        }
+                        Some(device) => {
+                            conn.session().kick(device)?;
+                            conn.flush().await?;
+                            kicked = true;
+                        }
+                    },
+                    Some(SessionEvent::DeviceListChanged) if kicked => {
+                        if wait.json {
+                            println!("{}", json!({ "ok": true }));
+                        } else {
+                            println!("ok");
+                        }
+                        return Ok(());
+                    }
+                    Some(SessionEvent::Refused(refusal)) => {
+                        let stop = StopReason::Refused {
+                            code: refusal.code,
+                            text: refusal.text.clone(),
+                            reason: refusal.reason.clone(),
+                            devices: refusal.devices.clone(),
+                        };
+                        if wait.json {
+                            println!("{}", stop_json(&stop));
+                        }
+                        bail!("{}", stopped_text(&stop, &relay));
+                    }
+                    Some(SessionEvent::Error { code, text }) => {
+                        bail!("the relay at {relay} refused ({code}): {text}")
+                    }
+                    None => bail!("the relay at {relay} closed the connection"),
+                    Some(SessionEvent::Closed(reason)) => {
+                        bail!("the relay at {relay} closed the connection ({reason:?})")
+                    }
+                    Some(_) => {}
+                }
+            }
+        };
+        tokio::time::timeout(timeout, work).await.map_err(|_| {
+            anyhow!(
+                "the relay at {relay} did not answer within {}s",
+                timeout.as_secs()
+            )
+        })?
+    })
 }
 
 /// Goes online, waits until in step, runs `then`, waits until in step
 /// again, and goes offline; all of it within `--timeout-s`.
-fn online<F, Fut>(args: DeviceArgs, engine: Engine, wait: WaitArgs, then: F) -> anyhow::Result<()>
+fn online<F, Fut>(
+    args: DeviceArgs,
+    mut engine: Engine,
+    wait: WaitArgs,
+    ends: Ends,
+    then: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(std::sync::Arc<OnlineDevice>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let relay = args
-        .relay
-        .ok_or_else(|| anyhow!("this command needs --relay <host:port>"))?;
-    let token = args
-        .token
-        .ok_or_else(|| anyhow!("this command needs --token (see `tandem token`)"))?;
+    let relay = relay_of(&args, &mut engine)?;
+    let login_token = token_to_present(&args, &engine)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let device = std::sync::Arc::new(OnlineDevice::spawn(
-            engine,
-            OnlineConfig::new(relay.clone(), token),
-        )?);
+        let mut config = OnlineConfig::new(relay.clone());
+        config.login_token = login_token;
+        let device = std::sync::Arc::new(OnlineDevice::spawn(engine, config)?);
         let mut waiter = Waiter::new(&device, &relay, wait);
         let result = async {
             waiter.in_step().await?;
             waiter.within(then(device.clone())).await??;
-            waiter.in_step().await
+            match ends {
+                Ends::InStep => waiter.in_step().await,
+                Ends::Stopped => waiter.stopped().await,
+            }
         }
         .await;
         drop(waiter);
@@ -888,6 +1127,8 @@ struct Waiter {
     deadline: tokio::time::Instant,
     /// The last failure reported, so a run of the same failure is told once.
     told: Option<String>,
+    /// Print a stop as JSON on stdout too.
+    json: bool,
 }
 
 impl Waiter {
@@ -899,6 +1140,7 @@ impl Waiter {
             timeout,
             deadline: tokio::time::Instant::now() + timeout,
             told: None,
+            json: wait.json,
         }
     }
 
@@ -924,6 +1166,9 @@ impl Waiter {
                 return Ok(());
             }
             if let Some(stop) = &status.stopped {
+                if self.json {
+                    println!("{}", stop_json(stop));
+                }
                 bail!("{}", stopped_text(stop, &self.relay));
             }
             if let Some(error) = &status.last_error {
@@ -938,6 +1183,30 @@ impl Waiter {
                     bail!("{}", self.gave_up(&status));
                 }
             }
+        }
+    }
+
+    /// Waits until the relay stops the device (after a logout, or kicking
+    /// every device): the revocation is then recorded in its file.
+    async fn stopped(&mut self) -> anyhow::Result<()> {
+        let deadline = self.deadline;
+        let relay = self.relay.clone();
+        let timeout = self.timeout;
+        let stop = tokio::time::timeout_at(deadline, self.status.wait_for(|s| s.stopped.is_some()))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "the relay at {relay} did not confirm within {}s",
+                    timeout.as_secs()
+                )
+            })?
+            .map_err(|_| anyhow!("the device stopped"))?
+            .stopped
+            .clone();
+        match stop {
+            Some(StopReason::Kicked(_)) => Ok(()),
+            Some(other) => bail!("{}", stopped_text(&other, &self.relay)),
+            None => Ok(()),
         }
     }
 
@@ -990,33 +1259,94 @@ impl Waiter {
     }
 }
 
-/// Why the device stopped, for the user.
+/// Why the device stopped, for the user: one line, with its typed reason
+/// and what to do.
 fn stopped_text(stop: &StopReason, relay: &str) -> String {
-    match stop {
-        StopReason::Kicked { by, reason } => {
-            format!("this device was kicked by device {by}: {reason}")
-        }
-        StopReason::Refused { code, text } => {
-            format!("the relay at {relay} refused this device ({code}): {text}")
+    let mut text = match stop {
+        StopReason::Kicked(reason) => format!("this device was forced offline: {reason}"),
+        // The relay's text names the reason already (the typed reason is
+        // for JSON).
+        StopReason::Refused {
+            code,
+            text,
+            devices,
+            ..
+        } => {
+            let mut line = format!("the relay at {relay} refused this device ({code}): {text}");
+            if !devices.is_empty() {
+                let list: Vec<_> = devices
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{} {} {}{}",
+                            d.id,
+                            d.name,
+                            d.platform,
+                            if d.online { " online" } else { "" }
+                        )
+                    })
+                    .collect();
+                line.push_str(&format!(
+                    "; devices: {}; kick one with a manage token (`tandem token --purpose manage`, then `kick <id> --token ...`)",
+                    list.join(", ")
+                ));
+            }
+            line
         }
         other => format!("cannot sync with the relay at {relay}: {other}"),
+    };
+    if stop.needs_login() {
+        text.push_str("; pass --token with a new login token (see `tandem token`)");
+    }
+    text
+}
+
+/// A stop as JSON: its stable name, the device that caused it, the
+/// relay's code and explanation, the device list.
+fn stop_json(stop: &StopReason) -> serde_json::Value {
+    let by = |reason: &tandem_transport::OfflineReason| {
+        reason.by().map(|by| {
+            json!({
+                "device": by.id.to_hex(),
+                "name": by.name,
+                "platform": by.platform.as_str(),
+            })
+        })
+    };
+    match stop {
+        StopReason::Kicked(reason) => json!({
+            "error": "forced_offline",
+            "reason": reason.as_str(),
+            "by": by(reason),
+            "text": reason.to_string(),
+        }),
+        StopReason::Refused {
+            code,
+            text,
+            reason,
+            devices,
+        } => json!({
+            "error": code.as_str(),
+            "reason": reason.as_ref().map(|r| r.as_str()),
+            "by": reason.as_ref().and_then(by),
+            "text": text,
+            "devices": devices.iter().map(device_json).collect::<Vec<_>>(),
+        }),
+        other => json!({ "error": other.as_str(), "text": other.to_string() }),
     }
 }
 
-fn follow_events(args: DeviceArgs, engine: Engine, json: bool) -> anyhow::Result<()> {
+fn follow_events(args: DeviceArgs, mut engine: Engine, json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let start_online = args.relay.is_some() && args.token.is_some();
-        let device = OnlineDevice::spawn(
-            engine,
-            OnlineConfig {
-                start_online,
-                ..OnlineConfig::new(
-                    args.relay.unwrap_or_default(),
-                    args.token.unwrap_or_default(),
-                )
-            },
-        )?;
+        // Online when the device knows its relay and can log in.
+        let relay = relay_of(&args, &mut engine).ok();
+        let login_token = token_to_present(&args, &engine).ok();
+        let start_online = relay.is_some() && login_token.is_some();
+        let mut config = OnlineConfig::new(relay.unwrap_or_default());
+        config.start_online = start_online;
+        config.login_token = login_token.flatten();
+        let device = OnlineDevice::spawn(engine, config)?;
         let mut events = device.events();
         // One listener for the whole run: a Ctrl-C that arrives while an
         // event is being printed or acknowledged is not missed.
@@ -1528,6 +1858,7 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
         DeviceCommand::Sync { .. }
         | DeviceCommand::Devices { .. }
         | DeviceCommand::Kick { .. }
+        | DeviceCommand::Logout { .. }
         | DeviceCommand::SendToDevice { .. }
         | DeviceCommand::State { .. }
         | DeviceCommand::DndStatus { .. }

@@ -1,4 +1,5 @@
-//! `tandem`: run a relay, issue tokens, drive a device, play the demo.
+//! `tandem`: run a relay, issue tokens, operate a relay, drive a device,
+//! play the demo.
 
 #![forbid(unsafe_code)]
 
@@ -23,8 +24,12 @@ struct Cli {
 enum Command {
     /// Run a relay server until Ctrl-C.
     Relay(relay_cmd::RelayArgs),
-    /// Print a token the relay accepts for an account.
+    /// Print a single-use login token for an account (what an app's auth
+    /// service issues).
     Token(relay_cmd::TokenArgs),
+    /// Operator commands against a running relay: list, kick, revoke,
+    /// ban, unban, remove.
+    Admin(relay_cmd::AdminArgs),
     /// Play the demo: an embedded relay and three devices of one account
     /// going offline, making changes and reconciling.
     Demo(demo::DemoArgs),
@@ -41,6 +46,7 @@ fn main() {
     let result = match cli.command {
         Command::Relay(args) => relay_cmd::relay(args),
         Command::Token(args) => relay_cmd::token(args),
+        Command::Admin(args) => relay_cmd::admin(args, cli.device.relay(), cli.device.account()),
         Command::Demo(args) => demo::run(args),
         Command::Device(command) => device_cmd::run(cli.device, command),
         Command::Completions(args) => docs_cmd::completions(Cli::command(), args),

@@ -1,13 +1,15 @@
-//! `tandem relay` and `tandem token`.
+//! `tandem relay`, `tandem token` and `tandem admin`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use clap::{ArgGroup, Args, ValueEnum};
+use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use tandem_relay::token::Purpose;
 use tandem_relay::{OverflowPolicy, RelayConfig, StoreLocation};
-use tandem_transport::AccountId;
+use tandem_transport::frame::{AdminReply, AdminRequest};
+use tandem_transport::{AccountId, DeviceId, Entropy, OsEntropy};
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("store").required(true).args(["data", "postgres", "postgres_file"])))]
@@ -34,7 +36,12 @@ pub struct RelayArgs {
     /// Devices of one account online at once.
     #[arg(long, default_value_t = tandem_relay::config::DEVICES_ONLINE_MAX_DEFAULT)]
     max_devices: usize,
-    /// What to do with a login past --max-devices.
+    /// Devices of one account and one platform online at once (default:
+    /// no per-platform limit).
+    #[arg(long, value_name = "N")]
+    max_devices_per_platform: Option<usize>,
+    /// What to do with a login past --max-devices or
+    /// --max-devices-per-platform.
     #[arg(long, value_enum, default_value_t = Overflow::Refuse)]
     overflow: Overflow,
     /// Connections served at once.
@@ -47,10 +54,24 @@ pub struct RelayArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Overflow {
-    /// Refuse the new login with a too-many-devices error.
+    /// Refuse the new login with a too-many-devices error and the device
+    /// list (one can be kicked from outside with a manage token).
     Refuse,
-    /// Kick the device that has been idle longest.
+    /// Displace the device that has been idle longest.
     KickIdle,
+    /// The newest login replaces the earliest login on the same platform
+    /// (the reference SDK's default).
+    ReplaceSamePlatform,
+}
+
+/// What a login token is for.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PurposeArg {
+    /// Log a device in (enroll it, or enroll it again after a kick).
+    Login,
+    /// List and kick the account's devices without logging in (for a
+    /// device refused by the device limit).
+    Manage,
 }
 
 #[derive(Debug, Args)]
@@ -61,9 +82,50 @@ pub struct TokenArgs {
     /// The account the token is for.
     #[arg(long)]
     account: String,
-    /// How long the token is valid, in seconds.
-    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    /// How long the token is valid, in seconds. It is single use either
+    /// way.
+    #[arg(long, default_value_t = tandem_relay::token::LOGIN_TOKEN_VALID_S_DEFAULT)]
     valid_for_s: u64,
+    /// What the token is for.
+    #[arg(long, value_enum, default_value_t = PurposeArg::Login)]
+    purpose: PurposeArg,
+}
+
+/// `tandem admin`; the relay and the account are the global `--relay` and
+/// `--account`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The relay's secret file (as given to `tandem relay`): it proves the
+    /// operator.
+    #[arg(long, value_name = "FILE")]
+    secret_file: PathBuf,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(subcommand)]
+    command: AdminCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCmd {
+    /// List the account's devices.
+    Devices,
+    /// Revoke one device: it is told at once and logs in again only with a
+    /// new login token.
+    Kick {
+        /// The device's id, in hex.
+        device: String,
+    },
+    /// Revoke every device of the account (a password change): each logs
+    /// in again with a new login token.
+    RevokeAll,
+    /// Ban the account: its devices are disconnected and refused until
+    /// `unban`.
+    Ban,
+    /// Lift a ban; the devices log in again with their keys.
+    Unban,
+    /// Remove the account: its devices, enrollments and log are gone.
+    Remove,
 }
 
 /// The store the flags name (clap makes sure exactly one is given).
@@ -100,10 +162,12 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let store = store_location(&args)?;
     let mut config = RelayConfig::new(args.listen, store, secret);
     config.devices_online_max = args.max_devices;
+    config.devices_online_per_platform_max = args.max_devices_per_platform;
     config.connections_max = args.max_connections;
     config.overflow_policy = match args.overflow {
         Overflow::Refuse => OverflowPolicy::RefuseNew,
         Overflow::KickIdle => OverflowPolicy::KickLongestIdle,
+        Overflow::ReplaceSamePlatform => OverflowPolicy::ReplaceSamePlatform,
     };
     tandem_relay::process::run(
         config,
@@ -130,10 +194,88 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
     let secret = tandem_relay::secret::load_or_create(&args.secret_file)
         .with_context(|| format!("secret file {}", args.secret_file.display()))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let purpose = match args.purpose {
+        PurposeArg::Login => Purpose::Login,
+        PurposeArg::Manage => Purpose::Manage,
+    };
+    // The token's id is random: the relay refuses an id it saw used.
+    let mut id = [0u8; tandem_relay::token::TOKEN_ID_BYTES];
+    OsEntropy.fill(&mut id);
+    let expires = now
+        .checked_add(args.valid_for_s)
+        .context("--valid-for-s is too large")?;
     println!(
         "{}",
-        tandem_relay::token::issue(&secret, &account, now + args.valid_for_s)
+        tandem_relay::token::issue_login(&secret, &account, purpose, expires, id)
     );
+    Ok(())
+}
+
+pub fn admin(args: AdminArgs, relay: Option<&str>, account: Option<&str>) -> anyhow::Result<()> {
+    let relay = relay.ok_or_else(|| anyhow::anyhow!("tandem admin needs --relay <host:port>"))?;
+    let relay: SocketAddr = relay
+        .parse()
+        .with_context(|| format!("--relay {relay} is not an ip:port"))?;
+    let account = account.ok_or_else(|| anyhow::anyhow!("tandem admin needs --account"))?;
+    let account = AccountId::new(account)?;
+    // The secret must exist: an operator command never makes one.
+    if !args.secret_file.exists() {
+        anyhow::bail!(
+            "secret file {} does not exist (pass the relay's --secret-file)",
+            args.secret_file.display()
+        );
+    }
+    let secret = tandem_relay::secret::load_or_create(&args.secret_file)
+        .with_context(|| format!("secret file {}", args.secret_file.display()))?;
+    let request = match args.command {
+        AdminCmd::Devices => AdminRequest::Devices { account },
+        AdminCmd::Kick { device } => AdminRequest::Kick {
+            account,
+            device: device.parse::<DeviceId>()?,
+        },
+        AdminCmd::RevokeAll => AdminRequest::RevokeAll { account },
+        AdminCmd::Ban => AdminRequest::Ban { account },
+        AdminCmd::Unban => AdminRequest::Unban { account },
+        AdminCmd::Remove => AdminRequest::Remove { account },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let reply = runtime.block_on(async {
+        let mut client = tandem_relay::admin::AdminClient::connect(relay, &secret).await?;
+        client.request(request).await
+    })?;
+    match reply {
+        AdminReply::Devices { devices } => {
+            if args.json {
+                let list: Vec<_> = devices.iter().map(crate::device_cmd::device_json).collect();
+                println!("{}", serde_json::Value::Array(list));
+            } else {
+                for d in &devices {
+                    println!("{}", crate::device_cmd::device_line(d));
+                }
+            }
+        }
+        AdminReply::Done {
+            devices_revoked,
+            connections_closed,
+        } => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "devices_revoked": devices_revoked,
+                        "connections_closed": connections_closed,
+                    })
+                );
+            } else {
+                println!(
+                    "ok: {devices_revoked} device(s) revoked, {connections_closed} connection(s) closed"
+                );
+            }
+        }
+        other => anyhow::bail!("unexpected answer from the relay: {other:?}"),
+    }
     Ok(())
 }
 

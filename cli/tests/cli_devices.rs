@@ -40,12 +40,17 @@ fn tandem_fails(args: &[&str]) -> String {
 }
 
 fn start_relay(dir: &Path) -> (RelayProcess, String) {
+    start_relay_with(dir, &[])
+}
+
+fn start_relay_with(dir: &Path, extra: &[&str]) -> (RelayProcess, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(["relay", "--listen", "127.0.0.1:0", "--data"])
         .arg(dir.join("relay.db"))
         .arg("--secret-file")
         .arg(dir.join("relay.secret"))
         .args(["--log", "warn"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -67,19 +72,14 @@ fn two_device_processes_converge_through_a_relay_process() {
     let dir = tempfile::tempdir().unwrap();
     let (_relay, addr) = start_relay(dir.path());
     let secret = dir.path().join("relay.secret");
-    let token = tandem(&[
-        "token",
-        "--secret-file",
-        secret.to_str().unwrap(),
-        "--account",
-        "alice",
-    ]);
-    let token = token.trim();
+    let secret = secret.to_str().unwrap();
+    // One single-use login token per device, as an auth service hands out.
+    let token_a = login_token(secret, "alice");
+    let token_b = login_token(secret, "alice");
     let a = dir.path().join("a.db");
     let b = dir.path().join("b.db");
     let a = a.to_str().unwrap();
     let b = b.to_str().unwrap();
-    let net = ["--relay", addr.as_str(), "--token", token];
 
     tandem(&[
         "--data",
@@ -116,12 +116,13 @@ fn two_device_processes_converge_through_a_relay_process() {
     ]);
     tandem(&["--data", b, "group", "join", "g2"]);
 
-    for device in [a, b, a] {
-        let mut args = vec!["--data", device];
-        args.extend(net);
-        args.push("sync");
-        tandem(&args);
-    }
+    // The first sync logs each device in; the file keeps the relay and the
+    // enrollment, so the later ones pass neither. Passing the same token
+    // again is harmless (scripts repeat their flags).
+    tandem(&["--data", a, "--relay", &addr, "--token", &token_a, "sync"]);
+    tandem(&["--data", b, "--relay", &addr, "--token", &token_b, "sync"]);
+    tandem(&["--data", a, "sync"]);
+    tandem(&["--data", a, "--relay", &addr, "--token", &token_a, "sync"]);
     // B changes things that A made, then both sync again.
     tandem(&[
         "--data",
@@ -134,10 +135,7 @@ fn two_device_processes_converge_through_a_relay_process() {
     ]);
     tandem(&["--data", b, "read", "u:bob", "m1"]);
     for device in [b, a] {
-        let mut args = vec!["--data", device];
-        args.extend(net);
-        args.push("sync");
-        tandem(&args);
+        tandem(&["--data", device, "sync"]);
     }
 
     let state_a = tandem(&["--data", a, "state", "--json"]);
@@ -167,12 +165,8 @@ fn two_device_processes_converge_through_a_relay_process() {
         "acknowledged"
     );
 
-    // The device list, then a kick: the kicked device cannot sync with the
-    // old token any more.
-    let mut args = vec!["--data", a];
-    args.extend(net);
-    args.push("devices");
-    let devices = tandem(&args);
+    // The device list, then a kick that holds.
+    let devices = tandem(&["--data", a, "devices"]);
     assert_eq!(devices.lines().count(), 2, "{devices}");
     let b_id = devices
         .lines()
@@ -182,16 +176,307 @@ fn two_device_processes_converge_through_a_relay_process() {
         .next()
         .unwrap()
         .to_owned();
-    let mut args = vec!["--data", a];
-    args.extend(net);
-    args.extend(["kick", b_id.as_str()]);
-    tandem(&args);
-    let mut args = vec!["--data", b];
-    args.extend(net);
-    args.push("sync");
-    let error = tandem_fails(&args);
-    assert!(error.contains("credentials_revoked"), "{error}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&tandem(&["--data", a, "devices", "--json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let a_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "phone")
+        .unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tandem(&["--data", a, "kick", b_id.as_str()]);
+    // The kicked device: refused with the typed reason, in text and JSON.
+    let error = tandem_fails(&["--data", b, "sync"]);
     assert_eq!(error.lines().count(), 1, "{error}");
+    for part in [
+        "credentials_revoked",
+        "kicked by device",
+        "phone",
+        "--token",
+    ] {
+        assert!(error.contains(part), "{part:?} missing from {error}");
+    }
+    let (stdout, _) = tandem_fails_out(&["--data", b, "sync", "--json"]);
+    let refusal: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(refusal["error"], "credentials_revoked", "{refusal}");
+    assert_eq!(refusal["reason"], "kicked_by_device", "{refusal}");
+    assert_eq!(refusal["by"]["device"], a_id.as_str(), "{refusal}");
+    assert_eq!(refusal["by"]["name"], "phone", "{refusal}");
+    assert_eq!(refusal["by"]["platform"], "ios", "{refusal}");
+    // Its old login token, again from the kicked device or from a copy of
+    // it under a new device id: refused as used.
+    let error = tandem_fails(&["--data", b, "--token", &token_b, "sync"]);
+    assert!(error.contains("login_token_used"), "{error}");
+    let stolen = dir.path().join("stolen.db");
+    let stolen = stolen.to_str().unwrap();
+    let error = tandem_fails(&[
+        "--data",
+        stolen,
+        "--account",
+        "alice",
+        "--relay",
+        &addr,
+        "--token",
+        &token_b,
+        "sync",
+    ]);
+    assert!(error.contains("login_token_used"), "{error}");
+    // A new login token logs the kicked device in again.
+    tandem(&[
+        "--data",
+        b,
+        "--token",
+        &login_token(secret, "alice"),
+        "sync",
+    ]);
+
+    // Logout: the relay forgets the device; it logs in again with a token.
+    tandem(&["--data", b, "logout"]);
+    let error = tandem_fails(&["--data", b, "sync"]);
+    assert!(error.contains("logged out"), "{error}");
+    tandem(&[
+        "--data",
+        b,
+        "--token",
+        &login_token(secret, "alice"),
+        "sync",
+    ]);
+
+    // Kick every device, this one included: both must log in again.
+    tandem(&["--data", b, "kick", "--all"]);
+    for device in [a, b] {
+        let error = tandem_fails(&["--data", device, "sync"]);
+        assert!(error.contains("credentials_revoked"), "{error}");
+        assert!(error.contains("laptop"), "kicked by the laptop: {error}");
+    }
+    let token = login_token(secret, "alice");
+    tandem(&["--data", a, "--token", &token, "sync"]);
+}
+
+/// The operator's commands against a running relay: list, kick, revoke
+/// every device, ban and unban, remove; each device is told why.
+#[test]
+fn operator_commands_reach_a_running_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_relay, addr) = start_relay(dir.path());
+    let secret = dir.path().join("relay.secret");
+    let secret = secret.to_str().unwrap();
+    let a = dir.path().join("a.db");
+    let a = a.to_str().unwrap();
+    let b = dir.path().join("b.db");
+    let b = b.to_str().unwrap();
+    for (device, name) in [(a, "phone"), (b, "laptop")] {
+        tandem(&[
+            "--data",
+            device,
+            "--account",
+            "alice",
+            "--name",
+            name,
+            "--relay",
+            &addr,
+            "--token",
+            &login_token(secret, "alice"),
+            "sync",
+        ]);
+    }
+    let admin = |args: &[&str]| {
+        let mut all = vec![
+            "admin",
+            "--relay",
+            &addr,
+            "--secret-file",
+            secret,
+            "--account",
+            "alice",
+        ];
+        all.extend(args);
+        tandem(&all)
+    };
+    let listed: serde_json::Value = serde_json::from_str(&admin(&["--json", "devices"])).unwrap();
+    let ids: Vec<String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    let b_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "laptop")
+        .unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(admin(&["kick", &b_id]).starts_with("ok: 1 device(s) revoked"));
+    let error = tandem_fails(&["--data", b, "sync"]);
+    assert!(error.contains("revoked by the relay's operator"), "{error}");
+
+    // Revoke-all: every device logs in again.
+    admin(&["revoke-all"]);
+    let error = tandem_fails(&["--data", a, "sync"]);
+    assert!(error.contains("credentials_revoked"), "{error}");
+    tandem(&[
+        "--data",
+        a,
+        "--token",
+        &login_token(secret, "alice"),
+        "sync",
+    ]);
+
+    // A ban refuses the account until lifted; the key then logs in again.
+    admin(&["ban"]);
+    let (stdout, _) = tandem_fails_out(&["--data", a, "sync", "--json"]);
+    let refusal: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(refusal["error"], "account_banned", "{refusal}");
+    admin(&["unban"]);
+    tandem(&["--data", a, "sync"]);
+
+    // Removed: refused with its own code, even with a new token.
+    admin(&["remove"]);
+    let error = tandem_fails(&[
+        "--data",
+        a,
+        "--token",
+        &login_token(secret, "alice"),
+        "sync",
+    ]);
+    assert!(error.contains("account_removed"), "{error}");
+
+    // A wrong secret is refused.
+    let wrong = dir.path().join("wrong.secret");
+    tandem(&[
+        "token",
+        "--secret-file",
+        wrong.to_str().unwrap(),
+        "--account",
+        "x",
+    ]);
+    let error = tandem_fails(&[
+        "admin",
+        "--relay",
+        &addr,
+        "--secret-file",
+        wrong.to_str().unwrap(),
+        "--account",
+        "alice",
+        "devices",
+    ]);
+    assert!(error.contains("bad_proof"), "{error}");
+}
+
+/// A device refused by the device limit lists the devices and kicks one
+/// with a manage token, without being admitted; then it gets in.
+#[test]
+fn a_device_refused_for_the_limit_frees_a_slot_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_relay, addr) = start_relay_with(dir.path(), &["--max-devices", "1"]);
+    let secret = dir.path().join("relay.secret");
+    let secret = secret.to_str().unwrap();
+    let a = dir.path().join("a.db");
+    let a = a.to_str().unwrap();
+    let b = dir.path().join("b.db");
+    let b = b.to_str().unwrap();
+    // The phone stays online (events --follow) so it holds the one slot.
+    tandem(&[
+        "--data",
+        a,
+        "--account",
+        "alice",
+        "--name",
+        "phone",
+        "--relay",
+        &addr,
+        "--token",
+        &login_token(secret, "alice"),
+        "sync",
+    ]);
+    let mut phone = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["--data", a, "events", "--follow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut refused = None;
+    for _ in 0..50 {
+        let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args([
+                "--data",
+                b,
+                "--account",
+                "alice",
+                "--name",
+                "laptop",
+                "--relay",
+                &addr,
+            ])
+            .args(["--token", &login_token(secret, "alice"), "sync", "--json"])
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            refused = Some(String::from_utf8_lossy(&output.stdout).into_owned());
+            break;
+        }
+        // The phone was not online yet: the laptop got in; log it out.
+        tandem(&["--data", b, "logout"]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let refused: serde_json::Value = serde_json::from_str(refused.unwrap().trim()).unwrap();
+    assert_eq!(refused["error"], "too_many_devices", "{refused}");
+    let phone_id = refused["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "phone")
+        .unwrap()["device"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let manage = || {
+        tandem(&[
+            "token",
+            "--secret-file",
+            secret,
+            "--account",
+            "alice",
+            "--purpose",
+            "manage",
+        ])
+        .trim()
+        .to_owned()
+    };
+    let listed = tandem(&["--data", b, "--token", &manage(), "devices"]);
+    assert!(listed.contains(&phone_id), "{listed}");
+    tandem(&["--data", b, "--token", &manage(), "kick", &phone_id]);
+    // The slot is free: the laptop's key (its refused login enrolled it)
+    // now gets it in.
+    tandem(&["--data", b, "sync"]);
+    let _ = phone.kill();
+    let _ = phone.wait();
+}
+
+fn login_token(secret: &str, account: &str) -> String {
+    tandem(&["token", "--secret-file", secret, "--account", account])
+        .trim()
+        .to_owned()
+}
+
+fn tandem_fails_out(args: &[&str]) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .output()
+        .expect("the tandem binary runs");
+    assert!(!output.status.success(), "tandem {args:?} should fail");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]

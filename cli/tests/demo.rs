@@ -31,10 +31,23 @@ fn the_demo_converges_and_prints_an_identical_state_table() {
         "[phone ] heard from tablet: contact remark_changed remark=Erin from work user=erin (superseded",
         "[laptop] heard from phone : conversation pinned conversation=g:family",
         "[tablet] heard from laptop: group created",
-        "[tablet] heard from laptop: connection kicked",
+        "[tablet] heard from laptop: connection kicked_by_device",
+        "== The kick holds",
+        "the tablet tries again with its key: refused by the relay (credentials_revoked)",
+        "a new device with the tablet's login token: refused by the relay (login_token_used)",
+        "the new device pulled 0 deltas",
+        "the tablet logs in again with a new login token: in step",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
+    // The kick is heard once, not again when the tablet is refused.
+    assert_eq!(
+        stdout
+            .matches("[tablet] heard from laptop: connection kicked_by_device")
+            .count(),
+        1,
+        "{stdout}"
+    );
 
     // The table: a header with the three devices, then rows whose three
     // values are the same.

@@ -76,18 +76,22 @@ fn events_follow_prints_an_event_as_it_arrives_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let (_relay, addr) = start_relay(dir.path());
     let secret = dir.path().join("relay.secret");
-    let token = tandem(&[
-        "token",
-        "--secret-file",
-        secret.to_str().unwrap(),
-        "--account",
-        "alice",
-    ]);
-    let token = token.trim();
+    // One single-use login token per device.
+    let login_token = || {
+        tandem(&[
+            "token",
+            "--secret-file",
+            secret.to_str().unwrap(),
+            "--account",
+            "alice",
+        ])
+        .trim()
+        .to_owned()
+    };
+    let (token_a, token_b) = (login_token(), login_token());
     let a = dir.path().join("a.db");
     let b = dir.path().join("b.db");
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
-    let net = ["--relay", addr.as_str(), "--token", token];
     tandem(&[
         "--data",
         a,
@@ -109,8 +113,7 @@ fn events_follow_prints_an_event_as_it_arrives_and_stops_on_ctrl_c() {
 
     let mut follow = Command::new(env!("CARGO_BIN_EXE_tandem"));
     follow
-        .args(["--data", b])
-        .args(net)
+        .args(["--data", b, "--relay", addr.as_str(), "--token", &token_b])
         .args(["events", "--json", "--follow"]);
     let mut child = follow
         .stdout(Stdio::piped())
@@ -122,10 +125,15 @@ fn events_follow_prints_an_event_as_it_arrives_and_stops_on_ctrl_c() {
 
     // The phone pins a conversation and syncs; the follower prints it.
     tandem(&["--data", a, "pin", "u:bob"]);
-    let mut sync = vec!["--data", a];
-    sync.extend(net);
-    sync.push("sync");
-    tandem(&sync);
+    tandem(&[
+        "--data",
+        a,
+        "--relay",
+        addr.as_str(),
+        "--token",
+        &token_a,
+        "sync",
+    ]);
     let deadline = Instant::now() + STEP;
     let pinned = loop {
         let left = deadline.saturating_duration_since(Instant::now());

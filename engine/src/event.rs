@@ -309,16 +309,23 @@ impl EventKind {
 
 /// What happened to this device's connection because of another device or
 /// the relay.
+///
+/// Journaled with postcard: variants are only ever appended. `Kicked` and
+/// `TooManyDevices` are what builds of protocol 1 journaled; they are read
+/// back as they were and never journaled any more (their typed successors
+/// follow `CatchUpFinished`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ConnectionEvent {
-    /// Another device forced this one offline (the event's source device).
+    /// Protocol 1: another device forced this one offline (the event's
+    /// source device). Now [`ConnectionEvent::KickedByDevice`] and the
+    /// other typed reasons.
     Kicked {
         /// The reason the kicking device gave.
         reason: String,
     },
-    /// The relay refused this device: the account has too many devices
-    /// online.
+    /// Protocol 1: the relay refused this device for the device limit. Now
+    /// [`ConnectionEvent::TooManyDevicesOnline`].
     TooManyDevices {
         /// The relay's explanation, in words.
         text: String,
@@ -353,4 +360,113 @@ pub enum ConnectionEvent {
         /// The relay log position it has merged up to now.
         cursor: u64,
     },
+    /// Another device of the account kicked this one (the event's source
+    /// device, named here too): its enrollment is revoked, and it logs in
+    /// again only with a new login token.
+    KickedByDevice {
+        /// The kicking device's id, in hex.
+        device: String,
+        /// Its name.
+        name: String,
+        /// Its platform, in the text form of [`Platform`](crate::Platform).
+        platform: String,
+    },
+    /// The device limit displaced this device to make room for a newer
+    /// login (the event's source device, named here too); revoked like a
+    /// kick.
+    DisplacedByLimit {
+        /// The newcomer's id, in hex.
+        device: String,
+        /// Its name.
+        name: String,
+        /// Its platform.
+        platform: String,
+    },
+    /// This device logged out.
+    LoggedOut,
+    /// The relay's operator revoked this device.
+    RevokedByOperator,
+    /// Every credential of the account was revoked (a password change):
+    /// every device logs in again.
+    AllCredentialsRevoked,
+    /// The operator removed the account.
+    AccountRemoved,
+    /// The operator banned the account; the device logs in again, with its
+    /// key, once the ban is lifted.
+    AccountBanned,
+    /// The relay refused this device's login: the account has as many
+    /// devices online as allowed. One of them can be kicked from outside
+    /// with a login token of the "manage" purpose.
+    TooManyDevicesOnline {
+        /// The account's devices, as the relay listed them.
+        devices: Vec<DeviceSummary>,
+    },
+    /// This device's enrollment expired (it was offline too long): it logs
+    /// in again with a login token.
+    CredentialsExpired,
+    /// This device's enrollment expires soon (see
+    /// [`crate::limits::CREDENTIALS_EXPIRING_WARNING_MS`]); coming online
+    /// renews it.
+    CredentialsExpiring {
+        /// When, in ms since the Unix epoch.
+        expires_at_ms: i64,
+    },
+}
+
+/// A device of the account, as a connection event lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSummary {
+    /// Its id, in hex.
+    pub device: String,
+    /// Its name.
+    pub name: String,
+    /// Its platform.
+    pub platform: String,
+    /// Whether it is online.
+    pub online: bool,
+}
+
+impl ConnectionEvent {
+    /// The event an offline reason from the relay becomes, and the device
+    /// that caused it (`None`: this device).
+    pub fn from_offline(reason: &tandem_transport::OfflineReason) -> (Option<DeviceId>, Self) {
+        use tandem_transport::OfflineReason as R;
+        let named = |by: &tandem_transport::DeviceRef| {
+            (
+                by.id.to_hex(),
+                by.name.clone(),
+                by.platform.as_str().to_owned(),
+            )
+        };
+        match reason {
+            R::KickedByDevice { by } => {
+                let (device, name, platform) = named(by);
+                (
+                    Some(by.id),
+                    ConnectionEvent::KickedByDevice {
+                        device,
+                        name,
+                        platform,
+                    },
+                )
+            }
+            R::Displaced { by } => {
+                let (device, name, platform) = named(by);
+                (
+                    Some(by.id),
+                    ConnectionEvent::DisplacedByLimit {
+                        device,
+                        name,
+                        platform,
+                    },
+                )
+            }
+            R::LoggedOut => (None, ConnectionEvent::LoggedOut),
+            R::AllCredentialsRevoked => (None, ConnectionEvent::AllCredentialsRevoked),
+            R::AccountRemoved => (None, ConnectionEvent::AccountRemoved),
+            R::AccountBanned => (None, ConnectionEvent::AccountBanned),
+            // RevokedByOperator, and reasons a newer relay may add.
+            _ => (None, ConnectionEvent::RevokedByOperator),
+        }
+    }
 }

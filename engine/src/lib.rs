@@ -18,9 +18,9 @@ pub mod sync;
 
 pub use doc::DocError;
 pub use engine::{
-    AccountState, Applied, ApplyError, Changed, Config, DeviceIdentity, Engine, EventDelivery,
-    Export, ExportCursor, LoadError, OpError, OpenError, Performed, Recorded, RelayDelta,
-    StorePath,
+    AccountState, Applied, ApplyError, Changed, Config, Credentials, CredentialsError,
+    DeviceEnrollment, DeviceIdentity, Engine, EventDelivery, Export, ExportCursor, LoadError,
+    OpError, OpenError, Performed, Recorded, RelayDelta, StorePath,
 };
 pub use event::{Event, EventKind};
 pub use rules::Refused;
@@ -31,7 +31,9 @@ pub use tandem_storage::device::{
     UTC_OFFSET_MINUTES_MAX,
 };
 pub use tandem_storage::StoreError;
-pub use tandem_transport::{AccountId, ContentId, DeviceId, Platform};
+pub use tandem_transport::{
+    AccountId, ContentId, DeviceId, DevicePublicKey, Entropy, OsEntropy, Platform, SeededEntropy,
+};
 
 /// The README's Rust examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -45,3 +45,14 @@ pub const ORIGIN_SEQ_MAX: u64 = i64::MAX as u64;
 /// transport refuses a frame above it, and both stores keep positions as
 /// SQLite integers.
 pub use tandem_transport::limits::RELAY_SEQ_MAX;
+
+/// How long before its enrollment expires a device journals a
+/// `CredentialsExpiring` event: three days, time to come online once (which
+/// renews it) or to log in again.
+pub const CREDENTIALS_EXPIRING_WARNING_MS: i64 = 3 * 24 * 3600 * 1000;
+
+/// Relay addresses a device keeps.
+pub const RELAYS_MAX: usize = 16;
+
+/// Bytes in one relay address (`host:port`).
+pub const RELAY_ADDRESS_BYTES_MAX: usize = 255;

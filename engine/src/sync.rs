@@ -10,7 +10,9 @@
 //! simulation can drive the same code over an in-memory link.
 
 use tandem_transport::client::{CloseReason, SessionEvent};
-use tandem_transport::frame::{DeviceInfo, ErrorCode, PayloadId, WireDelta};
+use tandem_transport::frame::{
+    DeviceInfo, ErrorCode, OfflineReason, PayloadId, Refusal, WireDelta,
+};
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
 use tandem_transport::{ClientSession, CommandError, DeviceId};
 
@@ -18,7 +20,7 @@ use std::collections::BTreeSet;
 
 use crate::delta::EncodedDelta;
 use crate::engine::{Applied, ApplyError, Engine, RelayDelta};
-use crate::event::ConnectionEvent;
+use crate::event::{ConnectionEvent, DeviceSummary};
 use crate::StoreError;
 
 /// Bytes of delta content put in one push frame: half a frame, so the
@@ -87,13 +89,25 @@ pub enum SyncEvent {
         /// The payload, as sent.
         bytes: Vec<u8>,
     },
-    /// Another device kicked this one, or the relay did to make room. The
-    /// credentials used are no longer valid: do not reconnect with them.
-    Kicked {
-        /// The device that kicked this one.
-        by: DeviceId,
-        /// The reason given, in words.
-        reason: String,
+    /// This device was forced offline (kicked, displaced, logged out,
+    /// revoked, banned, removed). Journaled as its typed connection event;
+    /// its enrollment no longer logs it in (a ban aside): do not reconnect
+    /// without a new login token.
+    Kicked(OfflineReason),
+    /// The relay refused the login, with its typed code (and the reason or
+    /// the device list, when there is one). Journaled when it says
+    /// something about the account (revoked, too many devices, banned…).
+    Refused(Refusal),
+    /// A login token with the "manage" purpose was accepted: the session
+    /// lists and kicks devices only, and nothing syncs.
+    Managing {
+        /// The account's devices.
+        devices: Vec<DeviceInfo>,
+    },
+    /// The relay renewed this device's enrollment (recorded in its store).
+    CredentialsRenewed {
+        /// The new expiry, in ms since the Unix epoch.
+        expires_at_ms: u64,
     },
     /// The relay refused something.
     RelayError {
@@ -282,6 +296,7 @@ impl Syncer {
         let mut out = Vec::new();
         match event {
             SessionEvent::Connected(welcome) => {
+                engine.record_enrollment(&welcome.enrollment)?;
                 self.connected = true;
                 self.known_devices = welcome.devices.iter().map(|d| d.id).collect();
                 self.head_seq = welcome.head_seq;
@@ -373,25 +388,63 @@ impl Syncer {
                     out.push(SyncEvent::Payload { from, id, bytes });
                 }
             }
-            SessionEvent::Kicked { by, reason } => {
-                engine.record_connection_event(
-                    now_ms,
-                    by,
-                    ConnectionEvent::Kicked {
-                        reason: reason.clone(),
-                    },
-                )?;
-                out.push(SyncEvent::Kicked { by, reason });
+            SessionEvent::Kicked(reason) => {
+                Self::journal_offline(engine, now_ms, &reason)?;
+                out.push(SyncEvent::Kicked(reason));
+            }
+            SessionEvent::Refused(refusal) => {
+                let me = engine.device().device_id;
+                match refusal.code {
+                    ErrorCode::TooManyDevices => {
+                        let devices = refusal
+                            .devices
+                            .iter()
+                            .map(|d| DeviceSummary {
+                                device: d.id.to_hex(),
+                                name: d.name.clone(),
+                                platform: d.platform.to_string(),
+                                online: d.online,
+                            })
+                            .collect();
+                        engine.record_connection_event(
+                            now_ms,
+                            me,
+                            ConnectionEvent::TooManyDevicesOnline { devices },
+                        )?;
+                    }
+                    // A revocation this device heard of already (it was
+                    // told when it was kicked) is not journaled again.
+                    ErrorCode::CredentialsRevoked
+                        if engine.credentials()?.enrollment.is_some_and(|e| !e.active) => {}
+                    ErrorCode::CredentialsRevoked
+                    | ErrorCode::AccountBanned
+                    | ErrorCode::AccountRemoved => {
+                        let reason = refusal.reason.clone().unwrap_or(match refusal.code {
+                            ErrorCode::AccountBanned => OfflineReason::AccountBanned,
+                            ErrorCode::AccountRemoved => OfflineReason::AccountRemoved,
+                            _ => OfflineReason::RevokedByOperator,
+                        });
+                        Self::journal_offline(engine, now_ms, &reason)?;
+                    }
+                    ErrorCode::CredentialsExpired => {
+                        engine.record_enrollment_ended()?;
+                        engine.record_connection_event(
+                            now_ms,
+                            me,
+                            ConnectionEvent::CredentialsExpired,
+                        )?;
+                    }
+                    ErrorCode::NotEnrolled => engine.record_enrollment_ended()?,
+                    _ => {}
+                }
+                out.push(SyncEvent::Refused(refusal));
+            }
+            SessionEvent::Managing(devices) => out.push(SyncEvent::Managing { devices }),
+            SessionEvent::CredentialsRenewed { expires_at_ms } => {
+                engine.record_renewal(expires_at_ms)?;
+                out.push(SyncEvent::CredentialsRenewed { expires_at_ms });
             }
             SessionEvent::Error { code, text } => {
-                if code == ErrorCode::TooManyDevices {
-                    let me = engine.device().device_id;
-                    engine.record_connection_event(
-                        now_ms,
-                        me,
-                        ConnectionEvent::TooManyDevices { text: text.clone() },
-                    )?;
-                }
                 out.push(SyncEvent::RelayError { code, text });
             }
             SessionEvent::Closed(reason) => {
@@ -410,6 +463,23 @@ impl Syncer {
             out.push(SyncEvent::InStep);
         }
         Ok(out)
+    }
+
+    /// Journals why this device was forced offline, as its typed event, and
+    /// records that its enrollment ended (a ban ends none: the key logs it
+    /// in once the ban is lifted).
+    fn journal_offline(
+        engine: &mut Engine,
+        now_ms: i64,
+        reason: &OfflineReason,
+    ) -> Result<(), SyncError> {
+        if !matches!(reason, OfflineReason::AccountBanned) {
+            engine.record_enrollment_ended()?;
+        }
+        let (source, event) = ConnectionEvent::from_offline(reason);
+        let source = source.unwrap_or(engine.device().device_id);
+        engine.record_connection_event(now_ms, source, event)?;
+        Ok(())
     }
 
     /// Journals and reports the end of a catch-up once the cursor reaches

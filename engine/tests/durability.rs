@@ -73,7 +73,11 @@ fn a_store_of_another_account_is_refused() {
         account: AccountId::new("mallory").unwrap(),
         ..file_config(&path)
     };
-    match Engine::open(config, 0, || DeviceId([9; 16])) {
+    match Engine::open(
+        config,
+        0,
+        Box::new(tandem_engine::SeededEntropy::starting_with(&[9; 16], 9)),
+    ) {
         Err(OpenError::AccountMismatch { found, .. }) => assert_eq!(found, ACCOUNT),
         other => panic!("expected AccountMismatch, got {other:?}"),
     }

@@ -149,7 +149,7 @@ fn session() -> (tandem_transport::ClientSession, sync::Syncer) {
         DeviceId([2; 16]),
         "b",
         Platform::Linux,
-        "token",
+        tandem_transport::DeviceKey::from_seed(&[2; 32]),
     );
     let session = tandem_transport::ClientSession::new(config, 0).unwrap();
     (session, sync::Syncer::new())

@@ -9,13 +9,13 @@ use tandem_engine::Engine;
 use tandem_transport::driver::tcp::{self, ConnectError};
 use tandem_transport::driver::Connection;
 use tandem_transport::frame::{DeviceInfo, PayloadId};
-use tandem_transport::{ClientConfig, ClientSession, CloseReason, CommandError, SessionEvent};
+use tandem_transport::{ClientSession, CloseReason, CommandError, SessionEvent};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::command::{Command, Reply};
-use crate::config::{OnlineConfig, CLOSE_TIMEOUT_MS};
+use crate::config::{OnlineConfig, CLOSE_TIMEOUT_MS, CREDENTIALS_CHECK_INTERVAL_MS};
 use crate::error::DeviceError;
 use crate::status::{LastError, Link, LinkError, Status, StopReason};
 
@@ -27,7 +27,8 @@ pub(crate) struct Actor {
     events: broadcast::Sender<SyncEvent>,
     status: watch::Sender<Status>,
     journal_head: watch::Sender<i64>,
-    payload_counter: u64,
+    /// The login token to present until a login succeeds.
+    login_token: Option<String>,
 }
 
 /// How one connection, or one attempt at one, ended.
@@ -50,6 +51,8 @@ enum Ended {
 enum Requested {
     /// Go offline.
     Offline,
+    /// Connect again at once (a new login token to present).
+    Reconnect,
     /// Stop the thread; hand the engine back (`None` when every handle was
     /// dropped).
     Shutdown(Option<oneshot::Sender<Engine>>),
@@ -59,7 +62,7 @@ enum Requested {
 enum Offline {
     /// The backoff wait passed: try to connect again.
     Elapsed,
-    /// The app asked to go online or offline.
+    /// The app asked to go online or offline (a relogin goes online).
     SetOnline(bool),
     /// The app asked to shut down (or dropped every handle).
     Shutdown(Option<oneshot::Sender<Engine>>),
@@ -90,13 +93,13 @@ impl Actor {
         journal_head: watch::Sender<i64>,
     ) -> Actor {
         Actor {
+            login_token: config.login_token.clone(),
             engine,
             config,
             commands,
             events,
             status,
             journal_head,
-            payload_counter: 0,
         }
     }
 
@@ -105,6 +108,7 @@ impl Actor {
         let mut online = self.config.start_online;
         let mut attempt: u32 = 0;
         loop {
+            self.check_credentials();
             let mut wait = None;
             if online {
                 let ended = self.connection().await;
@@ -115,6 +119,10 @@ impl Actor {
                 match ended {
                     Ended::Requested(Requested::Shutdown(reply)) => return self.hand_back(reply),
                     Ended::Requested(Requested::Offline) => online = false,
+                    Ended::Requested(Requested::Reconnect) => {
+                        attempt = 0;
+                        continue;
+                    }
                     Ended::Stop(reason) => {
                         online = false;
                         self.status.send_modify(|s| {
@@ -128,10 +136,8 @@ impl Actor {
                         if logged_in {
                             attempt = 0;
                         }
-                        let delay_ms = self.config.backoff.delay_ms(
-                            attempt,
-                            spread(&self.engine.device().device_id.0, attempt.into()),
-                        );
+                        let random = self.random_u64();
+                        let delay_ms = self.config.backoff.delay_ms(attempt, random);
                         attempt = attempt.saturating_add(1);
                         let last = LastError {
                             relay: self.config.relay.clone(),
@@ -183,6 +189,10 @@ impl Actor {
                     None => return Offline::Shutdown(None),
                     Some(Command::Shutdown(reply)) => return Offline::Shutdown(Some(reply)),
                     Some(Command::SetOnline(on)) => return Offline::SetOnline(on),
+                    Some(Command::Relogin(token)) => {
+                        self.login_token = Some(token);
+                        return Offline::SetOnline(true);
+                    }
                     Some(command) => self.offline_command(command),
                 },
             }
@@ -201,14 +211,17 @@ impl Actor {
             Command::Devices(reply) => {
                 let _ = reply.send(Err(DeviceError::NotConnected));
             }
-            Command::Kick(_, reply) | Command::KickAllOthers(reply) => {
+            Command::Kick(_, reply)
+            | Command::KickAllOthers(reply)
+            | Command::KickAll(reply)
+            | Command::Logout(reply) => {
                 let _ = reply.send(Err(DeviceError::NotConnected));
             }
             Command::SendToDevice(_, _, reply) => {
                 let _ = reply.send(Err(DeviceError::NotConnected));
             }
-            Command::SetOnline(_) | Command::Shutdown(_) => {
-                unreachable!("the caller handles SetOnline and Shutdown")
+            Command::SetOnline(_) | Command::Shutdown(_) | Command::Relogin(_) => {
+                unreachable!("the caller handles SetOnline, Shutdown and Relogin")
             }
         }
     }
@@ -216,19 +229,10 @@ impl Actor {
     /// One connection: connect within the timeout (serving commands
     /// meanwhile), then the session until it ends.
     async fn connection(&mut self) -> Ended {
-        let cursor = match self.engine.relay_cursor() {
-            Ok(cursor) => cursor,
+        let client = match self.engine.session_config(self.login_token.clone()) {
+            Ok(client) => client,
             Err(e) => return Ended::Stop(StopReason::Store(Arc::new(e))),
         };
-        let device = self.engine.device();
-        let mut client = ClientConfig::new(
-            device.account.clone(),
-            device.device_id,
-            device.name.clone(),
-            device.platform.clone(),
-            self.config.token.clone(),
-        );
-        client.resume_cursor = cursor;
         self.status.send_modify(|s| s.link = Link::Connecting);
         let timeout_ms = self.config.connect_timeout_ms;
         let connect = tokio::time::timeout(
@@ -262,6 +266,10 @@ impl Actor {
                     }
                     Some(Command::SetOnline(false)) => return Ended::Requested(Requested::Offline),
                     Some(Command::SetOnline(true)) => {}
+                    Some(Command::Relogin(token)) => {
+                        self.login_token = Some(token);
+                        return Ended::Requested(Requested::Reconnect);
+                    }
                     Some(command) => self.offline_command(command),
                 },
             }
@@ -275,6 +283,7 @@ impl Actor {
         let mut syncer = Syncer::new();
         let mut ending = Ending::default();
         let mut close_by: Option<Instant> = None;
+        let mut check_at = Instant::now() + Duration::from_millis(CREDENTIALS_CHECK_INTERVAL_MS);
         loop {
             self.publish(&syncer);
             if close_by.is_none() && (ending.requested.is_some() || conn.session().is_closed()) {
@@ -308,6 +317,10 @@ impl Actor {
                     None => ending.requested = Some(Requested::Shutdown(None)),
                     Some(command) => self.online_command(command, &mut conn, &mut syncer, &mut ending),
                 },
+                _ = tokio::time::sleep_until(check_at), if !closing => {
+                    self.check_credentials();
+                    check_at = Instant::now() + Duration::from_millis(CREDENTIALS_CHECK_INTERVAL_MS);
+                }
                 _ = tokio::time::sleep_until(close_by.unwrap_or_else(Instant::now)), if closing => break,
             }
         }
@@ -387,6 +400,8 @@ impl Actor {
         match &event {
             SyncEvent::Connected { .. } => {
                 ending.logged_in = true;
+                // Enrolled: from now on the key alone logs the device in.
+                self.login_token = None;
                 self.status.send_modify(|s| {
                     s.link = Link::Connected;
                     s.stopped = None;
@@ -398,12 +413,31 @@ impl Actor {
                     let _ = reply.send(Ok(devices.clone()));
                 }
             }
-            SyncEvent::Kicked { by, reason } => {
-                ending.stop.get_or_insert(StopReason::Kicked {
-                    by: *by,
-                    reason: reason.clone(),
-                });
+            SyncEvent::Managing { devices } => {
+                // A login token of the "manage" purpose: used up; the
+                // connection lists and kicks, nothing syncs.
+                ending.logged_in = true;
+                self.login_token = None;
+                for reply in ending.pending_devices.drain(..) {
+                    let _ = reply.send(Ok(devices.clone()));
+                }
             }
+            SyncEvent::Kicked(reason) => {
+                ending
+                    .stop
+                    .get_or_insert(StopReason::Kicked(reason.clone()));
+            }
+            SyncEvent::Refused(refusal) => match StopReason::from_refusal(refusal) {
+                Some(stop) => {
+                    ending.stop.get_or_insert(stop);
+                }
+                None => {
+                    ending.error.get_or_insert(LinkError::Relay {
+                        code: refusal.code,
+                        text: refusal.text.clone(),
+                    });
+                }
+            },
             SyncEvent::RelayError { code, text } => {
                 if let Some(stop) = StopReason::from_relay_error(*code, text) {
                     ending.stop.get_or_insert(stop);
@@ -430,7 +464,10 @@ impl Actor {
             SyncEvent::Closed(reason) => match reason {
                 // Already accounted for: the app's request or a sync
                 // failure (Local), the kick, the relay's error event.
-                CloseReason::Local | CloseReason::Kicked | CloseReason::RelayError { .. } => {}
+                CloseReason::Local
+                | CloseReason::Kicked(_)
+                | CloseReason::Refused { .. }
+                | CloseReason::RelayError { .. } => {}
                 other => {
                     ending.error.get_or_insert(LinkError::Closed(other.clone()));
                 }
@@ -475,6 +512,17 @@ impl Actor {
             Command::KickAllOthers(reply) => {
                 let _ = reply.send(session.kick_all_others().map_err(Into::into));
             }
+            Command::KickAll(reply) => {
+                let _ = reply.send(session.kick_all().map_err(Into::into));
+            }
+            Command::Logout(reply) => {
+                let _ = reply.send(session.logout().map_err(Into::into));
+            }
+            Command::Relogin(token) => {
+                self.login_token = Some(token);
+                self.status.send_modify(|s| s.stopped = None);
+                ending.requested = Some(Requested::Reconnect);
+            }
             Command::SendToDevice(to, bytes, reply) => {
                 let id = self.next_payload_id();
                 let _ = reply.send(
@@ -490,15 +538,29 @@ impl Actor {
         }
     }
 
-    /// A payload id unique to this device: spread plus a counter.
+    /// A payload id: 128 bits from the engine's entropy.
     fn next_payload_id(&mut self) -> PayloadId {
-        self.payload_counter += 1;
         let mut id = [0u8; 16];
-        id[..8].copy_from_slice(
-            &spread(&self.engine.device().device_id.0, self.payload_counter).to_le_bytes(),
-        );
-        id[8..].copy_from_slice(&self.payload_counter.to_le_bytes());
+        self.engine.fill_random(&mut id);
         PayloadId(id)
+    }
+
+    /// Randomness for the backoff's jitter, from the engine's entropy.
+    fn random_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.engine.fill_random(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    /// Journals `CredentialsExpiring` once if the enrollment expires soon,
+    /// by this thread's clock (the engine reads none).
+    fn check_credentials(&mut self) {
+        match self.engine.check_credentials(now_ms()) {
+            Ok(Some(_)) => self.publish_journal_head(),
+            Ok(None) => {}
+            // The store failed; the next check (or the next write) tells.
+            Err(_) => {}
+        }
     }
 
     /// Tells watchers whether the device is in step, and wakes event
@@ -539,15 +601,4 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// A little randomness for jitter and payload ids, from the clock and a
-/// counter: unpredictability does not matter here, only spread.
-fn spread(seed: &[u8], counter: u64) -> u64 {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(seed);
-    hasher.update(&counter.to_le_bytes());
-    hasher.update(&now_ms().to_le_bytes());
-    let bytes = hasher.finalize();
-    u64::from_le_bytes(bytes.as_bytes()[..8].try_into().expect("8 bytes"))
 }

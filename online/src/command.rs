@@ -26,6 +26,12 @@ pub(crate) enum Command {
     Kick(DeviceId, Reply<()>),
     /// Kick every other device.
     KickAllOthers(Reply<()>),
+    /// Kick every device, this one included.
+    KickAll(Reply<()>),
+    /// Log this device out.
+    Logout(Reply<()>),
+    /// Log in again with a new login token (after a kick or an expiry).
+    Relogin(String),
     /// Send a payload to another device.
     SendToDevice(DeviceId, Vec<u8>, Reply<PayloadId>),
     /// Go online (`true`) or offline.

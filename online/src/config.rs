@@ -7,6 +7,10 @@
 /// retries.
 pub const CONNECT_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
+/// How often the device thread checks, by its clock, whether the device's
+/// enrollment expires soon (and journals `CredentialsExpiring` once if so).
+pub const CREDENTIALS_CHECK_INTERVAL_MS: u64 = 3_600_000;
+
 /// How long closing a connection (going offline, shutting down) may wait
 /// for its last frames (a final acknowledgement) to be written before the
 /// connection is dropped: a relay that stopped reading cannot hold a
@@ -18,8 +22,12 @@ pub const CLOSE_TIMEOUT_MS: u64 = 1_000;
 pub struct OnlineConfig {
     /// `host:port` of the relay.
     pub relay: String,
-    /// A token the relay accepts for the engine's account.
-    pub token: String,
+    /// A login token from the app's auth service, for a device that is not
+    /// enrolled yet (or was kicked): presented until a login succeeds,
+    /// then forgotten; from then on the device logs in with its key alone.
+    /// `None` for a device that is enrolled. See
+    /// [`OnlineDevice::relogin`](crate::OnlineDevice::relogin) for a new one.
+    pub login_token: Option<String>,
     /// Whether to connect at once; see
     /// [`OnlineDevice::set_online`](crate::OnlineDevice::set_online).
     pub start_online: bool,
@@ -32,16 +40,22 @@ pub struct OnlineConfig {
 }
 
 impl OnlineConfig {
-    /// A config that connects at once, with the default backoff and connect
-    /// timeout.
-    pub fn new(relay: impl Into<String>, token: impl Into<String>) -> Self {
+    /// A config that connects at once with the device's key alone, with
+    /// the default backoff and connect timeout.
+    pub fn new(relay: impl Into<String>) -> Self {
         OnlineConfig {
             relay: relay.into(),
-            token: token.into(),
+            login_token: None,
             start_online: true,
             backoff: Backoff::default(),
             connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
         }
+    }
+
+    /// The same config, presenting `login_token` until a login succeeds.
+    pub fn with_login_token(mut self, login_token: impl Into<String>) -> Self {
+        self.login_token = Some(login_token.into());
+        self
     }
 }
 

@@ -148,6 +148,30 @@ impl OnlineDevice {
         self.call(Command::KickAllOthers).await
     }
 
+    /// Kicks every device of the account, this one included (the reference
+    /// SDK's `kickAllDevices`): every one of them logs in again only with a
+    /// new login token. This device stops with
+    /// [`StopReason::Kicked`](crate::StopReason::Kicked).
+    pub async fn kick_all_devices(&self) -> Result<(), DeviceError> {
+        self.call(Command::KickAll).await
+    }
+
+    /// Logs this device out: the relay revokes its enrollment and the
+    /// device stops ([`StopReason::Kicked`](crate::StopReason::Kicked) with
+    /// [`OfflineReason::LoggedOut`](tandem_transport::OfflineReason::LoggedOut));
+    /// its data stays. [`OnlineDevice::relogin`] logs it in again.
+    pub async fn logout(&self) -> Result<(), DeviceError> {
+        self.call(Command::Logout).await
+    }
+
+    /// Logs in again with a new login token: after a kick, a logout, an
+    /// expired enrollment, or to enroll a device that never was. The device
+    /// goes online and connects at once (closing a connection it has),
+    /// presenting the token until a login succeeds.
+    pub async fn relogin(&self, login_token: impl Into<String>) -> Result<(), DeviceError> {
+        self.send(Command::Relogin(login_token.into())).await
+    }
+
     /// Goes offline (closing the connection) or back online. Going online
     /// also tries again after a stop ([`Status::stopped`]).
     pub async fn set_online(&self, online: bool) -> Result<(), DeviceError> {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use tandem_engine::sync::SyncError;
 use tandem_engine::StoreError;
 use tandem_transport::client::ConfigError;
-use tandem_transport::{CloseReason, DeviceId, ErrorCode};
+use tandem_transport::{CloseReason, DeviceId, DeviceInfo, ErrorCode, OfflineReason, Refusal};
 
 /// The connection state, to read or to wait on (see
 /// [`OnlineDevice::status`](crate::OnlineDevice::status)).
@@ -38,12 +38,21 @@ impl Status {
         self.link == Link::Connected
     }
 
-    /// The device that kicked this one, if that is why it stopped.
+    /// The device that kicked (or displaced) this one, if that is why it
+    /// stopped.
     pub fn kicked_by(&self) -> Option<DeviceId> {
         match &self.stopped {
-            Some(StopReason::Kicked { by, .. }) => Some(*by),
+            Some(StopReason::Kicked(reason)) => reason.by().map(|by| by.id),
             _ => None,
         }
+    }
+
+    /// Whether the device stopped because its credentials no longer log it
+    /// in (kicked, displaced, logged out, revoked, expired, not enrolled):
+    /// [`OnlineDevice::relogin`](crate::OnlineDevice::relogin) with a new
+    /// login token is what helps.
+    pub fn needs_login(&self) -> bool {
+        self.stopped.as_ref().is_some_and(StopReason::needs_login)
     }
 }
 
@@ -68,22 +77,26 @@ pub enum Link {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// Another device of the account kicked this one (or the relay did, to
-    /// make room for a newer login). Its credentials are revoked.
-    Kicked {
-        /// The device that kicked this one.
-        by: DeviceId,
-        /// The reason given, in words.
-        reason: String,
-    },
-    /// The relay refused the login with a code a retry cannot fix: a bad,
-    /// expired or revoked token, too many devices, another protocol
-    /// version.
+    /// This device was forced offline: kicked by a device (which one),
+    /// displaced by the device limit (by whom), logged out, revoked by the
+    /// operator, every credential revoked, the account banned or removed.
+    /// All but a ban revoke its enrollment.
+    Kicked(OfflineReason),
+    /// The relay refused the login with a code a retry cannot fix: a used,
+    /// expired, forged or retired login token, a revoked or expired
+    /// enrollment (`reason` says why it was revoked), another key, too
+    /// many devices (`devices` lists them), a banned or removed account,
+    /// another protocol version.
     Refused {
         /// The relay's code.
         code: ErrorCode,
         /// The relay's explanation, in words.
         text: String,
+        /// Why the enrollment was revoked, for
+        /// [`ErrorCode::CredentialsRevoked`].
+        reason: Option<OfflineReason>,
+        /// The account's devices, for [`ErrorCode::TooManyDevices`].
+        devices: Vec<DeviceInfo>,
     },
     /// This device cannot start a session: its name, platform or token
     /// breaks a wire limit.
@@ -94,9 +107,41 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// Whether this stop means the device's credentials no longer log it
+    /// in (kicked, displaced, logged out, revoked, expired, not enrolled, a
+    /// used or expired login token): a new login token is what helps.
+    pub fn needs_login(&self) -> bool {
+        match self {
+            StopReason::Kicked(reason) => !matches!(reason, OfflineReason::AccountBanned),
+            StopReason::Refused { code, .. } => matches!(
+                code,
+                ErrorCode::CredentialsRevoked
+                    | ErrorCode::CredentialsExpired
+                    | ErrorCode::NotEnrolled
+                    | ErrorCode::LoginTokenUsed
+                    | ErrorCode::TokenExpired
+                    | ErrorCode::Unauthorized
+                    | ErrorCode::AccountTokenRetired
+            ),
+            _ => false,
+        }
+    }
+
+    /// The stop a refused login means, unless a retry can help (the relay
+    /// was busy).
+    pub fn from_refusal(refusal: &Refusal) -> Option<StopReason> {
+        (!refusal.code.retry_can_help()).then(|| StopReason::Refused {
+            code: refusal.code,
+            text: refusal.text.clone(),
+            reason: refusal.reason.clone(),
+            devices: refusal.devices.clone(),
+        })
+    }
+
     /// The stop a relay error means, if it means one: refusals that
     /// reconnecting with the same credentials cannot fix. Anything else
-    /// (the relay shutting down, a store hiccup) is retried with backoff.
+    /// (the relay shutting down, busy, a store hiccup) is retried with
+    /// backoff.
     pub fn from_relay_error(code: ErrorCode, text: &str) -> Option<StopReason> {
         let final_ = matches!(
             code,
@@ -105,19 +150,40 @@ impl StopReason {
                 | ErrorCode::TokenExpired
                 | ErrorCode::CredentialsRevoked
                 | ErrorCode::TooManyDevices
+                | ErrorCode::LoginTokenUsed
+                | ErrorCode::NotEnrolled
+                | ErrorCode::KeyMismatch
+                | ErrorCode::BadProof
+                | ErrorCode::AccountBanned
+                | ErrorCode::AccountRemoved
+                | ErrorCode::AccountTokenRetired
+                | ErrorCode::CredentialsExpired
         );
         final_.then(|| StopReason::Refused {
             code,
             text: text.to_owned(),
+            reason: None,
+            devices: Vec::new(),
         })
+    }
+
+    /// A stable snake_case name: the offline reason's or the refusal's
+    /// code, `config` or `store`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StopReason::Kicked(reason) => reason.as_str(),
+            StopReason::Refused { code, .. } => code.as_str(),
+            StopReason::Config(_) => "config",
+            StopReason::Store(_) => "store",
+        }
     }
 }
 
 impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StopReason::Kicked { by, reason } => write!(f, "kicked by device {by}: {reason}"),
-            StopReason::Refused { code, text } => {
+            StopReason::Kicked(reason) => write!(f, "{reason}"),
+            StopReason::Refused { code, text, .. } => {
                 write!(f, "refused by the relay ({code}): {text}")
             }
             StopReason::Config(error) => write!(f, "cannot start a session: {error}"),
@@ -226,7 +292,8 @@ impl LinkError {
 fn closed_text(reason: &CloseReason) -> String {
     match reason {
         CloseReason::RelayError { code } => format!("the relay closed the connection ({code})"),
-        CloseReason::Kicked => "kicked".into(),
+        CloseReason::Kicked(reason) => reason.to_string(),
+        CloseReason::Refused { code, .. } => format!("the relay refused the login ({code})"),
         CloseReason::ProtocolViolation { reason } => {
             format!("the relay broke the protocol: {reason}")
         }

@@ -58,7 +58,12 @@ fn engine_at(path: &Path) -> Engine {
         device_name: "phone".into(),
         platform: Platform::Ios,
     };
-    Engine::open(config, 0, || DeviceId([1; 16])).unwrap()
+    Engine::open(
+        config,
+        0,
+        Box::new(tandem_engine::SeededEntropy::starting_with(&[1; 16], 1)),
+    )
+    .unwrap()
 }
 
 fn pin(conversation: &str) -> Op {
@@ -100,7 +105,7 @@ async fn a_connect_without_answer_times_out_and_is_retried() {
                 initial_ms: 20,
                 max_ms: 40,
             },
-            ..OnlineConfig::new(hole.addr.to_string(), "token")
+            ..OnlineConfig::new(hole.addr.to_string())
         },
     )
     .unwrap();
@@ -131,7 +136,7 @@ async fn commands_are_answered_while_a_connect_is_in_progress() {
             // Far longer than the test may take: the attempt is in progress
             // for all of it.
             connect_timeout_ms: 600_000,
-            ..OnlineConfig::new(hole.addr.to_string(), "token")
+            ..OnlineConfig::new(hole.addr.to_string())
         },
     )
     .unwrap();
@@ -182,7 +187,7 @@ async fn a_shutdown_is_answered_while_a_connect_is_in_progress() {
         engine_at(&dir.path().join("d.db")),
         OnlineConfig {
             connect_timeout_ms: 600_000,
-            ..OnlineConfig::new(hole.addr.to_string(), "token")
+            ..OnlineConfig::new(hole.addr.to_string())
         },
     )
     .unwrap();
@@ -205,7 +210,7 @@ async fn a_refused_connection_names_the_relay_and_the_next_retry() {
                 initial_ms: 40,
                 max_ms: 80,
             },
-            ..OnlineConfig::new(addr.to_string(), "token")
+            ..OnlineConfig::new(addr.to_string())
         },
     )
     .unwrap();
@@ -253,7 +258,7 @@ async fn a_token_the_session_cannot_send_stops_the_device() {
     let device = OnlineDevice::spawn(
         engine_at(&dir.path().join("d.db")),
         // Empty: above no limit, below the minimum of one byte.
-        OnlineConfig::new("127.0.0.1:9", ""),
+        OnlineConfig::new("127.0.0.1:9").with_login_token(""),
     )
     .unwrap();
     let status = wait_status(&device, "stopped", |s| s.stopped.is_some()).await;

@@ -26,7 +26,15 @@ fn engine(dir: &std::path::Path, name: &str, id: u8) -> Engine {
         device_name: name.into(),
         platform: Platform::Linux,
     };
-    Engine::open(config, 0, || DeviceId([id; 16])).unwrap()
+    Engine::open(
+        config,
+        0,
+        Box::new(tandem_engine::SeededEntropy::starting_with(
+            &[id; 16],
+            id.into(),
+        )),
+    )
+    .unwrap()
 }
 
 /// Logs the device in with an empty log, sends every delta as a `Live`
@@ -38,6 +46,13 @@ async fn stand_in_relay(listener: TcpListener, live: Vec<LogDelta>) -> u64 {
     let Some(Frame::Hello(hello)) = read_frame(&mut stream, &mut decoder).await.unwrap() else {
         panic!("Hello first");
     };
+    let nonce = tandem_transport::auth::ChallengeNonce([5; 32]);
+    write_frame(&mut stream, &Frame::Challenge { nonce })
+        .await
+        .unwrap();
+    let Some(Frame::Proof { .. }) = read_frame(&mut stream, &mut decoder).await.unwrap() else {
+        panic!("the Proof next");
+    };
     let info = DeviceInfo {
         id: hello.device,
         name: hello.device_name,
@@ -45,12 +60,18 @@ async fn stand_in_relay(listener: TcpListener, live: Vec<LogDelta>) -> u64 {
         first_login_ms: 0,
         last_seen_ms: 0,
         online: true,
+        enrollment: tandem_transport::EnrollmentState::Active { expires_at_ms: 1 },
     };
     let welcome = Welcome {
         version: PROTOCOL_VERSION,
         device: info.clone(),
         devices: vec![info],
         head_seq: 0,
+        enrollment: tandem_transport::Enrollment {
+            token_id: [0; 16],
+            enrolled_at_ms: 0,
+            expires_at_ms: 1,
+        },
     };
     write_frame(&mut stream, &Frame::Welcome(welcome))
         .await
@@ -111,7 +132,7 @@ async fn live_deltas_that_arrive_together_merge_as_one_batch() {
         engine(dir.path(), "me", 1),
         OnlineConfig {
             start_online: false,
-            ..OnlineConfig::new(addr.to_string(), "token")
+            ..OnlineConfig::new(addr.to_string())
         },
     )
     .unwrap();

@@ -1,6 +1,9 @@
-//! The relay's decisions, with no IO of its own: who may log in, what is
-//! stored, who hears about it. The async shell ([`crate::server`]) feeds it
-//! validated requests with the time, and carries out what it returns.
+//! The relay's decisions, with no IO of its own: who may log in (the
+//! challenge, the proof, the enrollment), the device limits and what
+//! overflows them, kicks and revocations, what is stored, who hears about
+//! it. The async shell ([`crate::server`]) feeds it validated requests with
+//! the time, and carries out what it returns. Randomness (the challenges)
+//! comes from the [`Entropy`] it is given.
 //!
 //! The store is the one side effect: it is called synchronously, so the core
 //! runs on the store's thread, one request at a time. That makes every
@@ -8,42 +11,128 @@
 //! locks.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tandem_storage::relay::{
-    DeviceRow, LogRow, Login, LoginOutcome, PayloadRow, PutPayload, RelayStore,
+    AccountStatus, DeviceMention, DeviceRow, LogRow, Login, LoginOutcome, PayloadRow, PutPayload,
+    RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
 };
 use tandem_storage::StoreError;
-use tandem_transport::frame::{Hello, PushAckEntry, Welcome};
+use tandem_transport::auth::{self, ChallengeNonce, DevicePublicKey, ProofSignature, NONCE_BYTES};
+use tandem_transport::frame::{
+    AdminReply, AdminRequest, Enrollment, EnrollmentState, Hello, PushAckEntry, Welcome,
+};
 use tandem_transport::limits::{DEVICES_PER_ACCOUNT_MAX, PAGE_BYTES_MAX};
 use tandem_transport::{
-    AccountId, ContentId, DeviceId, DeviceInfo, ErrorCode, Frame, LogDelta, PayloadId, Platform,
-    Request, WireDelta, PROTOCOL_VERSION,
+    AccountId, ContentId, DeviceId, DeviceInfo, DeviceRef, Entropy, ErrorCode, Frame, LogDelta,
+    OfflineReason, PayloadId, Platform, Refusal, Request, Role, WireDelta, PROTOCOL_VERSION,
 };
 
 use crate::config::OverflowPolicy;
 use crate::hook::{OfflineDelta, OfflinePushHook};
 use crate::secret::Secret;
-use crate::token::{self, TokenError};
+use crate::token::{self, Purpose, TokenError};
 
 /// A connection's id, unique for the relay's lifetime.
 pub type ConnId = u64;
 
-/// The kick reason when the device limit pushes a device out.
-pub const REASON_TOO_MANY_DEVICES: &str = "too many devices";
-/// The kick reason when another device kicks this one.
-pub const REASON_KICKED: &str = "kicked by another device";
+/// How often the core forgets used login tokens that have expired.
+pub const USED_TOKENS_PURGE_INTERVAL_MS: u64 = 60_000;
 
 /// The limits and policy the core enforces.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
-    /// The key tokens are verified with.
+    /// The key login tokens and admin proofs are verified with.
     pub secret: Secret,
-    /// Devices of one account online at once.
+    /// Devices of one account online at once (at least 1).
     pub devices_online_max: usize,
-    /// What happens past it.
+    /// Devices of one account and platform online at once, if limited.
+    pub devices_online_per_platform_max: Option<usize>,
+    /// What happens past the limits.
     pub overflow_policy: OverflowPolicy,
     /// Payloads waiting for one device.
     pub payloads_pending_max: usize,
+    /// How long an enrollment lasts after a login or renewal.
+    pub enrollment_ttl_ms: u64,
+    /// How often an online device's enrollment is renewed.
+    pub enrollment_renew_interval_ms: u64,
+}
+
+impl CoreConfig {
+    /// The core's part of a relay's config.
+    pub fn from_relay(config: &crate::RelayConfig) -> CoreConfig {
+        CoreConfig {
+            secret: config.secret.clone(),
+            devices_online_max: config.devices_online_max,
+            devices_online_per_platform_max: config.devices_online_per_platform_max,
+            overflow_policy: config.overflow_policy,
+            payloads_pending_max: config.payloads_pending_max,
+            enrollment_ttl_ms: config.enrollment_ttl_ms,
+            enrollment_renew_interval_ms: config.enrollment_renew_interval_ms,
+        }
+    }
+}
+
+/// Counts of what the relay refused and accepted, readable while it runs
+/// (see [`crate::Relay::counters`]). Metrics come later; these are the
+/// numbers they will export.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Logins accepted (devices online).
+    pub logins_accepted: AtomicU64,
+    /// Management connections accepted.
+    pub manage_accepted: AtomicU64,
+    /// Logins refused by the core, whatever the reason.
+    pub logins_refused: AtomicU64,
+    /// Devices forced offline (kicked, displaced, revoked, banned…).
+    pub devices_forced_offline: AtomicU64,
+    /// Connections refused before logging in because the relay-wide cap of
+    /// connections in their handshake was reached.
+    pub handshakes_refused_busy: AtomicU64,
+    /// Connections refused before logging in because their address had as
+    /// many handshakes in progress as allowed.
+    pub handshakes_refused_per_address: AtomicU64,
+    /// Connections closed because they did not log in within the deadline.
+    pub handshakes_timed_out: AtomicU64,
+    /// Logins refused because the cap of logged-in connections was
+    /// reached.
+    pub connections_refused_full: AtomicU64,
+}
+
+/// The counters' values at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)] // The fields are [`Counters`]'.
+pub struct CountersSnapshot {
+    pub logins_accepted: u64,
+    pub manage_accepted: u64,
+    pub logins_refused: u64,
+    pub devices_forced_offline: u64,
+    pub handshakes_refused_busy: u64,
+    pub handshakes_refused_per_address: u64,
+    pub handshakes_timed_out: u64,
+    pub connections_refused_full: u64,
+}
+
+impl Counters {
+    /// The values now.
+    pub fn snapshot(&self) -> CountersSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CountersSnapshot {
+            logins_accepted: get(&self.logins_accepted),
+            manage_accepted: get(&self.manage_accepted),
+            logins_refused: get(&self.logins_refused),
+            devices_forced_offline: get(&self.devices_forced_offline),
+            handshakes_refused_busy: get(&self.handshakes_refused_busy),
+            handshakes_refused_per_address: get(&self.handshakes_refused_per_address),
+            handshakes_timed_out: get(&self.handshakes_timed_out),
+            connections_refused_full: get(&self.connections_refused_full),
+        }
+    }
+
+    pub(crate) fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Something for a connection other than the requester.
@@ -65,12 +154,11 @@ pub enum Notice {
     },
     /// The device list changed. Coalesced when the queue is full.
     DeviceListChanged,
-    /// The device was kicked: send `Kicked` and close. Never dropped.
+    /// The device was forced offline: send `Kicked` and close. Never
+    /// dropped.
     Kicked {
-        /// The kicking device.
-        by: DeviceId,
-        /// Why.
-        reason: String,
+        /// Why, and who caused it.
+        reason: OfflineReason,
     },
     /// The same device connected again; close this older connection
     /// without a word.
@@ -84,8 +172,9 @@ pub struct Outcome {
     pub replies: Vec<Frame>,
     /// Close the requester's connection after the replies.
     pub close: bool,
-    /// The requester's `Hello` was accepted: let its session go on.
-    pub accepted_hello: bool,
+    /// The requester's login was accepted with this role: let its session
+    /// go on.
+    pub accepted: Option<Role>,
     /// Frames for other connections.
     pub notices: Vec<(ConnId, Notice)>,
 }
@@ -102,6 +191,13 @@ impl Outcome {
         debug_assert!(code.is_fatal());
         Outcome {
             replies: vec![Frame::error(code, text)],
+            close: true,
+            ..Outcome::default()
+        }
+    }
+
+    fn closed() -> Self {
+        Outcome {
             close: true,
             ..Outcome::default()
         }
@@ -124,11 +220,74 @@ impl Outcome {
     }
 }
 
+/// A refused login: the `Refused` frame and the close.
+fn refused(
+    code: ErrorCode,
+    text: impl Into<String>,
+    reason: Option<OfflineReason>,
+    devices: Vec<DeviceInfo>,
+) -> Outcome {
+    Outcome {
+        replies: vec![Frame::Refused(Refusal {
+            code,
+            text: tandem_transport::frame::truncate_text(text.into()),
+            reason,
+            devices,
+        })],
+        close: true,
+        ..Outcome::default()
+    }
+}
+
+/// An online device's connection.
 #[derive(Debug, Clone)]
 struct Online {
     account: AccountId,
     device: DeviceId,
+    name: String,
+    platform: Platform,
     last_active_ms: u64,
+    /// When its enrollment was made: "the earliest login" of
+    /// [`OverflowPolicy::ReplaceSamePlatform`].
+    enrolled_at_ms: u64,
+    /// When its enrollment was last renewed (by its login or online).
+    renewed_at_ms: u64,
+}
+
+impl Online {
+    fn as_ref(&self) -> DeviceRef {
+        DeviceRef {
+            id: self.device,
+            name: self.name.clone(),
+            platform: self.platform.clone(),
+        }
+    }
+}
+
+/// A connection between its hello and its proof.
+#[derive(Debug)]
+enum Pending {
+    Device { hello: Hello, nonce: ChallengeNonce },
+    Admin { nonce: ChallengeNonce },
+}
+
+/// A management connection: a login token with the "manage" purpose.
+#[derive(Debug, Clone)]
+struct Manager {
+    account: AccountId,
+    /// The device that presented the token: it is named as the kicker.
+    by: DeviceRef,
+}
+
+/// Who asks for a kick.
+#[derive(Debug, Clone)]
+struct Kicker {
+    conn: ConnId,
+    account: AccountId,
+    by: DeviceRef,
+    /// Whether it is an online device (then it cannot kick itself with
+    /// `Kick`, and `KickAll` closes its own connection).
+    online: bool,
 }
 
 /// The relay's state machine over a [`RelayStore`].
@@ -136,7 +295,13 @@ pub struct RelayCore {
     store: Box<dyn RelayStore>,
     config: CoreConfig,
     hook: Box<dyn OfflinePushHook>,
+    entropy: Box<dyn Entropy>,
     online: OnlineSet,
+    pending: HashMap<ConnId, Pending>,
+    managers: HashMap<ConnId, Manager>,
+    admins: BTreeSet<ConnId>,
+    last_purge_ms: u64,
+    counters: Arc<Counters>,
 }
 
 /// The logged-in connections, indexed by account, so that fan-out and the
@@ -155,8 +320,8 @@ impl OnlineSet {
     }
 
     fn get_mut(&mut self, conn: &ConnId) -> Option<&mut Online> {
-        // Callers only touch `last_active_ms`; the account, which the index
-        // is keyed by, never changes for a connection.
+        // Callers only touch the times; the account, which the index is
+        // keyed by, never changes for a connection.
         self.conns.get_mut(conn)
     }
 
@@ -203,23 +368,48 @@ impl std::fmt::Debug for RelayCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RelayCore")
             .field("online", &self.online.len())
+            .field("handshaking", &self.pending.len())
             .finish_non_exhaustive()
     }
 }
 
 impl RelayCore {
-    /// A core over `store`, calling `hook` for offline devices.
+    /// A core over `store`, calling `hook` for offline devices and drawing
+    /// its challenges from `entropy`.
     pub fn new(
         store: Box<dyn RelayStore>,
         config: CoreConfig,
         hook: Box<dyn OfflinePushHook>,
+        entropy: Box<dyn Entropy>,
     ) -> Self {
+        assert!(config.devices_online_max >= 1, "a device limit of 0");
+        assert!(
+            config.devices_online_per_platform_max != Some(0),
+            "a platform limit of 0"
+        );
         RelayCore {
             store,
             config,
             hook,
+            entropy,
             online: OnlineSet::default(),
+            pending: HashMap::new(),
+            managers: HashMap::new(),
+            admins: BTreeSet::new(),
+            last_purge_ms: 0,
+            counters: Arc::new(Counters::default()),
         }
+    }
+
+    /// The counters this core adds to (the shell adds its own to the same).
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// Adds to `counters` instead of counters of its own.
+    pub fn with_counters(mut self, counters: Arc<Counters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// Starts a store group: the writes of the requests handled until
@@ -242,20 +432,58 @@ impl RelayCore {
     /// Handles one validated request from connection `conn` at `now_ms`
     /// (wall clock, ms since the Unix epoch).
     pub fn handle(&mut self, conn: ConnId, request: Request, now_ms: u64) -> Outcome {
-        if let Request::Hello(hello) = request {
-            return self.hello(conn, hello, now_ms);
+        match request {
+            Request::Hello(hello) => return self.challenge(conn, Some(hello)),
+            Request::AdminHello => return self.challenge(conn, None),
+            Request::Proof {
+                public_key,
+                signature,
+            } => return self.proof(conn, public_key, signature, now_ms),
+            Request::AdminProof { mac } => return self.admin_proof(conn, &mac),
+            Request::PeerError { code, text } => {
+                tracing::info!(conn, ?code, %text, "peer reported an error");
+                return Outcome::closed();
+            }
+            Request::Ping { nonce }
+                if self.admins.contains(&conn) || self.managers.contains_key(&conn) =>
+            {
+                return Outcome::reply(Frame::Pong { nonce });
+            }
+            Request::Pong { .. }
+                if self.admins.contains(&conn) || self.managers.contains_key(&conn) =>
+            {
+                return Outcome::default();
+            }
+            _ => {}
+        }
+        if self.admins.contains(&conn) {
+            return match request {
+                Request::Admin(request) => self.admin(request, now_ms),
+                _ => Outcome::fatal(ErrorCode::NotAllowed, "an operator's connection"),
+            };
+        }
+        if let Some(manager) = self.managers.get(&conn).cloned() {
+            let kicker = Kicker {
+                conn,
+                account: manager.account.clone(),
+                by: manager.by,
+                online: false,
+            };
+            return match request {
+                Request::ListDevices => self.list_devices(&manager.account, now_ms),
+                Request::Kick { device } => self.kick(&kicker, device, now_ms),
+                Request::KickAllOthers => self.kick_all(&kicker, false, now_ms),
+                Request::KickAll => self.kick_all(&kicker, true, now_ms),
+                _ => Outcome::fatal(ErrorCode::NotAllowed, "a management connection"),
+            };
         }
         let Some(me) = self.online.get_mut(&conn) else {
             // Kicked or superseded while this request was in flight.
-            return Outcome {
-                close: true,
-                ..Outcome::default()
-            };
+            return Outcome::closed();
         };
         me.last_active_ms = now_ms;
         let me = me.clone();
-        match request {
-            Request::Hello(_) => unreachable!("handled above"),
+        let mut outcome = match request {
             Request::Push(deltas) => self.push(conn, &me, deltas),
             Request::Pull {
                 after_seq,
@@ -281,12 +509,11 @@ impl RelayCore {
                     Err(e) => Outcome::store_failed(&e, false),
                 }
             }
-            Request::ListDevices => match self.device_list(&me.account) {
-                Ok(devices) => Outcome::reply(Frame::Devices { devices }),
-                Err(e) => Outcome::store_failed(&e, false),
-            },
-            Request::Kick { device } => self.kick(&me, device),
-            Request::KickAllOthers => self.kick_all_others(&me),
+            Request::ListDevices => self.list_devices(&me.account, now_ms),
+            Request::Kick { device } => self.kick(&kicker_of(conn, &me), device, now_ms),
+            Request::KickAllOthers => self.kick_all(&kicker_of(conn, &me), false, now_ms),
+            Request::KickAll => self.kick_all(&kicker_of(conn, &me), true, now_ms),
+            Request::Logout => return self.logout(conn, &me, now_ms),
             Request::SendToDevice { to, id, bytes } => {
                 self.send_to_device(&me, to, id, bytes, now_ms)
             }
@@ -301,26 +528,26 @@ impl RelayCore {
             }
             Request::Ping { nonce } => Outcome::reply(Frame::Pong { nonce }),
             Request::Pong { .. } => Outcome::default(),
-            Request::PeerError { code, text } => {
-                tracing::info!(conn, ?code, %text, "device reported an error");
-                Outcome {
-                    close: true,
-                    ..Outcome::default()
-                }
-            }
             other => {
                 // A request kind added to the transport but not yet here.
                 tracing::warn!(conn, ?other, "unhandled request");
-                Outcome::fatal(
+                return Outcome::fatal(
                     ErrorCode::UnexpectedFrame,
                     "this relay does not handle that frame",
-                )
+                );
             }
+        };
+        if !outcome.close && self.online.conns.contains_key(&conn) {
+            self.renew_if_due(conn, &me, now_ms, &mut outcome);
         }
+        outcome
     }
 
     /// The connection ended (its socket closed) at `now_ms`.
     pub fn disconnected(&mut self, conn: ConnId, now_ms: u64) {
+        self.pending.remove(&conn);
+        self.managers.remove(&conn);
+        self.admins.remove(&conn);
         if let Some(gone) = self.online.remove(&conn) {
             if let Err(error) = self
                 .store
@@ -331,86 +558,133 @@ impl RelayCore {
         }
     }
 
-    fn hello(&mut self, conn: ConnId, hello: Hello, now_ms: u64) -> Outcome {
-        let now_s = now_ms / 1000;
-        if let Err(e) = token::verify(&self.config.secret, &hello.account, &hello.token, now_s) {
-            let code = match e {
-                TokenError::Expired { .. } => ErrorCode::TokenExpired,
-                _ => ErrorCode::Unauthorized,
-            };
-            tracing::info!(account = %hello.account, device = %hello.device, %e, "login refused");
-            return Outcome::fatal(code, e.to_string());
+    // ---- Logging in. ----
+
+    /// Answers a `Hello` (or an operator's `AdminHello`) with a fresh
+    /// challenge.
+    fn challenge(&mut self, conn: ConnId, hello: Option<Hello>) -> Outcome {
+        let mut nonce = [0u8; NONCE_BYTES];
+        self.entropy.fill(&mut nonce);
+        let nonce = ChallengeNonce(nonce);
+        let pending = match hello {
+            Some(hello) => Pending::Device { hello, nonce },
+            None => Pending::Admin { nonce },
+        };
+        self.pending.insert(conn, pending);
+        Outcome::reply(Frame::Challenge { nonce })
+    }
+
+    fn proof(
+        &mut self,
+        conn: ConnId,
+        public_key: DevicePublicKey,
+        signature: ProofSignature,
+        now_ms: u64,
+    ) -> Outcome {
+        let Some(Pending::Device { hello, nonce }) = self.pending.remove(&conn) else {
+            return Outcome::fatal(ErrorCode::UnexpectedFrame, "a Proof without a Hello");
+        };
+        let outcome = self.login(conn, &hello, public_key, &nonce, &signature, now_ms);
+        let counter = match outcome.accepted {
+            Some(Role::Device) => &self.counters.logins_accepted,
+            Some(_) => &self.counters.manage_accepted,
+            None => {
+                if let Some(Frame::Refused(r)) = outcome.replies.first() {
+                    tracing::info!(
+                        account = %hello.account, device = %hello.device, code = %r.code,
+                        text = %r.text, "login refused"
+                    );
+                }
+                &self.counters.logins_refused
+            }
+        };
+        Counters::add(counter);
+        outcome
+    }
+
+    fn login(
+        &mut self,
+        conn: ConnId,
+        hello: &Hello,
+        public_key: DevicePublicKey,
+        nonce: &ChallengeNonce,
+        signature: &ProofSignature,
+        now_ms: u64,
+    ) -> Outcome {
+        if let Err(e) = auth::verify_login_proof(hello, &public_key, nonce, signature) {
+            return refused(ErrorCode::BadProof, e.to_string(), None, Vec::new());
         }
-        // Online devices of the account other than this one (a device that
-        // reconnects replaces its own older connection).
-        let others: Vec<(ConnId, Online)> = self
-            .online
-            .of_account(&hello.account)
-            .filter(|(_, o)| o.device != hello.device)
-            .map(|(c, o)| (c, o.clone()))
-            .collect();
-        let over_limit = others.len() >= self.config.devices_online_max;
-        if over_limit && self.config.overflow_policy == OverflowPolicy::RefuseNew {
-            return Outcome::fatal(
-                ErrorCode::TooManyDevices,
-                format!(
-                    "{} devices are online, the limit",
-                    self.config.devices_online_max
-                ),
-            );
+        let token = match &hello.login_token {
+            None => None,
+            Some(text) => {
+                match token::verify_login(&self.config.secret, &hello.account, text, now_ms / 1000)
+                {
+                    Ok(token) => Some(token),
+                    Err(e) => {
+                        let code = match e {
+                            TokenError::Expired { .. } => ErrorCode::TokenExpired,
+                            TokenError::AccountTokenRetired => ErrorCode::AccountTokenRetired,
+                            _ => ErrorCode::Unauthorized,
+                        };
+                        return refused(code, e.to_string(), None, Vec::new());
+                    }
+                }
+            }
+        };
+        self.purge_if_due(now_ms);
+        let token_use = token.map(|t| TokenUse {
+            id: t.id,
+            // A token valid past what a store keeps is remembered as long
+            // as it keeps anything: the same, in practice.
+            expires_at_ms: t
+                .expires_at_unix_s
+                .saturating_mul(1000)
+                .min(tandem_storage::relay::STORED_VALUE_MAX),
+        });
+        if let (Some(token), Some(token_use)) = (token, token_use) {
+            if token.purpose == Purpose::Manage {
+                return self.manage(conn, hello, public_key, token_use, now_ms);
+            }
         }
         let login = Login {
             account: hello.account.as_str(),
             device: hello.device.0,
+            public_key: public_key.0,
             name: &hello.device_name,
             platform: hello.platform.as_str(),
-            token_hash: token::hash(&hello.token),
+            token: token_use,
             resume_cursor: hello.resume_cursor,
             now_ms,
+            enrollment_ttl_ms: self.config.enrollment_ttl_ms,
             devices_max: DEVICES_PER_ACCOUNT_MAX,
         };
-        let device = match self.store.login(&login) {
+        let row = match self.store.login(&login) {
             Ok(LoginOutcome::Accepted { device, .. }) => device,
-            Ok(LoginOutcome::Revoked) => {
-                return Outcome::fatal(
-                    ErrorCode::CredentialsRevoked,
-                    "this device was kicked; log in again with a new token",
-                )
-            }
-            Ok(LoginOutcome::TooManyDevices) => {
-                return Outcome::fatal(
-                    ErrorCode::TooManyDevices,
-                    format!("the account has {DEVICES_PER_ACCOUNT_MAX} devices registered"),
-                )
-            }
-            Ok(other) => {
-                tracing::error!(?other, "unknown login outcome");
-                return Outcome::store_failed(
-                    &StoreError::Corrupt("unknown login outcome".into()),
-                    true,
-                );
-            }
+            Ok(refusal) => return self.login_refused(&hello.account, refusal, now_ms),
             Err(e) => return Outcome::store_failed(&e, true),
         };
+        let enrollment = row
+            .enrollment
+            .clone()
+            .expect("an accepted login has an enrollment");
+        let newcomer = Online {
+            account: hello.account.clone(),
+            device: hello.device,
+            name: hello.device_name.clone(),
+            platform: hello.platform.clone(),
+            last_active_ms: now_ms,
+            enrolled_at_ms: enrollment.enrolled_at_ms,
+            renewed_at_ms: now_ms,
+        };
         let mut outcome = Outcome {
-            accepted_hello: true,
+            accepted: Some(Role::Device),
             ..Outcome::default()
         };
-        if over_limit {
-            // KickLongestIdle: push out enough of the idlest to make room.
-            let mut by_idle = others.clone();
-            by_idle.sort_by_key(|(c, o)| (o.last_active_ms, *c));
-            let excess = others.len() + 1 - self.config.devices_online_max;
-            for (victim, _) in by_idle.into_iter().take(excess) {
-                self.online.remove(&victim);
-                outcome.notices.push((
-                    victim,
-                    Notice::Kicked {
-                        by: hello.device,
-                        reason: REASON_TOO_MANY_DEVICES.into(),
-                    },
-                ));
-            }
+        if let Err(mut refusal) = self.make_room(&newcomer, now_ms, &mut outcome) {
+            // Devices displaced before a store failure stay displaced: tell
+            // them.
+            refusal.notices.append(&mut outcome.notices);
+            return refusal;
         }
         let superseded: Vec<ConnId> = self
             .online
@@ -422,17 +696,10 @@ impl RelayCore {
             self.online.remove(&old);
             outcome.notices.push((old, Notice::Superseded));
         }
-        self.online.insert(
-            conn,
-            Online {
-                account: hello.account.clone(),
-                device: hello.device,
-                last_active_ms: now_ms,
-            },
-        );
+        self.online.insert(conn, newcomer);
         let account = hello.account.as_str();
         let welcome = (|| {
-            let devices = self.device_list(&hello.account)?;
+            let devices = self.device_list(&hello.account, now_ms)?;
             let head_seq = self.store.head_seq(account)?;
             let payloads = self.store.payloads(account, hello.device.0)?;
             Ok::<_, StoreError>((devices, head_seq, payloads))
@@ -444,12 +711,17 @@ impl RelayCore {
                 return Outcome::store_failed(&e, true);
             }
         };
-        let me = device_info(&device, true);
+        let me = device_info(&row, true, now_ms);
         outcome.replies.push(Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,
             device: me,
             devices,
             head_seq,
+            enrollment: Enrollment {
+                token_id: enrollment.token_id,
+                enrolled_at_ms: enrollment.enrolled_at_ms,
+                expires_at_ms: enrollment.expires_at_ms,
+            },
         }));
         for p in payloads {
             outcome.replies.push(Frame::DeliverPayload {
@@ -462,10 +734,595 @@ impl RelayCore {
             outcome.notices.push((peer, Notice::DeviceListChanged));
         }
         tracing::info!(
-            account = %hello.account, device = %hello.device, conn, head_seq, "device logged in"
+            account = %hello.account, device = %hello.device, conn, head_seq,
+            enrolled = hello.login_token.is_some(), "device logged in"
         );
         outcome
     }
+
+    /// The refusal for what the store decided.
+    fn login_refused(
+        &mut self,
+        account: &AccountId,
+        refusal: LoginOutcome,
+        now_ms: u64,
+    ) -> Outcome {
+        match refusal {
+            LoginOutcome::AccountBanned => refused(
+                ErrorCode::AccountBanned,
+                "the account is banned",
+                Some(OfflineReason::AccountBanned),
+                Vec::new(),
+            ),
+            LoginOutcome::AccountRemoved => refused(
+                ErrorCode::AccountRemoved,
+                "the account was removed",
+                Some(OfflineReason::AccountRemoved),
+                Vec::new(),
+            ),
+            LoginOutcome::KeyMismatch => refused(
+                ErrorCode::KeyMismatch,
+                "this device id is enrolled with another key",
+                None,
+                Vec::new(),
+            ),
+            LoginOutcome::NotEnrolled => refused(
+                ErrorCode::NotEnrolled,
+                "this device is not logged in: log in with a login token",
+                None,
+                Vec::new(),
+            ),
+            LoginOutcome::Revoked(revocation) => {
+                let reason = offline_reason(&revocation);
+                refused(
+                    ErrorCode::CredentialsRevoked,
+                    format!("{reason}; log in again with a new login token"),
+                    Some(reason),
+                    Vec::new(),
+                )
+            }
+            LoginOutcome::Expired { at_ms } => refused(
+                ErrorCode::CredentialsExpired,
+                format!(
+                    "this device's login expired at {at_ms} (ms since the epoch); log in again \
+                     with a login token"
+                ),
+                None,
+                Vec::new(),
+            ),
+            LoginOutcome::TokenUsed => refused(
+                ErrorCode::LoginTokenUsed,
+                "the login token was used already; ask for a new one",
+                None,
+                Vec::new(),
+            ),
+            LoginOutcome::TooManyDevices => {
+                let devices = self.device_list(account, now_ms).unwrap_or_default();
+                refused(
+                    ErrorCode::TooManyDevices,
+                    format!(
+                        "the account has {DEVICES_PER_ACCOUNT_MAX} devices registered, the most \
+                         a relay keeps"
+                    ),
+                    None,
+                    devices,
+                )
+            }
+            other => {
+                tracing::error!(?other, "unknown login outcome");
+                Outcome::store_failed(&StoreError::Corrupt("unknown login outcome".into()), true)
+            }
+        }
+    }
+
+    /// A login token with the "manage" purpose: the connection may list and
+    /// kick, and is not admitted. The token is used up like any other, so a
+    /// copy seen on the wire is worth nothing afterwards.
+    fn manage(
+        &mut self,
+        conn: ConnId,
+        hello: &Hello,
+        public_key: DevicePublicKey,
+        token: TokenUse,
+        now_ms: u64,
+    ) -> Outcome {
+        let account = hello.account.as_str();
+        match self.store.account_status(account) {
+            Ok(AccountStatus::Active) => {}
+            Ok(AccountStatus::Banned) => {
+                return self.login_refused(&hello.account, LoginOutcome::AccountBanned, now_ms)
+            }
+            Ok(_) => {
+                return self.login_refused(&hello.account, LoginOutcome::AccountRemoved, now_ms)
+            }
+            Err(e) => return Outcome::store_failed(&e, true),
+        }
+        // An enrolled id names its kicks only with its own key.
+        let rows = match self.store.devices(account) {
+            Ok(rows) => rows,
+            Err(e) => return Outcome::store_failed(&e, true),
+        };
+        let enrolled_key = rows
+            .iter()
+            .find(|r| r.device == hello.device.0)
+            .and_then(|r| r.enrollment.as_ref())
+            .map(|e| e.public_key);
+        if enrolled_key.is_some_and(|key| key != public_key.0) {
+            return self.login_refused(&hello.account, LoginOutcome::KeyMismatch, now_ms);
+        }
+        match self.store.use_token(account, &token, hello.device.0) {
+            Ok(true) => {}
+            Ok(false) => {
+                return self.login_refused(&hello.account, LoginOutcome::TokenUsed, now_ms)
+            }
+            Err(e) => return Outcome::store_failed(&e, true),
+        }
+        let devices = match self.device_list(&hello.account, now_ms) {
+            Ok(devices) => devices,
+            Err(e) => return Outcome::store_failed(&e, true),
+        };
+        self.managers.insert(
+            conn,
+            Manager {
+                account: hello.account.clone(),
+                by: DeviceRef {
+                    id: hello.device,
+                    name: hello.device_name.clone(),
+                    platform: hello.platform.clone(),
+                },
+            },
+        );
+        tracing::info!(account = %hello.account, device = %hello.device, conn, "management connection");
+        Outcome {
+            replies: vec![Frame::Managing { devices }],
+            accepted: Some(Role::Manager),
+            ..Outcome::default()
+        }
+    }
+
+    fn admin_proof(&mut self, conn: ConnId, mac: &[u8; 32]) -> Outcome {
+        let Some(Pending::Admin { nonce }) = self.pending.remove(&conn) else {
+            return Outcome::fatal(
+                ErrorCode::UnexpectedFrame,
+                "an AdminProof without AdminHello",
+            );
+        };
+        if !crate::admin::verify_admin_proof(&self.config.secret, &nonce, mac) {
+            tracing::warn!(conn, "operator's proof refused");
+            Counters::add(&self.counters.logins_refused);
+            return Outcome::fatal(
+                ErrorCode::BadProof,
+                "the admin proof does not match this relay's secret",
+            );
+        }
+        self.admins.insert(conn);
+        tracing::info!(conn, "operator connected");
+        Outcome {
+            replies: vec![Frame::AdminReady],
+            accepted: Some(Role::Admin),
+            ..Outcome::default()
+        }
+    }
+
+    fn purge_if_due(&mut self, now_ms: u64) {
+        if now_ms.saturating_sub(self.last_purge_ms) < USED_TOKENS_PURGE_INTERVAL_MS {
+            return;
+        }
+        self.last_purge_ms = now_ms;
+        match self.store.purge_used_tokens(now_ms) {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired login tokens forgotten"),
+            Err(error) => tracing::warn!(%error, "could not purge used login tokens"),
+        }
+    }
+
+    /// Renews an online device's enrollment once per renewal interval.
+    fn renew_if_due(&mut self, conn: ConnId, me: &Online, now_ms: u64, outcome: &mut Outcome) {
+        if now_ms.saturating_sub(me.renewed_at_ms) < self.config.enrollment_renew_interval_ms {
+            return;
+        }
+        let expires_at_ms = now_ms.saturating_add(self.config.enrollment_ttl_ms);
+        match self
+            .store
+            .renew_enrollment(me.account.as_str(), me.device.0, expires_at_ms, now_ms)
+        {
+            Ok(true) => {
+                if let Some(online) = self.online.get_mut(&conn) {
+                    online.renewed_at_ms = now_ms;
+                }
+                outcome
+                    .replies
+                    .push(Frame::CredentialsRenewed { expires_at_ms });
+            }
+            Ok(false) => {
+                // Revoked where this node could not see it (another node
+                // on a shared store): the connection ends.
+                self.online.remove(&conn);
+                outcome.replies.push(Frame::error(
+                    ErrorCode::CredentialsRevoked,
+                    "this device's login no longer holds",
+                ));
+                outcome.close = true;
+            }
+            Err(error) => tracing::warn!(%error, "could not renew an enrollment"),
+        }
+    }
+
+    /// Makes room for `newcomer` under the limits and the policy: nothing
+    /// when it fits, a refusal for [`OverflowPolicy::RefuseNew`], otherwise
+    /// the displaced devices (revoked, told who displaced them).
+    fn make_room(
+        &mut self,
+        newcomer: &Online,
+        now_ms: u64,
+        outcome: &mut Outcome,
+    ) -> Result<(), Outcome> {
+        let others: Vec<(ConnId, Online)> = self
+            .online
+            .of_account(&newcomer.account)
+            .filter(|(_, o)| o.device != newcomer.device)
+            .map(|(c, o)| (c, o.clone()))
+            .collect();
+        let same_platform = others
+            .iter()
+            .filter(|(_, o)| o.platform == newcomer.platform)
+            .count();
+        let over_platform = self
+            .config
+            .devices_online_per_platform_max
+            .map_or(0, |max| (same_platform + 1).saturating_sub(max));
+        let over_account = (others.len() + 1).saturating_sub(self.config.devices_online_max);
+        if over_platform == 0 && over_account == 0 {
+            return Ok(());
+        }
+        let victims: Vec<ConnId> = match self.config.overflow_policy {
+            OverflowPolicy::RefuseNew => {
+                let devices = self
+                    .device_list(&newcomer.account, now_ms)
+                    .map_err(|e| Outcome::store_failed(&e, true))?;
+                let limit = if over_platform > 0 {
+                    format!(
+                        "{same_platform} {} devices are online, the limit for a platform",
+                        newcomer.platform
+                    )
+                } else {
+                    format!(
+                        "{} devices are online, the limit",
+                        self.config.devices_online_max
+                    )
+                };
+                return Err(refused(
+                    ErrorCode::TooManyDevices,
+                    format!(
+                        "{limit}; log out on one, or kick one with a login token (this device \
+                         stays logged in and gets in once there is room)"
+                    ),
+                    None,
+                    devices,
+                ));
+            }
+            OverflowPolicy::KickLongestIdle => pick_victims(
+                &others,
+                &newcomer.platform,
+                over_platform,
+                over_account,
+                |o| o.last_active_ms,
+            ),
+            OverflowPolicy::ReplaceSamePlatform => pick_victims(
+                &others,
+                &newcomer.platform,
+                over_platform.max(over_account),
+                over_account,
+                |o| o.enrolled_at_ms,
+            ),
+        };
+        let reason = OfflineReason::Displaced {
+            by: newcomer.as_ref(),
+        };
+        for victim in victims {
+            let Some(gone) = self.online.remove(&victim) else {
+                continue;
+            };
+            let revocation = revocation(&reason, now_ms);
+            if let Err(e) = self
+                .store
+                .revoke(gone.account.as_str(), gone.device.0, &revocation)
+            {
+                return Err(Outcome::store_failed(&e, true));
+            }
+            // Every connection of the displaced device goes.
+            let mut conns = vec![victim];
+            conns.extend(
+                self.online
+                    .of_account(&gone.account)
+                    .filter(|(_, o)| o.device == gone.device)
+                    .map(|(c, _)| c)
+                    .collect::<Vec<_>>(),
+            );
+            for c in conns {
+                self.online.remove(&c);
+                Counters::add(&self.counters.devices_forced_offline);
+                outcome.notices.push((
+                    c,
+                    Notice::Kicked {
+                        reason: reason.clone(),
+                    },
+                ));
+            }
+            tracing::info!(
+                account = %gone.account, device = %gone.device, by = %newcomer.device,
+                "device displaced by the device limit"
+            );
+        }
+        Ok(())
+    }
+
+    // ---- Kicks. ----
+
+    fn kick(&mut self, kicker: &Kicker, device: DeviceId, now_ms: u64) -> Outcome {
+        if kicker.online && device == kicker.by.id {
+            return Outcome::reply(Frame::error(
+                ErrorCode::InvalidRequest,
+                "a device does not kick itself: log out, or kick all devices",
+            ));
+        }
+        let reason = OfflineReason::KickedByDevice {
+            by: kicker.by.clone(),
+        };
+        match self.store.revoke(
+            kicker.account.as_str(),
+            device.0,
+            &revocation(&reason, now_ms),
+        ) {
+            Ok(RevokeOutcome::NotFound) => {
+                return Outcome::reply(Frame::error(
+                    ErrorCode::NotFound,
+                    format!("the account has no device {device}"),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) => return Outcome::store_failed(&e, false),
+        }
+        let mut outcome = Outcome::default();
+        self.force_offline(&kicker.account, Some(device), &reason, &mut outcome);
+        self.announce_device_change(&kicker.account, kicker.conn, &mut outcome);
+        outcome.replies.push(Frame::DeviceListChanged);
+        tracing::info!(account = %kicker.account, by = %kicker.by.id, %device, "device kicked");
+        outcome
+    }
+
+    /// Kicks every device of the account but the kicker (`all`: the kicker
+    /// too).
+    fn kick_all(&mut self, kicker: &Kicker, all: bool, now_ms: u64) -> Outcome {
+        let reason = OfflineReason::KickedByDevice {
+            by: kicker.by.clone(),
+        };
+        let except = (!all).then_some(kicker.by.id.0);
+        let revoked = match self.store.revoke_all(
+            kicker.account.as_str(),
+            except,
+            &revocation(&reason, now_ms),
+        ) {
+            Ok(revoked) => revoked,
+            Err(e) => return Outcome::store_failed(&e, false),
+        };
+        let mut outcome = Outcome::default();
+        for device in &revoked {
+            let device = DeviceId(*device);
+            if all && kicker.online && device == kicker.by.id {
+                continue;
+            }
+            self.force_offline(&kicker.account, Some(device), &reason, &mut outcome);
+        }
+        self.announce_device_change(&kicker.account, kicker.conn, &mut outcome);
+        if all && kicker.online {
+            // This connection's own device goes too, after hearing why.
+            self.online.remove(&kicker.conn);
+            Counters::add(&self.counters.devices_forced_offline);
+            outcome.replies.push(Frame::Kicked { reason });
+            outcome.close = true;
+        } else {
+            outcome.replies.push(Frame::DeviceListChanged);
+        }
+        tracing::info!(
+            account = %kicker.account, by = %kicker.by.id, all, revoked = revoked.len(),
+            "devices kicked"
+        );
+        outcome
+    }
+
+    fn logout(&mut self, conn: ConnId, me: &Online, now_ms: u64) -> Outcome {
+        let reason = OfflineReason::LoggedOut;
+        if let Err(e) = self.store.revoke(
+            me.account.as_str(),
+            me.device.0,
+            &revocation(&reason, now_ms),
+        ) {
+            return Outcome::store_failed(&e, false);
+        }
+        self.online.remove(&conn);
+        let mut outcome = Outcome::default();
+        // Any other connection of the same device goes too.
+        self.force_offline(&me.account, Some(me.device), &reason, &mut outcome);
+        self.announce_device_change(&me.account, conn, &mut outcome);
+        outcome.replies.push(Frame::Kicked { reason });
+        outcome.close = true;
+        tracing::info!(account = %me.account, device = %me.device, "device logged out");
+        outcome
+    }
+
+    /// Closes every connection of `device` (every device of the account for
+    /// `None`, management connections included) with a `Kicked` for
+    /// `reason`. Returns how many.
+    fn force_offline(
+        &mut self,
+        account: &AccountId,
+        device: Option<DeviceId>,
+        reason: &OfflineReason,
+        outcome: &mut Outcome,
+    ) -> u32 {
+        let victims: Vec<ConnId> = self
+            .online
+            .of_account(account)
+            .filter(|(_, o)| device.is_none_or(|d| o.device == d))
+            .map(|(c, _)| c)
+            .collect();
+        let mut closed = 0;
+        for victim in victims {
+            self.online.remove(&victim);
+            Counters::add(&self.counters.devices_forced_offline);
+            outcome.notices.push((
+                victim,
+                Notice::Kicked {
+                    reason: reason.clone(),
+                },
+            ));
+            closed += 1;
+        }
+        if device.is_none() {
+            let managers: Vec<ConnId> = self
+                .managers
+                .iter()
+                .filter(|(_, m)| &m.account == account)
+                .map(|(c, _)| *c)
+                .collect();
+            for conn in managers {
+                self.managers.remove(&conn);
+                outcome.notices.push((
+                    conn,
+                    Notice::Kicked {
+                        reason: reason.clone(),
+                    },
+                ));
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Tells every online device of the account but `except` that the
+    /// device list changed.
+    fn announce_device_change(&self, account: &AccountId, except: ConnId, outcome: &mut Outcome) {
+        for (conn, _) in self.online.of_account(account) {
+            if conn != except {
+                outcome.notices.push((conn, Notice::DeviceListChanged));
+            }
+        }
+    }
+
+    // ---- The operator's requests. ----
+
+    fn admin(&mut self, request: AdminRequest, now_ms: u64) -> Outcome {
+        let done = |devices_revoked: usize, connections_closed: u32| {
+            Frame::AdminReply(AdminReply::Done {
+                devices_revoked: u32::try_from(devices_revoked).unwrap_or(u32::MAX),
+                connections_closed,
+            })
+        };
+        let mut outcome = Outcome::default();
+        match request {
+            AdminRequest::Devices { account } => {
+                return match self.device_list(&account, now_ms) {
+                    Ok(devices) => {
+                        Outcome::reply(Frame::AdminReply(AdminReply::Devices { devices }))
+                    }
+                    Err(e) => Outcome::store_failed(&e, false),
+                }
+            }
+            AdminRequest::Kick { account, device } => {
+                let reason = OfflineReason::RevokedByOperator;
+                let revoked = match self.store.revoke(
+                    account.as_str(),
+                    device.0,
+                    &revocation(&reason, now_ms),
+                ) {
+                    Ok(RevokeOutcome::NotFound) => {
+                        return Outcome::reply(Frame::error(
+                            ErrorCode::NotFound,
+                            format!("account {account} has no device {device}"),
+                        ))
+                    }
+                    Ok(RevokeOutcome::Revoked) => 1,
+                    Ok(_) => 0,
+                    Err(e) => return Outcome::store_failed(&e, false),
+                };
+                let closed = self.force_offline(&account, Some(device), &reason, &mut outcome);
+                self.announce_device_change(&account, 0, &mut outcome);
+                tracing::info!(%account, %device, "operator revoked a device");
+                outcome.replies.push(done(revoked, closed));
+            }
+            AdminRequest::RevokeAll { account } => {
+                let reason = OfflineReason::AllCredentialsRevoked;
+                let revoked = match self.store.revoke_all(
+                    account.as_str(),
+                    None,
+                    &revocation(&reason, now_ms),
+                ) {
+                    Ok(revoked) => revoked,
+                    Err(e) => return Outcome::store_failed(&e, false),
+                };
+                let closed = self.force_offline(&account, None, &reason, &mut outcome);
+                tracing::info!(%account, revoked = revoked.len(), "operator revoked every device");
+                outcome.replies.push(done(revoked.len(), closed));
+            }
+            AdminRequest::Ban { account } => {
+                match self.store.set_banned(account.as_str(), true) {
+                    Ok(AccountStatus::Banned) => {}
+                    Ok(_) => {
+                        return Outcome::reply(Frame::error(
+                            ErrorCode::InvalidRequest,
+                            format!("account {account} was removed"),
+                        ))
+                    }
+                    Err(e) => return Outcome::store_failed(&e, false),
+                }
+                let closed =
+                    self.force_offline(&account, None, &OfflineReason::AccountBanned, &mut outcome);
+                tracing::info!(%account, closed, "operator banned an account");
+                outcome.replies.push(done(0, closed));
+            }
+            AdminRequest::Unban { account } => match self.store.set_banned(account.as_str(), false)
+            {
+                Ok(AccountStatus::Active) => {
+                    tracing::info!(%account, "operator lifted a ban");
+                    outcome.replies.push(done(0, 0));
+                }
+                Ok(_) => {
+                    return Outcome::reply(Frame::error(
+                        ErrorCode::InvalidRequest,
+                        format!("account {account} was removed"),
+                    ))
+                }
+                Err(e) => return Outcome::store_failed(&e, false),
+            },
+            AdminRequest::Remove { account } => {
+                let devices = match self.store.remove_account(account.as_str()) {
+                    Ok(devices) => devices,
+                    Err(e) => return Outcome::store_failed(&e, false),
+                };
+                let closed = self.force_offline(
+                    &account,
+                    None,
+                    &OfflineReason::AccountRemoved,
+                    &mut outcome,
+                );
+                tracing::info!(%account, devices, closed, "operator removed an account");
+                outcome
+                    .replies
+                    .push(done(usize::try_from(devices).unwrap_or(usize::MAX), closed));
+            }
+            other => {
+                tracing::warn!(?other, "unhandled admin request");
+                return Outcome::reply(Frame::error(
+                    ErrorCode::InvalidRequest,
+                    "this relay does not handle that admin request",
+                ));
+            }
+        }
+        outcome
+    }
+
+    // ---- Deltas and payloads. ----
 
     fn push(&mut self, conn: ConnId, me: &Online, deltas: Vec<WireDelta>) -> Outcome {
         let input: Vec<([u8; 32], &[u8])> = deltas
@@ -520,6 +1377,11 @@ impl RelayCore {
             }
         };
         for row in devices {
+            // A device whose enrollment was revoked gets nothing pushed:
+            // it is logged out.
+            if row.enrollment.as_ref().is_none_or(|e| e.revoked.is_some()) {
+                continue;
+            }
             let device = DeviceId(row.device);
             let online = self
                 .online
@@ -533,83 +1395,6 @@ impl RelayCore {
                     deltas_new,
                     head_seq,
                 });
-            }
-        }
-    }
-
-    fn kick(&mut self, me: &Online, device: DeviceId) -> Outcome {
-        if device == me.device {
-            return Outcome::reply(Frame::error(
-                ErrorCode::InvalidRequest,
-                "a device cannot kick itself; close the session instead",
-            ));
-        }
-        match self.store.revoke(me.account.as_str(), device.0) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Outcome::reply(Frame::error(
-                    ErrorCode::NotFound,
-                    format!("the account has no device {device}"),
-                ))
-            }
-            Err(e) => return Outcome::store_failed(&e, false),
-        }
-        let mut outcome = Outcome::default();
-        self.force_offline(me, device, &mut outcome);
-        self.announce_device_change(me, &mut outcome);
-        tracing::info!(account = %me.account, by = %me.device, %device, "device kicked");
-        outcome
-    }
-
-    fn kick_all_others(&mut self, me: &Online) -> Outcome {
-        let devices = match self.store.devices(me.account.as_str()) {
-            Ok(devices) => devices,
-            Err(e) => return Outcome::store_failed(&e, false),
-        };
-        let mut outcome = Outcome::default();
-        for row in devices.iter().filter(|d| d.device != me.device.0) {
-            match self.store.revoke(me.account.as_str(), row.device) {
-                Ok(_) => self.force_offline(me, DeviceId(row.device), &mut outcome),
-                Err(e) => {
-                    // Devices revoked so far stay revoked; say the rest failed.
-                    let mut failed = Outcome::store_failed(&e, false);
-                    failed.notices = outcome.notices;
-                    return failed;
-                }
-            }
-        }
-        self.announce_device_change(me, &mut outcome);
-        tracing::info!(account = %me.account, by = %me.device, "all other devices kicked");
-        outcome
-    }
-
-    /// Closes every connection of `device` with a `Kicked` from `me`.
-    fn force_offline(&mut self, me: &Online, device: DeviceId, outcome: &mut Outcome) {
-        let victims: Vec<ConnId> = self
-            .online
-            .of_account(&me.account)
-            .filter(|(_, o)| o.device == device)
-            .map(|(c, _)| c)
-            .collect();
-        for victim in victims {
-            self.online.remove(&victim);
-            outcome.notices.push((
-                victim,
-                Notice::Kicked {
-                    by: me.device,
-                    reason: REASON_KICKED.into(),
-                },
-            ));
-        }
-    }
-
-    /// Tells every online device of `me`'s account, `me` included, that the
-    /// device list changed.
-    fn announce_device_change(&self, me: &Online, outcome: &mut Outcome) {
-        outcome.replies.push(Frame::DeviceListChanged);
-        for (conn, o) in self.online.of_account(&me.account) {
-            if o.device != me.device {
-                outcome.notices.push((conn, Notice::DeviceListChanged));
             }
         }
     }
@@ -681,10 +1466,22 @@ impl RelayCore {
             .collect()
     }
 
-    fn device_list(&mut self, account: &AccountId) -> Result<Vec<DeviceInfo>, StoreError> {
+    fn list_devices(&mut self, account: &AccountId, now_ms: u64) -> Outcome {
+        match self.device_list(account, now_ms) {
+            Ok(devices) => Outcome::reply(Frame::Devices { devices }),
+            Err(e) => Outcome::store_failed(&e, false),
+        }
+    }
+
+    fn device_list(
+        &mut self,
+        account: &AccountId,
+        now_ms: u64,
+    ) -> Result<Vec<DeviceInfo>, StoreError> {
         let rows = self.store.devices(account.as_str())?;
         Ok(rows
             .iter()
+            .take(DEVICES_PER_ACCOUNT_MAX)
             .map(|row| {
                 let online = self
                     .online
@@ -692,7 +1489,7 @@ impl RelayCore {
                     .filter(|(_, o)| o.device.0 == row.device)
                     .map(|(_, o)| o.last_active_ms)
                     .max();
-                let mut info = device_info(row, online.is_some());
+                let mut info = device_info(row, online.is_some(), now_ms);
                 if let Some(active_ms) = online {
                     info.last_seen_ms = info.last_seen_ms.max(active_ms);
                 }
@@ -702,7 +1499,100 @@ impl RelayCore {
     }
 }
 
-fn device_info(row: &DeviceRow, online: bool) -> DeviceInfo {
+fn kicker_of(conn: ConnId, me: &Online) -> Kicker {
+    Kicker {
+        conn,
+        account: me.account.clone(),
+        by: me.as_ref(),
+        online: true,
+    }
+}
+
+/// The connections to force offline under a kicking policy: `on_platform`
+/// of the newcomer's platform first (by `order`, least first), then as many
+/// more of any platform as the account limit still needs.
+fn pick_victims(
+    others: &[(ConnId, Online)],
+    platform: &Platform,
+    on_platform: usize,
+    over_account: usize,
+    order: impl Fn(&Online) -> u64,
+) -> Vec<ConnId> {
+    let mut same: Vec<&(ConnId, Online)> = others
+        .iter()
+        .filter(|(_, o)| &o.platform == platform)
+        .collect();
+    same.sort_by_key(|(c, o)| (order(o), *c));
+    let mut victims: Vec<ConnId> = same.iter().take(on_platform).map(|(c, _)| *c).collect();
+    if victims.len() < over_account {
+        let mut rest: Vec<&(ConnId, Online)> = others
+            .iter()
+            .filter(|(c, _)| !victims.contains(c))
+            .collect();
+        rest.sort_by_key(|(c, o)| (order(o), *c));
+        let needed = over_account - victims.len();
+        victims.extend(rest.iter().take(needed).map(|(c, _)| *c));
+    }
+    victims
+}
+
+/// The stored form of an offline reason that revokes.
+fn revocation(reason: &OfflineReason, at_ms: u64) -> Revocation {
+    let mention = |by: &DeviceRef| DeviceMention {
+        device: by.id.0,
+        name: by.name.clone(),
+        platform: by.platform.as_str().to_owned(),
+    };
+    let (kind, by) = match reason {
+        OfflineReason::KickedByDevice { by } => (RevocationKind::KickedByDevice, Some(mention(by))),
+        OfflineReason::Displaced { by } => (RevocationKind::Displaced, Some(mention(by))),
+        OfflineReason::LoggedOut => (RevocationKind::LoggedOut, None),
+        OfflineReason::AllCredentialsRevoked => (RevocationKind::AllCredentials, None),
+        // Operator revocations; banned and removed accounts revoke nothing.
+        _ => (RevocationKind::Operator, None),
+    };
+    Revocation { kind, by, at_ms }
+}
+
+/// The wire form of a stored revocation.
+fn offline_reason(revocation: &Revocation) -> OfflineReason {
+    let by = || {
+        let mention = revocation.by.as_ref();
+        DeviceRef {
+            id: DeviceId(mention.map_or([0; 16], |m| m.device)),
+            name: mention.map(|m| m.name.clone()).unwrap_or_default(),
+            platform: mention
+                .map(|m| m.platform.as_str())
+                .unwrap_or("")
+                .parse::<Platform>()
+                .unwrap_or_else(|e| match e {}),
+        }
+    };
+    match revocation.kind {
+        RevocationKind::KickedByDevice => OfflineReason::KickedByDevice { by: by() },
+        RevocationKind::Displaced => OfflineReason::Displaced { by: by() },
+        RevocationKind::LoggedOut => OfflineReason::LoggedOut,
+        RevocationKind::AllCredentials => OfflineReason::AllCredentialsRevoked,
+        _ => OfflineReason::RevokedByOperator,
+    }
+}
+
+fn device_info(row: &DeviceRow, online: bool, now_ms: u64) -> DeviceInfo {
+    let enrollment = match &row.enrollment {
+        None => EnrollmentState::NotEnrolled,
+        Some(e) => match &e.revoked {
+            Some(r) => EnrollmentState::Revoked {
+                reason: offline_reason(r),
+                at_ms: r.at_ms,
+            },
+            None if e.expires_at_ms <= now_ms => EnrollmentState::Expired {
+                at_ms: e.expires_at_ms,
+            },
+            None => EnrollmentState::Active {
+                expires_at_ms: e.expires_at_ms,
+            },
+        },
+    };
     DeviceInfo {
         id: DeviceId(row.device),
         name: row.name.clone(),
@@ -713,6 +1603,7 @@ fn device_info(row: &DeviceRow, online: bool) -> DeviceInfo {
         first_login_ms: row.first_login_ms,
         last_seen_ms: row.last_seen_ms,
         online,
+        enrollment,
     }
 }
 

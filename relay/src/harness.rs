@@ -1,6 +1,6 @@
 //! A relay on a loopback port for tests and benchmarks (feature `harness`):
 //! started on the caller's tokio runtime, stopped within a bound, with
-//! tokens for any account.
+//! login tokens for any account.
 //!
 //! This is the one copy that `relay/tests`, the cross-crate tests and
 //! `tandem-bench` share. It reports failures as [`HarnessError`] rather than
@@ -10,12 +10,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tandem_transport::AccountId;
+use tandem_transport::{AccountId, Entropy, OsEntropy};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::secret::Secret;
-use crate::server::{ServeError, StartError};
+use crate::server::{CountersHandle, ServeError, StartError};
+use crate::token::Purpose;
 use crate::{Relay, RelayConfig, StoreLocation};
 
 /// How long [`LoopbackRelay::stop`] waits for the relay to finish: telling
@@ -26,6 +27,35 @@ pub const STOP_WAIT_MAX: Duration = Duration::from_secs(10);
 /// How long a token from [`LoopbackRelay::token`] is valid, in seconds:
 /// longer than any test or benchmark runs.
 pub const TOKEN_VALID_S: u64 = 3_600;
+
+/// The wall clock in ms since the Unix epoch, as the relay reads it.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A fresh login token for `account`: a random id, valid for
+/// `valid_for_s` from now.
+pub fn login_token(
+    secret: &Secret,
+    account: &AccountId,
+    purpose: Purpose,
+    valid_for_s: u64,
+) -> String {
+    let now_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut id = [0u8; 16];
+    OsEntropy.fill(&mut id);
+    crate::token::issue_login(
+        secret,
+        account,
+        purpose,
+        now_s.saturating_add(valid_for_s),
+        id,
+    )
+}
 
 /// A config listening on `127.0.0.1:port` (0 picks a free port) with the
 /// default limits.
@@ -60,6 +90,8 @@ pub struct LoopbackRelay {
     pub addr: SocketAddr,
     /// The key its tokens are made with.
     pub secret: Secret,
+    /// What it refused and accepted so far.
+    pub counters: CountersHandle,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), ServeError>>,
 }
@@ -79,6 +111,7 @@ impl LoopbackRelay {
         let secret = config.secret.clone();
         let relay = setup(Relay::bind(config).await?);
         let addr = relay.local_addr();
+        let counters = relay.counters();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay.serve(async {
             // A dropped sender stops the relay too.
@@ -87,23 +120,33 @@ impl LoopbackRelay {
         Ok(LoopbackRelay {
             addr,
             secret,
+            counters,
             stop,
             task,
         })
     }
 
-    /// A token for `account`, valid for [`TOKEN_VALID_S`].
+    /// A fresh login token for `account`, valid for [`TOKEN_VALID_S`]:
+    /// it enrolls one device.
     pub fn token(&self, account: &AccountId) -> String {
         self.token_valid_for(account, TOKEN_VALID_S)
     }
 
-    /// A token for `account` that expires `valid_for_s` seconds from now.
-    /// Tokens are deterministic: another expiry gives another token.
+    /// A fresh login token for `account` that expires `valid_for_s` seconds
+    /// from now.
     pub fn token_valid_for(&self, account: &AccountId, valid_for_s: u64) -> String {
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        crate::token::issue(&self.secret, account, now_s.saturating_add(valid_for_s))
+        login_token(&self.secret, account, Purpose::Login, valid_for_s)
+    }
+
+    /// A fresh login token with the "manage" purpose: it lists and kicks
+    /// the account's devices without being admitted.
+    pub fn manage_token(&self, account: &AccountId) -> String {
+        login_token(&self.secret, account, Purpose::Manage, TOKEN_VALID_S)
+    }
+
+    /// An operator's connection to this relay.
+    pub async fn admin(&self) -> Result<crate::admin::AdminClient, crate::admin::AdminError> {
+        crate::admin::AdminClient::connect(self.addr, &self.secret).await
     }
 
     /// Tells the relay to shut down and waits, at most [`STOP_WAIT_MAX`],

@@ -4,8 +4,9 @@
 //!
 //! - [`config::RelayConfig`] and [`server::serve`] (or [`server::Relay`]
 //!   for a bound port first) start a TCP relay.
-//! - [`secret::load_or_create`] and [`token::issue`] / [`token::verify`]
-//!   manage credentials.
+//! - [`secret::load_or_create`] and [`token::issue_login`] /
+//!   [`token::verify_login`] manage credentials; [`admin`] is the
+//!   operator's proof and client.
 //! - [`core::RelayCore`] is the decision logic with no IO but its store;
 //!   the tokio shell in [`server`] only carries bytes and time to it.
 //! - [`hook::OfflinePushHook`] is where push notifications would go.
@@ -14,12 +15,14 @@
 //!   loopback port for tests and benchmarks.
 //!
 //! Architecture invariant: a connection's account is fixed by its
-//! authenticated `Hello`, and every store call is keyed by that account, so
-//! a device can never read or write another account's log.
+//! authenticated login (`Hello` and a `Proof` that verifies), and every
+//! store call is keyed by that account, so a device can never read or write
+//! another account's log.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod core;
 #[cfg(feature = "harness")]

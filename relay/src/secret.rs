@@ -1,9 +1,9 @@
 //! The relay's secret: 32 random bytes in a file only its owner can read,
-//! the key of every token's MAC.
+//! the key of every login token's MAC and of the operator's admin proof.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::OpenOptions;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Bytes in a [`Secret`].
@@ -22,7 +22,7 @@ impl Secret {
     /// A fresh secret from the operating system's random source.
     pub fn generate() -> io::Result<Self> {
         let mut bytes = [0u8; SECRET_BYTES];
-        File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+        getrandom::fill(&mut bytes).map_err(io::Error::other)?;
         Ok(Secret(bytes))
     }
 

@@ -13,25 +13,35 @@
 //!   list changes) are offered without waiting: when the queue is full a
 //!   live delta is dropped and the device gets one `PullNeeded` instead, so
 //!   a slow device never stalls the relay or anyone else.
-//! - The core reads the wall clock only here, in the shell, and passes it in.
+//! - Admission: the accept loop never waits. A connection that has not
+//!   logged in holds a handshake slot, of which there are
+//!   [`RelayConfig::handshakes_max`] in all and
+//!   [`RelayConfig::handshakes_per_address_max`] per IP address, for at most
+//!   [`RelayConfig::handshake_deadline_ms`]; past a cap it is refused at
+//!   once with `TooManyConnections`. Logging in moves it to one of
+//!   [`RelayConfig::connections_max`] logged-in slots. So connections that
+//!   never log in can never keep logged-in devices out, and every refusal is
+//!   counted ([`Relay::counters`]).
+//! - The core reads the wall clock only here, in the shell, and passes it
+//!   in; its challenges come from the operating system's random source.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tandem_storage::relay::{MemoryRelayStore, PostgresRelayStore, RelayStore, SqliteRelayStore};
-use tandem_transport::{codec, ErrorCode, Frame, Request, ServerSession};
+use tandem_transport::{codec, ErrorCode, Frame, OsEntropy, Request, Role, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{RelayConfig, StoreLocation};
-use crate::core::{ConnId, CoreConfig, Notice, Outcome, RelayCore};
+use crate::core::{ConnId, CoreConfig, Counters, CountersSnapshot, Notice, Outcome, RelayCore};
 use crate::hook::{LogOfflinePush, OfflinePushHook};
 
 /// Commands waiting for the core thread.
@@ -79,6 +89,18 @@ pub struct Relay {
     config: RelayConfig,
     store: Box<dyn RelayStore>,
     hook: Box<dyn OfflinePushHook>,
+    counters: Arc<Counters>,
+}
+
+/// A handle on a relay's counters, readable while it serves.
+#[derive(Debug, Clone)]
+pub struct CountersHandle(Arc<Counters>);
+
+impl CountersHandle {
+    /// The counters' values now.
+    pub fn snapshot(&self) -> CountersSnapshot {
+        self.0.snapshot()
+    }
 }
 
 impl std::fmt::Debug for Relay {
@@ -154,7 +176,14 @@ impl Relay {
             config,
             store,
             hook: Box::new(LogOfflinePush),
+            counters: Arc::new(Counters::default()),
         })
+    }
+
+    /// What the relay has refused and accepted so far; the handle stays
+    /// readable while (and after) it serves.
+    pub fn counters(&self) -> CountersHandle {
+        CountersHandle(self.counters.clone())
     }
 
     /// Replaces the default (logging) offline-push hook.
@@ -179,21 +208,29 @@ impl Relay {
             config,
             store,
             hook,
+            counters,
         } = self;
-        let core_config = CoreConfig {
-            secret: config.secret.clone(),
-            devices_online_max: config.devices_online_max,
-            overflow_policy: config.overflow_policy,
-            payloads_pending_max: config.payloads_pending_max,
-        };
-        let core = RelayCore::new(store, core_config, hook);
+        let core = RelayCore::new(
+            store,
+            CoreConfig::from_relay(&config),
+            hook,
+            Box::new(OsEntropy),
+        )
+        .with_counters(counters.clone());
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE_DEPTH);
         let core_thread = std::thread::Builder::new()
             .name("tandem-relay-core".into())
             .spawn(move || run_core(core, core_rx))
             .map_err(|_| ServeError::CoreStopped)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let permits = Arc::new(Semaphore::new(config.connections_max));
+        let admission = Arc::new(Admission {
+            handshakes: Arc::new(Semaphore::new(config.handshakes_max)),
+            per_address: Mutex::new(HashMap::new()),
+            per_address_max: config.handshakes_per_address_max,
+            logged_in: Arc::new(Semaphore::new(config.connections_max)),
+            counters,
+            last_warned_ms: AtomicU64::new(0),
+        });
         let mut connections = JoinSet::new();
         let mut next_conn: ConnId = 1;
         tracing::info!(addr = %listener.local_addr().ok().map(|a| a.to_string()).unwrap_or_default(), "relay serving");
@@ -202,10 +239,6 @@ impl Relay {
         loop {
             // Reap finished connections so the set does not grow forever.
             while connections.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                permit = permits.clone().acquire_owned() => permit.expect("never closed"),
-            };
             let accepted = tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => accepted,
@@ -219,6 +252,13 @@ impl Relay {
                     continue;
                 }
             };
+            let slot = match admission.handshake_slot(peer.ip()) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    admission.refuse(&stream, peer, why);
+                    continue;
+                }
+            };
             let conn = next_conn;
             next_conn += 1;
             tracing::debug!(conn, %peer, "connection accepted");
@@ -227,10 +267,11 @@ impl Relay {
             let limits = ConnLimits {
                 queue_frames_max: config.queue_frames_max,
                 idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+                handshake_deadline: Duration::from_millis(config.handshake_deadline_ms),
             };
+            let admission = admission.clone();
             connections.spawn(async move {
-                run_connection(conn, stream, core_tx, limits, shutdown_rx).await;
-                drop(permit);
+                run_connection(conn, stream, core_tx, limits, shutdown_rx, slot, admission).await;
             });
         }
 
@@ -245,6 +286,118 @@ impl Relay {
                 Ok(())
             }
             _ => Err(ServeError::CoreStopped),
+        }
+    }
+}
+
+/// The caps on connections, and the counters of what they refused.
+struct Admission {
+    /// Connections that have not logged in yet.
+    handshakes: Arc<Semaphore>,
+    /// Handshakes in progress per source address.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    per_address_max: usize,
+    /// Logged-in connections.
+    logged_in: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    /// When a refusal was last logged at warn level, in ms since the epoch:
+    /// a flood logs once a second, not once a connection.
+    last_warned_ms: AtomicU64,
+}
+
+/// Why a connection was refused before it could say anything.
+#[derive(Debug, Clone, Copy)]
+enum Busy {
+    /// Every handshake slot of the relay is taken.
+    Handshakes,
+    /// Every handshake slot of this address is taken.
+    Address,
+}
+
+/// A connection's place while it logs in: given back when it logs in or
+/// closes.
+struct HandshakeSlot {
+    _permit: OwnedSemaphorePermit,
+    address: IpAddr,
+    admission: Arc<Admission>,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut per_address = self
+            .admission
+            .per_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = per_address.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                per_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+impl Admission {
+    fn handshake_slot(self: &Arc<Self>, address: IpAddr) -> Result<HandshakeSlot, Busy> {
+        let permit = self
+            .handshakes
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy::Handshakes)?;
+        let mut per_address = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        let count = per_address.entry(address).or_insert(0);
+        if *count >= self.per_address_max {
+            return Err(Busy::Address);
+        }
+        *count += 1;
+        Ok(HandshakeSlot {
+            _permit: permit,
+            address,
+            admission: self.clone(),
+        })
+    }
+
+    /// Tells a refused connection why, without waiting (a fresh socket's
+    /// buffer takes the few bytes), counts it, and drops it.
+    fn refuse(&self, stream: &TcpStream, peer: SocketAddr, why: Busy) {
+        let (counter, text) = match why {
+            Busy::Handshakes => (
+                &self.counters.handshakes_refused_busy,
+                "the relay has as many logins in progress as it allows; retry later",
+            ),
+            Busy::Address => (
+                &self.counters.handshakes_refused_per_address,
+                "this address has as many logins in progress as the relay allows; retry later",
+            ),
+        };
+        Counters::add(counter);
+        self.log_refusal(peer, text);
+        if let Ok(bytes) = codec::encode(&Frame::error(ErrorCode::TooManyConnections, text)) {
+            let _ = stream.try_write(&bytes);
+        }
+    }
+
+    fn log_refusal(&self, peer: SocketAddr, text: &str) {
+        let now = now_ms();
+        let last = self.last_warned_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1_000
+            && self
+                .last_warned_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let counts = self.counters.snapshot();
+            tracing::warn!(
+                %peer, reason = text,
+                refused_busy = counts.handshakes_refused_busy,
+                refused_per_address = counts.handshakes_refused_per_address,
+                timed_out = counts.handshakes_timed_out,
+                refused_full = counts.connections_refused_full,
+                "refusing connections"
+            );
+        } else {
+            tracing::debug!(%peer, reason = text, "connection refused");
         }
     }
 }
@@ -369,7 +522,8 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
             // here, ahead of the notices of every later request. The queue
             // is fresh (nothing targets a connection before it logs in),
             // so there is room.
-            if outcome.accepted_hello && matches!(outcome.replies.first(), Some(Frame::Welcome(_)))
+            if outcome.accepted == Some(Role::Device)
+                && matches!(outcome.replies.first(), Some(Frame::Welcome(_)))
             {
                 if let Some(link) = links.get(&conn) {
                     let welcome = outcome.replies.remove(0);
@@ -392,9 +546,7 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
 /// Offers a notice to a connection without ever waiting.
 fn deliver(conn: ConnId, link: &ConnLink, notice: Notice) {
     let frame = match notice {
-        Notice::Kicked { by, reason } => {
-            return link.flags.set_close(Some(Frame::Kicked { by, reason }))
-        }
+        Notice::Kicked { reason } => return link.flags.set_close(Some(Frame::Kicked { reason })),
         Notice::Superseded => return link.flags.set_close(None),
         Notice::Live(delta) => Frame::Live(delta),
         Notice::Payload { from, id, bytes } => Frame::DeliverPayload { from, id, bytes },
@@ -419,6 +571,7 @@ fn deliver(conn: ConnId, link: &ConnLink, notice: Notice) {
 struct ConnLimits {
     queue_frames_max: usize,
     idle_timeout: Duration,
+    handshake_deadline: Duration,
 }
 
 async fn run_connection(
@@ -427,7 +580,16 @@ async fn run_connection(
     core_tx: mpsc::Sender<ToCore>,
     limits: ConnLimits,
     mut shutdown: watch::Receiver<bool>,
+    slot: HandshakeSlot,
+    admission: Arc<Admission>,
 ) {
+    let peer = stream.peer_addr().ok();
+    // Until the login is accepted this connection holds a handshake slot;
+    // from the proof on, a logged-in slot too (given back if refused).
+    let mut slot = Some(slot);
+    let mut logged_in: Option<OwnedSemaphorePermit> = None;
+    let deadline = tokio::time::sleep(limits.handshake_deadline);
+    tokio::pin!(deadline);
     let _ = stream.set_nodelay(true);
     let (mut read, write) = stream.into_split();
     let (queue_tx, queue_rx) = mpsc::channel(limits.queue_frames_max.max(1));
@@ -454,6 +616,19 @@ async fn run_connection(
                 }
             },
             _ = flags.writer_done.notified() => break 'read,
+            _ = &mut deadline, if slot.is_some() => {
+                Counters::add(&admission.counters.handshakes_timed_out);
+                if let Some(peer) = peer {
+                    admission.log_refusal(peer, "no login within the handshake deadline");
+                }
+                let _ = queue_tx
+                    .send(Frame::error(
+                        ErrorCode::HandshakeTimeout,
+                        "no login within the relay's deadline",
+                    ))
+                    .await;
+                break 'read;
+            }
             _ = shutdown.changed() => {
                 shutting_down = true;
                 let _ = queue_tx.send(Frame::error(ErrorCode::ShuttingDown, "the relay is shutting down")).await;
@@ -470,6 +645,25 @@ async fn run_connection(
                     break 'read;
                 }
             };
+            if matches!(request, Request::Proof { .. } | Request::AdminProof { .. }) {
+                match admission.logged_in.clone().try_acquire_owned() {
+                    Ok(permit) => logged_in = Some(permit),
+                    Err(_) => {
+                        Counters::add(&admission.counters.connections_refused_full);
+                        if let Some(peer) = peer {
+                            admission
+                                .log_refusal(peer, "the relay serves as many logins as it allows");
+                        }
+                        let _ = queue_tx
+                            .send(Frame::error(
+                                ErrorCode::TooManyConnections,
+                                "the relay serves as many devices as it allows; retry later",
+                            ))
+                            .await;
+                        break 'read;
+                    }
+                }
+            }
             let (reply_tx, reply_rx) = oneshot::channel();
             let command = ToCore::Request {
                 conn,
@@ -482,8 +676,11 @@ async fn run_connection(
             let Ok(outcome) = reply_rx.await else {
                 break 'read;
             };
-            if outcome.accepted_hello {
-                session.accept_hello();
+            if let Some(role) = outcome.accepted {
+                session.accept_login(role);
+                slot = None;
+            } else if outcome.close {
+                logged_in = None;
             }
             for frame in outcome.replies {
                 if queue_tx.send(frame).await.is_err() {
@@ -500,6 +697,7 @@ async fn run_connection(
     let _ = core_tx.send(ToCore::Closed { conn }).await;
     drop(queue_tx);
     let _ = writer.await;
+    drop((slot, logged_in));
     // Read and discard what the device still sends, for a bounded time, so
     // unread input does not turn our close into a reset that could destroy
     // the final frame before the device reads it. Not when the whole relay

@@ -8,22 +8,12 @@ use common::*;
 use tandem_transport::codec::{self, FrameDecoder};
 use tandem_transport::frame::{Hello, ProtocolVersion};
 use tandem_transport::limits::{DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
-use tandem_transport::{
-    ContentId, ErrorCode, Frame, Platform, SessionEvent, WireDelta, PROTOCOL_VERSION,
-};
+use tandem_transport::{ContentId, ErrorCode, Frame, SessionEvent, WireDelta};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn hello(relay: &LoopbackRelay, account_name: &str, n: u8) -> Hello {
-    Hello {
-        version: PROTOCOL_VERSION,
-        account: account(account_name),
-        device: device(n),
-        device_name: format!("raw{n}"),
-        platform: Platform::Web,
-        token: relay.token(&account(account_name)),
-        resume_cursor: 0,
-    }
+    raw_hello(relay, account_name, n)
 }
 
 fn enc(frame: &Frame) -> Vec<u8> {
@@ -89,15 +79,25 @@ async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
     h.version = ProtocolVersion { major: 9, minor: 0 };
     let frames = exchange(&relay, &enc(&Frame::Hello(h)), false).await;
     assert_eq!(error_code(&frames), ErrorCode::UnsupportedVersion);
-    // A wrong token, and another account's token.
-    let mut h = hello(&relay, "alice", 5);
-    h.token = relay.token(&account("bob"));
-    assert_eq!(
-        error_code(&exchange(&relay, &enc(&Frame::Hello(h)), false).await),
-        ErrorCode::Unauthorized
-    );
+    // Something other than the Proof after the Hello.
+    let mut raw = Raw::connect(&relay).await;
+    raw.hello(&hello(&relay, "alice", 5)).await;
+    raw.send(&Frame::ListDevices).await;
+    assert_eq!(error_code(&raw.rest().await), ErrorCode::FrameBeforeHello);
+    // A proof that is not a valid key and signature at all.
+    let mut raw = Raw::connect(&relay).await;
+    raw.hello(&hello(&relay, "alice", 5)).await;
+    raw.send(&Frame::Proof {
+        public_key: tandem_transport::DevicePublicKey([0xff; 32]),
+        signature: tandem_transport::auth::ProofSignature([0; 64]),
+    })
+    .await;
+    match raw.rest().await.last() {
+        Some(Frame::Refused(r)) => assert_eq!(r.code, ErrorCode::BadProof),
+        other => panic!("{other:?}"),
+    }
 
-    // After a good Hello: a push whose content id is not its bytes' hash.
+    // After a login: a push whose content id is not its bytes' hash.
     let tampered = {
         let mut bytes = enc(&Frame::Push {
             deltas: vec![WireDelta::new(b"evil".to_vec())],
@@ -109,14 +109,15 @@ async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
         bytes[at] ^= 0x55;
         bytes
     };
-    let input = [enc(&Frame::Hello(hello(&relay, "alice", 5))), tampered].concat();
-    let frames = exchange(&relay, &input, false).await;
-    assert!(matches!(frames[0], Frame::Welcome(_)));
-    assert_eq!(error_code(&frames), ErrorCode::ContentIdMismatch);
-    // A push above the count limit, and a frame only the relay may send.
+    let mut raw = Raw::login(&relay, "alice", 5).await;
+    raw.send_bytes(&tampered).await;
+    assert_eq!(error_code(&raw.rest().await), ErrorCode::ContentIdMismatch);
+    // A push above the count limit, a frame only the relay may send, a
+    // second Hello or Proof, an operator's request from a device.
     let too_many: Vec<WireDelta> = (0..=DELTAS_PER_PUSH_MAX)
         .map(|i| WireDelta::new(i.to_be_bytes().to_vec()))
         .collect();
+    let key5 = key(5);
     for (bad, code) in [
         (Frame::Push { deltas: too_many }, ErrorCode::TooManyDeltas),
         (Frame::PullNeeded, ErrorCode::UnexpectedFrame),
@@ -124,9 +125,23 @@ async fn every_kind_of_bad_input_is_refused_and_the_relay_keeps_serving() {
             Frame::Hello(hello(&relay, "alice", 5)),
             ErrorCode::DuplicateHello,
         ),
+        (
+            Frame::Proof {
+                public_key: key5.public_key(),
+                signature: tandem_transport::auth::ProofSignature([0; 64]),
+            },
+            ErrorCode::DuplicateHello,
+        ),
+        (
+            Frame::Admin(tandem_transport::frame::AdminRequest::Ban {
+                account: account("alice"),
+            }),
+            ErrorCode::NotAllowed,
+        ),
     ] {
-        let input = [enc(&Frame::Hello(hello(&relay, "alice", 5))), enc(&bad)].concat();
-        assert_eq!(error_code(&exchange(&relay, &input, false).await), code);
+        let mut raw = Raw::login(&relay, "alice", 5).await;
+        raw.send(&bad).await;
+        assert_eq!(error_code(&raw.rest().await), code, "{}", bad.kind());
     }
 
     // The good device was never disturbed, and the log holds exactly what

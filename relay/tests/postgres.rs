@@ -106,15 +106,19 @@ async fn two_nodes_serve_one_log(db: &str) {
     assert_eq!(push_acked(&mut bob, deltas(4, 2)).await, vec![1, 2]);
 
     // A kick through one node holds on the other: the kicked laptop cannot
-    // log in again there with the token it used.
+    // log in again there, with its key or with the token it used.
     phone.session().kick(device(2)).unwrap();
     expect(&mut phone, |e| {
         matches!(e, SessionEvent::DeviceListChanged).then_some(())
     })
     .await;
     drop(laptop);
+    assert_eq!(
+        refused(&two, device_config("alice", 2)).await,
+        ErrorCode::CredentialsRevoked
+    );
     let used = client_config("alice", 2, laptop_token);
-    assert_eq!(refused(&two, used).await, ErrorCode::CredentialsRevoked);
+    assert_eq!(refused(&two, used).await, ErrorCode::LoginTokenUsed);
 
     one.stop().await.expect("node one stops");
     two.stop().await.expect("node two stops");

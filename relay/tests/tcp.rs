@@ -6,11 +6,35 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use tandem_relay::core::{REASON_KICKED, REASON_TOO_MANY_DEVICES};
 use tandem_relay::hook::{OfflineDelta, OfflinePushHook};
+use tandem_relay::token::{self, Purpose};
 use tandem_relay::{OverflowPolicy, StoreLocation};
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX};
-use tandem_transport::{CloseReason, ErrorCode, LogDelta, PayloadId, SessionEvent, WireDelta};
+use tandem_transport::{
+    CloseReason, DeviceRef, EnrollmentState, ErrorCode, LogDelta, OfflineReason, PayloadId,
+    Platform, SessionEvent, WireDelta,
+};
+
+fn dev_ref(n: u8) -> DeviceRef {
+    DeviceRef {
+        id: device(n),
+        name: format!("dev{n}"),
+        platform: Platform::Linux,
+    }
+}
+
+async fn kicked(conn: &mut Conn) -> OfflineReason {
+    let reason = expect(conn, |e| match e {
+        SessionEvent::Kicked(reason) => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        next(conn).await,
+        SessionEvent::Closed(CloseReason::Kicked(reason.clone()))
+    );
+    reason
+}
 
 fn deltas(tag: u8, count: usize) -> Vec<WireDelta> {
     (0..count)
@@ -177,10 +201,9 @@ async fn device_limit_refuses_the_newcomer_below_at_above() {
                 admitted = Some(conn);
                 break;
             }
-            SessionEvent::Error {
-                code: ErrorCode::TooManyDevices,
-                ..
-            } => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            SessionEvent::Refused(refusal) if refusal.code == ErrorCode::TooManyDevices => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -200,84 +223,97 @@ async fn device_limit_can_kick_the_longest_idle_device() {
     // B was active after A: A is the idlest.
     push_acked(&mut b, deltas(1, 1)).await;
     let mut c = login(&relay, "alice", 3).await;
-    let (by, reason) = expect(&mut a, |e| match e {
-        SessionEvent::Kicked { by, reason } => Some((*by, reason.clone())),
-        _ => None,
-    })
-    .await;
-    assert_eq!((by, reason.as_str()), (device(3), REASON_TOO_MANY_DEVICES));
     assert_eq!(
-        next(&mut a).await,
-        SessionEvent::Closed(CloseReason::Kicked)
+        kicked(&mut a).await,
+        OfflineReason::Displaced { by: dev_ref(3) }
     );
     round_trip(&mut b).await;
     round_trip(&mut c).await;
-    // A limit kick revokes nothing: A's token still logs it in (kicking B,
-    // now the idlest, since C just pinged).
+    // Displacement holds: A's key no longer logs it in (else two devices
+    // over the limit would displace each other forever) ...
+    let refusal = refusal(&relay, device_config("alice", 1)).await;
+    assert_eq!(refusal.code, ErrorCode::CredentialsRevoked);
+    assert_eq!(
+        refusal.reason,
+        Some(OfflineReason::Displaced { by: dev_ref(3) })
+    );
+    // ... a new login token does, displacing B, now the idlest.
     let mut a = login(&relay, "alice", 1).await;
-    expect(&mut b, |e| {
-        matches!(e, SessionEvent::Kicked { .. }).then_some(())
-    })
-    .await;
+    assert_eq!(
+        kicked(&mut b).await,
+        OfflineReason::Displaced { by: dev_ref(1) }
+    );
     round_trip(&mut a).await;
     relay.stop().await.expect("the relay stops");
 }
 
+/// The hole issue 11 was filed for, closed: a kicked device's login token
+/// does not log anyone in, under its id or a new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_kicked_device_is_told_who_and_its_old_token_never_works_again() {
+async fn a_kicked_device_stays_out_whatever_it_holds_until_a_new_login_token() {
     let relay = start(config(StoreLocation::Memory)).await;
-    let mut a = login(&relay, "alice", 1).await;
-    let mut b = login(&relay, "alice", 2).await;
-    let mut c = login(&relay, "alice", 3).await;
-    a.session().kick(device(2)).unwrap();
-    a.flush().await.unwrap();
-    let kicked = expect(&mut b, |e| {
-        matches!(e, SessionEvent::Kicked { .. }).then(|| e.clone())
-    })
-    .await;
+    let mut phone = login(&relay, "alice", 1).await;
+    let stolen_token = relay.token(&account("alice"));
+    let mut stolen = login_with(&relay, client_config("alice", 2, stolen_token.clone())).await;
+    let mut tablet = login(&relay, "alice", 3).await;
+    // The token enrolled one device: no second device gets in with it.
     assert_eq!(
-        kicked,
-        SessionEvent::Kicked {
-            by: device(1),
-            reason: REASON_KICKED.into()
-        }
+        refused(&relay, client_config("alice", 4, stolen_token.clone())).await,
+        ErrorCode::LoginTokenUsed
+    );
+    phone.session().kick(device(2)).unwrap();
+    phone.flush().await.unwrap();
+    assert_eq!(
+        kicked(&mut stolen).await,
+        OfflineReason::KickedByDevice { by: dev_ref(1) }
+    );
+    for watcher in [&mut phone, &mut tablet] {
+        expect(watcher, |e| {
+            matches!(e, SessionEvent::DeviceListChanged).then_some(())
+        })
+        .await;
+    }
+    // Its file (id and key), with or without the token it used, and the
+    // token under a new device id: all refused, each with its own code.
+    let refusal = refusal(&relay, device_config("alice", 2)).await;
+    assert_eq!(refusal.code, ErrorCode::CredentialsRevoked);
+    assert_eq!(
+        refusal.reason,
+        Some(OfflineReason::KickedByDevice { by: dev_ref(1) })
     );
     assert_eq!(
-        next(&mut b).await,
-        SessionEvent::Closed(CloseReason::Kicked)
+        refused(&relay, client_config("alice", 2, stolen_token.clone())).await,
+        ErrorCode::LoginTokenUsed
     );
-    expect(&mut a, |e| {
-        matches!(e, SessionEvent::DeviceListChanged).then_some(())
-    })
-    .await;
-    expect(&mut c, |e| {
-        matches!(e, SessionEvent::DeviceListChanged).then_some(())
-    })
-    .await;
-    // The old token is refused for B, but still works for C.
-    let old = relay.token(&account("alice"));
     assert_eq!(
-        refused(&relay, client_config("alice", 2, old.clone())).await,
-        ErrorCode::CredentialsRevoked
+        refused(&relay, client_config("alice", 5, stolen_token)).await,
+        ErrorCode::LoginTokenUsed
     );
-    drop(login_with(&relay, client_config("alice", 3, old)).await);
-    // A new token lets B back in.
-    let mut b = login_with(
-        &relay,
-        client_config(
-            "alice",
-            2,
-            relay.token_valid_for(&account("alice"), tandem_relay::harness::TOKEN_VALID_S + 1),
-        ),
-    )
+    // The kicker's list shows why.
+    phone.session().list_devices().unwrap();
+    let devices = expect(&mut phone, |e| match e {
+        SessionEvent::Devices(list) => Some(list.clone()),
+        _ => None,
+    })
     .await;
-    round_trip(&mut b).await;
+    let entry = devices.iter().find(|d| d.id == device(2)).unwrap();
+    assert!(!entry.online);
+    assert!(matches!(
+        &entry.enrollment,
+        EnrollmentState::Revoked {
+            reason: OfflineReason::KickedByDevice { by },
+            ..
+        } if by.id == device(1)
+    ));
+    // A new login token lets the device back in, with its own key.
+    let mut back = login(&relay, "alice", 2).await;
+    round_trip(&mut back).await;
     // Kicking a device the account does not have, or yourself, is refused
     // without closing the connection.
     drop(login(&relay, "bob", 9).await);
     for target in [device(9), device(77), device(1)] {
-        a.session().kick(target).unwrap();
-        let code = expect(&mut a, |e| match e {
+        phone.session().kick(target).unwrap();
+        let code = expect(&mut phone, |e| match e {
             SessionEvent::Error { code, .. } => Some(*code),
             _ => None,
         })
@@ -289,7 +325,8 @@ async fn a_kicked_device_is_told_who_and_its_old_token_never_works_again() {
         };
         assert_eq!(code, want);
     }
-    round_trip(&mut a).await;
+    round_trip(&mut phone).await;
+    round_trip(&mut tablet).await;
     relay.stop().await.expect("the relay stops");
 }
 
@@ -303,12 +340,10 @@ async fn kick_all_others_leaves_only_the_kicker_online() {
     a.session().kick_all_others().unwrap();
     a.flush().await.unwrap();
     for other in [&mut b, &mut c] {
-        let by = expect(other, |e| match e {
-            SessionEvent::Kicked { by, .. } => Some(*by),
-            _ => None,
-        })
-        .await;
-        assert_eq!(by, device(1));
+        assert_eq!(
+            kicked(other).await,
+            OfflineReason::KickedByDevice { by: dev_ref(1) }
+        );
     }
     a.session().list_devices().unwrap();
     let devices = expect(&mut a, |e| match e {
@@ -319,12 +354,62 @@ async fn kick_all_others_leaves_only_the_kicker_online() {
     let online: Vec<_> = devices.iter().filter(|d| d.online).map(|d| d.id).collect();
     assert_eq!(online, vec![device(1)]);
     assert_eq!(devices.len(), 3, "kicked devices stay listed");
-    let token = relay.token(&account("alice"));
     assert_eq!(
-        refused(&relay, client_config("alice", 3, token)).await,
+        refused(&relay, device_config("alice", 3)).await,
         ErrorCode::CredentialsRevoked
     );
+    round_trip(&mut a).await;
     round_trip(&mut bob).await; // another account is untouched
+    relay.stop().await.expect("the relay stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kick_all_revokes_every_device_the_kicker_included() {
+    let relay = start(config(StoreLocation::Memory)).await;
+    let mut a = login(&relay, "alice", 1).await;
+    let mut b = login(&relay, "alice", 2).await;
+    let mut bob = login(&relay, "bob", 1).await;
+    a.session().kick_all().unwrap();
+    a.flush().await.unwrap();
+    let reason = OfflineReason::KickedByDevice { by: dev_ref(1) };
+    assert_eq!(kicked(&mut b).await, reason);
+    assert_eq!(kicked(&mut a).await, reason);
+    for n in [1, 2] {
+        assert_eq!(
+            refused(&relay, device_config("alice", n)).await,
+            ErrorCode::CredentialsRevoked
+        );
+    }
+    round_trip(&mut bob).await;
+    drop(login(&relay, "alice", 1).await);
+    relay.stop().await.expect("the relay stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_logs_out_needs_a_new_login_token() {
+    let relay = start(config(StoreLocation::Memory)).await;
+    let mut a = login(&relay, "alice", 1).await;
+    drop(login(&relay, "alice", 2).await);
+    // Its key alone logs it in while it is logged in...
+    let mut b = login_with(&relay, device_config("alice", 2)).await;
+    b.session().logout().unwrap();
+    b.flush().await.unwrap();
+    assert_eq!(kicked(&mut b).await, OfflineReason::LoggedOut);
+    expect(&mut a, |e| {
+        matches!(e, SessionEvent::DeviceListChanged).then_some(())
+    })
+    .await;
+    // ... and not once logged out.
+    let refusal = refusal(&relay, device_config("alice", 2)).await;
+    assert_eq!(
+        (refusal.code, refusal.reason),
+        (
+            ErrorCode::CredentialsRevoked,
+            Some(OfflineReason::LoggedOut)
+        )
+    );
+    drop(login(&relay, "alice", 2).await);
+    round_trip(&mut a).await;
     relay.stop().await.expect("the relay stops");
 }
 
@@ -347,12 +432,18 @@ async fn accounts_are_isolated_and_bad_tokens_are_refused() {
         refused(&relay, client_config("bob", 2, alice_token)).await,
         ErrorCode::Unauthorized
     );
-    let forged = format!("t1.9999999999.{}", "ab".repeat(32));
+    let forged = token::issue_login(
+        &tandem_relay::secret::Secret::from_bytes([1; 32]),
+        &account("alice"),
+        Purpose::Login,
+        u64::MAX,
+        [1; 16],
+    );
     assert_eq!(
         refused(&relay, client_config("alice", 2, forged)).await,
         ErrorCode::Unauthorized
     );
-    let expired = tandem_relay::token::issue(&relay.secret, &account("alice"), 1);
+    let expired = token::issue_login(&relay.secret, &account("alice"), Purpose::Login, 1, [2; 16]);
     assert_eq!(
         refused(&relay, client_config("alice", 2, expired)).await,
         ErrorCode::TokenExpired

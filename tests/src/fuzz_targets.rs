@@ -16,13 +16,15 @@ use tandem_relay::config::OverflowPolicy;
 use tandem_relay::core::{ConnId, CoreConfig, Notice, RelayCore};
 use tandem_relay::hook::LogOfflinePush;
 use tandem_relay::secret::Secret;
-use tandem_relay::token;
+use tandem_relay::token::{self, Purpose};
 use tandem_storage::relay::MemoryRelayStore;
+use tandem_transport::auth::ChallengeNonce;
 use tandem_transport::codec::{self, FrameDecoder};
-use tandem_transport::frame::{Hello, ProtocolVersion};
+use tandem_transport::frame::{AdminReply, AdminRequest, Hello, ProtocolVersion};
 use tandem_transport::{
-    AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, ErrorCode, Frame, PayloadId,
-    Platform, ServerSession, SessionEvent, PROTOCOL_VERSION,
+    AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, DeviceKey, ErrorCode, Frame,
+    PayloadId, Platform, Request, Role, SeededEntropy, ServerSession, SessionEvent,
+    PROTOCOL_VERSION,
 };
 
 use crate::choice::{Bytes, Choices};
@@ -52,7 +54,12 @@ pub fn memory_engine(n: u8) -> Engine {
         device_name: format!("device {n}"),
         platform: Platform::Linux,
     };
-    Engine::open(config, 1_000, || DeviceId([n; 16])).expect("an in-memory device opens")
+    Engine::open(
+        config,
+        1_000,
+        Box::new(SeededEntropy::starting_with(&[n; 16], n.into())),
+    )
+    .expect("an in-memory device opens")
 }
 
 /// Every delta a device holds, oldest first.
@@ -96,13 +103,15 @@ pub fn frame_decode(data: &[u8]) {
         assert_eq!(decoded.as_ref(), Some(frame), "frame round trip");
         assert!(again.is_empty(), "one frame, no trailing bytes");
     }
-    // The relay's session: accept any Hello so later frames are validated
+    // The relay's session: accept any proof so later frames are validated
     // as a logged-in device's.
     let mut server = ServerSession::new();
     server.handle_bytes(data);
     while let Some(request) = server.poll_request() {
         match request {
-            Ok(tandem_transport::Request::Hello(_)) => server.accept_hello(),
+            Ok(Request::Proof { .. } | Request::AdminProof { .. }) => {
+                server.accept_login(Role::Device)
+            }
             Ok(_) => {}
             Err(error) => {
                 codec::encode(&error.frame()).expect("an error frame encodes");
@@ -110,20 +119,21 @@ pub fn frame_decode(data: &[u8]) {
         }
     }
     // The device's session.
-    let mut client = ClientSession::new(client_config(1, "t"), 0).expect("a valid config");
+    let mut client = ClientSession::new(client_config(1, Some("t")), 0).expect("a valid config");
     client.handle_bytes(data, 1);
     while client.poll_event().is_some() {}
     while client.poll_transmit().is_some() {}
 }
 
-fn client_config(device: u8, token: &str) -> ClientConfig {
+fn client_config(device: u8, token: Option<&str>) -> ClientConfig {
     let mut config = ClientConfig::new(
         account(),
         DeviceId([device; 16]),
         "fuzz",
         Platform::Linux,
-        token,
+        fuzz_key(device),
     );
+    config.login_token = token.map(str::to_owned);
     config.ping_interval_ms = 0;
     config
 }
@@ -331,6 +341,13 @@ pub fn assert_converged(devices: &[Engine]) {
 pub const RELAY_STEPS_MAX: usize = 128;
 const RELAY_CONNS: usize = 3;
 const RELAY_START_MS: u64 = 1_750_000_000_000;
+/// The relay's secret in this target.
+const RELAY_SECRET: [u8; 32] = [7; 32];
+
+/// Device `n`'s signing key (99 is a thief's).
+fn fuzz_key(n: u8) -> DeviceKey {
+    DeviceKey::from_seed(&[n; 32])
+}
 
 struct Conn {
     id: ConnId,
@@ -338,6 +355,12 @@ struct Conn {
     /// A device session fed everything the relay sends this connection:
     /// a frame it refuses is a relay bug.
     mirror: ClientSession,
+    /// The Hello this connection sent last, and the challenge it got: what
+    /// a proof signs.
+    hello: Option<Hello>,
+    nonce: Option<ChallengeNonce>,
+    /// An operator's connection: the device mirror does not apply.
+    admin: bool,
 }
 
 impl Conn {
@@ -345,13 +368,22 @@ impl Conn {
         Conn {
             id,
             server: ServerSession::new(),
-            mirror: ClientSession::new(client_config(1, "mirror"), 0).expect("a valid config"),
+            mirror: ClientSession::new(client_config(1, None), 0).expect("a valid config"),
+            hello: None,
+            nonce: None,
+            admin: false,
         }
     }
 
     fn receive(&mut self, frame: &Frame, now_ms: u64) {
         let bytes = codec::encode(frame)
             .unwrap_or_else(|e| panic!("the relay built a frame it cannot send: {e}"));
+        if let Frame::Challenge { nonce } = frame {
+            self.nonce = Some(*nonce);
+        }
+        if self.admin {
+            return;
+        }
         self.mirror.handle_bytes(&bytes, now_ms);
         while self.mirror.poll_transmit().is_some() {}
         while let Some(event) = self.mirror.poll_event() {
@@ -365,31 +397,50 @@ impl Conn {
     }
 }
 
+/// What the target remembers across steps: the tokens it has issued (so
+/// that some are presented twice) and whether the account was removed.
+struct RelayWorld {
+    secret: Secret,
+    tokens: Vec<String>,
+    removed: bool,
+}
+
 /// The relay's core behind its server sessions, fed arbitrary bytes and
-/// arbitrary (mostly well-formed) frames on three connections. Nothing may
-/// panic, every frame the relay sends must be one a device accepts, and at
-/// the end the log must hold every acknowledged delta, once, in order.
+/// arbitrary (mostly well-formed) frames on three connections: logins with
+/// good, used, expiring, forged and retired tokens, proofs over the right
+/// and the wrong challenge and key, management and operator connections,
+/// kicks, logouts, pushes, pulls, payloads. Nothing may panic, every frame
+/// the relay sends must be one a device accepts, and at the end the log
+/// must hold every acknowledged delta, once, in order.
 pub fn relay_session(data: &[u8]) {
     let mut ch = Bytes::new(data);
-    let secret = Secret::from_bytes([7; 32]);
+    let secret = Secret::from_bytes(RELAY_SECRET);
     let mut now_ms = RELAY_START_MS;
-    let token = token::issue(&secret, &account(), RELAY_START_MS / 1000 + 86_400);
-    let policy = if ch.chance(500) {
-        OverflowPolicy::RefuseNew
-    } else {
-        OverflowPolicy::KickLongestIdle
+    let policy = match ch.below(3) {
+        0 => OverflowPolicy::RefuseNew,
+        1 => OverflowPolicy::KickLongestIdle,
+        _ => OverflowPolicy::ReplaceSamePlatform,
     };
     let config = CoreConfig {
         secret: secret.clone(),
         devices_online_max: 2,
+        devices_online_per_platform_max: ch.chance(500).then_some(1),
         overflow_policy: policy,
         payloads_pending_max: 3,
+        enrollment_ttl_ms: 1 + ch.below(20_000),
+        enrollment_renew_interval_ms: ch.below(5_000),
     };
     let mut core = RelayCore::new(
         Box::new(MemoryRelayStore::new()),
         config,
         Box::new(LogOfflinePush),
+        Box::new(SeededEntropy::new(ch.below(1 << 16))),
     );
+    let mut world = RelayWorld {
+        secret,
+        tokens: Vec::new(),
+        removed: false,
+    };
     let mut next_id: ConnId = 1;
     let mut conns: Vec<Conn> = (0..RELAY_CONNS)
         .map(|_| {
@@ -416,34 +467,90 @@ pub fn relay_session(data: &[u8]) {
                 next_id += 1;
             }
             _ => {
-                let frame = client_frame(&mut ch, &secret, &token, now_ms);
+                let frame = client_frame(&mut ch, &mut world, &mut conns[c], now_ms);
                 let Ok(bytes) = codec::encode(&frame) else {
                     continue;
                 };
                 let split = ch.index(bytes.len() + 1);
                 conns[c].server.handle_bytes(&bytes[..split]);
-                drive(&mut core, &mut conns, c, now_ms, &mut next_id, &mut acked);
+                drive(
+                    &mut core,
+                    &mut conns,
+                    c,
+                    now_ms,
+                    &mut next_id,
+                    &mut acked,
+                    &mut world,
+                );
                 conns[c].server.handle_bytes(&bytes[split..]);
             }
         }
-        drive(&mut core, &mut conns, c, now_ms, &mut next_id, &mut acked);
+        drive(
+            &mut core,
+            &mut conns,
+            c,
+            now_ms,
+            &mut next_id,
+            &mut acked,
+            &mut world,
+        );
     }
-    // Read the whole log back as a fresh device.
+    // Read the whole log back as a fresh device, after lifting any ban.
     for conn in &conns {
         core.disconnected(conn.id, now_ms);
     }
-    let reader = next_id;
+    let operator = next_id;
+    core.handle(operator, Request::AdminHello, now_ms);
+    let outcome = core.handle(operator, Request::AdminHello, now_ms);
+    let Some(Frame::Challenge { nonce }) = outcome.replies.first() else {
+        panic!("expected a challenge, got {outcome:?}");
+    };
+    let mac = tandem_relay::admin::admin_proof(&world.secret, nonce);
+    let outcome = core.handle(operator, Request::AdminProof { mac }, now_ms);
+    assert_eq!(outcome.accepted, Some(Role::Admin), "{outcome:?}");
+    core.handle(
+        operator,
+        Request::Admin(AdminRequest::Unban { account: account() }),
+        now_ms,
+    );
+    let reader = next_id + 1;
     let hello = Hello {
         version: PROTOCOL_VERSION,
         account: account(),
         device: DeviceId([200; 16]),
         device_name: "reader".into(),
         platform: Platform::Linux,
-        token: token::issue(&secret, &account(), now_ms / 1000 + 86_400),
+        login_token: Some(issue(
+            &world.secret,
+            Purpose::Login,
+            now_ms / 1000 + 86_400,
+            [200; 16],
+        )),
         resume_cursor: 0,
     };
-    let outcome = core.handle(reader, tandem_transport::Request::Hello(hello), now_ms);
-    assert!(outcome.accepted_hello, "the reader logs in: {outcome:?}");
+    let outcome = core.handle(reader, Request::Hello(hello.clone()), now_ms);
+    let Some(Frame::Challenge { nonce }) = outcome.replies.first() else {
+        panic!("expected a challenge, got {outcome:?}");
+    };
+    let key = fuzz_key(200);
+    let proof = Request::Proof {
+        public_key: key.public_key(),
+        signature: key.prove(&hello, nonce),
+    };
+    let outcome = core.handle(reader, proof, now_ms);
+    if world.removed {
+        // The account was removed: its log with it, for good.
+        assert!(
+            matches!(outcome.replies.first(), Some(Frame::Refused(r)) if r.code == ErrorCode::AccountRemoved),
+            "{outcome:?}"
+        );
+        return;
+    }
+    assert_eq!(
+        outcome.accepted,
+        Some(Role::Device),
+        "the reader logs in: {outcome:?}"
+    );
     let head_seq = match &outcome.replies[0] {
         Frame::Welcome(welcome) => welcome.head_seq,
         other => panic!("expected Welcome, got {other:?}"),
@@ -451,7 +558,7 @@ pub fn relay_session(data: &[u8]) {
     let mut log = Vec::new();
     loop {
         let after_seq = log.len() as u64;
-        let request = tandem_transport::Request::Pull {
+        let request = Request::Pull {
             after_seq,
             count_max: 7,
         };
@@ -498,6 +605,7 @@ fn drive(
     now_ms: u64,
     next_id: &mut ConnId,
     acked: &mut BTreeMap<u64, [u8; 32]>,
+    world: &mut RelayWorld,
 ) {
     loop {
         let request = match conns[c].server.poll_request() {
@@ -509,22 +617,37 @@ fn drive(
                 return;
             }
         };
+        match &request {
+            Request::AdminHello => conns[c].admin = true,
+            Request::Hello(hello) => conns[c].hello = Some(hello.clone()),
+            _ => {}
+        }
+        let removal = matches!(request, Request::Admin(AdminRequest::Remove { .. }));
         let id = conns[c].id;
         let outcome = core.handle(id, request, now_ms);
-        if outcome.accepted_hello {
-            conns[c].server.accept_hello();
+        if let Some(role) = outcome.accepted {
+            conns[c].server.accept_login(role);
         }
         for frame in &outcome.replies {
-            if let Frame::PushAck { entries } = frame {
-                for entry in entries {
-                    if let Some(earlier) = acked.insert(entry.seq, entry.content_id.0) {
-                        assert_eq!(
-                            earlier, entry.content_id.0,
-                            "two deltas acknowledged at seq {}",
-                            entry.seq
-                        );
+            match frame {
+                Frame::PushAck { entries } => {
+                    for entry in entries {
+                        if let Some(earlier) = acked.insert(entry.seq, entry.content_id.0) {
+                            assert_eq!(
+                                earlier, entry.content_id.0,
+                                "two deltas acknowledged at seq {}",
+                                entry.seq
+                            );
+                        }
                     }
                 }
+                Frame::AdminReply(AdminReply::Done { .. }) if removal => {
+                    // Everything of the account is gone, acknowledged or
+                    // not: that is what removal means.
+                    world.removed = true;
+                    acked.clear();
+                }
+                _ => {}
             }
             conns[c].receive(frame, now_ms);
         }
@@ -537,8 +660,8 @@ fn drive(
                 Notice::Live(delta) => Frame::Live(delta),
                 Notice::Payload { from, id, bytes } => Frame::DeliverPayload { from, id, bytes },
                 Notice::DeviceListChanged => Frame::DeviceListChanged,
-                Notice::Kicked { by, reason } => {
-                    conns[t].receive(&Frame::Kicked { by, reason }, now_ms);
+                Notice::Kicked { reason } => {
+                    conns[t].receive(&Frame::Kicked { reason }, now_ms);
                     close(core, conns, t, now_ms, next_id);
                     continue;
                 }
@@ -566,34 +689,106 @@ fn close(core: &mut RelayCore, conns: &mut [Conn], c: usize, now_ms: u64, next_i
 /// Delta contents the relay session target pushes: few, so pushes repeat.
 const DELTA_BODIES: [&[u8]; 4] = [b"one", b"two", b"three", b""];
 
-/// A frame a device might send, mostly well-formed, sometimes not.
-fn client_frame(ch: &mut impl Choices, secret: &Secret, token: &str, now_ms: u64) -> Frame {
-    let device = |ch: &mut dyn FnMut(u64) -> u64| DeviceId([1 + ch(4) as u8; 16]);
+fn issue(secret: &Secret, purpose: Purpose, expires_at_unix_s: u64, id: [u8; 16]) -> String {
+    token::issue_login(secret, &account(), purpose, expires_at_unix_s, id)
+}
+
+/// A login token as a device might present one: fresh, used before,
+/// about to expire, for management, forged, another account's, retired.
+fn fuzz_token(b: &mut dyn FnMut(u64) -> u64, world: &mut RelayWorld, now_ms: u64) -> String {
+    let now_s = now_ms / 1000;
+    let id = [b(6) as u8; 16];
+    match b(10) {
+        0 if !world.tokens.is_empty() => {
+            let i = b(world.tokens.len() as u64) as usize;
+            world.tokens[i].clone()
+        }
+        // Expires within seconds: time moves on between steps.
+        1 => issue(&world.secret, Purpose::Login, now_s + b(3), id),
+        2 => issue(&world.secret, Purpose::Manage, now_s + 600, id),
+        3 => issue(
+            &Secret::from_bytes([8; 32]),
+            Purpose::Login,
+            now_s + 600,
+            id,
+        ),
+        4 => token::issue_login(
+            &world.secret,
+            &AccountId::new("mallory").expect("valid"),
+            Purpose::Login,
+            now_s + 600,
+            id,
+        ),
+        5 => format!("t1.{}.{}", now_s + 600, "ab".repeat(32)),
+        6 => "lt2.garbage".into(),
+        _ => {
+            let token = issue(&world.secret, Purpose::Login, now_s + 600, id);
+            world.tokens.push(token.clone());
+            token
+        }
+    }
+}
+
+/// A frame a device (or an operator) might send, mostly well-formed,
+/// sometimes not.
+fn client_frame(
+    ch: &mut impl Choices,
+    world: &mut RelayWorld,
+    conn: &mut Conn,
+    now_ms: u64,
+) -> Frame {
+    let device = |b: &mut dyn FnMut(u64) -> u64| DeviceId([1 + b(4) as u8; 16]);
     let mut b = |n: u64| ch.below(n);
-    match b(14) {
-        0 | 1 => Frame::Hello(Hello {
-            version: if b(10) == 0 {
-                ProtocolVersion { major: 2, minor: 0 }
-            } else {
-                PROTOCOL_VERSION
+    match b(20) {
+        0 | 1 => {
+            let n = 1 + b(4) as u8;
+            Frame::Hello(Hello {
+                version: if b(10) == 0 {
+                    ProtocolVersion { major: 1, minor: 0 }
+                } else {
+                    PROTOCOL_VERSION
+                },
+                account: if b(10) == 0 {
+                    AccountId::new("mallory").expect("valid")
+                } else {
+                    account()
+                },
+                device: DeviceId([n; 16]),
+                device_name: "fuzz".into(),
+                platform: if b(2) == 0 {
+                    Platform::Ios
+                } else {
+                    Platform::Web
+                },
+                login_token: (b(3) > 0).then(|| fuzz_token(&mut b, world, now_ms)),
+                resume_cursor: b(8),
+            })
+        }
+        2..=4 => match (&conn.hello, &conn.nonce) {
+            (Some(hello), Some(nonce)) => {
+                // Mostly the device's own key over this challenge; now and
+                // then a thief's key, or another challenge.
+                let key = if b(8) == 0 {
+                    fuzz_key(99)
+                } else {
+                    fuzz_key(hello.device.0[0])
+                };
+                let nonce = if b(8) == 0 {
+                    ChallengeNonce([b(256) as u8; 32])
+                } else {
+                    *nonce
+                };
+                Frame::Proof {
+                    public_key: key.public_key(),
+                    signature: key.prove(hello, &nonce),
+                }
+            }
+            _ => Frame::Proof {
+                public_key: fuzz_key(1).public_key(),
+                signature: tandem_transport::auth::ProofSignature([b(256) as u8; 64]),
             },
-            account: if b(10) == 0 {
-                AccountId::new("mallory").expect("valid")
-            } else {
-                account()
-            },
-            device: device(&mut b),
-            device_name: "fuzz".into(),
-            platform: Platform::Linux,
-            token: match b(8) {
-                0 => "t1.1.00".into(),
-                // Expires within seconds: time moves on between steps.
-                1 => token::issue(secret, &account(), now_ms / 1000 + b(3)),
-                _ => token.to_owned(),
-            },
-            resume_cursor: b(8),
-        }),
-        2 | 3 => {
+        },
+        5 | 6 => {
             let count = b(4) as usize;
             let deltas = (0..count)
                 .map(|_| {
@@ -603,26 +798,54 @@ fn client_frame(ch: &mut impl Choices, secret: &Secret, token: &str, now_ms: u64
                 .collect();
             Frame::Push { deltas }
         }
-        4 => Frame::Pull {
+        7 => Frame::Pull {
             after_seq: b(10),
             count_max: b(5) as u32,
         },
-        5 => Frame::Ack { cursor: b(20) },
-        6 => Frame::ListDevices,
-        7 => Frame::Kick {
+        8 => Frame::Ack { cursor: b(20) },
+        9 => Frame::ListDevices,
+        10 => Frame::Kick {
             device: device(&mut b),
         },
-        8 => Frame::KickAllOthers,
-        9 => Frame::SendToDevice {
+        11 => match b(3) {
+            0 => Frame::KickAllOthers,
+            1 => Frame::KickAll,
+            _ => Frame::Logout,
+        },
+        12 => Frame::SendToDevice {
             to: device(&mut b),
             id: PayloadId([b(4) as u8; 16]),
             bytes: vec![b(256) as u8; b(8) as usize],
         },
-        10 => Frame::PayloadAck {
+        13 => Frame::PayloadAck {
             id: PayloadId([b(4) as u8; 16]),
         },
-        11 => Frame::Ping { nonce: b(100) },
-        12 => Frame::Pong { nonce: b(100) },
+        14 => Frame::Ping { nonce: b(100) },
+        15 => Frame::AdminHello {
+            version: PROTOCOL_VERSION,
+        },
+        16 => Frame::AdminProof {
+            mac: match (&conn.nonce, b(4)) {
+                (Some(nonce), 1..) => tandem_relay::admin::admin_proof(&world.secret, nonce),
+                _ => [b(256) as u8; 32],
+            },
+        },
+        17 => Frame::Admin(match b(7) {
+            0 => AdminRequest::Devices { account: account() },
+            1 => AdminRequest::Kick {
+                account: account(),
+                device: device(&mut b),
+            },
+            2 => AdminRequest::RevokeAll { account: account() },
+            3 => AdminRequest::Ban { account: account() },
+            4 => AdminRequest::Unban { account: account() },
+            // Rare: it ends the account.
+            5 if b(8) == 0 => AdminRequest::Remove { account: account() },
+            _ => AdminRequest::Devices {
+                account: AccountId::new("mallory").expect("valid"),
+            },
+        }),
+        18 => Frame::Pong { nonce: b(100) },
         _ => match b(3) {
             0 => Frame::error(ErrorCode::Malformed, "bye"),
             1 => Frame::PullNeeded,
@@ -653,13 +876,27 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
 }
 
 fn frame_seeds() -> Vec<Vec<u8>> {
-    let secret = Secret::from_bytes([7; 32]);
-    let token = token::issue(&secret, &account(), RELAY_START_MS / 1000 + 86_400);
+    let mut world = RelayWorld {
+        secret: Secret::from_bytes(RELAY_SECRET),
+        tokens: Vec::new(),
+        removed: false,
+    };
+    let token = issue(
+        &world.secret,
+        Purpose::Login,
+        RELAY_START_MS / 1000 + 86_400,
+        [1; 16],
+    );
     let mut rng = crate::choice::Rng::new(1);
     let mut out = Vec::new();
     let mut stream = Vec::new();
-    for _ in 0..24 {
-        let frame = client_frame(&mut rng, &secret, &token, RELAY_START_MS);
+    let mut conn = Conn::new(1);
+    conn.nonce = Some(ChallengeNonce([3; 32]));
+    for _ in 0..40 {
+        let frame = client_frame(&mut rng, &mut world, &mut conn, RELAY_START_MS);
+        if let Frame::Hello(hello) = &frame {
+            conn.hello = Some(hello.clone());
+        }
         if let Ok(bytes) = codec::encode(&frame) {
             stream.extend_from_slice(&bytes);
             out.push(bytes);
@@ -674,9 +911,15 @@ fn frame_seeds() -> Vec<Vec<u8>> {
             first_login_ms: 1,
             last_seen_ms: 2,
             online: true,
+            enrollment: tandem_transport::EnrollmentState::Active { expires_at_ms: 9 },
         },
         devices: Vec::new(),
         head_seq: 3,
+        enrollment: tandem_transport::Enrollment {
+            token_id: [1; 16],
+            enrolled_at_ms: 1,
+            expires_at_ms: 9,
+        },
     });
     let delta = tandem_transport::LogDelta {
         seq: 1,
@@ -716,7 +959,7 @@ fn frame_seeds() -> Vec<Vec<u8>> {
                 device: DeviceId([1; 16]),
                 device_name: "phone".into(),
                 platform: Platform::Ios,
-                token: token.clone(),
+                login_token: Some(token.clone()),
                 resume_cursor: seq,
             }),
             Frame::Pull {
@@ -726,8 +969,28 @@ fn frame_seeds() -> Vec<Vec<u8>> {
             Frame::Ack { cursor: seq },
         ]);
     }
+    let refused = Frame::Refused(tandem_transport::Refusal {
+        code: ErrorCode::CredentialsRevoked,
+        text: "kicked".into(),
+        reason: Some(tandem_transport::OfflineReason::KickedByDevice {
+            by: tandem_transport::DeviceRef {
+                id: DeviceId([2; 16]),
+                name: "laptop".into(),
+                platform: Platform::Macos,
+            },
+        }),
+        devices: Vec::new(),
+    });
     for frame in [
+        Frame::Challenge {
+            nonce: ChallengeNonce([3; 32]),
+        },
         welcome,
+        refused,
+        Frame::Kicked {
+            reason: tandem_transport::OfflineReason::LoggedOut,
+        },
+        Frame::CredentialsRenewed { expires_at_ms: 99 },
         Frame::Deltas {
             deltas: vec![delta.clone()],
             more: false,

@@ -50,18 +50,17 @@ fn is_operation(event: &Event) -> bool {
 async fn every_event_kind_arrives_naming_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([1; 32]), 0).await;
-    let token = relay.token(&account("alice"));
     let b = online(
         engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Linux),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     wait_status(&b, "b connected", |s| s.is_connected()).await;
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
         relay.addr,
-        token,
+        relay.token(&account("alice")),
         true,
     );
     wait_status(&a, "a connected", |s| s.is_connected()).await;
@@ -107,23 +106,22 @@ async fn every_event_kind_arrives_naming_its_source() {
 async fn an_offline_device_gets_a_hundred_operations_in_causal_order() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([2; 32]), 0).await;
-    let token = relay.token(&account("alice"));
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     let b = online(
         engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Macos),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     let c = online(
         engine_at(&dir.path().join("c.db"), "alice", 3, "c", Platform::Web),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         false,
     );
     wait_status(&a, "a", |s| s.is_connected()).await;
@@ -241,17 +239,16 @@ async fn connection_events_kicked_and_too_many_devices() {
         c.overflow_policy = OverflowPolicy::RefuseNew;
     })
     .await;
-    let token = relay.token(&account("alice"));
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     let b = online(
         engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Macos),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     wait_status(&a, "a", |s| s.is_connected()).await;
@@ -259,7 +256,7 @@ async fn connection_events_kicked_and_too_many_devices() {
     let c = online(
         engine_at(&dir.path().join("c.db"), "alice", 3, "c", Platform::Web),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     let refused = wait_status(&c, "c refused", |s| s.stopped.is_some()).await;
@@ -274,13 +271,14 @@ async fn connection_events_kicked_and_too_many_devices() {
         "{refused:?}"
     );
     let c_events = c.read(|e| e.events_after(0, 10).unwrap()).await.unwrap();
-    assert!(
-        matches!(
-            c_events[0].kind,
-            EventKind::Connection(ConnectionEvent::TooManyDevices { .. })
-        ),
-        "{c_events:?}"
-    );
+    match &c_events[0].kind {
+        EventKind::Connection(ConnectionEvent::TooManyDevicesOnline { devices }) => {
+            // The list names the two online devices, to kick one.
+            let online: Vec<_> = devices.iter().filter(|d| d.online).collect();
+            assert_eq!(online.len(), 2, "{devices:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 
     a.kick_device(DeviceId([2; 16])).await.unwrap();
     wait_status(&b, "b kicked", |s| s.kicked_by() == Some(DeviceId([1; 16]))).await;
@@ -289,11 +287,12 @@ async fn connection_events_kicked_and_too_many_devices() {
         .iter()
         .find(|e| {
             matches!(
-                e.kind,
-                EventKind::Connection(ConnectionEvent::Kicked { .. })
+                &e.kind,
+                EventKind::Connection(ConnectionEvent::KickedByDevice { name, platform, .. })
+                    if name == "a" && platform == "ios"
             )
         })
-        .expect("a kicked event");
+        .expect("a kicked event, naming the kicking device");
     assert_eq!(
         kicked.source_device,
         DeviceId([1; 16]),

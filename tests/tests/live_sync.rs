@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::time::Duration;
 use support::*;
 use tandem_engine::model::*;
 use tandem_engine::op::*;
@@ -11,13 +12,14 @@ use tandem_engine::*;
 use tandem_online::StopReason;
 use tandem_relay::secret::Secret;
 use tandem_relay::StoreLocation;
-use tandem_transport::ErrorCode;
+
+use tandem_engine::event::ConnectionEvent;
+use tandem_transport::{ErrorCode, OfflineReason};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_devices_converge_live_and_after_being_offline() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([7; 32]), 0).await;
-    let token = relay.token(&account("alice"));
     let phone = online(
         engine_at(
             &dir.path().join("phone.db"),
@@ -27,7 +29,7 @@ async fn three_devices_converge_live_and_after_being_offline() {
             Platform::Ios,
         ),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     let laptop = online(
@@ -39,7 +41,7 @@ async fn three_devices_converge_live_and_after_being_offline() {
             Platform::Macos,
         ),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     let tablet = online(
@@ -51,7 +53,7 @@ async fn three_devices_converge_live_and_after_being_offline() {
             Platform::Android,
         ),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         false,
     );
     wait_status(&phone, "phone connected", |s| s.is_connected()).await;
@@ -158,23 +160,22 @@ async fn three_devices_converge_live_and_after_being_offline() {
 async fn device_list_payloads_and_kicks() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([8; 32]), 0).await;
-    let token = relay.token(&account("alice"));
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Web),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     let b = online(
         engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Linux),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     let c = online(
         engine_at(&dir.path().join("c.db"), "alice", 3, "c", Platform::Windows),
         relay.addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     for d in [&a, &b, &c] {
@@ -226,29 +227,30 @@ async fn device_list_payloads_and_kicks() {
     })
     .await;
     assert_eq!(status.kicked_by(), Some(DeviceId([1; 16])));
-    // Its old credentials no longer work.
-    let b_engine = b.shutdown().await.unwrap();
-    let b = online(b_engine, relay.addr, token.clone(), true);
-    let refused = wait_status(&b, "b refused", |s| s.stopped.is_some()).await;
-    assert!(!refused.is_connected(), "{refused:?}");
+    assert!(status.needs_login());
+    assert!(matches!(
+        &status.stopped,
+        Some(StopReason::Kicked(OfflineReason::KickedByDevice { by })) if by.name == "a"
+    ));
+    // Its key alone no longer logs it in...
+    b.set_online(true).await.unwrap();
+    let refused = wait_status(&b, "b refused", |s| {
+        matches!(s.stopped, Some(StopReason::Refused { .. }))
+    })
+    .await;
     assert!(
         matches!(
-            refused.stopped,
+            &refused.stopped,
             Some(StopReason::Refused {
                 code: ErrorCode::CredentialsRevoked,
+                reason: Some(OfflineReason::KickedByDevice { .. }),
                 ..
             })
         ),
         "{refused:?}"
     );
-    // A new token lets it back in.
-    let b_engine = b.shutdown().await.unwrap();
-    let b = online(
-        b_engine,
-        relay.addr,
-        relay.token_valid_for(&account("alice"), 7_200),
-        true,
-    );
+    // ... a new login token does, on the same running device.
+    b.relogin(relay.token(&account("alice"))).await.unwrap();
     wait_status(&b, "b back", |s| s.is_connected()).await;
 
     // Kick all others.
@@ -259,9 +261,82 @@ async fn device_list_payloads_and_kicks() {
     let devices = a.devices().await.unwrap();
     assert_eq!(devices.iter().filter(|d| d.online).count(), 1);
 
+    // Logging out: c logs in again, then logs itself out.
+    c.relogin(relay.token(&account("alice"))).await.unwrap();
+    wait_status(&c, "c back", |s| s.is_connected()).await;
+    c.logout().await.unwrap();
+    let status = wait_status(&c, "c logged out", |s| s.stopped.is_some()).await;
+    assert!(matches!(
+        status.stopped,
+        Some(StopReason::Kicked(OfflineReason::LoggedOut))
+    ));
+
     for d in [a, b, c] {
         d.shutdown().await.unwrap();
     }
+    relay.stop().await.expect("the relay stops");
+}
+
+/// The online shell journals `CredentialsExpiring` once, by its clock,
+/// when the enrollment the relay confirmed expires within the warning
+/// time; the relay renews it while online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_is_warned_before_its_credentials_expire_and_renewed_while_online() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay_with(StoreLocation::Memory, Secret::from_bytes([6; 32]), 0, |c| {
+        // Shorter than the warning time: the first check warns.
+        c.enrollment_ttl_ms = 86_400_000;
+        c.enrollment_renew_interval_ms = 0;
+    })
+    .await;
+    let a = online(
+        engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
+        relay.addr,
+        relay.token(&account("alice")),
+        true,
+    );
+    wait_status(&a, "a", |s| s.is_connected()).await;
+    let before = a
+        .read(|e| e.credentials().unwrap().enrollment.unwrap())
+        .await
+        .unwrap();
+    assert!(before.active);
+    // Any request renews (interval 0): the device records the new expiry.
+    a.perform(incoming("m1", "u:bob", "bob", 1)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = a
+            .read(|e| e.credentials().unwrap().enrollment.unwrap())
+            .await
+            .unwrap();
+        if now.expires_at_ms > before.expires_at_ms {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never renewed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Offline, the next check (the thread checks between connections)
+    // warns, once.
+    a.set_online(false).await.unwrap();
+    a.set_online(true).await.unwrap();
+    wait_status(&a, "a again", |s| s.is_connected()).await;
+    let warnings = a
+        .read(|e| {
+            e.events_after(0, 100)
+                .unwrap()
+                .into_iter()
+                .filter(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::Connection(ConnectionEvent::CredentialsExpiring { .. })
+                    )
+                })
+                .count()
+        })
+        .await
+        .unwrap();
+    assert!(warnings >= 1, "a warning was journaled");
+    a.shutdown().await.unwrap();
     relay.stop().await.expect("the relay stops");
 }
 
@@ -272,11 +347,10 @@ async fn nothing_acknowledged_is_lost_across_a_relay_restart() {
     let secret = Secret::from_bytes([9; 32]);
     let relay = start_relay(StoreLocation::Sqlite(relay_db.clone()), secret.clone(), 0).await;
     let addr = relay.addr;
-    let token = relay.token(&account("alice"));
     let a = online(
         engine_at(&dir.path().join("a.db"), "alice", 1, "a", Platform::Ios),
         addr,
-        token.clone(),
+        relay.token(&account("alice")),
         true,
     );
     for i in 0..10 {
@@ -297,7 +371,7 @@ async fn nothing_acknowledged_is_lost_across_a_relay_restart() {
     let b = online(
         engine_at(&dir.path().join("b.db"), "alice", 2, "b", Platform::Ios),
         addr,
-        token,
+        relay.token(&account("alice")),
         true,
     );
     let state = converge(&[&a, &b]).await;
@@ -319,8 +393,13 @@ async fn catching_up_is_announced_before_and_after_what_it_merges() {
     let token = relay.token(&account("alice"));
     let at =
         |name: &str, n: u8| engine_at(&dir.path().join(name), "alice", n, name, Platform::Linux);
-    let phone = online(at("phone.db", 1), relay.addr, token.clone(), true);
-    let tablet = online(at("tablet.db", 2), relay.addr, token.clone(), false);
+    let phone = online(at("phone.db", 1), relay.addr, token, true);
+    let tablet = online(
+        at("tablet.db", 2),
+        relay.addr,
+        relay.token(&account("alice")),
+        false,
+    );
     wait_status(&phone, "phone connected", |s| s.is_connected()).await;
     for i in 0..30 {
         phone

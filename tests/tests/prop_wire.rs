@@ -48,6 +48,34 @@ fn platform() -> impl Strategy<Value = Platform> {
     ]
 }
 
+fn device_ref() -> impl Strategy<Value = tandem_transport::DeviceRef> {
+    (device_id(), ".{0,20}", platform())
+        .prop_map(|(id, name, platform)| tandem_transport::DeviceRef { id, name, platform })
+}
+
+fn offline_reason() -> impl Strategy<Value = tandem_transport::OfflineReason> {
+    use tandem_transport::OfflineReason as R;
+    prop_oneof![
+        device_ref().prop_map(|by| R::KickedByDevice { by }),
+        device_ref().prop_map(|by| R::Displaced { by }),
+        Just(R::LoggedOut),
+        Just(R::RevokedByOperator),
+        Just(R::AllCredentialsRevoked),
+        Just(R::AccountRemoved),
+        Just(R::AccountBanned),
+    ]
+}
+
+fn enrollment_state() -> impl Strategy<Value = tandem_transport::EnrollmentState> {
+    use tandem_transport::EnrollmentState as E;
+    prop_oneof![
+        Just(E::NotEnrolled),
+        any::<u64>().prop_map(|expires_at_ms| E::Active { expires_at_ms }),
+        any::<u64>().prop_map(|at_ms| E::Expired { at_ms }),
+        (offline_reason(), any::<u64>()).prop_map(|(reason, at_ms)| E::Revoked { reason, at_ms }),
+    ]
+}
+
 fn device_info() -> impl Strategy<Value = DeviceInfo> {
     (
         device_id(),
@@ -56,17 +84,34 @@ fn device_info() -> impl Strategy<Value = DeviceInfo> {
         any::<u64>(),
         any::<u64>(),
         any::<bool>(),
+        enrollment_state(),
     )
         .prop_map(
-            |(id, name, platform, first_login_ms, last_seen_ms, online)| DeviceInfo {
+            |(id, name, platform, first_login_ms, last_seen_ms, online, enrollment)| DeviceInfo {
                 id,
                 name,
                 platform,
                 first_login_ms,
                 last_seen_ms,
                 online,
+                enrollment,
             },
         )
+}
+
+fn admin_request() -> impl Strategy<Value = tandem_transport::frame::AdminRequest> {
+    use tandem_transport::frame::AdminRequest as A;
+    prop_oneof![
+        Just(A::Devices { account: account() }),
+        device_id().prop_map(|device| A::Kick {
+            account: account(),
+            device
+        }),
+        Just(A::RevokeAll { account: account() }),
+        Just(A::Ban { account: account() }),
+        Just(A::Unban { account: account() }),
+        Just(A::Remove { account: account() }),
+    ]
 }
 
 fn log_delta() -> impl Strategy<Value = LogDelta> {
@@ -100,7 +145,8 @@ fn frame() -> impl Strategy<Value = Frame> {
                         device,
                         device_name,
                         platform,
-                        token,
+                        // On the wire an empty token is none.
+                        login_token: (!token.is_empty()).then_some(token),
                         resume_cursor,
                     })
                 }
@@ -109,14 +155,27 @@ fn frame() -> impl Strategy<Value = Frame> {
             code: ErrorCode::from(code),
             text
         }),
-        (device_info(), vec(device_info(), 0..4), any::<u64>()).prop_map(
-            |(device, devices, head_seq)| Frame::Welcome(Welcome {
-                version: tandem_transport::PROTOCOL_VERSION,
-                device,
-                devices,
-                head_seq,
-            })
-        ),
+        (
+            device_info(),
+            vec(device_info(), 0..4),
+            any::<u64>(),
+            any::<([u8; 16], u64, u64)>()
+        )
+            .prop_map(
+                |(device, devices, head_seq, (token_id, enrolled_at_ms, expires_at_ms))| {
+                    Frame::Welcome(Welcome {
+                        version: tandem_transport::PROTOCOL_VERSION,
+                        device,
+                        devices,
+                        head_seq,
+                        enrollment: tandem_transport::Enrollment {
+                            token_id,
+                            enrolled_at_ms,
+                            expires_at_ms,
+                        },
+                    })
+                }
+            ),
         vec(bytes(), 0..4).prop_map(|deltas| Frame::Push {
             deltas: deltas
                 .into_iter()
@@ -145,7 +204,7 @@ fn frame() -> impl Strategy<Value = Frame> {
         vec(device_info(), 0..4).prop_map(|devices| Frame::Devices { devices }),
         device_id().prop_map(|device| Frame::Kick { device }),
         Just(Frame::KickAllOthers),
-        (device_id(), ".{0,40}").prop_map(|(by, reason)| Frame::Kicked { by, reason }),
+        offline_reason().prop_map(|reason| Frame::Kicked { reason }),
         (device_id(), any::<[u8; 16]>(), bytes()).prop_map(|(to, id, bytes)| {
             Frame::SendToDevice {
                 to,
@@ -165,6 +224,53 @@ fn frame() -> impl Strategy<Value = Frame> {
         Just(Frame::DeviceListChanged),
         any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
         any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
+        any::<[u8; 32]>().prop_map(|nonce| Frame::Challenge {
+            nonce: tandem_transport::auth::ChallengeNonce(nonce)
+        }),
+        (any::<[u8; 32]>(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(key, s1, s2)| {
+            let mut signature = [0u8; 64];
+            signature[..32].copy_from_slice(&s1);
+            signature[32..].copy_from_slice(&s2);
+            Frame::Proof {
+                public_key: tandem_transport::DevicePublicKey(key),
+                signature: tandem_transport::auth::ProofSignature(signature),
+            }
+        }),
+        (
+            any::<u16>(),
+            ".{0,40}",
+            proptest::option::of(offline_reason()),
+            vec(device_info(), 0..3)
+        )
+            .prop_map(|(code, text, reason, devices)| Frame::Refused(
+                tandem_transport::Refusal {
+                    code: ErrorCode::from(code),
+                    text,
+                    reason,
+                    devices,
+                }
+            )),
+        Just(Frame::KickAll),
+        Just(Frame::Logout),
+        vec(device_info(), 0..4).prop_map(|devices| Frame::Managing { devices }),
+        any::<u64>().prop_map(|expires_at_ms| Frame::CredentialsRenewed { expires_at_ms }),
+        any::<(u16, u16)>().prop_map(|(major, minor)| Frame::AdminHello {
+            version: ProtocolVersion { major, minor }
+        }),
+        any::<[u8; 32]>().prop_map(|mac| Frame::AdminProof { mac }),
+        Just(Frame::AdminReady),
+        admin_request().prop_map(Frame::Admin),
+        prop_oneof![
+            vec(device_info(), 0..3)
+                .prop_map(|devices| tandem_transport::frame::AdminReply::Devices { devices }),
+            any::<(u32, u32)>().prop_map(|(devices_revoked, connections_closed)| {
+                tandem_transport::frame::AdminReply::Done {
+                    devices_revoked,
+                    connections_closed,
+                }
+            }),
+        ]
+        .prop_map(Frame::AdminReply),
     ]
 }
 

@@ -69,7 +69,8 @@ fn devices_converge_under_faults() {
         eprintln!(
             "seed {seed}: {} steps + {} to go quiet, {} ops ({} unchanged, {} refused), {} crashes, \
              {} relay restarts, {} partitions, {} cuts, {} mischief, {} direct exchanges, \
-             {} connections, {} frames, {} events read, relay log {}, {} s virtual",
+             {} connections, {} frames, {} events read, relay log {}, {} kicks, {} displaced, \
+             {} relogins, {} logins refused, {} s virtual",
             stats.steps,
             stats.quiet_steps,
             stats.ops,
@@ -85,6 +86,10 @@ fn devices_converge_under_faults() {
             stats.frames,
             stats.events_read,
             stats.relay_log,
+            stats.kicks,
+            stats.displaced,
+            stats.relogins,
+            stats.refused_logins,
             stats.virtual_ms / 1000,
         );
         ran += 1;
@@ -101,12 +106,17 @@ fn devices_converge_under_faults() {
         total.connections += stats.connections;
         total.frames += stats.frames;
         total.events_read += stats.events_read;
+        total.kicks += stats.kicks;
+        total.displaced += stats.displaced;
+        total.relogins += stats.relogins;
+        total.refused_logins += stats.refused_logins;
         total.virtual_ms += stats.virtual_ms;
     }
     eprintln!(
         "all {ran} seeds: {} steps + {} to go quiet, {} ops ({} refused), {} crashes, \
          {} relay restarts, {} partitions, {} cuts, {} mischief, {} direct exchanges, \
-         {} connections, {} frames, {} events read, {} s virtual",
+         {} connections, {} frames, {} events read, {} kicks, {} displaced, {} relogins, \
+         {} logins refused, {} s virtual",
         total.steps,
         total.quiet_steps,
         total.ops,
@@ -120,6 +130,10 @@ fn devices_converge_under_faults() {
         total.connections,
         total.frames,
         total.events_read,
+        total.kicks,
+        total.displaced,
+        total.relogins,
+        total.refused_logins,
         total.virtual_ms / 1000,
     );
 }

@@ -2,16 +2,17 @@
 
 use std::collections::VecDeque;
 
+use crate::auth::DeviceKey;
 use crate::codec::{self, FrameDecoder, FrameError};
 use crate::frame::{
-    DeviceInfo, ErrorCode, Frame, Hello, LogDelta, PayloadId, PushAckEntry, Welcome, WireDelta,
-    PROTOCOL_VERSION,
+    DeviceInfo, ErrorCode, Frame, Hello, LogDelta, OfflineReason, PayloadId, PushAckEntry, Refusal,
+    Welcome, WireDelta, PROTOCOL_VERSION,
 };
 use crate::ids::{AccountId, DeviceId, Platform};
 use crate::limits::{
     DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, DELTA_BYTES_MAX, DEVICES_PER_ACCOUNT_MAX,
     DEVICE_NAME_BYTES_MAX, PAYLOAD_BYTES_MAX, PLATFORM_NAME_BYTES_MAX, RELAY_SEQ_MAX,
-    TOKEN_BYTES_MAX,
+    TEXT_BYTES_MAX, TOKEN_BYTES_MAX,
 };
 
 /// Default for [`ClientConfig::ping_interval_ms`].
@@ -30,8 +31,13 @@ pub struct ClientConfig {
     pub device_name: String,
     /// This device's platform.
     pub platform: Platform,
-    /// The token for `account`, at most [`TOKEN_BYTES_MAX`] bytes.
-    pub token: String,
+    /// This device's signing key: the login proof is signed with it.
+    pub key: DeviceKey,
+    /// A login token from the app's auth service, at most
+    /// [`TOKEN_BYTES_MAX`] bytes: to enroll (or enroll again), or to manage
+    /// the account's devices from outside. `None` logs in with the device's
+    /// enrollment alone.
+    pub login_token: Option<String>,
     /// The highest seq this device has persisted, at most
     /// [`RELAY_SEQ_MAX`].
     pub resume_cursor: u64,
@@ -43,24 +49,32 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A config with a zero resume cursor and the default ping timing.
+    /// A config without a login token, with a zero resume cursor and the
+    /// default ping timing.
     pub fn new(
         account: AccountId,
         device: DeviceId,
         device_name: impl Into<String>,
         platform: Platform,
-        token: impl Into<String>,
+        key: DeviceKey,
     ) -> Self {
         ClientConfig {
             account,
             device,
             device_name: device_name.into(),
             platform,
-            token: token.into(),
+            key,
+            login_token: None,
             resume_cursor: 0,
             ping_interval_ms: PING_INTERVAL_MS_DEFAULT,
             ping_timeout_ms: PING_TIMEOUT_MS_DEFAULT,
         }
+    }
+
+    /// The same config with `login_token`.
+    pub fn with_login_token(mut self, login_token: impl Into<String>) -> Self {
+        self.login_token = Some(login_token.into());
+        self
     }
 }
 
@@ -80,8 +94,8 @@ pub enum ConfigError {
         /// The name's length.
         bytes: usize,
     },
-    /// The token is empty or above [`TOKEN_BYTES_MAX`] bytes.
-    #[error("token of {bytes} bytes is not within 1..={TOKEN_BYTES_MAX}")]
+    /// The login token is empty or above [`TOKEN_BYTES_MAX`] bytes.
+    #[error("login token of {bytes} bytes is not within 1..={TOKEN_BYTES_MAX}")]
     TokenLength {
         /// The token's length.
         bytes: usize,
@@ -129,14 +143,18 @@ pub enum CommandError {
     /// large deltas); split it.
     #[error("the frame would be too large: {0}")]
     FrameTooLarge(codec::EncodeError),
+    /// A management connection (see [`SessionEvent::Managing`]) may only
+    /// list and kick devices.
+    #[error("a management connection may only list and kick devices")]
+    NotAllowed,
 }
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
-    /// `Hello` is queued or sent; no `Welcome` yet.
+    /// `Hello` (and then the `Proof`) is queued or sent; no answer yet.
     Handshaking,
-    /// The relay accepted the login.
+    /// The relay accepted the login (as a device, or for management).
     Connected,
     /// The session is over; only queued output may still be taken.
     Closed,
@@ -146,13 +164,24 @@ pub enum SessionState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CloseReason {
-    /// The relay sent a fatal error (a refused login, a refused frame).
+    /// The relay sent a fatal error (a refused frame, a relay shutting
+    /// down).
     RelayError {
         /// The relay's code.
         code: ErrorCode,
     },
-    /// Another device (or the relay's device limit) kicked this one.
-    Kicked,
+    /// The relay refused the login ([`SessionEvent::Refused`] has the
+    /// whole refusal).
+    Refused {
+        /// The relay's code.
+        code: ErrorCode,
+        /// Why the enrollment was revoked, for
+        /// [`ErrorCode::CredentialsRevoked`].
+        reason: Option<OfflineReason>,
+    },
+    /// This device was forced offline (kicked, displaced, logged out,
+    /// revoked, banned, removed).
+    Kicked(OfflineReason),
     /// The relay sent bytes or frames that break the protocol.
     ProtocolViolation {
         /// What was wrong.
@@ -170,8 +199,13 @@ pub enum CloseReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
-    /// The relay accepted the login.
+    /// The relay accepted the login; the device is online.
     Connected(Welcome),
+    /// The relay accepted a login token with the "manage" purpose: the
+    /// session may list and kick the account's devices, nothing else.
+    Managing(Vec<DeviceInfo>),
+    /// The relay refused the login; [`SessionEvent::Closed`] follows.
+    Refused(Refusal),
     /// The relay stored a pushed batch; one entry per delta, in push order.
     PushAcked(Vec<PushAckEntry>),
     /// One page of the log, answering a pull.
@@ -205,12 +239,12 @@ pub enum SessionEvent {
         /// The payload's id.
         id: PayloadId,
     },
-    /// This device was kicked; [`SessionEvent::Closed`] follows.
-    Kicked {
-        /// The kicking device.
-        by: DeviceId,
-        /// Why.
-        reason: String,
+    /// This device was forced offline; [`SessionEvent::Closed`] follows.
+    Kicked(OfflineReason),
+    /// The relay renewed the device's enrollment.
+    CredentialsRenewed {
+        /// The new expiry, in ms since the Unix epoch.
+        expires_at_ms: u64,
     },
     /// A device of the account logged in or was kicked.
     DeviceListChanged,
@@ -233,6 +267,19 @@ pub enum SessionEvent {
     Closed(CloseReason),
 }
 
+/// What a connected session may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Waiting for the relay's challenge.
+    AwaitingChallenge,
+    /// The proof is sent; waiting for the answer.
+    Proved,
+    /// Online as a device.
+    Device,
+    /// A management connection: list and kick only.
+    Manager,
+}
+
 /// The device side of one connection to the relay, with no IO and no clock.
 ///
 /// # Drive contract
@@ -249,7 +296,8 @@ pub enum SessionEvent {
 ///    call [`ClientSession::handle_timeout`].
 /// 4. Call commands ([`push`](Self::push), [`pull`](Self::pull),
 ///    [`ack`](Self::ack), …) whenever the app wants. They may be called
-///    before `Connected`: their frames queue behind `Hello`.
+///    before `Connected`: their frames wait until the `Proof` is queued
+///    (the relay's `Challenge` comes first), then follow it.
 /// 5. After *any* of the calls above, drain until idle: call
 ///    [`ClientSession::poll_transmit`] until it returns `None`, writing each
 ///    buffer to the connection in order, and [`ClientSession::poll_event`]
@@ -266,9 +314,15 @@ pub enum SessionEvent {
 #[derive(Debug)]
 pub struct ClientSession {
     config: ClientConfig,
+    /// The `Hello` sent: the proof signs it.
+    hello: Hello,
     state: SessionState,
+    mode: Mode,
     decoder: FrameDecoder,
     transmit: VecDeque<Vec<u8>>,
+    /// Frames of commands issued before the proof was queued: they may
+    /// only follow it.
+    held: Vec<Vec<u8>>,
     events: VecDeque<SessionEvent>,
     /// When the last frame arrived (or the session started), in ms.
     last_received_ms: u64,
@@ -292,31 +346,34 @@ impl ClientSession {
                 return Err(ConfigError::PlatformNameTooLong { bytes: name.len() });
             }
         }
-        if config.token.is_empty() || config.token.len() > TOKEN_BYTES_MAX {
-            return Err(ConfigError::TokenLength {
-                bytes: config.token.len(),
-            });
+        if let Some(token) = &config.login_token {
+            if token.is_empty() || token.len() > TOKEN_BYTES_MAX {
+                return Err(ConfigError::TokenLength { bytes: token.len() });
+            }
         }
         if config.resume_cursor > RELAY_SEQ_MAX {
             return Err(ConfigError::ResumeCursorTooLarge {
                 cursor: config.resume_cursor,
             });
         }
-        let hello = Frame::Hello(Hello {
+        let hello = Hello {
             version: PROTOCOL_VERSION,
             account: config.account.clone(),
             device: config.device,
             device_name: config.device_name.clone(),
             platform: config.platform.clone(),
-            token: config.token.clone(),
+            login_token: config.login_token.clone(),
             resume_cursor: config.resume_cursor,
-        });
+        };
         let mut session = ClientSession {
             handshake_deadline_ms: now_ms.saturating_add(config.ping_timeout_ms),
             config,
+            hello: hello.clone(),
             state: SessionState::Handshaking,
+            mode: Mode::AwaitingChallenge,
             decoder: FrameDecoder::new(),
             transmit: VecDeque::new(),
+            held: Vec::new(),
             events: VecDeque::new(),
             last_received_ms: now_ms,
             ping_in_flight: None,
@@ -324,7 +381,7 @@ impl ClientSession {
         };
         // Every field was checked against its limit above, and the largest
         // account id is far below the frame limit.
-        let bytes = codec::encode(&hello).expect("a checked Hello fits in a frame");
+        let bytes = codec::encode(&Frame::Hello(hello)).expect("a checked Hello fits in a frame");
         session.transmit.push_back(bytes);
         Ok(session)
     }
@@ -374,24 +431,58 @@ impl ClientSession {
         if let Err((code, reason)) = validate_from_relay(&frame) {
             return self.violation(code, reason);
         }
-        if self.state == SessionState::Handshaking
-            && !matches!(
-                frame,
-                Frame::Welcome(_) | Frame::Error { .. } | Frame::Ping { .. }
-            )
-        {
-            return self.violation(
-                ErrorCode::UnexpectedFrame,
-                format!("{} before Welcome", frame.kind()),
-            );
+        if self.state == SessionState::Handshaking {
+            let expected = match self.mode {
+                Mode::AwaitingChallenge => matches!(frame, Frame::Challenge { .. }),
+                _ => matches!(
+                    frame,
+                    Frame::Welcome(_) | Frame::Managing { .. } | Frame::Refused(_)
+                ),
+            };
+            if !expected && !matches!(frame, Frame::Error { .. } | Frame::Ping { .. }) {
+                return self.violation(
+                    ErrorCode::UnexpectedFrame,
+                    format!("{} during the handshake", frame.kind()),
+                );
+            }
         }
         match frame {
+            Frame::Challenge { nonce } => {
+                if self.mode != Mode::AwaitingChallenge {
+                    return self.violation(ErrorCode::UnexpectedFrame, "second Challenge".into());
+                }
+                let signature = self.config.key.prove(&self.hello, &nonce);
+                self.queue(&Frame::Proof {
+                    public_key: self.config.key.public_key(),
+                    signature,
+                });
+                self.mode = Mode::Proved;
+                self.transmit.extend(self.held.drain(..));
+            }
             Frame::Welcome(welcome) => {
                 if self.state != SessionState::Handshaking {
                     return self.violation(ErrorCode::UnexpectedFrame, "second Welcome".into());
                 }
                 self.state = SessionState::Connected;
+                self.mode = Mode::Device;
                 self.events.push_back(SessionEvent::Connected(welcome));
+            }
+            Frame::Managing { devices } => {
+                if self.state != SessionState::Handshaking {
+                    return self
+                        .violation(ErrorCode::UnexpectedFrame, "Managing after login".into());
+                }
+                self.state = SessionState::Connected;
+                self.mode = Mode::Manager;
+                self.events.push_back(SessionEvent::Managing(devices));
+            }
+            Frame::Refused(refusal) => {
+                let reason = CloseReason::Refused {
+                    code: refusal.code,
+                    reason: refusal.reason.clone(),
+                };
+                self.events.push_back(SessionEvent::Refused(refusal));
+                self.finish(reason, Pending::Drop);
             }
             Frame::Error { code, text } => {
                 self.events.push_back(SessionEvent::Error { code, text });
@@ -406,10 +497,13 @@ impl ClientSession {
             Frame::Live(delta) => self.events.push_back(SessionEvent::Live(delta)),
             Frame::PullNeeded => self.events.push_back(SessionEvent::PullNeeded),
             Frame::Devices { devices } => self.events.push_back(SessionEvent::Devices(devices)),
-            Frame::Kicked { by, reason } => {
-                self.events.push_back(SessionEvent::Kicked { by, reason });
-                self.finish(CloseReason::Kicked, Pending::Drop);
+            Frame::Kicked { reason } => {
+                self.events.push_back(SessionEvent::Kicked(reason.clone()));
+                self.finish(CloseReason::Kicked(reason), Pending::Drop);
             }
+            Frame::CredentialsRenewed { expires_at_ms } => self
+                .events
+                .push_back(SessionEvent::CredentialsRenewed { expires_at_ms }),
             Frame::PayloadStored { id } => {
                 self.events.push_back(SessionEvent::PayloadStored { id })
             }
@@ -427,7 +521,8 @@ impl ClientSession {
                     }
                 }
             }
-            // validate_from_relay refused every client-only frame.
+            // validate_from_relay refused every client-only frame, and every
+            // frame only an operator's connection gets.
             Frame::Hello(_)
             | Frame::Push { .. }
             | Frame::Pull { .. }
@@ -436,7 +531,15 @@ impl ClientSession {
             | Frame::Kick { .. }
             | Frame::KickAllOthers
             | Frame::SendToDevice { .. }
-            | Frame::PayloadAck { .. } => unreachable!("validated"),
+            | Frame::PayloadAck { .. }
+            | Frame::Proof { .. }
+            | Frame::KickAll
+            | Frame::Logout
+            | Frame::AdminHello { .. }
+            | Frame::AdminProof { .. }
+            | Frame::AdminReady
+            | Frame::Admin(_)
+            | Frame::AdminReply(_) => unreachable!("validated"),
         }
     }
 
@@ -503,7 +606,7 @@ impl ClientSession {
     /// Pushes deltas to the account's log. Answered by
     /// [`SessionEvent::PushAcked`].
     pub fn push(&mut self, deltas: Vec<WireDelta>) -> Result<(), CommandError> {
-        self.check_open()?;
+        self.check_device()?;
         if deltas.len() > DELTAS_PER_PUSH_MAX {
             return Err(CommandError::TooManyDeltas {
                 count: deltas.len(),
@@ -520,7 +623,7 @@ impl ClientSession {
     /// Asks for up to `count_max` deltas after `after_seq`. Answered by
     /// [`SessionEvent::Deltas`]; pull again after its last seq while `more`.
     pub fn pull(&mut self, after_seq: u64, count_max: u32) -> Result<(), CommandError> {
-        self.check_open()?;
+        self.check_device()?;
         check_seq(after_seq)?;
         self.try_queue(&Frame::Pull {
             after_seq,
@@ -530,7 +633,7 @@ impl ClientSession {
 
     /// Tells the relay everything up to `cursor` is persisted on the device.
     pub fn ack(&mut self, cursor: u64) -> Result<(), CommandError> {
-        self.check_open()?;
+        self.check_device()?;
         check_seq(cursor)?;
         self.try_queue(&Frame::Ack { cursor })
     }
@@ -541,18 +644,36 @@ impl ClientSession {
         self.try_queue(&Frame::ListDevices)
     }
 
-    /// Kicks another device of the account and revokes its credentials.
+    /// Kicks another device of the account and revokes its enrollment.
     /// An unknown device is answered by a non-fatal [`SessionEvent::Error`]
     /// ([`ErrorCode::NotFound`]); success by [`SessionEvent::DeviceListChanged`].
+    /// Allowed on a management connection too.
     pub fn kick(&mut self, device: DeviceId) -> Result<(), CommandError> {
         self.check_open()?;
         self.try_queue(&Frame::Kick { device })
     }
 
-    /// Kicks every other device of the account.
+    /// Kicks every other device of the account. Allowed on a management
+    /// connection too ("other" than the device id of its `Hello`).
     pub fn kick_all_others(&mut self) -> Result<(), CommandError> {
         self.check_open()?;
         self.try_queue(&Frame::KickAllOthers)
+    }
+
+    /// Kicks every device of the account, this one included (the reference
+    /// SDK's `kickAllDevices`). This session then ends with
+    /// [`SessionEvent::Kicked`]. Allowed on a management connection too.
+    pub fn kick_all(&mut self) -> Result<(), CommandError> {
+        self.check_open()?;
+        self.try_queue(&Frame::KickAll)
+    }
+
+    /// Logs this device out: the relay revokes its enrollment and the
+    /// session ends with [`SessionEvent::Kicked`]
+    /// ([`OfflineReason::LoggedOut`]). A new login token logs it in again.
+    pub fn logout(&mut self) -> Result<(), CommandError> {
+        self.check_device()?;
+        self.try_queue(&Frame::Logout)
     }
 
     /// Sends a payload to another device of the account, delivered once it
@@ -565,7 +686,7 @@ impl ClientSession {
         id: PayloadId,
         bytes: Vec<u8>,
     ) -> Result<(), CommandError> {
-        self.check_open()?;
+        self.check_device()?;
         if bytes.len() > PAYLOAD_BYTES_MAX {
             return Err(CommandError::PayloadTooLarge { bytes: bytes.len() });
         }
@@ -575,7 +696,7 @@ impl ClientSession {
     /// Tells the relay a delivered payload is handled, so it is not
     /// delivered again.
     pub fn ack_payload(&mut self, id: PayloadId) -> Result<(), CommandError> {
-        self.check_open()?;
+        self.check_device()?;
         self.try_queue(&Frame::PayloadAck { id })
     }
 
@@ -601,6 +722,8 @@ impl ClientSession {
         if pending == Pending::Drop {
             self.transmit.clear();
         }
+        // Frames that never got past the handshake go nowhere.
+        self.held.clear();
         self.events.push_back(SessionEvent::Closed(reason));
     }
 
@@ -619,9 +742,22 @@ impl ClientSession {
         Ok(())
     }
 
+    /// A command only an online device may make.
+    fn check_device(&self) -> Result<(), CommandError> {
+        self.check_open()?;
+        if self.mode == Mode::Manager {
+            return Err(CommandError::NotAllowed);
+        }
+        Ok(())
+    }
+
     fn try_queue(&mut self, frame: &Frame) -> Result<(), CommandError> {
         let bytes = codec::encode(frame).map_err(CommandError::FrameTooLarge)?;
-        self.transmit.push_back(bytes);
+        if self.mode == Mode::AwaitingChallenge {
+            self.held.push(bytes);
+        } else {
+            self.transmit.push_back(bytes);
+        }
         Ok(())
     }
 
@@ -634,6 +770,7 @@ impl ClientSession {
     /// The relay broke the protocol: tell it why, then close.
     fn violation(&mut self, code: ErrorCode, reason: String) {
         self.transmit.clear();
+        self.held.clear();
         self.queue(&Frame::error(code, reason.clone()));
         self.finish(CloseReason::ProtocolViolation { reason }, Pending::Keep);
     }
@@ -676,9 +813,19 @@ fn validate_from_relay(frame: &Frame) -> Result<(), (ErrorCode, String)> {
         | Frame::Kick { .. }
         | Frame::KickAllOthers
         | Frame::SendToDevice { .. }
-        | Frame::PayloadAck { .. } => bad(
+        | Frame::PayloadAck { .. }
+        | Frame::Proof { .. }
+        | Frame::KickAll
+        | Frame::Logout
+        | Frame::AdminHello { .. }
+        | Frame::AdminProof { .. }
+        | Frame::Admin(_) => bad(
             ErrorCode::UnexpectedFrame,
             format!("{} is a client frame", frame.kind()),
+        ),
+        Frame::AdminReady | Frame::AdminReply(_) => bad(
+            ErrorCode::UnexpectedFrame,
+            format!("{} is for an operator's connection", frame.kind()),
         ),
         Frame::Deltas { deltas, .. } => {
             if deltas.len() > DELTAS_PER_PAGE_MAX {
@@ -718,9 +865,19 @@ fn validate_from_relay(frame: &Frame) -> Result<(), (ErrorCode, String)> {
                 None => Ok(()),
             }
         }
-        Frame::Devices { devices } if devices.len() > DEVICES_PER_ACCOUNT_MAX => {
+        Frame::Devices { devices } | Frame::Managing { devices }
+            if devices.len() > DEVICES_PER_ACCOUNT_MAX =>
+        {
             bad(ErrorCode::Malformed, format!("{} devices", devices.len()))
         }
+        Frame::Refused(refusal) if refusal.devices.len() > DEVICES_PER_ACCOUNT_MAX => bad(
+            ErrorCode::Malformed,
+            format!("{} devices", refusal.devices.len()),
+        ),
+        Frame::Refused(refusal) if refusal.text.len() > TEXT_BYTES_MAX => bad(
+            ErrorCode::Malformed,
+            format!("refusal text of {} bytes", refusal.text.len()),
+        ),
         Frame::DeliverPayload { bytes, .. } if bytes.len() > PAYLOAD_BYTES_MAX => bad(
             ErrorCode::PayloadTooLarge,
             format!("payload of {} bytes", bytes.len()),

@@ -7,11 +7,34 @@
 //! `Error` are the first two variants and their layout is frozen across major
 //! versions, so a peer of any version can read the other's `Hello` and answer
 //! an unsupported one with a readable `Error`.
+//!
+//! Protocol 2 kept that promise: its `Hello` has protocol 1's layout byte
+//! for byte (the field that carried the account token carries the optional
+//! login token, an empty string for none), so a relay of protocol 1 reads a
+//! protocol 2 `Hello` and answers `UnsupportedVersion`, and so does a relay
+//! of protocol 2 for a device of protocol 1. What protocol 2 added to the
+//! login (the device's public key and its signature) travels in the `Proof`
+//! that answers the relay's `Challenge`. `transport/tests/snapshots.rs`
+//! decodes both directions.
+//!
+//! The handshake:
+//!
+//! ```text
+//! device                                   relay
+//!   Hello {version, account, device, name,  ─▶
+//!          platform, login token?, cursor}
+//!                                          ◀─  Challenge {nonce}
+//!   Proof {public key, signature}           ─▶   (signature over version,
+//!                                                 account, device, key,
+//!                                                 nonce, token: see auth.rs)
+//!                                          ◀─  Welcome | Managing | Refused
+//! ```
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{ChallengeNonce, DevicePublicKey, ProofSignature};
 use crate::ids::{AccountId, DeviceId, Platform};
 
 /// A protocol version. Peers with different majors refuse each other; a
@@ -25,7 +48,7 @@ pub struct ProtocolVersion {
 }
 
 /// The version this crate speaks.
-pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 1, minor: 0 };
+pub const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion { major: 2, minor: 0 };
 
 /// Bytes in a [`ContentId`].
 pub const CONTENT_ID_BYTES: usize = 32;
@@ -160,6 +183,121 @@ impl fmt::Debug for LogDelta {
     }
 }
 
+/// A device named in a reason: who kicked, who displaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRef {
+    /// The device's id.
+    pub id: DeviceId,
+    /// Its name at its latest login.
+    pub name: String,
+    /// Its platform at its latest login.
+    pub platform: Platform,
+}
+
+/// Why a device was forced offline, or why its credentials no longer log
+/// it in. Every reason but the account-wide ones (banned, removed) revokes
+/// the device's enrollment: it logs in again only with a new login token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum OfflineReason {
+    /// Another device of the account (or a device holding a login token for
+    /// it, from outside) kicked this one.
+    KickedByDevice {
+        /// The device that asked for the kick.
+        by: DeviceRef,
+    },
+    /// The device limit made room for a newer login.
+    Displaced {
+        /// The newcomer.
+        by: DeviceRef,
+    },
+    /// This device logged out.
+    LoggedOut,
+    /// The relay's operator revoked this device.
+    RevokedByOperator,
+    /// Every credential of the account was revoked (a password change).
+    AllCredentialsRevoked,
+    /// The operator removed the account.
+    AccountRemoved,
+    /// The operator banned the account.
+    AccountBanned,
+}
+
+impl OfflineReason {
+    /// A stable snake_case name, for logs, the CLI and JSON.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OfflineReason::KickedByDevice { .. } => "kicked_by_device",
+            OfflineReason::Displaced { .. } => "displaced_by_limit",
+            OfflineReason::LoggedOut => "logged_out",
+            OfflineReason::RevokedByOperator => "revoked_by_operator",
+            OfflineReason::AllCredentialsRevoked => "all_credentials_revoked",
+            OfflineReason::AccountRemoved => "account_removed",
+            OfflineReason::AccountBanned => "account_banned",
+        }
+    }
+
+    /// The device that caused it, when one did.
+    pub fn by(&self) -> Option<&DeviceRef> {
+        match self {
+            OfflineReason::KickedByDevice { by } | OfflineReason::Displaced { by } => Some(by),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for OfflineReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OfflineReason::KickedByDevice { by } => write!(
+                f,
+                "kicked by device {} ({}, {})",
+                by.id, by.name, by.platform
+            ),
+            OfflineReason::Displaced { by } => write!(
+                f,
+                "displaced by the device limit for device {} ({}, {})",
+                by.id, by.name, by.platform
+            ),
+            OfflineReason::LoggedOut => f.write_str("logged out"),
+            OfflineReason::RevokedByOperator => f.write_str("revoked by the relay's operator"),
+            OfflineReason::AllCredentialsRevoked => {
+                f.write_str("every credential of the account was revoked")
+            }
+            OfflineReason::AccountRemoved => f.write_str("the account was removed"),
+            OfflineReason::AccountBanned => f.write_str("the account is banned"),
+        }
+    }
+}
+
+/// Where a device's enrollment stands, as the relay lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum EnrollmentState {
+    /// Never enrolled with a key: a device known from protocol 1. It logs
+    /// in once more with a login token.
+    NotEnrolled,
+    /// Enrolled; its key logs it in until `expires_at_ms`, renewed while it
+    /// is online.
+    Active {
+        /// When the enrollment expires, in ms since the Unix epoch.
+        expires_at_ms: u64,
+    },
+    /// Enrolled, but not renewed in time: it logs in again with a login
+    /// token.
+    Expired {
+        /// When it expired, in ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Revoked: it logs in again only with a new login token.
+    Revoked {
+        /// Why.
+        reason: OfflineReason,
+        /// When, in ms since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
 /// One device of an account, as the relay knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceInfo {
@@ -175,9 +313,25 @@ pub struct DeviceInfo {
     pub last_seen_ms: u64,
     /// Whether the device has a connection to the relay right now.
     pub online: bool,
+    /// Where its credentials stand.
+    pub enrollment: EnrollmentState,
+}
+
+impl DeviceInfo {
+    /// The device as a reason names it.
+    pub fn as_ref(&self) -> DeviceRef {
+        DeviceRef {
+            id: self.id,
+            name: self.name.clone(),
+            platform: self.platform.clone(),
+        }
+    }
 }
 
 /// The first frame a client sends.
+///
+/// Its layout is frozen (see the module docs): new login material goes in
+/// [`Frame::Proof`], never here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// The protocol version the client speaks.
@@ -192,13 +346,29 @@ pub struct Hello {
     pub device_name: String,
     /// The device's platform.
     pub platform: Platform,
-    /// The token proving the client may use `account`.
-    pub token: String,
+    /// A login token from the app's auth service: to enroll this device (or
+    /// enroll it again after a kick), or, with the "manage" purpose, to list
+    /// and kick the account's devices without being admitted. `None` for a
+    /// device that is enrolled already. On the wire, an empty string.
+    #[serde(with = "optional_text")]
+    pub login_token: Option<String>,
     /// The highest seq the device has persisted; recorded as its cursor.
     pub resume_cursor: u64,
 }
 
-/// The relay's answer to an accepted [`Hello`].
+/// A device's enrollment, as the relay tells it at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// The id of the login token the device enrolled with.
+    pub token_id: [u8; 16],
+    /// When it enrolled (with that token), in ms since the Unix epoch.
+    pub enrolled_at_ms: u64,
+    /// When the enrollment expires unless renewed, in ms since the Unix
+    /// epoch. The relay renews it while the device is online.
+    pub expires_at_ms: u64,
+}
+
+/// The relay's answer to an accepted login.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
     /// The protocol version the relay speaks.
@@ -210,6 +380,83 @@ pub struct Welcome {
     /// The seq of the newest delta in the account's log (0 when empty). A
     /// client whose cursor is below this should pull.
     pub head_seq: u64,
+    /// The device's enrollment.
+    pub enrollment: Enrollment,
+}
+
+/// Why the relay refused a login, in full: the last frame of the
+/// connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The refusal, as a code to act on.
+    pub code: ErrorCode,
+    /// A human-readable explanation, at most
+    /// [`crate::limits::TEXT_BYTES_MAX`] bytes.
+    pub text: String,
+    /// For [`ErrorCode::CredentialsRevoked`], why the enrollment was
+    /// revoked (who kicked it, and so on).
+    pub reason: Option<OfflineReason>,
+    /// For [`ErrorCode::TooManyDevices`], the account's devices, so that
+    /// one can be kicked from outside with a login token.
+    pub devices: Vec<DeviceInfo>,
+}
+
+/// What an operator asks a running relay (after [`Frame::AdminHello`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AdminRequest {
+    /// List the account's devices.
+    Devices {
+        /// The account.
+        account: AccountId,
+    },
+    /// Revoke one device (reason: revoked by the operator).
+    Kick {
+        /// The account.
+        account: AccountId,
+        /// The device.
+        device: DeviceId,
+    },
+    /// Revoke every device of the account (a password change).
+    RevokeAll {
+        /// The account.
+        account: AccountId,
+    },
+    /// Refuse every login of the account until unbanned; online devices
+    /// are disconnected. Enrollments are kept.
+    Ban {
+        /// The account.
+        account: AccountId,
+    },
+    /// Lift a ban.
+    Unban {
+        /// The account.
+        account: AccountId,
+    },
+    /// Delete the account's log, payloads and devices; its id stays
+    /// refused.
+    Remove {
+        /// The account.
+        account: AccountId,
+    },
+}
+
+/// The relay's answer to an [`AdminRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AdminReply {
+    /// The account's devices.
+    Devices {
+        /// Every device of the account.
+        devices: Vec<DeviceInfo>,
+    },
+    /// Done.
+    Done {
+        /// Enrollments revoked (or devices removed) by the request.
+        devices_revoked: u32,
+        /// Connections told and closed.
+        connections_closed: u32,
+    },
 }
 
 /// One entry of a [`Frame::PushAck`].
@@ -236,14 +483,17 @@ pub enum ErrorCode {
     FrameBeforeHello,
     /// A second `Hello` came on a connection already logged in.
     DuplicateHello,
-    /// The token is forged, malformed, or for another account.
+    /// The login token is forged, malformed, made with another secret, or
+    /// for another account.
     Unauthorized,
-    /// The token was valid but has expired.
+    /// The login token was genuine but has expired.
     TokenExpired,
-    /// This device's credentials were revoked by a kick; a new token works.
+    /// This device's enrollment was revoked (the [`Refusal`] says why); a
+    /// new login token enrolls it again.
     CredentialsRevoked,
-    /// The account already has as many devices online (or registered) as the
-    /// relay allows, and the relay's policy is to refuse the newcomer.
+    /// The account already has as many devices online as the relay allows
+    /// (or as many registered as it keeps), and the relay's policy is to
+    /// refuse the newcomer. The [`Refusal`] lists the devices.
     TooManyDevices,
     /// Bytes that do not decode as a frame, or a frame with invalid fields.
     Malformed,
@@ -269,6 +519,35 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// The relay is shutting down.
     ShuttingDown,
+    /// The login token was used already: by another device, or by this one
+    /// for an enrollment that was revoked since.
+    LoginTokenUsed,
+    /// The device has no enrollment (a new device, or one from protocol 1)
+    /// and presented no login token.
+    NotEnrolled,
+    /// The device id is enrolled with another public key; an id can never
+    /// be taken over by another key.
+    KeyMismatch,
+    /// The login proof does not verify: a signature over another
+    /// challenge, or by another key.
+    BadProof,
+    /// The account is banned.
+    AccountBanned,
+    /// The account was removed.
+    AccountRemoved,
+    /// An account token of protocol 1 (`t1.…`): log in with a login token.
+    AccountTokenRetired,
+    /// The handshake was not finished within the relay's deadline.
+    HandshakeTimeout,
+    /// The relay serves as many connections (or logins in progress, from
+    /// this address or in all) as it allows; retry later.
+    TooManyConnections,
+    /// A request this connection may not make (a management connection
+    /// pushing, an admin request from a device).
+    NotAllowed,
+    /// The device's enrollment expired (it was not online for too long); a
+    /// new login token enrolls it again.
+    CredentialsExpired,
     /// A code this build does not know, from a newer peer.
     Unknown(u16),
 }
@@ -286,14 +565,24 @@ impl ErrorCode {
                 | ErrorCode::StoreUnavailable
         )
     }
-}
 
-/// The code's stable snake_case name (`credentials_revoked`), or
-/// `unknown_<n>` for a code this build does not know: for logs and messages,
-/// never to be parsed.
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = match self {
+    /// Whether connecting again later, with the same credentials, can
+    /// succeed: the relay was busy, restarting or slow. Every other fatal
+    /// code needs something to change first (a new login token, a newer
+    /// build, a freed device slot, an unban).
+    pub fn retry_can_help(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::StoreUnavailable
+                | ErrorCode::ShuttingDown
+                | ErrorCode::HandshakeTimeout
+                | ErrorCode::TooManyConnections
+        )
+    }
+
+    /// A stable snake_case name, for logs, the CLI and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
             ErrorCode::UnsupportedVersion => "unsupported_version",
             ErrorCode::FrameBeforeHello => "frame_before_hello",
             ErrorCode::DuplicateHello => "duplicate_hello",
@@ -313,9 +602,31 @@ impl fmt::Display for ErrorCode {
             ErrorCode::PayloadQueueFull => "payload_queue_full",
             ErrorCode::StoreUnavailable => "store_unavailable",
             ErrorCode::ShuttingDown => "shutting_down",
-            ErrorCode::Unknown(code) => return write!(f, "unknown_{code}"),
-        };
-        f.write_str(name)
+            ErrorCode::LoginTokenUsed => "login_token_used",
+            ErrorCode::NotEnrolled => "not_enrolled",
+            ErrorCode::KeyMismatch => "key_mismatch",
+            ErrorCode::BadProof => "bad_proof",
+            ErrorCode::AccountBanned => "account_banned",
+            ErrorCode::AccountRemoved => "account_removed",
+            ErrorCode::AccountTokenRetired => "account_token_retired",
+            ErrorCode::HandshakeTimeout => "handshake_timeout",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::NotAllowed => "not_allowed",
+            ErrorCode::CredentialsExpired => "credentials_expired",
+            ErrorCode::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// The code's stable snake_case name (`credentials_revoked`), or
+/// `unknown_<n>` for a code this build does not know: for logs and messages,
+/// never to be parsed.
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorCode::Unknown(n) => write!(f, "unknown_{n}"),
+            other => f.write_str(other.as_str()),
+        }
     }
 }
 
@@ -341,6 +652,17 @@ impl From<u16> for ErrorCode {
             17 => ErrorCode::PayloadQueueFull,
             18 => ErrorCode::StoreUnavailable,
             19 => ErrorCode::ShuttingDown,
+            20 => ErrorCode::LoginTokenUsed,
+            21 => ErrorCode::NotEnrolled,
+            22 => ErrorCode::KeyMismatch,
+            23 => ErrorCode::BadProof,
+            24 => ErrorCode::AccountBanned,
+            25 => ErrorCode::AccountRemoved,
+            26 => ErrorCode::AccountTokenRetired,
+            27 => ErrorCode::HandshakeTimeout,
+            28 => ErrorCode::TooManyConnections,
+            29 => ErrorCode::NotAllowed,
+            30 => ErrorCode::CredentialsExpired,
             other => ErrorCode::Unknown(other),
         }
     }
@@ -368,6 +690,17 @@ impl From<ErrorCode> for u16 {
             ErrorCode::PayloadQueueFull => 17,
             ErrorCode::StoreUnavailable => 18,
             ErrorCode::ShuttingDown => 19,
+            ErrorCode::LoginTokenUsed => 20,
+            ErrorCode::NotEnrolled => 21,
+            ErrorCode::KeyMismatch => 22,
+            ErrorCode::BadProof => 23,
+            ErrorCode::AccountBanned => 24,
+            ErrorCode::AccountRemoved => 25,
+            ErrorCode::AccountTokenRetired => 26,
+            ErrorCode::HandshakeTimeout => 27,
+            ErrorCode::TooManyConnections => 28,
+            ErrorCode::NotAllowed => 29,
+            ErrorCode::CredentialsExpired => 30,
             ErrorCode::Unknown(other) => other,
         }
     }
@@ -390,7 +723,7 @@ pub enum Frame {
         /// [`crate::limits::TEXT_BYTES_MAX`] bytes.
         text: String,
     },
-    /// Relay → client: the login was accepted.
+    /// Relay → client: the login was accepted; the device is online.
     Welcome(Welcome),
     /// Client → relay: store these deltas in the account's log.
     Push {
@@ -435,20 +768,18 @@ pub enum Frame {
         devices: Vec<DeviceInfo>,
     },
     /// Client → relay: force one other device of the account offline and
-    /// revoke its credentials.
+    /// revoke its enrollment.
     Kick {
         /// The device to kick.
         device: DeviceId,
     },
     /// Client → relay: kick every other device of the account.
     KickAllOthers,
-    /// Relay → client: you were kicked; the connection closes after this.
+    /// Relay → client: this device was forced offline; the connection
+    /// closes after this.
     Kicked {
-        /// The device that kicked you (the relay uses your own id when it
-        /// kicked you to enforce the device limit).
-        by: DeviceId,
-        /// Why, in words.
-        reason: String,
+        /// Why, and who caused it.
+        reason: OfflineReason,
     },
     /// Client → relay: hold this payload for another device of the account
     /// until it acknowledges it.
@@ -493,6 +824,59 @@ pub enum Frame {
         /// The nonce of the `Ping`.
         nonce: u64,
     },
+    /// Relay → client, after `Hello` or `AdminHello`: prove who you are
+    /// over these fresh random bytes.
+    Challenge {
+        /// Never the same twice.
+        nonce: ChallengeNonce,
+    },
+    /// Client → relay: the device's public key and its signature of the
+    /// login proof (see [`crate::auth`]).
+    Proof {
+        /// The key the device id is (or is to be) enrolled with.
+        public_key: DevicePublicKey,
+        /// The signature of [`crate::auth::login_proof_message`].
+        signature: ProofSignature,
+    },
+    /// Relay → client: the login was refused, and why; the last frame of
+    /// the connection.
+    Refused(Refusal),
+    /// Client → relay: kick every device of the account, this one included
+    /// (the reference SDK's `kickAllDevices`).
+    KickAll,
+    /// Client → relay: log this device out: its enrollment is revoked and
+    /// the connection closes.
+    Logout,
+    /// Relay → client: a login token with the "manage" purpose was
+    /// accepted: this connection may list and kick the account's devices,
+    /// but is not admitted (it is not online and gets no deltas).
+    Managing {
+        /// Every device of the account.
+        devices: Vec<DeviceInfo>,
+    },
+    /// Relay → client: the device's enrollment was renewed while online.
+    CredentialsRenewed {
+        /// The new expiry, in ms since the Unix epoch.
+        expires_at_ms: u64,
+    },
+    /// Operator → relay, first: an operator's connection (see
+    /// `tandem admin`). Answered by a `Challenge`.
+    AdminHello {
+        /// The protocol version the operator's tool speaks.
+        version: ProtocolVersion,
+    },
+    /// Operator → relay: the answer to the challenge, a MAC made with a key
+    /// derived from the relay's secret.
+    AdminProof {
+        /// The MAC.
+        mac: [u8; 32],
+    },
+    /// Relay → operator: the proof was accepted.
+    AdminReady,
+    /// Operator → relay: one request.
+    Admin(AdminRequest),
+    /// Relay → operator: its answer.
+    AdminReply(AdminReply),
 }
 
 impl Frame {
@@ -521,6 +905,18 @@ impl Frame {
             Frame::DeviceListChanged => "DeviceListChanged",
             Frame::Ping { .. } => "Ping",
             Frame::Pong { .. } => "Pong",
+            Frame::Challenge { .. } => "Challenge",
+            Frame::Proof { .. } => "Proof",
+            Frame::Refused(_) => "Refused",
+            Frame::KickAll => "KickAll",
+            Frame::Logout => "Logout",
+            Frame::Managing { .. } => "Managing",
+            Frame::CredentialsRenewed { .. } => "CredentialsRenewed",
+            Frame::AdminHello { .. } => "AdminHello",
+            Frame::AdminProof { .. } => "AdminProof",
+            Frame::AdminReady => "AdminReady",
+            Frame::Admin(_) => "Admin",
+            Frame::AdminReply(_) => "AdminReply",
         }
     }
 
@@ -545,6 +941,27 @@ pub fn truncate_text(mut text: String) -> String {
         text.truncate(end);
     }
     text
+}
+
+/// An optional text as one string on the wire, empty for `None`: the form
+/// that keeps [`Hello`]'s layout that of protocol 1 (see the module docs).
+/// `Some("")` is therefore sent as `None`.
+mod optional_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        text: &Option<String>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(text.as_deref().unwrap_or(""))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok((!text.is_empty()).then_some(text))
+    }
 }
 
 /// Byte buffers on the wire: postcard writes a byte string exactly as it
@@ -601,8 +1018,14 @@ mod tests {
         for n in 0..=40u16 {
             let code = ErrorCode::from(n);
             assert_eq!(u16::from(code), n);
+            // Every known code has a name of its own.
+            if !matches!(code, ErrorCode::Unknown(_)) {
+                assert_ne!(code.as_str(), "unknown", "{n}");
+            }
         }
         assert_eq!(ErrorCode::from(999), ErrorCode::Unknown(999));
+        assert_eq!(ErrorCode::from(31), ErrorCode::Unknown(31));
+        assert_eq!(ErrorCode::from(30), ErrorCode::CredentialsExpired);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! What is inside is the engine's business.
 //!
 //! - [`frame`]: the frame types; their postcard encoding is the wire format.
+//! - [`auth`]: device keys and the login proof they sign.
+//! - [`entropy`]: randomness as an input ([`Entropy`]), from the operating
+//!   system or, for tests and simulations, from a seed.
 //! - [`codec`]: length-delimited framing with a size limit checked before
 //!   buffering.
 //! - [`client::ClientSession`]: the device side; no sockets, no clock.
@@ -17,22 +20,26 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod codec;
 #[cfg(feature = "tokio")]
 pub mod driver;
+pub mod entropy;
 pub mod frame;
 pub mod ids;
 pub mod limits;
 pub mod mem;
 pub mod server;
 
+pub use auth::{DeviceKey, DevicePublicKey};
 pub use client::{
     ClientConfig, ClientSession, CloseReason, CommandError, SessionEvent, SessionState,
 };
+pub use entropy::{Entropy, OsEntropy, SeededEntropy};
 pub use frame::{
-    ContentId, DeviceInfo, ErrorCode, Frame, LogDelta, PayloadId, PushAckEntry, Welcome, WireDelta,
-    PROTOCOL_VERSION,
+    ContentId, DeviceInfo, DeviceRef, Enrollment, EnrollmentState, ErrorCode, Frame, LogDelta,
+    OfflineReason, PayloadId, PushAckEntry, Refusal, Welcome, WireDelta, PROTOCOL_VERSION,
 };
 pub use ids::{AccountId, DeviceId, Platform};
-pub use server::{ProtocolError, Request, ServerSession};
+pub use server::{ProtocolError, Request, Role, ServerSession};

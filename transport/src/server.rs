@@ -6,8 +6,11 @@
 //! correctly ordered request. Every refusal is a [`ProtocolError`] whose
 //! [`ProtocolError::frame`] is the `Error` frame to send before closing.
 
+use crate::auth::{DevicePublicKey, ProofSignature};
 use crate::codec::{FrameDecoder, FrameError};
-use crate::frame::{ErrorCode, Frame, Hello, PayloadId, WireDelta, PROTOCOL_VERSION};
+use crate::frame::{
+    AdminRequest, ErrorCode, Frame, Hello, PayloadId, ProtocolVersion, WireDelta, PROTOCOL_VERSION,
+};
 use crate::ids::{DeviceId, Platform};
 use crate::limits::{
     DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, DELTA_BYTES_MAX, DEVICE_NAME_BYTES_MAX,
@@ -18,10 +21,28 @@ use crate::limits::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Request {
-    /// Log in. The relay must answer with [`ServerSession::accept_hello`]
-    /// (then a `Welcome`) or an error and a close; until then no further
-    /// request is returned.
+    /// A device logs in. The relay answers with a `Challenge`; the next
+    /// request is the [`Request::Proof`].
     Hello(Hello),
+    /// The device's answer to the challenge. The relay must answer with
+    /// [`ServerSession::accept_login`] (then a `Welcome` or `Managing`) or
+    /// a refusal and a close; until then no further request is returned.
+    Proof {
+        /// The key the device claims.
+        public_key: DevicePublicKey,
+        /// Its signature of the login proof.
+        signature: ProofSignature,
+    },
+    /// An operator's tool connects. The relay answers with a `Challenge`;
+    /// the next request is the [`Request::AdminProof`].
+    AdminHello,
+    /// The operator's answer to the challenge; accepted like a `Proof`.
+    AdminProof {
+        /// The MAC over the challenge.
+        mac: [u8; 32],
+    },
+    /// An operator's request (only after an accepted `AdminProof`).
+    Admin(AdminRequest),
     /// Store these deltas; each one's content id matches its bytes.
     Push(Vec<WireDelta>),
     /// Send the log after `after_seq`.
@@ -45,6 +66,10 @@ pub enum Request {
     },
     /// Kick every other device.
     KickAllOthers,
+    /// Kick every device, this one included.
+    KickAll,
+    /// Log this device out.
+    Logout,
     /// Hold a payload for another device.
     SendToDevice {
         /// The recipient.
@@ -113,11 +138,27 @@ impl From<FrameError> for ProtocolError {
     }
 }
 
+/// What a logged-in connection may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Role {
+    /// An online device: everything a device does.
+    Device,
+    /// A management connection (a login token with the "manage" purpose):
+    /// listing and kicking devices only.
+    Manager,
+    /// An operator's tool: admin requests only.
+    Admin,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     AwaitingHello,
+    AwaitingProof,
+    AwaitingAdminProof,
+    /// The proof is with the relay; later input waits.
     Authenticating,
-    LoggedIn,
+    LoggedIn(Role),
     Closed,
 }
 
@@ -126,9 +167,11 @@ enum Phase {
 /// Drive it like this: [`ServerSession::handle_bytes`] with what the socket
 /// read, then [`ServerSession::poll_request`] until it returns `None`,
 /// handling each request in order. On `Some(Err(e))` send `e.frame()` and
-/// close: the session is closed and returns `None` from then on. After a
-/// `Request::Hello`, call [`ServerSession::accept_hello`] once the login is
-/// accepted; the session holds later requests back until then.
+/// close: the session is closed and returns `None` from then on. The
+/// handshake is `Hello` (answer: a `Challenge`), then `Proof`; once the
+/// relay accepts the proof, call [`ServerSession::accept_login`] with the
+/// role it granted. The session holds later requests back until then, and
+/// from then on returns only what that role may ask.
 #[derive(Debug)]
 pub struct ServerSession {
     decoder: FrameDecoder,
@@ -157,9 +200,17 @@ impl ServerSession {
         }
     }
 
-    /// Whether the device has logged in.
+    /// Whether the connection has logged in (as anything).
     pub fn is_logged_in(&self) -> bool {
-        self.phase == Phase::LoggedIn
+        matches!(self.phase, Phase::LoggedIn(_))
+    }
+
+    /// The role the relay granted, once logged in.
+    pub fn role(&self) -> Option<Role> {
+        match self.phase {
+            Phase::LoggedIn(role) => Some(role),
+            _ => None,
+        }
     }
 
     /// Whether the session refused input and is done.
@@ -167,15 +218,16 @@ impl ServerSession {
         self.phase == Phase::Closed
     }
 
-    /// Marks the `Hello` just returned as accepted; later requests flow.
-    pub fn accept_hello(&mut self) {
+    /// Marks the proof just returned as accepted, with the role granted;
+    /// later requests flow.
+    pub fn accept_login(&mut self, role: Role) {
         debug_assert_eq!(
             self.phase,
             Phase::Authenticating,
-            "accept_hello without a Hello"
+            "accept_login without a proof"
         );
         if self.phase == Phase::Authenticating {
-            self.phase = Phase::LoggedIn;
+            self.phase = Phase::LoggedIn(role);
         }
     }
 
@@ -183,7 +235,7 @@ impl ServerSession {
     pub fn poll_request(&mut self) -> Option<Result<Request, ProtocolError>> {
         match self.phase {
             Phase::Closed | Phase::Authenticating => return None,
-            Phase::AwaitingHello | Phase::LoggedIn => {}
+            _ => {}
         }
         let result = match self.decoder.next_frame() {
             Ok(None) => return None,
@@ -198,37 +250,103 @@ impl ServerSession {
 
     /// Validates one frame for the current phase, and moves the phase on.
     pub fn validate(&mut self, frame: Frame) -> Result<Request, ProtocolError> {
-        if self.phase == Phase::AwaitingHello {
-            return match frame {
+        if let Frame::Error { code, text } = frame {
+            // A peer may report an error and close at any point.
+            return Ok(Request::PeerError {
+                code,
+                text: crate::frame::truncate_text(text),
+            });
+        }
+        match self.phase {
+            Phase::AwaitingHello => match frame {
                 Frame::Hello(hello) => {
                     validate_hello(&hello)?;
-                    self.phase = Phase::Authenticating;
+                    self.phase = Phase::AwaitingProof;
                     Ok(Request::Hello(hello))
                 }
-                Frame::Error { code, text } => Ok(Request::PeerError { code, text }),
+                Frame::AdminHello { version } => {
+                    check_version(version)?;
+                    self.phase = Phase::AwaitingAdminProof;
+                    Ok(Request::AdminHello)
+                }
                 other => Err(ProtocolError::new(
                     ErrorCode::FrameBeforeHello,
                     format!("{} before Hello", other.kind()),
                 )),
-            };
+            },
+            Phase::AwaitingProof => match frame {
+                Frame::Proof {
+                    public_key,
+                    signature,
+                } => {
+                    self.phase = Phase::Authenticating;
+                    Ok(Request::Proof {
+                        public_key,
+                        signature,
+                    })
+                }
+                other => Err(ProtocolError::new(
+                    ErrorCode::FrameBeforeHello,
+                    format!("{} before the Proof", other.kind()),
+                )),
+            },
+            Phase::AwaitingAdminProof => match frame {
+                Frame::AdminProof { mac } => {
+                    self.phase = Phase::Authenticating;
+                    Ok(Request::AdminProof { mac })
+                }
+                other => Err(ProtocolError::new(
+                    ErrorCode::FrameBeforeHello,
+                    format!("{} before the AdminProof", other.kind()),
+                )),
+            },
+            Phase::LoggedIn(role) => {
+                let request = validate_logged_in(frame)?;
+                check_role(role, &request)?;
+                Ok(request)
+            }
+            Phase::Authenticating | Phase::Closed => Err(ProtocolError::new(
+                ErrorCode::UnexpectedFrame,
+                format!("{} while the login is being decided", frame.kind()),
+            )),
         }
-        validate_logged_in(frame)
     }
 }
 
-fn validate_hello(hello: &Hello) -> Result<(), ProtocolError> {
-    if hello.version.major != PROTOCOL_VERSION.major {
+/// Refuses what the connection's role may not ask.
+fn check_role(role: Role, request: &Request) -> Result<(), ProtocolError> {
+    let allowed = match request {
+        Request::Ping { .. } | Request::Pong { .. } | Request::PeerError { .. } => true,
+        Request::ListDevices | Request::Kick { .. } | Request::KickAllOthers | Request::KickAll => {
+            matches!(role, Role::Device | Role::Manager)
+        }
+        Request::Admin(_) => role == Role::Admin,
+        _ => role == Role::Device,
+    };
+    if allowed {
+        return Ok(());
+    }
+    Err(ProtocolError::new(
+        ErrorCode::NotAllowed,
+        format!("a {role:?} connection may not send that"),
+    ))
+}
+
+fn check_version(version: ProtocolVersion) -> Result<(), ProtocolError> {
+    if version.major != PROTOCOL_VERSION.major {
         return Err(ProtocolError::new(
             ErrorCode::UnsupportedVersion,
             format!(
                 "the relay speaks protocol {}.{}, the client {}.{}",
-                PROTOCOL_VERSION.major,
-                PROTOCOL_VERSION.minor,
-                hello.version.major,
-                hello.version.minor
+                PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor, version.major, version.minor
             ),
         ));
     }
+    Ok(())
+}
+
+fn validate_hello(hello: &Hello) -> Result<(), ProtocolError> {
+    check_version(hello.version)?;
     if hello.device_name.len() > DEVICE_NAME_BYTES_MAX {
         return Err(ProtocolError::new(
             ErrorCode::Malformed,
@@ -250,14 +368,16 @@ fn validate_hello(hello: &Hello) -> Result<(), ProtocolError> {
         }
     }
     check_seq("resume cursor", hello.resume_cursor)?;
-    if hello.token.is_empty() || hello.token.len() > TOKEN_BYTES_MAX {
-        return Err(ProtocolError::new(
-            ErrorCode::Unauthorized,
-            format!(
-                "token of {} bytes, limit {TOKEN_BYTES_MAX}",
-                hello.token.len()
-            ),
-        ));
+    if let Some(token) = &hello.login_token {
+        if token.len() > TOKEN_BYTES_MAX {
+            return Err(ProtocolError::new(
+                ErrorCode::Unauthorized,
+                format!(
+                    "login token of {} bytes, limit {TOKEN_BYTES_MAX}",
+                    token.len()
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -325,6 +445,9 @@ fn validate_logged_in(frame: Frame) -> Result<Request, ProtocolError> {
         Frame::ListDevices => Request::ListDevices,
         Frame::Kick { device } => Request::Kick { device },
         Frame::KickAllOthers => Request::KickAllOthers,
+        Frame::KickAll => Request::KickAll,
+        Frame::Logout => Request::Logout,
+        Frame::Admin(request) => Request::Admin(request),
         Frame::SendToDevice { to, id, bytes } => {
             if bytes.len() > PAYLOAD_BYTES_MAX {
                 return Err(ProtocolError::new(
@@ -346,7 +469,19 @@ fn validate_logged_in(frame: Frame) -> Result<Request, ProtocolError> {
             }
             Request::PeerError { code, text }
         }
+        other @ (Frame::AdminHello { .. } | Frame::Proof { .. } | Frame::AdminProof { .. }) => {
+            return Err(ProtocolError::new(
+                ErrorCode::DuplicateHello,
+                format!("{} after the login", other.kind()),
+            ))
+        }
         other @ (Frame::Welcome(_)
+        | Frame::Challenge { .. }
+        | Frame::Refused(_)
+        | Frame::Managing { .. }
+        | Frame::CredentialsRenewed { .. }
+        | Frame::AdminReady
+        | Frame::AdminReply(_)
         | Frame::PushAck { .. }
         | Frame::Deltas { .. }
         | Frame::Live(_)

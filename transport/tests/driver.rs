@@ -3,26 +3,40 @@
 
 use std::time::Duration;
 
+use tandem_transport::auth::{verify_login_proof, ChallengeNonce, DeviceKey};
 use tandem_transport::codec::FrameDecoder;
 use tandem_transport::driver::{read_frame, write_frame, Connection};
-use tandem_transport::frame::Welcome;
-use tandem_transport::server::{Request, ServerSession};
+use tandem_transport::frame::{Enrollment, EnrollmentState, Welcome};
+use tandem_transport::server::{Request, Role, ServerSession};
 use tandem_transport::{
     AccountId, ClientConfig, ClientSession, CloseReason, DeviceId, DeviceInfo, Frame, Platform,
     PushAckEntry, SessionEvent, WireDelta, PROTOCOL_VERSION,
 };
 use tokio::io::DuplexStream;
 
-/// Answers Hello with Welcome and each Push with its PushAck, then closes
-/// after the first Ack.
+/// Answers Hello with a Challenge, a Proof that verifies with a Welcome,
+/// each Push with its PushAck, then closes after the first Ack.
 async fn stand_in_relay(mut stream: DuplexStream) {
     let mut decoder = FrameDecoder::new();
     let mut server = ServerSession::new();
     let mut seq = 0;
+    let nonce = ChallengeNonce([3; 32]);
+    let mut hello = None;
     while let Ok(Some(frame)) = read_frame(&mut stream, &mut decoder).await {
         match server.validate(frame).unwrap() {
-            Request::Hello(hello) => {
-                server.accept_hello();
+            Request::Hello(h) => {
+                hello = Some(h);
+                write_frame(&mut stream, &Frame::Challenge { nonce })
+                    .await
+                    .unwrap();
+            }
+            Request::Proof {
+                public_key,
+                signature,
+            } => {
+                let hello = hello.take().expect("the Hello came first");
+                verify_login_proof(&hello, &public_key, &nonce, &signature).unwrap();
+                server.accept_login(Role::Device);
                 let info = DeviceInfo {
                     id: hello.device,
                     name: hello.device_name,
@@ -30,12 +44,18 @@ async fn stand_in_relay(mut stream: DuplexStream) {
                     first_login_ms: 0,
                     last_seen_ms: 0,
                     online: true,
+                    enrollment: EnrollmentState::Active { expires_at_ms: 1 },
                 };
                 let welcome = Welcome {
                     version: PROTOCOL_VERSION,
                     device: info.clone(),
                     devices: vec![info],
                     head_seq: 0,
+                    enrollment: Enrollment {
+                        token_id: [0; 16],
+                        enrolled_at_ms: 0,
+                        expires_at_ms: 1,
+                    },
                 };
                 write_frame(&mut stream, &Frame::Welcome(welcome))
                     .await
@@ -78,7 +98,7 @@ async fn connection_runs_a_session_over_a_duplex_pipe() {
         DeviceId([1; 16]),
         "laptop",
         Platform::Linux,
-        "token",
+        DeviceKey::from_seed(&[1; 32]),
     );
     let mut conn = Connection::new(client_end, ClientSession::new(config, 0).unwrap());
     assert!(matches!(
@@ -111,8 +131,21 @@ fn alice_config() -> ClientConfig {
         DeviceId([1; 16]),
         "laptop",
         Platform::Linux,
-        "token",
+        DeviceKey::from_seed(&[1; 32]),
     )
+}
+
+/// A session past the relay's challenge: its proof is queued, and what it
+/// queues from now on goes straight out.
+fn challenged() -> ClientSession {
+    let mut session = ClientSession::new(alice_config(), 0).unwrap();
+    session.handle_frame(
+        Frame::Challenge {
+            nonce: ChallengeNonce([3; 32]),
+        },
+        0,
+    );
+    session
 }
 
 /// Takes every whole frame off `decoder`.
@@ -130,7 +163,7 @@ async fn next_event_cancelled_mid_write_loses_and_duplicates_nothing() {
 
     // A pipe far smaller than the frames: every write stops part way.
     let (client_end, mut relay_end) = tokio::io::duplex(64);
-    let mut conn = Connection::new(client_end, ClientSession::new(alice_config(), 0).unwrap());
+    let mut conn = Connection::new(client_end, challenged());
     let deltas: Vec<WireDelta> = (0..3u8).map(|i| WireDelta::new(vec![i; 4000])).collect();
     conn.session().push(deltas.clone()).unwrap();
 
@@ -162,10 +195,11 @@ async fn next_event_cancelled_mid_write_loses_and_duplicates_nothing() {
         }
     }
     assert_eq!(decoder.buffered_bytes(), 0, "no partial frame is left");
-    assert_eq!(received.len(), 3, "{received:?}");
+    assert_eq!(received.len(), 4, "{received:?}");
     assert!(matches!(&received[0], Frame::Hello(h) if h.device == DeviceId([1; 16])));
-    assert_eq!(received[1], Frame::Push { deltas });
-    assert_eq!(received[2], Frame::Ack { cursor: 5 });
+    assert!(matches!(&received[1], Frame::Proof { .. }));
+    assert_eq!(received[2], Frame::Push { deltas });
+    assert_eq!(received[3], Frame::Ack { cursor: 5 });
     // And the test did what it says: ~12 KB through a 64-byte pipe.
     assert!(
         drops_mid_frame > 100,
@@ -180,7 +214,7 @@ async fn next_event_cancelled_mid_read_loses_nothing() {
     use tokio::io::AsyncWriteExt;
 
     let (client_end, mut relay_end) = tokio::io::duplex(64 * 1024);
-    let mut conn = Connection::new(client_end, ClientSession::new(alice_config(), 0).unwrap());
+    let mut conn = Connection::new(client_end, challenged());
     let info = DeviceInfo {
         id: DeviceId([1; 16]),
         name: "laptop".into(),
@@ -188,12 +222,18 @@ async fn next_event_cancelled_mid_read_loses_nothing() {
         first_login_ms: 0,
         last_seen_ms: 0,
         online: true,
+        enrollment: EnrollmentState::Active { expires_at_ms: 9 },
     };
     let welcome = Welcome {
         version: PROTOCOL_VERSION,
         device: info.clone(),
         devices: vec![info],
         head_seq: 7,
+        enrollment: Enrollment {
+            token_id: [0; 16],
+            enrolled_at_ms: 0,
+            expires_at_ms: 9,
+        },
     };
     let bytes = tandem_transport::codec::encode(&Frame::Welcome(welcome.clone())).unwrap();
     for (i, byte) in bytes.iter().enumerate() {

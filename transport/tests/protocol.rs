@@ -1,16 +1,23 @@
 //! Behaviour of the codec and both session state machines, with no IO.
 
+use tandem_transport::auth::{self, ChallengeNonce, DeviceKey};
 use tandem_transport::client::{CloseReason, ConfigError, PING_TIMEOUT_MS_DEFAULT};
 use tandem_transport::codec::{self, FrameDecoder, FrameError};
-use tandem_transport::frame::{Hello, ProtocolVersion, Welcome};
+use tandem_transport::frame::{
+    DeviceRef, Enrollment, EnrollmentState, Hello, OfflineReason, ProtocolVersion, Refusal, Welcome,
+};
 use tandem_transport::limits::*;
 use tandem_transport::mem::MemLink;
-use tandem_transport::server::{Request, ServerSession};
+use tandem_transport::server::{Request, Role, ServerSession};
 use tandem_transport::{
     AccountId, ClientConfig, ClientSession, CommandError, ContentId, DeviceId, DeviceInfo,
     ErrorCode, Frame, LogDelta, PayloadId, Platform, SessionEvent, SessionState, WireDelta,
     PROTOCOL_VERSION,
 };
+
+fn key() -> DeviceKey {
+    DeviceKey::from_seed(&[4; 32])
+}
 
 fn config() -> ClientConfig {
     ClientConfig::new(
@@ -18,7 +25,7 @@ fn config() -> ClientConfig {
         DeviceId([1; 16]),
         "phone",
         Platform::Ios,
-        "token",
+        key(),
     )
 }
 
@@ -29,26 +36,57 @@ fn hello() -> Hello {
         device: DeviceId([1; 16]),
         device_name: "phone".into(),
         platform: Platform::Ios,
-        token: "token".into(),
+        login_token: None,
         resume_cursor: 0,
     }
 }
 
-fn welcome() -> Frame {
-    let info = DeviceInfo {
+fn info() -> DeviceInfo {
+    DeviceInfo {
         id: DeviceId([1; 16]),
         name: "phone".into(),
         platform: Platform::Ios,
         first_login_ms: 1,
         last_seen_ms: 2,
         online: true,
-    };
+        enrollment: EnrollmentState::Active { expires_at_ms: 9 },
+    }
+}
+
+fn welcome() -> Frame {
     Frame::Welcome(Welcome {
         version: PROTOCOL_VERSION,
-        device: info.clone(),
-        devices: vec![info],
+        device: info(),
+        devices: vec![info()],
         head_seq: 0,
+        enrollment: Enrollment {
+            token_id: [0; 16],
+            enrolled_at_ms: 1,
+            expires_at_ms: 9,
+        },
     })
+}
+
+fn challenge(n: u8) -> Frame {
+    Frame::Challenge {
+        nonce: ChallengeNonce([n; 32]),
+    }
+}
+
+fn laptop() -> DeviceRef {
+    DeviceRef {
+        id: DeviceId([2; 16]),
+        name: "laptop".into(),
+        platform: Platform::Macos,
+    }
+}
+
+fn proof() -> Frame {
+    let key = key();
+    Frame::Proof {
+        public_key: key.public_key(),
+        signature: key.prove(&hello(), &ChallengeNonce([1; 32])),
+    }
 }
 
 fn enc(frame: &Frame) -> Vec<u8> {
@@ -69,6 +107,11 @@ fn transmitted(session: &mut ClientSession) -> Vec<Frame> {
 fn connected() -> ClientSession {
     let mut session = ClientSession::new(config(), 0).unwrap();
     transmitted(&mut session);
+    session.handle_bytes(&enc(&challenge(1)), 1);
+    assert!(matches!(
+        transmitted(&mut session)[..],
+        [Frame::Proof { .. }]
+    ));
     session.handle_bytes(&enc(&welcome()), 1);
     assert!(matches!(
         events(&mut session)[..],
@@ -77,12 +120,21 @@ fn connected() -> ClientSession {
     session
 }
 
-/// A server session that has accepted a Hello.
+/// A server session that has accepted a device's login.
 fn logged_in() -> ServerSession {
+    logged_in_as(Role::Device)
+}
+
+fn logged_in_as(role: Role) -> ServerSession {
     let mut server = ServerSession::new();
     server.handle_bytes(&enc(&Frame::Hello(hello())));
     assert!(matches!(server.poll_request(), Some(Ok(Request::Hello(_)))));
-    server.accept_hello();
+    server.handle_bytes(&enc(&proof()));
+    assert!(matches!(
+        server.poll_request(),
+        Some(Ok(Request::Proof { .. }))
+    ));
+    server.accept_login(role);
     server
 }
 
@@ -257,9 +309,18 @@ fn server_refuses_another_major_version_with_a_clear_error() {
     let err = server.poll_request().unwrap().unwrap_err();
     assert_eq!(err.code, ErrorCode::UnsupportedVersion);
     assert!(
-        err.text.contains("protocol 1.0, the client 2.0"),
+        err.text.contains("protocol 2.0, the client 3.0"),
         "{}",
         err.text
+    );
+    // The same for an operator's tool.
+    let mut server = ServerSession::new();
+    let old = Frame::AdminHello {
+        version: ProtocolVersion { major: 1, minor: 9 },
+    };
+    assert_eq!(
+        server_result(&mut server, &old),
+        Err(ErrorCode::UnsupportedVersion)
     );
     // A newer minor is fine.
     let mut h = hello();
@@ -272,17 +333,118 @@ fn server_refuses_another_major_version_with_a_clear_error() {
 }
 
 #[test]
-fn server_holds_requests_until_the_hello_is_accepted() {
+fn server_holds_requests_until_the_login_is_accepted() {
     let mut server = ServerSession::new();
-    server.handle_bytes(&[enc(&Frame::Hello(hello())), enc(&Frame::ListDevices)].concat());
-    assert!(matches!(server.poll_request(), Some(Ok(Request::Hello(_)))));
-    assert!(server.poll_request().is_none());
-    server.accept_hello();
-    assert_eq!(server.poll_request(), Some(Ok(Request::ListDevices)));
-    assert_eq!(
-        server_result(&mut server, &Frame::Hello(hello())),
-        Err(ErrorCode::DuplicateHello)
+    server.handle_bytes(
+        &[
+            enc(&Frame::Hello(hello())),
+            enc(&proof()),
+            enc(&Frame::ListDevices),
+        ]
+        .concat(),
     );
+    assert!(matches!(server.poll_request(), Some(Ok(Request::Hello(_)))));
+    assert!(matches!(
+        server.poll_request(),
+        Some(Ok(Request::Proof { .. }))
+    ));
+    assert!(server.poll_request().is_none(), "held until accepted");
+    assert!(!server.is_logged_in());
+    server.accept_login(Role::Device);
+    assert_eq!(server.role(), Some(Role::Device));
+    assert_eq!(server.poll_request(), Some(Ok(Request::ListDevices)));
+    for again in [Frame::Hello(hello()), proof()] {
+        let mut server = logged_in();
+        assert_eq!(
+            server_result(&mut server, &again),
+            Err(ErrorCode::DuplicateHello)
+        );
+    }
+}
+
+#[test]
+fn server_wants_the_proof_right_after_the_hello() {
+    let mut server = ServerSession::new();
+    server.handle_bytes(&enc(&Frame::Hello(hello())));
+    assert!(matches!(server.poll_request(), Some(Ok(Request::Hello(_)))));
+    assert_eq!(
+        server_result(&mut server, &Frame::ListDevices),
+        Err(ErrorCode::FrameBeforeHello)
+    );
+    assert!(server.is_closed());
+    // An operator's tool answers with an AdminProof, not a Proof.
+    let mut server = ServerSession::new();
+    let admin = Frame::AdminHello {
+        version: PROTOCOL_VERSION,
+    };
+    assert_eq!(server_result(&mut server, &admin), Ok(Request::AdminHello));
+    assert_eq!(
+        server_result(&mut server, &proof()),
+        Err(ErrorCode::FrameBeforeHello)
+    );
+    let mut server = ServerSession::new();
+    server_result(&mut server, &admin).unwrap();
+    assert_eq!(
+        server_result(&mut server, &Frame::AdminProof { mac: [1; 32] }),
+        Ok(Request::AdminProof { mac: [1; 32] })
+    );
+    assert!(server.poll_request().is_none());
+    // An error report is fine at any point.
+    let mut server = ServerSession::new();
+    server_result(&mut server, &Frame::Hello(hello())).unwrap();
+    assert!(matches!(
+        server_result(&mut server, &Frame::error(ErrorCode::Malformed, "x")),
+        Ok(Request::PeerError { .. })
+    ));
+}
+
+#[test]
+fn each_role_may_ask_only_for_its_own_requests() {
+    use tandem_transport::frame::AdminRequest;
+    let admin = Frame::Admin(AdminRequest::Ban {
+        account: AccountId::new("alice").unwrap(),
+    });
+    let push = Frame::Push { deltas: vec![] };
+    let cases = [
+        (Role::Device, Frame::ListDevices, true),
+        (Role::Device, Frame::Logout, true),
+        (Role::Device, Frame::KickAll, true),
+        (Role::Device, admin.clone(), false),
+        (Role::Manager, Frame::ListDevices, true),
+        (
+            Role::Manager,
+            Frame::Kick {
+                device: DeviceId([2; 16]),
+            },
+            true,
+        ),
+        (Role::Manager, Frame::KickAllOthers, true),
+        (Role::Manager, Frame::KickAll, true),
+        (Role::Manager, Frame::Ping { nonce: 1 }, true),
+        (Role::Manager, push.clone(), false),
+        (Role::Manager, Frame::Logout, false),
+        (
+            Role::Manager,
+            Frame::Pull {
+                after_seq: 0,
+                count_max: 1,
+            },
+            false,
+        ),
+        (Role::Manager, admin.clone(), false),
+        (Role::Admin, admin, true),
+        (Role::Admin, Frame::Ping { nonce: 1 }, true),
+        (Role::Admin, Frame::ListDevices, false),
+        (Role::Admin, push, false),
+    ];
+    for (role, frame, ok) in cases {
+        let got = server_result(&mut logged_in_as(role), &frame);
+        match (ok, got) {
+            (true, Ok(_)) => {}
+            (false, Err(ErrorCode::NotAllowed)) => {}
+            (_, got) => panic!("{role:?} sending {}: {got:?}", frame.kind()),
+        }
+    }
 }
 
 #[test]
@@ -308,13 +470,13 @@ fn server_hello_field_limits_below_at_above() {
         assert_eq!(got.is_ok(), ok, "platform of {len}: {got:?}");
     }
     for (len, ok) in [
-        (0, false),
+        (0, true), // none
         (TOKEN_BYTES_MAX - 1, true),
         (TOKEN_BYTES_MAX, true),
         (TOKEN_BYTES_MAX + 1, false),
     ] {
         let mut h = hello();
-        h.token = "t".repeat(len);
+        h.login_token = Some("t".repeat(len));
         let got = server_result(&mut ServerSession::new(), &Frame::Hello(h));
         assert_eq!(got.is_ok(), ok, "token of {len}: {got:?}");
     }
@@ -448,15 +610,109 @@ fn server_refuses_relay_frames_and_garbage_from_a_client() {
 // ---------------------------------------------------------------- client session
 
 #[test]
-fn client_sends_hello_first_then_pipelined_commands() {
-    let mut session = ClientSession::new(config(), 0).unwrap();
+fn client_sends_hello_then_the_proof_then_pipelined_commands() {
+    let mut session = ClientSession::new(config().with_login_token("lt2.x"), 0).unwrap();
     session.list_devices().unwrap();
     session.push(vec![WireDelta::new(b"x".to_vec())]).unwrap();
     let frames = transmitted(&mut session);
-    assert!(matches!(frames[0], Frame::Hello(ref h) if h.device_name == "phone"));
+    let [Frame::Hello(hello)] = &frames[..] else {
+        panic!("only the Hello before the challenge: {frames:?}")
+    };
+    assert_eq!(hello.device_name, "phone");
+    assert_eq!(hello.login_token.as_deref(), Some("lt2.x"));
+    session.handle_bytes(&enc(&challenge(7)), 1);
+    let frames = transmitted(&mut session);
+    let Frame::Proof {
+        public_key,
+        signature,
+    } = &frames[0]
+    else {
+        panic!("{frames:?}")
+    };
+    assert_eq!(*public_key, key().public_key());
+    assert_eq!(
+        auth::verify_login_proof(hello, public_key, &ChallengeNonce([7; 32]), signature),
+        Ok(())
+    );
     assert_eq!(frames[1], Frame::ListDevices);
     assert!(matches!(frames[2], Frame::Push { .. }));
     assert_eq!(session.state(), SessionState::Handshaking);
+    // Commands after the proof go straight out.
+    session.ack(0).unwrap();
+    assert_eq!(transmitted(&mut session), vec![Frame::Ack { cursor: 0 }]);
+    // A second challenge breaks the protocol.
+    session.handle_bytes(&enc(&challenge(8)), 2);
+    assert!(matches!(
+        events(&mut session)[..],
+        [SessionEvent::Closed(CloseReason::ProtocolViolation { .. })]
+    ));
+}
+
+#[test]
+fn a_management_session_lists_and_kicks_only() {
+    let mut session = ClientSession::new(config().with_login_token("lt2.manage"), 0).unwrap();
+    transmitted(&mut session);
+    session.handle_bytes(&enc(&challenge(1)), 1);
+    transmitted(&mut session);
+    session.handle_bytes(
+        &enc(&Frame::Managing {
+            devices: vec![info()],
+        }),
+        2,
+    );
+    assert_eq!(
+        events(&mut session),
+        vec![SessionEvent::Managing(vec![info()])]
+    );
+    assert_eq!(session.state(), SessionState::Connected);
+    session.list_devices().unwrap();
+    session.kick(DeviceId([2; 16])).unwrap();
+    session.kick_all_others().unwrap();
+    session.kick_all().unwrap();
+    assert_eq!(transmitted(&mut session).len(), 4);
+    assert_eq!(session.push(vec![]), Err(CommandError::NotAllowed));
+    assert_eq!(session.pull(0, 1), Err(CommandError::NotAllowed));
+    assert_eq!(session.logout(), Err(CommandError::NotAllowed));
+    assert!(session.poll_transmit().is_none());
+}
+
+#[test]
+fn a_refusal_closes_the_session_with_its_reason_and_devices() {
+    let reason = OfflineReason::KickedByDevice { by: laptop() };
+    let mut session = ClientSession::new(config(), 0).unwrap();
+    transmitted(&mut session);
+    session.handle_bytes(&enc(&challenge(1)), 1);
+    transmitted(&mut session);
+    session.push(vec![]).unwrap();
+    let refusal = Refusal {
+        code: ErrorCode::CredentialsRevoked,
+        text: "kicked".into(),
+        reason: Some(reason.clone()),
+        devices: vec![info()],
+    };
+    session.handle_bytes(&enc(&Frame::Refused(refusal.clone())), 2);
+    assert_eq!(
+        events(&mut session),
+        vec![
+            SessionEvent::Refused(refusal),
+            SessionEvent::Closed(CloseReason::Refused {
+                code: ErrorCode::CredentialsRevoked,
+                reason: Some(reason)
+            })
+        ]
+    );
+    assert!(session.poll_transmit().is_none(), "nothing more goes out");
+    // A Welcome before the proof, or a Refused before the challenge, breaks
+    // the protocol.
+    for early in [welcome(), Frame::Managing { devices: vec![] }] {
+        let mut session = ClientSession::new(config(), 0).unwrap();
+        transmitted(&mut session);
+        session.handle_bytes(&enc(&early), 1);
+        assert!(matches!(
+            events(&mut session)[..],
+            [SessionEvent::Closed(CloseReason::ProtocolViolation { .. })]
+        ));
+    }
 }
 
 #[test]
@@ -479,14 +735,15 @@ fn client_config_limits_below_at_above() {
     }
     for (len, ok) in [
         (0, false),
+        (1, true),
         (TOKEN_BYTES_MAX - 1, true),
         (TOKEN_BYTES_MAX, true),
         (TOKEN_BYTES_MAX + 1, false),
     ] {
-        let mut c = config();
-        c.token = "t".repeat(len);
+        let c = config().with_login_token("t".repeat(len));
         assert_eq!(ClientSession::new(c, 0).is_ok(), ok, "token of {len}");
     }
+    assert!(ClientSession::new(config(), 0).is_ok(), "no token at all");
 }
 
 #[test]
@@ -597,21 +854,18 @@ fn client_turns_relay_frames_into_events() {
 fn kicked_and_fatal_errors_close_the_session() {
     let mut session = connected();
     session.ack(3).unwrap();
+    let reason = OfflineReason::Displaced { by: laptop() };
     session.handle_bytes(
         &enc(&Frame::Kicked {
-            by: DeviceId([2; 16]),
-            reason: "bye".into(),
+            reason: reason.clone(),
         }),
         5,
     );
     assert_eq!(
         events(&mut session),
         vec![
-            SessionEvent::Kicked {
-                by: DeviceId([2; 16]),
-                reason: "bye".into()
-            },
-            SessionEvent::Closed(CloseReason::Kicked)
+            SessionEvent::Kicked(reason.clone()),
+            SessionEvent::Closed(CloseReason::Kicked(reason))
         ]
     );
     assert!(
@@ -622,10 +876,7 @@ fn kicked_and_fatal_errors_close_the_session() {
 
     let mut session = ClientSession::new(config(), 0).unwrap();
     session.handle_bytes(
-        &enc(&Frame::error(
-            ErrorCode::CredentialsRevoked,
-            "kicked earlier",
-        )),
+        &enc(&Frame::error(ErrorCode::TooManyConnections, "busy")),
         1,
     );
     let got = events(&mut session);
@@ -633,8 +884,15 @@ fn kicked_and_fatal_errors_close_the_session() {
     assert_eq!(
         got[1],
         SessionEvent::Closed(CloseReason::RelayError {
-            code: ErrorCode::CredentialsRevoked
+            code: ErrorCode::TooManyConnections
         })
+    );
+    // Renewals are told to the app.
+    let mut session = connected();
+    session.handle_bytes(&enc(&Frame::CredentialsRenewed { expires_at_ms: 77 }), 2);
+    assert_eq!(
+        events(&mut session),
+        vec![SessionEvent::CredentialsRenewed { expires_at_ms: 77 }]
     );
 }
 
@@ -774,12 +1032,26 @@ fn mem_link_carries_a_session_to_a_server_session_deterministically() {
     let mut client = ClientSession::new(config(), 0).unwrap();
     let mut server = ServerSession::new();
     client.push(vec![WireDelta::new(b"a".to_vec())]).unwrap();
-    assert_eq!(link.send_from_client(&mut client), 2);
+    assert_eq!(link.send_from_client(&mut client), 1, "the push waits");
     while let Some(bytes) = link.take_for_relay() {
         server.handle_bytes(&bytes);
     }
     assert!(matches!(server.poll_request(), Some(Ok(Request::Hello(_)))));
-    server.accept_hello();
+    link.send_to_client(enc(&challenge(3)));
+    assert_eq!(link.deliver_to_client(&mut client, 1), 1);
+    assert_eq!(
+        link.send_from_client(&mut client),
+        2,
+        "the proof, then the push"
+    );
+    while let Some(bytes) = link.take_for_relay() {
+        server.handle_bytes(&bytes);
+    }
+    assert!(matches!(
+        server.poll_request(),
+        Some(Ok(Request::Proof { .. }))
+    ));
+    server.accept_login(Role::Device);
     let Some(Ok(Request::Push(deltas))) = server.poll_request() else {
         panic!()
     };
@@ -850,6 +1122,7 @@ fn client_refuses_relay_frames_with_a_log_position_above_the_limit() {
         }
         // The head in the Welcome.
         let mut session = ClientSession::new(config(), 0).unwrap();
+        session.handle_bytes(&enc(&challenge(1)), 1);
         transmitted(&mut session);
         let Frame::Welcome(mut welcome) = welcome() else {
             unreachable!()

@@ -173,6 +173,35 @@ impl Engine {
         )
     }
 
+    /// Journals `event` once whatever the time: its identity is the source
+    /// and the event itself (a warning about one expiry, say), so asking
+    /// again journals nothing. Returns the new event's sequence number, or
+    /// `None` when it was journaled before.
+    pub(crate) fn record_connection_event_once(
+        &mut self,
+        now_ms: i64,
+        source: DeviceId,
+        event: ConnectionEvent,
+    ) -> Result<Option<i64>, StoreError> {
+        let kind = EventKind::Connection(event);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"tandem connection event once");
+        hasher.update(&source.0);
+        hasher.update(&encode_event(
+            &StoredEvent {
+                kind: kind.clone(),
+                superseded: false,
+            },
+            None,
+        ));
+        self.journal(
+            now_ms,
+            source,
+            ContentId(*hasher.finalize().as_bytes()),
+            kind,
+        )
+    }
+
     fn journal(
         &mut self,
         now_ms: i64,

@@ -1,6 +1,9 @@
 //! The device engine, `Engine`: one account on one device, one flow per file.
 //!
 //! - `open.rs`: opening a device (creating it on first open).
+//! - `credentials.rs`: the device's credentials: its relay addresses, its
+//!   enrollment as the relay confirmed it, the session config its key
+//!   signs, the expiry warning.
 //! - `perform.rs`: the local flow, [`Engine::perform`].
 //! - `merge.rs`: the remote flow, [`Engine::apply_remote`] and the causal
 //!   release of a batch's deltas.
@@ -17,11 +20,13 @@ use std::cell::OnceCell;
 
 use tandem_storage::device::{DeltaRow, DeviceStore, DeviceTx, DocChunk, MetaKey};
 use tandem_storage::StoreError;
+use tandem_transport::{DeviceKey, Entropy};
 
 use crate::delta::{Delta, EncodedDelta};
 use crate::doc::AccountDoc;
 use crate::limits::DOC_CHANGES_PER_SNAPSHOT;
 
+mod credentials;
 mod errors;
 mod exchange;
 mod journal;
@@ -31,6 +36,7 @@ mod perform;
 mod project;
 mod queries;
 
+pub use credentials::{Credentials, CredentialsError, DeviceEnrollment};
 pub use errors::{ApplyError, LoadError, OpError, OpenError};
 pub use exchange::{Export, ExportCursor, RelayDelta};
 pub use journal::EventDelivery;
@@ -46,8 +52,8 @@ pub use queries::AccountState;
 /// # Driving it
 ///
 /// The engine does no IO besides its own store, reads no clock and draws no
-/// randomness: the caller passes `now_ms` to every call that records time
-/// and a device id generator to [`Engine::open`]. That is what lets a
+/// randomness of its own: the caller passes `now_ms` to every call that
+/// records time and an [`Entropy`] to [`Engine::open`]. That is what lets a
 /// simulation drive many devices deterministically.
 ///
 /// - [`Engine::perform`] records a local operation: the document change,
@@ -75,6 +81,10 @@ pub struct Engine {
     /// reloads what the store holds.
     doc: OnceCell<AccountDoc>,
     device: DeviceIdentity,
+    /// The device's signing key: it signs the login proof.
+    key: DeviceKey,
+    /// The engine's one source of randomness.
+    entropy: Box<dyn Entropy>,
     next_origin_seq: u64,
     delivery: EventDelivery,
 }

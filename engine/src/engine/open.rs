@@ -1,11 +1,14 @@
-//! Opening a device: its store, and its identity, created on first open.
+//! Opening a device: its store, and its identity (id and signing key),
+//! created on first open.
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
 
 use tandem_storage::device::{DeviceStore, Identity, Location, MetaKey};
+use tandem_transport::auth::KEY_SEED_BYTES;
+use tandem_transport::ids::DEVICE_ID_BYTES;
 use tandem_transport::limits::DEVICE_NAME_BYTES_MAX;
-use tandem_transport::{AccountId, DeviceId, Platform};
+use tandem_transport::{AccountId, DeviceId, DeviceKey, DevicePublicKey, Entropy, Platform};
 
 use super::{Engine, EventDelivery, OpenError};
 use crate::doc::AccountDoc;
@@ -50,15 +53,26 @@ pub struct DeviceIdentity {
     pub platform: Platform,
     /// When the device was created: the `now_ms` of the first [`Engine::open`].
     pub created_at_ms: i64,
+    /// The public half of the device's signing key, made at its first open
+    /// (or the first open by a build with device keys). The relay binds
+    /// the device id to it at enrollment, for good.
+    pub public_key: DevicePublicKey,
 }
 
 impl Engine {
-    /// Opens a device, creating it on first open: then `new_device_id` is
-    /// called once for its random 128-bit id, which is persisted.
+    /// Opens a device, creating it on first open.
+    ///
+    /// `entropy` is the engine's only source of randomness, kept for its
+    /// lifetime: at the first open it draws the device's random 128-bit id
+    /// and the 32-byte seed of its signing key, both persisted; a device
+    /// made by a build before device keys gets its key at its first open
+    /// by this one. Apps pass [`OsEntropy`](crate::OsEntropy); tests and
+    /// simulations a [`SeededEntropy`](crate::SeededEntropy), so a seed
+    /// replays exactly.
     pub fn open(
         config: Config,
         now_ms: i64,
-        new_device_id: impl FnOnce() -> DeviceId,
+        mut entropy: Box<dyn Entropy>,
     ) -> Result<Engine, OpenError> {
         let location = match &config.store {
             StorePath::File(path) => Location::File(path),
@@ -71,12 +85,17 @@ impl Engine {
                 if config.device_name.len() > DEVICE_NAME_BYTES_MAX {
                     return Err(OpenError::DeviceNameTooLong(config.device_name.len()));
                 }
+                let mut device_id = [0u8; DEVICE_ID_BYTES];
+                entropy.fill(&mut device_id);
+                let mut seed = [0u8; KEY_SEED_BYTES];
+                entropy.fill(&mut seed);
                 let identity = Identity {
                     account: config.account.as_str().to_owned(),
-                    device_id: new_device_id().0,
+                    device_id,
                     device_name: config.device_name.clone(),
                     platform: config.platform.as_str().to_owned(),
                     created_at_ms: now_ms,
+                    signing_key: Some(seed),
                 };
                 let tx = store.transaction()?;
                 tx.insert_identity(&identity)?;
@@ -92,6 +111,20 @@ impl Engine {
                 found: identity.account,
             });
         }
+        let seed = match identity.signing_key {
+            Some(seed) => seed,
+            None => {
+                // A device from before device keys: it keeps its id and
+                // data, and gets its key now (it enrolls once more).
+                let mut seed = [0u8; KEY_SEED_BYTES];
+                entropy.fill(&mut seed);
+                let tx = store.transaction()?;
+                tx.set_signing_key(&seed)?;
+                tx.commit()?;
+                seed
+            }
+        };
+        let key = DeviceKey::from_seed(&seed);
         let device = DeviceIdentity {
             account: config.account,
             device_id: DeviceId(identity.device_id),
@@ -101,6 +134,7 @@ impl Engine {
                 .parse()
                 .unwrap_or_else(|e: std::convert::Infallible| match e {}),
             created_at_ms: identity.created_at_ms,
+            public_key: key.public_key(),
         };
         let next_origin_seq = store
             .meta_u64(MetaKey::NextOriginSeq)?
@@ -113,6 +147,8 @@ impl Engine {
             store,
             doc: OnceCell::new(),
             device,
+            key,
+            entropy,
             next_origin_seq,
             delivery: EventDelivery::default(),
         })

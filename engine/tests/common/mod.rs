@@ -26,7 +26,7 @@ impl Device {
             platform: Platform::Linux,
         };
         Device {
-            engine: Engine::open(config, 1_000, || DeviceId([n; 16])).unwrap(),
+            engine: Engine::open(config, 1_000, entropy(n)).unwrap(),
             now_ms: 1_000,
             _dir: None,
         }
@@ -139,7 +139,7 @@ pub fn file_device(n: u8) -> (Device, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("device.db");
     let device = Device {
-        engine: Engine::open(file_config(&path), 1_000, || DeviceId([n; 16])).unwrap(),
+        engine: Engine::open(file_config(&path), 1_000, entropy(n)).unwrap(),
         now_ms: 1_000,
         _dir: Some(dir),
     };
@@ -159,9 +159,24 @@ impl Device {
     /// Reopens the device's file store (the old engine is dropped once the
     /// new one is open; WAL lets both connections coexist meanwhile).
     pub fn reopen(&mut self, path: &std::path::Path) {
-        self.engine = Engine::open(file_config(path), 0, || {
-            panic!("a reopened device keeps its id")
-        })
-        .unwrap();
+        self.engine = Engine::open(file_config(path), 0, Box::new(DrawsNothing)).unwrap();
+    }
+}
+
+/// Device `n`'s entropy: its id is `[n; 16]`, the rest a seeded stream.
+pub fn entropy(n: u8) -> Box<dyn tandem_engine::Entropy> {
+    Box::new(tandem_engine::SeededEntropy::starting_with(
+        &[n; 16],
+        n.into(),
+    ))
+}
+
+/// The entropy of a device that must draw none: a reopened device keeps
+/// its id and key.
+pub struct DrawsNothing;
+
+impl tandem_engine::Entropy for DrawsNothing {
+    fn fill(&mut self, _: &mut [u8]) {
+        panic!("a reopened device keeps its id and key")
     }
 }

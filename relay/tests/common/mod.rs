@@ -9,7 +9,9 @@ pub use tandem_relay::harness::LoopbackRelay;
 use tandem_relay::secret::Secret;
 use tandem_relay::{Relay, RelayConfig, StoreLocation};
 use tandem_transport::driver::{tcp, Connection};
-use tandem_transport::{AccountId, ClientConfig, DeviceId, Platform, SessionEvent};
+use tandem_transport::{
+    AccountId, ClientConfig, DeviceId, DeviceKey, ErrorCode, Platform, Refusal, SessionEvent,
+};
 use tokio::net::TcpStream;
 
 /// Every wait in these tests ends by itself after this long.
@@ -40,17 +42,28 @@ pub fn device(n: u8) -> DeviceId {
     DeviceId([n; 16])
 }
 
-pub fn client_config(account_name: &str, n: u8, token: String) -> ClientConfig {
+/// Device `n`'s signing key.
+pub fn key(n: u8) -> DeviceKey {
+    DeviceKey::from_seed(&[n; 32])
+}
+
+/// Device `n` logging in with its key alone.
+pub fn device_config(account_name: &str, n: u8) -> ClientConfig {
     let mut config = ClientConfig::new(
         account(account_name),
         device(n),
         format!("dev{n}"),
         Platform::Linux,
-        token,
+        key(n),
     );
     // Tests run far shorter than this; no pings interleave with assertions.
     config.ping_interval_ms = 0;
     config
+}
+
+/// Device `n` presenting a login token.
+pub fn client_config(account_name: &str, n: u8, token: String) -> ClientConfig {
+    device_config(account_name, n).with_login_token(token)
 }
 
 pub type Conn = Connection<TcpStream>;
@@ -98,15 +111,27 @@ pub async fn expect<T>(conn: &mut Conn, mut pick: impl FnMut(&SessionEvent) -> O
     }
 }
 
-/// Waits for a refused login: an Error event followed by Closed.
-pub async fn refused(relay: &LoopbackRelay, config: ClientConfig) -> tandem_transport::ErrorCode {
+/// Waits for a refused login (a `Refused` frame, or an `Error` before it
+/// could be decided) followed by Closed, and returns its code.
+pub async fn refused(relay: &LoopbackRelay, config: ClientConfig) -> ErrorCode {
+    refusal(relay, config).await.code
+}
+
+/// [`refused`], with the whole refusal.
+pub async fn refusal(relay: &LoopbackRelay, config: ClientConfig) -> Refusal {
     let mut conn = open(relay, config).await;
-    let code = match next(&mut conn).await {
-        SessionEvent::Error { code, .. } => code,
+    let refusal = match next(&mut conn).await {
+        SessionEvent::Refused(refusal) => refusal,
+        SessionEvent::Error { code, text } => Refusal {
+            code,
+            text,
+            reason: None,
+            devices: Vec::new(),
+        },
         other => panic!("expected a refusal, got {other:?}"),
     };
     assert!(matches!(next(&mut conn).await, SessionEvent::Closed(_)));
-    code
+    refusal
 }
 
 /// Pings and waits for the pong: proves the connection is alive and that
@@ -118,4 +143,109 @@ pub async fn round_trip(conn: &mut Conn) {
         matches!(e, SessionEvent::Pong { nonce: n, .. } if *n == nonce).then_some(())
     })
     .await;
+}
+
+/// A connection driven frame by frame, for tests that send what a
+/// `ClientSession` never would.
+pub struct Raw {
+    pub stream: TcpStream,
+    decoder: tandem_transport::codec::FrameDecoder,
+}
+
+impl Raw {
+    pub async fn connect(relay: &LoopbackRelay) -> Raw {
+        Raw {
+            stream: TcpStream::connect(relay.addr).await.unwrap(),
+            decoder: tandem_transport::codec::FrameDecoder::new(),
+        }
+    }
+
+    pub async fn send(&mut self, frame: &tandem_transport::Frame) {
+        tandem_transport::driver::write_frame(&mut self.stream, frame)
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        // The relay may close before taking all of a large write; fine.
+        let _ = self.stream.write_all(bytes).await;
+    }
+
+    /// The next frame, within [`WAIT`]; `None` once the relay closed.
+    pub async fn receive(&mut self) -> Option<tandem_transport::Frame> {
+        tokio::time::timeout(
+            WAIT,
+            tandem_transport::driver::read_frame(&mut self.stream, &mut self.decoder),
+        )
+        .await
+        .expect("a frame within the wait")
+        .expect("a well-formed frame")
+    }
+
+    /// Every frame until the relay closes.
+    pub async fn rest(&mut self) -> Vec<tandem_transport::Frame> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.receive().await {
+            frames.push(frame);
+        }
+        frames
+    }
+
+    /// Sends `hello` and returns the relay's challenge.
+    pub async fn hello(
+        &mut self,
+        hello: &tandem_transport::frame::Hello,
+    ) -> tandem_transport::auth::ChallengeNonce {
+        self.send(&tandem_transport::Frame::Hello(hello.clone()))
+            .await;
+        match self.receive().await {
+            Some(tandem_transport::Frame::Challenge { nonce }) => nonce,
+            other => panic!("expected a challenge, got {other:?}"),
+        }
+    }
+
+    /// Sends the proof `key` makes for `hello` and `nonce`.
+    pub async fn prove(
+        &mut self,
+        key: &DeviceKey,
+        hello: &tandem_transport::frame::Hello,
+        nonce: &tandem_transport::auth::ChallengeNonce,
+    ) {
+        let proof = tandem_transport::Frame::Proof {
+            public_key: key.public_key(),
+            signature: key.prove(hello, nonce),
+        };
+        self.send(&proof).await;
+    }
+
+    /// Logs device `n` in (with a fresh login token) and returns the raw
+    /// connection after its Welcome.
+    pub async fn login(relay: &LoopbackRelay, account_name: &str, n: u8) -> Raw {
+        let mut raw = Raw::connect(relay).await;
+        let hello = raw_hello(relay, account_name, n);
+        let nonce = raw.hello(&hello).await;
+        raw.prove(&key(n), &hello, &nonce).await;
+        match raw.receive().await {
+            Some(tandem_transport::Frame::Welcome(_)) => raw,
+            other => panic!("expected a Welcome, got {other:?}"),
+        }
+    }
+}
+
+/// Device `n`'s Hello with a fresh login token.
+pub fn raw_hello(
+    relay: &LoopbackRelay,
+    account_name: &str,
+    n: u8,
+) -> tandem_transport::frame::Hello {
+    tandem_transport::frame::Hello {
+        version: tandem_transport::PROTOCOL_VERSION,
+        account: account(account_name),
+        device: device(n),
+        device_name: format!("raw{n}"),
+        platform: Platform::Web,
+        login_token: Some(relay.token(&account(account_name))),
+        resume_cursor: 0,
+    }
 }

@@ -20,6 +20,11 @@ macro_rules! device_store_conformance {
             }
 
             #[test]
+            fn credentials_round_trip() {
+                check_credentials(store().0);
+            }
+
+            #[test]
             fn meta_counters_round_trip() {
                 check_meta(store().0);
             }
@@ -94,7 +99,18 @@ fn identity() -> Identity {
         device_name: "phone".into(),
         platform: "ios".into(),
         created_at_ms: 1_000,
+        signing_key: Some([5; 32]),
     }
+}
+
+/// The identity row as a build before version 7 wrote it.
+fn insert_old_identity(conn: &rusqlite::Connection) {
+    conn.execute(
+        "INSERT INTO identity (id, account, device_id, device_name, platform, created_at_ms) \
+         VALUES (1, ?1, ?2, 'phone', 'ios', 1000)",
+        rusqlite::params![ME, &identity().device_id[..]],
+    )
+    .unwrap();
 }
 
 fn check_identity(mut store: DeviceStore) {
@@ -108,6 +124,55 @@ fn check_identity(mut store: DeviceStore) {
         tx.insert_identity(&identity()).is_err(),
         "a second identity"
     );
+    drop(tx);
+    // A key once set is never replaced.
+    let tx = store.transaction().unwrap();
+    assert!(!tx.set_signing_key(&[6; 32]).unwrap());
+    tx.commit().unwrap();
+    assert_eq!(
+        store.identity().unwrap().unwrap().signing_key,
+        Some([5; 32])
+    );
+}
+
+fn check_credentials(mut store: DeviceStore) {
+    assert_eq!(store.credentials().unwrap(), Credentials::default());
+    let tx = store.transaction().unwrap();
+    tx.set_relays(&["127.0.0.1:7700".into(), "relay.example:7700".into()])
+        .unwrap();
+    let enrollment = DeviceEnrollment {
+        token_id: [3; 16],
+        enrolled_at_ms: 10,
+        expires_at_ms: crate::STORED_VALUE_MAX,
+        active: true,
+    };
+    tx.record_enrollment(&enrollment).unwrap();
+    tx.commit().unwrap();
+    let credentials = store.credentials().unwrap();
+    assert_eq!(credentials.relays, ["127.0.0.1:7700", "relay.example:7700"]);
+    assert_eq!(credentials.enrollment, Some(enrollment.clone()));
+    // Addresses with line breaks (which would split one address in two)
+    // and expiries past what SQLite keeps are refused; nothing changes.
+    let tx = store.transaction().unwrap();
+    assert!(tx.set_relays(&["a:1\nb:2".into()]).is_err());
+    assert!(tx.set_relays(&["".into()]).is_err());
+    assert!(matches!(
+        tx.record_enrollment(&DeviceEnrollment {
+            expires_at_ms: crate::STORED_VALUE_MAX + 1,
+            ..enrollment.clone()
+        }),
+        Err(StoreError::OutOfRange { .. })
+    ));
+    tx.set_relays(&[]).unwrap();
+    tx.record_enrollment(&DeviceEnrollment {
+        active: false,
+        ..enrollment.clone()
+    })
+    .unwrap();
+    tx.commit().unwrap();
+    let credentials = store.credentials().unwrap();
+    assert!(credentials.relays.is_empty());
+    assert!(!credentials.enrollment.unwrap().active);
 }
 
 fn check_meta(mut store: DeviceStore) {
@@ -815,9 +880,9 @@ fn version_2_repairs_positions_an_earlier_build_wrapped_negative() {
         // 2^63, and the cursor moved there.
         let mut conn = rusqlite::Connection::open(&path).unwrap();
         crate::migrate::open_durable(&mut conn, &MIGRATIONS[..1]).unwrap();
+        insert_old_identity(&conn);
         let mut store = DeviceStore { conn };
         let tx = store.transaction().unwrap();
-        tx.insert_identity(&identity()).unwrap();
         tx.insert_delta(&delta(1, identity().device_id)).unwrap();
         tx.insert_delta(&DeltaRow {
             applied: false,
@@ -849,4 +914,37 @@ fn version_2_repairs_positions_an_earlier_build_wrapped_negative() {
         "the own delta is back in the outbox"
     );
     assert_eq!(store.meta_u64(MetaKey::RelayCursor).unwrap(), Some(0));
+}
+
+#[test]
+fn version_3_keeps_an_old_device_and_leaves_its_key_to_be_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        crate::migrate::open_durable(&mut conn, &MIGRATIONS[..2]).unwrap();
+        insert_old_identity(&conn);
+        let mut store = DeviceStore { conn };
+        let tx = store.transaction().unwrap();
+        tx.insert_delta(&delta(1, identity().device_id)).unwrap();
+        tx.commit().unwrap();
+    }
+    let mut store = DeviceStore::open(Location::File(&path)).unwrap();
+    let old = store.identity().unwrap().unwrap();
+    assert_eq!(
+        old,
+        Identity {
+            signing_key: None,
+            ..identity()
+        }
+    );
+    assert_eq!(store.deltas_after(0, 10).unwrap().len(), 1, "data kept");
+    assert_eq!(store.credentials().unwrap(), Credentials::default());
+    let tx = store.transaction().unwrap();
+    assert!(tx.set_signing_key(&[9; 32]).unwrap());
+    tx.commit().unwrap();
+    assert_eq!(
+        store.identity().unwrap().unwrap().signing_key,
+        Some([9; 32])
+    );
 }

@@ -54,6 +54,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../../migrations/device/0006_group_acks.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../../migrations/device/0007_device_keys.sql"),
+    },
 ];
 
 /// `group_users.list` for a group's members, its ban list and its allow
@@ -117,7 +121,8 @@ impl DeviceStore {
         let row = self
             .conn
             .query_row(
-                "SELECT account, device_id, device_name, platform, created_at_ms FROM identity",
+                "SELECT account, device_id, device_name, platform, created_at_ms, signing_key \
+                 FROM identity",
                 [],
                 |r| {
                     Ok((
@@ -126,23 +131,74 @@ impl DeviceStore {
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
                         r.get::<_, i64>(4)?,
+                        r.get::<_, Option<Vec<u8>>>(5)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((account, device_id, device_name, platform, created_at_ms)) = row else {
+        let Some((account, device_id, device_name, platform, created_at_ms, signing_key)) = row
+        else {
             return Ok(None);
         };
         let device_id = device_id
             .try_into()
             .map_err(|_| StoreError::Corrupt("identity.device_id is not 16 bytes".into()))?;
+        let signing_key = signing_key
+            .map(|key| {
+                key.try_into()
+                    .map_err(|_| StoreError::Corrupt("identity.signing_key is not 32 bytes".into()))
+            })
+            .transpose()?;
         Ok(Some(Identity {
             account,
             device_id,
             device_name,
             platform,
             created_at_ms,
+            signing_key,
         }))
+    }
+
+    /// The relay addresses and the enrollment the device last learned of.
+    pub fn credentials(&self) -> Result<Credentials, StoreError> {
+        let (relays, token_id, enrolled_at_ms, expires_at_ms, active) = self.conn.query_row(
+            "SELECT relays, token_id, enrolled_at_ms, expires_at_ms, active FROM credentials",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
+            },
+        )?;
+        let enrollment = match token_id {
+            None => None,
+            Some(token_id) => Some(DeviceEnrollment {
+                token_id: token_id.try_into().map_err(|_| {
+                    StoreError::Corrupt("credentials.token_id is not 16 bytes".into())
+                })?,
+                enrolled_at_ms: u64_from_sql(
+                    "credentials.enrolled_at_ms",
+                    enrolled_at_ms.unwrap_or(-1),
+                )?,
+                expires_at_ms: u64_from_sql(
+                    "credentials.expires_at_ms",
+                    expires_at_ms.unwrap_or(-1),
+                )?,
+                active,
+            }),
+        };
+        Ok(Credentials {
+            relays: relays
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            enrollment,
+        })
     }
 
     /// A named counter, or `None` if it was never set.

@@ -14,6 +14,31 @@ pub struct Identity {
     pub device_name: String,
     pub platform: String,
     pub created_at_ms: i64,
+    /// The seed of the device's signing key; `None` only in a store made
+    /// by a build before device keys, until the engine makes one.
+    pub signing_key: Option<[u8; 32]>,
+}
+
+/// What a device keeps of its credentials at the relay.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Credentials {
+    /// The relay addresses it uses, in order of preference.
+    pub relays: Vec<String>,
+    /// Its enrollment as the relay last told it; `None` before the first.
+    pub enrollment: Option<DeviceEnrollment>,
+}
+
+/// A device's enrollment, as the relay last told it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceEnrollment {
+    /// The login token it enrolled with.
+    pub token_id: [u8; 16],
+    /// When, in ms since the Unix epoch (the relay's clock).
+    pub enrolled_at_ms: u64,
+    /// When it expires unless renewed, in ms since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// False once the device learned that it no longer logs it in.
+    pub active: bool,
 }
 
 /// Named counters and cursors kept in the `meta` table.

@@ -28,14 +28,57 @@ impl<'a> DeviceTx<'a> {
     /// Writes the device's identity; a store has exactly one.
     pub fn insert_identity(&self, identity: &Identity) -> Result<(), StoreError> {
         self.tx.execute(
-            "INSERT INTO identity (id, account, device_id, device_name, platform, created_at_ms) \
-             VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO identity \
+             (id, account, device_id, device_name, platform, created_at_ms, signing_key) \
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 identity.account,
                 &identity.device_id[..],
                 identity.device_name,
                 identity.platform,
-                identity.created_at_ms
+                identity.created_at_ms,
+                identity.signing_key.as_ref().map(|k| &k[..]),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Gives a device made by an older build its signing key. A key once
+    /// set is never replaced: the relay binds the device id to it.
+    pub fn set_signing_key(&self, seed: &[u8; 32]) -> Result<bool, StoreError> {
+        let changed = self.tx.execute(
+            "UPDATE identity SET signing_key = ?1 WHERE signing_key IS NULL",
+            [&seed[..]],
+        )?;
+        Ok(changed > 0)
+    }
+
+    /// Replaces the relay addresses (one per entry, none may hold a line
+    /// break: those are refused as [`StoreError::Corrupt`] input).
+    pub fn set_relays(&self, relays: &[String]) -> Result<(), StoreError> {
+        if let Some(bad) = relays
+            .iter()
+            .find(|r| r.is_empty() || r.contains(['\n', '\r']))
+        {
+            return Err(StoreError::Corrupt(format!(
+                "a relay address may not be empty or hold a line break: {bad:?}"
+            )));
+        }
+        self.tx
+            .execute("UPDATE credentials SET relays = ?1", [relays.join("\n")])?;
+        Ok(())
+    }
+
+    /// Records an enrollment the relay confirmed.
+    pub fn record_enrollment(&self, enrollment: &DeviceEnrollment) -> Result<(), StoreError> {
+        self.tx.execute(
+            "UPDATE credentials SET token_id = ?1, enrolled_at_ms = ?2, expires_at_ms = ?3, \
+             active = ?4",
+            params![
+                &enrollment.token_id[..],
+                u64_to_sql("enrolled_at_ms", enrollment.enrolled_at_ms)?,
+                u64_to_sql("expires_at_ms", enrollment.expires_at_ms)?,
+                enrollment.active
             ],
         )?;
         Ok(())

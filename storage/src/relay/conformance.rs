@@ -15,15 +15,41 @@ const PHONE: DeviceKey = [1; 16];
 const LAPTOP: DeviceKey = [2; 16];
 const TABLET: DeviceKey = [3; 16];
 
-fn login<'a>(account: &'a str, device: DeviceKey, token: u8, now_ms: u64) -> Login<'a> {
+/// How long the helpers' enrollments last.
+const TTL_MS: u64 = 30 * 86_400_000;
+/// How long the helpers' login tokens last.
+const TOKEN_MS: u64 = 600_000;
+
+/// The public key the helpers enroll `device` with.
+fn key_of(device: DeviceKey) -> PublicKey {
+    [device[0] ^ 0x80; 32]
+}
+
+/// A login token the relay verified: id `[n, device, 0…]`, so that "token
+/// n" is another token for every device.
+fn token(n: u8, device: DeviceKey, now_ms: u64) -> TokenUse {
+    let mut id = [0; 16];
+    id[0] = n;
+    id[1] = device[0];
+    TokenUse {
+        id,
+        expires_at_ms: now_ms.saturating_add(TOKEN_MS).min(STORED_VALUE_MAX),
+    }
+}
+
+/// A login of `device` with its key and login token `n` (0: none).
+fn login<'a>(account: &'a str, device: DeviceKey, n: u8, now_ms: u64) -> Login<'a> {
     Login {
         account,
         device,
+        public_key: key_of(device),
         name: "dev",
         platform: "linux",
-        token_hash: [token; 32],
+        token: (n > 0).then(|| token(n, device, now_ms)),
         resume_cursor: 0,
         now_ms,
+        // Clamped so the helpers log in at the largest time a store keeps.
+        enrollment_ttl_ms: TTL_MS.min(STORED_VALUE_MAX.saturating_sub(now_ms)),
         devices_max: 8,
     }
 }
@@ -33,9 +59,32 @@ fn accepted(outcome: LoginOutcome) -> (DeviceRow, bool) {
         LoginOutcome::Accepted {
             device,
             first_login,
+            ..
         } => (device, first_login),
         other => panic!("login refused: {other:?}"),
     }
+}
+
+fn kicked_by(device: DeviceKey, at_ms: u64) -> Revocation {
+    Revocation {
+        kind: RevocationKind::KickedByDevice,
+        by: Some(DeviceMention {
+            device,
+            name: "kicker".into(),
+            platform: "ios".into(),
+        }),
+        at_ms,
+    }
+}
+
+fn enrollment(store: &mut impl RelayStore, account: &str, device: DeviceKey) -> EnrollmentRow {
+    store
+        .devices(account)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.device == device)
+        .and_then(|d| d.enrollment)
+        .expect("an enrolled device")
 }
 
 fn content(n: u8) -> ContentKey {
@@ -112,32 +161,341 @@ pub(super) fn device_limit_below_at_above(store: &mut impl RelayStore) {
     assert_eq!(store.devices(A).unwrap().len(), max as usize);
 }
 
-pub(super) fn revoked_token_is_refused_and_a_new_one_works(store: &mut impl RelayStore) {
+pub(super) fn enrollment_binds_the_id_to_its_first_key(store: &mut impl RelayStore) {
+    // A device without an enrollment and without a token: refused, and
+    // nothing is registered.
+    assert_eq!(
+        store.login(&login(A, PHONE, 0, 1)).unwrap(),
+        LoginOutcome::NotEnrolled
+    );
+    assert!(store.devices(A).unwrap().is_empty());
+    match store.login(&login(A, PHONE, 1, 10)).unwrap() {
+        LoginOutcome::Accepted {
+            device,
+            first_login,
+            enrolled_now,
+        } => {
+            assert!(first_login && enrolled_now);
+            let e = device.enrollment.expect("enrolled");
+            assert_eq!(e.public_key, key_of(PHONE));
+            assert_eq!(e.token_id, token(1, PHONE, 10).id);
+            assert_eq!((e.enrolled_at_ms, e.expires_at_ms), (10, 10 + TTL_MS));
+            assert_eq!(e.revoked, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Its key alone logs it in from now on, and renews the enrollment.
+    match store.login(&login(A, PHONE, 0, 20)).unwrap() {
+        LoginOutcome::Accepted {
+            device,
+            first_login,
+            enrolled_now,
+        } => {
+            assert!(!first_login && !enrolled_now);
+            let e = device.enrollment.unwrap();
+            assert_eq!((e.enrolled_at_ms, e.expires_at_ms), (10, 20 + TTL_MS));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another key never gets the id: not alone, not with a fresh token, not
+    // after a revocation.
+    let thief = |n: u8, now_ms| Login {
+        public_key: [0x66; 32],
+        ..login(A, PHONE, n, now_ms)
+    };
+    assert_eq!(
+        store.login(&thief(0, 30)).unwrap(),
+        LoginOutcome::KeyMismatch
+    );
+    assert_eq!(
+        store.login(&thief(2, 30)).unwrap(),
+        LoginOutcome::KeyMismatch
+    );
+    store.revoke(A, PHONE, &kicked_by(LAPTOP, 31)).unwrap();
+    assert_eq!(
+        store.login(&thief(3, 32)).unwrap(),
+        LoginOutcome::KeyMismatch
+    );
+    // The refused attempts changed nothing: their tokens are not used, and
+    // the device's own key enrolls again with one of them.
+    assert_eq!(enrollment(store, A, PHONE).public_key, key_of(PHONE));
+    accepted(store.login(&login(A, PHONE, 3, 33)).unwrap());
+    assert_eq!(enrollment(store, A, PHONE).token_id, token(3, PHONE, 0).id);
+    // The same id in another account is another device.
+    let elsewhere = Login {
+        public_key: [0x66; 32],
+        ..login(B, PHONE, 1, 40)
+    };
+    accepted(store.login(&elsewhere).unwrap());
+}
+
+pub(super) fn login_tokens_are_single_use(store: &mut impl RelayStore) {
+    let t = token(1, PHONE, 1);
+    let with = |device, now_ms| Login {
+        token: Some(t),
+        ..login(A, device, 0, now_ms)
+    };
+    accepted(store.login(&with(PHONE, 1)).unwrap());
+    // Presented again by the device it enrolled, while that enrollment is
+    // active: an ordinary login.
+    match store.login(&with(PHONE, 2)).unwrap() {
+        LoginOutcome::Accepted { enrolled_now, .. } => assert!(!enrolled_now),
+        other => panic!("{other:?}"),
+    }
+    // By any other device: refused, and that device is not registered.
+    assert_eq!(
+        store.login(&with(LAPTOP, 3)).unwrap(),
+        LoginOutcome::TokenUsed
+    );
+    assert_eq!(store.devices(A).unwrap().len(), 1);
+    // After the enrollment it made is revoked, not even by its device; the
+    // device learns why when it logs in with its key.
+    let kick = kicked_by(LAPTOP, 4);
+    assert_eq!(
+        store.revoke(A, PHONE, &kick).unwrap(),
+        RevokeOutcome::Revoked
+    );
+    assert_eq!(
+        store.login(&with(PHONE, 5)).unwrap(),
+        LoginOutcome::TokenUsed
+    );
+    assert_eq!(
+        store.login(&login(A, PHONE, 0, 5)).unwrap(),
+        LoginOutcome::Revoked(kick)
+    );
+    // A fresh token enrolls it again (same key) and clears the revocation;
+    // then the old one is still used.
+    accepted(store.login(&login(A, PHONE, 2, 6)).unwrap());
+    assert_eq!(enrollment(store, A, PHONE).revoked, None);
+    assert_eq!(
+        store.login(&with(PHONE, 7)).unwrap(),
+        LoginOutcome::TokenUsed
+    );
+    // Used tokens are kept per account: bob's token with the same id is
+    // another token.
+    accepted(
+        store
+            .login(&Login {
+                token: Some(t),
+                ..login(B, LAPTOP, 0, 8)
+            })
+            .unwrap(),
+    );
+    // A management connection's use of a token counts too.
+    let manage = token(9, TABLET, 9);
+    assert!(store.use_token(A, &manage, TABLET).unwrap());
+    assert!(!store.use_token(A, &manage, TABLET).unwrap());
+    assert_eq!(
+        store
+            .login(&Login {
+                token: Some(manage),
+                ..login(A, TABLET, 0, 10)
+            })
+            .unwrap(),
+        LoginOutcome::TokenUsed
+    );
+    assert!(!store.use_token(A, &token(2, PHONE, 0), PHONE).unwrap());
+    assert!(store.use_token(B, &manage, TABLET).unwrap());
+}
+
+pub(super) fn revocations_keep_their_reason_and_revoke_all_spares_one(store: &mut impl RelayStore) {
+    for device in [PHONE, LAPTOP, TABLET] {
+        accepted(store.login(&login(A, device, 1, 1)).unwrap());
+    }
+    accepted(store.login(&login(B, PHONE, 1, 1)).unwrap());
+    let kick = kicked_by(LAPTOP, 5);
+    assert_eq!(
+        store.revoke(A, PHONE, &kick).unwrap(),
+        RevokeOutcome::Revoked
+    );
+    // A second revocation keeps the first reason.
+    let operator = Revocation {
+        kind: RevocationKind::Operator,
+        by: None,
+        at_ms: 6,
+    };
+    assert_eq!(
+        store.revoke(A, PHONE, &operator).unwrap(),
+        RevokeOutcome::AlreadyRevoked
+    );
+    assert_eq!(enrollment(store, A, PHONE).revoked, Some(kick));
+    assert_eq!(
+        store.revoke(A, [9; 16], &operator).unwrap(),
+        RevokeOutcome::NotFound
+    );
+    assert_eq!(
+        store.revoke(B, TABLET, &operator).unwrap(),
+        RevokeOutcome::NotFound
+    );
+    // Every other device but LAPTOP; PHONE was revoked already.
+    let all = Revocation {
+        kind: RevocationKind::AllCredentials,
+        by: None,
+        at_ms: 7,
+    };
+    assert_eq!(
+        store.revoke_all(A, Some(LAPTOP), &all).unwrap(),
+        vec![TABLET]
+    );
+    assert_eq!(enrollment(store, A, LAPTOP).revoked, None);
+    assert_eq!(enrollment(store, A, TABLET).revoked, Some(all.clone()));
+    assert_eq!(store.revoke_all(A, None, &all).unwrap(), vec![LAPTOP]);
+    assert!(store.revoke_all(A, None, &all).unwrap().is_empty());
+    assert!(store.revoke_all("nobody", None, &all).unwrap().is_empty());
+    // Every kind, with and without a device, reads back as written.
+    for (i, kind) in [
+        RevocationKind::KickedByDevice,
+        RevocationKind::Displaced,
+        RevocationKind::LoggedOut,
+        RevocationKind::Operator,
+        RevocationKind::AllCredentials,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        accepted(store.login(&login(A, PHONE, 10 + i as u8, 10)).unwrap());
+        let revocation = Revocation {
+            kind,
+            by: (i % 2 == 0).then(|| DeviceMention {
+                device: TABLET,
+                name: format!("tablet {i}"),
+                platform: "android".into(),
+            }),
+            at_ms: 11 + i as u64,
+        };
+        store.revoke(A, PHONE, &revocation).unwrap();
+        assert_eq!(enrollment(store, A, PHONE).revoked, Some(revocation));
+    }
+    // Bob's device was never touched.
+    assert_eq!(enrollment(store, B, PHONE).revoked, None);
+    accepted(store.login(&login(B, PHONE, 0, 20)).unwrap());
+}
+
+pub(super) fn enrollments_expire_and_renew_while_active(store: &mut impl RelayStore) {
+    let ttl = |mut l: Login<'static>, ttl_ms| {
+        l.enrollment_ttl_ms = ttl_ms;
+        l
+    };
+    accepted(store.login(&ttl(login(A, PHONE, 1, 0), 100)).unwrap());
+    assert_eq!(enrollment(store, A, PHONE).expires_at_ms, 100);
+    // Renewed while active, never shortened.
+    assert!(store.renew_enrollment(A, PHONE, 500, 50).unwrap());
+    assert!(store.renew_enrollment(A, PHONE, 200, 60).unwrap());
+    assert_eq!(enrollment(store, A, PHONE).expires_at_ms, 500);
+    // Just before the expiry the key logs in (and renews); at it, it does
+    // not.
+    accepted(store.login(&ttl(login(A, PHONE, 0, 499), 1)).unwrap());
+    assert_eq!(enrollment(store, A, PHONE).expires_at_ms, 500);
+    assert_eq!(
+        store.login(&ttl(login(A, PHONE, 0, 500), 100)).unwrap(),
+        LoginOutcome::Expired { at_ms: 500 }
+    );
+    assert!(!store.renew_enrollment(A, PHONE, 900, 500).unwrap());
+    assert!(!store.renew_enrollment(A, LAPTOP, 900, 1).unwrap());
+    // A new login token enrolls it again.
+    accepted(store.login(&ttl(login(A, PHONE, 2, 600), 100)).unwrap());
+    assert_eq!(enrollment(store, A, PHONE).expires_at_ms, 700);
+    // A revoked enrollment is not renewed.
+    store.revoke(A, PHONE, &kicked_by(LAPTOP, 601)).unwrap();
+    assert!(!store.renew_enrollment(A, PHONE, 900, 602).unwrap());
+}
+
+pub(super) fn used_tokens_are_forgotten_once_they_expire(store: &mut impl RelayStore) {
+    let early = TokenUse {
+        id: [1; 16],
+        expires_at_ms: 100,
+    };
+    let late = TokenUse {
+        id: [2; 16],
+        expires_at_ms: 200,
+    };
+    assert!(store.use_token(A, &early, PHONE).unwrap());
+    assert!(store.use_token(B, &late, PHONE).unwrap());
+    accepted(
+        store
+            .login(&Login {
+                token: Some(TokenUse {
+                    id: [3; 16],
+                    expires_at_ms: 150,
+                }),
+                ..login(A, LAPTOP, 0, 1)
+            })
+            .unwrap(),
+    );
+    assert_eq!(store.purge_used_tokens(99).unwrap(), 0);
+    assert_eq!(store.purge_used_tokens(100).unwrap(), 1);
+    assert_eq!(store.purge_used_tokens(100).unwrap(), 0);
+    assert!(!store.use_token(B, &late, PHONE).unwrap(), "still kept");
+    assert_eq!(store.purge_used_tokens(u64::MAX).unwrap(), 2);
+    // Forgotten: the relay refuses an expired token before the store is
+    // asked, so remembering it longer would protect nothing.
+    assert!(store.use_token(A, &early, PHONE).unwrap());
+}
+
+pub(super) fn banned_and_removed_accounts_are_refused(store: &mut impl RelayStore) {
+    assert_eq!(
+        store.account_status("nobody").unwrap(),
+        AccountStatus::Active
+    );
     accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
     accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
-    assert!(store.revoke(A, PHONE).unwrap());
-    assert!(store.revoke(A, PHONE).unwrap(), "revoking twice is fine");
+    accepted(store.login(&login(B, PHONE, 1, 1)).unwrap());
+    append_n(store, A, PHONE, &[1, 2]);
+    let p = PayloadRow {
+        id: [7; 16],
+        sender: PHONE,
+        bytes: vec![7],
+        sent_ms: 1,
+    };
+    store.put_payload(A, LAPTOP, &p, 4).unwrap();
+    assert_eq!(store.set_banned(A, true).unwrap(), AccountStatus::Banned);
+    assert_eq!(store.account_status(A).unwrap(), AccountStatus::Banned);
+    for n in [0, 2] {
+        assert_eq!(
+            store.login(&login(A, PHONE, n, 2)).unwrap(),
+            LoginOutcome::AccountBanned
+        );
+    }
+    // A ban keeps the enrollments: unbanned, the devices log in with their
+    // keys.
+    assert_eq!(store.set_banned(A, false).unwrap(), AccountStatus::Active);
+    accepted(store.login(&login(A, PHONE, 0, 3)).unwrap());
+    // A ban of an account the store never saw holds from its first login.
     assert_eq!(
-        store.login(&login(A, PHONE, 1, 2)).unwrap(),
-        LoginOutcome::Revoked
-    );
-    // The same token still works for another device of the account.
-    accepted(store.login(&login(A, LAPTOP, 1, 2)).unwrap());
-    // A new token works for the kicked device, and is then revocable too.
-    accepted(store.login(&login(A, PHONE, 2, 3)).unwrap());
-    assert!(store.revoke(A, PHONE).unwrap());
-    assert_eq!(
-        store.login(&login(A, PHONE, 2, 4)).unwrap(),
-        LoginOutcome::Revoked
+        store.set_banned("carol", true).unwrap(),
+        AccountStatus::Banned
     );
     assert_eq!(
-        store.login(&login(A, PHONE, 1, 4)).unwrap(),
-        LoginOutcome::Revoked
+        store.login(&login("carol", PHONE, 1, 4)).unwrap(),
+        LoginOutcome::AccountBanned
     );
-    // Unknown devices and other accounts' devices are not found.
-    assert!(!store.revoke(A, TABLET).unwrap());
-    assert!(!store.revoke(B, LAPTOP).unwrap());
-    accepted(store.login(&login(A, LAPTOP, 1, 5)).unwrap());
+    // Removal deletes everything of the account and refuses it for good.
+    assert_eq!(store.remove_account(A).unwrap(), 2);
+    assert_eq!(store.account_status(A).unwrap(), AccountStatus::Removed);
+    assert!(store.devices(A).unwrap().is_empty());
+    assert_eq!(store.head_seq(A).unwrap(), 0);
+    assert_eq!(
+        store.read_log(A, 0, 10, usize::MAX).unwrap(),
+        Page::default()
+    );
+    assert!(store.payloads(A, LAPTOP).unwrap().is_empty());
+    for n in [0, 3] {
+        assert_eq!(
+            store.login(&login(A, PHONE, n, 5)).unwrap(),
+            LoginOutcome::AccountRemoved
+        );
+    }
+    assert_eq!(store.set_banned(A, false).unwrap(), AccountStatus::Removed);
+    assert_eq!(store.set_banned(A, true).unwrap(), AccountStatus::Removed);
+    assert_eq!(store.remove_account(A).unwrap(), 0);
+    // Bob is untouched.
+    assert_eq!(store.account_status(B).unwrap(), AccountStatus::Active);
+    accepted(store.login(&login(B, PHONE, 0, 6)).unwrap());
+    assert_eq!(store.remove_account("never-seen").unwrap(), 0);
+    assert_eq!(
+        store.account_status("never-seen").unwrap(),
+        AccountStatus::Removed
+    );
 }
 
 pub(super) fn append_assigns_dense_seqs_once_per_content_id(store: &mut impl RelayStore) {
@@ -382,6 +740,37 @@ pub(super) fn values_above_i64_max_are_refused_not_clamped(store: &mut impl Rela
         );
         out_of_range(store.touch(A, PHONE, value), "last_seen_ms");
         out_of_range(
+            store.renew_enrollment(A, PHONE, value, 0).map(|_| ()),
+            "expires_at_ms",
+        );
+        out_of_range(
+            store
+                .revoke(A, LAPTOP, &kicked_by(PHONE, value))
+                .map(|_| ()),
+            "revoked_at_ms",
+        );
+        out_of_range(
+            store
+                .revoke_all(A, None, &kicked_by(PHONE, value))
+                .map(|_| ()),
+            "revoked_at_ms",
+        );
+        let late = TokenUse {
+            id: [0xee; 16],
+            expires_at_ms: value,
+        };
+        out_of_range(
+            store.use_token(A, &late, PHONE).map(|_| ()),
+            "expires_at_ms",
+        );
+        // An enrollment that would outlast what a store keeps is refused,
+        // not clamped.
+        let long = Login {
+            enrollment_ttl_ms: value,
+            ..login(A, PHONE, 0, 0)
+        };
+        out_of_range(store.login(&long).map(|_| ()), "expires_at_ms");
+        out_of_range(
             store
                 .put_payload(A, LAPTOP, &payload(2, value), 8)
                 .map(|_| ()),
@@ -396,6 +785,9 @@ pub(super) fn values_above_i64_max_are_refused_not_clamped(store: &mut impl Rela
             .collect::<Vec<_>>(),
         vec![(PHONE, max), (LAPTOP, max - 1)]
     );
+    assert!(devices
+        .iter()
+        .all(|d| d.enrollment.as_ref().unwrap().revoked.is_none()));
     assert_eq!(store.payloads(A, LAPTOP).unwrap(), vec![payload(1, max)]);
     // Bounds that are only compared, never stored, may be anything.
     for after in [max, max + 1, u64::MAX] {
@@ -418,7 +810,12 @@ macro_rules! relay_store_conformance {
                 login_registers_then_updates,
                 devices_are_listed_by_id_and_touch_updates_last_seen,
                 device_limit_below_at_above,
-                revoked_token_is_refused_and_a_new_one_works,
+                enrollment_binds_the_id_to_its_first_key,
+                login_tokens_are_single_use,
+                revocations_keep_their_reason_and_revoke_all_spares_one,
+                enrollments_expire_and_renew_while_active,
+                used_tokens_are_forgotten_once_they_expire,
+                banned_and_removed_accounts_are_refused,
                 append_assigns_dense_seqs_once_per_content_id,
                 read_log_pages_by_count_and_bytes,
                 cursors_only_move_forward_and_stop_at_the_head,
@@ -553,8 +950,83 @@ shared_store_conformance!(postgres_shared, {
     (db, move || PostgresRelayStore::open(&url).unwrap())
 });
 
+/// What a relay of protocol 1 left in its store: two devices with token
+/// hashes, one of them revoked, a log and a payload. The same statements
+/// fit SQLite and PostgreSQL (hex blobs aside: `$blob` is replaced).
+fn protocol_1_rows(blob: fn(&[u8]) -> String) -> String {
+    let (phone, laptop) = (blob(&PHONE), blob(&LAPTOP));
+    let (hash, cid) = (blob(&[9; 32]), blob(&[1; 32]));
+    format!(
+        "INSERT INTO accounts (account, head_seq) VALUES ('{A}', 1);
+         INSERT INTO devices (account, device, name, platform, first_login_ms, last_seen_ms,
+                              token_hash, cursor)
+         VALUES ('{A}', {phone}, 'phone', 'ios', 5, 6, {hash}, 1),
+                ('{A}', {laptop}, 'laptop', 'macos', 5, 6, {hash}, 0);
+         INSERT INTO revoked (account, device, token_hash) VALUES ('{A}', {laptop}, {hash});
+         INSERT INTO log (account, seq, content_id, origin, bytes)
+         VALUES ('{A}', 1, {cid}, {phone}, {cid});
+         INSERT INTO payloads (account, recipient, id, sender, bytes, sent_ms)
+         VALUES ('{A}', {laptop}, {phone}, {phone}, {phone}, 7);"
+    )
+}
+
+/// After the migration: the data is there, the devices are known but not
+/// enrolled, and each logs in once more with a login token.
+fn protocol_1_store_migrated(store: &mut impl RelayStore) {
+    let devices = store.devices(A).unwrap();
+    assert_eq!(
+        devices
+            .iter()
+            .map(|d| (d.device, d.name.as_str(), d.cursor, d.enrollment.is_none()))
+            .collect::<Vec<_>>(),
+        vec![(PHONE, "phone", 1, true), (LAPTOP, "laptop", 0, true)]
+    );
+    assert_eq!(store.head_seq(A).unwrap(), 1);
+    assert_eq!(
+        store.read_log(A, 0, 10, usize::MAX).unwrap().rows[0].origin,
+        PHONE
+    );
+    assert_eq!(store.payloads(A, LAPTOP).unwrap().len(), 1);
+    assert_eq!(store.account_status(A).unwrap(), AccountStatus::Active);
+    assert_eq!(
+        store.login(&login(A, PHONE, 0, 10)).unwrap(),
+        LoginOutcome::NotEnrolled
+    );
+    assert_eq!(
+        store.revoke(A, LAPTOP, &kicked_by(PHONE, 10)).unwrap(),
+        RevokeOutcome::NotEnrolled
+    );
+    let (row, first) = accepted(store.login(&login(A, PHONE, 1, 11)).unwrap());
+    assert!(!first, "a known device, not a new one");
+    assert_eq!((row.first_login_ms, row.cursor), (5, 1));
+    accepted(store.login(&login(A, LAPTOP, 1, 11)).unwrap());
+    append_n(store, A, LAPTOP, &[2]);
+    assert_eq!(store.head_seq(A).unwrap(), 2);
+}
+
 mod sqlite_file {
     use super::*;
+
+    #[test]
+    fn a_protocol_1_file_migrates_and_its_devices_enroll_once_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("relay.sqlite");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(include_str!("migrations/sqlite/0001_init.sql"))
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            let hex = |b: &[u8]| {
+                format!(
+                    "x'{}'",
+                    b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                )
+            };
+            conn.execute_batch(&protocol_1_rows(hex)).unwrap();
+        }
+        let mut store = SqliteRelayStore::open(&path).unwrap();
+        protocol_1_store_migrated(&mut store);
+    }
 
     #[test]
     fn everything_survives_a_reopen() {
@@ -565,7 +1037,7 @@ mod sqlite_file {
             accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
             accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
             append_n(&mut store, A, PHONE, &[1, 2]);
-            store.revoke(A, LAPTOP).unwrap();
+            store.revoke(A, LAPTOP, &kicked_by(PHONE, 1)).unwrap();
             let p = PayloadRow {
                 id: [7; 16],
                 sender: PHONE,
@@ -584,8 +1056,12 @@ mod sqlite_file {
             vec![2, 3]
         );
         assert_eq!(
+            store.login(&login(A, LAPTOP, 0, 2)).unwrap(),
+            LoginOutcome::Revoked(kicked_by(PHONE, 1))
+        );
+        assert_eq!(
             store.login(&login(A, LAPTOP, 1, 2)).unwrap(),
-            LoginOutcome::Revoked
+            LoginOutcome::TokenUsed
         );
         assert_eq!(store.payloads(A, LAPTOP).unwrap().len(), 1);
     }
@@ -617,7 +1093,7 @@ mod sqlite_file {
         match SqliteRelayStore::open(&path) {
             Err(crate::OpenError::SchemaTooNew {
                 found: 99,
-                known: 1,
+                known: 2,
             }) => {}
             other => panic!("{other:?}"),
         }
@@ -645,6 +1121,27 @@ mod sqlite_file {
 mod postgres_database {
     use super::*;
     use ::postgres::error::SqlState;
+
+    #[test]
+    fn a_protocol_1_database_migrates_and_its_devices_enroll_once_more() {
+        let db = TestDb::create();
+        let mut admin = client(&db);
+        admin
+            .batch_execute(include_str!("migrations/postgres/0001_init.sql"))
+            .unwrap();
+        admin
+            .batch_execute("INSERT INTO schema_version (version) VALUES (1)")
+            .unwrap();
+        let hex = |b: &[u8]| {
+            format!(
+                "'\\x{}'::BYTEA",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            )
+        };
+        admin.batch_execute(&protocol_1_rows(hex)).unwrap();
+        let mut store = open(&db);
+        protocol_1_store_migrated(&mut store);
+    }
 
     fn open(db: &TestDb) -> PostgresRelayStore {
         PostgresRelayStore::open(db.url()).unwrap()
@@ -690,7 +1187,7 @@ mod postgres_database {
             accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
             accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
             append_n(&mut store, A, PHONE, &[1, 2]);
-            store.revoke(A, LAPTOP).unwrap();
+            store.revoke(A, LAPTOP, &kicked_by(PHONE, 1)).unwrap();
             let p = PayloadRow {
                 id: [7; 16],
                 sender: PHONE,
@@ -709,8 +1206,12 @@ mod postgres_database {
             vec![2, 3]
         );
         assert_eq!(
+            store.login(&login(A, LAPTOP, 0, 2)).unwrap(),
+            LoginOutcome::Revoked(kicked_by(PHONE, 1))
+        );
+        assert_eq!(
             store.login(&login(A, LAPTOP, 1, 2)).unwrap(),
-            LoginOutcome::Revoked
+            LoginOutcome::TokenUsed
         );
         assert_eq!(store.payloads(A, LAPTOP).unwrap().len(), 1);
     }
@@ -739,7 +1240,7 @@ mod postgres_database {
         match PostgresRelayStore::open(db.url()) {
             Err(crate::OpenError::SchemaTooNew {
                 found: 99,
-                known: 1,
+                known: 2,
             }) => {}
             other => panic!("{other:?}"),
         }
@@ -763,7 +1264,7 @@ mod postgres_database {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
     }
 
     #[test]

@@ -1,19 +1,22 @@
 //! The in-memory relay store: for tests, simulations and a relay started
 //! without a data path. It holds nothing across restarts.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
-    PayloadRow, PutPayload, RelayStore, TokenHash,
+    expiry_after, plan_login, AccountStatus, Appended, ContentKey, DeviceKey, DeviceRow,
+    EnrollmentRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
+    PayloadRow, PutPayload, RelayStore, Revocation, RevokeOutcome, TokenId, TokenUse,
 };
 use crate::values::u64_to_sql;
 use crate::StoreError;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Account {
-    devices: BTreeMap<DeviceKey, (DeviceRow, TokenHash)>,
-    revoked: HashSet<(DeviceKey, TokenHash)>,
+    status: AccountStatus,
+    devices: BTreeMap<DeviceKey, DeviceRow>,
+    /// Used login tokens: who used each, and until when it must be kept.
+    used_tokens: HashMap<TokenId, (DeviceKey, u64)>,
     /// `log[i]` has seq `i + 1`.
     log: Vec<LogRow>,
     by_content: HashMap<ContentKey, u64>,
@@ -21,10 +24,28 @@ struct Account {
     payloads: HashMap<DeviceKey, Vec<PayloadRow>>,
 }
 
+impl Default for Account {
+    fn default() -> Self {
+        Account {
+            status: AccountStatus::Active,
+            devices: BTreeMap::new(),
+            used_tokens: HashMap::new(),
+            log: Vec::new(),
+            by_content: HashMap::new(),
+            payloads: HashMap::new(),
+        }
+    }
+}
+
 impl Account {
     fn head_seq(&self) -> u64 {
         self.log.len() as u64
     }
+}
+
+/// The same limits the SQL backends check before writing.
+fn check_revocation(revocation: &Revocation) -> Result<(), StoreError> {
+    u64_to_sql("revoked_at_ms", revocation.at_ms).map(|_| ())
 }
 
 /// A [`RelayStore`] in process memory.
@@ -42,36 +63,67 @@ impl MemoryRelayStore {
 
 impl RelayStore for MemoryRelayStore {
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
-        // The same limit as the SQL backends, checked before anything moves.
+        // The same limits as the SQL backends, checked before anything moves.
         u64_to_sql("now_ms", login.now_ms)?;
+        let expires_at_ms = expiry_after(login)?;
+        if let Some(token) = &login.token {
+            u64_to_sql("expires_at_ms", token.expires_at_ms)?;
+        }
         let account = self.accounts.entry(login.account.to_owned()).or_default();
-        if account.revoked.contains(&(login.device, login.token_hash)) {
-            return Ok(LoginOutcome::Revoked);
-        }
+        let facts = LoginFacts {
+            status: account.status,
+            device: account.devices.get(&login.device),
+            token_used_by: login
+                .token
+                .and_then(|t| account.used_tokens.get(&t.id).map(|(user, _)| *user)),
+            devices_registered: account.devices.len() as u64,
+        };
+        let writes = match plan_login(login, &facts) {
+            LoginPlan::Write(writes) => writes,
+            LoginPlan::Refuse(refused) => return Ok(refused),
+        };
         let head = account.head_seq();
-        let first_login = !account.devices.contains_key(&login.device);
-        if first_login && account.devices.len() >= login.devices_max {
-            return Ok(LoginOutcome::TooManyDevices);
-        }
-        let entry = account.devices.entry(login.device).or_insert_with(|| {
-            let row = DeviceRow {
+        let row = account
+            .devices
+            .entry(login.device)
+            .or_insert_with(|| DeviceRow {
                 device: login.device,
                 name: String::new(),
                 platform: String::new(),
                 first_login_ms: login.now_ms,
                 last_seen_ms: login.now_ms,
                 cursor: 0,
-            };
-            (row, login.token_hash)
-        });
-        entry.0.name = login.name.to_owned();
-        entry.0.platform = login.platform.to_owned();
-        entry.0.last_seen_ms = login.now_ms;
-        entry.0.cursor = entry.0.cursor.max(login.resume_cursor.min(head));
-        entry.1 = login.token_hash;
+                enrollment: None,
+            });
+        match writes.enroll_with {
+            Some(token) => {
+                account
+                    .used_tokens
+                    .insert(token.id, (login.device, token.expires_at_ms));
+                row.enrollment = Some(EnrollmentRow {
+                    public_key: login.public_key,
+                    token_id: token.id,
+                    enrolled_at_ms: login.now_ms,
+                    expires_at_ms,
+                    revoked: None,
+                });
+            }
+            None => {
+                let enrollment = row
+                    .enrollment
+                    .as_mut()
+                    .expect("a renewal has an enrollment");
+                enrollment.expires_at_ms = enrollment.expires_at_ms.max(expires_at_ms);
+            }
+        }
+        row.name = login.name.to_owned();
+        row.platform = login.platform.to_owned();
+        row.last_seen_ms = login.now_ms;
+        row.cursor = row.cursor.max(login.resume_cursor.min(head));
         Ok(LoginOutcome::Accepted {
-            device: entry.0.clone(),
-            first_login,
+            device: row.clone(),
+            first_login: writes.new_device,
+            enrolled_now: writes.enroll_with.is_some(),
         })
     }
 
@@ -79,7 +131,7 @@ impl RelayStore for MemoryRelayStore {
         Ok(self
             .accounts
             .get(account)
-            .map(|a| a.devices.values().map(|(row, _)| row.clone()).collect())
+            .map(|a| a.devices.values().cloned().collect())
             .unwrap_or_default())
     }
 
@@ -90,7 +142,7 @@ impl RelayStore for MemoryRelayStore {
         last_seen_ms: u64,
     ) -> Result<(), StoreError> {
         u64_to_sql("last_seen_ms", last_seen_ms)?;
-        if let Some((row, _)) = self
+        if let Some(row) = self
             .accounts
             .get_mut(account)
             .and_then(|a| a.devices.get_mut(&device))
@@ -100,15 +152,134 @@ impl RelayStore for MemoryRelayStore {
         Ok(())
     }
 
-    fn revoke(&mut self, account: &str, device: DeviceKey) -> Result<bool, StoreError> {
+    fn revoke(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        revocation: &Revocation,
+    ) -> Result<RevokeOutcome, StoreError> {
+        check_revocation(revocation)?;
+        let Some(row) = self
+            .accounts
+            .get_mut(account)
+            .and_then(|a| a.devices.get_mut(&device))
+        else {
+            return Ok(RevokeOutcome::NotFound);
+        };
+        Ok(match &mut row.enrollment {
+            None => RevokeOutcome::NotEnrolled,
+            Some(e) if e.revoked.is_some() => RevokeOutcome::AlreadyRevoked,
+            Some(e) => {
+                e.revoked = Some(revocation.clone());
+                RevokeOutcome::Revoked
+            }
+        })
+    }
+
+    fn revoke_all(
+        &mut self,
+        account: &str,
+        except: Option<DeviceKey>,
+        revocation: &Revocation,
+    ) -> Result<Vec<DeviceKey>, StoreError> {
+        check_revocation(revocation)?;
         let Some(account) = self.accounts.get_mut(account) else {
+            return Ok(Vec::new());
+        };
+        let mut revoked = Vec::new();
+        for (device, row) in &mut account.devices {
+            if Some(*device) == except {
+                continue;
+            }
+            if let Some(e) = &mut row.enrollment {
+                if e.revoked.is_none() {
+                    e.revoked = Some(revocation.clone());
+                    revoked.push(*device);
+                }
+            }
+        }
+        Ok(revoked)
+    }
+
+    fn renew_enrollment(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        u64_to_sql("expires_at_ms", expires_at_ms)?;
+        let Some(e) = self
+            .accounts
+            .get_mut(account)
+            .and_then(|a| a.devices.get_mut(&device))
+            .and_then(|row| row.enrollment.as_mut())
+        else {
             return Ok(false);
         };
-        let Some((_, token_hash)) = account.devices.get(&device) else {
+        if !e.is_active(now_ms) {
             return Ok(false);
-        };
-        account.revoked.insert((device, *token_hash));
+        }
+        e.expires_at_ms = e.expires_at_ms.max(expires_at_ms);
         Ok(true)
+    }
+
+    fn use_token(
+        &mut self,
+        account: &str,
+        token: &TokenUse,
+        device: DeviceKey,
+    ) -> Result<bool, StoreError> {
+        u64_to_sql("expires_at_ms", token.expires_at_ms)?;
+        let account = self.accounts.entry(account.to_owned()).or_default();
+        if account.used_tokens.contains_key(&token.id) {
+            return Ok(false);
+        }
+        account
+            .used_tokens
+            .insert(token.id, (device, token.expires_at_ms));
+        Ok(true)
+    }
+
+    fn purge_used_tokens(&mut self, now_ms: u64) -> Result<u64, StoreError> {
+        let mut purged = 0;
+        for account in self.accounts.values_mut() {
+            let before = account.used_tokens.len();
+            account
+                .used_tokens
+                .retain(|_, (_, expires_at_ms)| *expires_at_ms > now_ms);
+            purged += (before - account.used_tokens.len()) as u64;
+        }
+        Ok(purged)
+    }
+
+    fn account_status(&mut self, account: &str) -> Result<AccountStatus, StoreError> {
+        Ok(self
+            .accounts
+            .get(account)
+            .map_or(AccountStatus::Active, |a| a.status))
+    }
+
+    fn set_banned(&mut self, account: &str, banned: bool) -> Result<AccountStatus, StoreError> {
+        let account = self.accounts.entry(account.to_owned()).or_default();
+        if account.status != AccountStatus::Removed {
+            account.status = if banned {
+                AccountStatus::Banned
+            } else {
+                AccountStatus::Active
+            };
+        }
+        Ok(account.status)
+    }
+
+    fn remove_account(&mut self, account: &str) -> Result<u64, StoreError> {
+        let slot = self.accounts.entry(account.to_owned()).or_default();
+        let devices = slot.devices.len() as u64;
+        *slot = Account {
+            status: AccountStatus::Removed,
+            ..Account::default()
+        };
+        Ok(devices)
     }
 
     fn append(
@@ -193,7 +364,7 @@ impl RelayStore for MemoryRelayStore {
             return Ok(None);
         };
         let head = account.head_seq();
-        let Some((row, _)) = account.devices.get_mut(&device) else {
+        let Some(row) = account.devices.get_mut(&device) else {
             return Ok(None);
         };
         row.cursor = row.cursor.max(cursor.min(head));

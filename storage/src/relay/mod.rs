@@ -1,5 +1,8 @@
-//! The relay store: accounts' devices, revoked credentials, each account's
-//! delta log, and device-addressed payloads waiting for their recipient.
+//! The relay store: accounts (and whether they are banned or removed), their
+//! devices and each device's enrollment (the public key its id is bound to,
+//! active or revoked with a reason), the login tokens used so far, each
+//! account's delta log, and device-addressed payloads waiting for their
+//! recipient.
 //!
 //! [`RelayStore`] is the boundary the relay programs against; each method is
 //! one logical operation and, in SQL, one transaction (or one savepoint
@@ -38,8 +41,137 @@ pub type DeviceKey = [u8; 16];
 pub type ContentKey = [u8; 32];
 /// A payload id, chosen by its sender: 16 bytes.
 pub type PayloadKey = [u8; 16];
-/// The blake3 hash of a token: what the store keeps instead of the token.
-pub type TokenHash = [u8; 32];
+/// A device's ed25519 public key: 32 bytes.
+pub type PublicKey = [u8; 32];
+/// A login token's id: 16 random bytes chosen by whoever issued it.
+pub type TokenId = [u8; 16];
+
+/// Whether an account may log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AccountStatus {
+    /// It may (an account the store has never seen is active too).
+    Active,
+    /// Every login is refused until the operator lifts the ban; the
+    /// enrollments are kept.
+    Banned,
+    /// The account's data was deleted; its id stays refused for good.
+    Removed,
+}
+
+impl AccountStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Banned => "banned",
+            AccountStatus::Removed => "removed",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "active" => AccountStatus::Active,
+            "banned" => AccountStatus::Banned,
+            "removed" => AccountStatus::Removed,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "account status {other:?} is not one this build knows"
+                )))
+            }
+        })
+    }
+}
+
+/// Why an enrollment was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RevocationKind {
+    /// Another device (or a management connection) kicked it.
+    KickedByDevice,
+    /// The device limit made room for a newer login.
+    Displaced,
+    /// The device logged out.
+    LoggedOut,
+    /// The operator revoked it.
+    Operator,
+    /// Every credential of the account was revoked (a password change).
+    AllCredentials,
+}
+
+impl RevocationKind {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationKind::KickedByDevice => "kicked_by_device",
+            RevocationKind::Displaced => "displaced",
+            RevocationKind::LoggedOut => "logged_out",
+            RevocationKind::Operator => "operator",
+            RevocationKind::AllCredentials => "all_credentials",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "kicked_by_device" => RevocationKind::KickedByDevice,
+            "displaced" => RevocationKind::Displaced,
+            "logged_out" => RevocationKind::LoggedOut,
+            "operator" => RevocationKind::Operator,
+            "all_credentials" => RevocationKind::AllCredentials,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "revocation {other:?} is not one this build knows"
+                )))
+            }
+        })
+    }
+}
+
+/// A device named by a revocation: who kicked, who displaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMention {
+    /// Its id.
+    pub device: DeviceKey,
+    /// Its name then.
+    pub name: String,
+    /// Its platform then.
+    pub platform: String,
+}
+
+/// Why, by whom and when an enrollment was revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// Why.
+    pub kind: RevocationKind,
+    /// The device that caused it, for a kick or a displacement.
+    pub by: Option<DeviceMention>,
+    /// When, in ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// A device's enrollment: the key its id is bound to, for good, and
+/// whether that key logs it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentRow {
+    /// The public key. A device id is never enrolled with another.
+    pub public_key: PublicKey,
+    /// The login token of the latest (re-)enrollment.
+    pub token_id: TokenId,
+    /// When that was, in ms since the Unix epoch.
+    pub enrolled_at_ms: u64,
+    /// When the enrollment stops logging the device in unless renewed, in
+    /// ms since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// Set once revoked; a new login token clears it.
+    pub revoked: Option<Revocation>,
+}
+
+impl EnrollmentRow {
+    /// Whether the key logs the device in at `now_ms`.
+    pub fn is_active(&self, now_ms: u64) -> bool {
+        self.revoked.is_none() && now_ms < self.expires_at_ms
+    }
+}
 
 /// A device of an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,45 +188,98 @@ pub struct DeviceRow {
     pub last_seen_ms: u64,
     /// The highest seq it says it has persisted.
     pub cursor: u64,
+    /// Its enrollment; `None` for a device known from protocol 1, which
+    /// had none.
+    pub enrollment: Option<EnrollmentRow>,
 }
 
-/// One login attempt, as [`RelayStore::login`] records it.
+/// A login token the relay has verified (its MAC, account and expiry),
+/// presented to enroll a device or to manage the account's devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenUse {
+    /// Its id.
+    pub id: TokenId,
+    /// When it expires, in ms since the Unix epoch: until then the store
+    /// remembers that it was used.
+    pub expires_at_ms: u64,
+}
+
+/// One login attempt, as [`RelayStore::login`] records it. The relay has
+/// verified the device's signature with `public_key` already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login<'a> {
-    /// The account, already authenticated by the relay.
+    /// The account.
     pub account: &'a str,
     /// The device logging in.
     pub device: DeviceKey,
+    /// The key its proof verified with.
+    pub public_key: PublicKey,
     /// The device's name.
     pub name: &'a str,
     /// The device's platform name.
     pub platform: &'a str,
-    /// The blake3 hash of the token used.
-    pub token_hash: TokenHash,
+    /// The login token presented, if any.
+    pub token: Option<TokenUse>,
     /// The cursor the device resumes from.
     pub resume_cursor: u64,
     /// The time of the login, ms since the Unix epoch.
     pub now_ms: u64,
+    /// How long the enrollment lasts from now, renewed by this login.
+    pub enrollment_ttl_ms: u64,
     /// The most devices the account may have registered; a new device past
     /// it is refused.
     pub devices_max: usize,
 }
 
-/// What [`RelayStore::login`] decided.
+/// What [`RelayStore::login`] decided. Only `Accepted` changed anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LoginOutcome {
-    /// The device is registered (or updated) and logged in.
+    /// The device is enrolled (or was already) and logged in: its name,
+    /// platform, last seen time and cursor are updated, its enrollment
+    /// renewed, and a token it presented is marked used.
     Accepted {
-        /// The device as now stored.
+        /// The device as now stored, its active enrollment included.
         device: DeviceRow,
         /// Whether this was the device's first login.
         first_login: bool,
+        /// Whether this login (re-)enrolled it with a token.
+        enrolled_now: bool,
     },
-    /// This device's credentials (this token) were revoked by a kick.
-    Revoked,
+    /// The account is banned.
+    AccountBanned,
+    /// The account was removed.
+    AccountRemoved,
+    /// The device id is enrolled with another key.
+    KeyMismatch,
+    /// No token, and no enrollment (a new device, or one from protocol 1).
+    NotEnrolled,
+    /// No token, and the enrollment was revoked.
+    Revoked(Revocation),
+    /// No token, and the enrollment expired.
+    Expired {
+        /// When it expired, in ms since the Unix epoch.
+        at_ms: u64,
+    },
+    /// The token was used before, by another device or for an enrollment
+    /// that is no longer active.
+    TokenUsed,
     /// The device is new and the account already has `devices_max` devices.
     TooManyDevices,
+}
+
+/// What [`RelayStore::revoke`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevokeOutcome {
+    /// The enrollment was active and is revoked now.
+    Revoked,
+    /// It was revoked already; the first reason stays.
+    AlreadyRevoked,
+    /// A device from protocol 1, never enrolled: nothing logs it in anyway.
+    NotEnrolled,
+    /// The account has no such device.
+    NotFound,
 }
 
 /// A delta in an account's log.
@@ -165,11 +350,21 @@ pub enum PutPayload {
 /// Methods take `&mut self`: the relay runs its store on one thread of its
 /// own, so a backend needs no internal locking.
 pub trait RelayStore: Send {
-    /// Logs a device in. In one step: refuses credentials revoked for this
-    /// device; refuses a new device past `devices_max`; otherwise registers
-    /// the device (first login now) or updates its name, platform, token
-    /// hash and last seen time, and raises its cursor to the resume cursor
-    /// (clamped to the log's head).
+    /// Logs a device in, in one step (the enrollment state machine is in
+    /// ARCHITECTURE.md):
+    ///
+    /// 1. A banned or removed account is refused.
+    /// 2. A device id enrolled with another key is refused, token or not.
+    /// 3. With a token: a token used before is refused, unless this device
+    ///    used it for its enrollment and that enrollment is still active
+    ///    (then it is an ordinary login); otherwise the device is enrolled
+    ///    (again) with `public_key`, a new device past `devices_max` is
+    ///    refused, and the token is marked used until it expires.
+    /// 4. Without one: the device's enrollment must be active (not revoked,
+    ///    not expired).
+    /// 5. Accepted: the enrollment expires `enrollment_ttl_ms` from now; the
+    ///    device's name, platform and last seen time are updated and its
+    ///    cursor raised to the resume cursor (clamped to the log's head).
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError>;
 
     /// The account's devices, ordered by id; empty for an unknown account.
@@ -184,10 +379,59 @@ pub trait RelayStore: Send {
         last_seen_ms: u64,
     ) -> Result<(), StoreError>;
 
-    /// Revokes the device's current credentials (the token hash of its
-    /// latest login): that token never logs this device in again, a new one
-    /// does. Returns false when the account has no such device.
-    fn revoke(&mut self, account: &str, device: DeviceKey) -> Result<bool, StoreError>;
+    /// Revokes the device's enrollment: its key no longer logs it in; a new
+    /// login token enrolls it again (with the same key).
+    fn revoke(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        revocation: &Revocation,
+    ) -> Result<RevokeOutcome, StoreError>;
+
+    /// Revokes every enrollment of the account that is not revoked yet,
+    /// but `except`'s. Returns the devices revoked now, ordered by id.
+    fn revoke_all(
+        &mut self,
+        account: &str,
+        except: Option<DeviceKey>,
+        revocation: &Revocation,
+    ) -> Result<Vec<DeviceKey>, StoreError>;
+
+    /// Extends an active enrollment to `expires_at_ms` (never shortens it).
+    /// Returns false when the device has no active enrollment.
+    fn renew_enrollment(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks a login token used by `device` (a management connection's
+    /// token). Returns false, changing nothing, when it was used already.
+    fn use_token(
+        &mut self,
+        account: &str,
+        token: &TokenUse,
+        device: DeviceKey,
+    ) -> Result<bool, StoreError>;
+
+    /// Forgets used tokens that expired at or before `now_ms`: nobody can
+    /// present them successfully any more. Returns how many.
+    fn purge_used_tokens(&mut self, now_ms: u64) -> Result<u64, StoreError>;
+
+    /// The account's status; [`AccountStatus::Active`] for an account the
+    /// store does not know.
+    fn account_status(&mut self, account: &str) -> Result<AccountStatus, StoreError>;
+
+    /// Bans (`banned`) or unbans the account. A removed account stays
+    /// removed. Returns the status now.
+    fn set_banned(&mut self, account: &str, banned: bool) -> Result<AccountStatus, StoreError>;
+
+    /// Removes the account: its log, payloads, used tokens, devices and
+    /// their enrollments are deleted, and its id is refused from now on.
+    /// Returns how many devices it had.
+    fn remove_account(&mut self, account: &str) -> Result<u64, StoreError>;
 
     /// Appends deltas pushed by `origin` (a registered device), each once by
     /// content id: a content id already in the account's log keeps its seq.
@@ -261,4 +505,109 @@ pub trait RelayStore: Send {
     fn commit_group(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// What a backend knows when it decides a login: read inside the login's
+/// transaction (on PostgreSQL, under the account's row lock).
+#[derive(Debug)]
+pub(crate) struct LoginFacts<'a> {
+    /// The account's status.
+    pub status: AccountStatus,
+    /// The device's row, with its enrollment, if the device is known.
+    pub device: Option<&'a DeviceRow>,
+    /// Who used the presented token, if it was used.
+    pub token_used_by: Option<DeviceKey>,
+    /// Devices the account has registered.
+    pub devices_registered: u64,
+}
+
+/// What an accepted login writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LoginWrites {
+    /// Insert the device's row first.
+    pub new_device: bool,
+    /// Mark this token used and (re-)enroll with the login's key; `None`
+    /// renews the active enrollment.
+    pub enroll_with: Option<TokenUse>,
+}
+
+/// The decision of [`RelayStore::login`], the same for every backend: the
+/// enrollment state machine in one place. Each backend reads the facts,
+/// asks this, and writes what it says.
+pub(crate) fn plan_login(login: &Login<'_>, facts: &LoginFacts<'_>) -> LoginPlan {
+    match refusal_or_writes(login, facts) {
+        Ok(writes) => LoginPlan::Write(writes),
+        Err(refused) => LoginPlan::Refuse(refused),
+    }
+}
+
+/// What [`plan_login`] decided.
+#[derive(Debug)]
+pub(crate) enum LoginPlan {
+    /// Accept, writing this.
+    Write(LoginWrites),
+    /// Refuse, changing nothing.
+    Refuse(LoginOutcome),
+}
+
+#[allow(clippy::result_large_err)] // Private, and read once per login.
+fn refusal_or_writes(
+    login: &Login<'_>,
+    facts: &LoginFacts<'_>,
+) -> Result<LoginWrites, LoginOutcome> {
+    match facts.status {
+        AccountStatus::Active => {}
+        AccountStatus::Banned => return Err(LoginOutcome::AccountBanned),
+        AccountStatus::Removed => return Err(LoginOutcome::AccountRemoved),
+    }
+    let enrollment = facts.device.and_then(|d| d.enrollment.as_ref());
+    if enrollment.is_some_and(|e| e.public_key != login.public_key) {
+        return Err(LoginOutcome::KeyMismatch);
+    }
+    let renew = LoginWrites {
+        new_device: false,
+        enroll_with: None,
+    };
+    if let Some(token) = login.token {
+        return match facts.token_used_by {
+            // The token this device enrolled with, presented again while
+            // that enrollment is active: an ordinary login.
+            Some(user)
+                if user == login.device
+                    && enrollment
+                        .is_some_and(|e| e.is_active(login.now_ms) && e.token_id == token.id) =>
+            {
+                Ok(renew)
+            }
+            Some(_) => Err(LoginOutcome::TokenUsed),
+            None => {
+                let new_device = facts.device.is_none();
+                if new_device && facts.devices_registered >= login.devices_max as u64 {
+                    return Err(LoginOutcome::TooManyDevices);
+                }
+                Ok(LoginWrites {
+                    new_device,
+                    enroll_with: Some(token),
+                })
+            }
+        };
+    }
+    match enrollment {
+        None => Err(LoginOutcome::NotEnrolled),
+        Some(e) => match &e.revoked {
+            Some(revocation) => Err(LoginOutcome::Revoked(revocation.clone())),
+            None if e.expires_at_ms <= login.now_ms => Err(LoginOutcome::Expired {
+                at_ms: e.expires_at_ms,
+            }),
+            None => Ok(renew),
+        },
+    }
+}
+
+/// When an enrollment renewed by a login at `now_ms` expires; checked
+/// against what the stores can keep.
+pub(crate) fn expiry_after(login: &Login<'_>) -> Result<u64, StoreError> {
+    let expires = login.now_ms.saturating_add(login.enrollment_ttl_ms);
+    crate::values::u64_to_sql("expires_at_ms", expires)?;
+    Ok(expires)
 }

@@ -20,11 +20,12 @@
 //!   of the transaction (the group), so no other append to that account, on
 //!   any connection, can interleave: seqs are dense and each content id is
 //!   stored once (`UNIQUE (account, content_id)` backs that up).
-//! - **The device limit** holds across connections: a login locks the
-//!   account's row too, so counting the devices and registering a new one
-//!   cannot interleave with another login. A revoke takes the same lock, so
-//!   it revokes the token of a login that is either wholly before or wholly
-//!   after it.
+//! - **The device limit and single-use tokens** hold across connections: a
+//!   login locks the account's row too, so counting the devices, checking
+//!   the token and enrolling cannot interleave with another login (two
+//!   nodes presenting one token: one enrolls, the other is refused). A
+//!   revoke, a ban and a removal take the same lock, so each orders wholly
+//!   before or wholly after a login.
 //! - **The payload limit** holds across connections: putting a payload
 //!   locks the recipient's device row first.
 //! - `NO KEY UPDATE` rather than `UPDATE`: the rows are locked only against
@@ -57,15 +58,19 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::{
-    Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
-    PayloadRow, PutPayload, RelayStore,
+    expiry_after, plan_login, AccountStatus, Appended, ContentKey, DeviceKey, DeviceMention,
+    DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
+    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
 };
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
 
 /// The schema's migrations, numbered from 1, applied in order at open in one
 /// transaction. Version 1 creates the `schema_version` table itself.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/postgres/0001_init.sql")),
+    (2, include_str!("migrations/postgres/0002_enrollments.sql")),
+];
 
 /// How long connecting may take when the URL sets no `connect_timeout`: a
 /// relay must learn that the database is unreachable, not hang.
@@ -454,14 +459,108 @@ impl Conn {
     }
 }
 
-fn device_row(device: DeviceKey, r: &Row, first: usize) -> Result<DeviceRow, StoreError> {
+/// A device's row with its enrollment: the columns [`device_from_row`]
+/// reads, in its order.
+const DEVICE_SELECT_ONE: &str = "SELECT d.device, d.name, d.platform, d.first_login_ms, \
+     d.last_seen_ms, d.cursor, e.public_key, e.token_id, e.enrolled_at_ms, e.expires_at_ms, \
+     e.revoked_kind, e.revoked_by, e.revoked_by_name, e.revoked_by_platform, e.revoked_at_ms \
+     FROM devices d LEFT JOIN enrollments e ON e.account = d.account AND e.device = d.device \
+     WHERE d.account = $1 AND d.device = $2";
+
+/// [`DEVICE_SELECT_ONE`] for every device of an account.
+const DEVICE_SELECT_ALL: &str = "SELECT d.device, d.name, d.platform, d.first_login_ms, \
+     d.last_seen_ms, d.cursor, e.public_key, e.token_id, e.enrolled_at_ms, e.expires_at_ms, \
+     e.revoked_kind, e.revoked_by, e.revoked_by_name, e.revoked_by_platform, e.revoked_at_ms \
+     FROM devices d LEFT JOIN enrollments e ON e.account = d.account AND e.device = d.device \
+     WHERE d.account = $1 ORDER BY d.device";
+
+fn device_from_row(r: &Row) -> Result<DeviceRow, StoreError> {
+    let public_key: Option<Vec<u8>> = r.try_get(6)?;
+    let enrollment = match public_key {
+        None => None,
+        Some(public_key) => {
+            let revoked_kind: Option<String> = r.try_get(10)?;
+            let revoked = match revoked_kind {
+                None => None,
+                Some(kind) => {
+                    let by: Option<Vec<u8>> = r.try_get(11)?;
+                    let by = match by {
+                        None => None,
+                        Some(device) => Some(DeviceMention {
+                            device: key(device, "revoked_by")?,
+                            name: r.try_get::<_, Option<String>>(12)?.unwrap_or_default(),
+                            platform: r.try_get::<_, Option<String>>(13)?.unwrap_or_default(),
+                        }),
+                    };
+                    let at: Option<i64> = r.try_get(14)?;
+                    Some(Revocation {
+                        kind: RevocationKind::parse(&kind)?,
+                        by,
+                        at_ms: u64_from_sql("revoked_at_ms", at.unwrap_or(-1))?,
+                    })
+                }
+            };
+            Some(EnrollmentRow {
+                public_key: key(public_key, "public_key")?,
+                token_id: key(r.try_get(7)?, "token_id")?,
+                enrolled_at_ms: u64_from_sql("enrolled_at_ms", r.try_get(8)?)?,
+                expires_at_ms: u64_from_sql("expires_at_ms", r.try_get(9)?)?,
+                revoked,
+            })
+        }
+    };
     Ok(DeviceRow {
-        device,
-        name: r.try_get(first)?,
-        platform: r.try_get(first + 1)?,
-        first_login_ms: u64_from_sql("first_login_ms", r.try_get(first + 2)?)?,
-        last_seen_ms: u64_from_sql("last_seen_ms", r.try_get(first + 3)?)?,
-        cursor: u64_from_sql("cursor", r.try_get(first + 4)?)?,
+        device: key(r.try_get(0)?, "device id")?,
+        name: r.try_get(1)?,
+        platform: r.try_get(2)?,
+        first_login_ms: u64_from_sql("first_login_ms", r.try_get(3)?)?,
+        last_seen_ms: u64_from_sql("last_seen_ms", r.try_get(4)?)?,
+        cursor: u64_from_sql("cursor", r.try_get(5)?)?,
+        enrollment,
+    })
+}
+
+impl Conn {
+    fn device_row(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+    ) -> Result<Option<DeviceRow>, StoreError> {
+        let device: &[u8] = &device;
+        self.query_opt(DEVICE_SELECT_ONE, &[&account, &device])?
+            .map(|r| device_from_row(&r))
+            .transpose()
+    }
+
+    fn account_status(&mut self, account: &str) -> Result<AccountStatus, StoreError> {
+        let row = self.query_opt(
+            "SELECT status FROM accounts WHERE account = $1",
+            &[&account],
+        )?;
+        match row {
+            None => Ok(AccountStatus::Active),
+            Some(r) => AccountStatus::parse(&r.try_get::<_, String>(0)?),
+        }
+    }
+}
+
+/// The columns a revocation writes, checked.
+struct RevocationParams<'a> {
+    kind: &'static str,
+    by: Option<Vec<u8>>,
+    by_name: Option<&'a str>,
+    by_platform: Option<&'a str>,
+    at: i64,
+}
+
+fn revocation_params(revocation: &Revocation) -> Result<RevocationParams<'_>, StoreError> {
+    let by = revocation.by.as_ref();
+    Ok(RevocationParams {
+        kind: revocation.kind.as_str(),
+        by: by.map(|b| b.device.to_vec()),
+        by_name: by.map(|b| b.name.as_str()),
+        by_platform: by.map(|b| b.platform.as_str()),
+        at: u64_to_sql("revoked_at_ms", revocation.at_ms)?,
     })
 }
 
@@ -498,67 +597,108 @@ impl RelayStore for PostgresRelayStore {
 
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
         let now = u64_to_sql("now_ms", login.now_ms)?;
+        let expires = u64_to_sql("expires_at_ms", expiry_after(login)?)?;
+        let token_expires = login
+            .token
+            .map(|t| u64_to_sql("expires_at_ms", t.expires_at_ms))
+            .transpose()?;
         let device: &[u8] = &login.device;
-        let token: &[u8] = &login.token_hash;
+        let public_key: &[u8] = &login.public_key;
         self.run(Shape::WriteMany, |c| {
-            // The account's lock makes counting and registering one step
-            // across every connection (the device limit).
+            // The account's lock makes the whole decision one step across
+            // every connection: the device limit, single-use tokens, and
+            // ordering against revokes, bans and removals.
             let head = c.lock_or_create_account(login.account)?;
-            let state = c.query_one(
-                "SELECT
-                    EXISTS (SELECT 1 FROM revoked
-                            WHERE account = $1 AND device = $2 AND token_hash = $3),
-                    EXISTS (SELECT 1 FROM devices WHERE account = $1 AND device = $2),
-                    (SELECT count(*) FROM devices WHERE account = $1)",
-                &[&login.account, &device, &token],
+            let existing = c.device_row(login.account, login.device)?;
+            let token_used_by = match &login.token {
+                None => None,
+                Some(token) => {
+                    let id: &[u8] = &token.id;
+                    c.query_opt(
+                        "SELECT device FROM used_tokens WHERE account = $1 AND token_id = $2",
+                        &[&login.account, &id],
+                    )?
+                    .map(|r| key(r.try_get(0)?, "used_tokens.device"))
+                    .transpose()?
+                }
+            };
+            let registered = c.query_one(
+                "SELECT count(*) FROM devices WHERE account = $1",
+                &[&login.account],
             )?;
-            let (revoked, known): (bool, bool) = (state.try_get(0)?, state.try_get(1)?);
-            if revoked {
-                return Ok(LoginOutcome::Revoked);
-            }
-            let count = u64_from_sql("device count", state.try_get(2)?)?;
-            if !known && count >= login.devices_max as u64 {
-                return Ok(LoginOutcome::TooManyDevices);
-            }
+            let facts = LoginFacts {
+                status: c.account_status(login.account)?,
+                device: existing.as_ref(),
+                token_used_by,
+                devices_registered: u64_from_sql("device count", registered.try_get(0)?)?,
+            };
+            let writes = match plan_login(login, &facts) {
+                LoginPlan::Write(writes) => writes,
+                LoginPlan::Refuse(refused) => return Ok(refused),
+            };
             let resume = u64_to_sql("cursor", login.resume_cursor.min(head))?;
-            let row = c.query_one(
+            c.execute(
                 "INSERT INTO devices
-                    (account, device, name, platform, first_login_ms, last_seen_ms, token_hash, cursor)
-                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)
+                    (account, device, name, platform, first_login_ms, last_seen_ms, cursor)
+                 VALUES ($1, $2, $3, $4, $5, $5, $6)
                  ON CONFLICT (account, device) DO UPDATE SET
                     name = excluded.name,
                     platform = excluded.platform,
                     last_seen_ms = excluded.last_seen_ms,
-                    token_hash = excluded.token_hash,
-                    cursor = GREATEST(devices.cursor, excluded.cursor)
-                 RETURNING name, platform, first_login_ms, last_seen_ms, cursor",
+                    cursor = GREATEST(devices.cursor, excluded.cursor)",
                 &[
                     &login.account,
                     &device,
                     &login.name,
                     &login.platform,
                     &now,
-                    &token,
                     &resume,
                 ],
             )?;
+            match writes.enroll_with {
+                Some(token) => {
+                    let id: &[u8] = &token.id;
+                    c.execute(
+                        "INSERT INTO used_tokens (account, token_id, device, expires_at_ms)
+                         VALUES ($1, $2, $3, $4)",
+                        &[&login.account, &id, &device, &token_expires],
+                    )?;
+                    c.execute(
+                        "INSERT INTO enrollments
+                            (account, device, public_key, token_id, enrolled_at_ms, expires_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (account, device) DO UPDATE SET
+                            token_id = excluded.token_id,
+                            enrolled_at_ms = excluded.enrolled_at_ms,
+                            expires_at_ms = excluded.expires_at_ms,
+                            revoked_kind = NULL, revoked_by = NULL, revoked_by_name = NULL,
+                            revoked_by_platform = NULL, revoked_at_ms = NULL",
+                        &[&login.account, &device, &public_key, &id, &now, &expires],
+                    )?;
+                }
+                None => {
+                    c.execute(
+                        "UPDATE enrollments SET expires_at_ms = GREATEST(expires_at_ms, $3)
+                         WHERE account = $1 AND device = $2",
+                        &[&login.account, &device, &expires],
+                    )?;
+                }
+            }
+            let row = c
+                .device_row(login.account, login.device)?
+                .ok_or_else(|| StoreError::Corrupt("a device vanished while logging in".into()))?;
             Ok(LoginOutcome::Accepted {
-                device: device_row(login.device, &row, 0)?,
-                first_login: !known,
+                device: row,
+                first_login: writes.new_device,
+                enrolled_now: writes.enroll_with.is_some(),
             })
         })
     }
 
     fn devices(&mut self, account: &str) -> Result<Vec<DeviceRow>, StoreError> {
         self.run(Shape::Read, |c| {
-            let rows = c.query(
-                "SELECT device, name, platform, first_login_ms, last_seen_ms, cursor
-                 FROM devices WHERE account = $1 ORDER BY device",
-                &[&account],
-            )?;
-            rows.iter()
-                .map(|r| device_row(key(r.try_get(0)?, "device id")?, r, 1))
-                .collect()
+            let rows = c.query(DEVICE_SELECT_ALL, &[&account])?;
+            rows.iter().map(device_from_row).collect()
         })
     }
 
@@ -579,30 +719,169 @@ impl RelayStore for PostgresRelayStore {
         })
     }
 
-    fn revoke(&mut self, account: &str, device: DeviceKey) -> Result<bool, StoreError> {
-        let device: &[u8] = &device;
+    fn revoke(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        revocation: &Revocation,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let p = revocation_params(revocation)?;
+        let key_bytes: &[u8] = &device;
         self.run(Shape::WriteMany, |c| {
-            // The account's lock orders this against logins, which change
-            // the device's token hash.
+            // The account's lock orders this against logins, which
+            // (re-)enroll.
             if c.lock_account(account)?.is_none() {
-                return Ok(false);
+                return Ok(RevokeOutcome::NotFound);
             }
+            let changed = c.execute(
+                "UPDATE enrollments SET revoked_kind = $3, revoked_by = $4, revoked_by_name = $5,
+                    revoked_by_platform = $6, revoked_at_ms = $7
+                 WHERE account = $1 AND device = $2 AND revoked_kind IS NULL",
+                &[
+                    &account,
+                    &key_bytes,
+                    &p.kind,
+                    &p.by,
+                    &p.by_name,
+                    &p.by_platform,
+                    &p.at,
+                ],
+            )?;
+            if changed > 0 {
+                return Ok(RevokeOutcome::Revoked);
+            }
+            Ok(match c.device_row(account, device)? {
+                None => RevokeOutcome::NotFound,
+                Some(row) if row.enrollment.is_none() => RevokeOutcome::NotEnrolled,
+                Some(_) => RevokeOutcome::AlreadyRevoked,
+            })
+        })
+    }
+
+    fn revoke_all(
+        &mut self,
+        account: &str,
+        except: Option<DeviceKey>,
+        revocation: &Revocation,
+    ) -> Result<Vec<DeviceKey>, StoreError> {
+        let p = revocation_params(revocation)?;
+        let except: Option<Vec<u8>> = except.map(|d| d.to_vec());
+        self.run(Shape::WriteMany, |c| {
+            if c.lock_account(account)?.is_none() {
+                return Ok(Vec::new());
+            }
+            let rows = c.query(
+                "UPDATE enrollments SET revoked_kind = $3, revoked_by = $4, revoked_by_name = $5,
+                    revoked_by_platform = $6, revoked_at_ms = $7
+                 WHERE account = $1 AND revoked_kind IS NULL
+                   AND ($2::BYTEA IS NULL OR device <> $2::BYTEA)
+                 RETURNING device",
+                &[
+                    &account,
+                    &except,
+                    &p.kind,
+                    &p.by,
+                    &p.by_name,
+                    &p.by_platform,
+                    &p.at,
+                ],
+            )?;
+            let mut revoked = rows
+                .iter()
+                .map(|r| key(r.try_get(0)?, "device id"))
+                .collect::<Result<Vec<DeviceKey>, StoreError>>()?;
+            revoked.sort();
+            Ok(revoked)
+        })
+    }
+
+    fn renew_enrollment(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let expires = u64_to_sql("expires_at_ms", expires_at_ms)?;
+        let now = bound(now_ms);
+        let device: &[u8] = &device;
+        self.run(Shape::WriteOne, |c| {
+            let changed = c.execute(
+                "UPDATE enrollments SET expires_at_ms = GREATEST(expires_at_ms, $3)
+                 WHERE account = $1 AND device = $2 AND revoked_kind IS NULL
+                   AND expires_at_ms > $4",
+                &[&account, &device, &expires, &now],
+            )?;
+            Ok(changed > 0)
+        })
+    }
+
+    fn use_token(
+        &mut self,
+        account: &str,
+        token: &TokenUse,
+        device: DeviceKey,
+    ) -> Result<bool, StoreError> {
+        let expires = u64_to_sql("expires_at_ms", token.expires_at_ms)?;
+        let (id, device): (&[u8], &[u8]) = (&token.id, &device);
+        self.run(Shape::WriteMany, |c| {
+            // Under the account's lock, like a login's use of a token.
+            c.lock_or_create_account(account)?;
             let inserted = c.execute(
-                "INSERT INTO revoked (account, device, token_hash)
-                 SELECT account, device, token_hash FROM devices
-                 WHERE account = $1 AND device = $2
-                 ON CONFLICT DO NOTHING",
-                &[&account, &device],
+                "INSERT INTO used_tokens (account, token_id, device, expires_at_ms)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&account, &id, &device, &expires],
             )?;
-            if inserted > 0 {
-                return Ok(true);
-            }
-            // Nothing inserted: either no such device, or already revoked.
-            let row = c.query_one(
-                "SELECT EXISTS (SELECT 1 FROM devices WHERE account = $1 AND device = $2)",
-                &[&account, &device],
+            Ok(inserted > 0)
+        })
+    }
+
+    fn purge_used_tokens(&mut self, now_ms: u64) -> Result<u64, StoreError> {
+        let now = bound(now_ms);
+        self.run(Shape::WriteOne, |c| {
+            c.execute("DELETE FROM used_tokens WHERE expires_at_ms <= $1", &[&now])
+        })
+    }
+
+    fn account_status(&mut self, account: &str) -> Result<AccountStatus, StoreError> {
+        self.run(Shape::Read, |c| c.account_status(account))
+    }
+
+    fn set_banned(&mut self, account: &str, banned: bool) -> Result<AccountStatus, StoreError> {
+        let status = if banned {
+            AccountStatus::Banned
+        } else {
+            AccountStatus::Active
+        }
+        .as_str();
+        self.run(Shape::WriteMany, |c| {
+            c.lock_or_create_account(account)?;
+            c.execute(
+                "UPDATE accounts SET status = $2 WHERE account = $1 AND status <> 'removed'",
+                &[&account, &status],
             )?;
-            Ok(row.try_get(0)?)
+            c.account_status(account)
+        })
+    }
+
+    fn remove_account(&mut self, account: &str) -> Result<u64, StoreError> {
+        self.run(Shape::WriteMany, |c| {
+            c.lock_or_create_account(account)?;
+            let devices = c.query_one(
+                "SELECT count(*) FROM devices WHERE account = $1",
+                &[&account],
+            )?;
+            let devices = u64_from_sql("device count", devices.try_get(0)?)?;
+            c.execute("DELETE FROM payloads WHERE account = $1", &[&account])?;
+            c.execute("DELETE FROM log WHERE account = $1", &[&account])?;
+            c.execute("DELETE FROM used_tokens WHERE account = $1", &[&account])?;
+            c.execute("DELETE FROM enrollments WHERE account = $1", &[&account])?;
+            c.execute("DELETE FROM devices WHERE account = $1", &[&account])?;
+            c.execute(
+                "UPDATE accounts SET status = 'removed', head_seq = 0 WHERE account = $1",
+                &[&account],
+            )?;
+            Ok(devices)
         })
     }
 

@@ -11,18 +11,25 @@ use rusqlite::{
 };
 
 use super::{
-    Appended, ContentKey, DeviceKey, DeviceRow, LogRow, Login, LoginOutcome, Page, PayloadKey,
-    PayloadRow, PutPayload, RelayStore,
+    expiry_after, plan_login, AccountStatus, Appended, ContentKey, DeviceKey, DeviceMention,
+    DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
+    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
 };
 use crate::migrate::{self, Migration};
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
 
 /// The relay schema's migrations, numbered from 1, applied in order at open.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("migrations/sqlite/0002_enrollments.sql"),
+    },
+];
 
 /// A [`RelayStore`] in a SQLite file.
 #[derive(Debug)]
@@ -112,24 +119,102 @@ fn head_seq(tx: &Connection, account: &str) -> Result<u64, StoreError> {
     u64_from_sql("head_seq", head.unwrap_or(0))
 }
 
+/// A device's row with its enrollment: the columns [`device_from_row`]
+/// reads, in its order.
+const DEVICE_SELECT: &str = "SELECT d.device, d.name, d.platform, d.first_login_ms, \
+     d.last_seen_ms, d.cursor, e.public_key, e.token_id, e.enrolled_at_ms, e.expires_at_ms, \
+     e.revoked_kind, e.revoked_by, e.revoked_by_name, e.revoked_by_platform, e.revoked_at_ms \
+     FROM devices d LEFT JOIN enrollments e ON e.account = d.account AND e.device = d.device";
+
+fn device_from_row(r: &rusqlite::Row<'_>) -> Result<DeviceRow, StoreError> {
+    let public_key: Option<Vec<u8>> = r.get(6)?;
+    let enrollment = match public_key {
+        None => None,
+        Some(public_key) => {
+            let revoked_kind: Option<String> = r.get(10)?;
+            let revoked = match revoked_kind {
+                None => None,
+                Some(kind) => {
+                    let by: Option<Vec<u8>> = r.get(11)?;
+                    let by = match by {
+                        None => None,
+                        Some(device) => Some(DeviceMention {
+                            device: key(device, "revoked_by")?,
+                            name: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
+                            platform: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                        }),
+                    };
+                    let at: Option<i64> = r.get(14)?;
+                    Some(Revocation {
+                        kind: RevocationKind::parse(&kind)?,
+                        by,
+                        at_ms: u64_from_sql("revoked_at_ms", at.unwrap_or(-1))?,
+                    })
+                }
+            };
+            Some(EnrollmentRow {
+                public_key: key(public_key, "public_key")?,
+                token_id: key(r.get(7)?, "token_id")?,
+                enrolled_at_ms: u64_from_sql("enrolled_at_ms", r.get(8)?)?,
+                expires_at_ms: u64_from_sql("expires_at_ms", r.get(9)?)?,
+                revoked,
+            })
+        }
+    };
+    Ok(DeviceRow {
+        device: key(r.get(0)?, "device id")?,
+        name: r.get(1)?,
+        platform: r.get(2)?,
+        first_login_ms: u64_from_sql("first_login_ms", r.get(3)?)?,
+        last_seen_ms: u64_from_sql("last_seen_ms", r.get(4)?)?,
+        cursor: u64_from_sql("cursor", r.get(5)?)?,
+        enrollment,
+    })
+}
+
 fn device_row(
     conn: &Connection,
     account: &str,
     device: DeviceKey,
-) -> Result<DeviceRow, StoreError> {
-    let (name, platform, first, last, cursor): (String, String, i64, i64, i64) = conn.query_row(
-        "SELECT name, platform, first_login_ms, last_seen_ms, cursor
-         FROM devices WHERE account = ?1 AND device = ?2",
-        params![account, device],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )?;
-    Ok(DeviceRow {
-        device,
-        name,
-        platform,
-        first_login_ms: u64_from_sql("first_login_ms", first)?,
-        last_seen_ms: u64_from_sql("last_seen_ms", last)?,
-        cursor: u64_from_sql("cursor", cursor)?,
+) -> Result<Option<DeviceRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{DEVICE_SELECT} WHERE d.account = ?1 AND d.device = ?2"
+    ))?;
+    let mut rows = stmt.query(params![account, device])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(device_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+fn account_status(conn: &Connection, account: &str) -> Result<AccountStatus, StoreError> {
+    let status: Option<String> = conn
+        .query_row(
+            "SELECT status FROM accounts WHERE account = ?1",
+            [account],
+            |r| r.get(0),
+        )
+        .optional()?;
+    status.map_or(Ok(AccountStatus::Active), |s| AccountStatus::parse(&s))
+}
+
+/// The columns a revocation writes, checked.
+struct RevocationParams<'a> {
+    kind: &'static str,
+    by: Option<Vec<u8>>,
+    by_name: Option<&'a str>,
+    by_platform: Option<&'a str>,
+    at: i64,
+}
+
+fn revocation_params(revocation: &Revocation) -> Result<RevocationParams<'_>, StoreError> {
+    let by = revocation.by.as_ref();
+    Ok(RevocationParams {
+        kind: revocation.kind.as_str(),
+        by: by.map(|b| b.device.to_vec()),
+        by_name: by.map(|b| b.name.as_str()),
+        by_platform: by.map(|b| b.platform.as_str()),
+        at: u64_to_sql("revoked_at_ms", revocation.at_ms)?,
     })
 }
 
@@ -158,46 +243,54 @@ impl RelayStore for SqliteRelayStore {
 
     fn login(&mut self, login: &Login<'_>) -> Result<LoginOutcome, StoreError> {
         let now = u64_to_sql("now_ms", login.now_ms)?;
+        let expires = u64_to_sql("expires_at_ms", expiry_after(login)?)?;
+        let token_expires = login
+            .token
+            .map(|t| u64_to_sql("expires_at_ms", t.expires_at_ms))
+            .transpose()?;
         let tx = self.write()?;
-        let revoked: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM revoked
-             WHERE account = ?1 AND device = ?2 AND token_hash = ?3)",
-            params![login.account, login.device, login.token_hash],
+        let existing = device_row(&tx, login.account, login.device)?;
+        let token_used_by: Option<Vec<u8>> = match &login.token {
+            None => None,
+            Some(token) => tx
+                .query_row(
+                    "SELECT device FROM used_tokens WHERE account = ?1 AND token_id = ?2",
+                    params![login.account, token.id],
+                    |r| r.get(0),
+                )
+                .optional()?,
+        };
+        let devices_registered: i64 = tx.query_row(
+            "SELECT count(*) FROM devices WHERE account = ?1",
+            [login.account],
             |r| r.get(0),
         )?;
-        if revoked {
-            return Ok(LoginOutcome::Revoked);
-        }
+        let facts = LoginFacts {
+            status: account_status(&tx, login.account)?,
+            device: existing.as_ref(),
+            token_used_by: token_used_by
+                .map(|d| key(d, "used_tokens.device"))
+                .transpose()?,
+            devices_registered: u64_from_sql("device count", devices_registered)?,
+        };
+        let writes = match plan_login(login, &facts) {
+            LoginPlan::Write(writes) => writes,
+            LoginPlan::Refuse(refused) => return Ok(refused),
+        };
         tx.execute(
             "INSERT OR IGNORE INTO accounts (account) VALUES (?1)",
             [login.account],
         )?;
         let head = head_seq(&tx, login.account)?;
-        let known: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM devices WHERE account = ?1 AND device = ?2)",
-            params![login.account, login.device],
-            |r| r.get(0),
-        )?;
-        if !known {
-            let count: i64 = tx.query_row(
-                "SELECT count(*) FROM devices WHERE account = ?1",
-                [login.account],
-                |r| r.get(0),
-            )?;
-            if u64_from_sql("device count", count)? >= login.devices_max as u64 {
-                return Ok(LoginOutcome::TooManyDevices);
-            }
-        }
         let resume = u64_to_sql("cursor", login.resume_cursor.min(head))?;
         tx.execute(
             "INSERT INTO devices
-                (account, device, name, platform, first_login_ms, last_seen_ms, token_hash, cursor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)
+                (account, device, name, platform, first_login_ms, last_seen_ms, cursor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
              ON CONFLICT (account, device) DO UPDATE SET
                 name = excluded.name,
                 platform = excluded.platform,
                 last_seen_ms = excluded.last_seen_ms,
-                token_hash = excluded.token_hash,
                 cursor = max(cursor, excluded.cursor)",
             params![
                 login.account,
@@ -205,34 +298,62 @@ impl RelayStore for SqliteRelayStore {
                 login.name,
                 login.platform,
                 now,
-                login.token_hash,
                 resume
             ],
         )?;
-        let device = device_row(&tx, login.account, login.device)?;
+        match writes.enroll_with {
+            Some(token) => {
+                tx.execute(
+                    "INSERT INTO used_tokens (account, token_id, device, expires_at_ms)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![login.account, token.id, login.device, token_expires],
+                )?;
+                tx.execute(
+                    "INSERT INTO enrollments
+                        (account, device, public_key, token_id, enrolled_at_ms, expires_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (account, device) DO UPDATE SET
+                        token_id = excluded.token_id,
+                        enrolled_at_ms = excluded.enrolled_at_ms,
+                        expires_at_ms = excluded.expires_at_ms,
+                        revoked_kind = NULL, revoked_by = NULL, revoked_by_name = NULL,
+                        revoked_by_platform = NULL, revoked_at_ms = NULL",
+                    params![
+                        login.account,
+                        login.device,
+                        login.public_key,
+                        token.id,
+                        now,
+                        expires
+                    ],
+                )?;
+            }
+            None => {
+                tx.execute(
+                    "UPDATE enrollments SET expires_at_ms = max(expires_at_ms, ?3)
+                     WHERE account = ?1 AND device = ?2",
+                    params![login.account, login.device, expires],
+                )?;
+            }
+        }
+        let device = device_row(&tx, login.account, login.device)?
+            .ok_or_else(|| StoreError::Corrupt("a device vanished while logging in".into()))?;
         tx.commit()?;
         Ok(LoginOutcome::Accepted {
             device,
-            first_login: !known,
+            first_login: writes.new_device,
+            enrolled_now: writes.enroll_with.is_some(),
         })
     }
 
     fn devices(&mut self, account: &str) -> Result<Vec<DeviceRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT device, name, platform, first_login_ms, last_seen_ms, cursor
-             FROM devices WHERE account = ?1 ORDER BY device",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{DEVICE_SELECT} WHERE d.account = ?1 ORDER BY d.device"
+        ))?;
         let mut rows = stmt.query([account])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
-            out.push(DeviceRow {
-                device: key(r.get(0)?, "device id")?,
-                name: r.get(1)?,
-                platform: r.get(2)?,
-                first_login_ms: u64_from_sql("first_login_ms", r.get(3)?)?,
-                last_seen_ms: u64_from_sql("last_seen_ms", r.get(4)?)?,
-                cursor: u64_from_sql("cursor", r.get(5)?)?,
-            });
+            out.push(device_from_row(r)?);
         }
         Ok(out)
     }
@@ -250,23 +371,167 @@ impl RelayStore for SqliteRelayStore {
         Ok(())
     }
 
-    fn revoke(&mut self, account: &str, device: DeviceKey) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
-            "INSERT OR IGNORE INTO revoked (account, device, token_hash)
-             SELECT account, device, token_hash FROM devices
-             WHERE account = ?1 AND device = ?2",
-            params![account, device],
+    fn revoke(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        revocation: &Revocation,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let p = revocation_params(revocation)?;
+        let tx = self.write()?;
+        let changed = tx.execute(
+            "UPDATE enrollments SET revoked_kind = ?3, revoked_by = ?4, revoked_by_name = ?5,
+                revoked_by_platform = ?6, revoked_at_ms = ?7
+             WHERE account = ?1 AND device = ?2 AND revoked_kind IS NULL",
+            params![
+                account,
+                device,
+                p.kind,
+                p.by,
+                p.by_name,
+                p.by_platform,
+                p.at
+            ],
         )?;
-        if changed > 0 {
-            return Ok(true);
+        let outcome = if changed > 0 {
+            RevokeOutcome::Revoked
+        } else {
+            match device_row(&tx, account, device)? {
+                None => RevokeOutcome::NotFound,
+                Some(row) if row.enrollment.is_none() => RevokeOutcome::NotEnrolled,
+                Some(_) => RevokeOutcome::AlreadyRevoked,
+            }
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn revoke_all(
+        &mut self,
+        account: &str,
+        except: Option<DeviceKey>,
+        revocation: &Revocation,
+    ) -> Result<Vec<DeviceKey>, StoreError> {
+        let p = revocation_params(revocation)?;
+        let tx = self.write()?;
+        let mut revoked = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE enrollments SET revoked_kind = ?3, revoked_by = ?4, revoked_by_name = ?5,
+                    revoked_by_platform = ?6, revoked_at_ms = ?7
+                 WHERE account = ?1 AND revoked_kind IS NULL AND (?2 IS NULL OR device <> ?2)
+                 RETURNING device",
+            )?;
+            let except = except.map(|d| d.to_vec());
+            let mut rows = stmt.query(params![
+                account,
+                except,
+                p.kind,
+                p.by,
+                p.by_name,
+                p.by_platform,
+                p.at
+            ])?;
+            while let Some(r) = rows.next()? {
+                revoked.push(key(r.get(0)?, "device id")?);
+            }
         }
-        // Nothing inserted: either no such device, or already revoked.
-        let known: bool = self.conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM devices WHERE account = ?1 AND device = ?2)",
-            params![account, device],
+        tx.commit()?;
+        revoked.sort();
+        Ok(revoked)
+    }
+
+    fn renew_enrollment(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE enrollments SET expires_at_ms = max(expires_at_ms, ?3)
+             WHERE account = ?1 AND device = ?2 AND revoked_kind IS NULL AND expires_at_ms > ?4",
+            params![
+                account,
+                device,
+                u64_to_sql("expires_at_ms", expires_at_ms)?,
+                bound(now_ms)
+            ],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn use_token(
+        &mut self,
+        account: &str,
+        token: &TokenUse,
+        device: DeviceKey,
+    ) -> Result<bool, StoreError> {
+        let inserted = self.conn.execute(
+            "INSERT OR IGNORE INTO used_tokens (account, token_id, device, expires_at_ms)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![
+                account,
+                token.id,
+                device,
+                u64_to_sql("expires_at_ms", token.expires_at_ms)?
+            ],
+        )?;
+        Ok(inserted > 0)
+    }
+
+    fn purge_used_tokens(&mut self, now_ms: u64) -> Result<u64, StoreError> {
+        let purged = self.conn.execute(
+            "DELETE FROM used_tokens WHERE expires_at_ms <= ?1",
+            [bound(now_ms)],
+        )?;
+        Ok(purged as u64)
+    }
+
+    fn account_status(&mut self, account: &str) -> Result<AccountStatus, StoreError> {
+        account_status(&self.conn, account)
+    }
+
+    fn set_banned(&mut self, account: &str, banned: bool) -> Result<AccountStatus, StoreError> {
+        let status = if banned {
+            AccountStatus::Banned
+        } else {
+            AccountStatus::Active
+        };
+        let tx = self.write()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO accounts (account) VALUES (?1)",
+            [account],
+        )?;
+        tx.execute(
+            "UPDATE accounts SET status = ?2 WHERE account = ?1 AND status <> 'removed'",
+            params![account, status.as_str()],
+        )?;
+        let now = account_status(&tx, account)?;
+        tx.commit()?;
+        Ok(now)
+    }
+
+    fn remove_account(&mut self, account: &str) -> Result<u64, StoreError> {
+        let tx = self.write()?;
+        let devices: i64 = tx.query_row(
+            "SELECT count(*) FROM devices WHERE account = ?1",
+            [account],
             |r| r.get(0),
         )?;
-        Ok(known)
+        for table in ["payloads", "log", "used_tokens", "enrollments", "devices"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE account = ?1"),
+                [account],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO accounts (account, status) VALUES (?1, 'removed')
+             ON CONFLICT (account) DO UPDATE SET status = 'removed', head_seq = 0",
+            [account],
+        )?;
+        tx.commit()?;
+        u64_from_sql("device count", devices)
     }
 
     fn append(

@@ -22,15 +22,16 @@ use tandem_relay::config::OverflowPolicy;
 use tandem_relay::core::{ConnId, CoreConfig, Notice, RelayCore};
 use tandem_relay::hook::LogOfflinePush;
 use tandem_relay::secret::Secret;
-use tandem_relay::token;
+use tandem_relay::token::{self, Purpose};
 use tandem_storage::relay::{RelayStore, SqliteRelayStore};
 use tandem_tests::choice::{Choices, Rng};
 use tandem_tests::fuzz_targets::{export_all, OpKey};
 use tandem_tests::gen::{Gen, ACCOUNT};
+use tandem_transport::frame::AdminRequest;
 use tandem_transport::mem::MemLink;
 use tandem_transport::{
-    codec, AccountId, ClientConfig, ClientSession, DeviceId, Frame, Platform, Request,
-    ServerSession, SessionEvent,
+    codec, AccountId, ClientSession, DeviceId, ErrorCode, Frame, OfflineReason, Platform, Request,
+    Role, SeededEntropy, ServerSession, SessionEvent,
 };
 
 use super::trace;
@@ -64,10 +65,24 @@ pub struct SimConfig {
     pub cut: u64,
     pub relay_restart: u64,
     pub mischief: u64,
+    /// Kicks, kicks of all others, kicks of all, logouts and the
+    /// operator's revoke-all, per mille.
+    pub kick: u64,
+    /// The relay's device limits and overflow policy during the faulty
+    /// phase (the quiet phase lifts them, as an operator raising the limit
+    /// would).
+    pub devices_online_max: usize,
+    pub per_platform_max: Option<usize>,
+    pub overflow: OverflowPolicy,
+    /// How long an enrollment lasts, and how often an online one is renewed:
+    /// short on some seeds, so that devices offline too long expire.
+    pub enrollment_ttl_ms: u64,
+    pub renew_interval_ms: u64,
 }
 
 impl SimConfig {
     pub fn draw(rng: &mut Rng) -> SimConfig {
+        let short_enrollments = rng.chance(300);
         SimConfig {
             devices: rng.range(2, 6) as usize,
             steps: rng.range(200, 700) as usize,
@@ -79,6 +94,42 @@ impl SimConfig {
             cut: rng.range(0, 30) as u64,
             relay_restart: rng.range(0, 6) as u64,
             mischief: rng.range(5, 40) as u64,
+            kick: rng.range(0, 20) as u64,
+            devices_online_max: *rng.pick(&[2, 3, 6]),
+            per_platform_max: *rng.pick(&[None, None, Some(1), Some(2)]),
+            overflow: *rng.pick(&[
+                OverflowPolicy::RefuseNew,
+                OverflowPolicy::KickLongestIdle,
+                OverflowPolicy::ReplaceSamePlatform,
+            ]),
+            enrollment_ttl_ms: if short_enrollments {
+                60_000
+            } else {
+                365 * 86_400_000
+            },
+            renew_interval_ms: if short_enrollments { 5_000 } else { 3_600_000 },
+        }
+    }
+
+    /// A calm world: no faults, no kicks, limits that fit every device.
+    pub fn calm(devices: usize) -> SimConfig {
+        SimConfig {
+            devices,
+            steps: 0,
+            relay_queue_frames: 256,
+            hostile_frames: false,
+            direct_exchange: false,
+            crash: 0,
+            partition: 0,
+            cut: 0,
+            relay_restart: 0,
+            mischief: 0,
+            kick: 0,
+            devices_online_max: 6,
+            per_platform_max: None,
+            overflow: OverflowPolicy::RefuseNew,
+            enrollment_ttl_ms: 365 * 86_400_000,
+            renew_interval_ms: 3_600_000,
         }
     }
 }
@@ -102,6 +153,10 @@ pub struct Stats {
     pub frames: usize,
     pub events_read: usize,
     pub relay_log: usize,
+    pub kicks: usize,
+    pub displaced: usize,
+    pub relogins: usize,
+    pub refused_logins: usize,
     pub virtual_ms: u64,
     /// The converged state's digest: equal for equal runs.
     pub digest: String,
@@ -116,7 +171,14 @@ struct DevConn {
 
 struct Device {
     id: DeviceId,
+    platform: Platform,
     path: PathBuf,
+    /// The login token the app presents on its next connection, until a
+    /// login succeeds.
+    token: Option<String>,
+    /// The app waits for the user to log in again (kicked, logged out,
+    /// expired…): at this time it gets a fresh login token.
+    relogin_at: Option<u64>,
     /// `None` while the device is down after a crash.
     engine: Option<Engine>,
     conn: Option<DevConn>,
@@ -159,6 +221,23 @@ struct Link {
     black_hole: bool,
     /// Frames were dropped, duplicated or reordered on this link.
     tampered: bool,
+    /// The login token the connection's Hello presented.
+    hello_token: Option<String>,
+}
+
+/// What the relay has decided about a device's enrollment, as the
+/// simulation follows it from the relay's answers: the ground truth the
+/// checks hold the relay to.
+#[derive(Debug, Clone, Default)]
+struct RelayView {
+    /// The store accepted a login of this device (a Welcome, or a refusal
+    /// for the device limit, which comes after the store's decision).
+    enrolled: bool,
+    /// Its enrollment was revoked: from then on no log data may reach it,
+    /// and only a new login token logs it in.
+    revoked: bool,
+    /// The token of its latest enrollment.
+    token: Option<String>,
 }
 
 struct Relay {
@@ -177,7 +256,11 @@ pub struct World {
     links: BTreeMap<ConnId, Link>,
     next_conn: ConnId,
     devices: Vec<Device>,
-    token: String,
+    secret: Secret,
+    /// The relay's decisions about each device, by index.
+    views: Vec<RelayView>,
+    /// The connection an operator's revoke-all goes through.
+    operator: Option<ConnId>,
     gen: Gen,
     /// Every operation performed: content id → (device index, op key).
     made: BTreeMap<ContentId, (usize, OpKey)>,
@@ -220,13 +303,15 @@ impl World {
     fn with_config(mut rng: Rng, config: SimConfig) -> World {
         let dir = scratch_dir();
         let secret = Secret::from_bytes([7; 32]);
-        let token = token::issue(&secret, &account(), START_MS / 1000 + 365 * 86_400);
         let relay_path = dir.path().join("relay.db");
         let core_config = CoreConfig {
-            secret,
-            devices_online_max: 6,
-            overflow_policy: OverflowPolicy::RefuseNew,
+            secret: secret.clone(),
+            devices_online_max: config.devices_online_max,
+            devices_online_per_platform_max: config.per_platform_max,
+            overflow_policy: config.overflow,
             payloads_pending_max: 64,
+            enrollment_ttl_ms: config.enrollment_ttl_ms,
+            enrollment_renew_interval_ms: config.renew_interval_ms,
         };
         let mut relay = Relay {
             core: None,
@@ -234,18 +319,22 @@ impl World {
             config: core_config,
             up_at: START_MS,
         };
-        relay.core = Some(open_relay(&relay));
+        relay.core = Some(open_relay(&relay, rng.next_u64()));
         let mut devices = Vec::new();
         for i in 0..config.devices {
-            let mut id = [0u8; 16];
-            id[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
-            id[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
-            let id = DeviceId(id);
             let path = dir.path().join(format!("device-{i}.db"));
-            let engine = open_device(&path, id, START_MS as i64);
+            let platform = rng
+                .pick(&[Platform::Ios, Platform::Android, Platform::Web])
+                .clone();
+            let engine = open_device(&path, &platform, rng.next_u64(), START_MS as i64);
+            let id = engine.device().device_id;
+            let token = issue_token(&secret, &mut rng, START_MS);
             devices.push(Device {
                 id,
+                platform,
                 path,
+                token: Some(token),
+                relogin_at: None,
                 engine: Some(engine),
                 conn: None,
                 skew_ms: rng.range(-300_000, 300_000),
@@ -266,8 +355,10 @@ impl World {
             relay,
             links: BTreeMap::new(),
             next_conn: 1,
+            views: vec![RelayView::default(); devices.len()],
             devices,
-            token,
+            secret,
+            operator: None,
             gen: Gen::new(START_MS as i64 + 5_000),
             made: BTreeMap::new(),
             acked: BTreeMap::new(),
@@ -295,8 +386,14 @@ impl World {
         let n = self.devices.len();
         let d = self.rng.index(n);
         let c = &self.config;
-        let (crash, partition, cut, restart, mischief) =
-            (c.crash, c.partition, c.cut, c.relay_restart, c.mischief);
+        let (crash, partition, cut, restart, mischief, kick) = (
+            c.crash,
+            c.partition,
+            c.cut,
+            c.relay_restart,
+            c.mischief,
+            c.kick,
+        );
         let roll = self.rng.below(1000);
         // Faults first, by their per-mille chances; the rest of the roll
         // goes to ordinary work.
@@ -320,6 +417,9 @@ impl World {
         if t < mischief && self.config.hostile_frames {
             return self.mischief();
         }
+        if t >= mischief && t - mischief < kick {
+            return self.kick_action(d);
+        }
         match self.rng.below(100) {
             0..=39 => self.local_op(d),
             40..=52 => self.pump_to_relay(),
@@ -340,7 +440,8 @@ impl World {
     fn housekeeping(&mut self) {
         if self.relay.core.is_none() && self.now_ms >= self.relay.up_at {
             trace::note("relay back up".into());
-            self.relay.core = Some(open_relay(&self.relay));
+            let seed = self.rng.next_u64();
+            self.relay.core = Some(open_relay(&self.relay, seed));
         }
         for d in 0..self.devices.len() {
             if self.devices[d].engine.is_none() && self.now_ms >= self.devices[d].down_until {
@@ -461,8 +562,9 @@ impl World {
 
     fn restart_device(&mut self, d: usize) {
         trace::note(format!("d{d} restarts"));
+        let seed = self.rng.next_u64();
         let dev = &mut self.devices[d];
-        dev.engine = Some(open_device(&dev.path, dev.id, 0));
+        dev.engine = Some(open_device(&dev.path, &dev.platform, seed, 0));
         dev.reconnect_at = self.now_ms + self.rng.below(1_000);
         self.check_monotonic(d, "a restart");
     }
@@ -544,16 +646,24 @@ impl World {
             self.devices[d].reconnect_at = self.now_ms + self.rng.range(500, 5_000) as u64;
             return;
         }
+        if let Some(at) = self.devices[d].relogin_at {
+            if self.now_ms < at {
+                // The app waits for its user to log in again.
+                return;
+            }
+            // The user logged in again: the auth service issues a new
+            // login token.
+            let token = issue_token(&self.secret, &mut self.rng, self.now_ms);
+            let dev = &mut self.devices[d];
+            dev.token = Some(token);
+            dev.relogin_at = None;
+            self.stats.relogins += 1;
+            trace::note(format!("d{d} gets a new login token"));
+        }
         let dev = &self.devices[d];
         let engine = dev.engine.as_ref().expect("a connecting device is up");
-        let mut config = ClientConfig::new(
-            account(),
-            dev.id,
-            format!("device {d}"),
-            Platform::Linux,
-            self.token.clone(),
-        );
-        config.resume_cursor = engine.relay_cursor().expect("cursor");
+        let config = engine.session_config(dev.token.clone()).expect("cursor");
+        let hello_token = config.login_token.clone();
         let session = ClientSession::new(config, self.now_ms).expect("a valid config");
         let link = self.next_conn;
         self.next_conn += 1;
@@ -568,6 +678,7 @@ impl World {
                 state: LinkState::Open,
                 black_hole: false,
                 tampered: false,
+                hello_token,
             },
         );
         self.devices[d].conn = Some(DevConn {
@@ -606,6 +717,33 @@ impl World {
                 }
                 SessionEvent::Closed(reason) => {
                     trace::note(format!("d{d} session closed: {reason:?}"))
+                }
+                SessionEvent::Connected(_) => {
+                    // Enrolled: from now on the key alone logs it in.
+                    dev.token = None;
+                }
+                SessionEvent::Kicked(reason) => {
+                    trace::note(format!("d{d} forced offline: {reason:?}"));
+                    // The user has to log in again, in a while.
+                    dev.relogin_at = Some(self.now_ms + self.rng.range(1_000, 30_000) as u64);
+                }
+                SessionEvent::Refused(refusal) => {
+                    trace::note(format!("d{d} login refused: {:?}", refusal.code));
+                    self.stats.refused_logins += 1;
+                    match refusal.code {
+                        // Over the limit: try again later, with the same
+                        // token (the refused attempt enrolled the device).
+                        ErrorCode::TooManyDevices => {}
+                        ErrorCode::CredentialsRevoked
+                        | ErrorCode::CredentialsExpired
+                        | ErrorCode::LoginTokenUsed
+                        | ErrorCode::TokenExpired
+                        | ErrorCode::NotEnrolled => {
+                            dev.relogin_at =
+                                Some(self.now_ms + self.rng.range(1_000, 30_000) as u64);
+                        }
+                        other => panic!("d{d}: a refusal the simulation cannot explain: {other:?}"),
+                    }
                 }
                 _ => {}
             }
@@ -806,13 +944,24 @@ impl World {
                         return;
                     }
                 };
-                let is_hello = matches!(request, Request::Hello(_));
+                let is_proof = matches!(request, Request::Proof { .. });
+                let d = link.device;
+                let kick = match &request {
+                    Request::Kick { device } => Some(Kicks::One(*device)),
+                    Request::KickAllOthers => Some(Kicks::Others),
+                    Request::KickAll => Some(Kicks::All),
+                    Request::Logout => Some(Kicks::Me),
+                    _ => None,
+                };
                 let core = self.relay.core.as_mut().expect("checked above");
                 let outcome = core.handle(id, request, self.now_ms);
-                if outcome.accepted_hello {
-                    link.server.accept_hello();
-                } else if is_hello {
-                    trace::note(format!("relay refused hello on conn {id}: {outcome:?}"));
+                if let Some(role) = outcome.accepted {
+                    link.server.accept_login(role);
+                } else if is_proof {
+                    trace::note(format!("relay refused the login on conn {id}: {outcome:?}"));
+                }
+                if let Some(kick) = kick {
+                    self.kicks_took_effect(d, kick, &outcome.replies);
                 }
                 for frame in &outcome.replies {
                     self.relay_send(id, frame);
@@ -828,7 +977,90 @@ impl World {
         }
     }
 
+    /// Which enrollments a kick-like request revoked, from the relay's
+    /// answer: its `DeviceListChanged` (or, for the requester's own device,
+    /// its `Kicked`) says it succeeded.
+    fn kicks_took_effect(&mut self, d: usize, kick: Kicks, replies: &[Frame]) {
+        let succeeded = replies
+            .iter()
+            .any(|f| matches!(f, Frame::DeviceListChanged | Frame::Kicked { .. }));
+        if !succeeded {
+            return;
+        }
+        let revoked: Vec<usize> = (0..self.devices.len())
+            .filter(|&other| match kick {
+                Kicks::One(device) => self.devices[other].id == device,
+                Kicks::Others => other != d,
+                Kicks::All => true,
+                Kicks::Me => other == d,
+            })
+            .collect();
+        for other in revoked {
+            self.revoked(other);
+        }
+        self.stats.kicks += 1;
+    }
+
+    /// Device `d`'s enrollment is revoked at the relay (if it had one).
+    fn revoked(&mut self, d: usize) {
+        let view = &mut self.views[d];
+        if view.enrolled && !view.revoked {
+            trace::note(format!("d{d}'s enrollment is revoked"));
+            view.revoked = true;
+        }
+    }
+
+    /// What the relay may send a connection of device `d`, checked against
+    /// what it decided about `d`: nothing of the log after its kick took
+    /// effect, and no login without a new login token.
+    fn check_frame_for(&mut self, id: ConnId, frame: &Frame) {
+        let Some(link) = self.links.get(&id) else {
+            return;
+        };
+        let d = link.device;
+        let hello_token = link.hello_token.clone();
+        let view = &mut self.views[d];
+        match frame {
+            Frame::Welcome(_)
+            | Frame::Refused(tandem_transport::Refusal {
+                code: ErrorCode::TooManyDevices,
+                ..
+            }) => {
+                // The store accepted the login.
+                if view.revoked {
+                    assert!(
+                        hello_token.is_some() && hello_token != view.token,
+                        "d{d} logged in after its kick without a new login token"
+                    );
+                }
+                if hello_token.is_some() {
+                    view.token = hello_token;
+                }
+                view.enrolled = true;
+                view.revoked = false;
+            }
+            Frame::Live(_)
+            | Frame::Deltas { .. }
+            | Frame::PushAck { .. }
+            | Frame::DeliverPayload { .. } => {
+                assert!(
+                    !view.revoked,
+                    "d{d} was sent {} after its kick took effect",
+                    frame.kind()
+                );
+            }
+            Frame::Kicked { reason } if !matches!(reason, OfflineReason::AccountBanned) => {
+                if matches!(reason, OfflineReason::Displaced { .. }) {
+                    self.stats.displaced += 1;
+                }
+                self.revoked(d);
+            }
+            _ => {}
+        }
+    }
+
     fn relay_send(&mut self, id: ConnId, frame: &Frame) {
+        self.check_frame_for(id, frame);
         let bytes = codec::encode(frame)
             .unwrap_or_else(|e| panic!("the relay built a frame it cannot send: {e}"));
         if let Some(link) = self.links.get_mut(&id) {
@@ -843,6 +1075,9 @@ impl World {
     /// the relay's server does.
     fn relay_notice(&mut self, target: ConnId, notice: Notice) {
         let queue_max = self.config.relay_queue_frames;
+        if let Notice::Live(delta) = &notice {
+            self.check_frame_for(target, &Frame::Live(delta.clone()));
+        }
         let Some(link) = self.links.get_mut(&target) else {
             return;
         };
@@ -859,8 +1094,8 @@ impl World {
             }
             Notice::Payload { from, id, bytes } => Frame::DeliverPayload { from, id, bytes },
             Notice::DeviceListChanged => Frame::DeviceListChanged,
-            Notice::Kicked { by, reason } => {
-                self.relay_send(target, &Frame::Kicked { by, reason });
+            Notice::Kicked { reason } => {
+                self.relay_send(target, &Frame::Kicked { reason });
                 self.relay_closes(target);
                 return;
             }
@@ -904,7 +1139,75 @@ impl World {
         // Every connection died with the process; the new process knows
         // none of them.
         self.links.clear();
+        self.operator = None;
         self.relay.up_at = self.now_ms + self.rng.range(0, 10_000) as u64;
+    }
+
+    /// Device `d`'s user kicks another device, every other one, every one,
+    /// or logs out; now and then the operator revokes every credential of
+    /// the account instead.
+    fn kick_action(&mut self, d: usize) {
+        let choice = self.rng.below(20);
+        if choice == 0 {
+            return self.operator_revokes_all();
+        }
+        let n = self.devices.len();
+        let target = self.devices[(d + 1 + self.rng.index(n - 1)) % n].id;
+        let Some(conn) = &mut self.devices[d].conn else {
+            return;
+        };
+        if conn.session.state() != tandem_transport::SessionState::Connected {
+            return;
+        }
+        let (what, sent) = match choice {
+            1..=11 => ("kicks a device", conn.session.kick(target)),
+            12..=14 => ("kicks all others", conn.session.kick_all_others()),
+            15 => ("kicks all devices", conn.session.kick_all()),
+            _ => ("logs out", conn.session.logout()),
+        };
+        if sent.is_ok() {
+            trace::note(format!("d{d} {what}"));
+        }
+        self.drain(d);
+    }
+
+    /// The operator revokes every credential of the account (a password
+    /// change), through an operator's connection to the relay's core.
+    fn operator_revokes_all(&mut self) {
+        let now_ms = self.now_ms;
+        let Some(core) = self.relay.core.as_mut() else {
+            return;
+        };
+        let id = match self.operator {
+            Some(id) => id,
+            None => {
+                let id = self.next_conn;
+                self.next_conn += 1;
+                let outcome = core.handle(id, Request::AdminHello, now_ms);
+                let Some(Frame::Challenge { nonce }) = outcome.replies.first() else {
+                    panic!("an operator gets a challenge: {outcome:?}");
+                };
+                let mac = tandem_relay::admin::admin_proof(&self.secret, nonce);
+                let outcome = core.handle(id, Request::AdminProof { mac }, now_ms);
+                assert_eq!(outcome.accepted, Some(Role::Admin), "{outcome:?}");
+                self.operator = Some(id);
+                id
+            }
+        };
+        let request = Request::Admin(AdminRequest::RevokeAll { account: account() });
+        let outcome = core.handle(id, request, now_ms);
+        assert!(
+            matches!(outcome.replies.first(), Some(Frame::AdminReply(_))),
+            "{outcome:?}"
+        );
+        trace::note("the operator revokes every credential".into());
+        self.stats.kicks += 1;
+        for d in 0..self.devices.len() {
+            self.revoked(d);
+        }
+        for (target, notice) in outcome.notices {
+            self.relay_notice(target, notice);
+        }
     }
 
     /// Drops, duplicates or swaps a frame in flight on some link.
@@ -957,18 +1260,7 @@ impl World {
     /// the world is not quiet until it has found out, logged in again and
     /// pulled what it missed.
     pub fn relay_lets_a_cut_link_go_first() {
-        let calm = SimConfig {
-            devices: 2,
-            steps: 0,
-            relay_queue_frames: 256,
-            hostile_frames: false,
-            direct_exchange: false,
-            crash: 0,
-            partition: 0,
-            cut: 0,
-            relay_restart: 0,
-            mischief: 0,
-        };
+        let calm = SimConfig::calm(2);
         let mut world = World::with_config(Rng::new(1), calm);
         world.now_ms += 2_000;
         world.housekeeping();
@@ -1048,6 +1340,16 @@ impl World {
     fn go_quiet(&mut self) {
         self.quiet = true;
         trace::note("faults stop".into());
+        // The operator lifts the device limits (a relay restarted with a
+        // new config), so that every device can be online at once.
+        let n = self.devices.len();
+        let limits = &mut self.relay.config;
+        if limits.devices_online_max < n || limits.devices_online_per_platform_max.is_some() {
+            limits.devices_online_max = n.max(6);
+            limits.devices_online_per_platform_max = None;
+            limits.overflow_policy = OverflowPolicy::RefuseNew;
+            self.restart_relay();
+        }
         for d in 0..self.devices.len() {
             self.devices[d].partitioned_until = 0;
             self.devices[d].down_until = 0;
@@ -1318,23 +1620,42 @@ impl World {
     }
 }
 
-fn open_relay(relay: &Relay) -> RelayCore {
+/// Which devices a kick-like request names.
+#[derive(Debug, Clone, Copy)]
+enum Kicks {
+    One(DeviceId),
+    Others,
+    All,
+    Me,
+}
+
+fn open_relay(relay: &Relay, seed: u64) -> RelayCore {
     let store = SqliteRelayStore::open(&relay.path).expect("the relay store opens");
     RelayCore::new(
         Box::new(store),
         relay.config.clone(),
         Box::new(LogOfflinePush),
+        Box::new(SeededEntropy::new(seed)),
     )
 }
 
-fn open_device(path: &std::path::Path, id: DeviceId, now_ms: i64) -> Engine {
+fn open_device(path: &std::path::Path, platform: &Platform, seed: u64, now_ms: i64) -> Engine {
     let config = Config {
         store: StorePath::File(path.to_owned()),
         account: account(),
-        device_name: "sim".into(),
-        platform: Platform::Linux,
+        device_name: format!("sim {platform}"),
+        platform: platform.clone(),
     };
-    Engine::open(config, now_ms, || id).expect("a device store opens")
+    Engine::open(config, now_ms, Box::new(SeededEntropy::new(seed))).expect("a device store opens")
+}
+
+/// A login token from the simulated auth service: valid ten minutes, a
+/// random id from the world's seed.
+fn issue_token(secret: &Secret, rng: &mut Rng, now_ms: u64) -> String {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+    id[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
+    token::issue_login(secret, &account(), Purpose::Login, now_ms / 1000 + 600, id)
 }
 
 fn short(event: &SessionEvent) -> String {

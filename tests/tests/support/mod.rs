@@ -49,9 +49,15 @@ pub fn engine_at(path: &Path, account: &str, n: u8, name: &str, platform: Platfo
         device_name: name.into(),
         platform,
     };
-    Engine::open(config, 0, || DeviceId([n; 16])).unwrap()
+    Engine::open(
+        config,
+        0,
+        Box::new(SeededEntropy::starting_with(&[n; 16], n.into())),
+    )
+    .unwrap()
 }
 
+/// An online device presenting `token` (a login token) until it logs in.
 pub fn online(
     engine: Engine,
     relay: SocketAddr,
@@ -66,7 +72,7 @@ pub fn online(
                 initial_ms: 20,
                 max_ms: 200,
             },
-            ..OnlineConfig::new(relay.to_string(), token)
+            ..OnlineConfig::new(relay.to_string()).with_login_token(token)
         },
     )
     .unwrap()
