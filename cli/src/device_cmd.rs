@@ -18,7 +18,7 @@ use tandem_engine::op::*;
 use tandem_engine::*;
 use tandem_online::{LastError, Link, OnlineConfig, OnlineDevice, Status, StopReason};
 use tandem_storage::device::{DeviceStore, Location};
-use tandem_transport::DeviceInfo;
+use tandem_transport::{DeviceInfo, EnrollmentState};
 
 /// Which device, and how it reaches its relay.
 #[derive(Debug, Args)]
@@ -782,7 +782,7 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
             };
             online(args, engine, wait, ends, move |device| async move {
                 match target {
-                    Kick::Device(t) => device.kick_device(t).await?,
+                    Kick::Device(t) => kick_one(&device, t).await?,
                     Kick::AllOthers => device.kick_all_other_devices().await?,
                     Kick::All => device.kick_all_devices().await?,
                 }
@@ -909,6 +909,36 @@ fn open(args: &DeviceArgs) -> anyhow::Result<Engine> {
 }
 
 /// What a kick command kicks.
+/// Kicks `target` and confirms it: the relay answers a kick only by
+/// announcing the new device list, so the command checks the list before
+/// (the device must be another one of the account's) and after (it must be
+/// revoked), instead of saying "ok" for a kick that did nothing.
+async fn kick_one(device: &OnlineDevice, target: DeviceId) -> anyhow::Result<()> {
+    if target == device.device_id() {
+        bail!(
+            "{target} is this device: use `tandem logout`, or `tandem kick --all` for every device"
+        );
+    }
+    let before = device.devices().await?;
+    if !before.iter().any(|d| d.id == target) {
+        bail!(
+            "the account has no device {target} (it has {}); `tandem devices` lists them",
+            before.len()
+        );
+    }
+    device.kick_device(target).await?;
+    let after = device.devices().await?;
+    match after.iter().find(|d| d.id == target) {
+        Some(d) if matches!(d.enrollment, EnrollmentState::Revoked { .. }) => Ok(()),
+        Some(d) => bail!(
+            "the relay did not revoke {target}: its enrollment is {:?}",
+            d.enrollment
+        ),
+        // Removed from the account altogether also keeps it out.
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Kick {
     Device(DeviceId),

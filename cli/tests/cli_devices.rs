@@ -188,6 +188,12 @@ fn two_device_processes_converge_through_a_relay_process() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A kick of a device the account does not have, or of this device
+    // itself, says so and fails: nothing was kicked.
+    let unknown = tandem_fails(&["--data", a, "kick", "00112233445566778899aabbccddeeff"]);
+    assert!(unknown.contains("has no device"), "{unknown}");
+    let own = tandem_fails(&["--data", a, "kick", a_id.as_str()]);
+    assert!(own.contains("is this device"), "{own}");
     tandem(&["--data", a, "kick", b_id.as_str()]);
     // The kicked device: refused with the typed reason, in text and JSON.
     let error = tandem_fails(&["--data", b, "sync"]);
