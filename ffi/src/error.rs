@@ -15,7 +15,10 @@
 //!   below convert every variant the engine has today.
 //!
 //! Fields never use the names `message` or `cause`, which Kotlin's
-//! `Throwable` already has.
+//! `Throwable` already has. The engine's `Refused` and `InvalidOp` are
+//! `RefusedError` and `InvalidOpError` here: in Kotlin a variant cannot
+//! hold a value of a type with its own name (`OpError.Refused` holds a
+//! `RefusedError`).
 
 use tandem_engine as e;
 
@@ -195,7 +198,7 @@ impl From<e::DocError> for DocError {
 
 /// Why an operation's content breaks a limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
-pub enum InvalidOp {
+pub enum InvalidOpError {
     /// A text field is longer than its limit, in bytes.
     #[error("{field} is {len} bytes, over the limit of {max}")]
     TextTooLong { field: String, len: u64, max: u64 },
@@ -214,27 +217,27 @@ pub enum InvalidOp {
     Unknown { details: String },
 }
 
-impl From<e::op::InvalidOp> for InvalidOp {
+impl From<e::op::InvalidOp> for InvalidOpError {
     fn from(error: e::op::InvalidOp) -> Self {
         use e::op::InvalidOp as I;
         match error {
-            I::TextTooLong { field, len, max } => InvalidOp::TextTooLong {
+            I::TextTooLong { field, len, max } => InvalidOpError::TextTooLong {
                 field: field.to_owned(),
                 len: size(len),
                 max: size(max),
             },
-            I::TooMany { field, len, max } => InvalidOp::TooMany {
+            I::TooMany { field, len, max } => InvalidOpError::TooMany {
                 field: field.to_owned(),
                 len: size(len),
                 max: size(max),
             },
-            I::Empty { field } => InvalidOp::Empty {
+            I::Empty { field } => InvalidOpError::Empty {
                 field: field.to_owned(),
             },
-            I::BadKey { field } => InvalidOp::BadKey {
+            I::BadKey { field } => InvalidOpError::BadKey {
                 field: field.to_owned(),
             },
-            other => InvalidOp::Unknown {
+            other => InvalidOpError::Unknown {
                 details: other.to_string(),
             },
         }
@@ -243,7 +246,7 @@ impl From<e::op::InvalidOp> for InvalidOp {
 
 /// A precondition of a local operation that the current state breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
-pub enum Refused {
+pub enum RefusedError {
     #[error("{user} is not a contact")]
     NoSuchContact { user: String },
     #[error("{user} is already a contact")]
@@ -265,23 +268,23 @@ pub enum Refused {
     Unknown { details: String },
 }
 
-impl From<e::Refused> for Refused {
+impl From<e::Refused> for RefusedError {
     fn from(error: e::Refused) -> Self {
         use e::Refused as R;
         let s = |id: &dyn std::fmt::Display| id.to_string();
         match error {
-            R::NoSuchContact(user) => Refused::NoSuchContact { user: s(&user) },
-            R::AlreadyContact(user) => Refused::AlreadyContact { user: s(&user) },
-            R::NotBlocked(user) => Refused::NotBlocked { user: s(&user) },
-            R::NoSuchGroup(group) => Refused::NoSuchGroup { group: s(&group) },
-            R::GroupExists(group) => Refused::GroupExists { group: s(&group) },
-            R::NotAMember { group, user } => Refused::NotAMember {
+            R::NoSuchContact(user) => RefusedError::NoSuchContact { user: s(&user) },
+            R::AlreadyContact(user) => RefusedError::AlreadyContact { user: s(&user) },
+            R::NotBlocked(user) => RefusedError::NotBlocked { user: s(&user) },
+            R::NoSuchGroup(group) => RefusedError::NoSuchGroup { group: s(&group) },
+            R::GroupExists(group) => RefusedError::GroupExists { group: s(&group) },
+            R::NotAMember { group, user } => RefusedError::NotAMember {
                 group: s(&group),
                 user: s(&user),
             },
-            R::NoSuchThread(thread) => Refused::NoSuchThread { thread: s(&thread) },
-            R::ThreadExists(thread) => Refused::ThreadExists { thread: s(&thread) },
-            other => Refused::Unknown {
+            R::NoSuchThread(thread) => RefusedError::NoSuchThread { thread: s(&thread) },
+            R::ThreadExists(thread) => RefusedError::ThreadExists { thread: s(&thread) },
+            other => RefusedError::Unknown {
                 details: other.to_string(),
             },
         }
@@ -293,10 +296,10 @@ impl From<e::Refused> for Refused {
 pub enum OpError {
     /// The operation breaks a size or count limit.
     #[error("invalid operation: {error}")]
-    Invalid { error: InvalidOp },
+    Invalid { error: InvalidOpError },
     /// The current state does not allow it.
     #[error("refused: {reason}")]
-    Refused { reason: Refused },
+    Refused { reason: RefusedError },
     /// The operation names a message this device does not have.
     #[error("unknown message {message_id}")]
     UnknownMessage { message_id: String },
@@ -423,7 +426,7 @@ pub enum DeltaError {
     OriginSeqOutOfRange { seq: u64 },
     /// The operation breaks a limit.
     #[error("invalid operation: {error}")]
-    InvalidOp { error: InvalidOp },
+    InvalidOp { error: InvalidOpError },
     /// The document change does not decode.
     #[error("malformed document change: {details}")]
     MalformedChange { details: String },
@@ -749,8 +752,8 @@ mod tests {
             let ours = OpError::from(error);
             let unknown = match &ours {
                 OpError::Unknown { .. } => true,
-                OpError::Invalid { error } => matches!(error, InvalidOp::Unknown { .. }),
-                OpError::Refused { reason } => matches!(reason, Refused::Unknown { .. }),
+                OpError::Invalid { error } => matches!(error, InvalidOpError::Unknown { .. }),
+                OpError::Refused { reason } => matches!(reason, RefusedError::Unknown { .. }),
                 OpError::Store { error } => matches!(error, StoreError::Unknown { .. }),
                 OpError::Doc { error } => matches!(error, DocError::Unknown { .. }),
                 _ => false,
@@ -764,7 +767,7 @@ mod tests {
                 max: 65_536,
             })),
             OpError::Invalid {
-                error: InvalidOp::TextTooLong {
+                error: InvalidOpError::TextTooLong {
                     field: "body".into(),
                     len: usize::MAX as u64,
                     max: 65_536,

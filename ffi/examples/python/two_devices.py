@@ -47,6 +47,15 @@ async def run(relay, token, folder, say=print):
     """Runs the example; returns what the laptop heard and saw, for the tests."""
     phone = device(folder, "phone", tandem.Platform.IOS(), relay, token)
     laptop = device(folder, "laptop", tandem.Platform.LINUX(), relay, token)
+    try:
+        return await phone_and_laptop(phone, laptop, say)
+    finally:
+        # Shutting down stops the listeners' threads.
+        await laptop.shutdown()
+        await phone.shutdown()
+
+
+async def phone_and_laptop(phone, laptop, say):
     heard = asyncio.Queue()
     listener = laptop.add_listener(Forward(asyncio.get_running_loop(), heard))
     for d in (phone, laptop):
@@ -74,8 +83,6 @@ async def run(relay, token, folder, say=print):
     say(f"laptop: stopped, {kicked.stopped}")
 
     listener.stop()
-    await laptop.shutdown()
-    await phone.shutdown()
     return {"events": events, "pinned": pinned, "devices": devices, "kicked": kicked,
             "phone_id": phone.device_id(), "laptop_id": laptop.device_id()}
 
