@@ -109,3 +109,62 @@ pub fn run(command: &mut Command, what: &str, scratch: &Path) -> Output {
         ),
     }
 }
+
+/// The test relay binary, running: its address and a token per account.
+/// Dropping it closes its stdin, which stops it.
+pub struct TestRelay {
+    child: std::process::Child,
+    pub addr: String,
+    pub tokens: std::collections::BTreeMap<String, String>,
+}
+
+impl TestRelay {
+    /// Starts the test relay for `accounts` and reads its address line.
+    pub fn start(accounts: &[&str]) -> TestRelay {
+        use std::io::BufRead;
+        let mut child = Command::new(test_relay())
+            .args(accounts)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting the test relay");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("the relay's stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the test relay's address");
+        let started: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the test relay printed {line:?}, not its address: {e}"));
+        let addr = started["relay"]
+            .as_str()
+            .expect("the relay's address")
+            .to_owned();
+        let tokens = accounts
+            .iter()
+            .map(|a| {
+                let token = started["tokens"][*a].as_str().expect("a token per account");
+                ((*a).to_owned(), token.to_owned())
+            })
+            .collect();
+        TestRelay {
+            child,
+            addr,
+            tokens,
+        }
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
