@@ -169,7 +169,10 @@ async fn tandem_fan_out(
             }),
         };
         let performed = sender.perform(op).await?;
-        committed.insert(performed.content_id, Instant::now());
+        // An unpin of what is not pinned changes nothing and is not sent.
+        if let Some(content_id) = performed.content_id() {
+            committed.insert(content_id, Instant::now());
+        }
         if let Some(message) = performed.message_id {
             last_sent = Some((c, message));
         }

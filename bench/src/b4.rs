@@ -195,16 +195,17 @@ pub fn child(args: ColdStartArgs) -> anyhow::Result<()> {
             let conn = rusqlite::Connection::open(db)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             let mut stmt = conn.prepare(
-                "SELECT c.id, c.pinned, c.do_not_disturb, c.marks, c.cleared_up_to_ms, \
+                "SELECT c.id, c.pinned, c.remind, c.marks, c.cleared_up_to_ms, \
                  c.read_at_ms, c.read_message, c.last_message, c.last_activity_ms, c.unread, \
-                 c.listed FROM conversations c WHERE c.listed = 1 \
+                 c.listed, c.quiet_until_ms, c.quiet_start_minute, c.quiet_end_minute, \
+                 c.quiet_utc_offset_minutes FROM conversations c WHERE c.listed = 1 \
                  ORDER BY c.pinned DESC, c.last_activity_ms DESC, c.id LIMIT ?1 OFFSET ?2",
             )?;
             let rows = stmt.query_map([PAGE as i64, 0], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, bool>(1)?,
-                    r.get::<_, bool>(2)?,
+                    r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
@@ -213,6 +214,10 @@ pub fn child(args: ColdStartArgs) -> anyhow::Result<()> {
                     r.get::<_, i64>(8)?,
                     r.get::<_, i64>(9)?,
                     r.get::<_, bool>(10)?,
+                    r.get::<_, Option<i64>>(11)?,
+                    r.get::<_, Option<i64>>(12)?,
+                    r.get::<_, Option<i64>>(13)?,
+                    r.get::<_, Option<i64>>(14)?,
                 ))
             })?;
             rows.collect::<Result<Vec<_>, _>>()?.len()

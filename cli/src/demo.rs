@@ -1,7 +1,10 @@
 //! `tandem demo`: an embedded relay and three devices of one account
 //! (phone, laptop, tablet) play a short story: two devices online making
-//! changes, the third offline; it catches up, the laptop kicks it; at the
-//! end a side-by-side table shows the three states are identical.
+//! changes, the third offline; it catches up; then, all offline, they
+//! make conflicting changes, reconnect, and every device shows the same
+//! outcome with the rule that decided it; the laptop kicks the tablet; at
+//! the end a side-by-side table shows the three states are identical.
+//! `--json` adds a one-line summary of the conflicts' outcomes per device.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,11 @@ pub struct DemoArgs {
     /// temporary folder, removed at the end).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// End with a one-line JSON summary: each conflict's outcome on each
+    /// device, the rule that decided it, and whether the states are
+    /// identical.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -41,7 +49,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let identical = runtime.block_on(story(&dir))?;
+    let (identical, summary) = runtime.block_on(story(&dir))?;
+    if args.json {
+        println!("{summary}");
+    }
     if !identical {
         bail!("the devices did not converge to the same state");
     }
@@ -53,7 +64,7 @@ struct Member {
     device: OnlineDevice,
 }
 
-async fn story(dir: &Path) -> anyhow::Result<bool> {
+async fn story(dir: &Path) -> anyhow::Result<(bool, serde_json::Value)> {
     let secret = Secret::generate().context("generating the relay secret")?;
     let config = RelayConfig::new(
         "127.0.0.1:0".parse().expect("a literal address"),
@@ -245,12 +256,16 @@ async fn story(dir: &Path) -> anyhow::Result<bool> {
     let progress = async {
         loop {
             match merged.recv().await {
+                Ok(SyncEvent::CatchUpStarted { from_seq, to_seq }) => {
+                    println!("  catch-up started: from {from_seq} to {to_seq}");
+                }
+                Ok(SyncEvent::CatchUpFinished { cursor }) => {
+                    println!("  catch-up finished at {cursor}");
+                    return anyhow::Ok(());
+                }
                 Ok(SyncEvent::Merged(_)) => {
                     let cursor = tablet.device.read(|e| e.relay_cursor()).await??;
                     println!("  catch-up: {cursor}/{head} deltas merged");
-                    if cursor >= head {
-                        return anyhow::Ok(());
-                    }
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -262,6 +277,8 @@ async fn story(dir: &Path) -> anyhow::Result<bool> {
         .await
         .context("the tablet did not catch up in time")??;
     converge(&[phone, laptop, tablet]).await?;
+
+    let summary = conflicts(phone, laptop, tablet).await?;
 
     step("The account's devices, as the relay lists them");
     let devices = laptop.device.devices().await?;
@@ -288,7 +305,168 @@ async fn story(dir: &Path) -> anyhow::Result<bool> {
     }
     let _ = stop_relay.send(());
     relay_task.await??;
-    Ok(identical)
+    let summary = serde_json::json!({ "identical": identical, "conflicts": summary });
+    Ok((identical, summary))
+}
+
+/// A conflict's name, its rule, and its outcome on each device.
+type Outcome = (&'static str, &'static str, Vec<(&'static str, String)>);
+
+/// The rules that decide the conflicts, as the demo prints them.
+const PIN_RULE: &str = "a pin is a register: concurrent writes resolve by automerge's op order, \
+     the same on every device; the tablet's unpin was written after it had seen the laptop's \
+     pin, so it comes later than the phone's pin, which had not";
+const CONTACT_RULE: &str = "an edit inside a removed contact does not bring it back";
+const DELETE_RULE: &str = "deleting clears up to its time; a newer message keeps the \
+     conversation, and only that message is unread";
+
+/// Offline, the devices make changes that conflict; once they reconnect,
+/// every device shows the same outcome. Returns each conflict's outcome on
+/// each device, with its rule.
+async fn conflicts(
+    phone: &Member,
+    laptop: &Member,
+    tablet: &Member,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    step("Offline, the devices make changes that conflict");
+    // The phone goes offline first, so it never sees the laptop's pin.
+    phone.device.set_online(false).await?;
+    wait_for(phone, "offline", |s| !s.is_connected()).await?;
+    laptop
+        .device
+        .perform(Op::Conversation(ConversationOp::Pin {
+            conversation: "u:carol".parse()?,
+        }))
+        .await?;
+    converge(&[laptop, tablet]).await?;
+    println!("  the laptop pinned u:carol; the tablet saw it, the phone (offline) did not");
+    for m in [laptop, tablet] {
+        m.device.set_online(false).await?;
+        wait_for(m, "offline", |s| !s.is_connected()).await?;
+    }
+    println!("  now all three are offline");
+    let carol: ConversationId = "u:carol".parse()?;
+    let bob: ConversationId = "u:bob".parse()?;
+    let erin = UserId::new("erin")?;
+    phone
+        .device
+        .perform(Op::Conversation(ConversationOp::Pin {
+            conversation: carol.clone(),
+        }))
+        .await?;
+    println!("  [phone ] pins u:carol");
+    tablet
+        .device
+        .perform(Op::Conversation(ConversationOp::Unpin {
+            conversation: carol.clone(),
+        }))
+        .await?;
+    println!("  [tablet] unpins u:carol");
+    phone
+        .device
+        .perform(Op::Contact(ContactOp::Remove { user: erin.clone() }))
+        .await?;
+    println!("  [phone ] removes the contact erin");
+    tablet
+        .device
+        .perform(Op::Contact(ContactOp::SetRemark {
+            user: erin.clone(),
+            remark: "Erin from work".into(),
+        }))
+        .await?;
+    println!("  [tablet] renames erin \"Erin from work\"");
+    tablet
+        .device
+        .perform(Op::Conversation(ConversationOp::Delete {
+            conversation: bob.clone(),
+        }))
+        .await?;
+    println!("  [tablet] deletes the conversation u:bob");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    laptop
+        .device
+        .perform(Op::Message(MessageOp::Ingest {
+            message: IncomingMessage {
+                id: MessageId::new("srv-0-9")?,
+                conversation: bob.clone(),
+                sender: UserId::new("bob")?,
+                sent_at_ms: now_ms(),
+                body: "Are we still on for tonight?".into(),
+            },
+        }))
+        .await?;
+    println!("  [laptop] a new message from bob arrives in u:bob");
+
+    step("Back online: every device shows the same outcome");
+    for m in [phone, laptop, tablet] {
+        m.device.set_online(true).await?;
+    }
+    converge(&[phone, laptop, tablet]).await?;
+    let mut outcomes: Vec<Outcome> = vec![
+        ("pin vs unpin of u:carol", PIN_RULE, Vec::new()),
+        ("erin removed vs renamed", CONTACT_RULE, Vec::new()),
+        ("u:bob deleted vs a new message", DELETE_RULE, Vec::new()),
+    ];
+    for m in [phone, laptop, tablet] {
+        let (carol_row, bob_row, erin_row, bob_page) = {
+            let (carol, bob, erin) = (carol.clone(), bob.clone(), erin.clone());
+            m.device
+                .read(move |e| -> Result<_, tandem_engine::StoreError> {
+                    Ok((
+                        e.conversation(&carol)?,
+                        e.conversation(&bob)?,
+                        e.contacts()?
+                            .into_iter()
+                            .find(|c| c.user_id == erin.as_str()),
+                        e.messages(&bob, None, 100)?,
+                    ))
+                })
+                .await??
+        };
+        let pinned = carol_row.is_some_and(|c| c.settings.pinned);
+        outcomes[0].2.push((
+            m.name,
+            format!("pinned={}", if pinned { "yes" } else { "no" }),
+        ));
+        outcomes[1].2.push((
+            m.name,
+            match erin_row {
+                Some(c) => format!("erin={} remark={:?}", c.status, c.remark),
+                None => "erin=removed".into(),
+            },
+        ));
+        let bob_row = bob_row.context("u:bob has a row")?;
+        outcomes[2].2.push((
+            m.name,
+            format!(
+                "listed={} visible={} unread={}",
+                if bob_row.listed { "yes" } else { "no" },
+                bob_page
+                    .iter()
+                    .map(|v| v.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                bob_row.unread
+            ),
+        ));
+    }
+    let mut summary = Vec::new();
+    for (name, rule, per_device) in outcomes {
+        println!("  {name}:");
+        for (device, outcome) in &per_device {
+            println!("    [{device:<6}] {outcome}");
+        }
+        println!("    rule: {rule}");
+        summary.push(serde_json::json!({
+            "conflict": name,
+            "rule": rule,
+            "outcome": per_device
+                .iter()
+                .map(|(d, o)| ((*d).to_owned(), serde_json::Value::from(o.clone())))
+                .collect::<serde_json::Map<_, _>>(),
+        }));
+    }
+    Ok(summary)
 }
 
 fn step(title: &str) {
@@ -450,6 +628,23 @@ async fn final_table(members: &[Member]) -> anyhow::Result<bool> {
                     .map(|g| format!("{}:{} ({} members)", g.id, g.name, g.members.len()))
                     .collect::<Vec<_>>()
                     .join(","),
+            ),
+            (
+                "u:carol pinned",
+                state
+                    .conversations
+                    .iter()
+                    .any(|c| c.id == "u:carol" && c.settings.pinned)
+                    .to_string(),
+            ),
+            (
+                "u:bob listed/unread",
+                state
+                    .conversations
+                    .iter()
+                    .find(|c| c.id == "u:bob")
+                    .map(|c| format!("{}/{}", c.listed, c.unread))
+                    .unwrap_or_default(),
             ),
             ("document heads", digest(heads.join(","))),
             ("whole state", digest(format!("{state:?}"))),

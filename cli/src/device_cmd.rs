@@ -154,9 +154,79 @@ pub enum DeviceCommand {
         /// On or off.
         state: OnOff,
     },
+    /// Set a conversation's do-not-disturb mode: which messages notify, and
+    /// an optional quiet time (--until-ms, or a daily --window HH:MM-HH:MM
+    /// at --utc-offset ±HH:MM) during which none do.
+    DndMode {
+        #[arg(help = CONVERSATION_HELP)]
+        conversation: String,
+        /// Which of its messages notify.
+        remind: RemindArg,
+        /// Nothing notifies until this time, in ms since the epoch.
+        #[arg(long, conflicts_with = "window")]
+        until_ms: Option<i64>,
+        /// Nothing notifies every day in this window, e.g. 22:00-07:00.
+        #[arg(long, value_parser = parse_window)]
+        window: Option<(u16, u16)>,
+        /// The UTC offset the window is at, e.g. +02:00 (default +00:00).
+        #[arg(long, value_parser = parse_offset, requires = "window", allow_hyphen_values = true)]
+        utc_offset: Option<i16>,
+    },
+    /// Print which of a conversation's messages notify now (or --at-ms).
+    DndStatus {
+        #[arg(help = CONVERSATION_HELP)]
+        conversation: String,
+        /// Ask about this time, in ms since the epoch, instead of now.
+        #[arg(long)]
+        at_ms: Option<i64>,
+    },
+    /// List a group's members muted now (or --at-ms): mutes end by
+    /// themselves.
+    Muted {
+        /// The group's id.
+        group: String,
+        /// Ask about this time, in ms since the epoch, instead of now.
+        #[arg(long)]
+        at_ms: Option<i64>,
+    },
+    /// Record a group read receipt: a member read a group message.
+    GroupRead {
+        /// The group message's id.
+        message: String,
+        /// The member who read it.
+        member: String,
+    },
+    /// Print the group members who have read a message.
+    ReadBy {
+        /// The group message's id.
+        message: String,
+    },
+    /// Pin a message in its conversation.
+    PinMessage {
+        #[arg(help = CONVERSATION_HELP)]
+        conversation: String,
+        /// The message's id.
+        message: String,
+    },
+    /// Unpin a message.
+    UnpinMessage {
+        #[arg(help = CONVERSATION_HELP)]
+        conversation: String,
+        /// The message's id.
+        message: String,
+    },
     /// Contact operations.
     #[command(subcommand)]
     Contact(ContactCmd),
+    /// A contact operation with a free-form ext the other devices' event
+    /// carries: tandem contact-ext --ext TEXT accept bob.
+    ContactExt {
+        /// The free-form text the event carries.
+        #[arg(long)]
+        ext: String,
+        #[command(subcommand)]
+        op: ContactCmd,
+    },
     /// Group operations.
     #[command(subcommand)]
     Group(GroupCmd),
@@ -226,6 +296,45 @@ pub enum OnOff {
     On,
     /// Turn it off.
     Off,
+}
+
+/// Which messages notify.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RemindArg {
+    /// Every message notifies.
+    All,
+    /// Only messages that mention this account notify.
+    MentionsOnly,
+    /// No message notifies.
+    None,
+}
+
+/// `HH:MM-HH:MM` → minutes after midnight.
+fn parse_window(text: &str) -> Result<(u16, u16), String> {
+    let minute = |hm: &str| -> Option<u16> {
+        let (h, m) = hm.split_once(':')?;
+        let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60).then_some(h * 60 + m)
+    };
+    text.split_once('-')
+        .and_then(|(a, b)| Some((minute(a)?, minute(b)?)))
+        .ok_or_else(|| format!("expected HH:MM-HH:MM, got {text:?}"))
+}
+
+/// `+HH:MM` or `-HH:MM` → minutes.
+fn parse_offset(text: &str) -> Result<i16, String> {
+    let bad = || format!("expected +HH:MM or -HH:MM, got {text:?}");
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let (h, m): (i16, i16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..60).contains(&m) || !(0..=14).contains(&h) {
+        return Err(bad());
+    }
+    Ok(sign * (h * 60 + m))
 }
 
 #[derive(Debug, Subcommand)]
@@ -416,7 +525,8 @@ pub enum GroupCmd {
     Mute {
         /// The group's id.
         group: String,
-        /// Muted until this time, in ms since the epoch (0: not muted).
+        /// Muted until this time, in ms since the epoch; the mute ends by
+        /// itself then.
         until_ms: i64,
         /// The members to mute.
         #[arg(required = true)]
@@ -479,6 +589,62 @@ pub enum GroupCmd {
         /// The attributes, each as key=value.
         #[arg(required = true, value_parser = parse_pair)]
         attributes: Vec<(String, String)>,
+    },
+    /// Record an invitation to a group that arrived from the IM service; the
+    /// group is pending (invited) until accept-invitation or
+    /// decline-invitation.
+    ReceiveInvitation {
+        /// The group's id.
+        group: String,
+        /// Who invited this account.
+        inviter: String,
+    },
+    /// Record that a user this account invited accepted: now a member.
+    InviteeAccepted {
+        /// The group's id.
+        group: String,
+        /// The invited user.
+        user: String,
+    },
+    /// Record that a user this account invited declined.
+    InviteeDeclined {
+        /// The group's id.
+        group: String,
+        /// The invited user.
+        user: String,
+        /// Why, as the IM service gave it.
+        #[arg(default_value = "")]
+        reason: String,
+    },
+    /// Record an application to join a group, to accept or decline later.
+    ReceiveApplication {
+        /// The group's id.
+        group: String,
+        /// The user who applied.
+        user: String,
+        /// The applicant's reason, as the IM service gave it.
+        #[arg(default_value = "")]
+        reason: String,
+    },
+    /// Remove member attributes by key.
+    RemoveAttributes {
+        /// The group's id.
+        group: String,
+        /// The member.
+        user: String,
+        /// The attribute keys to remove.
+        #[arg(required = true)]
+        keys: Vec<String>,
+    },
+    /// Record that the IM service disabled the group.
+    Disable {
+        /// The group's id.
+        group: String,
+    },
+    /// Record that the IM service enabled the group again.
+    Enable {
+        /// The group's id.
+        group: String,
     },
 }
 
@@ -580,6 +746,36 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
             })
         }
         DeviceCommand::State { json } => print_state(&engine, json),
+        DeviceCommand::ReadBy { message } => {
+            let members = engine.group_read_by(&MessageId::new(message)?)?;
+            println!("read by {}: {}", members.len(), members.join(", "));
+            Ok(())
+        }
+        DeviceCommand::Muted { group, at_ms } => {
+            let at = at_ms.unwrap_or_else(now_ms);
+            for member in engine.muted_members(&GroupId::new(group)?, at)? {
+                println!("{} until {}", member.user_id, member.muted_until_ms);
+            }
+            Ok(())
+        }
+        DeviceCommand::DndStatus {
+            conversation,
+            at_ms,
+        } => {
+            let conversation: ConversationId = conversation.parse()?;
+            let at = at_ms.unwrap_or_else(now_ms);
+            let mode = engine.do_not_disturb(&conversation)?;
+            println!(
+                "{conversation}: {} notify at {at} (mode {})",
+                match engine.remind_type_at(&conversation, at)? {
+                    RemindType::All => "all messages",
+                    RemindType::MentionsOnly => "only mentions",
+                    _ => "no messages",
+                },
+                serde_json::to_string(&mode)?
+            );
+            Ok(())
+        }
         DeviceCommand::Events { json, follow } => {
             if follow {
                 follow_events(args, engine, json)
@@ -594,9 +790,10 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
         local => {
             let op = to_op(local)?;
             let performed = engine.perform(now_ms(), op)?;
-            match performed.message_id {
-                Some(id) => println!("ok: message {id}"),
-                None => println!("ok"),
+            match (&performed.message_id, &performed.recorded) {
+                (Some(id), _) => println!("ok: message {id}"),
+                (None, Some(_)) => println!("ok"),
+                (None, None) => println!("ok: nothing to change"),
             }
             Ok(())
         }
@@ -821,6 +1018,10 @@ fn follow_events(args: DeviceArgs, engine: Engine, json: bool) -> anyhow::Result
             },
         )?;
         let mut events = device.events();
+        // One listener for the whole run: a Ctrl-C that arrives while an
+        // event is being printed or acknowledged is not missed.
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
                 event = events.next() => {
@@ -828,7 +1029,7 @@ fn follow_events(args: DeviceArgs, engine: Engine, json: bool) -> anyhow::Result
                     print_event(&event, json);
                     device.ack_events(event.seq).await?;
                 }
-                _ = tokio::signal::ctrl_c() => break,
+                _ = &mut ctrl_c => break,
             }
         }
         device.shutdown().await?;
@@ -842,12 +1043,17 @@ fn print_event(event: &Event, json: bool) {
     } else {
         let value = event.to_json_value();
         println!(
-            "#{} from {} at {}: {} {}{}",
+            "#{} from {} at {}: {} {}{}{}",
             event.seq,
             event.source_device,
             event.made_at_ms,
             value["category"].as_str().unwrap_or("?"),
             value["op"].as_str().unwrap_or("?"),
+            event
+                .ext
+                .as_ref()
+                .map(|ext| format!(" ext={ext:?}"))
+                .unwrap_or_default(),
             if event.superseded {
                 " (superseded)"
             } else {
@@ -872,7 +1078,7 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
             "id": c.id,
             "listed": c.listed,
             "pinned": c.settings.pinned,
-            "do_not_disturb": c.settings.do_not_disturb,
+            "do_not_disturb": json!(c.settings.do_not_disturb),
             "marks": c.settings.marks,
             "cleared_up_to_ms": c.settings.cleared_up_to_ms,
             "read_at_ms": c.settings.read_at_ms,
@@ -906,17 +1112,26 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
             "owner": g.owner,
             "messages_blocked": g.messages_blocked,
             "mute_all": g.mute_all,
+            "disabled": g.disabled,
             "members": g.members.iter().map(|m| json!({
                 "user": m.user_id, "role": m.role.as_str(), "muted_until_ms": m.muted_until_ms,
             })).collect::<Vec<_>>(),
             "banned": g.banned,
             "allow_list": g.allowed,
+            "invited": g.invited,
+            "applicants": g.applicants,
             "attributes": g.attributes.iter().map(|a| json!({
                 "user": a.user_id, "key": a.key, "value": a.value,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "threads": state.threads.iter().map(|t| json!({
             "id": t.id, "group": t.group_id, "name": t.name, "members": t.members,
+        })).collect::<Vec<_>>(),
+        "group_acks": state.group_acks.iter().map(|(m, u)| json!({
+            "message": m, "member": u,
+        })).collect::<Vec<_>>(),
+        "pinned_messages": state.pinned_messages.iter().map(|(c, p)| json!({
+            "conversation": c, "message": p.message, "pinned_at_ms": p.pinned_at_ms,
         })).collect::<Vec<_>>(),
     }))
 }
@@ -1062,6 +1277,55 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
             conversation: c(conversation)?,
             enabled: matches!(state, OnOff::On),
         }),
+        DeviceCommand::DndMode {
+            conversation,
+            remind,
+            until_ms,
+            window,
+            utc_offset,
+        } => Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+            conversation: c(conversation)?,
+            mode: DoNotDisturb {
+                remind: match remind {
+                    RemindArg::All => RemindType::All,
+                    RemindArg::MentionsOnly => RemindType::MentionsOnly,
+                    RemindArg::None => RemindType::None,
+                },
+                quiet: match (until_ms, window) {
+                    (Some(until_ms), _) => Some(QuietTime::Until { until_ms }),
+                    (None, Some((start_minute, end_minute))) => Some(QuietTime::Daily {
+                        start_minute,
+                        end_minute,
+                        utc_offset_minutes: utc_offset.unwrap_or(0),
+                    }),
+                    (None, None) => None,
+                },
+            },
+        }),
+        DeviceCommand::GroupRead { message, member } => Op::Message(MessageOp::GroupRead {
+            message: m(message)?,
+            member: u(member)?,
+        }),
+        DeviceCommand::PinMessage {
+            conversation,
+            message,
+        } => Op::Conversation(ConversationOp::PinMessage {
+            conversation: c(conversation)?,
+            message: m(message)?,
+        }),
+        DeviceCommand::UnpinMessage {
+            conversation,
+            message,
+        } => Op::Conversation(ConversationOp::UnpinMessage {
+            conversation: c(conversation)?,
+            message: m(message)?,
+        }),
+        DeviceCommand::ContactExt { ext, op } => {
+            let Op::Contact(op) = to_op(DeviceCommand::Contact(op))? else {
+                unreachable!("a contact command makes a contact operation")
+            };
+            Op::Contact(op.with_ext(ext))
+        }
         DeviceCommand::Contact(cmd) => Op::Contact(match cmd {
             ContactCmd::Add { user, greeting } => ContactOp::Add {
                 user: u(user)?,
@@ -1199,6 +1463,39 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
                 user: u(user)?,
                 attributes,
             },
+            GroupCmd::ReceiveInvitation { group, inviter } => GroupOp::ReceiveInvitation {
+                group: g(group)?,
+                inviter: u(inviter)?,
+            },
+            GroupCmd::InviteeAccepted { group, user } => GroupOp::InviteeAccepted {
+                group: g(group)?,
+                user: u(user)?,
+            },
+            GroupCmd::InviteeDeclined {
+                group,
+                user,
+                reason,
+            } => GroupOp::InviteeDeclined {
+                group: g(group)?,
+                user: u(user)?,
+                reason,
+            },
+            GroupCmd::ReceiveApplication {
+                group,
+                user,
+                reason,
+            } => GroupOp::ReceiveApplication {
+                group: g(group)?,
+                user: u(user)?,
+                reason,
+            },
+            GroupCmd::RemoveAttributes { group, user, keys } => GroupOp::RemoveMemberAttributes {
+                group: g(group)?,
+                user: u(user)?,
+                keys,
+            },
+            GroupCmd::Disable { group } => GroupOp::Disable { group: g(group)? },
+            GroupCmd::Enable { group } => GroupOp::Enable { group: g(group)? },
         }),
         DeviceCommand::Thread(cmd) => Op::Thread(match cmd {
             ThreadCmd::Create {
@@ -1233,6 +1530,9 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
         | DeviceCommand::Kick { .. }
         | DeviceCommand::SendToDevice { .. }
         | DeviceCommand::State { .. }
+        | DeviceCommand::DndStatus { .. }
+        | DeviceCommand::Muted { .. }
+        | DeviceCommand::ReadBy { .. }
         | DeviceCommand::Events { .. } => unreachable!("handled in run: not a local operation"),
     })
 }

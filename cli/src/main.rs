@@ -2,10 +2,11 @@
 
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod demo;
 mod device_cmd;
+mod docs_cmd;
 mod relay_cmd;
 
 /// Tandem keeps one user's IM state in step across all their devices.
@@ -29,6 +30,10 @@ enum Command {
     Demo(demo::DemoArgs),
     #[command(flatten)]
     Device(device_cmd::DeviceCommand),
+    /// Print shell completions: tandem completions bash > /etc/bash_completion.d/tandem
+    Completions(docs_cmd::CompletionsArgs),
+    /// Print the man page: tandem man > tandem.1
+    Man,
 }
 
 fn main() {
@@ -38,6 +43,8 @@ fn main() {
         Command::Token(args) => relay_cmd::token(args),
         Command::Demo(args) => demo::run(args),
         Command::Device(command) => device_cmd::run(cli.device, command),
+        Command::Completions(args) => docs_cmd::completions(Cli::command(), args),
+        Command::Man => docs_cmd::man(Cli::command()),
     };
     if let Err(error) = result {
         // One clear line, then a non-zero exit.

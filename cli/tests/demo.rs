@@ -1,5 +1,6 @@
-//! The demo runs end to end and its final table shows three identical
-//! devices.
+//! The demo runs end to end: its offline conflicts end with the outcome
+//! their rules decide, the same on every device, and its final table shows
+//! three identical devices.
 
 use std::process::Command;
 
@@ -7,7 +8,7 @@ use std::process::Command;
 fn the_demo_converges_and_prints_an_identical_state_table() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["demo", "--dir"])
+        .args(["demo", "--json", "--dir"])
         .arg(dir.path())
         .output()
         .expect("the tandem binary runs");
@@ -20,7 +21,14 @@ fn the_demo_converges_and_prints_an_identical_state_table() {
         "== Messages arrive and are sent",
         "== The tablet comes online and catches up",
         "== The laptop kicks the tablet",
+        "== Offline, the devices make changes that conflict",
+        "== Back online: every device shows the same outcome",
+        "catch-up started: from 0 to",
+        "catch-up finished at",
         "catch-up:",
+        // The pin that lost, and the edit of a removed contact, say so.
+        "[laptop] heard from phone : conversation pinned conversation=u:carol (superseded",
+        "[phone ] heard from tablet: contact remark_changed remark=Erin from work user=erin (superseded",
         "[laptop] heard from phone : conversation pinned conversation=g:family",
         "[tablet] heard from laptop: group created",
         "[tablet] heard from laptop: connection kicked",
@@ -30,6 +38,40 @@ fn the_demo_converges_and_prints_an_identical_state_table() {
 
     // The table: a header with the three devices, then rows whose three
     // values are the same.
+    // The summary: each conflict's outcome, the same on every device, and
+    // the one its rule decides. A change to a rule fails here.
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap()).expect("the JSON summary");
+    assert_eq!(summary["identical"], true);
+    let expected = [
+        ("pin vs unpin of u:carol", "pinned=no", "register"),
+        (
+            "erin removed vs renamed",
+            "erin=removed",
+            "does not bring it back",
+        ),
+        (
+            "u:bob deleted vs a new message",
+            "listed=yes visible=srv-0-9 unread=1",
+            "a newer message keeps the conversation",
+        ),
+    ];
+    let conflicts = summary["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), expected.len());
+    for (conflict, (name, outcome, rule)) in conflicts.iter().zip(expected) {
+        assert_eq!(conflict["conflict"], name);
+        assert!(
+            conflict["rule"].as_str().unwrap().contains(rule),
+            "{conflict}"
+        );
+        for device in ["phone", "laptop", "tablet"] {
+            assert_eq!(
+                conflict["outcome"][device], outcome,
+                "{name} on the {device}"
+            );
+        }
+    }
+
     let table: Vec<&str> = stdout
         .lines()
         .skip_while(|l| !l.starts_with("== Final state"))
@@ -52,11 +94,11 @@ fn the_demo_converges_and_prints_an_identical_state_table() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 9, "{table:#?}");
+    assert_eq!(checked, 11, "{table:#?}");
     let messages_row = table
         .iter()
         .find(|r| r.contains("messages in the log"))
         .unwrap();
-    assert!(messages_row.contains("25"), "{messages_row}");
+    assert!(messages_row.contains("26"), "{messages_row}");
     assert!(stdout.contains("identical: yes"));
 }

@@ -11,9 +11,11 @@
 //! | --- | --- | --- |
 //! | `contacts` | user | map `{status, remark, since_ms}` |
 //! | `blocked` | user | since_ms |
-//! | `groups` | group | map `{state, owner, messages_blocked, mute_all, info: {name, description, announcement}, members, admins, banned, allowed, mutes, attrs}` |
+//! | `groups` | group | map `{state, owner, messages_blocked, mute_all, disabled, info: {name, description, announcement}, members, admins, banned, allowed, mutes, attrs, inviter, invited␟user, applicant␟user}` |
 //! | `threads` | thread | map `{group, name, members: {user: true}}` |
-//! | `pinned`, `dnd` | conversation | bool (a register) |
+//! | `pinned` | conversation | bool (a register) |
+//! | `pinned` | conversation ␟ message | pinned at ms, or `false` once unpinned (a register) |
+//! | `dnd` | conversation | a do-not-disturb mode (a register): `true` (silent), `false`, or a map `{remind, until_ms}` / `{remind, start_minute, end_minute, utc_offset_minutes}` |
 //! | `marks` | conversation ␟ mark | bool (a register) |
 //!
 //! What each entry means, and how each operation edits it, is in its
@@ -77,6 +79,8 @@ pub(crate) mod keys {
         pub const MESSAGES_BLOCKED: &str = "messages_blocked";
         /// Whether the whole group is muted (bool).
         pub const MUTE_ALL: &str = "mute_all";
+        /// Whether the IM service disabled the group (bool).
+        pub const DISABLED: &str = "disabled";
         /// Map: `name`, `description`, `announcement` (text).
         pub const INFO: &str = "info";
         /// In [`INFO`]: the group's name.
@@ -99,6 +103,34 @@ pub(crate) mod keys {
         pub const ATTRS: &str = "attrs";
         /// Every nested map a group entry has.
         pub const LISTS: [&str; 6] = [MEMBERS, ADMINS, BANNED, ALLOWED, MUTES, ATTRS];
+        /// Flat keys `invited␟user` → invited at ms: users this account
+        /// invited who have not accepted yet. Flat keys in the entry (not a
+        /// nested map) because entries made by earlier builds have no such
+        /// map, and two devices creating it concurrently would hide one
+        /// device's entries.
+        pub const INVITED: &str = "invited";
+        /// Flat keys `applicant␟user` → the applicant's reason (text):
+        /// users who asked to join and wait for an answer.
+        pub const APPLICANT: &str = "applicant";
+        /// For this account's own invitation (standing `invited`): who
+        /// invited it.
+        pub const INVITER: &str = "inviter";
+    }
+
+    /// The fields of a do-not-disturb mode, `dnd[conversation]`, when it
+    /// is a map. (`true` is silent, `false` or no entry is off: what builds
+    /// before modes wrote, and what this one still writes for those two.)
+    pub mod dnd {
+        /// Which messages notify, in its text form.
+        pub const REMIND: &str = "remind";
+        /// A quiet time until this time, in ms.
+        pub const UNTIL_MS: &str = "until_ms";
+        /// A daily quiet time: its start, minutes after midnight.
+        pub const START_MINUTE: &str = "start_minute";
+        /// A daily quiet time: its end, minutes after midnight.
+        pub const END_MINUTE: &str = "end_minute";
+        /// A daily quiet time: the UTC offset its minutes are at.
+        pub const UTC_OFFSET_MINUTES: &str = "utc_offset_minutes";
     }
 
     /// The fields of a thread entry, `threads[thread]`.
@@ -305,8 +337,48 @@ impl AccountDoc {
 
     /// Whether `obj[key]` is `true`; false when missing or not a bool.
     pub fn bool_at(&self, obj: &ObjId, key: &str) -> bool {
-        matches!(self.doc.get(obj, key), Ok(Some((automerge::Value::Scalar(s), _))) if s.as_bool() == Some(true))
+        bool_at(&self.doc, obj, key)
     }
+
+    /// Reads the document with a helper written for any [`ReadDoc`] (the
+    /// same helper an edit uses inside its transaction).
+    pub fn read<T>(&self, read: impl FnOnce(&Automerge) -> T) -> T {
+        read(&self.doc)
+    }
+}
+
+/// Whether `obj[key]` is `true`; false when missing or not a bool.
+pub(crate) fn bool_at(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> bool {
+    matches!(doc.get(obj, key), Ok(Some((automerge::Value::Scalar(s), _))) if s.as_bool() == Some(true))
+}
+
+/// Puts `value` at `obj[key]` unless the key holds a value already, so an
+/// operation that finds what it asks for makes no change (and is not
+/// recorded): adding a member who is one, banning who is banned.
+pub(crate) fn put_if_missing(
+    tx: &mut Transaction<'_>,
+    obj: &ObjId,
+    key: &str,
+    value: impl Into<automerge::ScalarValue>,
+) -> Result<(), AutomergeError> {
+    if tx.get(obj, key)?.is_none() {
+        tx.put(obj, key, value)?;
+    }
+    Ok(())
+}
+
+/// Clears the flag `obj[key]`: writes `false` only where it is `true`, so
+/// clearing what is not set makes no change. (A missing key and `false`
+/// read the same.)
+pub(crate) fn clear_flag(
+    tx: &mut Transaction<'_>,
+    obj: &ObjId,
+    key: &str,
+) -> Result<(), AutomergeError> {
+    if bool_at(tx, obj, key) {
+        tx.put(obj, key, false)?;
+    }
+    Ok(())
 }
 
 /// The map at `obj[key]`, if there is one.

@@ -55,18 +55,26 @@ pub struct Event {
     pub superseded: bool,
     /// What happened, with its targets.
     pub kind: EventKind,
+    /// The free-form text the app attached to the operation there
+    /// ([`ContactOp::WithExt`](crate::op::ContactOp::WithExt)), carried end
+    /// to end; `None` when it attached none. In the JSON form it is the
+    /// field `ext`, present only when set.
+    pub ext: Option<String>,
 }
 
 impl Event {
     /// The event's stable JSON form: one flat object,
-    /// `{"seq", "source_device", "made_at_ms", "superseded", "category",
-    /// "op", …targets and extras}`, with snake_case names.
+    /// `{"seq", "source_device", "made_at_ms", "superseded", ["ext",]
+    /// "category", "op", …targets and extras}`, with snake_case names.
     pub fn to_json_value(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         object.insert("seq".into(), self.seq.into());
         object.insert("source_device".into(), self.source_device.to_hex().into());
         object.insert("made_at_ms".into(), self.made_at_ms.into());
         object.insert("superseded".into(), self.superseded.into());
+        if let Some(ext) = &self.ext {
+            object.insert("ext".into(), ext.clone().into());
+        }
         // The kind serializes externally tagged, {"Group": {"MembersKicked":
         // {fields}}}, or {"Conversation": "AllUnreadCleared"} for a variant
         // without fields; flatten that into category, op and fields.
@@ -99,6 +107,123 @@ impl Event {
     pub fn to_json(&self) -> String {
         self.to_json_value().to_string()
     }
+
+    /// Reads an event back from its JSON form ([`Event::to_json`]), as an
+    /// app or a binding stored it: `Event::from_json(&e.to_json())` is `e`.
+    pub fn from_json(text: &str) -> Result<Event, EventJsonError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(EventJsonError::Syntax)?;
+        Event::from_json_value(&value)
+    }
+
+    /// [`Event::from_json`] from a parsed value.
+    pub fn from_json_value(value: &serde_json::Value) -> Result<Event, EventJsonError> {
+        let serde_json::Value::Object(object) = value else {
+            return Err(EventJsonError::NotAnObject);
+        };
+        let mut fields = object.clone();
+        let mut take =
+            |name: &'static str| fields.remove(name).ok_or(EventJsonError::Missing(name));
+        let seq = take("seq")?
+            .as_i64()
+            .ok_or(EventJsonError::WrongType("seq"))?;
+        let source_device = take("source_device")?
+            .as_str()
+            .and_then(|hex| hex.parse::<DeviceId>().ok())
+            .ok_or(EventJsonError::WrongType("source_device"))?;
+        let made_at_ms = take("made_at_ms")?
+            .as_i64()
+            .ok_or(EventJsonError::WrongType("made_at_ms"))?;
+        let superseded = take("superseded")?
+            .as_bool()
+            .ok_or(EventJsonError::WrongType("superseded"))?;
+        let ext = match fields.remove("ext") {
+            None => None,
+            Some(serde_json::Value::String(ext)) => Some(ext),
+            Some(_) => return Err(EventJsonError::WrongType("ext")),
+        };
+        let mut take =
+            |name: &'static str| fields.remove(name).ok_or(EventJsonError::Missing(name));
+        let category = take("category")?;
+        let op = take("op")?;
+        let (Some(category), Some(op)) = (category.as_str(), op.as_str()) else {
+            return Err(EventJsonError::WrongType("category"));
+        };
+        // Back to the externally tagged form the kind deserializes from:
+        // {"Group": {"MembersKicked": {fields}}}, or {"Conversation":
+        // "AllUnreadCleared"} for a variant without fields.
+        let variant = if fields.is_empty() {
+            serde_json::Value::String(pascal_case(op))
+        } else {
+            let mut inner = serde_json::Map::new();
+            inner.insert(pascal_case(op), serde_json::Value::Object(fields));
+            serde_json::Value::Object(inner)
+        };
+        let mut outer = serde_json::Map::new();
+        outer.insert(pascal_case(category), variant);
+        let kind = serde_json::from_value(serde_json::Value::Object(outer)).map_err(|e| {
+            EventJsonError::Kind {
+                category: category.to_owned(),
+                op: op.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Event {
+            seq,
+            source_device,
+            made_at_ms,
+            superseded,
+            kind,
+            ext,
+        })
+    }
+}
+
+/// Why a JSON text is not an event ([`Event::from_json`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventJsonError {
+    /// The text is not JSON.
+    #[error("not JSON: {0}")]
+    Syntax(serde_json::Error),
+    /// The JSON is not an object.
+    #[error("an event is a JSON object")]
+    NotAnObject,
+    /// A field every event has is missing.
+    #[error("the event has no {0:?}")]
+    Missing(&'static str),
+    /// A field every event has is of the wrong type (or, for
+    /// `source_device`, not 32 hex characters).
+    #[error("the event's {0:?} has the wrong type")]
+    WrongType(&'static str),
+    /// The category and op name no event this build knows, or its fields
+    /// do not fit it.
+    #[error("not an event this build knows: {category} {op}: {reason}")]
+    Kind {
+        /// The event's `category`.
+        category: String,
+        /// The event's `op`.
+        op: String,
+        /// What did not fit, in words.
+        reason: String,
+    },
+}
+
+/// `members_kicked` → `MembersKicked`.
+fn pascal_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `MembersKicked` → `members_kicked`.
@@ -211,4 +336,21 @@ pub enum ConnectionEvent {
     /// kicked); ask the relay for the list to see how. The event's source
     /// device is this device.
     DeviceListChanged,
+    // Variants are appended, never reordered: the journal numbers them.
+    /// This device connected behind the relay and started catching up: the
+    /// events of what it merges follow, then [`ConnectionEvent::CatchUpFinished`]
+    /// (unless the connection ends first; the next one starts again). The
+    /// event's source device is this device.
+    CatchUpStarted {
+        /// The relay log position this device had merged up to.
+        from_seq: u64,
+        /// The relay's head when this device connected: the catch-up's goal.
+        to_seq: u64,
+    },
+    /// This device has merged everything the relay had when it connected.
+    /// The event's source device is this device.
+    CatchUpFinished {
+        /// The relay log position it has merged up to now.
+        cursor: u64,
+    },
 }

@@ -19,14 +19,16 @@ pub mod sync;
 pub use doc::DocError;
 pub use engine::{
     AccountState, Applied, ApplyError, Changed, Config, DeviceIdentity, Engine, EventDelivery,
-    Export, ExportCursor, LoadError, OpError, OpenError, Performed, RelayDelta, StorePath,
+    Export, ExportCursor, LoadError, OpError, OpenError, Performed, Recorded, RelayDelta,
+    StorePath,
 };
 pub use event::{Event, EventKind};
 pub use rules::Refused;
 pub use tandem_storage::device::{
-    BlockedRow, ContactRow, ContactStatus, ConversationRow, ConversationSettings, GroupMember,
-    GroupRow, GroupStanding, MemberAttribute, MemberRole, MessageView, Receipt, ThreadRow,
-    UnknownState,
+    BlockedRow, ContactRow, ContactStatus, ConversationRow, ConversationSettings, DoNotDisturb,
+    GroupMember, GroupRow, GroupStanding, MemberAttribute, MemberRole, MessageView, PinnedMessage,
+    QuietTime, Receipt, RemindType, ThreadRow, UnknownState, MINUTES_PER_DAY,
+    UTC_OFFSET_MINUTES_MAX,
 };
 pub use tandem_storage::StoreError;
 pub use tandem_transport::{AccountId, ContentId, DeviceId, Platform};

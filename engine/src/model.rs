@@ -105,10 +105,15 @@ string_id!(
     MessageId,
     "a message id"
 );
+string_id!(
+    /// A chat room, as the IM service names it.
+    RoomId,
+    "a room id"
+);
 
-/// A conversation: with one user, in a group, or in a thread. Its text form
-/// is `u:<user>`, `g:<group>` or `t:<thread>`, which is also how it is
-/// serialized.
+/// A conversation: with one user, in a group, in a thread, or in a chat
+/// room. Its text form is `u:<user>`, `g:<group>`, `t:<thread>` or
+/// `r:<room>`, which is also how it is serialized.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum ConversationId {
@@ -118,6 +123,10 @@ pub enum ConversationId {
     Group(GroupId),
     /// A thread's conversation: `t:<thread>`.
     Thread(ThreadId),
+    /// A chat room's conversation: `r:<room>`. Its messages and read state
+    /// sync like any other conversation's; the account document has no
+    /// membership for rooms (the IM service keeps who is in one).
+    Room(RoomId),
 }
 
 impl ConversationId {
@@ -133,6 +142,7 @@ impl fmt::Display for ConversationId {
             ConversationId::User(id) => write!(f, "u:{id}"),
             ConversationId::Group(id) => write!(f, "g:{id}"),
             ConversationId::Thread(id) => write!(f, "t:{id}"),
+            ConversationId::Room(id) => write!(f, "r:{id}"),
         }
     }
 }
@@ -147,11 +157,11 @@ impl fmt::Debug for ConversationId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvalidConversationId {
-    /// The string does not start with `u:`, `g:` or `t:`, so it names no
+    /// The string does not start with `u:`, `g:`, `t:` or `r:`, so it names no
     /// kind of conversation.
     #[error(
         "{value:?} is not a conversation id: write u:<user> for a user, \
-         g:<group> for a group or t:<thread> for a thread"
+         g:<group> for a group, t:<thread> for a thread or r:<room> for a chat room"
     )]
     NoKind {
         /// The string refused.
@@ -192,6 +202,7 @@ impl FromStr for ConversationId {
             Some(("u", rest)) => Ok(ConversationId::User(rest.parse().map_err(id)?)),
             Some(("g", rest)) => Ok(ConversationId::Group(rest.parse().map_err(id)?)),
             Some(("t", rest)) => Ok(ConversationId::Thread(rest.parse().map_err(id)?)),
+            Some(("r", rest)) => Ok(ConversationId::Room(rest.parse().map_err(id)?)),
             _ => Err(InvalidConversationId::NoKind {
                 value: s.to_owned(),
             }),
@@ -245,10 +256,10 @@ mod tests {
 
     #[test]
     fn conversation_ids_round_trip_through_text() {
-        for text in ["u:bob", "g:team", "t:plans:2024"] {
+        for text in ["u:bob", "g:team", "t:plans:2024", "r:lobby"] {
             assert_eq!(text.parse::<ConversationId>().unwrap().to_string(), text);
         }
-        for bad in ["bob", "x:bob", "u:", "u:a\u{1f}b"] {
+        for bad in ["bob", "x:bob", "u:", "u:a\u{1f}b", "r:", "R:lobby"] {
             assert!(bad.parse::<ConversationId>().is_err(), "{bad:?}");
         }
     }
@@ -264,7 +275,7 @@ mod tests {
                 }
             );
             let text = error.to_string();
-            for form in ["u:<user>", "g:<group>", "t:<thread>"] {
+            for form in ["u:<user>", "g:<group>", "t:<thread>", "r:<room>"] {
                 assert!(text.contains(form), "{text}");
             }
             assert!(!text.contains("bytes"), "not a length problem: {text}");

@@ -19,3 +19,4 @@ pub use crate::rules::group::{GroupInfoUpdate, GroupOp};
 pub use crate::rules::message::MessageOp;
 pub use crate::rules::thread::ThreadOp;
 pub use crate::rules::{InvalidOp, Op};
+pub use tandem_storage::device::{DoNotDisturb, QuietTime, RemindType};

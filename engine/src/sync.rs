@@ -1,5 +1,9 @@
 //! The sans-IO sync driver: an `Engine` in step with a relay over one session.
 //!
+//! A connection that starts behind the relay journals
+//! `ConnectionEvent::CatchUpStarted` before it merges anything and
+//! `CatchUpFinished` once it has merged up to the head it saw at login.
+//!
 //! [`Syncer`] reacts to the session's events by calling the engine (merge a
 //! page, record acknowledgements) and the session (push, pull, ack). The
 //! async shell (the `tandem-online` crate) only moves bytes and time; a
@@ -50,6 +54,21 @@ pub enum SyncEvent {
     },
     /// Everything local is pushed and everything at the relay is merged.
     InStep,
+    /// The device connected behind the relay's head and is pulling what
+    /// it missed; journaled too, as
+    /// [`ConnectionEvent::CatchUpStarted`](crate::event::ConnectionEvent::CatchUpStarted).
+    CatchUpStarted {
+        /// The position the device had merged up to.
+        from_seq: u64,
+        /// The relay's head at login.
+        to_seq: u64,
+    },
+    /// The device merged everything the relay had at login; journaled too,
+    /// as [`ConnectionEvent::CatchUpFinished`](crate::event::ConnectionEvent::CatchUpFinished).
+    CatchUpFinished {
+        /// The position it has merged up to.
+        cursor: u64,
+    },
     /// The account's device list, answering a request.
     Devices(Vec<DeviceInfo>),
     /// A device logged in or was kicked; ask for the list again to see it.
@@ -129,6 +148,12 @@ pub struct Syncer {
     pull_since_ms: Option<i64>,
     /// Devices of the account this connection has seen.
     known_devices: BTreeSet<DeviceId>,
+    /// The relay's head at login while a catch-up to it is under way.
+    catch_up_to: Option<u64>,
+    /// The time of the last event handled: what a catch-up that finishes
+    /// on live deltas ([`Syncer::handle_live`], which takes no time) is
+    /// journaled at.
+    last_now_ms: i64,
 }
 
 impl Syncer {
@@ -253,6 +278,7 @@ impl Syncer {
         event: SessionEvent,
         now_ms: i64,
     ) -> Result<Vec<SyncEvent>, SyncError> {
+        self.last_now_ms = now_ms;
         let mut out = Vec::new();
         match event {
             SessionEvent::Connected(welcome) => {
@@ -264,7 +290,19 @@ impl Syncer {
                 });
                 // The one read of the cursor: the connection starts here.
                 self.cursor = Some(engine.relay_cursor()?);
-                if self.cursor(engine)? < welcome.head_seq {
+                let cursor = self.cursor(engine)?;
+                if cursor < welcome.head_seq {
+                    // Journaled before anything it merges, so the app
+                    // reads the catch-up's events between its two signals.
+                    let me = engine.device().device_id;
+                    let (from_seq, to_seq) = (cursor, welcome.head_seq);
+                    engine.record_connection_event(
+                        now_ms,
+                        me,
+                        ConnectionEvent::CatchUpStarted { from_seq, to_seq },
+                    )?;
+                    out.push(SyncEvent::CatchUpStarted { from_seq, to_seq });
+                    self.catch_up_to = Some(to_seq);
                     self.pull(engine, session)?;
                 }
                 self.push(engine, session)?;
@@ -358,16 +396,43 @@ impl Syncer {
             }
             SessionEvent::Closed(reason) => {
                 self.connected = false;
+                // A catch-up cut short is not finished; the next
+                // connection starts its own.
+                self.catch_up_to = None;
                 out.push(SyncEvent::Closed(reason));
             }
             // Pongs and stored-payload notices need nothing from the engine.
             _ => {}
         }
+        self.catch_up_progress(engine, &mut out)?;
         if !self.reported_in_step && self.is_in_step(engine)? {
             self.reported_in_step = true;
             out.push(SyncEvent::InStep);
         }
         Ok(out)
+    }
+
+    /// Journals and reports the end of a catch-up once the cursor reaches
+    /// the head the device saw at login.
+    fn catch_up_progress(
+        &mut self,
+        engine: &mut Engine,
+        out: &mut Vec<SyncEvent>,
+    ) -> Result<(), SyncError> {
+        let (Some(target), Some(cursor)) = (self.catch_up_to, self.cursor) else {
+            return Ok(());
+        };
+        if cursor >= target {
+            self.catch_up_to = None;
+            let me = engine.device().device_id;
+            engine.record_connection_event(
+                self.last_now_ms,
+                me,
+                ConnectionEvent::CatchUpFinished { cursor },
+            )?;
+            out.push(SyncEvent::CatchUpFinished { cursor });
+        }
+        Ok(())
     }
 
     /// Reacts to live deltas that arrived together: merged in one
@@ -382,6 +447,7 @@ impl Syncer {
     ) -> Result<Vec<SyncEvent>, SyncError> {
         let mut out = Vec::new();
         self.live(engine, session, deltas, &mut out)?;
+        self.catch_up_progress(engine, &mut out)?;
         if !self.reported_in_step && self.is_in_step(engine)? {
             self.reported_in_step = true;
             out.push(SyncEvent::InStep);

@@ -219,6 +219,11 @@ fn local_limits_below_at_and_above() {
         Err(OpError::Invalid(InvalidOp::Empty { .. }))
     ));
 
+    // Invitees are not members until they accept.
+    device.op(Op::Group(GroupOp::InviteeAccepted {
+        group: group("g1"),
+        user: user("u1"),
+    }));
     let attrs = |n: usize| {
         Op::Group(GroupOp::SetMemberAttributes {
             group: group("g1"),

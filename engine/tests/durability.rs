@@ -62,7 +62,7 @@ fn reopening_returns_the_same_device_and_state() {
     let next = device.op(Op::Conversation(ConversationOp::Unpin {
         conversation: conv("u:bob"),
     }));
-    assert_eq!(next.origin_seq, 6);
+    assert_eq!(next.recorded.unwrap().origin_seq, 6);
 }
 
 #[test]
@@ -106,7 +106,11 @@ fn an_interrupted_local_operation_leaves_no_partial_state() {
     }
     heal(&conn);
     let next = device.op(Op::Group(GroupOp::MuteAll { group: group("g1") }));
-    assert_eq!(next.origin_seq, 6, "the failed operations used no number");
+    assert_eq!(
+        next.recorded.unwrap().origin_seq,
+        6,
+        "the failed operations used no number"
+    );
     let after = (device.state(), device.engine.doc_heads().unwrap());
     device.reopen(&path);
     assert_eq!(after, (device.state(), device.engine.doc_heads().unwrap()));

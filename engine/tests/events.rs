@@ -16,9 +16,18 @@ fn a_concurrent_operation_that_lost_is_marked_superseded() {
         let mut a = Device::memory(1);
         let mut b = Device::memory(2);
         a.op(incoming("m1", "u:bob", "bob", 1));
+        a.op(Op::Conversation(ConversationOp::Pin {
+            conversation: conv("u:bob"),
+        }));
         send(&a, &mut b);
+        b.engine.ack_events(i64::MAX).unwrap();
         (a, b)
     };
+    // Concurrently, A unpins and pins again while B unpins (an unpin of
+    // what is not pinned would change nothing and not be recorded).
+    a.op(Op::Conversation(ConversationOp::Unpin {
+        conversation: conv("u:bob"),
+    }));
     a.op(Op::Conversation(ConversationOp::Pin {
         conversation: conv("u:bob"),
     }));

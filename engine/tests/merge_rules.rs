@@ -173,6 +173,14 @@ fn concurrent_pin_and_unpin_resolve_the_same_everywhere() {
         a.op(Op::Conversation(ConversationOp::Pin {
             conversation: conv("u:bob"),
         }));
+        send(&a, &mut b);
+        // A unpins and pins again while B, concurrently, unpins.
+        a.op(Op::Conversation(ConversationOp::Unpin {
+            conversation: conv("u:bob"),
+        }));
+        a.op(Op::Conversation(ConversationOp::Pin {
+            conversation: conv("u:bob"),
+        }));
         b.op(Op::Conversation(ConversationOp::Unpin {
             conversation: conv("u:bob"),
         }));
@@ -202,7 +210,7 @@ fn registers_marks_and_do_not_disturb_converge() {
     });
     let settings = &state.conversations[0].settings;
     assert_eq!(settings.marks, ["family", "work"]);
-    assert!(settings.do_not_disturb);
+    assert!(settings.do_not_disturb.is_set());
 }
 
 #[test]
@@ -298,9 +306,10 @@ fn group_membership_is_add_wins() {
             group: group("g1"),
             users: vec![user("carol")],
         }));
-        b.op(Op::Group(GroupOp::Invite {
+        // Back in (an invitation she accepted): a re-add.
+        b.op(Op::Group(GroupOp::InviteeAccepted {
             group: group("g1"),
-            users: vec![user("carol")],
+            user: user("carol"),
         }));
         (a, b)
     });

@@ -96,11 +96,11 @@ fn acknowledged_pushes_leave_the_outbox() {
     let first = a.op(incoming("m1", "u:bob", "bob", 1));
     a.op(incoming("m2", "u:bob", "bob", 2));
     a.engine
-        .acknowledge(&[(first.content_id, 7), (ContentId([9; 32]), 8)])
+        .acknowledge(&[(first.content_id().unwrap(), 7), (ContentId([9; 32]), 8)])
         .unwrap();
     let outbox = a.engine.outbox(10).unwrap();
     assert_eq!(outbox.len(), 1);
-    assert_ne!(outbox[0].content_id(), first.content_id);
+    assert_ne!(outbox[0].content_id(), first.content_id().unwrap());
 }
 
 #[test]
@@ -113,9 +113,9 @@ fn acknowledged_positions_that_continue_the_cursor_move_it() {
     let cursor = a
         .engine
         .acknowledge(&[
-            (second.content_id, 2),
-            (first.content_id, 1),
-            (third.content_id, 4),
+            (second.content_id().unwrap(), 2),
+            (first.content_id().unwrap(), 1),
+            (third.content_id().unwrap(), 4),
         ])
         .unwrap();
     assert_eq!(cursor, 2, "3 is someone else's");
@@ -123,7 +123,12 @@ fn acknowledged_positions_that_continue_the_cursor_move_it() {
     assert!(a.engine.outbox(10).unwrap().is_empty());
     // An acknowledgement that does not continue the cursor leaves it.
     let fourth = a.op(incoming("m4", "u:bob", "bob", 4));
-    assert_eq!(a.engine.acknowledge(&[(fourth.content_id, 9)]).unwrap(), 2);
+    assert_eq!(
+        a.engine
+            .acknowledge(&[(fourth.content_id().unwrap(), 9)])
+            .unwrap(),
+        2
+    );
     assert_eq!(a.engine.relay_cursor().unwrap(), 2);
     // Skipping the entry after the cursor moves it there, and says so.
     assert_eq!(a.engine.skip_relay_entry(3).unwrap(), 3);
@@ -228,14 +233,14 @@ fn an_acknowledged_position_above_the_bound_is_refused_and_changes_nothing() {
     a.op(incoming("m2", "u:bob", "bob", 2));
     for above in [limits::RELAY_SEQ_MAX + 1, u64::MAX] {
         assert!(matches!(
-            a.engine.acknowledge(&[(first.content_id, above)]),
+            a.engine.acknowledge(&[(first.content_id().unwrap(), above)]),
             Err(StoreError::OutOfRange { value, .. }) if value == above
         ));
         assert_eq!(a.engine.outbox(10).unwrap().len(), 2, "nothing written");
     }
     // At the bound it is a position like any other.
     a.engine
-        .acknowledge(&[(first.content_id, limits::RELAY_SEQ_MAX)])
+        .acknowledge(&[(first.content_id().unwrap(), limits::RELAY_SEQ_MAX)])
         .unwrap();
     assert_eq!(a.engine.outbox(10).unwrap(), [a.all_deltas()[1].clone()]);
     assert_eq!(

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use tandem_engine::{AccountState, Receipt};
 
 /// The highest values a device has shown, for what must never move back:
-/// read markers, clear points, message flags and receipts, the message log
-/// itself.
+/// read markers, clear points, message flags and receipts, group read
+/// receipts, the message log itself.
 #[derive(Debug, Default)]
 pub struct Watermarks {
     read: BTreeMap<String, (i64, String)>,
     cleared: BTreeMap<String, i64>,
     messages: BTreeMap<String, (bool, bool, Receipt)>,
+    group_acks: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Watermarks {
@@ -60,6 +61,12 @@ impl Watermarks {
                 ));
             }
         }
+        for ack in &self.group_acks {
+            if !state.group_acks.contains(ack) {
+                return Err(format!("the group read receipt {ack:?} vanished"));
+            }
+        }
+        self.group_acks.extend(state.group_acks.iter().cloned());
         for (id, settings) in rows {
             self.read.insert(
                 id.to_owned(),

@@ -94,6 +94,8 @@ pub const KINDS: &[Kind] = &[
                 ingest("m2", "u:bob", "bob", 101),
                 ingest("m3", "u:bob", "bob", 102),
                 ingest("m4", "u:carol", "carol", 103),
+                // A chat room's messages sync like any other's.
+                ingest("m5", "r:lobby", "zoe", 104),
             ]
         },
         random: |d| {
@@ -164,6 +166,23 @@ pub const KINDS: &[Kind] = &[
                 } else {
                     PeerReceipt::Read
                 },
+            })
+        },
+    },
+    Kind {
+        name: "MessageOp::GroupRead",
+        event: ("message", "group_read"),
+        weight: OFTEN,
+        examples: || {
+            vec![Op::Message(MessageOp::GroupRead {
+                message: m("m5"),
+                member: user("yan"),
+            })]
+        },
+        random: |d| {
+            Op::Message(MessageOp::GroupRead {
+                message: d.message().0,
+                member: d.user(),
             })
         },
     },
@@ -294,6 +313,102 @@ pub const KINDS: &[Kind] = &[
         },
     },
     Kind {
+        name: "ConversationOp::SetDoNotDisturbMode",
+        event: ("conversation", "do_not_disturb_mode_changed"),
+        weight: 1,
+        examples: || {
+            vec![
+                Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+                    conversation: conversation("u:carol"),
+                    mode: DoNotDisturb {
+                        remind: RemindType::MentionsOnly,
+                        quiet: Some(QuietTime::Until { until_ms: 9_000 }),
+                    },
+                }),
+                Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+                    conversation: conversation("r:lobby"),
+                    mode: DoNotDisturb {
+                        remind: RemindType::All,
+                        quiet: Some(QuietTime::Daily {
+                            start_minute: 22 * 60,
+                            end_minute: 7 * 60,
+                            utc_offset_minutes: 60,
+                        }),
+                    },
+                }),
+            ]
+        },
+        random: |d| {
+            let remind =
+                [RemindType::All, RemindType::MentionsOnly, RemindType::None][d.below(3) as usize];
+            let quiet = match d.below(3) {
+                0 => None,
+                1 => Some(QuietTime::Until {
+                    until_ms: d.time_ms(),
+                }),
+                _ => {
+                    // Any valid window: the end is never the start.
+                    let start = d.below(1_440);
+                    Some(QuietTime::Daily {
+                        start_minute: start as u16,
+                        end_minute: ((start + 1 + d.below(1_439)) % 1_440) as u16,
+                        utc_offset_minutes: d.below(1_681) as i16 - 840,
+                    })
+                }
+            };
+            Op::Conversation(ConversationOp::SetDoNotDisturbMode {
+                conversation: d.conversation(),
+                mode: DoNotDisturb { remind, quiet },
+            })
+        },
+    },
+    Kind {
+        name: "ConversationOp::PinMessage",
+        event: ("conversation", "message_pinned"),
+        weight: 1,
+        examples: || {
+            vec![
+                Op::Conversation(ConversationOp::PinMessage {
+                    conversation: conversation("u:bob"),
+                    message: m("m1"),
+                }),
+                Op::Conversation(ConversationOp::PinMessage {
+                    conversation: conversation("r:lobby"),
+                    message: m("m5"),
+                }),
+            ]
+        },
+        random: |d| {
+            let (message, mut conversation) = d.message();
+            // Now and then name the wrong conversation: it must be refused.
+            if d.below(40) == 0 {
+                conversation = d.conversation();
+            }
+            Op::Conversation(ConversationOp::PinMessage {
+                conversation,
+                message,
+            })
+        },
+    },
+    Kind {
+        name: "ConversationOp::UnpinMessage",
+        event: ("conversation", "message_unpinned"),
+        weight: 1,
+        examples: || {
+            vec![Op::Conversation(ConversationOp::UnpinMessage {
+                conversation: conversation("u:bob"),
+                message: m("m1"),
+            })]
+        },
+        random: |d| {
+            let (message, conversation) = d.message();
+            Op::Conversation(ConversationOp::UnpinMessage {
+                conversation,
+                message,
+            })
+        },
+    },
+    Kind {
         name: "ConversationOp::Delete",
         event: ("conversation", "deleted"),
         weight: 1,
@@ -382,6 +497,33 @@ pub const KINDS: &[Kind] = &[
         },
     },
     Kind {
+        name: "ContactOp::WithExt",
+        event: ("contact", "remark_changed"),
+        weight: 1,
+        examples: || {
+            vec![Op::Contact(
+                ContactOp::SetRemark {
+                    user: user("bob"),
+                    remark: "Bob (work)".into(),
+                }
+                .with_ext("renamed from the desk phone"),
+            )]
+        },
+        random: |d| {
+            let user = d.user();
+            let inner = match d.below(4) {
+                0 => ContactOp::Accept { user },
+                1 => ContactOp::Decline { user },
+                2 => ContactOp::Remove { user },
+                _ => ContactOp::SetRemark {
+                    user,
+                    remark: d.text(),
+                },
+            };
+            Op::Contact(inner.with_ext(d.text()))
+        },
+    },
+    Kind {
         name: "ContactOp::Remove",
         event: ("contact", "removed"),
         weight: 1,
@@ -439,15 +581,83 @@ pub const KINDS: &[Kind] = &[
         event: ("group", "invited"),
         weight: 1,
         examples: || {
-            vec![Op::Group(GroupOp::Invite {
-                group: group("g1"),
-                users: users(&["dave"]),
-            })]
+            vec![
+                Op::Group(GroupOp::Invite {
+                    group: group("g1"),
+                    users: users(&["dave"]),
+                }),
+                Op::Group(GroupOp::Invite {
+                    group: group("g1"),
+                    users: users(&["frank"]),
+                }),
+            ]
         },
         random: |d| {
             Op::Group(GroupOp::Invite {
                 group: d.group(),
                 users: d.users(),
+            })
+        },
+    },
+    Kind {
+        name: "GroupOp::InviteeAccepted",
+        event: ("group", "invitee_accepted"),
+        weight: 1,
+        examples: || {
+            vec![Op::Group(GroupOp::InviteeAccepted {
+                group: group("g1"),
+                user: user("dave"),
+            })]
+        },
+        random: |d| {
+            Op::Group(GroupOp::InviteeAccepted {
+                group: d.group(),
+                user: d.user(),
+            })
+        },
+    },
+    Kind {
+        name: "GroupOp::InviteeDeclined",
+        event: ("group", "invitee_declined"),
+        weight: 1,
+        examples: || {
+            vec![Op::Group(GroupOp::InviteeDeclined {
+                group: group("g1"),
+                user: user("frank"),
+                reason: "busy".into(),
+            })]
+        },
+        random: |d| {
+            Op::Group(GroupOp::InviteeDeclined {
+                group: d.group(),
+                user: d.user(),
+                reason: d.text(),
+            })
+        },
+    },
+    Kind {
+        name: "GroupOp::ReceiveApplication",
+        event: ("group", "application_received"),
+        weight: 1,
+        examples: || {
+            vec![
+                Op::Group(GroupOp::ReceiveApplication {
+                    group: group("g1"),
+                    user: user("erin"),
+                    reason: "hi, it's erin".into(),
+                }),
+                Op::Group(GroupOp::ReceiveApplication {
+                    group: group("g1"),
+                    user: user("frank"),
+                    reason: String::new(),
+                }),
+            ]
+        },
+        random: |d| {
+            Op::Group(GroupOp::ReceiveApplication {
+                group: d.group(),
+                user: d.user(),
+                reason: d.text(),
             })
         },
     },
@@ -724,6 +934,46 @@ pub const KINDS: &[Kind] = &[
         },
     },
     Kind {
+        name: "GroupOp::RemoveMemberAttributes",
+        event: ("group", "member_attributes_removed"),
+        weight: 1,
+        examples: || {
+            vec![Op::Group(GroupOp::RemoveMemberAttributes {
+                group: group("g1"),
+                user: user("bob"),
+                keys: vec!["nick".into()],
+            })]
+        },
+        random: |d| {
+            let count = 1 + d.below(2) as usize;
+            let group = d.group();
+            let user = if d.below(3) == 0 {
+                user(crate::gen::ACCOUNT)
+            } else {
+                d.user()
+            };
+            Op::Group(GroupOp::RemoveMemberAttributes {
+                group,
+                user,
+                keys: (0..count).map(|_| d.attribute_key()).collect(),
+            })
+        },
+    },
+    Kind {
+        name: "GroupOp::Disable",
+        event: ("group", "disabled"),
+        weight: 1,
+        examples: || vec![Op::Group(GroupOp::Disable { group: group("g1") })],
+        random: |d| Op::Group(GroupOp::Disable { group: d.group() }),
+    },
+    Kind {
+        name: "GroupOp::Enable",
+        event: ("group", "enabled"),
+        weight: 1,
+        examples: || vec![Op::Group(GroupOp::Enable { group: group("g1") })],
+        random: |d| Op::Group(GroupOp::Enable { group: d.group() }),
+    },
+    Kind {
         name: "GroupOp::TransferOwner",
         event: ("group", "owner_transferred"),
         weight: 1,
@@ -770,6 +1020,29 @@ pub const KINDS: &[Kind] = &[
         weight: 1,
         examples: || vec![Op::Group(GroupOp::Leave { group: group("g3") })],
         random: |d| Op::Group(GroupOp::Leave { group: d.group() }),
+    },
+    Kind {
+        name: "GroupOp::ReceiveInvitation",
+        event: ("group", "invitation_received"),
+        weight: 1,
+        examples: || {
+            vec![
+                Op::Group(GroupOp::ReceiveInvitation {
+                    group: group("g4"),
+                    inviter: user("bob"),
+                }),
+                Op::Group(GroupOp::ReceiveInvitation {
+                    group: group("g5"),
+                    inviter: user("carol"),
+                }),
+            ]
+        },
+        random: |d| {
+            Op::Group(GroupOp::ReceiveInvitation {
+                group: d.group(),
+                inviter: d.user(),
+            })
+        },
     },
     Kind {
         name: "GroupOp::AcceptInvitation",
@@ -874,9 +1147,11 @@ pub const KINDS: &[Kind] = &[
         event: ("thread", "kicked"),
         weight: 1,
         examples: || {
+            // The thread's only member is the account itself (kicking a
+            // user who is not a member would change nothing).
             vec![Op::Thread(ThreadOp::Kick {
                 thread: thread("t2"),
-                users: users(&["bob"]),
+                users: users(&[crate::gen::ACCOUNT]),
             })]
         },
         random: |d| {

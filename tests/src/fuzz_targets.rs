@@ -200,8 +200,11 @@ pub fn merge(data: &[u8]) {
                 let op = gen.op(&mut ch);
                 match devices[from].perform(clocks[from], op.clone()) {
                     Ok(performed) => {
-                        made[from]
-                            .insert(performed.content_id, ([from as u8 + 1; 16], clocks[from]));
+                        // An operation that changed nothing is not recorded:
+                        // no device hears of it.
+                        if let Some(content_id) = performed.content_id() {
+                            made[from].insert(content_id, ([from as u8 + 1; 16], clocks[from]));
+                        }
                         gen.performed(&op, performed.message_id.as_ref());
                     }
                     Err(

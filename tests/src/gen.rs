@@ -20,7 +20,9 @@ pub const USERS: [&str; 5] = ["bob", "carol", "dave", "erin", "frank"];
 pub const GROUPS: [&str; 3] = ["g1", "g2", "g3"];
 pub const THREADS: [&str; 2] = ["t1", "t2"];
 pub const MARKS: [&str; 2] = ["work", "family"];
-pub const CONVERSATIONS: [&str; 6] = ["u:bob", "u:carol", "u:dave", "g:g1", "g:g2", "t:t1"];
+pub const CONVERSATIONS: [&str; 7] = [
+    "u:bob", "u:carol", "u:dave", "g:g1", "g:g2", "t:t1", "r:lobby",
+];
 const TEXTS: [&str; 4] = [
     "",
     "hi",
@@ -200,6 +202,11 @@ impl Draw<'_> {
 
     pub fn mark(&mut self) -> String {
         self.pick(&MARKS).to_owned()
+    }
+
+    /// A time near the message pool's, before or after it.
+    pub fn time_ms(&mut self) -> i64 {
+        self.time_base_ms + self.below(120_000) as i64 - 60_000
     }
 
     pub fn attribute_key(&mut self) -> String {

@@ -114,7 +114,7 @@ fn the_end_state_of_every_operation() {
         .iter()
         .map(|c| (c.user_id.as_str(), c.status, c.remark.as_str()))
         .collect();
-    assert_eq!(contacts, [("bob", ContactStatus::Friend, "Bobby")]);
+    assert_eq!(contacts, [("bob", ContactStatus::Friend, "Bob (work)")]);
     let blocked: Vec<_> = state.blocklist.iter().map(|b| b.user_id.as_str()).collect();
     assert_eq!(blocked, ["mallory"]);
     let groups: Vec<_> = state
@@ -151,14 +151,20 @@ fn the_end_state_of_every_operation() {
             ("carol", MemberRole::Member)
         ]
     );
-    assert_eq!(g1.attributes.len(), 1);
+    assert!(g1.attributes.is_empty(), "set, then removed");
+    assert!(!g1.disabled, "disabled, then enabled");
+    assert!(g1.invited.is_empty() && g1.applicants.is_empty());
     assert!(state.threads.is_empty());
     let bob = state
         .conversations
         .iter()
         .find(|c| c.id == "u:bob")
         .unwrap();
-    assert!(bob.settings.do_not_disturb && !bob.settings.pinned && bob.settings.marks.is_empty());
+    assert!(
+        bob.settings.do_not_disturb.is_set()
+            && !bob.settings.pinned
+            && bob.settings.marks.is_empty()
+    );
     assert_eq!(bob.unread, 0);
     let carol = state
         .conversations
@@ -166,6 +172,39 @@ fn the_end_state_of_every_operation() {
         .find(|c| c.id == "u:carol")
         .unwrap();
     assert!(!carol.listed, "deleted");
+    assert_eq!(
+        carol.settings.do_not_disturb,
+        DoNotDisturb {
+            remind: RemindType::MentionsOnly,
+            quiet: Some(QuietTime::Until { until_ms: 9_000 }),
+        }
+    );
+    let carol_id = "u:carol".parse().unwrap();
+    assert_eq!(
+        a.engine.remind_type_at(&carol_id, 8_999).unwrap(),
+        RemindType::None
+    );
+    assert_eq!(
+        a.engine.remind_type_at(&carol_id, 9_000).unwrap(),
+        RemindType::MentionsOnly,
+        "the quiet time ended by itself"
+    );
+    let pins: Vec<_> = state
+        .pinned_messages
+        .iter()
+        .map(|(c, p)| (c.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(pins, [("r:lobby", "m5")]);
+    let lobby = state
+        .conversations
+        .iter()
+        .find(|c| c.id == "r:lobby")
+        .unwrap();
+    assert_eq!(
+        (lobby.unread, lobby.settings.read_message.as_str()),
+        (0, "m5"),
+        "clearing all unread reached the room too"
+    );
     let m2 = state.messages.iter().find(|m| m.id == "m2").unwrap();
     assert!(m2.recalled);
     let m3 = state.messages.iter().find(|m| m.id == "m3").unwrap();
@@ -211,6 +250,19 @@ fn every_event() -> Vec<Event> {
             },
         ),
         (5_004, DeviceId([2; 16]), ConnectionEvent::DeviceListChanged),
+        (
+            5_005,
+            DeviceId([2; 16]),
+            ConnectionEvent::CatchUpStarted {
+                from_seq: 3,
+                to_seq: 2_000,
+            },
+        ),
+        (
+            5_006,
+            DeviceId([2; 16]),
+            ConnectionEvent::CatchUpFinished { cursor: 2_000 },
+        ),
     ] {
         b.engine.record_connection_event(at, source, event).unwrap();
     }
@@ -231,10 +283,88 @@ fn every_event_kind_has_a_stable_json_form() {
 }
 
 #[test]
+fn every_event_reads_back_from_its_json_form() {
+    let events = every_event();
+    for event in &events {
+        let json = event.to_json();
+        let back = Event::from_json(&json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(&back, event, "{json}");
+        assert_eq!(back.to_json(), json);
+    }
+    // The committed snapshot reads back too: what an app stored with an
+    // earlier build is still an event.
+    let stored = std::fs::read_to_string(EVENTS_SNAPSHOT).unwrap();
+    assert_eq!(stored.lines().count(), events.len());
+    for line in stored.lines() {
+        assert_eq!(Event::from_json(line).unwrap().to_json(), line);
+    }
+    // A superseded event keeps the flag.
+    let mut superseded = events[0].clone();
+    superseded.superseded = true;
+    assert_eq!(Event::from_json(&superseded.to_json()).unwrap(), superseded);
+}
+
+#[test]
+fn the_contact_ext_is_carried_end_to_end() {
+    let events = every_event();
+    let with_ext: Vec<_> = events.iter().filter(|e| e.ext.is_some()).collect();
+    assert_eq!(with_ext.len(), 1);
+    let json = with_ext[0].to_json_value();
+    assert_eq!(json["ext"], "renamed from the desk phone");
+    assert_eq!(json["op"], "remark_changed");
+    assert_eq!(json["remark"], "Bob (work)");
+    assert!(
+        events[0].to_json_value().get("ext").is_none(),
+        "no ext, no field"
+    );
+    assert!(matches!(
+        Event::from_json(&with_ext[0].to_json())
+            .unwrap()
+            .ext
+            .as_deref(),
+        Some("renamed from the desk phone")
+    ));
+}
+
+#[test]
+fn json_that_is_not_an_event_is_refused_with_a_reason() {
+    let good = every_event()[0].to_json_value();
+    let with = |key: &str, value: serde_json::Value| {
+        let mut v = good.clone();
+        v[key] = value;
+        v.to_string()
+    };
+    let without = |key: &str| {
+        let mut v = good.clone();
+        v.as_object_mut().unwrap().remove(key);
+        v.to_string()
+    };
+    for (text, expected) in [
+        ("not json".to_owned(), "not JSON"),
+        ("[1, 2]".to_owned(), "object"),
+        (without("seq"), "\"seq\""),
+        (without("op"), "\"op\""),
+        (with("seq", "one".into()), "\"seq\""),
+        (with("source_device", "0101".into()), "\"source_device\""),
+        (with("op", "teleported".into()), "teleported"),
+        (with("category", "weather".into()), "weather"),
+        (with("conversation", 7.into()), "received"),
+        (with("ext", 7.into()), "\"ext\""),
+    ] {
+        let error = Event::from_json(&text).unwrap_err().to_string();
+        assert!(error.contains(expected), "{text}: {error}");
+    }
+    // A field this build does not know is passed over: a newer build may
+    // add one.
+    let newer = with("added_later", 7.into());
+    assert_eq!(Event::from_json(&newer).unwrap(), every_event()[0]);
+}
+
+#[test]
 fn every_event_names_its_category_op_and_source() {
     let events = every_event();
     let ops = every_op().len();
-    assert_eq!(events.len(), ops + 5);
+    assert_eq!(events.len(), ops + 7);
     for event in &events[..ops] {
         assert_eq!(event.source_device, DeviceId([1; 16]));
         let json = event.to_json_value();
@@ -247,7 +377,7 @@ fn every_event_names_its_category_op_and_source() {
         .unwrap();
     let json = sent.to_json_value();
     assert_eq!(json["conversation"], "u:bob");
-    assert_eq!(json["message"], format!("{}.5", DeviceId([1; 16]).to_hex()));
+    assert_eq!(json["message"], format!("{}.6", DeviceId([1; 16]).to_hex()));
     let kicked = &events[ops + 1];
     assert_eq!(kicked.to_json_value()["op"], "kicked");
     assert_eq!(

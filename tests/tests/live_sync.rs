@@ -63,10 +63,14 @@ async fn three_devices_converge_live_and_after_being_offline() {
             .await
             .unwrap();
     }
-    laptop
+    // The same message from the IM service on the laptop: recorded only if
+    // the phone's copy has not reached the laptop yet (a message the device
+    // has changes nothing).
+    let m5_again = laptop
         .perform(incoming("m5", "u:bob", "bob", 1_005))
         .await
         .unwrap();
+    let m5_again = usize::from(m5_again.recorded.is_some());
     phone
         .perform(Op::Contact(ContactOp::Accept { user: user("bob") }))
         .await
@@ -131,11 +135,18 @@ async fn three_devices_converge_live_and_after_being_offline() {
         .any(|m| Some(m.id.as_str()) == sent.message_id.as_ref().map(|i| i.as_str())));
     assert_eq!(state.groups[0].members.len(), 2);
     // The tablet heard every operation made on the other two.
+    // (Besides the two catch-up signals, connection events.)
     let heard = tablet
-        .read(|e| e.events_after(0, 1_000).unwrap().len())
+        .read(|e| {
+            e.events_after(0, 1_000)
+                .unwrap()
+                .iter()
+                .filter(|e| !matches!(e.kind, EventKind::Connection(_)))
+                .count()
+        })
         .await
         .unwrap();
-    assert_eq!(heard, 20 + 1 + 1 + 1 + 1 + 1 + 1 + 1);
+    assert_eq!(heard, 20 + m5_again + 1 + 1 + 1 + 1 + 1 + 1);
 
     for device in [phone, laptop, tablet] {
         device.shutdown().await.unwrap();
@@ -295,4 +306,78 @@ async fn nothing_acknowledged_is_lost_across_a_relay_restart() {
         d.shutdown().await.unwrap();
     }
     relay.stop().await.expect("the relay stops");
+}
+
+/// A device that comes online behind the relay journals "catch-up
+/// started", the events of what it merges, then "catch-up finished"; one
+/// that is in step journals neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catching_up_is_announced_before_and_after_what_it_merges() {
+    use tandem_engine::event::{ConnectionEvent, EventKind};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(StoreLocation::Memory, Secret::from_bytes([7; 32]), 0).await;
+    let token = relay.token(&account("alice"));
+    let at =
+        |name: &str, n: u8| engine_at(&dir.path().join(name), "alice", n, name, Platform::Linux);
+    let phone = online(at("phone.db", 1), relay.addr, token.clone(), true);
+    let tablet = online(at("tablet.db", 2), relay.addr, token.clone(), false);
+    wait_status(&phone, "phone connected", |s| s.is_connected()).await;
+    for i in 0..30 {
+        phone
+            .perform(incoming(&format!("m{i}"), "u:bob", "bob", 1_000 + i))
+            .await
+            .unwrap();
+    }
+    wait_status(&phone, "phone in step", |s| s.in_step).await;
+    let mut signals = tablet.subscribe();
+    tablet.set_online(true).await.unwrap();
+    wait_status(&tablet, "tablet in step", |s| s.in_step).await;
+    converge(&[&phone, &tablet]).await;
+    let events = tablet
+        .read(|e| e.events_after(0, 1_000).unwrap())
+        .await
+        .unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.clone()).collect();
+    assert_eq!(kinds.len(), 32, "{kinds:?}");
+    assert_eq!(
+        kinds[0],
+        EventKind::Connection(ConnectionEvent::CatchUpStarted {
+            from_seq: 0,
+            to_seq: 30
+        })
+    );
+    assert!(kinds[1..31]
+        .iter()
+        .all(|k| matches!(k, EventKind::Message(_))));
+    assert_eq!(
+        kinds[31],
+        EventKind::Connection(ConnectionEvent::CatchUpFinished { cursor: 30 })
+    );
+    // The async shell hands the same signals to subscribers.
+    let mut seen = Vec::new();
+    while let Ok(event) = signals.try_recv() {
+        match event {
+            SyncEvent::CatchUpStarted { .. } => seen.push("started"),
+            SyncEvent::CatchUpFinished { .. } => seen.push("finished"),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["started", "finished"]);
+    // The phone was never behind: no signals there.
+    let phone_events = phone
+        .read(|e| e.events_after(0, 1_000).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        !phone_events.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Connection(
+                ConnectionEvent::CatchUpStarted { .. } | ConnectionEvent::CatchUpFinished { .. }
+            )
+        )),
+        "{phone_events:?}"
+    );
+    for device in [phone, tablet] {
+        device.shutdown().await.unwrap();
+    }
 }

@@ -236,7 +236,9 @@ proptest! {
             match engine.perform(2_000 + i as i64, op.clone()) {
                 Ok(p) => {
                     gen.performed(&op, p.message_id.as_ref());
-                    performed.push((op, p.content_id));
+                    if let Some(content_id) = p.content_id() {
+                        performed.push((op, content_id));
+                    }
                 }
                 Err(OpError::Refused(_) | OpError::UnknownMessage(_)
                     | OpError::WrongConversation { .. }) => {}

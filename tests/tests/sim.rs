@@ -67,12 +67,13 @@ fn devices_converge_under_faults() {
     for seed in seeds() {
         let stats = run(seed);
         eprintln!(
-            "seed {seed}: {} steps + {} to go quiet, {} ops ({} refused), {} crashes, \
+            "seed {seed}: {} steps + {} to go quiet, {} ops ({} unchanged, {} refused), {} crashes, \
              {} relay restarts, {} partitions, {} cuts, {} mischief, {} direct exchanges, \
              {} connections, {} frames, {} events read, relay log {}, {} s virtual",
             stats.steps,
             stats.quiet_steps,
             stats.ops,
+            stats.unchanged,
             stats.refused,
             stats.crashes,
             stats.relay_restarts,

@@ -37,8 +37,23 @@ struct StoredEvent {
     superseded: bool,
 }
 
-fn encode_event(event: &StoredEvent) -> Vec<u8> {
-    postcard::to_stdvec(event).expect("an event always encodes")
+/// A journal body: the stored event in postcard, then, only when the event
+/// has an `ext`, the `ext` in postcard after it. Bodies written before
+/// `ext` existed end after the stored event, so they read as `ext: None`.
+fn encode_event(event: &StoredEvent, ext: Option<&str>) -> Vec<u8> {
+    let mut body = postcard::to_stdvec(event).expect("an event always encodes");
+    if let Some(ext) = ext {
+        body.extend(postcard::to_stdvec(ext).expect("a string always encodes"));
+    }
+    body
+}
+
+fn decode_event(body: &[u8]) -> Result<(StoredEvent, Option<String>), postcard::Error> {
+    let (stored, rest) = postcard::take_from_bytes::<StoredEvent>(body)?;
+    if rest.is_empty() {
+        return Ok((stored, None));
+    }
+    Ok((stored, Some(postcard::from_bytes::<String>(rest)?)))
 }
 
 impl Engine {
@@ -48,7 +63,7 @@ impl Engine {
         let rows = self.store.events_after(after, limit)?;
         rows.into_iter()
             .map(|row| {
-                let stored: StoredEvent = postcard::from_bytes(&row.body).map_err(|e| {
+                let (stored, ext) = decode_event(&row.body).map_err(|e| {
                     StoreError::Corrupt(format!("journaled event {}: {e}", row.seq))
                 })?;
                 Ok(Event {
@@ -57,6 +72,7 @@ impl Engine {
                     made_at_ms: row.made_at_ms,
                     superseded: stored.superseded,
                     kind: stored.kind,
+                    ext,
                 })
             })
             .collect()
@@ -142,10 +158,13 @@ impl Engine {
         hasher.update(b"tandem connection event");
         hasher.update(&source.0);
         hasher.update(&now_ms.to_le_bytes());
-        hasher.update(&encode_event(&StoredEvent {
-            kind: kind.clone(),
-            superseded: false,
-        }));
+        hasher.update(&encode_event(
+            &StoredEvent {
+                kind: kind.clone(),
+                superseded: false,
+            },
+            None,
+        ));
         self.journal(
             now_ms,
             source,
@@ -167,10 +186,13 @@ impl Engine {
             content_id: content_id.0,
             origin: source.0,
             made_at_ms: now_ms,
-            body: encode_event(&StoredEvent {
-                kind,
-                superseded: false,
-            }),
+            body: encode_event(
+                &StoredEvent {
+                    kind,
+                    superseded: false,
+                },
+                None,
+            ),
         })?;
         tx.commit()?;
         Ok(seq)
@@ -216,7 +238,7 @@ pub(super) fn journal_merged(
             content_id: content_id.0,
             origin: delta.origin.0,
             made_at_ms: delta.made_at_ms,
-            body: encode_event(&StoredEvent { kind, superseded }),
+            body: encode_event(&StoredEvent { kind, superseded }, delta.op.ext()),
         })?;
         journaled += usize::from(seq.is_some());
     }

@@ -36,7 +36,7 @@ pub use exchange::{Export, ExportCursor, RelayDelta};
 pub use journal::EventDelivery;
 pub use merge::Applied;
 pub use open::{Config, DeviceIdentity, StorePath};
-pub use perform::Performed;
+pub use perform::{Performed, Recorded};
 pub use project::Changed;
 pub use queries::AccountState;
 

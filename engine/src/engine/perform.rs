@@ -20,12 +20,30 @@ use crate::ContentId;
 /// What a performed operation produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Performed {
-    /// The content id of the delta that records it.
+    /// The delta that records the operation for the other devices, or
+    /// `None` when it changed nothing on this device (see
+    /// [`Engine::perform`]): then nothing was written, no operation number
+    /// was used, and no device will hear of it.
+    pub recorded: Option<Recorded>,
+    /// The new message's id, for a send.
+    pub message_id: Option<MessageId>,
+}
+
+/// The delta a performed operation was recorded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The content id of the delta.
     pub content_id: ContentId,
     /// The operation's number on this device.
     pub origin_seq: u64,
-    /// The new message's id, for a send.
-    pub message_id: Option<MessageId>,
+}
+
+impl Performed {
+    /// The content id of the recording delta, if the operation was
+    /// recorded.
+    pub fn content_id(&self) -> Option<ContentId> {
+        self.recorded.map(|r| r.content_id)
+    }
 }
 
 impl Engine {
@@ -39,6 +57,15 @@ impl Engine {
     /// 3. One transaction writes the change, the message effects, the delta
     ///    (the outbox entry), the next operation number and the projections.
     ///    If it fails, the in-memory document is reloaded from the store.
+    ///
+    /// An operation that changes nothing here is not recorded
+    /// ([`Performed::recorded`] is `None`): no delta, no operation number,
+    /// no event on any device. That is an operation whose state is already
+    /// what it asks for: unpinning what is not pinned, an older read mark,
+    /// declining a friend, a receipt at or below the recorded one,
+    /// ingesting a message this device has. "Changes nothing" is exact: the
+    /// document made no change, no message is new, and no flag, read marker
+    /// or clear point moved.
     pub fn perform(&mut self, now_ms: i64, op: Op) -> Result<Performed, OpError> {
         op.validate()?;
         let read_markers = self.resolve(&op)?;
@@ -71,12 +98,20 @@ impl Engine {
             "a local delta does not decode back"
         );
         let content_id = encoded.content_id();
-        let result = self.commit_local(&delta, &encoded);
-        if let Err(error) = result {
-            // The document already holds the change; the store does not.
-            // Reload so the two agree again.
-            self.reload_doc();
-            return Err(error);
+        let recorded = match self.commit_local(&delta, &encoded) {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                // The document already holds the change; the store does not.
+                // Reload so the two agree again.
+                self.reload_doc();
+                return Err(error);
+            }
+        };
+        if !recorded {
+            return Ok(Performed {
+                recorded: None,
+                message_id: None,
+            });
         }
         self.next_origin_seq += 1;
         let message_id = match &delta.op {
@@ -84,13 +119,17 @@ impl Engine {
             _ => None,
         };
         Ok(Performed {
-            content_id,
-            origin_seq,
+            recorded: Some(Recorded {
+                content_id,
+                origin_seq,
+            }),
             message_id,
         })
     }
 
-    fn commit_local(&mut self, delta: &Delta, encoded: &EncodedDelta) -> Result<(), OpError> {
+    /// Writes the operation in one transaction; returns false (and writes
+    /// nothing) when it changed nothing.
+    fn commit_local(&mut self, delta: &Delta, encoded: &EncodedDelta) -> Result<bool, OpError> {
         let account = self.device.account.as_str();
         let doc = loaded(&self.doc, &self.store, &self.device)?;
         let tx = self.store.transaction()?;
@@ -99,7 +138,13 @@ impl Engine {
             tx.append_doc_change(change)?;
             count_doc_changes(&tx, doc, 1)?;
         }
-        effects(&tx, delta, account, &mut touched)?;
+        let log_changed = effects(&tx, delta, account, &mut touched)?;
+        if delta.change.is_none() && !log_changed {
+            // Dropping the transaction rolls back the rows the effects
+            // looked at (a conversation row made to hold a marker that
+            // did not move).
+            return Ok(false);
+        }
         tx.insert_delta(&delta_row(delta, encoded, true))?;
         // The stored counter and this one agree (one engine per store):
         // the delta takes the next number, and the one after is stored.
@@ -114,7 +159,7 @@ impl Engine {
         tx.set_meta_u64(MetaKey::NextOriginSeq, delta.origin_seq + 1)?;
         project(&tx, doc, account, &touched)?;
         tx.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Looks up what the operation needs from the message log, and checks
@@ -150,6 +195,18 @@ impl Engine {
                     });
                 }
                 marker(view.conversation, view.sent_at_ms, view.id)?;
+            }
+            Op::Conversation(ConversationOp::PinMessage {
+                conversation,
+                message,
+            }) => {
+                let view = self.known_message(message)?;
+                if view.conversation != conversation.key() {
+                    return Err(OpError::WrongConversation {
+                        message: message.clone(),
+                        conversation: conversation.clone(),
+                    });
+                }
             }
             Op::Conversation(ConversationOp::ClearUnread { conversation }) => {
                 let key = conversation.key();

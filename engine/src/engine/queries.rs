@@ -1,7 +1,8 @@
 //! Queries: reads served from the projection tables, never the document.
 
 use tandem_storage::device::{
-    BlockedRow, ContactRow, ConversationRow, GroupRow, MessageView, ThreadRow,
+    BlockedRow, ContactRow, ConversationRow, DoNotDisturb, GroupMember, GroupRow, MessageView,
+    PinnedMessage, RemindType, ThreadRow,
 };
 use tandem_storage::StoreError;
 
@@ -25,6 +26,11 @@ pub struct AccountState {
     pub groups: Vec<GroupRow>,
     /// Every thread this account takes part in, by id.
     pub threads: Vec<ThreadRow>,
+    /// Every pinned message, as `(conversation, pin)`, by conversation and
+    /// message id.
+    pub pinned_messages: Vec<(String, PinnedMessage)>,
+    /// Every group read receipt, as `(message, member)`.
+    pub group_acks: Vec<(String, String)>,
 }
 
 impl Engine {
@@ -85,9 +91,73 @@ impl Engine {
         self.store.group(id.as_str())
     }
 
+    /// The group's members muted at `now_ms` (the app's clock), by user id;
+    /// empty for a group this account does not know. A mute whose time has
+    /// come is over: nobody has to lift it.
+    pub fn muted_members(&self, id: &GroupId, now_ms: i64) -> Result<Vec<GroupMember>, StoreError> {
+        Ok(self
+            .group(id)?
+            .map(|g| {
+                g.members
+                    .into_iter()
+                    .filter(|m| m.is_muted_at(now_ms))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Every thread this account takes part in, by id.
     pub fn threads(&self) -> Result<Vec<ThreadRow>, StoreError> {
         self.store.threads()
+    }
+
+    /// The group members who have read a message (group read receipts),
+    /// by user id: those who read it or a later message of its
+    /// conversation. Their number is the message's read count.
+    pub fn group_read_by(&self, message: &MessageId) -> Result<Vec<String>, StoreError> {
+        self.store.group_read_by(message.as_str())
+    }
+
+    /// The messages pinned in a conversation, by message id (pins of
+    /// messages not known here yet included).
+    pub fn pinned_messages(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<Vec<PinnedMessage>, StoreError> {
+        self.store.pinned_messages(&conversation.key())
+    }
+
+    /// The conversation's do-not-disturb mode ([`DoNotDisturb::OFF`] for
+    /// one never set).
+    pub fn do_not_disturb(
+        &self,
+        conversation: &ConversationId,
+    ) -> Result<DoNotDisturb, StoreError> {
+        Ok(self
+            .conversation(conversation)?
+            .map_or(DoNotDisturb::OFF, |c| c.settings.do_not_disturb))
+    }
+
+    /// Which of the conversation's messages notify at `now_ms` (ms since
+    /// the Unix epoch, the app's clock): none while a quiet time holds,
+    /// else the mode's remind type. The engine reads no clock, so a quiet
+    /// time ends by itself for whoever asks after it.
+    pub fn remind_type_at(
+        &self,
+        conversation: &ConversationId,
+        now_ms: i64,
+    ) -> Result<RemindType, StoreError> {
+        Ok(self.do_not_disturb(conversation)?.remind_at(now_ms))
+    }
+
+    /// Whether do-not-disturb keeps anything of the conversation quiet at
+    /// `now_ms`: [`Engine::remind_type_at`] is not [`RemindType::All`].
+    pub fn do_not_disturb_in_force(
+        &self,
+        conversation: &ConversationId,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.do_not_disturb(conversation)?.in_force_at(now_ms))
     }
 
     /// Everything the app can see, in a stable order.
@@ -99,6 +169,8 @@ impl Engine {
             blocklist: self.store.blocklist()?,
             groups: self.store.groups()?,
             threads: self.store.threads()?,
+            pinned_messages: self.store.all_pinned_messages()?,
+            group_acks: self.store.group_acks()?,
         })
     }
 

@@ -91,11 +91,48 @@ pub enum ContactOp {
         /// Their message, at most [`TEXT_BYTES_MAX`] bytes.
         greeting: String,
     },
+    // Variants are appended, never reordered: the wire numbers them.
+    /// Any other contact operation with a free-form `ext` the app attaches
+    /// (the reference SDKs' contact event `ext`): it does exactly what `op`
+    /// does, and the other devices' event for it carries `ext`
+    /// ([`Event::ext`](crate::Event::ext)). Build it with
+    /// [`ContactOp::with_ext`]. An operation with an empty `ext` is better
+    /// sent bare: earlier builds know only the bare form.
+    WithExt {
+        /// The operation; not itself a `WithExt`
+        /// ([`InvalidOp::NestedExt`](crate::op::InvalidOp::NestedExt)).
+        op: Box<ContactOp>,
+        /// The app's text, at most [`TEXT_BYTES_MAX`] bytes.
+        ext: String,
+    },
 }
 
 impl ContactOp {
+    /// This operation with a free-form `ext` for the other devices' event.
+    pub fn with_ext(self, ext: impl Into<String>) -> ContactOp {
+        ContactOp::WithExt {
+            op: Box::new(self),
+            ext: ext.into(),
+        }
+    }
+
+    /// The free-form `ext` the operation carries, if any.
+    pub fn ext(&self) -> Option<&str> {
+        match self {
+            ContactOp::WithExt { ext, .. } => Some(ext),
+            _ => None,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), InvalidOp> {
         match self {
+            ContactOp::WithExt { op, ext } => {
+                if matches!(**op, ContactOp::WithExt { .. }) {
+                    return Err(InvalidOp::NestedExt);
+                }
+                text("ext", ext, TEXT_BYTES_MAX)?;
+                op.validate()
+            }
             ContactOp::Add { greeting, .. } | ContactOp::ReceiveRequest { greeting, .. } => {
                 text("greeting", greeting, TEXT_BYTES_MAX)
             }
@@ -115,6 +152,7 @@ impl ContactOp {
             | ContactOp::Unblock { user }
             | ContactOp::SetRemark { user, .. }
             | ContactOp::ReceiveRequest { user, .. } => user,
+            ContactOp::WithExt { op, .. } => op.user(),
         }
     }
 
@@ -138,6 +176,7 @@ impl ContactOp {
                 Ok::<_, AutomergeError>(())
             };
         match self {
+            ContactOp::WithExt { op, .. } => return op.edit(tx, roots, now_ms),
             ContactOp::Add { user, .. } => {
                 if is_friend(tx, user) {
                     return Err(Refused::AlreadyContact(user.clone()).into());
@@ -189,14 +228,17 @@ impl ContactOp {
     pub(crate) fn touched(&self) -> Vec<Entity> {
         let user = self.user().as_str().to_owned();
         match self {
+            ContactOp::WithExt { op, .. } => op.touched(),
             ContactOp::Block { .. } | ContactOp::Unblock { .. } => vec![Entity::Blocked(user)],
             _ => vec![Entity::Contact(user)],
         }
     }
 
-    /// The event the operation becomes on another device.
+    /// The event the operation becomes on another device (its `ext` goes
+    /// in the event, not the kind).
     pub(crate) fn event(&self) -> ContactEvent {
         match self.clone() {
+            ContactOp::WithExt { op, .. } => op.event(),
             ContactOp::Add { user, greeting } => ContactEvent::Added { user, greeting },
             ContactOp::Accept { user } => ContactEvent::Accepted { user },
             ContactOp::Decline { user } => ContactEvent::Declined { user },

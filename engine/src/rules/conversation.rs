@@ -1,6 +1,7 @@
 //! Conversation operations: read markers, pins, marks, DND, deleting.
 //!
-//! Pins, marks and do-not-disturb are registers in the document (`pinned`,
+//! Pins, pinned messages, marks and do-not-disturb modes are registers in
+//! the document (`pinned[conversation]`, `pinned[conversation␟message]`,
 //! `marks`, `dnd`). Read markers and clear points are maximum registers in
 //! SQLite: a delta carries the markers its operation resolved on the origin
 //! device, and every device merges them by `max`.
@@ -8,13 +9,16 @@
 use std::collections::BTreeSet;
 
 use automerge::transaction::{Transactable, Transaction};
+use automerge::{AutomergeError, ObjId, ObjType, ReadDoc};
 use serde::{Deserialize, Serialize};
-use tandem_storage::device::{ConversationFlags, DeviceTx};
+use tandem_storage::device::{
+    ConversationFlags, DeviceTx, DoNotDisturb, PinnedMessage, QuietTime, RemindType,
+};
 use tandem_storage::StoreError;
 
 use super::{key, EditError, Entity, InvalidOp, Lookup};
 use crate::delta::Delta;
-use crate::doc::{composite, AccountDoc, Roots};
+use crate::doc::{bool_at, clear_flag, composite, i64_at, object_at, str_at, AccountDoc, Roots};
 use crate::model::*;
 
 /// Operations on conversations and read state.
@@ -72,14 +76,50 @@ pub enum ConversationOp {
         /// The mark: 1 to [`ID_BYTES_MAX`](crate::limits::ID_BYTES_MAX) bytes without control characters.
         mark: String,
     },
-    /// Turn do-not-disturb on or off for a conversation. The engine only
-    /// records the setting; keeping notifications quiet is up to the app.
+    /// Turn do-not-disturb on or off for a conversation: on is
+    /// [`DoNotDisturb::SILENT`], off is [`DoNotDisturb::OFF`]. The engine
+    /// only records the setting; keeping notifications quiet is up to the
+    /// app. [`ConversationOp::SetDoNotDisturbMode`] sets the other modes.
     SetDoNotDisturb {
         /// The conversation to set it for.
         conversation: ConversationId,
         /// True to silence the conversation, false to let its notifications
         /// through again.
         enabled: bool,
+    },
+    // Variants are appended, never reordered: the wire numbers them.
+    /// Pin a message in a conversation. The message must be known on this
+    /// device and in that conversation; pinning it again keeps the first
+    /// pin's time (and changes nothing).
+    PinMessage {
+        /// The conversation the message is in; naming another one fails with
+        /// [`OpError::WrongConversation`](crate::OpError::WrongConversation).
+        conversation: ConversationId,
+        /// The message to pin; unknown here, it fails with
+        /// [`OpError::UnknownMessage`](crate::OpError::UnknownMessage).
+        message: MessageId,
+    },
+    /// Unpin a message; one that is not pinned changes nothing.
+    UnpinMessage {
+        /// The conversation the pin is in.
+        conversation: ConversationId,
+        /// The message to unpin.
+        message: MessageId,
+    },
+    /// Set the conversation's do-not-disturb mode as the reference IM SDKs
+    /// have it: which messages notify ([`RemindType`]), and an optional
+    /// quiet time during which none do (until a time, or a daily window).
+    /// One register: concurrent settings resolve to one of them whole.
+    /// Whether it is in force is answered for the time the app passes
+    /// ([`Engine::remind_type_at`](crate::Engine::remind_type_at)).
+    SetDoNotDisturbMode {
+        /// The conversation to set it for.
+        conversation: ConversationId,
+        /// The new mode; [`DoNotDisturb::OFF`] clears it. A daily quiet
+        /// time's minutes are below 1440 and differ, its UTC offset at most
+        /// 14 hours either way, or the operation is
+        /// [`InvalidOp::BadQuietTime`].
+        mode: DoNotDisturb,
     },
 }
 
@@ -89,11 +129,22 @@ impl ConversationOp {
             ConversationOp::AddMark { mark, .. } | ConversationOp::RemoveMark { mark, .. } => {
                 key("mark", mark)
             }
+            ConversationOp::SetDoNotDisturbMode { mode, .. } => {
+                match mode.quiet.and_then(|quiet| quiet.invalid()) {
+                    Some(reason) => Err(InvalidOp::BadQuietTime { reason }),
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
 
-    pub(crate) fn edit(&self, tx: &mut Transaction<'_>, roots: &Roots) -> Result<(), EditError> {
+    pub(crate) fn edit(
+        &self,
+        tx: &mut Transaction<'_>,
+        roots: &Roots,
+        now_ms: i64,
+    ) -> Result<(), EditError> {
         match self {
             // Read markers travel in the delta and merge in SQLite.
             ConversationOp::MarkRead { .. }
@@ -103,24 +154,50 @@ impl ConversationOp {
                 tx.put(&roots.pinned, conversation.key(), true)?;
             }
             ConversationOp::Unpin { conversation } => {
-                tx.put(&roots.pinned, conversation.key(), false)?;
+                clear_flag(tx, &roots.pinned, &conversation.key())?;
             }
             ConversationOp::Delete { conversation } => {
                 // The clear point is the delta's time, merged in SQLite; the
                 // document only unpins.
-                tx.put(&roots.pinned, conversation.key(), false)?;
+                clear_flag(tx, &roots.pinned, &conversation.key())?;
             }
             ConversationOp::AddMark { conversation, mark } => {
                 tx.put(&roots.marks, composite(&conversation.key(), mark), true)?;
             }
             ConversationOp::RemoveMark { conversation, mark } => {
-                tx.put(&roots.marks, composite(&conversation.key(), mark), false)?;
+                clear_flag(tx, &roots.marks, &composite(&conversation.key(), mark))?;
             }
             ConversationOp::SetDoNotDisturb {
                 conversation,
                 enabled,
             } => {
-                tx.put(&roots.dnd, conversation.key(), *enabled)?;
+                let mode = if *enabled {
+                    DoNotDisturb::SILENT
+                } else {
+                    DoNotDisturb::OFF
+                };
+                put_do_not_disturb(tx, roots, &conversation.key(), mode)?;
+            }
+            ConversationOp::SetDoNotDisturbMode { conversation, mode } => {
+                put_do_not_disturb(tx, roots, &conversation.key(), *mode)?;
+            }
+            ConversationOp::PinMessage {
+                conversation,
+                message,
+            } => {
+                let key = composite(&conversation.key(), message.as_str());
+                if i64_at(tx, &roots.pinned, &key).is_none() {
+                    tx.put(&roots.pinned, key, now_ms)?;
+                }
+            }
+            ConversationOp::UnpinMessage {
+                conversation,
+                message,
+            } => {
+                let key = composite(&conversation.key(), message.as_str());
+                if i64_at(tx, &roots.pinned, &key).is_some() {
+                    tx.put(&roots.pinned, key, false)?;
+                }
             }
         }
         Ok(())
@@ -137,7 +214,10 @@ impl ConversationOp {
             | ConversationOp::Delete { conversation }
             | ConversationOp::AddMark { conversation, .. }
             | ConversationOp::RemoveMark { conversation, .. }
-            | ConversationOp::SetDoNotDisturb { conversation, .. } => {
+            | ConversationOp::SetDoNotDisturb { conversation, .. }
+            | ConversationOp::PinMessage { conversation, .. }
+            | ConversationOp::UnpinMessage { conversation, .. }
+            | ConversationOp::SetDoNotDisturbMode { conversation, .. } => {
                 vec![Entity::Conversation(conversation.key())]
             }
             ConversationOp::ClearAllUnread => Vec::new(),
@@ -178,33 +258,125 @@ impl ConversationOp {
                 conversation,
                 enabled,
             },
+            ConversationOp::PinMessage {
+                conversation,
+                message,
+            } => ConversationEvent::MessagePinned {
+                conversation,
+                message,
+            },
+            ConversationOp::UnpinMessage {
+                conversation,
+                message,
+            } => ConversationEvent::MessageUnpinned {
+                conversation,
+                message,
+            },
+            ConversationOp::SetDoNotDisturbMode { conversation, mode } => {
+                ConversationEvent::DoNotDisturbModeChanged {
+                    conversation,
+                    remind: mode.remind,
+                    quiet: mode.quiet,
+                }
+            }
         }
     }
 }
 
-/// Raises the read markers a delta carries and, for a deleted
-/// conversation, its clear point (the delta's time). Both are maximum
-/// registers, so order and repetition do not matter.
-pub(crate) fn marker_effects(
-    tx: &DeviceTx<'_>,
-    delta: &Delta,
-    touched: &mut BTreeSet<Entity>,
-) -> Result<(), StoreError> {
-    for marker in &delta.read_markers {
-        let key = marker.conversation.key();
-        tx.raise_read_marker(&key, marker.at_ms, marker.message.as_str())?;
-        touched.insert(Entity::Conversation(key));
+/// Writes a do-not-disturb mode, unless it is the one there. The two modes
+/// earlier builds know are written as they wrote them (`true`, `false`),
+/// so those builds still read them.
+fn put_do_not_disturb(
+    tx: &mut Transaction<'_>,
+    roots: &Roots,
+    conversation: &str,
+    mode: DoNotDisturb,
+) -> Result<(), AutomergeError> {
+    use crate::doc::keys::dnd as k;
+    if do_not_disturb_at(tx, &roots.dnd, conversation) == mode {
+        return Ok(());
     }
-    if let super::Op::Conversation(ConversationOp::Delete { conversation }) = &delta.op {
-        let key = conversation.key();
-        tx.raise_cleared(&key, delta.made_at_ms)?;
-        touched.insert(Entity::Conversation(key));
+    if mode == DoNotDisturb::SILENT {
+        tx.put(&roots.dnd, conversation, true)?;
+        return Ok(());
+    }
+    if mode == DoNotDisturb::OFF {
+        tx.put(&roots.dnd, conversation, false)?;
+        return Ok(());
+    }
+    let obj = tx.put_object(&roots.dnd, conversation, ObjType::Map)?;
+    tx.put(&obj, k::REMIND, mode.remind.as_str())?;
+    match mode.quiet {
+        None => {}
+        Some(QuietTime::Until { until_ms }) => tx.put(&obj, k::UNTIL_MS, until_ms)?,
+        Some(QuietTime::Daily {
+            start_minute,
+            end_minute,
+            utc_offset_minutes,
+        }) => {
+            tx.put(&obj, k::START_MINUTE, i64::from(start_minute))?;
+            tx.put(&obj, k::END_MINUTE, i64::from(end_minute))?;
+            tx.put(&obj, k::UTC_OFFSET_MINUTES, i64::from(utc_offset_minutes))?;
+        }
     }
     Ok(())
 }
 
-/// The conversation's pin, do-not-disturb and marks, as the document has
-/// them.
+/// The do-not-disturb mode at `dnd[conversation]`. A map this build cannot
+/// read (a malformed change from another device) reads as off.
+fn do_not_disturb_at(doc: &impl ReadDoc, dnd: &ObjId, conversation: &str) -> DoNotDisturb {
+    use crate::doc::keys::dnd as k;
+    if bool_at(doc, dnd, conversation) {
+        return DoNotDisturb::SILENT;
+    }
+    let Some(obj) = object_at(doc, dnd, conversation) else {
+        return DoNotDisturb::OFF;
+    };
+    let read = || -> Option<DoNotDisturb> {
+        let remind = str_at(doc, &obj, k::REMIND)?.parse().ok()?;
+        let int = |key| i64_at(doc, &obj, key);
+        let quiet = match (int(k::UNTIL_MS), int(k::START_MINUTE)) {
+            (Some(until_ms), _) => Some(QuietTime::Until { until_ms }),
+            (None, Some(start)) => Some(QuietTime::Daily {
+                start_minute: start.try_into().ok()?,
+                end_minute: int(k::END_MINUTE)?.try_into().ok()?,
+                utc_offset_minutes: int(k::UTC_OFFSET_MINUTES)?.try_into().ok()?,
+            }),
+            (None, None) => None,
+        };
+        if quiet.and_then(|q| q.invalid()).is_some() {
+            return None;
+        }
+        Some(DoNotDisturb { remind, quiet })
+    };
+    read().unwrap_or(DoNotDisturb::OFF)
+}
+
+/// Raises the read markers a delta carries and, for a deleted
+/// conversation, its clear point (the delta's time). Both are maximum
+/// registers, so order and repetition do not matter. Returns whether any of
+/// them moved.
+pub(crate) fn marker_effects(
+    tx: &DeviceTx<'_>,
+    delta: &Delta,
+    touched: &mut BTreeSet<Entity>,
+) -> Result<bool, StoreError> {
+    let mut moved = false;
+    for marker in &delta.read_markers {
+        let key = marker.conversation.key();
+        moved |= tx.raise_read_marker(&key, marker.at_ms, marker.message.as_str())?;
+        touched.insert(Entity::Conversation(key));
+    }
+    if let super::Op::Conversation(ConversationOp::Delete { conversation }) = &delta.op {
+        let key = conversation.key();
+        moved |= tx.raise_cleared(&key, delta.made_at_ms)?;
+        touched.insert(Entity::Conversation(key));
+    }
+    Ok(moved)
+}
+
+/// The conversation's pin, do-not-disturb mode, marks and pinned
+/// messages, as the document has them.
 pub(crate) fn flags(doc: &AccountDoc, conversation: &str) -> ConversationFlags {
     let r = doc.roots();
     let marks = doc
@@ -213,10 +385,21 @@ pub(crate) fn flags(doc: &AccountDoc, conversation: &str) -> ConversationFlags {
         .filter(|(_, key)| doc.bool_at(&r.marks, key))
         .map(|(suffix, _)| suffix)
         .collect();
+    let pinned_messages = doc
+        .prefixed(&r.pinned, conversation)
+        .into_iter()
+        .filter_map(|(message, key)| {
+            Some(PinnedMessage {
+                pinned_at_ms: doc.i64_at(&r.pinned, &key)?,
+                message,
+            })
+        })
+        .collect();
     ConversationFlags {
         pinned: doc.bool_at(&r.pinned, conversation),
-        do_not_disturb: doc.bool_at(&r.dnd, conversation),
+        do_not_disturb: doc.read(|d| do_not_disturb_at(d, &r.dnd, conversation)),
         marks,
+        pinned_messages,
     }
 }
 
@@ -253,7 +436,7 @@ pub enum ConversationEvent {
         set: bool,
     },
     /// The user turned do-not-disturb on or off. Superseded if it is in the
-    /// other state here after the merge.
+    /// other state here after the merge (any mode but off counts as on).
     DoNotDisturbChanged {
         /// The conversation.
         conversation: ConversationId,
@@ -279,6 +462,34 @@ pub enum ConversationEvent {
         /// The message that is that device's new read marker.
         message: MessageId,
     },
+    // Variants are appended, never reordered: the journal numbers them.
+    /// The user pinned a message. Superseded if it is not pinned here after
+    /// the merge.
+    MessagePinned {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The pinned message.
+        message: MessageId,
+    },
+    /// The user unpinned a message. Superseded if it is pinned here after
+    /// the merge.
+    MessageUnpinned {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The unpinned message.
+        message: MessageId,
+    },
+    /// The user set the conversation's do-not-disturb mode to `remind` and
+    /// `quiet` (the whole new mode: what it changed to). Superseded if the
+    /// conversation has another mode here after the merge.
+    DoNotDisturbModeChanged {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Which messages notify outside the quiet time.
+        remind: RemindType,
+        /// When nothing notifies; `None` for never.
+        quiet: Option<QuietTime>,
+    },
 }
 
 impl ConversationEvent {
@@ -296,7 +507,26 @@ impl ConversationEvent {
             ConversationEvent::DoNotDisturbChanged {
                 conversation,
                 enabled,
-            } => lookup.flags(conversation).do_not_disturb != *enabled,
+            } => lookup.flags(conversation).do_not_disturb.is_set() != *enabled,
+            ConversationEvent::MessagePinned {
+                conversation,
+                message,
+            } => !is_pinned(&lookup.flags(conversation), message),
+            ConversationEvent::MessageUnpinned {
+                conversation,
+                message,
+            } => is_pinned(&lookup.flags(conversation), message),
+            ConversationEvent::DoNotDisturbModeChanged {
+                conversation,
+                remind,
+                quiet,
+            } => {
+                lookup.flags(conversation).do_not_disturb
+                    != DoNotDisturb {
+                        remind: *remind,
+                        quiet: *quiet,
+                    }
+            }
             ConversationEvent::Read {
                 conversation,
                 message,
@@ -309,4 +539,11 @@ impl ConversationEvent {
             | ConversationEvent::AllUnreadCleared => false,
         }
     }
+}
+
+fn is_pinned(flags: &ConversationFlags, message: &MessageId) -> bool {
+    flags
+        .pinned_messages
+        .iter()
+        .any(|p| p.message == message.as_str())
 }

@@ -1,10 +1,18 @@
 //! Group operations: membership, roles, bans, mutes, flags, info, attributes.
 //!
-//! A group entry, `groups[group]`, is made fresh on create, join, apply or
-//! an accepted invitation, which makes a re-join win over a concurrent
-//! leave; its members, admins, bans, allow list, mutes and attributes are
-//! nested maps (add-wins). Member attributes are flat keys
+//! A group entry, `groups[group]`, is made fresh on create, join, apply,
+//! a received invitation or an accepted one, which makes a re-join win over
+//! a concurrent leave; its members, admins, bans, allow list, mutes and
+//! attributes are nested maps (add-wins). Member attributes are flat keys
 //! (`attrs[user␟key]`) shown only for current members.
+//!
+//! Requests waiting on an answer: this account's own invitation is the
+//! entry's standing, [`GroupStanding::Invited`] (with its inviter), until
+//! it accepts or declines; users this account invited are flat keys
+//! `invited␟user` of the entry, not members until the IM service says they
+//! accepted ([`GroupOp::InviteeAccepted`]); users who applied to join are
+//! `applicant␟user` until an owner or admin answers. A user who is a
+//! member is never shown as invited.
 
 use std::collections::BTreeSet;
 
@@ -15,7 +23,8 @@ use tandem_storage::device::{GroupMember, GroupRow, GroupStanding, MemberAttribu
 
 use super::{list, text, EditError, Entity, InvalidOp, Refused};
 use crate::doc::{
-    composite, delete_keys, keys, nested_map, object_at, str_at, AccountDoc, Roots, SEP,
+    clear_flag, composite, delete_keys, keys, nested_map, object_at, put_if_missing, str_at,
+    AccountDoc, Roots, SEP,
 };
 use crate::limits::*;
 use crate::model::*;
@@ -86,7 +95,7 @@ pub enum GroupOp {
         reason: String,
     },
     /// Record that the user, as owner or admin, let an applicant in: they are
-    /// added to the members. Refused with
+    /// added to the members and are no longer an applicant. Refused with
     /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
     /// not known on this device.
     AcceptApplication {
@@ -95,9 +104,10 @@ pub enum GroupOp {
         /// The applicant, now a member.
         user: UserId,
     },
-    /// Record that the user, as owner or admin, turned an applicant down.
-    /// Nothing in the group changes; the other devices only hear that it
-    /// happened. Refused with
+    /// Record that the user, as owner or admin, turned an applicant down:
+    /// they are no longer listed as an applicant. For a user who is not
+    /// (the application was not recorded with
+    /// [`GroupOp::ReceiveApplication`]) it changes nothing. Refused with
     /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
     /// not known on this device.
     DeclineApplication {
@@ -110,9 +120,15 @@ pub enum GroupOp {
         reason: String,
     },
     /// Record that the user invited users into the group. They are listed as
-    /// members at once: there is no pending-invitation state. Refused with
-    /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
-    /// not known on this device.
+    /// invited, not as members, until the IM service says they accepted
+    /// ([`GroupOp::InviteeAccepted`]) or declined
+    /// ([`GroupOp::InviteeDeclined`]); members among them are passed over.
+    /// Refused with [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup)
+    /// if the group is not known on this device.
+    ///
+    /// Builds before pending invitations listed invitees as members at
+    /// once. Their deltas still merge that way: a merge applies the
+    /// document change the origin made, it never runs the operation again.
     Invite {
         /// The group, as the IM service names it.
         group: GroupId,
@@ -120,17 +136,20 @@ pub enum GroupOp {
         users: Vec<UserId>,
     },
     /// Record that the user accepted an invitation: the group becomes a member
-    /// group with the user and the inviter among its members. A group unknown
-    /// so far is listed with empty info and owner.
+    /// group with the user and the inviter among its members. A pending
+    /// invitation, or a group unknown so far (the invitation was not
+    /// recorded with [`GroupOp::ReceiveInvitation`]), becomes a fresh entry
+    /// with empty info and owner: accepting wins over a concurrent decline.
     AcceptInvitation {
         /// The group, as the IM service names it.
         group: GroupId,
         /// The member who sent the invitation; listed as a member too.
         inviter: UserId,
     },
-    /// Record that the user declined an invitation. Nothing changes on this
-    /// device, whether the group is known or not; the other devices only hear
-    /// that it happened.
+    /// Record that the user declined an invitation: a group listed as
+    /// [`invited`](crate::GroupStanding::Invited) is dropped. On a group in
+    /// another standing, or unknown, it changes nothing (and so is not
+    /// recorded).
     DeclineInvitation {
         /// The group, as the IM service names it.
         group: GroupId,
@@ -140,8 +159,9 @@ pub enum GroupOp {
         /// not kept anywhere.
         reason: String,
     },
-    /// Remove members from the group, together with their admin role and their
-    /// mute. Users who are not members are passed over. Refused with
+    /// Remove members from the group, together with their admin role, their
+    /// mute and a pending invitation. Users who are neither are passed over.
+    /// Refused with
     /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
     /// not known on this device.
     Kick {
@@ -219,10 +239,11 @@ pub enum GroupOp {
         /// The admin who becomes a plain member.
         user: UserId,
     },
-    /// Mute members until a time, shown as their `muted_until_ms`. The engine
-    /// reads no clock, so a mute does not lift itself: the app compares
-    /// `until_ms` with the time. A mute of a user who is not a member is kept
-    /// but not shown. Refused with
+    /// Mute members until a time, shown as their `muted_until_ms`. The mute
+    /// ends by itself at that time: the engine reads no clock, so queries
+    /// take the time ([`Engine::muted_members`](crate::Engine::muted_members),
+    /// [`GroupMember::is_muted_at`]). A mute of a user who is not a member
+    /// is kept but not shown. Refused with
     /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
     /// not known on this device.
     Mute {
@@ -289,7 +310,8 @@ pub enum GroupOp {
         update: GroupInfoUpdate,
     },
     /// Set app-defined attributes of a member (a nickname in the group, say).
-    /// Keys not named keep their values; there is no way to remove a key.
+    /// Keys not named keep their values; [`GroupOp::RemoveMemberAttributes`]
+    /// removes keys.
     /// Refused with [`Refused::NotAMember`](crate::Refused::NotAMember) if
     /// `user` is not a member; a member who leaves takes their attributes out
     /// of view. Refused with
@@ -304,6 +326,86 @@ pub enum GroupOp {
         /// [`ID_BYTES_MAX`] bytes without control characters, each value at
         /// most [`TEXT_BYTES_MAX`] bytes.
         attributes: Vec<(String, String)>,
+    },
+    // Variants are appended, never reordered: the wire numbers them.
+    /// Record an invitation to a group that arrived from the IM service:
+    /// the group is listed in standing
+    /// [`invited`](crate::GroupStanding::Invited), not as a member group,
+    /// until the user accepts ([`GroupOp::AcceptInvitation`]) or declines
+    /// ([`GroupOp::DeclineInvitation`]). A new invitation replaces an
+    /// earlier one. Refused with
+    /// [`Refused::GroupExists`](crate::Refused::GroupExists) if the group
+    /// is known as a member group or an application.
+    ReceiveInvitation {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The member who invited this account.
+        inviter: UserId,
+    },
+    /// Record that a user this account invited accepted, as the IM service
+    /// reported it: they become a member and are no longer invited. Refused
+    /// with [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the
+    /// group is not known on this device.
+    InviteeAccepted {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The invitee, now a member.
+        user: UserId,
+    },
+    /// Record that a user this account invited declined: they are no longer
+    /// invited. Refused with
+    /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
+    /// not known on this device.
+    InviteeDeclined {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The invitee who declined.
+        user: UserId,
+        /// Their reason, at most [`TEXT_BYTES_MAX`] bytes; not kept.
+        reason: String,
+    },
+    /// Record an application to join the group that arrived from the IM
+    /// service, for this account (an owner or admin) to answer: the user is
+    /// listed as an applicant until [`GroupOp::AcceptApplication`] or
+    /// [`GroupOp::DeclineApplication`]. For a member it changes nothing.
+    /// Refused with [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if
+    /// the group is not known on this device.
+    ReceiveApplication {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The user who applied.
+        user: UserId,
+        /// Their reason, at most [`TEXT_BYTES_MAX`] bytes; kept with the
+        /// application.
+        reason: String,
+    },
+    /// Remove app-defined attributes of a member; keys not set are passed
+    /// over. Membership is not checked. Refused with
+    /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
+    /// not known on this device.
+    RemoveMemberAttributes {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The member whose attributes go.
+        user: UserId,
+        /// The keys to remove, 1 to [`ATTRIBUTES_PER_OP_MAX`], each 1 to
+        /// [`ID_BYTES_MAX`] bytes without control characters.
+        keys: Vec<String>,
+    },
+    /// Record that the IM service disabled the group (the reference SDKs'
+    /// "group disabled" event): it is kept, flagged `disabled`. Refused with
+    /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
+    /// not known on this device.
+    Disable {
+        /// The group, as the IM service names it.
+        group: GroupId,
+    },
+    /// Record that the IM service enabled the group again. Refused with
+    /// [`Refused::NoSuchGroup`](crate::Refused::NoSuchGroup) if the group is
+    /// not known on this device.
+    Enable {
+        /// The group, as the IM service names it.
+        group: GroupId,
     },
 }
 
@@ -323,7 +425,9 @@ impl GroupOp {
             }
             GroupOp::Apply { reason, .. }
             | GroupOp::DeclineApplication { reason, .. }
-            | GroupOp::DeclineInvitation { reason, .. } => text("reason", reason, TEXT_BYTES_MAX),
+            | GroupOp::DeclineInvitation { reason, .. }
+            | GroupOp::InviteeDeclined { reason, .. }
+            | GroupOp::ReceiveApplication { reason, .. } => text("reason", reason, TEXT_BYTES_MAX),
             GroupOp::Invite { users, .. }
             | GroupOp::Kick { users, .. }
             | GroupOp::Ban { users, .. }
@@ -337,6 +441,13 @@ impl GroupOp {
                     if let Some(value) = value {
                         text(field, value, TEXT_BYTES_MAX)?;
                     }
+                }
+                Ok(())
+            }
+            GroupOp::RemoveMemberAttributes { keys, .. } => {
+                list("keys", keys, ATTRIBUTES_PER_OP_MAX)?;
+                for k in keys {
+                    super::key("attribute key", k)?;
                 }
                 Ok(())
             }
@@ -380,7 +491,14 @@ impl GroupOp {
             | GroupOp::MuteAll { group }
             | GroupOp::UnmuteAll { group }
             | GroupOp::UpdateInfo { group, .. }
-            | GroupOp::SetMemberAttributes { group, .. } => group,
+            | GroupOp::SetMemberAttributes { group, .. }
+            | GroupOp::ReceiveInvitation { group, .. }
+            | GroupOp::InviteeAccepted { group, .. }
+            | GroupOp::InviteeDeclined { group, .. }
+            | GroupOp::ReceiveApplication { group, .. }
+            | GroupOp::RemoveMemberAttributes { group, .. }
+            | GroupOp::Disable { group }
+            | GroupOp::Enable { group } => group,
         }
     }
 
@@ -392,6 +510,8 @@ impl GroupOp {
         me: &str,
         now_ms: i64,
     ) -> Result<(), EditError> {
+        // Users already on a list keep their entry (and its time), so an
+        // operation that finds them there changes nothing.
         let put_users = |tx: &mut Transaction<'_>,
                          group: &GroupId,
                          list: &str,
@@ -400,7 +520,7 @@ impl GroupOp {
             let obj = existing_group(tx, roots, group)?;
             let list = nested_map(tx, &obj, list)?;
             for user in users {
-                tx.put(&list, user.as_str(), value)?;
+                put_if_missing(tx, &list, user.as_str(), value)?;
             }
             Ok::<_, EditError>(())
         };
@@ -413,6 +533,18 @@ impl GroupOp {
                 }
                 Ok::<_, EditError>(())
             };
+        // A request (`invited␟user`, `applicant␟user`) answered or withdrawn.
+        let delete_requests =
+            |tx: &mut Transaction<'_>, group: &GroupId, kind: &str, users: &[UserId]| {
+                let obj = existing_group(tx, roots, group)?;
+                let keys: Vec<String> = users.iter().map(|u| composite(kind, u.as_str())).collect();
+                delete_keys(tx, &obj, keys.iter().map(String::as_str))?;
+                Ok::<_, EditError>(())
+            };
+        let is_member = |tx: &Transaction<'_>, obj: &ObjId, user: &str| {
+            object_at(tx, obj, k::MEMBERS)
+                .is_some_and(|members| tx.get(&members, user).ok().flatten().is_some())
+        };
         let set_flag = |tx: &mut Transaction<'_>, group: &GroupId, flag: &str, value: bool| {
             let obj = existing_group(tx, roots, group)?;
             tx.put(&obj, flag, value)?;
@@ -469,7 +601,13 @@ impl GroupOp {
                 new_group(tx, roots, group, GroupStanding::Applied, "", "")?;
             }
             GroupOp::AcceptInvitation { group, inviter } => {
-                let obj = match object_at(tx, &roots.groups, group.as_str()) {
+                // A pending invitation (or none recorded) becomes a fresh
+                // member entry, so accepting wins over a concurrent decline
+                // as a re-add wins over a remove; a group known otherwise
+                // keeps its entry.
+                let existing = object_at(tx, &roots.groups, group.as_str())
+                    .filter(|obj| standing_at(tx, obj) != Some(GroupStanding::Invited));
+                let obj = match existing {
                     Some(obj) => {
                         tx.put(&obj, k::STATE, GroupStanding::Member.as_str())?;
                         obj
@@ -477,23 +615,81 @@ impl GroupOp {
                     None => new_group(tx, roots, group, GroupStanding::Member, "", "")?,
                 };
                 let list = nested_map(tx, &obj, k::MEMBERS)?;
-                tx.put(&list, me, now_ms)?;
-                tx.put(&list, inviter.as_str(), now_ms)?;
+                put_if_missing(tx, &list, me, now_ms)?;
+                put_if_missing(tx, &list, inviter.as_str(), now_ms)?;
             }
             GroupOp::AcceptApplication { group, user } => {
-                put_users(tx, group, k::MEMBERS, std::slice::from_ref(user), now_ms)?;
+                let users = std::slice::from_ref(user);
+                put_users(tx, group, k::MEMBERS, users, now_ms)?;
+                delete_requests(tx, group, k::APPLICANT, users)?;
             }
-            GroupOp::DeclineApplication { group, .. } => {
-                // Nothing changes in the document; the delta still tells the
-                // other devices it happened.
-                existing_group(tx, roots, group)?;
+            GroupOp::DeclineApplication { group, user, .. } => {
+                delete_requests(tx, group, k::APPLICANT, std::slice::from_ref(user))?;
             }
-            GroupOp::DeclineInvitation { .. } => {}
-            GroupOp::Invite { group, users } => put_users(tx, group, k::MEMBERS, users, now_ms)?,
-            GroupOp::Kick { group, users } => delete_users(tx, group, &MEMBERSHIP, users)?,
+            GroupOp::DeclineInvitation { group, .. } => {
+                // Only this account's own pending invitation goes; a member
+                // group or an application stays.
+                if let Some(obj) = object_at(tx, &roots.groups, group.as_str()) {
+                    if standing_at(tx, &obj) == Some(GroupStanding::Invited) {
+                        tx.delete(&roots.groups, group.as_str())?;
+                    }
+                }
+            }
+            GroupOp::Invite { group, users } => {
+                let obj = existing_group(tx, roots, group)?;
+                for user in users {
+                    if !is_member(tx, &obj, user.as_str()) {
+                        put_if_missing(tx, &obj, &composite(k::INVITED, user.as_str()), now_ms)?;
+                    }
+                }
+            }
+            GroupOp::Kick { group, users } => {
+                delete_users(tx, group, &MEMBERSHIP, users)?;
+                delete_requests(tx, group, k::INVITED, users)?;
+            }
             GroupOp::Ban { group, users } => {
                 delete_users(tx, group, &MEMBERSHIP, users)?;
+                delete_requests(tx, group, k::INVITED, users)?;
                 put_users(tx, group, k::BANNED, users, now_ms)?;
+            }
+            GroupOp::ReceiveInvitation { group, inviter } => {
+                if let Some(obj) = object_at(tx, &roots.groups, group.as_str()) {
+                    match standing_at(tx, &obj) {
+                        // The same invitation again changes nothing.
+                        Some(GroupStanding::Invited)
+                            if str_at(tx, &obj, k::INVITER).as_deref()
+                                == Some(inviter.as_str()) =>
+                        {
+                            return Ok(());
+                        }
+                        Some(GroupStanding::Invited) | None => {}
+                        Some(_) => return Err(Refused::GroupExists(group.clone()).into()),
+                    }
+                }
+                let obj = new_group(tx, roots, group, GroupStanding::Invited, "", "")?;
+                tx.put(&obj, k::INVITER, inviter.as_str())?;
+            }
+            GroupOp::InviteeAccepted { group, user } => {
+                let users = std::slice::from_ref(user);
+                put_users(tx, group, k::MEMBERS, users, now_ms)?;
+                delete_requests(tx, group, k::INVITED, users)?;
+            }
+            GroupOp::InviteeDeclined { group, user, .. } => {
+                delete_requests(tx, group, k::INVITED, std::slice::from_ref(user))?;
+            }
+            GroupOp::ReceiveApplication {
+                group,
+                user,
+                reason,
+            } => {
+                let obj = existing_group(tx, roots, group)?;
+                if !is_member(tx, &obj, user.as_str()) {
+                    tx.put(
+                        &obj,
+                        composite(k::APPLICANT, user.as_str()),
+                        reason.as_str(),
+                    )?;
+                }
             }
             GroupOp::Allow { group, users } => delete_users(tx, group, &[k::BANNED], users)?,
             GroupOp::BlockMessages { group } => set_flag(tx, group, k::MESSAGES_BLOCKED, true)?,
@@ -514,13 +710,35 @@ impl GroupOp {
                 group,
                 users,
                 until_ms,
-            } => put_users(tx, group, k::MUTES, users, *until_ms)?,
+            } => {
+                // A mute replaces an earlier one; the same time again is no
+                // change (automerge makes none for an equal value).
+                let obj = existing_group(tx, roots, group)?;
+                let mutes = nested_map(tx, &obj, k::MUTES)?;
+                for user in users {
+                    tx.put(&mutes, user.as_str(), *until_ms)?;
+                }
+            }
             GroupOp::Unmute { group, users } => delete_users(tx, group, &[k::MUTES], users)?,
             GroupOp::AddAllowList { group, users } => {
                 put_users(tx, group, k::ALLOWED, users, now_ms)?
             }
             GroupOp::RemoveAllowList { group, users } => {
                 delete_users(tx, group, &[k::ALLOWED], users)?
+            }
+            GroupOp::Disable { group } => set_flag(tx, group, k::DISABLED, true)?,
+            GroupOp::Enable { group } => {
+                let obj = existing_group(tx, roots, group)?;
+                clear_flag(tx, &obj, k::DISABLED)?;
+            }
+            GroupOp::RemoveMemberAttributes { group, user, keys } => {
+                let obj = existing_group(tx, roots, group)?;
+                let attrs = nested_map(tx, &obj, k::ATTRS)?;
+                let keys: Vec<String> = keys
+                    .iter()
+                    .map(|key| composite(user.as_str(), key))
+                    .collect();
+                delete_keys(tx, &attrs, keys.iter().map(String::as_str))?;
             }
             GroupOp::MuteAll { group } => set_flag(tx, group, k::MUTE_ALL, true)?,
             GroupOp::UnmuteAll { group } => set_flag(tx, group, k::MUTE_ALL, false)?,
@@ -630,6 +848,33 @@ impl GroupOp {
                 user,
                 attributes,
             },
+            GroupOp::ReceiveInvitation { group, inviter } => {
+                GroupEvent::InvitationReceived { group, inviter }
+            }
+            GroupOp::InviteeAccepted { group, user } => GroupEvent::InviteeAccepted { group, user },
+            GroupOp::InviteeDeclined {
+                group,
+                user,
+                reason,
+            } => GroupEvent::InviteeDeclined {
+                group,
+                user,
+                reason,
+            },
+            GroupOp::ReceiveApplication {
+                group,
+                user,
+                reason,
+            } => GroupEvent::ApplicationReceived {
+                group,
+                user,
+                reason,
+            },
+            GroupOp::RemoveMemberAttributes { group, user, keys } => {
+                GroupEvent::MemberAttributesRemoved { group, user, keys }
+            }
+            GroupOp::Disable { group } => GroupEvent::Disabled { group },
+            GroupOp::Enable { group } => GroupEvent::Enabled { group },
         }
     }
 }
@@ -735,6 +980,20 @@ pub(crate) fn group_row(doc: &AccountDoc, group: &str) -> Option<GroupRow> {
             }
         }
     }
+    // A member is never shown as invited (a concurrent invitation and
+    // acceptance leave both keys).
+    let invited = doc
+        .prefixed(&obj, k::INVITED)
+        .into_iter()
+        .map(|(user, _)| user)
+        .filter(|user| !member_set.contains(user))
+        .collect();
+    let applicants = doc
+        .prefixed(&obj, k::APPLICANT)
+        .into_iter()
+        .map(|(user, _)| user)
+        .filter(|user| !member_set.contains(user))
+        .collect();
     Some(GroupRow {
         id: group.to_owned(),
         state,
@@ -744,9 +1003,12 @@ pub(crate) fn group_row(doc: &AccountDoc, group: &str) -> Option<GroupRow> {
         owner,
         messages_blocked: doc.bool_at(&obj, k::MESSAGES_BLOCKED),
         mute_all: doc.bool_at(&obj, k::MUTE_ALL),
+        disabled: doc.bool_at(&obj, k::DISABLED),
         members,
         banned: keys_of(k::BANNED),
         allowed: keys_of(k::ALLOWED),
+        invited,
+        applicants,
         attributes,
     })
 }
@@ -799,8 +1061,9 @@ pub enum GroupEvent {
         /// The applicant, now a member.
         user: UserId,
     },
-    /// The user, as owner or admin, turned an applicant down; nothing in the
-    /// group changed. Superseded if the group is gone here.
+    /// The user, as owner or admin, turned an applicant down, who is no
+    /// longer listed as one. Superseded if the group is gone here, or the
+    /// user is listed as an applicant again.
     ApplicationDeclined {
         /// The group, as the IM service names it.
         group: GroupId,
@@ -809,8 +1072,10 @@ pub enum GroupEvent {
         /// The reason given to the applicant.
         reason: String,
     },
-    /// The user invited users, who are listed as members. Superseded if any of
-    /// them is not a member here after the merge.
+    /// The user invited users, who are listed as invited (by builds before
+    /// pending invitations: as members). Superseded if any of them is
+    /// neither invited nor a member here after the merge (kicked, or they
+    /// declined).
     Invited {
         /// The group, as the IM service names it.
         group: GroupId,
@@ -825,7 +1090,9 @@ pub enum GroupEvent {
         /// The member who sent the invitation.
         inviter: UserId,
     },
-    /// The user declined an invitation; nothing changed. Never superseded.
+    /// The user declined an invitation, which is gone from this account's
+    /// groups. Superseded if the group is listed as an invitation here
+    /// after the merge (a concurrent new invitation).
     InvitationDeclined {
         /// The group, as the IM service names it.
         group: GroupId,
@@ -959,6 +1226,66 @@ pub enum GroupEvent {
         /// The (key, value) pairs set; other keys kept their values.
         attributes: Vec<(String, String)>,
     },
+    // Variants are appended, never reordered: the journal numbers them.
+    /// An invitation to the group arrived on another device: the group is
+    /// listed as [`invited`](crate::GroupStanding::Invited). Superseded if it
+    /// is not listed so here after the merge (accepted, declined or left).
+    InvitationReceived {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The member who invited this account.
+        inviter: UserId,
+    },
+    /// A user this account invited accepted and is a member. Superseded if
+    /// they are not a member here after the merge.
+    InviteeAccepted {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The new member.
+        user: UserId,
+    },
+    /// A user this account invited declined. Superseded if they are listed
+    /// as invited here after the merge (invited again concurrently).
+    InviteeDeclined {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The invitee who declined.
+        user: UserId,
+        /// Their reason.
+        reason: String,
+    },
+    /// An application to join arrived on another device. Superseded if the
+    /// user is not listed as an applicant here after the merge (answered).
+    ApplicationReceived {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The user who applied.
+        user: UserId,
+        /// Their reason.
+        reason: String,
+    },
+    /// The user removed attributes of a member. Superseded if any of them
+    /// has a value here after the merge (set again concurrently).
+    MemberAttributesRemoved {
+        /// The group, as the IM service names it.
+        group: GroupId,
+        /// The member whose attributes went.
+        user: UserId,
+        /// The keys removed.
+        keys: Vec<String>,
+    },
+    /// The IM service disabled the group (the reference SDKs' code 34).
+    /// Superseded if it is not disabled here after the merge.
+    Disabled {
+        /// The group, as the IM service names it.
+        group: GroupId,
+    },
+    /// The IM service enabled the group again (the reference SDKs' code
+    /// 35). Superseded if it is disabled here after the merge.
+    Enabled {
+        /// The group, as the IM service names it.
+        group: GroupId,
+    },
 }
 
 impl GroupEvent {
@@ -979,11 +1306,38 @@ impl GroupEvent {
                 group(g).is_some()
             }
             GroupEvent::ApplicationAccepted { group: g, user } => !is_member(g, user.as_str()),
-            GroupEvent::ApplicationDeclined { group: g, .. } => group(g).is_none(),
-            GroupEvent::InvitationDeclined { .. } => false,
-            GroupEvent::Invited { group: g, users } => {
-                users.iter().any(|u| !is_member(g, u.as_str()))
+            GroupEvent::ApplicationDeclined { group: g, user, .. } => {
+                group(g).is_none_or(|g| g.applicants.contains(&user.to_string()))
             }
+            GroupEvent::InvitationDeclined { group: g, .. } => {
+                group(g).is_some_and(|g| g.state == GroupStanding::Invited)
+            }
+            GroupEvent::Invited { group: g, users } => group(g).is_none_or(|row| {
+                users
+                    .iter()
+                    .any(|u| !row.invited.contains(&u.to_string()) && !is_member(g, u.as_str()))
+            }),
+            GroupEvent::InvitationReceived { group: g, .. } => {
+                group(g).is_none_or(|g| g.state != GroupStanding::Invited)
+            }
+            GroupEvent::InviteeAccepted { group: g, user } => !is_member(g, user.as_str()),
+            GroupEvent::InviteeDeclined { group: g, user, .. } => {
+                group(g).is_some_and(|g| g.invited.contains(&user.to_string()))
+            }
+            GroupEvent::ApplicationReceived { group: g, user, .. } => {
+                group(g).is_none_or(|g| !g.applicants.contains(&user.to_string()))
+            }
+            GroupEvent::MemberAttributesRemoved {
+                group: g,
+                user,
+                keys,
+            } => group(g).is_some_and(|g| {
+                g.attributes
+                    .iter()
+                    .any(|a| a.user_id == user.as_str() && keys.contains(&a.key))
+            }),
+            GroupEvent::Disabled { group: g } => group(g).is_none_or(|g| !g.disabled),
+            GroupEvent::Enabled { group: g } => group(g).is_none_or(|g| g.disabled),
             GroupEvent::MembersKicked { group: g, users } => {
                 users.iter().any(|u| is_member(g, u.as_str()))
             }

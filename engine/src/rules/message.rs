@@ -1,10 +1,11 @@
-//! Message operations: sending, ingesting, recalling, hiding, receipts.
+//! Message operations: sending, ingesting, recalling, hiding, receipts
+//! (the other party's, and group members' read receipts).
 //!
 //! They act on the message log rather than the document.
 //!
 //! Their effects merge monotonically (a grow-only set of messages, flags
-//! that only turn on, receipts that only rise), so their events are never
-//! superseded.
+//! that only turn on, receipts that only rise, a grow-only set of group
+//! read receipts), so their events are never superseded.
 
 use std::collections::BTreeSet;
 
@@ -59,6 +60,20 @@ pub enum MessageOp {
         /// changes nothing.
         receipt: PeerReceipt,
     },
+    // Variants are appended, never reordered: the wire numbers them.
+    /// A group read receipt (the reference SDKs' group message ack): a
+    /// member of a group read a message, as the IM service reported it.
+    /// Receipts are a grow-only set, and a member who read a message read
+    /// every earlier one of the conversation too, so a member's read mark
+    /// only rises ([`Engine::group_read_by`](crate::Engine::group_read_by)).
+    GroupRead {
+        /// The message read; it must be known on this device, or the
+        /// operation fails with
+        /// [`OpError::UnknownMessage`](crate::OpError::UnknownMessage).
+        message: MessageId,
+        /// The member who read it. The same receipt again changes nothing.
+        member: UserId,
+    },
 }
 
 impl MessageOp {
@@ -66,7 +81,9 @@ impl MessageOp {
         match self {
             MessageOp::Send { body, .. } => text("body", body, MESSAGE_BODY_BYTES_MAX),
             MessageOp::Ingest { message } => text("body", &message.body, MESSAGE_BODY_BYTES_MAX),
-            MessageOp::Recall { .. } | MessageOp::Receipt { .. } => Ok(()),
+            MessageOp::Recall { .. } | MessageOp::Receipt { .. } | MessageOp::GroupRead { .. } => {
+                Ok(())
+            }
             MessageOp::DeleteForMe { messages } => list("messages", messages, MESSAGES_PER_OP_MAX),
         }
     }
@@ -75,35 +92,36 @@ impl MessageOp {
     /// that performs it.
     pub(crate) fn named_messages(&self) -> &[MessageId] {
         match self {
-            MessageOp::Recall { message } | MessageOp::Receipt { message, .. } => {
-                std::slice::from_ref(message)
-            }
+            MessageOp::Recall { message }
+            | MessageOp::Receipt { message, .. }
+            | MessageOp::GroupRead { message, .. } => std::slice::from_ref(message),
             MessageOp::DeleteForMe { messages } => messages,
             MessageOp::Send { .. } | MessageOp::Ingest { .. } => &[],
         }
     }
 
     /// Writes the operation's effects on the message log, noting the
-    /// conversations they touch. `delta` is the operation's delta (a sent
-    /// message takes its id and time from it); `account` is this account's
-    /// user id, the sender of a sent message.
+    /// conversations they touch; returns whether the log changed. `delta`
+    /// is the operation's delta (a sent message takes its id and time from
+    /// it); `account` is this account's user id, the sender of a sent
+    /// message.
     pub(crate) fn effects(
         &self,
         tx: &DeviceTx<'_>,
         delta: &Delta,
         account: &str,
         touched: &mut BTreeSet<Entity>,
-    ) -> Result<(), StoreError> {
-        let mut flag = |id: &MessageId, update: FlagsUpdate| -> Result<(), StoreError> {
-            tx.merge_message_flags(id.as_str(), update)?;
+    ) -> Result<bool, StoreError> {
+        let mut flag = |id: &MessageId, update: FlagsUpdate| -> Result<bool, StoreError> {
+            let moved = tx.merge_message_flags(id.as_str(), update)?;
             if let Some(conversation) = tx.message_conversation(id.as_str())? {
                 touched.insert(Entity::Conversation(conversation));
             }
-            Ok(())
+            Ok(moved)
         };
-        match self {
+        let changed = match self {
             MessageOp::Send { conversation, body } => {
-                tx.insert_message(&MessageRecord {
+                let new = tx.insert_message(&MessageRecord {
                     id: delta.sent_message_id().into(),
                     conversation: conversation.key(),
                     sender: account.to_owned(),
@@ -111,9 +129,10 @@ impl MessageOp {
                     body: body.clone(),
                 })?;
                 touched.insert(Entity::Conversation(conversation.key()));
+                new
             }
             MessageOp::Ingest { message } => {
-                tx.insert_message(&MessageRecord {
+                let new = tx.insert_message(&MessageRecord {
                     id: message.id.as_str().to_owned(),
                     conversation: message.conversation.key(),
                     sender: message.sender.as_str().to_owned(),
@@ -121,6 +140,7 @@ impl MessageOp {
                     body: message.body.clone(),
                 })?;
                 touched.insert(Entity::Conversation(message.conversation.key()));
+                new
             }
             MessageOp::Recall { message } => flag(
                 message,
@@ -130,8 +150,9 @@ impl MessageOp {
                 },
             )?,
             MessageOp::DeleteForMe { messages } => {
+                let mut any = false;
                 for message in messages {
-                    flag(
+                    any |= flag(
                         message,
                         FlagsUpdate {
                             deleted: true,
@@ -139,6 +160,7 @@ impl MessageOp {
                         },
                     )?;
                 }
+                any
             }
             MessageOp::Receipt { message, receipt } => flag(
                 message,
@@ -147,8 +169,11 @@ impl MessageOp {
                     ..Default::default()
                 },
             )?,
-        }
-        Ok(())
+            MessageOp::GroupRead { message, member } => {
+                tx.add_group_ack(message.as_str(), member.as_str())?
+            }
+        };
+        Ok(changed)
     }
 
     /// The event the operation becomes on another device; `delta` is its
@@ -173,6 +198,10 @@ impl MessageOp {
             MessageOp::Receipt { message, receipt } => MessageEvent::ReceiptUpdated {
                 message: message.clone(),
                 receipt: *receipt,
+            },
+            MessageOp::GroupRead { message, member } => MessageEvent::GroupRead {
+                message: message.clone(),
+                member: member.clone(),
             },
         }
     }
@@ -229,6 +258,15 @@ pub enum MessageEvent {
         id: String,
         /// The payload's bytes, as lowercase hex (two characters a byte).
         payload: String,
+    },
+    // Variants are appended, never reordered: the journal numbers them.
+    /// A group read receipt was recorded there: `member` read `message`.
+    /// Never superseded.
+    GroupRead {
+        /// The message read.
+        message: MessageId,
+        /// The member who read it.
+        member: UserId,
     },
 }
 

@@ -79,10 +79,18 @@ impl Op {
         match self {
             // Messages live in the message log, not in the document.
             Op::Message(_) => Ok(()),
-            Op::Conversation(op) => op.edit(tx, roots),
+            Op::Conversation(op) => op.edit(tx, roots, now_ms),
             Op::Contact(op) => op.edit(tx, roots, now_ms),
             Op::Group(op) => op.edit(tx, roots, me, now_ms),
             Op::Thread(op) => op.edit(tx, roots, me),
+        }
+    }
+
+    /// The free-form `ext` the app attached to the operation, if any.
+    pub fn ext(&self) -> Option<&str> {
+        match self {
+            Op::Contact(op) => op.ext(),
+            _ => None,
         }
     }
 
@@ -103,19 +111,22 @@ impl Op {
 /// Writes what a performed or merged delta does besides its document
 /// change: its effects on the message log and the read markers it carries,
 /// noting every entity touched. All of it merges monotonically, so order and
-/// repetition do not matter.
+/// repetition do not matter. Returns whether any of it changed what was
+/// stored (a message new here, a flag or marker that moved): with no
+/// document change either, a local operation changed nothing.
 pub(crate) fn effects(
     tx: &DeviceTx<'_>,
     delta: &Delta,
     account: &str,
     touched: &mut BTreeSet<Entity>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    let mut changed = false;
     if let Op::Message(op) = &delta.op {
-        op.effects(tx, delta, account, touched)?;
+        changed |= op.effects(tx, delta, account, touched)?;
     }
-    conversation::marker_effects(tx, delta, touched)?;
+    changed |= conversation::marker_effects(tx, delta, touched)?;
     touched.extend(delta.op.touched());
-    Ok(())
+    Ok(changed)
 }
 
 /// Why an operation's content breaks a limit. Ids were checked when they
@@ -156,6 +167,17 @@ pub enum InvalidOp {
     BadKey {
         /// Which key: `mark`, or `attribute key` for a member attribute.
         field: &'static str,
+    },
+    /// A [`ContactOp::WithExt`](crate::op::ContactOp::WithExt) around
+    /// another one.
+    #[error("an operation with an ext cannot hold another one")]
+    NestedExt,
+    /// A do-not-disturb quiet time no device accepts: a daily window's
+    /// minutes at or above 1440 or equal, or a UTC offset over 14 hours.
+    #[error("{reason}")]
+    BadQuietTime {
+        /// What is wrong with it, in words.
+        reason: &'static str,
     },
 }
 

@@ -311,24 +311,54 @@ fn check_messages(mut store: DeviceStore) {
     assert!(tx
         .insert_message(&message("m2", "u:bob", "bob", 20))
         .unwrap());
-    tx.merge_message_flags(
-        "m1",
-        FlagsUpdate {
-            receipt: Receipt::Read,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    tx.merge_message_flags(
-        "m1",
-        FlagsUpdate {
-            receipt: Receipt::Delivered,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    tx.merge_message_flags("m2", FlagsUpdate::default())
-        .unwrap();
+    let read = FlagsUpdate {
+        receipt: Receipt::Read,
+        ..Default::default()
+    };
+    assert!(
+        tx.merge_message_flags("m1", read).unwrap(),
+        "a receipt rises"
+    );
+    assert!(
+        !tx.merge_message_flags("m1", read).unwrap(),
+        "the same again"
+    );
+    assert!(
+        !tx.merge_message_flags(
+            "m1",
+            FlagsUpdate {
+                receipt: Receipt::Delivered,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+        "a lower receipt moves nothing"
+    );
+    assert!(!tx
+        .merge_message_flags("m2", FlagsUpdate::default())
+        .unwrap());
+    assert!(
+        !tx.merge_message_flags(
+            "m2",
+            FlagsUpdate {
+                recalled: true,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+        "recalled already"
+    );
+    assert!(
+        tx.merge_message_flags(
+            "never-seen",
+            FlagsUpdate {
+                deleted: true,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+        "a flag of a message not known yet is recorded"
+    );
     assert_eq!(
         tx.message_conversation("m1").unwrap().as_deref(),
         Some("u:bob")
@@ -353,6 +383,24 @@ fn check_messages(mut store: DeviceStore) {
     .unwrap();
     tx.commit().unwrap();
     assert_eq!(store.message("m1").unwrap(), None, "deleted for me");
+    // Group read receipts: a grow-only set, read as marks that only rise.
+    let tx = store.transaction().unwrap();
+    assert!(tx.add_group_ack("m2", "carol").unwrap());
+    assert!(!tx.add_group_ack("m2", "carol").unwrap(), "once");
+    assert!(tx.add_group_ack("m1", "dave").unwrap());
+    assert!(
+        tx.add_group_ack("m-later", "erin").unwrap(),
+        "before its message"
+    );
+    tx.commit().unwrap();
+    assert_eq!(
+        store.group_read_by("m1").unwrap(),
+        ["carol", "dave"],
+        "carol read m2, after m1"
+    );
+    assert_eq!(store.group_read_by("m2").unwrap(), ["carol"]);
+    assert!(store.group_read_by("nope").unwrap().is_empty());
+    assert_eq!(store.group_acks().unwrap().len(), 3);
     assert_eq!(store.message_log().unwrap().len(), 2, "the log keeps it");
     assert_eq!(
         store.latest_message("u:bob").unwrap(),
@@ -405,10 +453,12 @@ fn check_conversations(mut store: DeviceStore) {
     tx.refresh_conversation("u:bob", ME).unwrap();
     let pinned = ConversationFlags {
         pinned: true,
-        do_not_disturb: false,
+        do_not_disturb: DoNotDisturb::OFF,
         marks: vec!["important".into(), "work".into()],
+        pinned_messages: Vec::new(),
     };
     tx.put_conversation_flags("g:team", &pinned, ME).unwrap();
+
     tx.commit().unwrap();
     assert_eq!(store.conversation("u:bob").unwrap().unwrap().unread, 1);
     assert_eq!(store.unread_conversations().unwrap(), ["g:team", "u:bob"]);
@@ -423,6 +473,56 @@ fn check_conversations(mut store: DeviceStore) {
         }
     );
     assert_eq!(store.conversation_list(1, 10).unwrap().len(), 1, "offset");
+
+    // Every do-not-disturb mode and pinned messages read back as written.
+    for mode in [
+        DoNotDisturb::SILENT,
+        DoNotDisturb {
+            remind: RemindType::MentionsOnly,
+            quiet: Some(QuietTime::Until { until_ms: i64::MAX }),
+        },
+        DoNotDisturb {
+            remind: RemindType::All,
+            quiet: Some(QuietTime::Daily {
+                start_minute: 1_380,
+                end_minute: 420,
+                utc_offset_minutes: -UTC_OFFSET_MINUTES_MAX,
+            }),
+        },
+    ] {
+        let flags = ConversationFlags {
+            do_not_disturb: mode,
+            pinned_messages: vec![
+                PinnedMessage {
+                    message: "a1".into(),
+                    pinned_at_ms: 7,
+                },
+                PinnedMessage {
+                    message: "a2".into(),
+                    pinned_at_ms: 8,
+                },
+            ],
+            ..Default::default()
+        };
+        let tx = store.transaction().unwrap();
+        tx.put_conversation_flags("u:dnd", &flags, ME).unwrap();
+        tx.commit().unwrap();
+        let row = store.conversation("u:dnd").unwrap().unwrap();
+        assert_eq!(row.settings.do_not_disturb, mode);
+        assert_eq!(
+            store.pinned_messages("u:dnd").unwrap(),
+            flags.pinned_messages
+        );
+    }
+    let tx = store.transaction().unwrap();
+    tx.put_conversation_flags("u:dnd", &ConversationFlags::default(), ME)
+        .unwrap();
+    tx.commit().unwrap();
+    assert!(store.pinned_messages("u:dnd").unwrap().is_empty());
+    assert_eq!(
+        store.all_pinned_messages().unwrap(),
+        Vec::<(String, PinnedMessage)>::new()
+    );
 
     // Deleting the conversation up to 30 clears it and hides it; a newer
     // message brings it back. The clear point never moves back either.
@@ -450,7 +550,11 @@ fn check_conversations(mut store: DeviceStore) {
         .map(|m| m.id)
         .collect();
     assert_eq!(page, ["a5"]);
-    assert_eq!(store.all_conversations().unwrap().len(), 2);
+    assert_eq!(
+        store.all_conversations().unwrap().len(),
+        3,
+        "u:dnd has no messages"
+    );
 }
 
 fn check_entities(mut store: DeviceStore) {
@@ -469,6 +573,7 @@ fn check_entities(mut store: DeviceStore) {
         owner: ME.into(),
         messages_blocked: false,
         mute_all: true,
+        disabled: true,
         members: vec![
             GroupMember {
                 user_id: ME.into(),
@@ -483,6 +588,8 @@ fn check_entities(mut store: DeviceStore) {
         ],
         banned: vec!["eve".into()],
         allowed: vec!["bob".into()],
+        invited: vec!["carol".into(), "dave".into()],
+        applicants: vec!["erin".into()],
         attributes: vec![MemberAttribute {
             user_id: "bob".into(),
             key: "nick".into(),
@@ -565,9 +672,12 @@ fn check_states(mut store: DeviceStore) {
         owner: String::new(),
         messages_blocked: false,
         mute_all: false,
+        disabled: false,
         members,
         banned: Vec::new(),
         allowed: Vec::new(),
+        invited: Vec::new(),
+        applicants: Vec::new(),
         attributes: Vec::new(),
     };
     let tx = store.transaction().unwrap();

@@ -38,6 +38,22 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/device/0002_out_of_range_positions.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/device/0003_group_requests.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/device/0004_conversation_settings.sql"),
+    },
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/device/0005_group_disabled.sql"),
+    },
+    Migration {
+        version: 6,
+        sql: include_str!("../../migrations/device/0006_group_acks.sql"),
+    },
 ];
 
 /// `group_users.list` for a group's members, its ban list and its allow
@@ -45,6 +61,11 @@ const MIGRATIONS: &[Migration] = &[
 const GROUP_LIST_MEMBER: &str = "member";
 const GROUP_LIST_BANNED: &str = "banned";
 const GROUP_LIST_ALLOWED: &str = "allowed";
+
+/// `group_requests.kind` for users this account invited and for users who
+/// applied to join.
+const GROUP_REQUEST_INVITED: &str = "invited";
+const GROUP_REQUEST_APPLICANT: &str = "applicant";
 
 /// Where a device store lives.
 #[derive(Debug, Clone, Copy)]
@@ -402,8 +423,8 @@ impl DeviceStore {
         let head = self
             .conn
             .prepare_cached(
-                "SELECT state, name, description, announcement, owner, messages_blocked, mute_all \
-                 FROM groups WHERE id = ?1",
+                "SELECT state, name, description, announcement, owner, messages_blocked, mute_all, \
+                 disabled FROM groups WHERE id = ?1",
             )?
             .query_row([id], |r| {
                 Ok((
@@ -417,9 +438,12 @@ impl DeviceStore {
                         owner: r.get(4)?,
                         messages_blocked: r.get(5)?,
                         mute_all: r.get(6)?,
+                        disabled: r.get(7)?,
                         members: Vec::new(),
                         banned: Vec::new(),
                         allowed: Vec::new(),
+                        invited: Vec::new(),
+                        applicants: Vec::new(),
                         attributes: Vec::new(),
                     },
                 ))
@@ -459,6 +483,24 @@ impl DeviceStore {
             }
         }
         let mut stmt = self.conn.prepare_cached(
+            "SELECT kind, user_id FROM group_requests WHERE group_id = ?1 ORDER BY kind, user_id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (kind, user_id) = row?;
+            match kind.as_str() {
+                GROUP_REQUEST_INVITED => group.invited.push(user_id),
+                GROUP_REQUEST_APPLICANT => group.applicants.push(user_id),
+                other => {
+                    return Err(StoreError::Corrupt(format!(
+                        "group_requests.kind {other:?} of group {id:?}"
+                    )))
+                }
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
             "SELECT user_id, key, value FROM group_member_attributes \
              WHERE group_id = ?1 ORDER BY user_id, key",
         )?;
@@ -471,6 +513,64 @@ impl DeviceStore {
         })?;
         group.attributes = rows.collect::<Result<_, _>>()?;
         Ok(Some(group))
+    }
+
+    /// The members who have read a message, by user id: those who
+    /// acknowledged it or a later message of the same conversation (a
+    /// member's read mark only rises). Empty for a message not known here.
+    pub fn group_read_by(&self, message: &str) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT a.member FROM messages m \
+             JOIN messages later ON later.conversation = m.conversation \
+               AND (later.sent_at_ms, later.id) >= (m.sent_at_ms, m.id) \
+             JOIN group_acks a ON a.message = later.id \
+             WHERE m.id = ?1 ORDER BY a.member",
+        )?;
+        let rows = stmt.query_map([message], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every group read receipt as `(message, member)`, in that order.
+    pub fn group_acks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT message, member FROM group_acks ORDER BY message, member")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The messages pinned in a conversation, by message id.
+    pub fn pinned_messages(&self, conversation: &str) -> Result<Vec<PinnedMessage>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT message, pinned_at_ms FROM pinned_messages WHERE conversation = ?1 \
+             ORDER BY message",
+        )?;
+        let rows = stmt.query_map([conversation], |r| {
+            Ok(PinnedMessage {
+                message: r.get(0)?,
+                pinned_at_ms: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every pinned message as `(conversation, pin)`, by conversation and
+    /// message id.
+    pub fn all_pinned_messages(&self) -> Result<Vec<(String, PinnedMessage)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT conversation, message, pinned_at_ms FROM pinned_messages \
+             ORDER BY conversation, message",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                PinnedMessage {
+                    message: r.get(1)?,
+                    pinned_at_ms: r.get(2)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every thread with its members, ordered by id.
@@ -561,17 +661,38 @@ fn message_view(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageView> {
     })
 }
 
-const CONVERSATION_SELECT: &str = "SELECT c.id, c.pinned, c.do_not_disturb, c.marks, \
+const CONVERSATION_SELECT: &str = "SELECT c.id, c.pinned, c.remind, c.marks, \
      c.cleared_up_to_ms, c.read_at_ms, c.read_message, c.last_message, c.last_activity_ms, \
-     c.unread, c.listed FROM conversations c";
+     c.unread, c.listed, c.quiet_until_ms, c.quiet_start_minute, c.quiet_end_minute, \
+     c.quiet_utc_offset_minutes FROM conversations c";
 
 fn conversation_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
     let marks: String = r.get(3)?;
+    let remind: String = r.get(2)?;
+    let remind = remind.parse::<RemindType>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let quiet = match (
+        r.get::<_, Option<i64>>(11)?,
+        r.get::<_, Option<u16>>(12)?,
+        r.get::<_, Option<u16>>(13)?,
+        r.get::<_, Option<i16>>(14)?,
+    ) {
+        (Some(until_ms), ..) => Some(QuietTime::Until { until_ms }),
+        (None, Some(start_minute), Some(end_minute), Some(utc_offset_minutes)) => {
+            Some(QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            })
+        }
+        _ => None,
+    };
     Ok(ConversationRow {
         id: r.get(0)?,
         settings: ConversationSettings {
             pinned: r.get(1)?,
-            do_not_disturb: r.get(2)?,
+            do_not_disturb: DoNotDisturb { remind, quiet },
             marks: split_marks(&marks),
             cleared_up_to_ms: r.get(4)?,
             read_at_ms: r.get(5)?,

@@ -134,9 +134,138 @@ pub struct MessageView {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConversationFlags {
     pub pinned: bool,
-    pub do_not_disturb: bool,
+    pub do_not_disturb: DoNotDisturb,
     /// Sorted, without duplicates.
     pub marks: Vec<String>,
+    /// Sorted by message id.
+    pub pinned_messages: Vec<PinnedMessage>,
+}
+
+/// A message pinned in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedMessage {
+    pub message: String,
+    /// When it was pinned, by the pinning device's clock.
+    pub pinned_at_ms: i64,
+}
+
+/// Minutes in a day: the bound of a daily quiet time's minutes.
+pub const MINUTES_PER_DAY: u16 = 24 * 60;
+
+/// The largest UTC offset a daily quiet time may name, in minutes either
+/// way (UTC+14:00 is the furthest any zone is from UTC).
+pub const UTC_OFFSET_MINUTES_MAX: i16 = 14 * 60;
+
+/// A conversation's do-not-disturb mode, as the reference IM SDKs have it:
+/// which messages notify, and an optional quiet time during which none do.
+/// The engine reads no clock: whether a quiet time is in force is answered
+/// for the time the app passes ([`DoNotDisturb::remind_at`]).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+pub struct DoNotDisturb {
+    /// Which messages notify outside the quiet time.
+    pub remind: RemindType,
+    /// When nothing notifies, whatever `remind` says; `None` for never.
+    pub quiet: Option<QuietTime>,
+}
+
+/// When a do-not-disturb quiet time holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuietTime {
+    /// Until a time (ms since the Unix epoch), not at it or after.
+    Until { until_ms: i64 },
+    /// Every day from `start_minute` up to (not at) `end_minute`, minutes
+    /// after midnight at `utc_offset_minutes` from UTC; a start after the
+    /// end spans midnight. Both below [`MINUTES_PER_DAY`], not equal; the
+    /// offset at most [`UTC_OFFSET_MINUTES_MAX`] either way. The offset is
+    /// part of the setting, so every device of the account answers alike.
+    Daily {
+        start_minute: u16,
+        end_minute: u16,
+        utc_offset_minutes: i16,
+    },
+}
+
+impl DoNotDisturb {
+    /// No do-not-disturb: every message notifies.
+    pub const OFF: DoNotDisturb = DoNotDisturb {
+        remind: RemindType::All,
+        quiet: None,
+    };
+
+    /// Classic do-not-disturb: nothing notifies, at any time.
+    pub const SILENT: DoNotDisturb = DoNotDisturb {
+        remind: RemindType::None,
+        quiet: None,
+    };
+
+    /// Whether any setting other than [`DoNotDisturb::OFF`] is made.
+    pub fn is_set(&self) -> bool {
+        *self != DoNotDisturb::OFF
+    }
+
+    /// Which messages notify at `now_ms` (ms since the Unix epoch): none
+    /// while the quiet time holds, else what `remind` says.
+    pub fn remind_at(&self, now_ms: i64) -> RemindType {
+        match self.quiet {
+            Some(quiet) if quiet.holds_at(now_ms) => RemindType::None,
+            _ => self.remind,
+        }
+    }
+
+    /// Whether anything is kept quiet at `now_ms`: the remind type then is
+    /// not [`RemindType::All`].
+    pub fn in_force_at(&self, now_ms: i64) -> bool {
+        self.remind_at(now_ms) != RemindType::All
+    }
+}
+
+impl QuietTime {
+    /// Whether the quiet time holds at `now_ms`.
+    pub fn holds_at(&self, now_ms: i64) -> bool {
+        match *self {
+            QuietTime::Until { until_ms } => now_ms < until_ms,
+            QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            } => {
+                let minutes = now_ms.div_euclid(60_000) + i64::from(utc_offset_minutes);
+                let minute = minutes.rem_euclid(i64::from(MINUTES_PER_DAY));
+                let (start, end) = (i64::from(start_minute), i64::from(end_minute));
+                if start <= end {
+                    start <= minute && minute < end
+                } else {
+                    minute >= start || minute < end
+                }
+            }
+        }
+    }
+
+    /// Why the quiet time is not one a device accepts, if it is not.
+    pub fn invalid(&self) -> Option<&'static str> {
+        match *self {
+            QuietTime::Until { .. } => None,
+            QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            } => {
+                if start_minute >= MINUTES_PER_DAY || end_minute >= MINUTES_PER_DAY {
+                    Some("a daily quiet time's minutes must be below 1440")
+                } else if start_minute == end_minute {
+                    Some("a daily quiet time must start and end at different minutes")
+                } else if utc_offset_minutes.unsigned_abs() > UTC_OFFSET_MINUTES_MAX.unsigned_abs()
+                {
+                    Some("a UTC offset is at most 14 hours either way")
+                } else {
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// A conversation's settings: the flags from the account document plus the
@@ -144,7 +273,7 @@ pub struct ConversationFlags {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConversationSettings {
     pub pinned: bool,
-    pub do_not_disturb: bool,
+    pub do_not_disturb: DoNotDisturb,
     /// Sorted, without duplicates.
     pub marks: Vec<String>,
     /// Messages sent at or before this time are cleared (conversation deleted).
@@ -248,8 +377,46 @@ text_state!(
         Member => "member",
         /// This account applied to join and waits for an owner or admin.
         Applied => "applied",
+        /// A member invited this account; it is not a member until it
+        /// accepts.
+        Invited => "invited",
     }
 );
+
+text_state!(
+    /// Which messages of a conversation notify, as the reference IM SDKs
+    /// name it.
+    RemindType, "a remind type", {
+        /// Every message.
+        All => "all",
+        /// Only messages that mention the user.
+        MentionsOnly => "mentions_only",
+        /// None.
+        None => "none",
+    }
+);
+
+// Written out: `text_state!` derives no `Default`, and most states have none.
+#[allow(clippy::derivable_impls)]
+impl Default for RemindType {
+    fn default() -> Self {
+        RemindType::All
+    }
+}
+
+// On the wire (in operations and events) a remind type is its text form.
+impl serde::Serialize for RemindType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RemindType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 text_state!(
     /// A group member's role.
@@ -281,8 +448,18 @@ pub struct BlockedRow {
 pub struct GroupMember {
     pub user_id: String,
     pub role: MemberRole,
-    /// 0 when not muted.
+    /// When the member's mute ends, in ms since the Unix epoch; 0 when never
+    /// muted. A mute in the past has ended: ask [`GroupMember::is_muted_at`].
     pub muted_until_ms: i64,
+}
+
+impl GroupMember {
+    /// Whether the member is muted at `now_ms`: before the mute's end, not
+    /// at it or after. The engine reads no clock, so a mute ends by itself
+    /// for whoever asks after it.
+    pub fn is_muted_at(&self, now_ms: i64) -> bool {
+        now_ms < self.muted_until_ms
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,9 +481,15 @@ pub struct GroupRow {
     pub owner: String,
     pub messages_blocked: bool,
     pub mute_all: bool,
+    /// The IM service disabled the group (it can be enabled again).
+    pub disabled: bool,
     pub members: Vec<GroupMember>,
     pub banned: Vec<String>,
     pub allowed: Vec<String>,
+    /// Users this account invited who have not accepted yet: not members.
+    pub invited: Vec<String>,
+    /// Users who applied to join and have not been answered yet.
+    pub applicants: Vec<String>,
     /// Sorted by user id, then key.
     pub attributes: Vec<MemberAttribute>,
 }
@@ -329,4 +512,87 @@ pub struct EventRow {
     pub origin: [u8; 16],
     pub made_at_ms: i64,
     pub body: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINUTE: i64 = 60_000;
+
+    #[test]
+    fn a_quiet_time_until_holds_below_it_only() {
+        let until = QuietTime::Until { until_ms: 5_000 };
+        assert!(until.holds_at(4_999));
+        assert!(!until.holds_at(5_000));
+        assert!(!until.holds_at(5_001));
+        let dnd = DoNotDisturb {
+            remind: RemindType::MentionsOnly,
+            quiet: Some(until),
+        };
+        assert_eq!(dnd.remind_at(4_999), RemindType::None);
+        assert_eq!(dnd.remind_at(5_000), RemindType::MentionsOnly);
+        assert!(dnd.in_force_at(6_000), "mentions only is still quiet");
+        assert!(!DoNotDisturb::OFF.in_force_at(0));
+        assert!(DoNotDisturb::SILENT.in_force_at(i64::MAX));
+    }
+
+    #[test]
+    fn a_daily_quiet_time_holds_in_its_window_at_its_offset() {
+        // 22:00 to 07:00 at UTC+02:00 is 20:00 to 05:00 UTC.
+        let night = QuietTime::Daily {
+            start_minute: 22 * 60,
+            end_minute: 7 * 60,
+            utc_offset_minutes: 120,
+        };
+        let day = 86_400_000 * 20_000;
+        for (utc_minute, holds) in [
+            (19 * 60 + 59, false),
+            (20 * 60, true),
+            (23 * 60 + 59, true),
+            (0, true),
+            (4 * 60 + 59, true),
+            (5 * 60, false),
+            (12 * 60, false),
+        ] {
+            assert_eq!(
+                night.holds_at(day + utc_minute * MINUTE),
+                holds,
+                "{utc_minute}"
+            );
+        }
+        // A window inside one day, at a negative offset, before 1970 too.
+        let lunch = QuietTime::Daily {
+            start_minute: 12 * 60,
+            end_minute: 13 * 60,
+            utc_offset_minutes: -300,
+        };
+        assert!(lunch.holds_at(17 * 60 * MINUTE));
+        assert!(!lunch.holds_at(18 * 60 * MINUTE));
+        assert!(lunch.holds_at(-86_400_000 + 17 * 60 * MINUTE));
+        // The extremes of time do not overflow.
+        for now in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let _ = lunch.holds_at(now);
+            let _ = night.holds_at(now);
+        }
+    }
+
+    #[test]
+    fn daily_quiet_time_limits() {
+        let daily = |start_minute, end_minute, utc_offset_minutes| QuietTime::Daily {
+            start_minute,
+            end_minute,
+            utc_offset_minutes,
+        };
+        assert_eq!(daily(0, MINUTES_PER_DAY - 1, 0).invalid(), None);
+        assert!(daily(0, MINUTES_PER_DAY, 0).invalid().is_some());
+        assert!(daily(MINUTES_PER_DAY, 0, 0).invalid().is_some());
+        assert!(daily(5, 5, 0).invalid().is_some());
+        assert_eq!(daily(1, 2, UTC_OFFSET_MINUTES_MAX).invalid(), None);
+        assert_eq!(daily(1, 2, -UTC_OFFSET_MINUTES_MAX).invalid(), None);
+        assert!(daily(1, 2, UTC_OFFSET_MINUTES_MAX + 1).invalid().is_some());
+        assert!(daily(1, 2, -UTC_OFFSET_MINUTES_MAX - 1).invalid().is_some());
+        assert!(daily(1, 2, i16::MIN).invalid().is_some());
+        assert_eq!(QuietTime::Until { until_ms: i64::MIN }.invalid(), None);
+    }
 }

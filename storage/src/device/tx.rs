@@ -3,7 +3,10 @@
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows::*;
-use super::{GROUP_LIST_ALLOWED, GROUP_LIST_BANNED, GROUP_LIST_MEMBER};
+use super::{
+    GROUP_LIST_ALLOWED, GROUP_LIST_BANNED, GROUP_LIST_MEMBER, GROUP_REQUEST_APPLICANT,
+    GROUP_REQUEST_INVITED,
+};
 use crate::{u64_from_sql, u64_to_sql, StoreError};
 
 /// The one transaction a logical operation writes through. Dropping it
@@ -181,17 +184,38 @@ impl<'a> DeviceTx<'a> {
 
     /// Merges a monotonic flag update into a message's flags: flags only turn
     /// on, the receipt only rises. The message itself need not be known yet.
-    pub fn merge_message_flags(&self, id: &str, update: FlagsUpdate) -> Result<(), StoreError> {
-        self.tx
+    /// Returns whether any flag moved (an update at or below what is stored
+    /// moves nothing; an update that sets nothing never does).
+    pub fn merge_message_flags(&self, id: &str, update: FlagsUpdate) -> Result<bool, StoreError> {
+        if update == FlagsUpdate::default() {
+            return Ok(false);
+        }
+        let moved = self
+            .tx
             .prepare_cached(
                 "INSERT INTO message_flags (id, recalled, deleted, receipt) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (id) DO UPDATE SET \
                    recalled = max(recalled, excluded.recalled), \
                    deleted = max(deleted, excluded.deleted), \
-                   receipt = max(receipt, excluded.receipt)",
+                   receipt = max(receipt, excluded.receipt) \
+                 WHERE excluded.recalled > recalled OR excluded.deleted > deleted \
+                   OR excluded.receipt > receipt",
             )?
             .execute(params![id, update.recalled, update.deleted, update.receipt.level()])?;
-        Ok(())
+        Ok(moved == 1)
+    }
+
+    /// Records that `member` read `message` (a group read receipt), once;
+    /// returns false when it was recorded already. The message need not be
+    /// known yet.
+    pub fn add_group_ack(&self, message: &str, member: &str) -> Result<bool, StoreError> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO group_acks (message, member) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )?
+            .execute([message, member])?;
+        Ok(inserted == 1)
     }
 
     /// The conversation a known message belongs to.
@@ -204,8 +228,8 @@ impl<'a> DeviceTx<'a> {
     }
 
     /// Writes the conversation settings that come from the account
-    /// document (pin, do-not-disturb, marks), then refreshes the derived
-    /// columns.
+    /// document (pin, do-not-disturb, marks, pinned messages), then
+    /// refreshes the derived columns.
     pub fn put_conversation_flags(
         &self,
         id: &str,
@@ -215,13 +239,53 @@ impl<'a> DeviceTx<'a> {
         debug_assert!(flags.marks.windows(2).all(|w| w[0] < w[1]));
         debug_assert!(flags.marks.iter().all(|m| !m.contains(MARK_SEPARATOR)));
         let marks = flags.marks.join(&MARK_SEPARATOR.to_string());
+        let dnd = &flags.do_not_disturb;
+        let (until, start, end, offset) = match dnd.quiet {
+            None => (None, None, None, None),
+            Some(QuietTime::Until { until_ms }) => (Some(until_ms), None, None, None),
+            Some(QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            }) => (
+                None,
+                Some(start_minute),
+                Some(end_minute),
+                Some(utc_offset_minutes),
+            ),
+        };
         self.tx
             .prepare_cached(
-                "INSERT INTO conversations (id, pinned, do_not_disturb, marks) VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO conversations (id, pinned, do_not_disturb, marks, remind, \
+                   quiet_until_ms, quiet_start_minute, quiet_end_minute, quiet_utc_offset_minutes) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT (id) DO UPDATE SET pinned = excluded.pinned, \
-                   do_not_disturb = excluded.do_not_disturb, marks = excluded.marks",
+                   do_not_disturb = excluded.do_not_disturb, marks = excluded.marks, \
+                   remind = excluded.remind, quiet_until_ms = excluded.quiet_until_ms, \
+                   quiet_start_minute = excluded.quiet_start_minute, \
+                   quiet_end_minute = excluded.quiet_end_minute, \
+                   quiet_utc_offset_minutes = excluded.quiet_utc_offset_minutes",
             )?
-            .execute(params![id, flags.pinned, flags.do_not_disturb, marks])?;
+            .execute(params![
+                id,
+                flags.pinned,
+                dnd.is_set(),
+                marks,
+                dnd.remind.as_str(),
+                until,
+                start,
+                end,
+                offset
+            ])?;
+        self.tx
+            .prepare_cached("DELETE FROM pinned_messages WHERE conversation = ?1")?
+            .execute([id])?;
+        let mut pins = self.tx.prepare_cached(
+            "INSERT INTO pinned_messages (conversation, message, pinned_at_ms) VALUES (?1, ?2, ?3)",
+        )?;
+        for pin in &flags.pinned_messages {
+            pins.execute(params![id, pin.message, pin.pinned_at_ms])?;
+        }
         self.refresh_conversation(id, account)
     }
 
@@ -370,8 +434,8 @@ impl<'a> DeviceTx<'a> {
         };
         self.tx
             .prepare_cached(
-                "INSERT INTO groups (id, state, name, description, announcement, owner, messages_blocked, mute_all) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO groups (id, state, name, description, announcement, owner, messages_blocked, \
+                 mute_all, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 group.id,
@@ -381,7 +445,8 @@ impl<'a> DeviceTx<'a> {
                 group.announcement,
                 group.owner,
                 group.messages_blocked,
-                group.mute_all
+                group.mute_all,
+                group.disabled
             ])?;
         let mut users = self.tx.prepare_cached(
             "INSERT INTO group_users (group_id, list, user_id, role, muted_until_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -401,6 +466,15 @@ impl<'a> DeviceTx<'a> {
         }
         for user in &group.allowed {
             users.execute(params![id, GROUP_LIST_ALLOWED, user, "", 0])?;
+        }
+        let mut requests = self.tx.prepare_cached(
+            "INSERT INTO group_requests (group_id, kind, user_id) VALUES (?1, ?2, ?3)",
+        )?;
+        for user in &group.invited {
+            requests.execute(params![id, GROUP_REQUEST_INVITED, user])?;
+        }
+        for user in &group.applicants {
+            requests.execute(params![id, GROUP_REQUEST_APPLICANT, user])?;
         }
         let mut attrs = self.tx.prepare_cached(
             "INSERT INTO group_member_attributes (group_id, user_id, key, value) VALUES (?1, ?2, ?3, ?4)",

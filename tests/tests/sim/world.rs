@@ -89,6 +89,8 @@ pub struct Stats {
     pub steps: usize,
     pub quiet_steps: usize,
     pub ops: usize,
+    /// Operations that changed nothing and so were not recorded.
+    pub unchanged: usize,
     pub refused: usize,
     pub crashes: usize,
     pub relay_restarts: usize,
@@ -408,7 +410,13 @@ impl World {
                 dev.last_op_ms = at;
                 self.stats.ops += 1;
                 trace::note(format!("d{d} op {op:?}"));
-                self.made.insert(performed.content_id, (d, (dev.id.0, at)));
+                // An operation that changed nothing is not recorded: no
+                // device hears of it.
+                if let Some(content_id) = performed.content_id() {
+                    self.made.insert(content_id, (d, (dev.id.0, at)));
+                } else {
+                    self.stats.unchanged += 1;
+                }
                 self.gen.performed(&op, performed.message_id.as_ref());
                 if let Some(conn) = &mut dev.conn {
                     match conn.syncer.push(engine, &mut conn.session) {
