@@ -21,7 +21,8 @@ use crate::event::Event;
 use crate::ids::{self, BadId};
 use crate::model::{
     list, AccountState, Applied, BlockedRow, ContactRow, ConversationRow, DeviceIdentity,
-    EventDelivery, Export, GroupRow, MessageCursor, MessageView, Performed, Platform, ThreadRow,
+    DoNotDisturb, EventDelivery, Export, GroupMember, GroupRow, MessageCursor, MessageView,
+    Performed, PinnedMessage, Platform, RemindType, ThreadRow,
 };
 use crate::op::Op;
 
@@ -196,7 +197,8 @@ impl Engine {
         ))
     }
 
-    /// One conversation (`u:<user>`, `g:<group>`, `t:<thread>`), listed or not.
+    /// One conversation (`u:<user>`, `g:<group>`, `t:<thread>`,
+    /// `r:<room>`), listed or not.
     pub fn conversation(&self, id: String) -> Result<Option<ConversationRow>, QueryError> {
         let id = ids::conversation(&id)?;
         Ok(self.engine().conversation(&id)?.map(Into::into))
@@ -246,6 +248,59 @@ impl Engine {
     pub fn group(&self, id: String) -> Result<Option<GroupRow>, QueryError> {
         let id = ids::group(&id)?;
         Ok(self.engine().group(&id)?.map(Into::into))
+    }
+
+    /// The members of a group muted at `now_ms` (each muted until a later
+    /// time, or all while the group is muted); empty for a group not known.
+    pub fn muted_members(
+        &self,
+        group: String,
+        now_ms: i64,
+    ) -> Result<Vec<GroupMember>, QueryError> {
+        let group = ids::group(&group)?;
+        Ok(list(self.engine().muted_members(&group, now_ms)?))
+    }
+
+    /// The group members who have read a message, sorted.
+    pub fn group_read_by(&self, message: String) -> Result<Vec<String>, QueryError> {
+        let message = ids::message(&message)?;
+        Ok(self.engine().group_read_by(&message)?)
+    }
+
+    /// The messages pinned in a conversation, oldest pin first.
+    pub fn pinned_messages(&self, conversation: String) -> Result<Vec<PinnedMessage>, QueryError> {
+        let conversation = ids::conversation(&conversation)?;
+        Ok(list(self.engine().pinned_messages(&conversation)?))
+    }
+
+    /// A conversation's do-not-disturb mode (off for one not known).
+    pub fn do_not_disturb(&self, conversation: String) -> Result<DoNotDisturb, QueryError> {
+        let conversation = ids::conversation(&conversation)?;
+        Ok(self.engine().do_not_disturb(&conversation)?.into())
+    }
+
+    /// Which messages of a conversation notify at `now_ms` (a quiet time
+    /// in force silences all).
+    pub fn remind_type_at(
+        &self,
+        conversation: String,
+        now_ms: i64,
+    ) -> Result<RemindType, QueryError> {
+        let conversation = ids::conversation(&conversation)?;
+        Ok(self.engine().remind_type_at(&conversation, now_ms)?.into())
+    }
+
+    /// Whether do-not-disturb holds back any message of a conversation at
+    /// `now_ms`.
+    pub fn do_not_disturb_in_force(
+        &self,
+        conversation: String,
+        now_ms: i64,
+    ) -> Result<bool, QueryError> {
+        let conversation = ids::conversation(&conversation)?;
+        Ok(self
+            .engine()
+            .do_not_disturb_in_force(&conversation, now_ms)?)
     }
 
     /// Every thread this account takes part in, by id.

@@ -212,6 +212,13 @@ pub enum InvalidOpError {
     /// characters.
     #[error("{field} is not a valid key")]
     BadKey { field: String },
+    /// An operation with an ext inside another one (the engine's
+    /// `ContactOp::WithExt` nested; `Op.ContactWithExt` cannot nest).
+    #[error("an operation with an ext cannot hold another one")]
+    NestedExt,
+    /// A do-not-disturb quiet time no device accepts; `reason` says why.
+    #[error("{reason}")]
+    BadQuietTime { reason: String },
     /// A limit this build of the bindings does not know.
     #[error("{details}")]
     Unknown { details: String },
@@ -236,6 +243,10 @@ impl From<e::op::InvalidOp> for InvalidOpError {
             },
             I::BadKey { field } => InvalidOpError::BadKey {
                 field: field.to_owned(),
+            },
+            I::NestedExt => InvalidOpError::NestedExt,
+            I::BadQuietTime { reason } => InvalidOpError::BadQuietTime {
+                reason: reason.to_owned(),
             },
             other => InvalidOpError::Unknown {
                 details: other.to_string(),
@@ -736,6 +747,8 @@ mod tests {
             },
             e::op::InvalidOp::Empty { field: "users" },
             e::op::InvalidOp::BadKey { field: "mark" },
+            e::op::InvalidOp::NestedExt,
+            e::op::InvalidOp::BadQuietTime { reason: "r" },
         ];
         let mut errors: Vec<e::OpError> = Vec::new();
         errors.extend(refusals.iter().cloned().map(e::OpError::Refused));

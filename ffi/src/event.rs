@@ -7,6 +7,7 @@
 
 use tandem_engine::event as e;
 
+use crate::model::{QuietTime, RemindType};
 use crate::op::{attributes_from_engine, AttributeEntry, GroupInfoUpdate, PeerReceipt};
 
 /// One thing that happened on another device of the account (or to this
@@ -28,6 +29,9 @@ pub struct Event {
     pub superseded: bool,
     /// What happened, typed.
     pub kind: EventKind,
+    /// The app's free-form text the operation carried
+    /// (`Op.ContactWithExt`), if any.
+    pub ext: Option<String>,
     /// The engine's stable JSON form of the whole event:
     /// `{"category", "op", …targets, "seq", "source_device", "made_at_ms",
     /// "superseded"}`.
@@ -99,6 +103,19 @@ pub enum ConversationEvent {
         conversation: String,
         message: String,
     },
+    MessagePinned {
+        conversation: String,
+        message: String,
+    },
+    MessageUnpinned {
+        conversation: String,
+        message: String,
+    },
+    DoNotDisturbModeChanged {
+        conversation: String,
+        remind: RemindType,
+        quiet: Option<QuietTime>,
+    },
 }
 
 /// Message operations done on another device, and payloads addressed to
@@ -130,6 +147,12 @@ pub enum MessageEvent {
         id: String,
         /// The payload's bytes.
         payload: Vec<u8>,
+    },
+    /// A group member read a message (and every earlier one of its
+    /// conversation).
+    GroupRead {
+        message: String,
+        member: String,
     },
 }
 
@@ -238,6 +261,35 @@ pub enum GroupEvent {
         user: String,
         attributes: Vec<AttributeEntry>,
     },
+    InvitationReceived {
+        group: String,
+        inviter: String,
+    },
+    InviteeAccepted {
+        group: String,
+        user: String,
+    },
+    InviteeDeclined {
+        group: String,
+        user: String,
+        reason: String,
+    },
+    ApplicationReceived {
+        group: String,
+        user: String,
+        reason: String,
+    },
+    MemberAttributesRemoved {
+        group: String,
+        user: String,
+        keys: Vec<String>,
+    },
+    Disabled {
+        group: String,
+    },
+    Enabled {
+        group: String,
+    },
 }
 
 /// Thread operations done on another device.
@@ -281,6 +333,11 @@ pub enum ConnectionEvent {
     LoggedInOnNewDevice { name: String, platform: String },
     /// The account's device list changed; ask the relay for it.
     DeviceListChanged,
+    /// This device started catching up with the relay's log: entries after
+    /// `from_seq` up to `to_seq` are to come.
+    CatchUpStarted { from_seq: u64, to_seq: u64 },
+    /// This device has merged the relay's log up to `cursor`.
+    CatchUpFinished { cursor: u64 },
 }
 
 impl Event {
@@ -304,6 +361,7 @@ impl Event {
             made_at_ms: event.made_at_ms,
             superseded: event.superseded,
             kind,
+            ext: event.ext.clone(),
             json: json.to_string(),
         }
     }
@@ -406,6 +464,29 @@ fn conversation(event: &e::ConversationEvent) -> Option<ConversationEvent> {
             conversation: s(conversation),
             message: s(message),
         },
+        e::ConversationEvent::MessagePinned {
+            conversation,
+            message,
+        } => ConversationEvent::MessagePinned {
+            conversation: s(conversation),
+            message: s(message),
+        },
+        e::ConversationEvent::MessageUnpinned {
+            conversation,
+            message,
+        } => ConversationEvent::MessageUnpinned {
+            conversation: s(conversation),
+            message: s(message),
+        },
+        e::ConversationEvent::DoNotDisturbModeChanged {
+            conversation,
+            remind,
+            quiet,
+        } => ConversationEvent::DoNotDisturbModeChanged {
+            conversation: s(conversation),
+            remind: (*remind).into(),
+            quiet: quiet.map(QuietTime::from),
+        },
         _ => return None,
     })
 }
@@ -444,6 +525,10 @@ fn message(event: &e::MessageEvent) -> Option<MessageEvent> {
         e::MessageEvent::PayloadReceived { id, payload } => MessageEvent::PayloadReceived {
             id: id.clone(),
             payload: unhex(payload)?,
+        },
+        e::MessageEvent::GroupRead { message, member } => MessageEvent::GroupRead {
+            message: s(message),
+            member: s(member),
         },
         _ => return None,
     })
@@ -561,6 +646,41 @@ fn group(event: &e::GroupEvent) -> Option<GroupEvent> {
             user: s(user),
             attributes: attributes_from_engine(attributes),
         },
+        e::GroupEvent::InvitationReceived { group, inviter } => GroupEvent::InvitationReceived {
+            group: s(group),
+            inviter: s(inviter),
+        },
+        e::GroupEvent::InviteeAccepted { group, user } => GroupEvent::InviteeAccepted {
+            group: s(group),
+            user: s(user),
+        },
+        e::GroupEvent::InviteeDeclined {
+            group,
+            user,
+            reason,
+        } => GroupEvent::InviteeDeclined {
+            group: s(group),
+            user: s(user),
+            reason: reason.clone(),
+        },
+        e::GroupEvent::ApplicationReceived {
+            group,
+            user,
+            reason,
+        } => GroupEvent::ApplicationReceived {
+            group: s(group),
+            user: s(user),
+            reason: reason.clone(),
+        },
+        e::GroupEvent::MemberAttributesRemoved { group, user, keys } => {
+            GroupEvent::MemberAttributesRemoved {
+                group: s(group),
+                user: s(user),
+                keys: keys.clone(),
+            }
+        }
+        e::GroupEvent::Disabled { group } => GroupEvent::Disabled { group: s(group) },
+        e::GroupEvent::Enabled { group } => GroupEvent::Enabled { group: s(group) },
         _ => return None,
     })
 }
@@ -609,6 +729,15 @@ fn connection(event: &e::ConnectionEvent) -> Option<ConnectionEvent> {
             }
         }
         e::ConnectionEvent::DeviceListChanged => ConnectionEvent::DeviceListChanged,
+        e::ConnectionEvent::CatchUpStarted { from_seq, to_seq } => {
+            ConnectionEvent::CatchUpStarted {
+                from_seq: *from_seq,
+                to_seq: *to_seq,
+            }
+        }
+        e::ConnectionEvent::CatchUpFinished { cursor } => {
+            ConnectionEvent::CatchUpFinished { cursor: *cursor }
+        }
         _ => return None,
     })
 }
@@ -669,6 +798,27 @@ mod tests {
         );
     }
 
+    /// The engine's snapshot of the events another device journals after
+    /// every operation kind (tests/tests/every_op.rs keeps it complete).
+    const EVENTS_SNAPSHOT: &str = include_str!("../../tests/tests/snapshots/events.jsonl");
+
+    #[test]
+    fn every_operations_event_has_its_kind_and_keeps_its_json() {
+        let mut seen = 0;
+        for line in EVENTS_SNAPSHOT.lines() {
+            let event = e::Event::from_json(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let ours = Event::from_engine(&event);
+            assert!(
+                !matches!(ours.kind, EventKind::Unknown { .. }),
+                "no kind in the bindings for {line}"
+            );
+            assert_eq!(ours.json, event.to_json_value().to_string());
+            assert_eq!(ours.ext, event.ext);
+            seen += 1;
+        }
+        assert!(seen > 50, "only {seen} events in the snapshot");
+    }
+
     #[test]
     fn every_connection_event_has_its_kind() {
         for event in [
@@ -679,6 +829,11 @@ mod tests {
                 platform: "ios".into(),
             },
             e::ConnectionEvent::DeviceListChanged,
+            e::ConnectionEvent::CatchUpStarted {
+                from_seq: 0,
+                to_seq: u64::MAX,
+            },
+            e::ConnectionEvent::CatchUpFinished { cursor: u64::MAX },
         ] {
             let kind = EventKind::from_engine(&e::EventKind::Connection(event.clone()));
             assert!(

@@ -1,10 +1,10 @@
 //! Ids at the boundary: text in the bindings, validated into the engine's id types.
 //!
 //! Every id crosses as a string in the form the engine's JSON uses (a user
-//! id as given, a conversation as `u:<user>`, `g:<group>` or `t:<thread>`,
-//! a device as 32 lowercase hex characters). A string that is not a valid
-//! id is refused with the error's `InvalidId` variant before the engine is
-//! called.
+//! id as given, a conversation as `u:<user>`, `g:<group>`, `t:<thread>` or
+//! `r:<room>`, a device as 32 lowercase hex characters). A string that is
+//! not a valid id is refused with the error's `InvalidId` variant before
+//! the engine is called.
 
 use tandem_engine::model::{ConversationId, GroupId, MessageId, ThreadId, UserId};
 use tandem_engine::{AccountId, DeviceId};

@@ -89,19 +89,30 @@ impl From<&e::DeviceIdentity> for DeviceIdentity {
 /// What a performed operation produced.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Performed {
-    /// The content id of the delta that records it, 64 hex characters.
+    /// The delta that records it; `None` when the operation changed nothing
+    /// here (pinning what is pinned, a receipt already recorded…), so
+    /// nothing was recorded or sent.
+    pub recorded: Option<Recorded>,
+    /// The new message's id, for a send.
+    pub message_id: Option<String>,
+}
+
+/// The delta a performed operation was recorded as.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Recorded {
+    /// Its content id, 64 hex characters.
     pub content_id: String,
     /// The operation's number on this device.
     pub origin_seq: u64,
-    /// The new message's id, for a send.
-    pub message_id: Option<String>,
 }
 
 impl From<e::Performed> for Performed {
     fn from(value: e::Performed) -> Self {
         Performed {
-            content_id: hex(&value.content_id.0),
-            origin_seq: value.origin_seq,
+            recorded: value.recorded.map(|r| Recorded {
+                content_id: hex(&r.content_id.0),
+                origin_seq: r.origin_seq,
+            }),
             message_id: value.message_id.map(String::from),
         }
     }
@@ -180,7 +191,8 @@ pub struct Export {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ConversationSettings {
     pub pinned: bool,
-    pub do_not_disturb: bool,
+    /// Which messages notify, and the quiet time if any.
+    pub do_not_disturb: DoNotDisturb,
     /// Sorted, without duplicates.
     pub marks: Vec<String>,
     /// Messages sent at or before this time are cleared (conversation deleted).
@@ -190,10 +202,141 @@ pub struct ConversationSettings {
     pub read_message: String,
 }
 
+/// A conversation's do-not-disturb mode: which messages notify, and an
+/// optional quiet time during which none do. `remind: All` with no quiet
+/// time is off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct DoNotDisturb {
+    pub remind: RemindType,
+    pub quiet: Option<QuietTime>,
+}
+
+impl From<e::DoNotDisturb> for DoNotDisturb {
+    fn from(value: e::DoNotDisturb) -> Self {
+        DoNotDisturb {
+            remind: value.remind.into(),
+            quiet: value.quiet.map(QuietTime::from),
+        }
+    }
+}
+
+impl DoNotDisturb {
+    /// The engine's form; `None` for a remind type this build's engine
+    /// does not have (only `RemindType::Unknown`, which the engine never
+    /// produces for its own build).
+    pub(crate) fn into_engine(self) -> Option<e::DoNotDisturb> {
+        Some(e::DoNotDisturb {
+            remind: self.remind.into_engine()?,
+            quiet: self.quiet.map(QuietTime::into_engine),
+        })
+    }
+}
+
+/// Which messages of a conversation notify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum RemindType {
+    /// Every message (do-not-disturb off).
+    All,
+    /// Only messages that mention this account.
+    MentionsOnly,
+    /// None (the engine's `RemindType::None`).
+    NoReminders,
+    /// A remind type added to the engine after this build of the bindings.
+    Unknown,
+}
+
+impl From<e::RemindType> for RemindType {
+    fn from(value: e::RemindType) -> Self {
+        match value {
+            e::RemindType::All => RemindType::All,
+            e::RemindType::MentionsOnly => RemindType::MentionsOnly,
+            e::RemindType::None => RemindType::NoReminders,
+            _ => RemindType::Unknown,
+        }
+    }
+}
+
+impl RemindType {
+    pub(crate) fn into_engine(self) -> Option<e::RemindType> {
+        match self {
+            RemindType::All => Some(e::RemindType::All),
+            RemindType::MentionsOnly => Some(e::RemindType::MentionsOnly),
+            RemindType::NoReminders => Some(e::RemindType::None),
+            RemindType::Unknown => None,
+        }
+    }
+}
+
+/// When a do-not-disturb mode silences every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum QuietTime {
+    /// Until a time, in ms since the Unix epoch; then it ends by itself.
+    Until { until_ms: i64 },
+    /// Every day from `start_minute` to `end_minute` (minutes after
+    /// midnight, below 1440, different; a window may wrap past midnight)
+    /// at a UTC offset of at most 14 hours either way.
+    Daily {
+        start_minute: u16,
+        end_minute: u16,
+        utc_offset_minutes: i16,
+    },
+}
+
+impl From<e::QuietTime> for QuietTime {
+    fn from(value: e::QuietTime) -> Self {
+        match value {
+            e::QuietTime::Until { until_ms } => QuietTime::Until { until_ms },
+            e::QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            } => QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            },
+        }
+    }
+}
+
+impl QuietTime {
+    pub(crate) fn into_engine(self) -> e::QuietTime {
+        match self {
+            QuietTime::Until { until_ms } => e::QuietTime::Until { until_ms },
+            QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            } => e::QuietTime::Daily {
+                start_minute,
+                end_minute,
+                utc_offset_minutes,
+            },
+        }
+    }
+}
+
+/// A message pinned in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PinnedMessage {
+    pub message: String,
+    /// When it was first pinned, by the pinning device's clock.
+    pub pinned_at_ms: i64,
+}
+
+impl From<e::PinnedMessage> for PinnedMessage {
+    fn from(value: e::PinnedMessage) -> Self {
+        PinnedMessage {
+            message: value.message,
+            pinned_at_ms: value.pinned_at_ms,
+        }
+    }
+}
+
 /// One conversation of the list.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ConversationRow {
-    /// `u:<user>`, `g:<group>` or `t:<thread>`.
+    /// `u:<user>`, `g:<group>`, `t:<thread>` or `r:<room>`.
     pub id: String,
     pub settings: ConversationSettings,
     /// The newest visible message's id.
@@ -212,7 +355,7 @@ impl From<e::ConversationRow> for ConversationRow {
             id: value.id,
             settings: ConversationSettings {
                 pinned: s.pinned,
-                do_not_disturb: s.do_not_disturb,
+                do_not_disturb: s.do_not_disturb.into(),
                 marks: s.marks,
                 cleared_up_to_ms: s.cleared_up_to_ms,
                 read_at_ms: s.read_at_ms,
@@ -314,6 +457,8 @@ pub enum GroupStanding {
     Member,
     /// Applied to join, waiting for an owner or admin.
     Applied,
+    /// Invited, not answered yet.
+    Invited,
     /// A standing added to the engine after this build of the bindings.
     Unknown {
         text: String,
@@ -325,6 +470,7 @@ impl From<e::GroupStanding> for GroupStanding {
         match value {
             e::GroupStanding::Member => GroupStanding::Member,
             e::GroupStanding::Applied => GroupStanding::Applied,
+            e::GroupStanding::Invited => GroupStanding::Invited,
             other => GroupStanding::Unknown {
                 text: other.as_str().to_owned(),
             },
@@ -399,6 +545,16 @@ pub struct GroupMember {
     pub muted_until_ms: i64,
 }
 
+impl From<e::GroupMember> for GroupMember {
+    fn from(m: e::GroupMember) -> Self {
+        GroupMember {
+            user_id: m.user_id,
+            role: m.role.into(),
+            muted_until_ms: m.muted_until_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct MemberAttribute {
     pub user_id: String,
@@ -418,9 +574,15 @@ pub struct GroupRow {
     pub owner: String,
     pub messages_blocked: bool,
     pub mute_all: bool,
+    /// Disabled by the IM service: kept, but nothing can be sent to it.
+    pub disabled: bool,
     pub members: Vec<GroupMember>,
     pub banned: Vec<String>,
     pub allowed: Vec<String>,
+    /// Users invited, not answered yet.
+    pub invited: Vec<String>,
+    /// Users who applied to join, not answered yet.
+    pub applicants: Vec<String>,
     /// Sorted by user id, then key.
     pub attributes: Vec<MemberAttribute>,
 }
@@ -436,17 +598,12 @@ impl From<e::GroupRow> for GroupRow {
             owner: value.owner,
             messages_blocked: value.messages_blocked,
             mute_all: value.mute_all,
-            members: value
-                .members
-                .into_iter()
-                .map(|m| GroupMember {
-                    user_id: m.user_id,
-                    role: m.role.into(),
-                    muted_until_ms: m.muted_until_ms,
-                })
-                .collect(),
+            disabled: value.disabled,
+            members: list(value.members),
             banned: value.banned,
             allowed: value.allowed,
+            invited: value.invited,
+            applicants: value.applicants,
             attributes: value
                 .attributes
                 .into_iter()
@@ -566,6 +723,10 @@ mod tests {
                 MemberRole::from(*role),
                 MemberRole::Unknown { .. }
             ));
+        }
+        for remind in e::RemindType::ALL {
+            assert_ne!(RemindType::from(*remind), RemindType::Unknown);
+            assert_eq!(RemindType::from(*remind).into_engine(), Some(*remind));
         }
     }
 

@@ -21,8 +21,9 @@ use crate::event::Event;
 use crate::ids::{self, hex};
 use crate::listener::{self, EventListener, ListenerHandle};
 use crate::model::{
-    list, AccountState, BlockedRow, ContactRow, ConversationRow, DeviceIdentity, GroupRow,
-    MessageCursor, MessageView, Performed, ThreadRow,
+    list, AccountState, BlockedRow, ContactRow, ConversationRow, DeviceIdentity, DoNotDisturb,
+    GroupMember, GroupRow, MessageCursor, MessageView, Performed, PinnedMessage, RemindType,
+    ThreadRow,
 };
 use crate::op::Op;
 use crate::status::{DeviceInfo, Status, StatusCondition};
@@ -275,6 +276,64 @@ impl OnlineDevice {
     pub async fn group(&self, id: String) -> Result<Option<GroupRow>, DeviceError> {
         let id = ids::group(&id).map_err(crate::error::OpError::from)?;
         self.read(move |engine| Ok(engine.group(&id)?.map(Into::into)))
+            .await
+    }
+
+    /// The members of a group muted at `now_ms`.
+    pub async fn muted_members(
+        &self,
+        group: String,
+        now_ms: i64,
+    ) -> Result<Vec<GroupMember>, DeviceError> {
+        let group = ids::group(&group).map_err(crate::error::OpError::from)?;
+        self.read(move |engine| Ok(list(engine.muted_members(&group, now_ms)?)))
+            .await
+    }
+
+    /// The group members who have read a message, sorted.
+    pub async fn group_read_by(&self, message: String) -> Result<Vec<String>, DeviceError> {
+        let message = ids::message(&message).map_err(crate::error::OpError::from)?;
+        self.read(move |engine| Ok(engine.group_read_by(&message)?))
+            .await
+    }
+
+    /// The messages pinned in a conversation, oldest pin first.
+    pub async fn pinned_messages(
+        &self,
+        conversation: String,
+    ) -> Result<Vec<PinnedMessage>, DeviceError> {
+        let conversation = ids::conversation(&conversation).map_err(crate::error::OpError::from)?;
+        self.read(move |engine| Ok(list(engine.pinned_messages(&conversation)?)))
+            .await
+    }
+
+    /// A conversation's do-not-disturb mode (off for one not known).
+    pub async fn do_not_disturb(&self, conversation: String) -> Result<DoNotDisturb, DeviceError> {
+        let conversation = ids::conversation(&conversation).map_err(crate::error::OpError::from)?;
+        self.read(move |engine| Ok(engine.do_not_disturb(&conversation)?.into()))
+            .await
+    }
+
+    /// Which messages of a conversation notify at `now_ms`.
+    pub async fn remind_type_at(
+        &self,
+        conversation: String,
+        now_ms: i64,
+    ) -> Result<RemindType, DeviceError> {
+        let conversation = ids::conversation(&conversation).map_err(crate::error::OpError::from)?;
+        self.read(move |engine| Ok(engine.remind_type_at(&conversation, now_ms)?.into()))
+            .await
+    }
+
+    /// Whether do-not-disturb holds back any message of a conversation at
+    /// `now_ms`.
+    pub async fn do_not_disturb_in_force(
+        &self,
+        conversation: String,
+        now_ms: i64,
+    ) -> Result<bool, DeviceError> {
+        let conversation = ids::conversation(&conversation).map_err(crate::error::OpError::from)?;
+        self.read(move |engine| Ok(engine.do_not_disturb_in_force(&conversation, now_ms)?))
             .await
     }
 

@@ -12,6 +12,7 @@ use tandem_engine::model as m;
 use tandem_engine::op as e;
 
 use crate::ids::{self, BadId};
+use crate::model::DoNotDisturb;
 
 /// One user operation, by category.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -22,6 +23,10 @@ pub enum Op {
     Conversation { op: ConversationOp },
     /// Contact requests, contacts and the blocklist.
     Contact { op: ContactOp },
+    /// A contact operation with the app's free-form `ext` (at most 4 KiB),
+    /// which the other devices' event carries (`Event.ext`). The engine's
+    /// `ContactOp::WithExt`; it cannot nest, so here it is its own variant.
+    ContactWithExt { op: ContactOp, ext: String },
     /// Groups as this account takes part in them.
     Group { op: GroupOp },
     /// Threads inside groups that this account takes part in.
@@ -33,7 +38,7 @@ pub enum Op {
 pub enum MessageOp {
     /// Send a message; the engine gives it an id (returned in `Performed`).
     Send {
-        /// `u:<user>`, `g:<group>` or `t:<thread>`.
+        /// `u:<user>`, `g:<group>`, `t:<thread>` or `r:<room>`.
         conversation: String,
         /// The text, at most 64 KiB.
         body: String,
@@ -49,6 +54,10 @@ pub enum MessageOp {
         message: String,
         receipt: PeerReceipt,
     },
+    /// A group member's read receipt for a group message known here (the
+    /// IM service's group message ack); it covers every earlier message of
+    /// the conversation too.
+    GroupRead { message: String, member: String },
 }
 
 /// A message as it arrives from the IM service.
@@ -56,7 +65,7 @@ pub enum MessageOp {
 pub struct IncomingMessage {
     /// The message's id as the service gave it.
     pub id: String,
-    /// `u:<user>`, `g:<group>` or `t:<thread>`.
+    /// `u:<user>`, `g:<group>`, `t:<thread>` or `r:<room>`.
     pub conversation: String,
     /// Who sent it; the account itself never counts as unread.
     pub sender: String,
@@ -97,8 +106,24 @@ pub enum ConversationOp {
     AddMark { conversation: String, mark: String },
     /// Remove a mark from a conversation.
     RemoveMark { conversation: String, mark: String },
-    /// Turn do-not-disturb on or off.
+    /// Turn do-not-disturb on (silent) or off.
     SetDoNotDisturb { conversation: String, enabled: bool },
+    /// Pin a message known here, in its conversation.
+    PinMessage {
+        conversation: String,
+        message: String,
+    },
+    /// Unpin a message.
+    UnpinMessage {
+        conversation: String,
+        message: String,
+    },
+    /// Set the do-not-disturb mode: which messages notify and an optional
+    /// quiet time (`RemindType.Unknown` is refused as an invalid value).
+    SetDoNotDisturbMode {
+        conversation: String,
+        mode: DoNotDisturb,
+    },
 }
 
 /// Operations on contacts and the blocklist.
@@ -218,6 +243,33 @@ pub enum GroupOp {
         user: String,
         attributes: Vec<AttributeEntry>,
     },
+    /// Record an invitation to a group from `inviter`, as the IM service
+    /// delivered it (standing `Invited` until answered).
+    ReceiveInvitation { group: String, inviter: String },
+    /// Record that a user this account invited accepted.
+    InviteeAccepted { group: String, user: String },
+    /// Record that a user this account invited declined.
+    InviteeDeclined {
+        group: String,
+        user: String,
+        reason: String,
+    },
+    /// Record a user's application to join, to be accepted or declined.
+    ReceiveApplication {
+        group: String,
+        user: String,
+        reason: String,
+    },
+    /// Remove attribute keys of a member.
+    RemoveMemberAttributes {
+        group: String,
+        user: String,
+        keys: Vec<String>,
+    },
+    /// Record that the IM service disabled the group.
+    Disable { group: String },
+    /// Record that the IM service enabled the group again.
+    Enable { group: String },
 }
 
 /// Operations on threads.
@@ -248,6 +300,7 @@ impl Op {
             Op::Message { op } => e::Op::Message(op.into_engine()?),
             Op::Conversation { op } => e::Op::Conversation(op.into_engine()?),
             Op::Contact { op } => e::Op::Contact(op.into_engine()?),
+            Op::ContactWithExt { op, ext } => e::Op::Contact(op.into_engine()?.with_ext(ext)),
             Op::Group { op } => e::Op::Group(op.into_engine()?),
             Op::Thread { op } => e::Op::Thread(op.into_engine()?),
         })
@@ -264,6 +317,10 @@ impl Op {
             },
             e::Op::Conversation(op) => Op::Conversation {
                 op: ConversationOp::from_engine(op)?,
+            },
+            e::Op::Contact(e::ContactOp::WithExt { op, ext }) => Op::ContactWithExt {
+                op: ContactOp::from_engine(op)?,
+                ext: ext.clone(),
             },
             e::Op::Contact(op) => Op::Contact {
                 op: ContactOp::from_engine(op)?,
@@ -316,6 +373,10 @@ impl MessageOp {
                 message: ids::message(&message)?,
                 receipt: receipt.into(),
             },
+            MessageOp::GroupRead { message, member } => e::MessageOp::GroupRead {
+                message: ids::message(&message)?,
+                member: ids::user(&member)?,
+            },
         })
     }
 
@@ -344,6 +405,10 @@ impl MessageOp {
             e::MessageOp::Receipt { message, receipt } => MessageOp::Receipt {
                 message: message.to_string(),
                 receipt: (*receipt).into(),
+            },
+            e::MessageOp::GroupRead { message, member } => MessageOp::GroupRead {
+                message: message.to_string(),
+                member: member.to_string(),
             },
             _ => return None,
         })
@@ -407,6 +472,32 @@ impl ConversationOp {
                 conversation: c(&conversation)?,
                 enabled,
             },
+            ConversationOp::PinMessage {
+                conversation,
+                message,
+            } => e::ConversationOp::PinMessage {
+                conversation: c(&conversation)?,
+                message: ids::message(&message)?,
+            },
+            ConversationOp::UnpinMessage {
+                conversation,
+                message,
+            } => e::ConversationOp::UnpinMessage {
+                conversation: c(&conversation)?,
+                message: ids::message(&message)?,
+            },
+            ConversationOp::SetDoNotDisturbMode { conversation, mode } => {
+                e::ConversationOp::SetDoNotDisturbMode {
+                    conversation: c(&conversation)?,
+                    mode: mode.into_engine().ok_or_else(|| BadId {
+                        kind: "a remind type",
+                        value: "Unknown".into(),
+                        details: "RemindType.Unknown stands for a remind type this build \
+                                  does not know; it cannot be set"
+                            .into(),
+                    })?,
+                }
+            }
         })
     }
 
@@ -448,6 +539,26 @@ impl ConversationOp {
                 conversation: conversation.to_string(),
                 enabled: *enabled,
             },
+            e::ConversationOp::PinMessage {
+                conversation,
+                message,
+            } => ConversationOp::PinMessage {
+                conversation: conversation.to_string(),
+                message: message.to_string(),
+            },
+            e::ConversationOp::UnpinMessage {
+                conversation,
+                message,
+            } => ConversationOp::UnpinMessage {
+                conversation: conversation.to_string(),
+                message: message.to_string(),
+            },
+            e::ConversationOp::SetDoNotDisturbMode { conversation, mode } => {
+                ConversationOp::SetDoNotDisturbMode {
+                    conversation: conversation.to_string(),
+                    mode: (*mode).into(),
+                }
+            }
             _ => return None,
         })
     }
@@ -658,6 +769,41 @@ impl GroupOp {
                 user: u(&user)?,
                 attributes: attributes_to_engine(attributes),
             },
+            GroupOp::ReceiveInvitation { group, inviter } => e::GroupOp::ReceiveInvitation {
+                group: g(&group)?,
+                inviter: u(&inviter)?,
+            },
+            GroupOp::InviteeAccepted { group, user } => e::GroupOp::InviteeAccepted {
+                group: g(&group)?,
+                user: u(&user)?,
+            },
+            GroupOp::InviteeDeclined {
+                group,
+                user,
+                reason,
+            } => e::GroupOp::InviteeDeclined {
+                group: g(&group)?,
+                user: u(&user)?,
+                reason,
+            },
+            GroupOp::ReceiveApplication {
+                group,
+                user,
+                reason,
+            } => e::GroupOp::ReceiveApplication {
+                group: g(&group)?,
+                user: u(&user)?,
+                reason,
+            },
+            GroupOp::RemoveMemberAttributes { group, user, keys } => {
+                e::GroupOp::RemoveMemberAttributes {
+                    group: g(&group)?,
+                    user: u(&user)?,
+                    keys,
+                }
+            }
+            GroupOp::Disable { group } => e::GroupOp::Disable { group: g(&group)? },
+            GroupOp::Enable { group } => e::GroupOp::Enable { group: g(&group)? },
         })
     }
 
@@ -772,6 +918,41 @@ impl GroupOp {
                 user: s(user),
                 attributes: attributes_from_engine(attributes),
             },
+            e::GroupOp::ReceiveInvitation { group, inviter } => GroupOp::ReceiveInvitation {
+                group: s(group),
+                inviter: s(inviter),
+            },
+            e::GroupOp::InviteeAccepted { group, user } => GroupOp::InviteeAccepted {
+                group: s(group),
+                user: s(user),
+            },
+            e::GroupOp::InviteeDeclined {
+                group,
+                user,
+                reason,
+            } => GroupOp::InviteeDeclined {
+                group: s(group),
+                user: s(user),
+                reason: reason.clone(),
+            },
+            e::GroupOp::ReceiveApplication {
+                group,
+                user,
+                reason,
+            } => GroupOp::ReceiveApplication {
+                group: s(group),
+                user: s(user),
+                reason: reason.clone(),
+            },
+            e::GroupOp::RemoveMemberAttributes { group, user, keys } => {
+                GroupOp::RemoveMemberAttributes {
+                    group: s(group),
+                    user: s(user),
+                    keys: keys.clone(),
+                }
+            }
+            e::GroupOp::Disable { group } => GroupOp::Disable { group: s(group) },
+            e::GroupOp::Enable { group } => GroupOp::Enable { group: s(group) },
             _ => return None,
         })
     }

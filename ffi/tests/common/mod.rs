@@ -19,7 +19,9 @@ pub fn test_relay() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tandem-ffi-test-relay"))
 }
 
-/// The cdylib cargo built with this test (beside the crate's binaries).
+/// The cdylib cargo built with this test: `deps/` beside the crate's
+/// binaries (`cargo test` builds it there and, unlike `cargo build`, does
+/// not copy it up a folder, where an older build's may lie).
 pub fn library() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_uniffi-bindgen"));
     let dir = bin.parent().expect("the binaries' folder");
@@ -28,7 +30,7 @@ pub fn library() -> PathBuf {
     } else {
         "libtandem_ffi.so"
     };
-    for candidate in [dir.join(name), dir.join("deps").join(name)] {
+    for candidate in [dir.join("deps").join(name), dir.join(name)] {
         if candidate.is_file() {
             return candidate;
         }

@@ -165,11 +165,12 @@ class OnlineTest(unittest.TestCase):
             failing = b.add_listener(Throwing())
             for d in (a, b, c):
                 await connected(d)
-            await a.perform(tandem.Op.CONTACT(tandem.ContactOp.ADD("bob", "hello")))
+            await a.perform(tandem.Op.CONTACT_WITH_EXT(tandem.ContactOp.ADD("bob", "hello"), "from the app"))
             sent = await a.perform(tandem.Op.MESSAGE(tandem.MessageOp.SEND("u:bob", "hi")))
             events = await asyncio.to_thread(heard.wait, 2)
             self.assertIsInstance(events[0].kind.event, tandem.ContactEvent.ADDED)
             self.assertEqual(events[0].kind.event.greeting, "hello")
+            self.assertEqual(events[0].ext, "from the app")
             self.assertEqual(events[1].kind.event.message, sent.message_id)
             # The throwing listener's failures are counted, not propagated.
             for _ in range(TIMEOUT_S * 10):
@@ -272,6 +273,24 @@ class OfflineErrorTest(unittest.TestCase):
         self.assertIsInstance(caught.exception.reason, tandem.RefusedError.NoSuchContact)
         with self.assertRaises(tandem.OpError):
             self.engine.perform(tandem.Op.CONTACT(tandem.ContactOp.REMOVE("")))
+        # Just inside and just outside a daily quiet time's limits.
+        def quiet(start, end, offset):
+            mode = tandem.DoNotDisturb(
+                remind=tandem.RemindType.MENTIONS_ONLY,
+                quiet=tandem.QuietTime.DAILY(start, end, offset),
+            )
+            return tandem.Op.CONVERSATION(tandem.ConversationOp.SET_DO_NOT_DISTURB_MODE("u:bob", mode))
+        self.engine.perform(quiet(0, 1439, 14 * 60))
+        for bad in [quiet(0, 1440, 0), quiet(5, 5, 0), quiet(0, 1, 14 * 60 + 1)]:
+            with self.assertRaises(tandem.OpError.Invalid) as caught:
+                self.engine.perform(bad)
+            self.assertIsInstance(caught.exception.error, tandem.InvalidOpError.BadQuietTime)
+        self.assertEqual(self.engine.do_not_disturb("u:bob").remind, tandem.RemindType.MENTIONS_ONLY)
+        # Pinning what is pinned records nothing.
+        self.assertIsNotNone(self.engine.perform(
+            tandem.Op.CONVERSATION(tandem.ConversationOp.PIN("u:bob"))).recorded)
+        self.assertIsNone(self.engine.perform(
+            tandem.Op.CONVERSATION(tandem.ConversationOp.PIN("u:bob"))).recorded)
 
     def test_query_and_apply_errors(self):
         with self.assertRaises(tandem.QueryError.InvalidId) as caught:
