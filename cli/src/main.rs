@@ -48,9 +48,27 @@ fn main() {
     };
     if let Err(error) = result {
         // One clear line, then a non-zero exit.
-        eprintln!("tandem: {error:#}");
+        eprintln!("tandem: {}", one_line(&error));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, each cause once: many of the
+/// library errors already say their source in their own message, so a cause
+/// the line already holds is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 #[cfg(test)]
@@ -107,6 +125,33 @@ mod tests {
         let mut pages = 0;
         render(&mut cli, &mut pages);
         assert!(pages > 60, "only {pages} help pages");
+    }
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        // An error that says its source and also returns it, as many do.
+        #[derive(Debug)]
+        struct Open(std::io::Error);
+        impl std::fmt::Display for Open {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot open the store: {}", self.0)
+            }
+        }
+        impl std::error::Error for Open {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = || std::io::Error::other("disk on fire");
+        // A cause the message already holds is said once.
+        let error = anyhow::Error::new(Open(io())).context("relay store");
+        assert_eq!(
+            one_line(&error),
+            "relay store: cannot open the store: disk on fire"
+        );
+        // A cause it does not hold is added.
+        let error = anyhow::Error::new(io()).context("secret file s");
+        assert_eq!(one_line(&error), "secret file s: disk on fire");
     }
 
     #[test]

@@ -18,13 +18,30 @@ pub const IDLE_TIMEOUT_MS_DEFAULT: u64 = 60_000;
 pub const PAYLOADS_PENDING_MAX_DEFAULT: usize = 1024;
 
 /// Where the relay keeps its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StoreLocation {
     /// In memory: lost when the process ends (tests, demos).
     Memory,
     /// A SQLite file, created if missing.
     Sqlite(PathBuf),
+    /// A PostgreSQL database, named by a URL
+    /// (`postgresql://user:password@host:port/db`) or libpq's `key=value`
+    /// form, migrated at start. Several relay nodes may serve one database;
+    /// README's "Running several relay nodes" says what is shared and what
+    /// is still per node.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for StoreLocation {
+    // By hand, so a PostgreSQL password never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Memory => f.write_str("Memory"),
+            StoreLocation::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            StoreLocation::Postgres(_) => f.write_str("Postgres(<url hidden>)"),
+        }
+    }
 }
 
 /// What to do when a device logs in while its account already has
@@ -79,5 +96,22 @@ impl RelayConfig {
             payloads_pending_max: PAYLOADS_PENDING_MAX_DEFAULT,
             idle_timeout_ms: IDLE_TIMEOUT_MS_DEFAULT,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_postgres_url_never_reaches_debug_output() {
+        let location = StoreLocation::Postgres("postgresql://relay:hunter2@db:5432/tandem".into());
+        let shown = format!("{location:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(shown, "Postgres(<url hidden>)");
+        assert_eq!(
+            format!("{:?}", StoreLocation::Sqlite("r.db".into())),
+            "Sqlite(\"r.db\")"
+        );
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tandem_storage::relay::{MemoryRelayStore, RelayStore, SqliteRelayStore};
+use tandem_storage::relay::{MemoryRelayStore, PostgresRelayStore, RelayStore, SqliteRelayStore};
 use tandem_transport::{codec, ErrorCode, Frame, Request, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -122,6 +122,24 @@ impl Relay {
                 let opened = tokio::task::spawn_blocking(move || SqliteRelayStore::open(&path))
                     .await
                     .map_err(|e| StartError::Thread(std::io::Error::other(e)))?;
+                Box::new(opened?)
+            }
+            StoreLocation::Postgres(url) => {
+                let url = url.clone();
+                // Connecting and migrating block on the network. The sync
+                // `postgres` client runs a runtime of its own, which tokio
+                // refuses inside one of its threads (spawn_blocking's too):
+                // a plain thread, like the core's.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::Builder::new()
+                    .name("relay-store-open".into())
+                    .spawn(move || {
+                        let _ = tx.send(PostgresRelayStore::open(&url));
+                    })
+                    .map_err(StartError::Thread)?;
+                let opened = rx.await.map_err(|_| {
+                    StartError::Thread(std::io::Error::other("the store-opening thread panicked"))
+                })?;
                 Box::new(opened?)
             }
         };
