@@ -203,6 +203,11 @@ class OnlineTest(unittest.TestCase):
                 self.assertIsInstance(status.stopped, tandem.StopReason.KICKED)
             for d in (a, b, c):
                 await d.shutdown()
+            # `stop` returns at once; the listener's thread ends soon after.
+            for _ in range(TIMEOUT_S * 10):
+                if not handle.is_running():
+                    break
+                await asyncio.sleep(0.1)
             self.assertFalse(handle.is_running())
         asyncio.run(run())
 
