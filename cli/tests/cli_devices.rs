@@ -1,71 +1,12 @@
 //! Two device processes and a relay process, driven through the CLI only,
 //! end with the same `state --json`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-struct RelayProcess(Child);
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        // The relay runs until stopped; a test that failed halfway must not
-        // leave it behind.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tandem(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .output()
-        .expect("the tandem binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "tandem {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn tandem_fails(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .output()
-        .expect("the tandem binary runs");
-    assert!(!output.status.success(), "tandem {args:?} should fail");
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn start_relay(dir: &Path) -> (RelayProcess, String) {
-    start_relay_with(dir, &[])
-}
-
-fn start_relay_with(dir: &Path, extra: &[&str]) -> (RelayProcess, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["relay", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.join("relay.db"))
-        .arg("--secret-file")
-        .arg(dir.join("relay.secret"))
-        .args(["--log", "warn"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the relay starts");
-    let stdout = child.stdout.take().unwrap();
-    let relay = RelayProcess(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (relay, addr)
-}
+use common::*;
 
 #[test]
 fn two_device_processes_converge_through_a_relay_process() {

@@ -1,75 +1,12 @@
 //! `tandem events --follow` prints an event as it arrives and stops on
 //! Ctrl-C, as a child process, bounded in time.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long any step may take before the test fails.
-const STEP: Duration = Duration::from_secs(30);
-
-/// A child process killed when dropped, so a failing test leaves none.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tandem(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .output()
-        .expect("the tandem binary runs");
-    assert!(
-        output.status.success(),
-        "tandem {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// The child's stdout, line by line, on a channel (a reader thread).
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn start_relay(dir: &Path) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["relay", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.join("relay.db"))
-        .arg("--secret-file")
-        .arg(dir.join("relay.secret"))
-        .args(["--log", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the relay starts");
-    let lines = lines_of(&mut child);
-    let relay = Running(child);
-    let line = lines
-        .recv_timeout(STEP)
-        .expect("the relay says where it listens");
-    let addr = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (relay, addr)
-}
+use common::*;
 
 #[test]
 fn events_follow_prints_an_event_as_it_arrives_and_stops_on_ctrl_c() {
