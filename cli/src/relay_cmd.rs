@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use tandem_relay::token::Purpose;
-use tandem_relay::{OverflowPolicy, RelayConfig, StoreLocation};
+use tandem_relay::{OfflinePushPolicy, OverflowPolicy, RelayConfig, StoreLocation};
 use tandem_transport::frame::{AdminReply, AdminRequest};
 use tandem_transport::{AccountId, DeviceId, Entropy, OsEntropy};
 
@@ -44,6 +44,10 @@ pub struct RelayArgs {
     /// --max-devices-per-platform.
     #[arg(long, value_enum, default_value_t = Overflow::Refuse)]
     overflow: Overflow,
+    /// When the offline-push hook (logged, by default) hears of new deltas
+    /// for an offline device; a kicked device never does.
+    #[arg(long, value_enum, default_value_t = OfflinePush::EachOffline)]
+    offline_push: OfflinePush,
     /// Connections served at once.
     #[arg(long, default_value_t = tandem_relay::config::CONNECTIONS_MAX_DEFAULT)]
     max_connections: usize,
@@ -62,6 +66,15 @@ enum Overflow {
     /// The newest login replaces the earliest login on the same platform
     /// (the reference SDK's default).
     ReplaceSamePlatform,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OfflinePush {
+    /// Every offline device, on every push, whoever else is online.
+    EachOffline,
+    /// The offline devices, only while no other device of the account is
+    /// online (the user is away from every screen).
+    AllOthersOffline,
 }
 
 /// What a login token is for.
@@ -164,6 +177,10 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
     config.devices_online_max = args.max_devices;
     config.devices_online_per_platform_max = args.max_devices_per_platform;
     config.connections_max = args.max_connections;
+    config.offline_push_policy = match args.offline_push {
+        OfflinePush::EachOffline => OfflinePushPolicy::EachOfflineDevice,
+        OfflinePush::AllOthersOffline => OfflinePushPolicy::WhenAllOthersOffline,
+    };
     config.overflow_policy = match args.overflow {
         Overflow::Refuse => OverflowPolicy::RefuseNew,
         Overflow::KickIdle => OverflowPolicy::KickLongestIdle,

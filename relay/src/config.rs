@@ -86,6 +86,23 @@ pub enum OverflowPolicy {
     ReplaceSamePlatform,
 }
 
+/// When the offline-push hook hears of new deltas. A device whose
+/// enrollment is revoked (kicked, displaced, logged out) never does: it is
+/// logged out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OfflinePushPolicy {
+    /// Every offline device of the account, on every push that stores new
+    /// deltas, whether or not another of its devices is online. The default:
+    /// each device's own notification badge stays right.
+    #[default]
+    EachOfflineDevice,
+    /// The offline devices, but only while none of the account's devices
+    /// other than the pusher is online: the user is away from every screen
+    /// (the reference SDK's "notify when all devices are offline").
+    WhenAllOthersOffline,
+}
+
 /// Everything a relay needs to start.
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
@@ -102,6 +119,8 @@ pub struct RelayConfig {
     pub devices_online_per_platform_max: Option<usize>,
     /// What happens past the limits.
     pub overflow_policy: OverflowPolicy,
+    /// When the offline-push hook hears of new deltas.
+    pub offline_push_policy: OfflinePushPolicy,
     /// Frames waiting to be written to one connection. When live deltas find
     /// the queue full they are dropped and the device is told to pull.
     pub queue_frames_max: usize,
@@ -139,6 +158,7 @@ impl RelayConfig {
             devices_online_max: DEVICES_ONLINE_MAX_DEFAULT,
             devices_online_per_platform_max: None,
             overflow_policy: OverflowPolicy::RefuseNew,
+            offline_push_policy: OfflinePushPolicy::EachOfflineDevice,
             queue_frames_max: QUEUE_FRAMES_MAX_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             handshakes_max: HANDSHAKES_MAX_DEFAULT,

@@ -29,7 +29,7 @@ use tandem_transport::{
     OfflineReason, PayloadId, Platform, Refusal, Request, Role, WireDelta, PROTOCOL_VERSION,
 };
 
-use crate::config::OverflowPolicy;
+use crate::config::{OfflinePushPolicy, OverflowPolicy};
 use crate::hook::{OfflineDelta, OfflinePushHook};
 use crate::secret::Secret;
 use crate::token::{self, Purpose, TokenError};
@@ -51,6 +51,8 @@ pub struct CoreConfig {
     pub devices_online_per_platform_max: Option<usize>,
     /// What happens past the limits.
     pub overflow_policy: OverflowPolicy,
+    /// When the offline-push hook hears of new deltas.
+    pub offline_push_policy: OfflinePushPolicy,
     /// Payloads waiting for one device.
     pub payloads_pending_max: usize,
     /// How long an enrollment lasts after a login or renewal.
@@ -67,6 +69,7 @@ impl CoreConfig {
             devices_online_max: config.devices_online_max,
             devices_online_per_platform_max: config.devices_online_per_platform_max,
             overflow_policy: config.overflow_policy,
+            offline_push_policy: config.offline_push_policy,
             payloads_pending_max: config.payloads_pending_max,
             enrollment_ttl_ms: config.enrollment_ttl_ms,
             enrollment_renew_interval_ms: config.enrollment_renew_interval_ms,
@@ -1369,6 +1372,16 @@ impl RelayCore {
     }
 
     fn notify_offline(&mut self, me: &Online, deltas_new: usize, head_seq: u64) {
+        // Under "all others offline", another device on a screen means no
+        // notification (and no store read).
+        if self.config.offline_push_policy == OfflinePushPolicy::WhenAllOthersOffline
+            && self
+                .online
+                .of_account(&me.account)
+                .any(|(_, o)| o.device != me.device)
+        {
+            return;
+        }
         let devices = match self.store.devices(me.account.as_str()) {
             Ok(devices) => devices,
             Err(error) => {

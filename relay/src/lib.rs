@@ -33,5 +33,5 @@ pub mod secret;
 pub mod server;
 pub mod token;
 
-pub use config::{OverflowPolicy, RelayConfig, StoreLocation};
+pub use config::{OfflinePushPolicy, OverflowPolicy, RelayConfig, StoreLocation};
 pub use server::{serve, Relay, RelayError};

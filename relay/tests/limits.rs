@@ -13,7 +13,7 @@ use tandem_relay::core::{ConnId, CoreConfig, Notice, Outcome, RelayCore};
 use tandem_relay::hook::LogOfflinePush;
 use tandem_relay::secret::Secret;
 use tandem_relay::token::{self, Purpose};
-use tandem_relay::{OverflowPolicy, StoreLocation};
+use tandem_relay::{OfflinePushPolicy, OverflowPolicy, StoreLocation};
 use tandem_storage::relay::MemoryRelayStore;
 use tandem_transport::codec::FrameDecoder;
 use tandem_transport::driver::Connection;
@@ -287,6 +287,7 @@ fn core(
         devices_online_max,
         devices_online_per_platform_max: per_platform,
         overflow_policy,
+        offline_push_policy: OfflinePushPolicy::EachOfflineDevice,
         payloads_pending_max: 4,
         enrollment_ttl_ms: 86_400_000,
         enrollment_renew_interval_ms: 3_600_000,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use tandem_relay::hook::{OfflineDelta, OfflinePushHook};
 use tandem_relay::token::{self, Purpose};
-use tandem_relay::{OverflowPolicy, StoreLocation};
+use tandem_relay::{OfflinePushPolicy, OverflowPolicy, StoreLocation};
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX};
 use tandem_transport::{
     CloseReason, DeviceRef, EnrollmentState, ErrorCode, LogDelta, OfflineReason, PayloadId,
@@ -161,6 +161,86 @@ async fn an_offline_device_catches_up_by_pulling_pages() {
         .collect();
     assert_eq!(log, expected);
     relay.stop().await.expect("the relay stops");
+}
+
+/// Which devices the hook hears of for one push by device 1 of alice,
+/// while device 2 is online or not, under `policy`. Device 3 is offline
+/// throughout; device 4 was kicked.
+async fn offline_pushes(
+    policy: OfflinePushPolicy,
+    two_online: bool,
+) -> Vec<tandem_transport::DeviceId> {
+    let hook_log = Arc::new(Mutex::new(Vec::new()));
+    let mut config = config(StoreLocation::Memory);
+    config.offline_push_policy = policy;
+    let relay = {
+        let hook = RecordingHook(hook_log.clone());
+        start_with(config, move |r| r.with_offline_push_hook(Box::new(hook))).await
+    };
+    drop(login(&relay, "alice", 3).await);
+    drop(login(&relay, "alice", 4).await);
+    let mut one = login(&relay, "alice", 1).await;
+    one.session().kick(device(4)).unwrap();
+    expect(&mut one, |e| {
+        matches!(e, SessionEvent::DeviceListChanged).then_some(())
+    })
+    .await;
+    let two = login(&relay, "alice", 2).await;
+    let two = if two_online {
+        Some(two)
+    } else {
+        drop(two);
+        // Wait (bounded) until the relay lists device 2 offline.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            one.session().list_devices().unwrap();
+            let list = expect(&mut one, |e| match e {
+                SessionEvent::Devices(list) => Some(list.clone()),
+                _ => None,
+            })
+            .await;
+            if list.iter().any(|d| d.id == device(2) && !d.online) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "device 2 still online: {list:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        None
+    };
+    assert_eq!(push_acked(&mut one, deltas(9, 2)).await, vec![1, 2]);
+    drop(two);
+    relay.stop().await.expect("the relay stops");
+    let mut heard: Vec<_> = hook_log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(d, _, _)| *d)
+        .collect();
+    heard.sort_by_key(|d| d.0);
+    heard
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_offline_push_policy_decides_who_is_notified_and_a_kicked_device_never_is() {
+    use OfflinePushPolicy::*;
+    // Each offline device hears, whoever else is online; never the kicked one.
+    assert_eq!(
+        offline_pushes(EachOfflineDevice, true).await,
+        vec![device(3)]
+    );
+    assert_eq!(
+        offline_pushes(EachOfflineDevice, false).await,
+        vec![device(2), device(3)]
+    );
+    // Only while no other device is online.
+    assert_eq!(offline_pushes(WhenAllOthersOffline, true).await, vec![]);
+    assert_eq!(
+        offline_pushes(WhenAllOthersOffline, false).await,
+        vec![device(2), device(3)]
+    );
 }
 
 struct RecordingHook(Arc<Mutex<Vec<(tandem_transport::DeviceId, usize, u64)>>>);

@@ -426,6 +426,11 @@ pub fn relay_session(data: &[u8]) {
         devices_online_max: 2,
         devices_online_per_platform_max: ch.chance(500).then_some(1),
         overflow_policy: policy,
+        offline_push_policy: if ch.chance(500) {
+            tandem_relay::OfflinePushPolicy::WhenAllOthersOffline
+        } else {
+            tandem_relay::OfflinePushPolicy::EachOfflineDevice
+        },
         payloads_pending_max: 3,
         enrollment_ttl_ms: 1 + ch.below(20_000),
         enrollment_renew_interval_ms: ch.below(5_000),

@@ -309,6 +309,7 @@ impl World {
             devices_online_max: config.devices_online_max,
             devices_online_per_platform_max: config.per_platform_max,
             overflow_policy: config.overflow,
+            offline_push_policy: tandem_relay::OfflinePushPolicy::EachOfflineDevice,
             payloads_pending_max: 64,
             enrollment_ttl_ms: config.enrollment_ttl_ms,
             enrollment_renew_interval_ms: config.renew_interval_ms,
