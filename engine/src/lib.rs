@@ -19,8 +19,8 @@ pub mod sync;
 pub use doc::DocError;
 pub use engine::{
     AccountState, Applied, ApplyError, Changed, Config, Credentials, CredentialsError,
-    DeviceEnrollment, DeviceIdentity, Engine, EventDelivery, Export, ExportCursor, LoadError,
-    OpError, OpenError, Performed, Recorded, RelayDelta, StorePath,
+    DeviceEnrollment, DeviceIdentity, Durability, Engine, EventDelivery, Export, ExportCursor,
+    LoadError, OpError, OpenError, OutboxPosition, Performed, Recorded, RelayDelta, StorePath,
 };
 pub use event::{Event, EventKind};
 pub use rules::Refused;

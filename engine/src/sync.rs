@@ -19,7 +19,7 @@ use tandem_transport::{ClientSession, CommandError, DeviceId};
 use std::collections::BTreeSet;
 
 use crate::delta::EncodedDelta;
-use crate::engine::{Applied, ApplyError, Engine, RelayDelta};
+use crate::engine::{Applied, ApplyError, Engine, OutboxPosition, RelayDelta};
 use crate::event::{ConnectionEvent, DeviceSummary};
 use crate::StoreError;
 
@@ -34,6 +34,15 @@ pub const PUSH_BYTES_BUDGET: usize = FRAME_BYTES_MAX / 2;
 /// message-based transport one can be, and this keeps the device from
 /// waiting forever.
 pub const REQUEST_TIMEOUT_MS: i64 = 30_000;
+
+/// Pushes a connection keeps in flight at once. An operation made while
+/// earlier pushes wait for their acknowledgements goes out at once in a
+/// push of its own instead of waiting for them (the relay takes a
+/// connection's pushes in order and answers each with its own
+/// acknowledgement); past this many, what accumulates waits and goes out
+/// in one batch. Bounds the bytes a device has unacknowledged on the wire
+/// to this many times [`PUSH_BYTES_BUDGET`].
+pub const PUSHES_IN_FLIGHT_MAX: usize = 4;
 
 /// What the app hears from syncing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,9 +155,13 @@ pub enum SyncError {
 #[derive(Debug, Default)]
 pub struct Syncer {
     connected: bool,
-    /// Deltas pushed and not yet acknowledged: one push in flight at a time,
-    /// so acknowledgements are never mixed up with a later push.
-    push_in_flight: bool,
+    /// Pushes sent and not yet acknowledged, at most
+    /// [`PUSHES_IN_FLIGHT_MAX`]. The relay answers a connection's pushes in
+    /// order, one acknowledgement each.
+    pushes_in_flight: usize,
+    /// The outbox position of the last delta pushed on this connection:
+    /// the next push starts after it.
+    pushed_through: OutboxPosition,
     pull_in_flight: bool,
     /// The relay's head at login: a pull is due until the cursor reaches it.
     head_seq: u64,
@@ -181,7 +194,7 @@ impl Syncer {
     /// login, and sent since, is merged.
     pub fn is_in_step(&self, engine: &Engine) -> Result<bool, StoreError> {
         Ok(self.connected
-            && !self.push_in_flight
+            && self.pushes_in_flight == 0
             && !self.pull_in_flight
             && self.cursor.is_some_and(|cursor| cursor >= self.head_seq)
             && engine.outbox(1)?.is_empty())
@@ -211,27 +224,33 @@ impl Syncer {
         self.cursor = Some(cursor);
     }
 
-    /// Pushes the next batch of the outbox, unless a push is in flight or
-    /// the session is not connected yet (the login pushes then).
+    /// Pushes what the outbox holds beyond what this connection pushed
+    /// already, in batches, while fewer than [`PUSHES_IN_FLIGHT_MAX`]
+    /// pushes are in flight; nothing before the session is connected (the
+    /// login pushes then).
     pub fn push(&mut self, engine: &Engine, session: &mut ClientSession) -> Result<(), SyncError> {
-        if !self.connected || self.push_in_flight {
-            return Ok(());
-        }
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        for delta in engine.outbox(DELTAS_PER_PUSH_MAX)? {
-            if !batch.is_empty() && bytes + delta.0.len() > PUSH_BYTES_BUDGET {
+        while self.connected && self.pushes_in_flight < PUSHES_IN_FLIGHT_MAX {
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            let mut last = self.pushed_through;
+            for (position, delta) in
+                engine.outbox_after(self.pushed_through, DELTAS_PER_PUSH_MAX)?
+            {
+                if !batch.is_empty() && bytes + delta.0.len() > PUSH_BYTES_BUDGET {
+                    break;
+                }
+                bytes += delta.0.len();
+                batch.push(WireDelta::new(delta.0));
+                last = position;
+            }
+            if batch.is_empty() {
                 break;
             }
-            bytes += delta.0.len();
-            batch.push(WireDelta::new(delta.0));
+            session.push(batch)?;
+            self.pushes_in_flight += 1;
+            self.pushed_through = last;
+            self.reported_in_step = false;
         }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        session.push(batch)?;
-        self.push_in_flight = true;
-        self.reported_in_step = false;
         Ok(())
     }
 
@@ -264,10 +283,13 @@ impl Syncer {
         session: &mut ClientSession,
         now_ms: i64,
     ) -> Result<(), SyncError> {
-        if self.push_in_flight {
+        if self.pushes_in_flight > 0 {
             let since = *self.push_since_ms.get_or_insert(now_ms);
             if now_ms - since >= REQUEST_TIMEOUT_MS {
-                self.push_in_flight = false;
+                // Everything unacknowledged goes again, from the outbox's
+                // start (the relay keeps a delta once by content id).
+                self.pushes_in_flight = 0;
+                self.pushed_through = OutboxPosition::default();
                 self.push_since_ms = None;
                 self.push(engine, session)?;
             }
@@ -327,7 +349,11 @@ impl Syncer {
                 let cursor_before = self.cursor(engine)?;
                 let cursor = engine.acknowledge(&accepted)?;
                 self.cursor_moved_to(cursor);
-                self.push_in_flight = false;
+                // The oldest push in flight is answered; the next one's
+                // deadline starts when the timer next sees it. (After a
+                // timeout resent everything, a late answer to a push sent
+                // before it finds the count at zero.)
+                self.pushes_in_flight = self.pushes_in_flight.saturating_sub(1);
                 self.push_since_ms = None;
                 if let Some(newest) = entries.iter().map(|e| e.seq).max() {
                     self.head_seq = self.head_seq.max(newest);

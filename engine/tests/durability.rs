@@ -208,3 +208,35 @@ fn the_document_is_compacted_into_a_snapshot_and_reloads() {
     send(&device, &mut other);
     assert_converged(&[device, other]);
 }
+
+#[test]
+fn relaxed_merges_merge_and_reopen_like_durable_ones_and_are_not_stored() {
+    let mut a = Device::memory(1);
+    some_history(&mut a);
+    let log = a.all_deltas();
+    let page: Vec<RelayDelta> = log
+        .iter()
+        .enumerate()
+        .map(|(i, d)| RelayDelta {
+            seq: i as u64 + 1,
+            delta: d.clone(),
+        })
+        .collect();
+    let (mut b, path) = file_device(2);
+    assert_eq!(b.engine.durability(), Durability::Full, "the default");
+    b.engine.set_durability(Durability::RelaxedMerges);
+    assert_eq!(b.engine.durability(), Durability::RelaxedMerges);
+    b.engine.apply_relay(&page[..2]).unwrap();
+    // A local operation between relaxed merges, then the rest.
+    b.op(Op::Conversation(ConversationOp::Pin {
+        conversation: conv("u:carol"),
+    }));
+    b.engine.apply_relay(&page[2..]).unwrap();
+    let before = (b.state(), b.engine.relay_cursor().unwrap());
+    assert_eq!(before.1, log.len() as u64);
+    // An orderly close loses nothing in either setting; the setting itself
+    // is per open.
+    b.reopen(&path);
+    assert_eq!((b.state(), b.engine.relay_cursor().unwrap()), before);
+    assert_eq!(b.engine.durability(), Durability::Full);
+}

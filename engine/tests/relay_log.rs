@@ -249,3 +249,137 @@ fn an_acknowledged_position_above_the_bound_is_refused_and_changes_nothing() {
         "it does not continue the cursor"
     );
 }
+
+/// A session that has finished its handshake, the syncer told so, and the
+/// frames sent so far taken out.
+fn connected(device: &mut Device) -> (tandem_transport::ClientSession, sync::Syncer) {
+    use tandem_transport::frame::{DeviceInfo, Enrollment, EnrollmentState, Frame, Welcome};
+    let (mut session, mut syncer) = session();
+    let info = DeviceInfo {
+        id: DeviceId([2; 16]),
+        name: "b".into(),
+        platform: Platform::Linux,
+        first_login_ms: 1,
+        last_seen_ms: 1,
+        online: true,
+        enrollment: EnrollmentState::Active {
+            expires_at_ms: 1 << 40,
+        },
+    };
+    let frames = [
+        Frame::Challenge {
+            nonce: tandem_transport::auth::ChallengeNonce([7; 32]),
+        },
+        Frame::Welcome(Welcome {
+            version: tandem_transport::PROTOCOL_VERSION,
+            device: info.clone(),
+            devices: vec![info],
+            head_seq: 0,
+            enrollment: Enrollment {
+                token_id: [0; 16],
+                enrolled_at_ms: 1,
+                expires_at_ms: 1 << 40,
+            },
+        }),
+    ];
+    for frame in frames {
+        session.handle_bytes(&tandem_transport::codec::encode(&frame).unwrap(), 1);
+    }
+    while let Some(event) = session.poll_event() {
+        syncer
+            .handle(&mut device.engine, &mut session, event, 1)
+            .unwrap();
+    }
+    sent_pushes(&mut session);
+    (session, syncer)
+}
+
+/// The content ids of each push frame the session has sent since last asked.
+fn sent_pushes(session: &mut tandem_transport::ClientSession) -> Vec<Vec<ContentId>> {
+    std::iter::from_fn(|| session.poll_transmit())
+        .filter_map(|mut bytes| {
+            match tandem_transport::codec::decode(&mut bytes)
+                .unwrap()
+                .unwrap()
+            {
+                tandem_transport::frame::Frame::Push { deltas } => {
+                    Some(deltas.iter().map(|d| d.content_id()).collect())
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn operations_made_while_pushes_are_in_flight_go_out_at_once_up_to_the_bound() {
+    let mut b = Device::memory(2);
+    let (mut session, mut syncer) = connected(&mut b);
+    let ops = sync::PUSHES_IN_FLIGHT_MAX + 2;
+    for n in 0..ops {
+        b.op(incoming(&format!("m{n}"), "u:bob", "bob", n as i64 + 1));
+        syncer.push(&b.engine, &mut session).unwrap();
+    }
+    let ids: Vec<ContentId> = b.all_deltas().iter().map(|d| d.content_id()).collect();
+    // One push per operation while fewer than the bound are in flight; the
+    // rest wait.
+    let pushed = sent_pushes(&mut session);
+    let expected: Vec<Vec<ContentId>> = ids[..sync::PUSHES_IN_FLIGHT_MAX]
+        .iter()
+        .map(|id| vec![*id])
+        .collect();
+    assert_eq!(pushed, expected);
+    assert!(!syncer.is_in_step(&b.engine).unwrap());
+
+    // The first acknowledgement frees a slot: everything waiting goes in
+    // one push, after what is in flight (nothing is pushed twice).
+    let ack = |session: &mut tandem_transport::ClientSession, n: usize| {
+        let frame = tandem_transport::frame::Frame::PushAck {
+            entries: vec![tandem_transport::PushAckEntry {
+                content_id: ids[n],
+                seq: n as u64 + 1,
+            }],
+        };
+        session.handle_bytes(&tandem_transport::codec::encode(&frame).unwrap(), 2);
+        session.poll_event().expect("the acknowledgement")
+    };
+    let event = ack(&mut session, 0);
+    syncer
+        .handle(&mut b.engine, &mut session, event, 2)
+        .unwrap();
+    assert_eq!(
+        sent_pushes(&mut session),
+        [ids[sync::PUSHES_IN_FLIGHT_MAX..].to_vec()]
+    );
+    // Every push answered: in step, with the cursor at the last position.
+    for n in 1..ops {
+        let event = ack(&mut session, n);
+        syncer
+            .handle(&mut b.engine, &mut session, event, 2)
+            .unwrap();
+    }
+    assert!(sent_pushes(&mut session).is_empty());
+    assert!(b.engine.outbox(10).unwrap().is_empty());
+    assert_eq!(b.engine.relay_cursor().unwrap(), ops as u64);
+    assert!(syncer.is_in_step(&b.engine).unwrap());
+}
+
+#[test]
+fn a_push_not_answered_in_time_sends_everything_unacknowledged_again() {
+    let mut b = Device::memory(2);
+    let (mut session, mut syncer) = connected(&mut b);
+    for n in 0..3 {
+        b.op(incoming(&format!("m{n}"), "u:bob", "bob", n as i64 + 1));
+        syncer.push(&b.engine, &mut session).unwrap();
+    }
+    let ids: Vec<ContentId> = b.all_deltas().iter().map(|d| d.content_id()).collect();
+    assert_eq!(sent_pushes(&mut session).len(), 3);
+    // The first look starts the deadline; at the deadline all three go
+    // again, oldest first, in one push.
+    syncer.handle_timeout(&b.engine, &mut session, 10).unwrap();
+    assert!(sent_pushes(&mut session).is_empty());
+    syncer
+        .handle_timeout(&b.engine, &mut session, 10 + sync::REQUEST_TIMEOUT_MS)
+        .unwrap();
+    assert_eq!(sent_pushes(&mut session), [ids]);
+}

@@ -24,6 +24,11 @@ pub struct RelayDelta {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct ExportCursor(pub i64);
 
+/// A position in this device's outbox, for [`Engine::outbox_after`]; the
+/// default is before the first delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct OutboxPosition(pub i64);
+
 /// A page of exported deltas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
@@ -91,7 +96,7 @@ impl Engine {
                 found: seq,
             });
         }
-        let tx = self.store.transaction()?;
+        let tx = self.store.merge_transaction()?;
         raise_relay_cursor(&tx, seq)?;
         tx.commit()?;
         Ok(seq)
@@ -113,6 +118,23 @@ impl Engine {
             .collect())
     }
 
+    /// Like [`Engine::outbox`], but only the deltas after `after`, each with
+    /// its position in this device's store (pass the last one back to
+    /// continue; start at 0). What a syncer with pushes still in flight
+    /// pushes next.
+    pub fn outbox_after(
+        &self,
+        after: OutboxPosition,
+        limit: usize,
+    ) -> Result<Vec<(OutboxPosition, EncodedDelta)>, StoreError> {
+        Ok(self
+            .store
+            .outbox_after(after.0, limit)?
+            .into_iter()
+            .map(|row| (OutboxPosition(row.local_seq), EncodedDelta(row.bytes)))
+            .collect())
+    }
+
     /// Records that the relay accepted these deltas at these log positions,
     /// taking them out of the outbox. Unknown content ids are ignored.
     ///
@@ -120,7 +142,7 @@ impl Engine {
     /// holds those deltas already (they are its own), so it need not pull
     /// them back. Returns where the cursor ended.
     pub fn acknowledge(&mut self, accepted: &[(ContentId, u64)]) -> Result<u64, StoreError> {
-        let tx = self.store.transaction()?;
+        let tx = self.store.merge_transaction()?;
         let mut cursor = tx.meta_u64(MetaKey::RelayCursor)?.unwrap_or(0);
         let mut known = Vec::with_capacity(accepted.len());
         for (content_id, seq) in accepted {

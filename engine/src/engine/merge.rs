@@ -130,7 +130,7 @@ impl Engine {
     ) -> Result<(), ApplyError> {
         loaded(&self.doc, &self.store, &self.device)?;
         let doc = self.doc.get_mut().expect("loaded just now");
-        let tx = self.store.transaction()?;
+        let tx = self.store.merge_transaction()?;
         let mut merge = Merge {
             tx,
             account: &self.device.account,

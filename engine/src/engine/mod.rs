@@ -38,10 +38,10 @@ mod queries;
 
 pub use credentials::{Credentials, CredentialsError, DeviceEnrollment};
 pub use errors::{ApplyError, LoadError, OpError, OpenError};
-pub use exchange::{Export, ExportCursor, RelayDelta};
+pub use exchange::{Export, ExportCursor, OutboxPosition, RelayDelta};
 pub use journal::EventDelivery;
 pub use merge::Applied;
-pub use open::{Config, DeviceIdentity, StorePath};
+pub use open::{Config, DeviceIdentity, Durability, StorePath};
 pub use perform::{Performed, Recorded};
 pub use project::Changed;
 pub use queries::AccountState;

@@ -158,4 +158,46 @@ impl Engine {
     pub fn device(&self) -> &DeviceIdentity {
         &self.device
     }
+
+    /// Sets how durable this device's writes are, from now on (not
+    /// stored: set it after every open). The default is
+    /// [`Durability::Full`].
+    pub fn set_durability(&mut self, durability: Durability) {
+        self.store
+            .set_relaxed_merges(durability == Durability::RelaxedMerges);
+    }
+
+    /// How durable this device's writes are.
+    pub fn durability(&self) -> Durability {
+        match self.store.relaxed_merges() {
+            true => Durability::RelaxedMerges,
+            false => Durability::Full,
+        }
+    }
+}
+
+/// How durable a device's writes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is synced to disk before it returns (SQLite
+    /// `synchronous=FULL`): whatever the engine reported survives a power
+    /// cut. The default.
+    #[default]
+    Full,
+    /// What this device makes is synced as under `Full` (operations,
+    /// acknowledged events, credentials); what it merges from the relay
+    /// is not (`synchronous=NORMAL` for those commits, WAL mode). An app
+    /// crash loses nothing. A power cut or an OS crash can lose the merges
+    /// since the device's last synced commit, with the relay cursor that
+    /// covers them, so the device pulls them again at its next login (and
+    /// its journal hears their events again: delivery is at least once
+    /// anyway). Saves one disk sync per merged batch: what a receiving
+    /// device spends most of its time on in live fan-out (B3).
+    ///
+    /// Relaxing the device's own operations as well (`synchronous=NORMAL`
+    /// for everything) is not offered: an operation pushed and then lost
+    /// to a power cut would have its number and its automerge change
+    /// sequence made again for a different operation, which no device can
+    /// merge.
+    RelaxedMerges,
 }

@@ -35,6 +35,11 @@ macro_rules! device_store_conformance {
             }
 
             #[test]
+            fn merges_commit_unsynced_only_when_relaxed() {
+                check_relaxed_merges(store().0);
+            }
+
+            #[test]
             fn deltas_are_stored_once_and_the_outbox_drains() {
                 check_deltas(store().0);
             }
@@ -224,6 +229,30 @@ fn delta(n: u8, origin: [u8; 16]) -> DeltaRow {
     }
 }
 
+/// `synchronous` as the connection has it now: 1 NORMAL, 2 FULL.
+fn synchronous(store: &DeviceStore) -> i64 {
+    store
+        .conn
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap()
+}
+
+fn check_relaxed_merges(mut store: DeviceStore) {
+    assert!(!store.relaxed_merges(), "off at open");
+    store.merge_transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 2, "a merge is synced unless relaxed");
+    store.set_relaxed_merges(true);
+    store.merge_transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 1, "a relaxed merge is not synced");
+    store.transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 2, "any other transaction is");
+    store.merge_transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 1);
+    store.set_relaxed_merges(false);
+    store.merge_transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 2);
+}
+
 fn check_deltas(mut store: DeviceStore) {
     let tx = store.transaction().unwrap();
     tx.insert_identity(&identity()).unwrap();
@@ -250,6 +279,16 @@ fn check_deltas(mut store: DeviceStore) {
         .map(|d| d.content_id[0])
         .collect();
     assert_eq!(outbox, [1, 3], "only own, unacknowledged deltas");
+    let first = store.outbox(1).unwrap()[0].local_seq;
+    let rest: Vec<_> = store
+        .outbox_after(first, 10)
+        .unwrap()
+        .iter()
+        .map(|d| d.content_id[0])
+        .collect();
+    assert_eq!(rest, [3], "the outbox after its first delta");
+    assert_eq!(store.outbox_after(0, 1).unwrap()[0].content_id, [1; 32]);
+    assert!(store.outbox_after(i64::MAX, 10).unwrap().is_empty());
     let all = store.deltas_after(0, 10).unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(
@@ -881,7 +920,7 @@ fn version_2_repairs_positions_an_earlier_build_wrapped_negative() {
         let mut conn = rusqlite::Connection::open(&path).unwrap();
         crate::migrate::open_durable(&mut conn, &MIGRATIONS[..1]).unwrap();
         insert_old_identity(&conn);
-        let mut store = DeviceStore { conn };
+        let mut store = DeviceStore::on(conn);
         let tx = store.transaction().unwrap();
         tx.insert_delta(&delta(1, identity().device_id)).unwrap();
         tx.insert_delta(&DeltaRow {
@@ -924,7 +963,7 @@ fn version_3_keeps_an_old_device_and_leaves_its_key_to_be_made() {
         let mut conn = rusqlite::Connection::open(&path).unwrap();
         crate::migrate::open_durable(&mut conn, &MIGRATIONS[..2]).unwrap();
         insert_old_identity(&conn);
-        let mut store = DeviceStore { conn };
+        let mut store = DeviceStore::on(conn);
         let tx = store.transaction().unwrap();
         tx.insert_delta(&delta(1, identity().device_id)).unwrap();
         tx.commit().unwrap();

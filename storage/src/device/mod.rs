@@ -83,6 +83,12 @@ pub enum Location<'a> {
 /// A device's SQLite store.
 pub struct DeviceStore {
     conn: Connection,
+    /// Whether [`DeviceStore::merge_transaction`] commits without a disk
+    /// sync (see [`DeviceStore::set_relaxed_merges`]).
+    relaxed_merges: bool,
+    /// Whether the connection is at `synchronous=FULL` now (it switches
+    /// between transactions only when merges are relaxed).
+    synced_commits: bool,
 }
 
 impl std::fmt::Debug for DeviceStore {
@@ -103,7 +109,52 @@ impl DeviceStore {
         }
         .map_err(OpenError::Sqlite)?;
         migrate::open_durable(&mut conn, MIGRATIONS)?;
-        Ok(DeviceStore { conn })
+        Ok(DeviceStore::on(conn))
+    }
+
+    /// The store on a connection that `open_durable` set up.
+    fn on(conn: Connection) -> Self {
+        DeviceStore {
+            conn,
+            relaxed_merges: false,
+            synced_commits: true,
+        }
+    }
+
+    /// Whether [`DeviceStore::merge_transaction`]s commit without a disk
+    /// sync (`synchronous=NORMAL` for them; every other transaction stays
+    /// `FULL`). In WAL mode such a commit survives the app's crash; a power
+    /// cut or an OS crash can lose the merges since the last synced commit
+    /// (whole transactions, never part of one: WAL frames are written in
+    /// order, so a synced commit makes every commit before it durable too).
+    /// Off at open.
+    pub fn set_relaxed_merges(&mut self, relaxed: bool) {
+        self.relaxed_merges = relaxed;
+    }
+
+    /// Whether merges commit without a disk sync.
+    pub fn relaxed_merges(&self) -> bool {
+        self.relaxed_merges
+    }
+
+    /// Sets `synchronous` to FULL or NORMAL if it is not so already.
+    fn sync_commits(&mut self, synced: bool) -> Result<(), StoreError> {
+        if self.synced_commits != synced {
+            let value = if synced { "FULL" } else { "NORMAL" };
+            self.conn.pragma_update(None, "synchronous", value)?;
+            self.synced_commits = synced;
+        }
+        Ok(())
+    }
+
+    /// Starts a transaction that writes only what can be fetched again if
+    /// a power cut loses it (remote deltas merged with the relay cursor
+    /// that covers them, acknowledgements of pushes): it commits without a
+    /// disk sync when merges are relaxed, and like
+    /// [`DeviceStore::transaction`] otherwise.
+    pub fn merge_transaction(&mut self) -> Result<DeviceTx<'_>, StoreError> {
+        self.sync_commits(!self.relaxed_merges)?;
+        Ok(DeviceTx::new(self.conn.transaction()?))
     }
 
     /// The schema version this code writes.
@@ -113,6 +164,7 @@ impl DeviceStore {
 
     /// Starts the transaction that one logical operation writes through.
     pub fn transaction(&mut self) -> Result<DeviceTx<'_>, StoreError> {
+        self.sync_commits(true)?;
         Ok(DeviceTx::new(self.conn.transaction()?))
     }
 
@@ -267,6 +319,17 @@ impl DeviceStore {
             "WHERE relay_seq IS NULL AND origin = (SELECT device_id FROM identity) \
              ORDER BY local_seq LIMIT ?1",
             params![limit as i64],
+        )
+    }
+
+    /// Up to `limit` of the outbox's deltas after store position
+    /// `local_seq`, oldest first: what to push next while earlier pushes
+    /// wait for their acknowledgement.
+    pub fn outbox_after(&self, local_seq: i64, limit: usize) -> Result<Vec<DeltaRow>, StoreError> {
+        self.delta_rows(
+            "WHERE relay_seq IS NULL AND origin = (SELECT device_id FROM identity) \
+             AND local_seq > ?1 ORDER BY local_seq LIMIT ?2",
+            params![local_seq, limit as i64],
         )
     }
 
