@@ -47,6 +47,12 @@ pub struct Config {
     pub device_name: String,
     /// Used when the device is first created.
     pub platform: Platform,
+    /// Commit what is merged from other devices without a disk sync (the
+    /// engine's `Durability::RelaxedMerges`): a power cut can lose the last
+    /// merges, which the device pulls again; its own operations stay
+    /// synced. Off by default; not stored, so pass it at every open.
+    #[uniffi(default = false)]
+    pub relaxed_merges: bool,
 }
 
 /// Why a query was not answered.
@@ -96,13 +102,19 @@ pub(crate) fn open_engine(config: Config) -> Result<e::Engine, OpenError> {
         StorePath::File { path } => e::StorePath::File(path.into()),
         StorePath::Memory => e::StorePath::Memory,
     };
+    let durability = match config.relaxed_merges {
+        true => e::Durability::RelaxedMerges,
+        false => e::Durability::Full,
+    };
     let config = e::Config {
         store,
         account: ids::account(&config.account)?,
         device_name: config.device_name,
         platform: config.platform.into(),
     };
-    Ok(e::Engine::open(config, now_ms(), Box::new(e::OsEntropy))?)
+    let mut engine = e::Engine::open(config, now_ms(), Box::new(e::OsEntropy))?;
+    engine.set_durability(durability);
+    Ok(engine)
 }
 
 /// A page size or offset from the bindings, as the engine takes it.
