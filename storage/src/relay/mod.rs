@@ -31,6 +31,8 @@ mod conformance;
 pub use self::postgres::PostgresRelayStore;
 pub use crate::values::STORED_VALUE_MAX;
 pub use memory::MemoryRelayStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresChangeFeed, CHANGE_CHANNEL, NOTIFY_PAYLOAD_BYTES_MAX};
 pub use sqlite::SqliteRelayStore;
 
 use crate::StoreError;
@@ -505,6 +507,81 @@ pub trait RelayStore: Send {
     fn commit_group(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// What other writers of the same database change, for a relay that
+    /// shares its store with other relay nodes: `None` for a store only
+    /// this process writes (memory, SQLite), which has nothing to report.
+    ///
+    /// The feed is a hint, not a copy of the data: it names the accounts
+    /// that changed and how, and the relay reads the store to learn what
+    /// is new. Changes this store instance made itself are not reported
+    /// (its own relay saw them). Call it once; the feed runs on a thread of
+    /// its own, beside the store's.
+    fn change_feed(&mut self) -> Option<Box<dyn ChangeFeed>> {
+        None
+    }
+}
+
+/// What changed about one account, as far as a relay serving its devices
+/// must know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct ChangeKinds {
+    /// New deltas in its log.
+    pub deltas: bool,
+    /// Its device list: a login, or an enrollment revoked.
+    pub devices: bool,
+    /// A payload stored for one of its devices.
+    pub payloads: bool,
+    /// Its status: banned, unbanned or removed.
+    pub status: bool,
+}
+
+impl ChangeKinds {
+    /// Every kind: what a relay re-reads when it may have missed changes.
+    pub const ALL: ChangeKinds = ChangeKinds {
+        deltas: true,
+        devices: true,
+        payloads: true,
+        status: true,
+    };
+
+    /// Both `self`'s kinds and `other`'s.
+    pub fn union(self, other: ChangeKinds) -> ChangeKinds {
+        ChangeKinds {
+            deltas: self.deltas || other.deltas,
+            devices: self.devices || other.devices,
+            payloads: self.payloads || other.payloads,
+            status: self.status || other.status,
+        }
+    }
+
+    /// Whether no kind is set.
+    pub fn is_empty(self) -> bool {
+        self == ChangeKinds::default()
+    }
+}
+
+/// What a [`ChangeFeed`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Changes {
+    /// These accounts changed, each named once, with every kind of change
+    /// reported for it since the last report.
+    Accounts(Vec<(String, ChangeKinds)>),
+    /// The feed (re)connected and may have missed changes: re-read every
+    /// account the relay serves.
+    Everything,
+}
+
+/// The changes other writers (relay nodes) commit to a shared store, in
+/// commit order as far as the database tells, as hints: see
+/// [`RelayStore::change_feed`]. Blocking; runs on a plain thread.
+pub trait ChangeFeed: Send {
+    /// Waits at most `timeout` for changes. `Ok(None)`: none came. The
+    /// first call connects and reports [`Changes::Everything`]; so does the
+    /// first call that connects again after an error (a lost connection
+    /// loses the changes made meanwhile).
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Option<Changes>, StoreError>;
 }
 
 /// What a backend knows when it decides a login: read inside the login's
