@@ -799,6 +799,26 @@ pub(super) fn values_above_i64_max_are_refused_not_clamped(store: &mut impl Rela
     assert_eq!(store.set_cursor(A, PHONE, u64::MAX).unwrap(), Some(0));
 }
 
+fn session(device: DeviceKey, conn: u64, at_ms: u64) -> SessionRow {
+    SessionRow {
+        device,
+        conn,
+        platform: "linux".into(),
+        last_active_ms: at_ms,
+        enrolled_at_ms: at_ms,
+    }
+}
+
+pub(super) fn an_instance_never_sees_its_own_sessions_as_elsewhere(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 10)).unwrap());
+    store.open_session(A, &session(PHONE, 1, 10), 1_000).unwrap();
+    store.renew_node_lease(2_000).unwrap();
+    assert_eq!(store.sessions_elsewhere(A, 10).unwrap(), Vec::new());
+    store.close_session(A, PHONE, 1).unwrap();
+    store.end_session(A, PHONE).unwrap();
+    assert_eq!(store.sessions_elsewhere(A, 10).unwrap(), Vec::new());
+}
+
 /// Expands to one `#[test]` per conformance case, each on a fresh store.
 /// `$make` gives `(keep, store)`: `keep` lives as long as the test (the
 /// temporary folder or database the store is in).
@@ -831,6 +851,7 @@ macro_rules! relay_store_conformance {
                 a_group_commits_its_operations_together,
                 a_failed_operation_leaves_the_rest_of_its_group,
                 values_above_i64_max_are_refused_not_clamped,
+                an_instance_never_sees_its_own_sessions_as_elsewhere,
             );
         }
     };
@@ -1069,6 +1090,65 @@ pub(super) fn the_change_feed_names_what_other_instances_changed<S: RelayStore>(
     );
 }
 
+/// On a store other writers share, a session opened by one instance counts
+/// for the others while its node's lease runs and its device's enrollment
+/// is not revoked; a later session of the device replaces it, and only the
+/// connection that opened it closes it. A store that one process writes
+/// (`shared` false) keeps no sessions: nothing is ever elsewhere.
+pub(super) fn sessions_count_elsewhere_while_their_lease_runs<S: RelayStore>(
+    open: &(dyn Fn() -> S + Sync),
+    shared: bool,
+) {
+    let (mut one, mut two) = (open(), open());
+    let seen = |store: &mut S, now_ms: u64| -> Vec<(DeviceKey, u64)> {
+        store
+            .sessions_elsewhere(A, now_ms)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.device, s.conn))
+            .collect()
+    };
+    let expect = |rows: Vec<(DeviceKey, u64)>| if shared { rows } else { Vec::new() };
+    for device in [PHONE, LAPTOP, TABLET] {
+        accepted(one.login(&login(A, device, 1, 10)).unwrap());
+    }
+    one.open_session(A, &session(PHONE, 1, 10), 1_000).unwrap();
+    one.open_session(A, &session(LAPTOP, 2, 10), 1_000).unwrap();
+    assert_eq!(seen(&mut two, 999), expect(vec![(PHONE, 1), (LAPTOP, 2)]));
+    assert_eq!(seen(&mut one, 999), Vec::new(), "its own are not elsewhere");
+    assert_eq!(
+        two.sessions_elsewhere(A, 999).unwrap().first().cloned(),
+        expect(vec![(PHONE, 1)]).first().map(|_| session(PHONE, 1, 10))
+    );
+    // The lease ends at 1,000: from then on they do not count, until the
+    // node renews it.
+    assert_eq!(seen(&mut two, 1_000), Vec::new());
+    one.renew_node_lease(5_000).unwrap();
+    assert_eq!(seen(&mut two, 1_000), expect(vec![(PHONE, 1), (LAPTOP, 2)]));
+    // A revoked device's session does not count.
+    one.revoke(A, LAPTOP, &kicked_by(PHONE, 20)).unwrap();
+    assert_eq!(seen(&mut two, 1_000), expect(vec![(PHONE, 1)]));
+    // The phone logs in on the other node: its session moves there, and
+    // the first node's connection closing later leaves it.
+    two.open_session(A, &session(PHONE, 7, 30), 5_000).unwrap();
+    one.close_session(A, PHONE, 1).unwrap();
+    assert_eq!(seen(&mut one, 1_000), expect(vec![(PHONE, 7)]));
+    assert_eq!(seen(&mut two, 1_000), Vec::new());
+    // Closed by its own connection, or ended from anywhere, it is gone.
+    one.open_session(A, &session(TABLET, 3, 40), 5_000).unwrap();
+    one.close_session(A, TABLET, 99).unwrap();
+    assert_eq!(seen(&mut two, 1_000), expect(vec![(TABLET, 3)]));
+    one.close_session(A, TABLET, 3).unwrap();
+    assert_eq!(seen(&mut two, 1_000), Vec::new());
+    one.end_session(A, PHONE).unwrap();
+    assert_eq!(seen(&mut one, 1_000), Vec::new());
+    // Removing the account ends its sessions.
+    one.open_session(A, &session(PHONE, 4, 50), 5_000).unwrap();
+    assert_eq!(seen(&mut two, 1_000), expect(vec![(PHONE, 4)]));
+    one.remove_account(A).unwrap();
+    assert_eq!(seen(&mut two, 1_000), Vec::new());
+}
+
 /// Expands to one `#[test]` per shared-database case. `$make` gives
 /// `(keep, open)`: `open()` opens one more instance on the same database.
 macro_rules! shared_store_conformance {
@@ -1086,6 +1166,12 @@ macro_rules! shared_store_conformance {
             fn the_change_feed_names_what_other_instances_changed() {
                 let (_keep, open) = $make;
                 super::the_change_feed_names_what_other_instances_changed(&open, $feed);
+            }
+
+            #[test]
+            fn sessions_count_elsewhere_while_their_lease_runs() {
+                let (_keep, open) = $make;
+                super::sessions_count_elsewhere_while_their_lease_runs(&open, $feed);
             }
         }
     };

@@ -32,7 +32,9 @@ pub use self::postgres::PostgresRelayStore;
 pub use crate::values::STORED_VALUE_MAX;
 pub use memory::MemoryRelayStore;
 #[cfg(feature = "postgres")]
-pub use self::postgres::{PostgresChangeFeed, CHANGE_CHANNEL, NOTIFY_PAYLOAD_BYTES_MAX};
+pub use self::postgres::{
+    PostgresChangeFeed, CHANGE_CHANNEL, FEED_APPLICATION_NAME_SUFFIX, NOTIFY_PAYLOAD_BYTES_MAX,
+};
 pub use sqlite::SqliteRelayStore;
 
 use crate::StoreError;
@@ -520,6 +522,72 @@ pub trait RelayStore: Send {
     fn change_feed(&mut self) -> Option<Box<dyn ChangeFeed>> {
         None
     }
+
+    /// Records that `session.device` is online on this relay node (on its
+    /// connection `session.conn`), replacing any session of that device on
+    /// any node, and renews this node's lease to `lease_until_ms`. A store
+    /// without other writers keeps nothing: the relay's memory is the whole
+    /// truth there.
+    fn open_session(
+        &mut self,
+        _account: &str,
+        _session: &SessionRow,
+        _lease_until_ms: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Forgets the session of `device` on this node's connection `conn`;
+    /// a later session of the device (another connection, another node)
+    /// stays.
+    fn close_session(
+        &mut self,
+        _account: &str,
+        _device: DeviceKey,
+        _conn: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Forgets the session of `device` whichever node holds it: the device
+    /// was displaced or revoked.
+    fn end_session(&mut self, _account: &str, _device: DeviceKey) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The account's sessions on other nodes whose lease runs past
+    /// `now_ms` and whose device's enrollment is not revoked, ordered by
+    /// device; always empty for a store without other writers. Inside a
+    /// group that locked the account (a login did), the answer holds until
+    /// the group commits.
+    fn sessions_elsewhere(
+        &mut self,
+        _account: &str,
+        _now_ms: u64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Renews this node's lease to `lease_until_ms`: until then its
+    /// sessions count on the other nodes.
+    fn renew_node_lease(&mut self, _lease_until_ms: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A device online on a relay node, as other nodes see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The device.
+    pub device: DeviceKey,
+    /// The node's connection id.
+    pub conn: u64,
+    /// Its platform name.
+    pub platform: String,
+    /// When it logged in (other nodes do not see its later activity).
+    pub last_active_ms: u64,
+    /// When its enrollment was made.
+    pub enrolled_at_ms: u64,
 }
 
 /// What changed about one account, as far as a relay serving its devices

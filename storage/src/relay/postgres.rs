@@ -72,7 +72,8 @@ use super::{
     expiry_after, plan_login, AccountStatus, Appended, ChangeFeed, ChangeKinds, Changes,
     ContentKey, DeviceKey, DeviceMention,
     DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
-    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
+    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, SessionRow,
+    TokenUse,
 };
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
@@ -87,6 +88,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
 
 /// The channel on which relay nodes tell each other what they changed.
 pub const CHANGE_CHANNEL: &str = "tandem_relay_changes";
+
+/// What the change feed's connection adds to the store's application name
+/// (`tandem-relay` unless the URL names one).
+pub const FEED_APPLICATION_NAME_SUFFIX: &str = "-feed";
 
 /// The longest notification payload: PostgreSQL refuses one of 8000 bytes
 /// or more. A group's notes that do not fit go out as several.
@@ -685,12 +690,137 @@ fn revocation_params(revocation: &Revocation) -> Result<RevocationParams<'_>, St
 
 impl RelayStore for PostgresRelayStore {
     fn change_feed(&mut self) -> Option<Box<dyn ChangeFeed>> {
+        // Named apart from the store's connections, so an operator (or a
+        // test) can tell the listening connection in `pg_stat_activity`.
+        let mut config = self.config.clone();
+        let name = format!(
+            "{}{FEED_APPLICATION_NAME_SUFFIX}",
+            config.get_application_name().unwrap_or("tandem-relay")
+        );
+        config.application_name(&name);
         Some(Box::new(PostgresChangeFeed {
-            config: self.config.clone(),
+            config,
             node: self.node,
             client: None,
             checked_at: Instant::now(),
         }))
+    }
+
+    fn open_session(
+        &mut self,
+        account: &str,
+        session: &SessionRow,
+        lease_until_ms: u64,
+    ) -> Result<(), StoreError> {
+        let lease = u64_to_sql("lease_until_ms", lease_until_ms)?;
+        let conn = u64_to_sql("conn", session.conn)?;
+        let active = u64_to_sql("last_active_ms", session.last_active_ms)?;
+        let enrolled = u64_to_sql("enrolled_at_ms", session.enrolled_at_ms)?;
+        let device: &[u8] = &session.device;
+        let node = self.node;
+        self.run(Shape::WriteMany, |c| {
+            c.execute(
+                "INSERT INTO relay_nodes (node, lease_until_ms) VALUES ($1, $2)
+                 ON CONFLICT (node) DO UPDATE
+                 SET lease_until_ms = GREATEST(relay_nodes.lease_until_ms, excluded.lease_until_ms)",
+                &[&node, &lease],
+            )?;
+            c.execute(
+                "INSERT INTO sessions
+                    (account, device, node, conn, platform, last_active_ms, enrolled_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (account, device) DO UPDATE SET
+                    node = excluded.node, conn = excluded.conn, platform = excluded.platform,
+                    last_active_ms = excluded.last_active_ms,
+                    enrolled_at_ms = excluded.enrolled_at_ms",
+                &[
+                    &account,
+                    &device,
+                    &node,
+                    &conn,
+                    &session.platform,
+                    &active,
+                    &enrolled,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn close_session(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        conn: u64,
+    ) -> Result<(), StoreError> {
+        let conn = bound(conn);
+        let device: &[u8] = &device;
+        let node = self.node;
+        self.run(Shape::WriteOne, |c| {
+            c.execute(
+                "DELETE FROM sessions
+                 WHERE account = $1 AND device = $2 AND node = $3 AND conn = $4",
+                &[&account, &device, &node, &conn],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn end_session(&mut self, account: &str, device: DeviceKey) -> Result<(), StoreError> {
+        let device: &[u8] = &device;
+        self.run(Shape::WriteOne, |c| {
+            c.execute(
+                "DELETE FROM sessions WHERE account = $1 AND device = $2",
+                &[&account, &device],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn sessions_elsewhere(
+        &mut self,
+        account: &str,
+        now_ms: u64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        let now = bound(now_ms);
+        let node = self.node;
+        self.run(Shape::Read, |c| {
+            let rows = c.query(
+                "SELECT s.device, s.conn, s.platform, s.last_active_ms, s.enrolled_at_ms
+                 FROM sessions s
+                 JOIN relay_nodes n ON n.node = s.node
+                 JOIN enrollments e ON e.account = s.account AND e.device = s.device
+                 WHERE s.account = $1 AND s.node <> $2 AND n.lease_until_ms > $3
+                   AND e.revoked_kind IS NULL
+                 ORDER BY s.device",
+                &[&account, &node, &now],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SessionRow {
+                        device: key(r.try_get(0)?, "session device")?,
+                        conn: u64_from_sql("conn", r.try_get(1)?)?,
+                        platform: r.try_get(2)?,
+                        last_active_ms: u64_from_sql("last_active_ms", r.try_get(3)?)?,
+                        enrolled_at_ms: u64_from_sql("enrolled_at_ms", r.try_get(4)?)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn renew_node_lease(&mut self, lease_until_ms: u64) -> Result<(), StoreError> {
+        let lease = u64_to_sql("lease_until_ms", lease_until_ms)?;
+        let node = self.node;
+        self.run(Shape::WriteOne, |c| {
+            c.execute(
+                "INSERT INTO relay_nodes (node, lease_until_ms) VALUES ($1, $2)
+                 ON CONFLICT (node) DO UPDATE
+                 SET lease_until_ms = GREATEST(relay_nodes.lease_until_ms, excluded.lease_until_ms)",
+                &[&node, &lease],
+            )?;
+            Ok(())
+        })
     }
 
     fn begin_group(&mut self) -> Result<(), StoreError> {
@@ -1015,6 +1145,7 @@ impl RelayStore for PostgresRelayStore {
                 &[&account],
             )?;
             let devices = u64_from_sql("device count", devices.try_get(0)?)?;
+            c.execute("DELETE FROM sessions WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM payloads WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM log WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM used_tokens WHERE account = $1", &[&account])?;
