@@ -9,21 +9,30 @@
 //! runs on the store's thread, one request at a time. That makes every
 //! request atomic with respect to every other, across all accounts, without
 //! locks.
+//!
+//! Several relay nodes may share one store ([`RelayCore::with_cross_node`]).
+//! Then what another node changed reaches this core as
+//! [`RelayCore::changed`] (the store's change feed names the accounts), and
+//! the core reads the store to learn what is new for the devices it serves:
+//! deltas after the last one it fanned out (live, or `PullNeeded` past one
+//! page), revoked enrollments (their sessions are closed with the
+//! revocation's reason), payloads it has not delivered on a connection yet,
+//! and bans and removals.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tandem_storage::relay::{
-    AccountStatus, DeviceMention, DeviceRow, LogRow, Login, LoginOutcome, PayloadRow, PutPayload,
-    RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
+    AccountStatus, ChangeKinds, Changes, DeviceMention, DeviceRow, LogRow, Login, LoginOutcome,
+    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
 };
 use tandem_storage::StoreError;
 use tandem_transport::auth::{self, ChallengeNonce, DevicePublicKey, ProofSignature, NONCE_BYTES};
 use tandem_transport::frame::{
     AdminReply, AdminRequest, Enrollment, EnrollmentState, Hello, PushAckEntry, Welcome,
 };
-use tandem_transport::limits::{DEVICES_PER_ACCOUNT_MAX, PAGE_BYTES_MAX};
+use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DEVICES_PER_ACCOUNT_MAX, PAGE_BYTES_MAX};
 use tandem_transport::{
     AccountId, ContentId, DeviceId, DeviceInfo, DeviceRef, Entropy, ErrorCode, Frame, LogDelta,
     OfflineReason, PayloadId, Platform, Refusal, Request, Role, WireDelta, PROTOCOL_VERSION,
@@ -36,6 +45,10 @@ use crate::token::{self, Purpose, TokenError};
 
 /// A connection's id, unique for the relay's lifetime.
 pub type ConnId = u64;
+
+/// Pages of an account's log the core reads at most for one change of
+/// another node; a device further behind is told to pull instead.
+pub const CROSS_NODE_PAGES_MAX: usize = 4;
 
 /// How often the core forgets used login tokens that have expired.
 pub const USED_TOKENS_PURGE_INTERVAL_MS: u64 = 60_000;
@@ -166,6 +179,10 @@ pub enum Notice {
     /// The same device connected again; close this older connection
     /// without a word.
     Superseded,
+    /// Deltas landed that this connection will not get live (more than a
+    /// page of them, from another node): the device is told to pull.
+    /// Coalesced when the queue is full.
+    PullNeeded,
 }
 
 /// What the shell must do after one request.
@@ -255,6 +272,9 @@ struct Online {
     enrolled_at_ms: u64,
     /// When its enrollment was last renewed (by its login or online).
     renewed_at_ms: u64,
+    /// The head its `Welcome` named: it pulls up to there, so only deltas
+    /// after it reach it live from other nodes.
+    head_at_login: u64,
 }
 
 impl Online {
@@ -305,6 +325,9 @@ pub struct RelayCore {
     admins: BTreeSet<ConnId>,
     last_purge_ms: u64,
     counters: Arc<Counters>,
+    /// Other relay nodes share the store: keep what [`RelayCore::changed`]
+    /// needs.
+    cross_node: bool,
 }
 
 /// The logged-in connections, indexed by account, so that fan-out and the
@@ -315,6 +338,35 @@ pub struct RelayCore {
 struct OnlineSet {
     conns: HashMap<ConnId, Online>,
     by_account: HashMap<AccountId, BTreeSet<ConnId>>,
+    /// Across nodes only: per account with connections here, how far its
+    /// log has been fanned out to them.
+    fanned: HashMap<AccountId, Fanned>,
+    /// Across nodes only: per connection, the payloads it was given and has
+    /// not acknowledged, so that a payload reaches it once.
+    delivered: HashMap<ConnId, HashSet<PayloadId>>,
+}
+
+/// How far an account's log has been fanned out to its connections on this
+/// node: every seq up to `to`, and the seqs in `ahead` (local pushes that
+/// landed after deltas of other nodes this node has not read yet).
+#[derive(Debug, Default)]
+struct Fanned {
+    to: u64,
+    ahead: BTreeSet<u64>,
+}
+
+impl Fanned {
+    /// `seq` has been fanned out.
+    fn fanned(&mut self, seq: u64) {
+        if seq == self.to + 1 {
+            self.to = seq;
+            while self.ahead.remove(&(self.to + 1)) {
+                self.to += 1;
+            }
+        } else if seq > self.to {
+            self.ahead.insert(seq);
+        }
+    }
 }
 
 impl OnlineSet {
@@ -340,6 +392,7 @@ impl OnlineSet {
 
     fn remove(&mut self, conn: &ConnId) -> Option<Online> {
         let gone = self.conns.remove(conn)?;
+        self.delivered.remove(conn);
         self.unindex(*conn, &gone.account);
         Some(gone)
     }
@@ -349,6 +402,7 @@ impl OnlineSet {
             conns.remove(&conn);
             if conns.is_empty() {
                 self.by_account.remove(account);
+                self.fanned.remove(account);
             }
         }
     }
@@ -401,7 +455,17 @@ impl RelayCore {
             admins: BTreeSet::new(),
             last_purge_ms: 0,
             counters: Arc::new(Counters::default()),
+            cross_node: false,
         }
+    }
+
+    /// Other relay nodes share the store, and their changes will come in
+    /// through [`RelayCore::changed`]: the core keeps, per account, how far
+    /// it fanned the log out, and per connection which payloads it
+    /// delivered.
+    pub fn with_cross_node(mut self) -> Self {
+        self.cross_node = true;
+        self
     }
 
     /// The counters this core adds to (the shell adds its own to the same).
@@ -525,7 +589,14 @@ impl RelayCore {
                     .store
                     .ack_payload(me.account.as_str(), me.device.0, id.0)
                 {
-                    Ok(_) => Outcome::default(),
+                    Ok(_) => {
+                        // A payload sent again with this id later is a new
+                        // one for this connection.
+                        if let Some(delivered) = self.online.delivered.get_mut(&conn) {
+                            delivered.remove(&id);
+                        }
+                        Outcome::default()
+                    }
                     Err(e) => Outcome::store_failed(&e, false),
                 }
             }
@@ -559,6 +630,209 @@ impl RelayCore {
                 tracing::warn!(%error, "could not record last seen time");
             }
         }
+    }
+
+    // ---- What other nodes changed. ----
+
+    /// Other relay nodes sharing the store changed `changes` (from the
+    /// store's change feed): reads what is new for the connections of the
+    /// accounts named (of every account served here, for
+    /// [`Changes::Everything`]) and returns it as notices. Nothing is
+    /// written, so the notices need no commit; they come in the store's
+    /// order.
+    pub fn changed(&mut self, changes: Changes, now_ms: u64) -> Outcome {
+        let every = |set: &OnlineSet| -> Vec<(AccountId, ChangeKinds)> {
+            set.by_account
+                .keys()
+                .map(|a| (a.clone(), ChangeKinds::ALL))
+                .collect()
+        };
+        let accounts = match changes {
+            Changes::Accounts(accounts) => accounts
+                .into_iter()
+                .filter_map(|(account, kinds)| {
+                    // A name no device could log in with has no one here.
+                    let account = AccountId::new(account).ok()?;
+                    self.online
+                        .by_account
+                        .contains_key(&account)
+                        .then_some((account, kinds))
+                })
+                .collect(),
+            Changes::Everything => every(&self.online),
+            // A kind of report this build does not know: read everything.
+            _ => every(&self.online),
+        };
+        let mut outcome = Outcome::default();
+        for (account, kinds) in accounts {
+            if let Err(error) = self.refresh(&account, kinds, now_ms, &mut outcome) {
+                // What was not read now is read at the next change of the
+                // account (each read starts where the last one ended), or
+                // by the device's own pull.
+                tracing::warn!(%account, %error, "could not read another node's changes");
+            }
+        }
+        outcome
+    }
+
+    fn refresh(
+        &mut self,
+        account: &AccountId,
+        kinds: ChangeKinds,
+        now_ms: u64,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
+        if kinds.status {
+            let reason = match self.store.account_status(account.as_str())? {
+                AccountStatus::Banned => Some(OfflineReason::AccountBanned),
+                AccountStatus::Removed => Some(OfflineReason::AccountRemoved),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                let closed = self.force_offline(account, None, &reason, outcome);
+                tracing::info!(%account, closed, %reason, "account closed on another node");
+                return Ok(());
+            }
+        }
+        if kinds.devices {
+            self.refresh_devices(account, now_ms, outcome)?;
+        }
+        if kinds.deltas {
+            self.refresh_log(account, outcome)?;
+        }
+        if kinds.payloads {
+            self.refresh_payloads(account, outcome)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the sessions here of devices whose enrollment another node
+    /// revoked (a kick, a logout, a displacement), with the revocation's
+    /// reason; tells the others that the device list changed.
+    fn refresh_devices(
+        &mut self,
+        account: &AccountId,
+        _now_ms: u64,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
+        let rows = self.store.devices(account.as_str())?;
+        let here: Vec<(ConnId, DeviceId)> = self
+            .online
+            .of_account(account)
+            .map(|(c, o)| (c, o.device))
+            .collect();
+        let mut kicked = HashSet::new();
+        for (conn, device) in here {
+            let revoked = rows
+                .iter()
+                .find(|r| r.device == device.0)
+                .and_then(|r| r.enrollment.as_ref())
+                .and_then(|e| e.revoked.as_ref());
+            match revoked {
+                Some(revocation) => {
+                    if kicked.insert(device) {
+                        let reason = offline_reason(revocation);
+                        self.force_offline(account, Some(device), &reason, outcome);
+                        tracing::info!(%account, %device, %reason, "forced offline by another node");
+                    }
+                }
+                None => outcome.notices.push((conn, Notice::DeviceListChanged)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fans out to the connections here the deltas of the account's log
+    /// they have not had, one page at most; past it they are told to pull.
+    fn refresh_log(&mut self, account: &AccountId, outcome: &mut Outcome) -> Result<(), StoreError> {
+        let here: Vec<(ConnId, DeviceId, u64)> = self
+            .online
+            .of_account(account)
+            .map(|(c, o)| (c, o.device, o.head_at_login))
+            .collect();
+        // Read up to the head as it is now. Deltas committed later are
+        // told by notifications that come later; those told already were
+        // committed before this read, so below this head.
+        let target = self.store.head_seq(account.as_str())?;
+        for _ in 0..CROSS_NODE_PAGES_MAX {
+            let Some(after) = self.online.fanned.get(account).map(|f| f.to) else {
+                return Ok(());
+            };
+            if after >= target {
+                return Ok(());
+            }
+            let page =
+                self.store
+                    .read_log(account.as_str(), after, DELTAS_PER_PAGE_MAX, PAGE_BYTES_MAX)?;
+            let Some(fanned) = self.online.fanned.get_mut(account) else {
+                return Ok(());
+            };
+            for row in page.rows {
+                debug_assert!(row.seq > fanned.to);
+                fanned.to = row.seq;
+                if fanned.ahead.remove(&row.seq) {
+                    // Pushed through this node: fanned out when it was
+                    // pushed.
+                    continue;
+                }
+                let live = log_delta(row);
+                for &(conn, device, head_at_login) in &here {
+                    if device != live.origin && live.seq > head_at_login {
+                        outcome.notices.push((conn, Notice::Live(live.clone())));
+                    }
+                }
+            }
+            while fanned.ahead.remove(&(fanned.to + 1)) {
+                fanned.to += 1;
+            }
+            if !page.more {
+                return Ok(());
+            }
+        }
+        // Further behind than the pages read: the devices pull the rest.
+        let Some(fanned) = self.online.fanned.get_mut(account) else {
+            return Ok(());
+        };
+        if fanned.to >= target {
+            return Ok(());
+        }
+        fanned.to = target;
+        fanned.ahead.retain(|&seq| seq > target);
+        for &(conn, _, _) in &here {
+            outcome.notices.push((conn, Notice::PullNeeded));
+        }
+        Ok(())
+    }
+
+    /// Delivers to each connection here the payloads waiting for its device
+    /// that it was not given yet.
+    fn refresh_payloads(
+        &mut self,
+        account: &AccountId,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
+        let here: Vec<(ConnId, DeviceId)> = self
+            .online
+            .of_account(account)
+            .map(|(c, o)| (c, o.device))
+            .collect();
+        for (conn, device) in here {
+            let waiting = self.store.payloads(account.as_str(), device.0)?;
+            let delivered = self.online.delivered.entry(conn).or_default();
+            for p in waiting {
+                if delivered.insert(PayloadId(p.id)) {
+                    outcome.notices.push((
+                        conn,
+                        Notice::Payload {
+                            from: DeviceId(p.sender),
+                            id: PayloadId(p.id),
+                            bytes: p.bytes,
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     // ---- Logging in. ----
@@ -678,6 +952,7 @@ impl RelayCore {
             last_active_ms: now_ms,
             enrolled_at_ms: enrollment.enrolled_at_ms,
             renewed_at_ms: now_ms,
+            head_at_login: 0,
         };
         let mut outcome = Outcome {
             accepted: Some(Role::Device),
@@ -714,6 +989,24 @@ impl RelayCore {
                 return Outcome::store_failed(&e, true);
             }
         };
+        if let Some(online) = self.online.get_mut(&conn) {
+            online.head_at_login = head_seq;
+        }
+        if self.cross_node {
+            // The first connection of the account here starts the fan-out
+            // at its head; a later one keeps the account's place (an
+            // earlier connection may still wait for deltas below it).
+            self.online
+                .fanned
+                .entry(hello.account.clone())
+                .or_insert(Fanned {
+                    to: head_seq,
+                    ahead: BTreeSet::new(),
+                });
+            self.online
+                .delivered
+                .insert(conn, payloads.iter().map(|p| PayloadId(p.id)).collect());
+        }
         let me = device_info(&row, true, now_ms);
         outcome.replies.push(Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,
@@ -1355,6 +1648,11 @@ impl RelayCore {
             }
             deltas_new += 1;
             head_seq = a.seq;
+            if self.cross_node {
+                if let Some(fanned) = self.online.fanned.get_mut(&me.account) {
+                    fanned.fanned(a.seq);
+                }
+            }
             let live = LogDelta {
                 seq: a.seq,
                 origin: me.device,
@@ -1435,15 +1733,22 @@ impl RelayCore {
         match put {
             Ok(PutPayload::Stored) => {
                 let mut outcome = Outcome::reply(Frame::PayloadStored { id });
-                for (conn, o) in self.online.of_account(&me.account) {
-                    if o.device == to {
-                        let notice = Notice::Payload {
-                            from: me.device,
-                            id,
-                            bytes: row.bytes.clone(),
-                        };
-                        outcome.notices.push((conn, notice));
+                let targets: Vec<ConnId> = self
+                    .online
+                    .of_account(&me.account)
+                    .filter(|(_, o)| o.device == to)
+                    .map(|(c, _)| c)
+                    .collect();
+                for conn in targets {
+                    if let Some(delivered) = self.online.delivered.get_mut(&conn) {
+                        delivered.insert(id);
                     }
+                    let notice = Notice::Payload {
+                        from: me.device,
+                        id,
+                        bytes: row.bytes.clone(),
+                    };
+                    outcome.notices.push((conn, notice));
                 }
                 outcome
             }
