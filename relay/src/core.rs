@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use tandem_storage::relay::{
     AccountStatus, ChangeKinds, Changes, DeviceMention, DeviceRow, LogRow, Login, LoginOutcome,
-    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
+    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, SessionRow,
+    TokenUse,
 };
 use tandem_storage::StoreError;
 use tandem_transport::auth::{self, ChallengeNonce, DevicePublicKey, ProofSignature, NONCE_BYTES};
@@ -49,6 +50,18 @@ pub type ConnId = u64;
 /// Pages of an account's log the core reads at most for one change of
 /// another node; a device further behind is told to pull instead.
 pub const CROSS_NODE_PAGES_MAX: usize = 4;
+
+/// How long a node's sessions count on the other nodes after it last
+/// renewed its lease: a node that crashed stops holding places under the
+/// online-device limit this long after.
+pub const NODE_LEASE_MS: u64 = 15_000;
+
+/// How often a node renews its lease ([`RelayCore::tick`]).
+pub const NODE_LEASE_RENEW_INTERVAL_MS: u64 = 5_000;
+
+/// Connection ids from here up stand for sessions on other nodes while the
+/// limits are checked; a node never hands out this many.
+const ELSEWHERE_CONN_BASE: ConnId = u64::MAX - DEVICES_PER_ACCOUNT_MAX as u64;
 
 /// How often the core forgets used login tokens that have expired.
 pub const USED_TOKENS_PURGE_INTERVAL_MS: u64 = 60_000;
@@ -326,8 +339,13 @@ pub struct RelayCore {
     last_purge_ms: u64,
     counters: Arc<Counters>,
     /// Other relay nodes share the store: keep what [`RelayCore::changed`]
-    /// needs.
+    /// needs, and record sessions in the store.
     cross_node: bool,
+    /// Across nodes only: the sessions this node recorded, by connection,
+    /// to forget when the connection ends.
+    sessions: HashMap<ConnId, (AccountId, DeviceId)>,
+    /// When this node last renewed its lease, ms since the epoch.
+    lease_renewed_ms: u64,
 }
 
 /// The logged-in connections, indexed by account, so that fan-out and the
@@ -456,6 +474,26 @@ impl RelayCore {
             last_purge_ms: 0,
             counters: Arc::new(Counters::default()),
             cross_node: false,
+            sessions: HashMap::new(),
+            lease_renewed_ms: 0,
+        }
+    }
+
+    /// Time passes: across nodes, renews this node's lease every
+    /// [`NODE_LEASE_RENEW_INTERVAL_MS`], so that its sessions keep counting
+    /// on the other nodes. The shell calls it at least that often.
+    pub fn tick(&mut self, now_ms: u64) {
+        if !self.cross_node
+            || now_ms.saturating_sub(self.lease_renewed_ms) < NODE_LEASE_RENEW_INTERVAL_MS
+        {
+            return;
+        }
+        match self
+            .store
+            .renew_node_lease(now_ms.saturating_add(NODE_LEASE_MS))
+        {
+            Ok(()) => self.lease_renewed_ms = now_ms,
+            Err(error) => tracing::warn!(%error, "could not renew this node's lease"),
         }
     }
 
@@ -619,6 +657,12 @@ impl RelayCore {
 
     /// The connection ended (its socket closed) at `now_ms`.
     pub fn disconnected(&mut self, conn: ConnId, now_ms: u64) {
+        if let Some((account, device)) = self.sessions.remove(&conn) {
+            if let Err(error) = self.store.close_session(account.as_str(), device.0, conn) {
+                // It stops counting when this node's lease ends.
+                tracing::warn!(%error, "could not forget a session");
+            }
+        }
         self.pending.remove(&conn);
         self.managers.remove(&conn);
         self.admins.remove(&conn);
@@ -712,10 +756,13 @@ impl RelayCore {
     fn refresh_devices(
         &mut self,
         account: &AccountId,
-        _now_ms: u64,
+        now_ms: u64,
         outcome: &mut Outcome,
     ) -> Result<(), StoreError> {
         let rows = self.store.devices(account.as_str())?;
+        // A device of ours whose session is now on another node logged in
+        // there since: this older connection goes, without a word.
+        let far = self.store.sessions_elsewhere(account.as_str(), now_ms)?;
         let here: Vec<(ConnId, DeviceId)> = self
             .online
             .of_account(account)
@@ -723,6 +770,12 @@ impl RelayCore {
             .collect();
         let mut kicked = HashSet::new();
         for (conn, device) in here {
+            if far.iter().any(|s| s.device == device.0) {
+                self.online.remove(&conn);
+                outcome.notices.push((conn, Notice::Superseded));
+                tracing::info!(%account, %device, "logged in on another node");
+                continue;
+            }
             let revoked = rows
                 .iter()
                 .find(|r| r.device == device.0)
@@ -958,7 +1011,21 @@ impl RelayCore {
             accepted: Some(Role::Device),
             ..Outcome::default()
         };
-        if let Err(mut refusal) = self.make_room(&newcomer, now_ms, &mut outcome) {
+        // Across nodes the limits count the account's sessions on the other
+        // nodes too. The login above locked the account's row for the rest
+        // of the group, so no other node's login can interleave.
+        let elsewhere = if self.cross_node {
+            match self
+                .store
+                .sessions_elsewhere(hello.account.as_str(), now_ms)
+            {
+                Ok(sessions) => sessions,
+                Err(e) => return Outcome::store_failed(&e, true),
+            }
+        } else {
+            Vec::new()
+        };
+        if let Err(mut refusal) = self.make_room(&newcomer, &elsewhere, now_ms, &mut outcome) {
             // Devices displaced before a store failure stay displaced: tell
             // them.
             refusal.notices.append(&mut outcome.notices);
@@ -973,6 +1040,24 @@ impl RelayCore {
         for old in superseded {
             self.online.remove(&old);
             outcome.notices.push((old, Notice::Superseded));
+        }
+        if self.cross_node {
+            let session = SessionRow {
+                device: hello.device.0,
+                conn,
+                platform: hello.platform.as_str().to_owned(),
+                last_active_ms: now_ms,
+                enrolled_at_ms: newcomer.enrolled_at_ms,
+            };
+            let lease = now_ms.saturating_add(NODE_LEASE_MS);
+            if let Err(e) = self
+                .store
+                .open_session(hello.account.as_str(), &session, lease)
+            {
+                return Outcome::store_failed(&e, true);
+            }
+            self.sessions
+                .insert(conn, (hello.account.clone(), hello.device));
         }
         self.online.insert(conn, newcomer);
         let account = hello.account.as_str();
@@ -1250,15 +1335,43 @@ impl RelayCore {
     fn make_room(
         &mut self,
         newcomer: &Online,
+        elsewhere: &[SessionRow],
         now_ms: u64,
         outcome: &mut Outcome,
     ) -> Result<(), Outcome> {
-        let others: Vec<(ConnId, Online)> = self
+        let mut others: Vec<(ConnId, Online)> = self
             .online
             .of_account(&newcomer.account)
             .filter(|(_, o)| o.device != newcomer.device)
             .map(|(c, o)| (c, o.clone()))
             .collect();
+        // The account's devices online on other nodes, each once, under
+        // stand-in connection ids.
+        let mut far = Vec::new();
+        for session in elsewhere {
+            let device = DeviceId(session.device);
+            if device == newcomer.device || others.iter().any(|(_, o)| o.device == device) {
+                continue;
+            }
+            let conn = ELSEWHERE_CONN_BASE + far.len() as u64;
+            far.push(device);
+            others.push((
+                conn,
+                Online {
+                    account: newcomer.account.clone(),
+                    device,
+                    name: String::new(),
+                    platform: session
+                        .platform
+                        .parse::<Platform>()
+                        .unwrap_or_else(|e| match e {}),
+                    last_active_ms: session.last_active_ms,
+                    enrolled_at_ms: session.enrolled_at_ms,
+                    renewed_at_ms: session.last_active_ms,
+                    head_at_login: 0,
+                },
+            ));
+        }
         let same_platform = others
             .iter()
             .filter(|(_, o)| o.platform == newcomer.platform)
@@ -1316,6 +1429,28 @@ impl RelayCore {
             by: newcomer.as_ref(),
         };
         for victim in victims {
+            if victim >= ELSEWHERE_CONN_BASE {
+                // Online on another node: revoked here, under the account's
+                // lock; that node closes its session when it reads the
+                // revocation (the store tells it).
+                let Some(&device) = far.get((victim - ELSEWHERE_CONN_BASE) as usize) else {
+                    continue;
+                };
+                let account = newcomer.account.as_str();
+                let revoked = self
+                    .store
+                    .revoke(account, device.0, &revocation(&reason, now_ms))
+                    .and_then(|_| self.store.end_session(account, device.0));
+                if let Err(e) = revoked {
+                    return Err(Outcome::store_failed(&e, true));
+                }
+                Counters::add(&self.counters.devices_forced_offline);
+                tracing::info!(
+                    account = %newcomer.account, %device, by = %newcomer.device,
+                    "device on another node displaced by the device limit"
+                );
+                continue;
+            }
             let Some(gone) = self.online.remove(&victim) else {
                 continue;
             };
@@ -1797,6 +1932,11 @@ impl RelayCore {
         now_ms: u64,
     ) -> Result<Vec<DeviceInfo>, StoreError> {
         let rows = self.store.devices(account.as_str())?;
+        let far: Vec<SessionRow> = if self.cross_node {
+            self.store.sessions_elsewhere(account.as_str(), now_ms)?
+        } else {
+            Vec::new()
+        };
         Ok(rows
             .iter()
             .take(DEVICES_PER_ACCOUNT_MAX)
@@ -1806,6 +1946,11 @@ impl RelayCore {
                     .of_account(account)
                     .filter(|(_, o)| o.device.0 == row.device)
                     .map(|(_, o)| o.last_active_ms)
+                    .chain(
+                        far.iter()
+                            .filter(|s| s.device == row.device)
+                            .map(|s| s.last_active_ms),
+                    )
                     .max();
                 let mut info = device_info(row, online.is_some(), now_ms);
                 if let Some(active_ms) = online {

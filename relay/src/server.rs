@@ -453,6 +453,8 @@ enum ToCore {
     Closed { conn: ConnId },
     /// Other relay nodes changed the shared store.
     Changed(Changes),
+    /// Time passed (the node's lease may be due).
+    Tick,
 }
 
 /// How the core thread reaches a connection without waiting on it.
@@ -524,6 +526,7 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
                 false
             }
         };
+        core.tick(now_ms());
         // Each request's outcome, in order, to dispatch once durable; and
         // the notices of other nodes' changes (`None`: no reply), which
         // wrote nothing and so go out even if the group fails.
@@ -548,6 +551,7 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
                 ToCore::Changed(changes) => {
                     handled.push((0, None, core.changed(changes, now_ms())));
                 }
+                ToCore::Tick => {}
             }
         }
         if grouped {
@@ -608,7 +612,17 @@ fn dispatch_notices(links: &HashMap<ConnId, ConnLink>, notices: Vec<(ConnId, Not
 fn run_feed(mut feed: Box<dyn ChangeFeed>, core_tx: mpsc::Sender<ToCore>, stop: &AtomicBool) {
     let wait = Duration::from_millis(CHANGE_FEED_WAIT_MS);
     let mut failing = false;
+    // The core renews the node's lease when it runs; an idle core is woken
+    // for it.
+    let tick_every = Duration::from_millis(crate::core::NODE_LEASE_RENEW_INTERVAL_MS / 2);
+    let mut ticked = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
+        if ticked.elapsed() >= tick_every {
+            ticked = std::time::Instant::now();
+            if core_tx.blocking_send(ToCore::Tick).is_err() {
+                return;
+            }
+        }
         match feed.wait(wait) {
             Ok(None) => {}
             Ok(Some(changes)) => {

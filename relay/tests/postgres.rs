@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tandem_relay::StoreLocation;
+use tandem_relay::{OverflowPolicy, StoreLocation};
 use tandem_storage::pg_test::TestDb;
 use tandem_storage::relay::FEED_APPLICATION_NAME_SUFFIX;
 use tandem_transport::limits::DELTAS_PER_PAGE_MAX;
@@ -413,6 +413,148 @@ async fn catch_up_after_lost_listener(db: Arc<TestDb>) {
         }
     }
     assert_eq!(seqs, vec![1, 2, 3]);
+    one.stop().await.expect("node one stops");
+    two.stop().await.expect("node two stops");
+}
+
+/// Eight devices of one account logging in at once, four through each
+/// node, under a limit of four online: exactly four get in, whichever node
+/// they reached; the others are refused for the limit.
+#[test]
+fn the_online_limit_holds_across_nodes_for_logins_at_once() {
+    with_database(|db| async move { limit_across_nodes(&db).await });
+}
+
+async fn limit_across_nodes(db: &str) {
+    const LIMIT: usize = 4;
+    let on = |db: &str| {
+        let mut config = config(StoreLocation::Postgres(db.to_owned()));
+        config.devices_online_max = LIMIT;
+        config
+    };
+    let (one, two) = (start(on(db)).await, start(on(db)).await);
+    let mut attempts = Vec::new();
+    for n in 1..=8u8 {
+        let relay = if n % 2 == 0 { &two } else { &one };
+        let config = client_config("alice", n, relay.token(&account("alice")));
+        let addr = relay.addr;
+        attempts.push(async move {
+            let conn = tandem_transport::driver::tcp::connect(addr, config)
+                .await
+                .unwrap();
+            (n, conn)
+        });
+    }
+    // Every connection is open before any handshake is driven: the logins
+    // race on both nodes.
+    let conns = futures_join_all(attempts).await;
+    let outcomes = futures_join_all(conns.into_iter().map(|(n, mut conn)| async move {
+        let event = next(&mut conn).await;
+        (n, conn, event)
+    }))
+    .await;
+    let mut online = Vec::new();
+    let mut refused_for_limit = Vec::new();
+    for (n, conn, event) in outcomes {
+        match event {
+            SessionEvent::Connected(_) => online.push(conn),
+            SessionEvent::Refused(r) if r.code == ErrorCode::TooManyDevices => {
+                refused_for_limit.push(n)
+            }
+            other => panic!("expected a login or a refusal for the limit, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        (online.len(), refused_for_limit.len()),
+        (LIMIT, 8 - LIMIT),
+        "the limit counts both nodes' devices"
+    );
+    // Each online device's list shows the four online, whichever node.
+    let conn = &mut online[0];
+    conn.session().list_devices().unwrap();
+    let devices = expect(conn, |e| match e {
+        SessionEvent::Devices(devices) => Some(devices.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(devices.iter().filter(|d| d.online).count(), LIMIT);
+    // One goes offline: a place is free for a refused one (enrolled by its
+    // attempt, so its key alone logs it in), on either node, once the
+    // node that served it has seen the connection end.
+    drop(online.pop());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        assert!(Instant::now() < deadline, "a place frees up");
+        let mut retried = false;
+        for &n in &refused_for_limit {
+            let relay = if n % 2 == 0 { &two } else { &one };
+            let mut conn = open(relay, device_config("alice", n)).await;
+            match next(&mut conn).await {
+                SessionEvent::Connected(_) => {
+                    online.push(conn);
+                    retried = true;
+                    break;
+                }
+                SessionEvent::Refused(r)
+                    if matches!(r.code, ErrorCode::TooManyDevices) => {}
+                SessionEvent::Error { .. } | SessionEvent::Closed(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if retried {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(online.len(), LIMIT);
+    drop(online);
+    one.stop().await.expect("node one stops");
+    two.stop().await.expect("node two stops");
+}
+
+/// Waits for every future, concurrently (the tests' own `join_all`).
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.expect("a task"));
+    }
+    out
+}
+
+/// Under "kick the longest idle", a login on one node past the limit
+/// displaces the longest idle device even when it is online on the other
+/// node: that session closes at once, saying who displaced it.
+#[test]
+fn a_login_on_one_node_displaces_a_device_on_the_other() {
+    with_database(|db| async move { displacement_across_nodes(&db).await });
+}
+
+async fn displacement_across_nodes(db: &str) {
+    let on = |db: &str| {
+        let mut config = config(StoreLocation::Postgres(db.to_owned()));
+        config.devices_online_max = 2;
+        config.overflow_policy = OverflowPolicy::KickLongestIdle;
+        config
+    };
+    let (one, two) = (start(on(db)).await, start(on(db)).await);
+    // The laptop, on node two, is online longest without a word.
+    let mut laptop = login(&two, "alice", 2).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut phone = login(&one, "alice", 1).await;
+    round_trip(&mut phone).await;
+    let _tablet = login(&one, "alice", 3).await;
+    match next_not_list(&mut laptop).await {
+        SessionEvent::Kicked(OfflineReason::Displaced { by }) => assert_eq!(by.id, device(3)),
+        other => panic!("expected the displacement, got {other:?}"),
+    }
+    // The phone stays.
+    round_trip(&mut phone).await;
     one.stop().await.expect("node one stops");
     two.stop().await.expect("node two stops");
 }
