@@ -797,7 +797,11 @@ impl RelayCore {
 
     /// Fans out to the connections here the deltas of the account's log
     /// they have not had, one page at most; past it they are told to pull.
-    fn refresh_log(&mut self, account: &AccountId, outcome: &mut Outcome) -> Result<(), StoreError> {
+    fn refresh_log(
+        &mut self,
+        account: &AccountId,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
         let here: Vec<(ConnId, DeviceId, u64)> = self
             .online
             .of_account(account)
@@ -814,9 +818,12 @@ impl RelayCore {
             if after >= target {
                 return Ok(());
             }
-            let page =
-                self.store
-                    .read_log(account.as_str(), after, DELTAS_PER_PAGE_MAX, PAGE_BYTES_MAX)?;
+            let page = self.store.read_log(
+                account.as_str(),
+                after,
+                DELTAS_PER_PAGE_MAX,
+                PAGE_BYTES_MAX,
+            )?;
             let Some(fanned) = self.online.fanned.get_mut(account) else {
                 return Ok(());
             };

@@ -329,7 +329,11 @@ async fn payload_across_nodes(db: &str) {
         })
         .await;
         match next_not_list(&mut laptop).await {
-            SessionEvent::DevicePayload { from, id: got, bytes } => {
+            SessionEvent::DevicePayload {
+                from,
+                id: got,
+                bytes,
+            } => {
                 assert_eq!((from, got), (device(1), id));
                 assert_eq!(bytes, format!("note {n}").into_bytes());
             }
@@ -495,8 +499,7 @@ async fn limit_across_nodes(db: &str) {
                     retried = true;
                     break;
                 }
-                SessionEvent::Refused(r)
-                    if matches!(r.code, ErrorCode::TooManyDevices) => {}
+                SessionEvent::Refused(r) if matches!(r.code, ErrorCode::TooManyDevices) => {}
                 SessionEvent::Error { .. } | SessionEvent::Closed(_) => {}
                 other => panic!("unexpected {other:?}"),
             }

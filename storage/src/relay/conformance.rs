@@ -811,7 +811,9 @@ fn session(device: DeviceKey, conn: u64, at_ms: u64) -> SessionRow {
 
 pub(super) fn an_instance_never_sees_its_own_sessions_as_elsewhere(store: &mut impl RelayStore) {
     accepted(store.login(&login(A, PHONE, 1, 10)).unwrap());
-    store.open_session(A, &session(PHONE, 1, 10), 1_000).unwrap();
+    store
+        .open_session(A, &session(PHONE, 1, 10), 1_000)
+        .unwrap();
     store.renew_node_lease(2_000).unwrap();
     assert_eq!(store.sessions_elsewhere(A, 10).unwrap(), Vec::new());
     store.close_session(A, PHONE, 1).unwrap();
@@ -1118,7 +1120,9 @@ pub(super) fn sessions_count_elsewhere_while_their_lease_runs<S: RelayStore>(
     assert_eq!(seen(&mut one, 999), Vec::new(), "its own are not elsewhere");
     assert_eq!(
         two.sessions_elsewhere(A, 999).unwrap().first().cloned(),
-        expect(vec![(PHONE, 1)]).first().map(|_| session(PHONE, 1, 10))
+        expect(vec![(PHONE, 1)])
+            .first()
+            .map(|_| session(PHONE, 1, 10))
     );
     // The lease ends at 1,000: from then on they do not count, until the
     // node renews it.

@@ -29,12 +29,12 @@ mod conformance;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresRelayStore;
-pub use crate::values::STORED_VALUE_MAX;
-pub use memory::MemoryRelayStore;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{
     PostgresChangeFeed, CHANGE_CHANNEL, FEED_APPLICATION_NAME_SUFFIX, NOTIFY_PAYLOAD_BYTES_MAX,
 };
+pub use crate::values::STORED_VALUE_MAX;
+pub use memory::MemoryRelayStore;
 pub use sqlite::SqliteRelayStore;
 
 use crate::StoreError;

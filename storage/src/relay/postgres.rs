@@ -70,10 +70,9 @@ use postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::{
     expiry_after, plan_login, AccountStatus, Appended, ChangeFeed, ChangeKinds, Changes,
-    ContentKey, DeviceKey, DeviceMention,
-    DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
-    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, SessionRow,
-    TokenUse,
+    ContentKey, DeviceKey, DeviceMention, DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts,
+    LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, PutPayload, RelayStore, Revocation,
+    RevocationKind, RevokeOutcome, SessionRow, TokenUse,
 };
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
@@ -101,6 +100,11 @@ pub const NOTIFY_PAYLOAD_BYTES_MAX: usize = 7_999;
 /// checks it with a query: a connection that died without a word (a
 /// network partition) must not look like a quiet one for long.
 pub(crate) const FEED_PING_INTERVAL_MS: u64 = 5_000;
+
+/// How long data the change feed sent may stay unacknowledged by the
+/// database's host before the connection counts as dead (TCP_USER_TIMEOUT,
+/// Linux), unless the URL sets it.
+pub(crate) const FEED_TCP_USER_TIMEOUT_MS: u64 = 10_000;
 
 /// Notifications one [`ChangeFeed::wait`] takes at most, so that one report
 /// stays bounded under a flood.
@@ -698,6 +702,12 @@ impl RelayStore for PostgresRelayStore {
             config.get_application_name().unwrap_or("tandem-relay")
         );
         config.application_name(&name);
+        // A connection that died without a word (a partition) fails the
+        // feed's check query within this, instead of blocking it for as
+        // long as the kernel would retransmit.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_millis(FEED_TCP_USER_TIMEOUT_MS));
+        }
         Some(Box::new(PostgresChangeFeed {
             config,
             node: self.node,
@@ -1650,7 +1660,10 @@ mod notice_tests {
 
     #[test]
     fn an_account_that_cannot_be_named_stands_for_every_account() {
-        for account in ["two\nlines".to_owned(), "x".repeat(NOTIFY_PAYLOAD_BYTES_MAX)] {
+        for account in [
+            "two\nlines".to_owned(),
+            "x".repeat(NOTIFY_PAYLOAD_BYTES_MAX),
+        ] {
             let notes = BTreeMap::from([(account, kinds("d"))]);
             let payloads = encode_changes(3, &notes);
             assert_eq!(payloads, vec!["tandem1 3\n*\n".to_owned()]);
@@ -1662,7 +1675,10 @@ mod notice_tests {
             let notes = BTreeMap::from([("y".repeat(len), kinds("d"))]);
             let payload = &encode_changes(3, &notes)[0];
             assert!(payload.len() <= NOTIFY_PAYLOAD_BYTES_MAX);
-            assert_eq!(matches!(decode_changes(payload), Notice::Accounts(..)), named);
+            assert_eq!(
+                matches!(decode_changes(payload), Notice::Accounts(..)),
+                named
+            );
         }
     }
 
