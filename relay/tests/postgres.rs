@@ -561,3 +561,54 @@ async fn displacement_across_nodes(db: &str) {
     one.stop().await.expect("node one stops");
     two.stop().await.expect("node two stops");
 }
+
+/// An operator's ban through one node closes the account's sessions on the
+/// other, and so does a removal; a device that logs in again through the
+/// other node closes its older session on the first, without a word.
+#[test]
+fn bans_removals_and_logins_elsewhere_close_sessions_on_the_other_node() {
+    with_database(|db| async move { operator_across_nodes(&db).await });
+}
+
+async fn operator_across_nodes(db: &str) {
+    use tandem_transport::frame::{AdminReply, AdminRequest};
+    let (one, two) = (node(db).await, node(db).await);
+    let mut admin = one.admin().await.expect("an operator's connection");
+    // A device logs in again through the other node: its older session
+    // closes, unkicked.
+    let mut phone = login(&two, "alice", 1).await;
+    let mut phone_again = login_with(&one, device_config("alice", 1)).await;
+    match next_not_list(&mut phone).await {
+        SessionEvent::Closed(_) => {}
+        other => panic!("expected the older session to close, got {other:?}"),
+    }
+    round_trip(&mut phone_again).await;
+    // A ban through node one closes alice's session on node two.
+    let mut laptop = login(&two, "alice", 2).await;
+    let banned = admin
+        .request(AdminRequest::Ban {
+            account: account("alice"),
+        })
+        .await
+        .expect("the ban");
+    assert!(matches!(banned, AdminReply::Done { .. }));
+    match next_not_list(&mut laptop).await {
+        SessionEvent::Kicked(reason) => assert_eq!(reason, OfflineReason::AccountBanned),
+        other => panic!("expected the ban, got {other:?}"),
+    }
+    // A removal through node one closes bob's session on node two.
+    let mut bob = login(&two, "bob", 1).await;
+    admin
+        .request(AdminRequest::Remove {
+            account: account("bob"),
+        })
+        .await
+        .expect("the removal");
+    match next_not_list(&mut bob).await {
+        SessionEvent::Kicked(reason) => assert_eq!(reason, OfflineReason::AccountRemoved),
+        other => panic!("expected the removal, got {other:?}"),
+    }
+    drop(admin);
+    one.stop().await.expect("node one stops");
+    two.stop().await.expect("node two stops");
+}

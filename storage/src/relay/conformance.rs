@@ -1335,7 +1335,7 @@ mod sqlite_file {
         match SqliteRelayStore::open(&path) {
             Err(crate::OpenError::SchemaTooNew {
                 found: 99,
-                known: 3,
+                known: 2,
             }) => {}
             other => panic!("{other:?}"),
         }
