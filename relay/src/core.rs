@@ -9,21 +9,31 @@
 //! runs on the store's thread, one request at a time. That makes every
 //! request atomic with respect to every other, across all accounts, without
 //! locks.
+//!
+//! Several relay nodes may share one store ([`RelayCore::with_cross_node`]).
+//! Then what another node changed reaches this core as
+//! [`RelayCore::changed`] (the store's change feed names the accounts), and
+//! the core reads the store to learn what is new for the devices it serves:
+//! deltas after the last one it fanned out (live, or `PullNeeded` past one
+//! page), revoked enrollments (their sessions are closed with the
+//! revocation's reason), payloads it has not delivered on a connection yet,
+//! and bans and removals.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tandem_storage::relay::{
-    AccountStatus, DeviceMention, DeviceRow, LogRow, Login, LoginOutcome, PayloadRow, PutPayload,
-    RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
+    AccountStatus, ChangeKinds, Changes, DeviceMention, DeviceRow, LogRow, Login, LoginOutcome,
+    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, SessionRow,
+    TokenUse,
 };
 use tandem_storage::StoreError;
 use tandem_transport::auth::{self, ChallengeNonce, DevicePublicKey, ProofSignature, NONCE_BYTES};
 use tandem_transport::frame::{
     AdminReply, AdminRequest, Enrollment, EnrollmentState, Hello, PushAckEntry, Welcome,
 };
-use tandem_transport::limits::{DEVICES_PER_ACCOUNT_MAX, PAGE_BYTES_MAX};
+use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DEVICES_PER_ACCOUNT_MAX, PAGE_BYTES_MAX};
 use tandem_transport::{
     AccountId, ContentId, DeviceId, DeviceInfo, DeviceRef, Entropy, ErrorCode, Frame, LogDelta,
     OfflineReason, PayloadId, Platform, Refusal, Request, Role, WireDelta, PROTOCOL_VERSION,
@@ -36,6 +46,22 @@ use crate::token::{self, Purpose, TokenError};
 
 /// A connection's id, unique for the relay's lifetime.
 pub type ConnId = u64;
+
+/// Pages of an account's log the core reads at most for one change of
+/// another node; a device further behind is told to pull instead.
+pub const CROSS_NODE_PAGES_MAX: usize = 4;
+
+/// How long a node's sessions count on the other nodes after it last
+/// renewed its lease: a node that crashed stops holding places under the
+/// online-device limit this long after.
+pub const NODE_LEASE_MS: u64 = 15_000;
+
+/// How often a node renews its lease ([`RelayCore::tick`]).
+pub const NODE_LEASE_RENEW_INTERVAL_MS: u64 = 5_000;
+
+/// Connection ids from here up stand for sessions on other nodes while the
+/// limits are checked; a node never hands out this many.
+const ELSEWHERE_CONN_BASE: ConnId = u64::MAX - DEVICES_PER_ACCOUNT_MAX as u64;
 
 /// How often the core forgets used login tokens that have expired.
 pub const USED_TOKENS_PURGE_INTERVAL_MS: u64 = 60_000;
@@ -166,6 +192,10 @@ pub enum Notice {
     /// The same device connected again; close this older connection
     /// without a word.
     Superseded,
+    /// Deltas landed that this connection will not get live (more than a
+    /// page of them, from another node): the device is told to pull.
+    /// Coalesced when the queue is full.
+    PullNeeded,
 }
 
 /// What the shell must do after one request.
@@ -255,6 +285,9 @@ struct Online {
     enrolled_at_ms: u64,
     /// When its enrollment was last renewed (by its login or online).
     renewed_at_ms: u64,
+    /// The head its `Welcome` named: it pulls up to there, so only deltas
+    /// after it reach it live from other nodes.
+    head_at_login: u64,
 }
 
 impl Online {
@@ -305,6 +338,14 @@ pub struct RelayCore {
     admins: BTreeSet<ConnId>,
     last_purge_ms: u64,
     counters: Arc<Counters>,
+    /// Other relay nodes share the store: keep what [`RelayCore::changed`]
+    /// needs, and record sessions in the store.
+    cross_node: bool,
+    /// Across nodes only: the sessions this node recorded, by connection,
+    /// to forget when the connection ends.
+    sessions: HashMap<ConnId, (AccountId, DeviceId)>,
+    /// When this node last renewed its lease, ms since the epoch.
+    lease_renewed_ms: u64,
 }
 
 /// The logged-in connections, indexed by account, so that fan-out and the
@@ -315,6 +356,35 @@ pub struct RelayCore {
 struct OnlineSet {
     conns: HashMap<ConnId, Online>,
     by_account: HashMap<AccountId, BTreeSet<ConnId>>,
+    /// Across nodes only: per account with connections here, how far its
+    /// log has been fanned out to them.
+    fanned: HashMap<AccountId, Fanned>,
+    /// Across nodes only: per connection, the payloads it was given and has
+    /// not acknowledged, so that a payload reaches it once.
+    delivered: HashMap<ConnId, HashSet<PayloadId>>,
+}
+
+/// How far an account's log has been fanned out to its connections on this
+/// node: every seq up to `to`, and the seqs in `ahead` (local pushes that
+/// landed after deltas of other nodes this node has not read yet).
+#[derive(Debug, Default)]
+struct Fanned {
+    to: u64,
+    ahead: BTreeSet<u64>,
+}
+
+impl Fanned {
+    /// `seq` has been fanned out.
+    fn fanned(&mut self, seq: u64) {
+        if seq == self.to + 1 {
+            self.to = seq;
+            while self.ahead.remove(&(self.to + 1)) {
+                self.to += 1;
+            }
+        } else if seq > self.to {
+            self.ahead.insert(seq);
+        }
+    }
 }
 
 impl OnlineSet {
@@ -340,6 +410,7 @@ impl OnlineSet {
 
     fn remove(&mut self, conn: &ConnId) -> Option<Online> {
         let gone = self.conns.remove(conn)?;
+        self.delivered.remove(conn);
         self.unindex(*conn, &gone.account);
         Some(gone)
     }
@@ -349,6 +420,7 @@ impl OnlineSet {
             conns.remove(&conn);
             if conns.is_empty() {
                 self.by_account.remove(account);
+                self.fanned.remove(account);
             }
         }
     }
@@ -401,7 +473,37 @@ impl RelayCore {
             admins: BTreeSet::new(),
             last_purge_ms: 0,
             counters: Arc::new(Counters::default()),
+            cross_node: false,
+            sessions: HashMap::new(),
+            lease_renewed_ms: 0,
         }
+    }
+
+    /// Time passes: across nodes, renews this node's lease every
+    /// [`NODE_LEASE_RENEW_INTERVAL_MS`], so that its sessions keep counting
+    /// on the other nodes. The shell calls it at least that often.
+    pub fn tick(&mut self, now_ms: u64) {
+        if !self.cross_node
+            || now_ms.saturating_sub(self.lease_renewed_ms) < NODE_LEASE_RENEW_INTERVAL_MS
+        {
+            return;
+        }
+        match self
+            .store
+            .renew_node_lease(now_ms.saturating_add(NODE_LEASE_MS))
+        {
+            Ok(()) => self.lease_renewed_ms = now_ms,
+            Err(error) => tracing::warn!(%error, "could not renew this node's lease"),
+        }
+    }
+
+    /// Other relay nodes share the store, and their changes will come in
+    /// through [`RelayCore::changed`]: the core keeps, per account, how far
+    /// it fanned the log out, and per connection which payloads it
+    /// delivered.
+    pub fn with_cross_node(mut self) -> Self {
+        self.cross_node = true;
+        self
     }
 
     /// The counters this core adds to (the shell adds its own to the same).
@@ -525,7 +627,14 @@ impl RelayCore {
                     .store
                     .ack_payload(me.account.as_str(), me.device.0, id.0)
                 {
-                    Ok(_) => Outcome::default(),
+                    Ok(_) => {
+                        // A payload sent again with this id later is a new
+                        // one for this connection.
+                        if let Some(delivered) = self.online.delivered.get_mut(&conn) {
+                            delivered.remove(&id);
+                        }
+                        Outcome::default()
+                    }
                     Err(e) => Outcome::store_failed(&e, false),
                 }
             }
@@ -548,6 +657,12 @@ impl RelayCore {
 
     /// The connection ended (its socket closed) at `now_ms`.
     pub fn disconnected(&mut self, conn: ConnId, now_ms: u64) {
+        if let Some((account, device)) = self.sessions.remove(&conn) {
+            if let Err(error) = self.store.close_session(account.as_str(), device.0, conn) {
+                // It stops counting when this node's lease ends.
+                tracing::warn!(%error, "could not forget a session");
+            }
+        }
         self.pending.remove(&conn);
         self.managers.remove(&conn);
         self.admins.remove(&conn);
@@ -559,6 +674,225 @@ impl RelayCore {
                 tracing::warn!(%error, "could not record last seen time");
             }
         }
+    }
+
+    // ---- What other nodes changed. ----
+
+    /// Other relay nodes sharing the store changed `changes` (from the
+    /// store's change feed): reads what is new for the connections of the
+    /// accounts named (of every account served here, for
+    /// [`Changes::Everything`]) and returns it as notices. Nothing is
+    /// written, so the notices need no commit; they come in the store's
+    /// order.
+    pub fn changed(&mut self, changes: Changes, now_ms: u64) -> Outcome {
+        let every = |set: &OnlineSet| -> Vec<(AccountId, ChangeKinds)> {
+            set.by_account
+                .keys()
+                .map(|a| (a.clone(), ChangeKinds::ALL))
+                .collect()
+        };
+        let accounts = match changes {
+            Changes::Accounts(accounts) => accounts
+                .into_iter()
+                .filter_map(|(account, kinds)| {
+                    // A name no device could log in with has no one here.
+                    let account = AccountId::new(account).ok()?;
+                    self.online
+                        .by_account
+                        .contains_key(&account)
+                        .then_some((account, kinds))
+                })
+                .collect(),
+            Changes::Everything => every(&self.online),
+            // A kind of report this build does not know: read everything.
+            _ => every(&self.online),
+        };
+        let mut outcome = Outcome::default();
+        for (account, kinds) in accounts {
+            if let Err(error) = self.refresh(&account, kinds, now_ms, &mut outcome) {
+                // What was not read now is read at the next change of the
+                // account (each read starts where the last one ended), or
+                // by the device's own pull.
+                tracing::warn!(%account, %error, "could not read another node's changes");
+            }
+        }
+        outcome
+    }
+
+    fn refresh(
+        &mut self,
+        account: &AccountId,
+        kinds: ChangeKinds,
+        now_ms: u64,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
+        if kinds.status {
+            let reason = match self.store.account_status(account.as_str())? {
+                AccountStatus::Banned => Some(OfflineReason::AccountBanned),
+                AccountStatus::Removed => Some(OfflineReason::AccountRemoved),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                let closed = self.force_offline(account, None, &reason, outcome);
+                tracing::info!(%account, closed, %reason, "account closed on another node");
+                return Ok(());
+            }
+        }
+        if kinds.devices {
+            self.refresh_devices(account, now_ms, outcome)?;
+        }
+        if kinds.deltas {
+            self.refresh_log(account, outcome)?;
+        }
+        if kinds.payloads {
+            self.refresh_payloads(account, outcome)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the sessions here of devices whose enrollment another node
+    /// revoked (a kick, a logout, a displacement), with the revocation's
+    /// reason; tells the others that the device list changed.
+    fn refresh_devices(
+        &mut self,
+        account: &AccountId,
+        now_ms: u64,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
+        let rows = self.store.devices(account.as_str())?;
+        // A device of ours whose session is now on another node logged in
+        // there since: this older connection goes, without a word.
+        let far = self.store.sessions_elsewhere(account.as_str(), now_ms)?;
+        let here: Vec<(ConnId, DeviceId)> = self
+            .online
+            .of_account(account)
+            .map(|(c, o)| (c, o.device))
+            .collect();
+        let mut kicked = HashSet::new();
+        for (conn, device) in here {
+            if far.iter().any(|s| s.device == device.0) {
+                self.online.remove(&conn);
+                outcome.notices.push((conn, Notice::Superseded));
+                tracing::info!(%account, %device, "logged in on another node");
+                continue;
+            }
+            let revoked = rows
+                .iter()
+                .find(|r| r.device == device.0)
+                .and_then(|r| r.enrollment.as_ref())
+                .and_then(|e| e.revoked.as_ref());
+            match revoked {
+                Some(revocation) => {
+                    if kicked.insert(device) {
+                        let reason = offline_reason(revocation);
+                        self.force_offline(account, Some(device), &reason, outcome);
+                        tracing::info!(%account, %device, %reason, "forced offline by another node");
+                    }
+                }
+                None => outcome.notices.push((conn, Notice::DeviceListChanged)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fans out to the connections here the deltas of the account's log
+    /// they have not had, one page at most; past it they are told to pull.
+    fn refresh_log(
+        &mut self,
+        account: &AccountId,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
+        let here: Vec<(ConnId, DeviceId, u64)> = self
+            .online
+            .of_account(account)
+            .map(|(c, o)| (c, o.device, o.head_at_login))
+            .collect();
+        // Read up to the head as it is now. Deltas committed later are
+        // told by notifications that come later; those told already were
+        // committed before this read, so below this head.
+        let target = self.store.head_seq(account.as_str())?;
+        for _ in 0..CROSS_NODE_PAGES_MAX {
+            let Some(after) = self.online.fanned.get(account).map(|f| f.to) else {
+                return Ok(());
+            };
+            if after >= target {
+                return Ok(());
+            }
+            let page = self.store.read_log(
+                account.as_str(),
+                after,
+                DELTAS_PER_PAGE_MAX,
+                PAGE_BYTES_MAX,
+            )?;
+            let Some(fanned) = self.online.fanned.get_mut(account) else {
+                return Ok(());
+            };
+            for row in page.rows {
+                debug_assert!(row.seq > fanned.to);
+                fanned.to = row.seq;
+                if fanned.ahead.remove(&row.seq) {
+                    // Pushed through this node: fanned out when it was
+                    // pushed.
+                    continue;
+                }
+                let live = log_delta(row);
+                for &(conn, device, head_at_login) in &here {
+                    if device != live.origin && live.seq > head_at_login {
+                        outcome.notices.push((conn, Notice::Live(live.clone())));
+                    }
+                }
+            }
+            while fanned.ahead.remove(&(fanned.to + 1)) {
+                fanned.to += 1;
+            }
+            if !page.more {
+                return Ok(());
+            }
+        }
+        // Further behind than the pages read: the devices pull the rest.
+        let Some(fanned) = self.online.fanned.get_mut(account) else {
+            return Ok(());
+        };
+        if fanned.to >= target {
+            return Ok(());
+        }
+        fanned.to = target;
+        fanned.ahead.retain(|&seq| seq > target);
+        for &(conn, _, _) in &here {
+            outcome.notices.push((conn, Notice::PullNeeded));
+        }
+        Ok(())
+    }
+
+    /// Delivers to each connection here the payloads waiting for its device
+    /// that it was not given yet.
+    fn refresh_payloads(
+        &mut self,
+        account: &AccountId,
+        outcome: &mut Outcome,
+    ) -> Result<(), StoreError> {
+        let here: Vec<(ConnId, DeviceId)> = self
+            .online
+            .of_account(account)
+            .map(|(c, o)| (c, o.device))
+            .collect();
+        for (conn, device) in here {
+            let waiting = self.store.payloads(account.as_str(), device.0)?;
+            let delivered = self.online.delivered.entry(conn).or_default();
+            for p in waiting {
+                if delivered.insert(PayloadId(p.id)) {
+                    outcome.notices.push((
+                        conn,
+                        Notice::Payload {
+                            from: DeviceId(p.sender),
+                            id: PayloadId(p.id),
+                            bytes: p.bytes,
+                        },
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     // ---- Logging in. ----
@@ -678,12 +1012,27 @@ impl RelayCore {
             last_active_ms: now_ms,
             enrolled_at_ms: enrollment.enrolled_at_ms,
             renewed_at_ms: now_ms,
+            head_at_login: 0,
         };
         let mut outcome = Outcome {
             accepted: Some(Role::Device),
             ..Outcome::default()
         };
-        if let Err(mut refusal) = self.make_room(&newcomer, now_ms, &mut outcome) {
+        // Across nodes the limits count the account's sessions on the other
+        // nodes too. The login above locked the account's row for the rest
+        // of the group, so no other node's login can interleave.
+        let elsewhere = if self.cross_node {
+            match self
+                .store
+                .sessions_elsewhere(hello.account.as_str(), now_ms)
+            {
+                Ok(sessions) => sessions,
+                Err(e) => return Outcome::store_failed(&e, true),
+            }
+        } else {
+            Vec::new()
+        };
+        if let Err(mut refusal) = self.make_room(&newcomer, &elsewhere, now_ms, &mut outcome) {
             // Devices displaced before a store failure stay displaced: tell
             // them.
             refusal.notices.append(&mut outcome.notices);
@@ -698,6 +1047,24 @@ impl RelayCore {
         for old in superseded {
             self.online.remove(&old);
             outcome.notices.push((old, Notice::Superseded));
+        }
+        if self.cross_node {
+            let session = SessionRow {
+                device: hello.device.0,
+                conn,
+                platform: hello.platform.as_str().to_owned(),
+                last_active_ms: now_ms,
+                enrolled_at_ms: newcomer.enrolled_at_ms,
+            };
+            let lease = now_ms.saturating_add(NODE_LEASE_MS);
+            if let Err(e) = self
+                .store
+                .open_session(hello.account.as_str(), &session, lease)
+            {
+                return Outcome::store_failed(&e, true);
+            }
+            self.sessions
+                .insert(conn, (hello.account.clone(), hello.device));
         }
         self.online.insert(conn, newcomer);
         let account = hello.account.as_str();
@@ -714,6 +1081,24 @@ impl RelayCore {
                 return Outcome::store_failed(&e, true);
             }
         };
+        if let Some(online) = self.online.get_mut(&conn) {
+            online.head_at_login = head_seq;
+        }
+        if self.cross_node {
+            // The first connection of the account here starts the fan-out
+            // at its head; a later one keeps the account's place (an
+            // earlier connection may still wait for deltas below it).
+            self.online
+                .fanned
+                .entry(hello.account.clone())
+                .or_insert(Fanned {
+                    to: head_seq,
+                    ahead: BTreeSet::new(),
+                });
+            self.online
+                .delivered
+                .insert(conn, payloads.iter().map(|p| PayloadId(p.id)).collect());
+        }
         let me = device_info(&row, true, now_ms);
         outcome.replies.push(Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,
@@ -957,15 +1342,43 @@ impl RelayCore {
     fn make_room(
         &mut self,
         newcomer: &Online,
+        elsewhere: &[SessionRow],
         now_ms: u64,
         outcome: &mut Outcome,
     ) -> Result<(), Outcome> {
-        let others: Vec<(ConnId, Online)> = self
+        let mut others: Vec<(ConnId, Online)> = self
             .online
             .of_account(&newcomer.account)
             .filter(|(_, o)| o.device != newcomer.device)
             .map(|(c, o)| (c, o.clone()))
             .collect();
+        // The account's devices online on other nodes, each once, under
+        // stand-in connection ids.
+        let mut far = Vec::new();
+        for session in elsewhere {
+            let device = DeviceId(session.device);
+            if device == newcomer.device || others.iter().any(|(_, o)| o.device == device) {
+                continue;
+            }
+            let conn = ELSEWHERE_CONN_BASE + far.len() as u64;
+            far.push(device);
+            others.push((
+                conn,
+                Online {
+                    account: newcomer.account.clone(),
+                    device,
+                    name: String::new(),
+                    platform: session
+                        .platform
+                        .parse::<Platform>()
+                        .unwrap_or_else(|e| match e {}),
+                    last_active_ms: session.last_active_ms,
+                    enrolled_at_ms: session.enrolled_at_ms,
+                    renewed_at_ms: session.last_active_ms,
+                    head_at_login: 0,
+                },
+            ));
+        }
         let same_platform = others
             .iter()
             .filter(|(_, o)| o.platform == newcomer.platform)
@@ -1023,6 +1436,28 @@ impl RelayCore {
             by: newcomer.as_ref(),
         };
         for victim in victims {
+            if victim >= ELSEWHERE_CONN_BASE {
+                // Online on another node: revoked here, under the account's
+                // lock; that node closes its session when it reads the
+                // revocation (the store tells it).
+                let Some(&device) = far.get((victim - ELSEWHERE_CONN_BASE) as usize) else {
+                    continue;
+                };
+                let account = newcomer.account.as_str();
+                let revoked = self
+                    .store
+                    .revoke(account, device.0, &revocation(&reason, now_ms))
+                    .and_then(|_| self.store.end_session(account, device.0));
+                if let Err(e) = revoked {
+                    return Err(Outcome::store_failed(&e, true));
+                }
+                Counters::add(&self.counters.devices_forced_offline);
+                tracing::info!(
+                    account = %newcomer.account, %device, by = %newcomer.device,
+                    "device on another node displaced by the device limit"
+                );
+                continue;
+            }
             let Some(gone) = self.online.remove(&victim) else {
                 continue;
             };
@@ -1355,6 +1790,11 @@ impl RelayCore {
             }
             deltas_new += 1;
             head_seq = a.seq;
+            if self.cross_node {
+                if let Some(fanned) = self.online.fanned.get_mut(&me.account) {
+                    fanned.fanned(a.seq);
+                }
+            }
             let live = LogDelta {
                 seq: a.seq,
                 origin: me.device,
@@ -1435,15 +1875,22 @@ impl RelayCore {
         match put {
             Ok(PutPayload::Stored) => {
                 let mut outcome = Outcome::reply(Frame::PayloadStored { id });
-                for (conn, o) in self.online.of_account(&me.account) {
-                    if o.device == to {
-                        let notice = Notice::Payload {
-                            from: me.device,
-                            id,
-                            bytes: row.bytes.clone(),
-                        };
-                        outcome.notices.push((conn, notice));
+                let targets: Vec<ConnId> = self
+                    .online
+                    .of_account(&me.account)
+                    .filter(|(_, o)| o.device == to)
+                    .map(|(c, _)| c)
+                    .collect();
+                for conn in targets {
+                    if let Some(delivered) = self.online.delivered.get_mut(&conn) {
+                        delivered.insert(id);
                     }
+                    let notice = Notice::Payload {
+                        from: me.device,
+                        id,
+                        bytes: row.bytes.clone(),
+                    };
+                    outcome.notices.push((conn, notice));
                 }
                 outcome
             }
@@ -1492,6 +1939,11 @@ impl RelayCore {
         now_ms: u64,
     ) -> Result<Vec<DeviceInfo>, StoreError> {
         let rows = self.store.devices(account.as_str())?;
+        let far: Vec<SessionRow> = if self.cross_node {
+            self.store.sessions_elsewhere(account.as_str(), now_ms)?
+        } else {
+            Vec::new()
+        };
         Ok(rows
             .iter()
             .take(DEVICES_PER_ACCOUNT_MAX)
@@ -1501,6 +1953,11 @@ impl RelayCore {
                     .of_account(account)
                     .filter(|(_, o)| o.device.0 == row.device)
                     .map(|(_, o)| o.last_active_ms)
+                    .chain(
+                        far.iter()
+                            .filter(|s| s.device == row.device)
+                            .map(|s| s.last_active_ms),
+                    )
                     .max();
                 let mut info = device_info(row, online.is_some(), now_ms);
                 if let Some(active_ms) = online {

@@ -24,6 +24,10 @@
 //!   counted ([`Relay::counters`]).
 //! - The core reads the wall clock only here, in the shell, and passes it
 //!   in; its challenges come from the operating system's random source.
+//! - Across nodes: when the store is shared with other relay nodes (it has
+//!   a [`ChangeFeed`]), a plain thread of its own waits on the feed and
+//!   queues what it reports for the core thread like any command; the core
+//!   reads what is new and the notices go out with the next group's.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,7 +36,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tandem_storage::relay::{MemoryRelayStore, PostgresRelayStore, RelayStore, SqliteRelayStore};
+use tandem_storage::relay::{
+    ChangeFeed, Changes, MemoryRelayStore, PostgresRelayStore, RelayStore, SqliteRelayStore,
+};
 use tandem_transport::{codec, ErrorCode, Frame, OsEntropy, Request, Role, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -46,6 +52,12 @@ use crate::hook::{LogOfflinePush, OfflinePushHook};
 
 /// Commands waiting for the core thread.
 pub const CORE_QUEUE_DEPTH: usize = 1024;
+/// How long the change feed's thread waits for a report before it checks
+/// whether the relay is stopping: the bound on a stop's wait for it.
+pub const CHANGE_FEED_WAIT_MS: u64 = 250;
+/// How long the change feed's thread waits after an error (the database
+/// is down) before connecting again.
+pub const CHANGE_FEED_RETRY_MS: u64 = 1_000;
 /// Bytes read from a socket per read call.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// How long a closing connection keeps reading (and discarding) what the
@@ -206,22 +218,38 @@ impl Relay {
         let Relay {
             listener,
             config,
-            store,
+            mut store,
             hook,
             counters,
         } = self;
-        let core = RelayCore::new(
+        let feed = store.change_feed();
+        let mut core = RelayCore::new(
             store,
             CoreConfig::from_relay(&config),
             hook,
             Box::new(OsEntropy),
         )
         .with_counters(counters.clone());
+        if feed.is_some() {
+            core = core.with_cross_node();
+        }
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE_DEPTH);
         let core_thread = std::thread::Builder::new()
             .name("tandem-relay-core".into())
             .spawn(move || run_core(core, core_rx))
             .map_err(|_| ServeError::CoreStopped)?;
+        let feed_stop = Arc::new(AtomicBool::new(false));
+        let feed_thread = match feed {
+            None => None,
+            Some(feed) => {
+                let (core_tx, stop) = (core_tx.clone(), feed_stop.clone());
+                let thread = std::thread::Builder::new()
+                    .name("tandem-relay-feed".into())
+                    .spawn(move || run_feed(feed, core_tx, &stop))
+                    .map_err(|_| ServeError::CoreStopped)?;
+                Some(thread)
+            }
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let admission = Arc::new(Admission {
             handshakes: Arc::new(Semaphore::new(config.handshakes_max)),
@@ -278,8 +306,17 @@ impl Relay {
         tracing::info!(connections = connections.len(), "relay shutting down");
         let _ = shutdown_tx.send(true);
         while connections.join_next().await.is_some() {}
+        // The feed's thread holds a sender too: the core thread ends after
+        // it does.
+        feed_stop.store(true, Ordering::Release);
         drop(core_tx);
-        let joined = tokio::task::spawn_blocking(move || core_thread.join()).await;
+        let joined = tokio::task::spawn_blocking(move || {
+            if let Some(feed) = feed_thread {
+                let _ = feed.join();
+            }
+            core_thread.join()
+        })
+        .await;
         match joined {
             Ok(Ok(())) => {
                 tracing::info!("relay stopped");
@@ -414,6 +451,10 @@ enum ToCore {
     },
     /// A connection closed.
     Closed { conn: ConnId },
+    /// Other relay nodes changed the shared store.
+    Changed(Changes),
+    /// Time passed (the node's lease may be due).
+    Tick,
 }
 
 /// How the core thread reaches a connection without waiting on it.
@@ -485,7 +526,10 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
                 false
             }
         };
-        // Each request's outcome, in order, to dispatch once durable.
+        core.tick(now_ms());
+        // Each request's outcome, in order, to dispatch once durable; and
+        // the notices of other nodes' changes (`None`: no reply), which
+        // wrote nothing and so go out even if the group fails.
         let mut handled = Vec::new();
         for command in commands {
             match command {
@@ -502,21 +546,34 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
                     reply,
                 } => {
                     let outcome = core.handle(conn, request, now_ms());
-                    handled.push((conn, reply, outcome));
+                    handled.push((conn, Some(reply), outcome));
                 }
+                ToCore::Changed(changes) => {
+                    handled.push((0, None, core.changed(changes, now_ms())));
+                }
+                ToCore::Tick => {}
             }
         }
         if grouped {
             if let Err(error) = core.commit_group() {
                 // Nothing of the group is durable: nothing of it may be
                 // acknowledged or fanned out. Devices retry.
-                for (_, reply, _) in handled {
-                    let _ = reply.send(Outcome::store_failed(&error, true));
+                for (_, reply, outcome) in handled {
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Outcome::store_failed(&error, true));
+                        }
+                        None => dispatch_notices(&links, outcome.notices),
+                    }
                 }
                 continue;
             }
         }
         for (conn, reply, mut outcome) in handled {
+            let Some(reply) = reply else {
+                dispatch_notices(&links, outcome.notices);
+                continue;
+            };
             // A device must see its Welcome before anything another device
             // causes; so the Welcome goes into the new connection's queue
             // here, ahead of the notices of every later request. The queue
@@ -532,13 +589,64 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
                     }
                 }
             }
-            for (target, notice) in std::mem::take(&mut outcome.notices) {
-                if let Some(link) = links.get(&target) {
-                    deliver(target, link, notice);
-                }
-            }
+            dispatch_notices(&links, std::mem::take(&mut outcome.notices));
             // The reader may be gone already; then nobody needs the reply.
             let _ = reply.send(outcome);
+        }
+    }
+}
+
+fn dispatch_notices(links: &HashMap<ConnId, ConnLink>, notices: Vec<(ConnId, Notice)>) {
+    for (target, notice) in notices {
+        if let Some(link) = links.get(&target) {
+            deliver(target, link, notice);
+        }
+    }
+}
+
+/// The change feed's thread: waits on the feed (blocking, so never on a
+/// tokio thread) and queues each report for the core thread, until `stop`.
+/// After an error it waits [`CHANGE_FEED_RETRY_MS`] and connects again,
+/// which reports [`Changes::Everything`]: the core re-reads every account
+/// it serves, so nothing missed meanwhile stays missed.
+fn run_feed(mut feed: Box<dyn ChangeFeed>, core_tx: mpsc::Sender<ToCore>, stop: &AtomicBool) {
+    let wait = Duration::from_millis(CHANGE_FEED_WAIT_MS);
+    let mut failing = false;
+    // The core renews the node's lease when it runs; an idle core is woken
+    // for it.
+    let tick_every = Duration::from_millis(crate::core::NODE_LEASE_RENEW_INTERVAL_MS / 2);
+    let mut ticked = std::time::Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        if ticked.elapsed() >= tick_every {
+            ticked = std::time::Instant::now();
+            if core_tx.blocking_send(ToCore::Tick).is_err() {
+                return;
+            }
+        }
+        match feed.wait(wait) {
+            Ok(None) => {}
+            Ok(Some(changes)) => {
+                if failing {
+                    tracing::info!("change feed connected again");
+                    failing = false;
+                }
+                if core_tx.blocking_send(ToCore::Changed(changes)).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, "change feed failed; other nodes' changes wait");
+                    failing = true;
+                }
+                // In small steps, so that a stop is not held up.
+                for _ in 0..CHANGE_FEED_RETRY_MS / CHANGE_FEED_WAIT_MS {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    std::thread::sleep(wait);
+                }
+            }
         }
     }
 }
@@ -551,6 +659,12 @@ fn deliver(conn: ConnId, link: &ConnLink, notice: Notice) {
         Notice::Live(delta) => Frame::Live(delta),
         Notice::Payload { from, id, bytes } => Frame::DeliverPayload { from, id, bytes },
         Notice::DeviceListChanged => Frame::DeviceListChanged,
+        Notice::PullNeeded => {
+            if !link.flags.pull_needed.swap(true, Ordering::AcqRel) {
+                link.flags.wake_writer.notify_one();
+            }
+            return;
+        }
     };
     if let Err(mpsc::error::TrySendError::Full(frame)) = link.queue.try_send(frame) {
         let flag = match frame {

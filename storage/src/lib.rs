@@ -78,6 +78,12 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("the store group was lost with its database connection; nothing of it is durable")]
     GroupLost,
+    /// The change feed's connection to the database closed. The next
+    /// [`relay::ChangeFeed::wait`] connects again and reports
+    /// [`relay::Changes::Everything`], since changes may have been missed.
+    #[cfg(feature = "postgres")]
+    #[error("the change feed lost its database connection")]
+    ChangeFeedLost,
 }
 
 /// A PostgreSQL error with what caused it: the client's own message is only

@@ -799,13 +799,43 @@ pub(super) fn values_above_i64_max_are_refused_not_clamped(store: &mut impl Rela
     assert_eq!(store.set_cursor(A, PHONE, u64::MAX).unwrap(), Some(0));
 }
 
+fn session(device: DeviceKey, conn: u64, at_ms: u64) -> SessionRow {
+    SessionRow {
+        device,
+        conn,
+        platform: "linux".into(),
+        last_active_ms: at_ms,
+        enrolled_at_ms: at_ms,
+    }
+}
+
+pub(super) fn an_instance_never_sees_its_own_sessions_as_elsewhere(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 10)).unwrap());
+    store
+        .open_session(A, &session(PHONE, 1, 10), 1_000)
+        .unwrap();
+    store.renew_node_lease(2_000).unwrap();
+    assert_eq!(store.sessions_elsewhere(A, 10).unwrap(), Vec::new());
+    store.close_session(A, PHONE, 1).unwrap();
+    store.end_session(A, PHONE).unwrap();
+    assert_eq!(store.sessions_elsewhere(A, 10).unwrap(), Vec::new());
+}
+
 /// Expands to one `#[test]` per conformance case, each on a fresh store.
 /// `$make` gives `(keep, store)`: `keep` lives as long as the test (the
 /// temporary folder or database the store is in).
 macro_rules! relay_store_conformance {
-    ($backend:ident, $make:expr) => {
+    ($backend:ident, $make:expr, change_feed: $feed:expr) => {
         mod $backend {
             use super::*;
+
+            /// Only a store that other writers share has changes to report.
+            #[test]
+            fn change_feed_only_where_others_write() {
+                let (_keep, mut store) = $make;
+                assert_eq!(store.change_feed().is_some(), $feed);
+            }
+
             relay_store_conformance!(@cases $make;
                 login_registers_then_updates,
                 devices_are_listed_by_id_and_touch_updates_last_seen,
@@ -823,6 +853,7 @@ macro_rules! relay_store_conformance {
                 a_group_commits_its_operations_together,
                 a_failed_operation_leaves_the_rest_of_its_group,
                 values_above_i64_max_are_refused_not_clamped,
+                an_instance_never_sees_its_own_sessions_as_elsewhere,
             );
         }
     };
@@ -837,13 +868,17 @@ macro_rules! relay_store_conformance {
     };
 }
 
-relay_store_conformance!(memory, ((), MemoryRelayStore::new()));
-relay_store_conformance!(sqlite, ((), SqliteRelayStore::open_in_memory().unwrap()));
+relay_store_conformance!(memory, ((), MemoryRelayStore::new()), change_feed: false);
+relay_store_conformance!(
+    sqlite,
+    ((), SqliteRelayStore::open_in_memory().unwrap()),
+    change_feed: false
+);
 relay_store_conformance!(postgres, {
     let db = TestDb::create();
     let store = PostgresRelayStore::open(db.url()).unwrap();
     (db, store)
-});
+}, change_feed: true);
 
 /// Several instances of one backend on one database (several relay nodes,
 /// or a relay and a tool): appends from all of them make one gapless total
@@ -923,10 +958,205 @@ pub(super) fn concurrent_appends_make_one_gapless_order<S: RelayStore>(
     assert_eq!(stored_by.len(), expected, "every delta stored as new once");
 }
 
+/// The reports of `feed` merged, until every account of `until` has been
+/// named, within a bound.
+fn feed_until(feed: &mut dyn ChangeFeed, until: &[&str]) -> HashMap<String, ChangeKinds> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen: HashMap<String, ChangeKinds> = HashMap::new();
+    while !until.iter().all(|a| seen.contains_key(*a)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed named {seen:?}, not yet all of {until:?}"
+        );
+        match feed.wait(std::time::Duration::from_millis(200)).unwrap() {
+            None => {}
+            Some(Changes::Accounts(accounts)) => {
+                for (account, kinds) in accounts {
+                    let entry = seen.entry(account).or_default();
+                    *entry = entry.union(kinds);
+                }
+            }
+            Some(other) => panic!("unexpected report {other:?}"),
+        }
+    }
+    seen
+}
+
+/// A store shared with other writers offers a change feed, which names the
+/// accounts other instances changed and how (deltas, devices, payloads,
+/// status), once they commit, and never the instance's own changes or
+/// operations that changed nothing. Stores that one process writes offer
+/// none (`feed` false).
+pub(super) fn the_change_feed_names_what_other_instances_changed<S: RelayStore>(
+    open: &(dyn Fn() -> S + Sync),
+    feed: bool,
+) {
+    let (mut mine, mut other) = (open(), open());
+    let found = mine.change_feed();
+    assert_eq!(found.is_some(), feed, "a change feed where others write");
+    let Some(mut feed) = found else { return };
+    // Connecting may have missed changes: the first report says so.
+    assert_eq!(
+        feed.wait(std::time::Duration::from_secs(10)).unwrap(),
+        Some(Changes::Everything)
+    );
+    const OWN: &str = "own";
+    const C: &str = "carol";
+    // Its own instance's changes, in a group and alone: never reported.
+    mine.begin_group().unwrap();
+    accepted(mine.login(&login(OWN, PHONE, 1, 10)).unwrap());
+    append_n(&mut mine, OWN, PHONE, &[1]);
+    mine.commit_group().unwrap();
+    mine.revoke(OWN, PHONE, &kicked_by(LAPTOP, 11)).unwrap();
+    // Another instance's group: one report of each kind it made.
+    other.begin_group().unwrap();
+    accepted(other.login(&login(A, PHONE, 1, 10)).unwrap());
+    accepted(other.login(&login(A, LAPTOP, 1, 10)).unwrap());
+    append_n(&mut other, A, PHONE, &[1, 2]);
+    let payload = PayloadRow {
+        id: [7; 16],
+        sender: PHONE,
+        bytes: b"hi".to_vec(),
+        sent_ms: 12,
+    };
+    assert_eq!(
+        other.put_payload(A, LAPTOP, &payload, 8).unwrap(),
+        PutPayload::Stored
+    );
+    other.commit_group().unwrap();
+    // Alone (outside a group): reported too.
+    assert_eq!(other.set_banned(B, true).unwrap(), AccountStatus::Banned);
+    let seen = feed_until(feed.as_mut(), &[A, B]);
+    assert_eq!(
+        seen,
+        HashMap::from([
+            (
+                A.to_owned(),
+                ChangeKinds {
+                    deltas: true,
+                    devices: true,
+                    payloads: true,
+                    status: false
+                }
+            ),
+            (
+                B.to_owned(),
+                ChangeKinds {
+                    status: true,
+                    ..ChangeKinds::default()
+                }
+            ),
+        ])
+    );
+    // Operations that changed nothing are not reported: a refused login,
+    // deltas the log holds already, a payload already stored, a ban of a
+    // banned account, a revocation of a revoked device. Between them, one
+    // revocation that does change the device list; a later change
+    // shows that nothing else came before it.
+    assert_eq!(
+        other.login(&login(A, TABLET, 0, 20)).unwrap(),
+        LoginOutcome::NotEnrolled
+    );
+    assert!(append_n(&mut other, A, PHONE, &[1, 2])
+        .iter()
+        .all(|a| !a.new));
+    assert_eq!(
+        other.put_payload(A, LAPTOP, &payload, 8).unwrap(),
+        PutPayload::AlreadyStored
+    );
+    assert_eq!(other.set_banned(B, true).unwrap(), AccountStatus::Banned);
+    other.revoke(A, LAPTOP, &kicked_by(PHONE, 21)).unwrap();
+    assert_eq!(
+        other.revoke(A, LAPTOP, &kicked_by(PHONE, 22)).unwrap(),
+        RevokeOutcome::AlreadyRevoked
+    );
+    other.begin_group().unwrap();
+    accepted(other.login(&login(C, PHONE, 1, 23)).unwrap());
+    append_n(&mut other, C, PHONE, &[3]);
+    other.commit_group().unwrap();
+    let seen = feed_until(feed.as_mut(), &[C]);
+    let devices_only = ChangeKinds {
+        devices: true,
+        ..ChangeKinds::default()
+    };
+    let deltas_and_devices = ChangeKinds {
+        deltas: true,
+        ..devices_only
+    };
+    assert_eq!(
+        seen,
+        HashMap::from([
+            (A.to_owned(), devices_only),
+            (C.to_owned(), deltas_and_devices)
+        ])
+    );
+}
+
+/// On a store other writers share, a session opened by one instance counts
+/// for the others while its node's lease runs and its device's enrollment
+/// is not revoked; a later session of the device replaces it, and only the
+/// connection that opened it closes it. A store that one process writes
+/// (`shared` false) keeps no sessions: nothing is ever elsewhere.
+pub(super) fn sessions_count_elsewhere_while_their_lease_runs<S: RelayStore>(
+    open: &(dyn Fn() -> S + Sync),
+    shared: bool,
+) {
+    let (mut one, mut two) = (open(), open());
+    let seen = |store: &mut S, now_ms: u64| -> Vec<(DeviceKey, u64)> {
+        store
+            .sessions_elsewhere(A, now_ms)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.device, s.conn))
+            .collect()
+    };
+    let expect = |rows: Vec<(DeviceKey, u64)>| if shared { rows } else { Vec::new() };
+    for device in [PHONE, LAPTOP, TABLET] {
+        accepted(one.login(&login(A, device, 1, 10)).unwrap());
+    }
+    one.open_session(A, &session(PHONE, 1, 10), 1_000).unwrap();
+    one.open_session(A, &session(LAPTOP, 2, 10), 1_000).unwrap();
+    assert_eq!(seen(&mut two, 999), expect(vec![(PHONE, 1), (LAPTOP, 2)]));
+    assert_eq!(seen(&mut one, 999), Vec::new(), "its own are not elsewhere");
+    assert_eq!(
+        two.sessions_elsewhere(A, 999).unwrap().first().cloned(),
+        expect(vec![(PHONE, 1)])
+            .first()
+            .map(|_| session(PHONE, 1, 10))
+    );
+    // The lease ends at 1,000: from then on they do not count, until the
+    // node renews it.
+    assert_eq!(seen(&mut two, 1_000), Vec::new());
+    one.renew_node_lease(5_000).unwrap();
+    assert_eq!(seen(&mut two, 1_000), expect(vec![(PHONE, 1), (LAPTOP, 2)]));
+    // A revoked device's session does not count.
+    one.revoke(A, LAPTOP, &kicked_by(PHONE, 20)).unwrap();
+    assert_eq!(seen(&mut two, 1_000), expect(vec![(PHONE, 1)]));
+    // The phone logs in on the other node: its session moves there, and
+    // the first node's connection closing later leaves it.
+    two.open_session(A, &session(PHONE, 7, 30), 5_000).unwrap();
+    one.close_session(A, PHONE, 1).unwrap();
+    assert_eq!(seen(&mut one, 1_000), expect(vec![(PHONE, 7)]));
+    assert_eq!(seen(&mut two, 1_000), Vec::new());
+    // Closed by its own connection, or ended from anywhere, it is gone.
+    one.open_session(A, &session(TABLET, 3, 40), 5_000).unwrap();
+    one.close_session(A, TABLET, 99).unwrap();
+    assert_eq!(seen(&mut two, 1_000), expect(vec![(TABLET, 3)]));
+    one.close_session(A, TABLET, 3).unwrap();
+    assert_eq!(seen(&mut two, 1_000), Vec::new());
+    one.end_session(A, PHONE).unwrap();
+    assert_eq!(seen(&mut one, 1_000), Vec::new());
+    // Removing the account ends its sessions.
+    one.open_session(A, &session(PHONE, 4, 50), 5_000).unwrap();
+    assert_eq!(seen(&mut two, 1_000), expect(vec![(PHONE, 4)]));
+    one.remove_account(A).unwrap();
+    assert_eq!(seen(&mut two, 1_000), Vec::new());
+}
+
 /// Expands to one `#[test]` per shared-database case. `$make` gives
 /// `(keep, open)`: `open()` opens one more instance on the same database.
 macro_rules! shared_store_conformance {
-    ($backend:ident, $make:expr) => {
+    ($backend:ident, $make:expr, change_feed: $feed:expr) => {
         mod $backend {
             use super::*;
 
@@ -934,6 +1164,18 @@ macro_rules! shared_store_conformance {
             fn concurrent_appends_make_one_gapless_order() {
                 let (_keep, open) = $make;
                 super::concurrent_appends_make_one_gapless_order(&open);
+            }
+
+            #[test]
+            fn the_change_feed_names_what_other_instances_changed() {
+                let (_keep, open) = $make;
+                super::the_change_feed_names_what_other_instances_changed(&open, $feed);
+            }
+
+            #[test]
+            fn sessions_count_elsewhere_while_their_lease_runs() {
+                let (_keep, open) = $make;
+                super::sessions_count_elsewhere_while_their_lease_runs(&open, $feed);
             }
         }
     };
@@ -943,12 +1185,12 @@ shared_store_conformance!(sqlite_shared, {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.sqlite");
     (dir, move || SqliteRelayStore::open(&path).unwrap())
-});
+}, change_feed: false);
 shared_store_conformance!(postgres_shared, {
     let db = TestDb::create();
     let url = db.url().to_owned();
     (db, move || PostgresRelayStore::open(&url).unwrap())
-});
+}, change_feed: true);
 
 /// What a relay of protocol 1 left in its store: two devices with token
 /// hashes, one of them revoked, a log and a payload. The same statements
@@ -1240,7 +1482,7 @@ mod postgres_database {
         match PostgresRelayStore::open(db.url()) {
             Err(crate::OpenError::SchemaTooNew {
                 found: 99,
-                known: 2,
+                known: 3,
             }) => {}
             other => panic!("{other:?}"),
         }
@@ -1264,7 +1506,7 @@ mod postgres_database {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
     }
 
     #[test]

@@ -29,6 +29,10 @@ mod conformance;
 
 #[cfg(feature = "postgres")]
 pub use self::postgres::PostgresRelayStore;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{
+    PostgresChangeFeed, CHANGE_CHANNEL, FEED_APPLICATION_NAME_SUFFIX, NOTIFY_PAYLOAD_BYTES_MAX,
+};
 pub use crate::values::STORED_VALUE_MAX;
 pub use memory::MemoryRelayStore;
 pub use sqlite::SqliteRelayStore;
@@ -505,6 +509,147 @@ pub trait RelayStore: Send {
     fn commit_group(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// What other writers of the same database change, for a relay that
+    /// shares its store with other relay nodes: `None` for a store only
+    /// this process writes (memory, SQLite), which has nothing to report.
+    ///
+    /// The feed is a hint, not a copy of the data: it names the accounts
+    /// that changed and how, and the relay reads the store to learn what
+    /// is new. Changes this store instance made itself are not reported
+    /// (its own relay saw them). Call it once; the feed runs on a thread of
+    /// its own, beside the store's.
+    fn change_feed(&mut self) -> Option<Box<dyn ChangeFeed>> {
+        None
+    }
+
+    /// Records that `session.device` is online on this relay node (on its
+    /// connection `session.conn`), replacing any session of that device on
+    /// any node, and renews this node's lease to `lease_until_ms`. A store
+    /// without other writers keeps nothing: the relay's memory is the whole
+    /// truth there.
+    fn open_session(
+        &mut self,
+        _account: &str,
+        _session: &SessionRow,
+        _lease_until_ms: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Forgets the session of `device` on this node's connection `conn`;
+    /// a later session of the device (another connection, another node)
+    /// stays.
+    fn close_session(
+        &mut self,
+        _account: &str,
+        _device: DeviceKey,
+        _conn: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Forgets the session of `device` whichever node holds it: the device
+    /// was displaced or revoked.
+    fn end_session(&mut self, _account: &str, _device: DeviceKey) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The account's sessions on other nodes whose lease runs past
+    /// `now_ms` and whose device's enrollment is not revoked, ordered by
+    /// device; always empty for a store without other writers. Inside a
+    /// group that locked the account (a login did), the answer holds until
+    /// the group commits.
+    fn sessions_elsewhere(
+        &mut self,
+        _account: &str,
+        _now_ms: u64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Renews this node's lease to `lease_until_ms`: until then its
+    /// sessions count on the other nodes.
+    fn renew_node_lease(&mut self, _lease_until_ms: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// A device online on a relay node, as other nodes see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The device.
+    pub device: DeviceKey,
+    /// The node's connection id.
+    pub conn: u64,
+    /// Its platform name.
+    pub platform: String,
+    /// When it logged in (other nodes do not see its later activity).
+    pub last_active_ms: u64,
+    /// When its enrollment was made.
+    pub enrolled_at_ms: u64,
+}
+
+/// What changed about one account, as far as a relay serving its devices
+/// must know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct ChangeKinds {
+    /// New deltas in its log.
+    pub deltas: bool,
+    /// Its device list: a login, or an enrollment revoked.
+    pub devices: bool,
+    /// A payload stored for one of its devices.
+    pub payloads: bool,
+    /// Its status: banned, unbanned or removed.
+    pub status: bool,
+}
+
+impl ChangeKinds {
+    /// Every kind: what a relay re-reads when it may have missed changes.
+    pub const ALL: ChangeKinds = ChangeKinds {
+        deltas: true,
+        devices: true,
+        payloads: true,
+        status: true,
+    };
+
+    /// Both `self`'s kinds and `other`'s.
+    pub fn union(self, other: ChangeKinds) -> ChangeKinds {
+        ChangeKinds {
+            deltas: self.deltas || other.deltas,
+            devices: self.devices || other.devices,
+            payloads: self.payloads || other.payloads,
+            status: self.status || other.status,
+        }
+    }
+
+    /// Whether no kind is set.
+    pub fn is_empty(self) -> bool {
+        self == ChangeKinds::default()
+    }
+}
+
+/// What a [`ChangeFeed`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Changes {
+    /// These accounts changed, each named once, with every kind of change
+    /// reported for it since the last report.
+    Accounts(Vec<(String, ChangeKinds)>),
+    /// The feed (re)connected and may have missed changes: re-read every
+    /// account the relay serves.
+    Everything,
+}
+
+/// The changes other writers (relay nodes) commit to a shared store, in
+/// commit order as far as the database tells, as hints: see
+/// [`RelayStore::change_feed`]. Blocking; runs on a plain thread.
+pub trait ChangeFeed: Send {
+    /// Waits at most `timeout` for changes. `Ok(None)`: none came. The
+    /// first call connects and reports [`Changes::Everything`]; so does the
+    /// first call that connects again after an error (a lost connection
+    /// loses the changes made meanwhile).
+    fn wait(&mut self, timeout: std::time::Duration) -> Result<Option<Changes>, StoreError>;
 }
 
 /// What a backend knows when it decides a login: read inside the login's

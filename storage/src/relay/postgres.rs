@@ -48,19 +48,31 @@
 //!   it, and devices push again. A connection lost during `COMMIT` leaves
 //!   its outcome unknown; every write is idempotent (content ids, upserts,
 //!   maximum cursors), so the retry is safe either way.
+//! - **Telling other nodes:** an operation that changes what another node's
+//!   devices must hear (new deltas, a login or a revocation, a stored
+//!   payload, a ban or a removal) notes its account; the notes of a group go
+//!   out as one `NOTIFY` on [`CHANGE_CHANNEL`] (more only past
+//!   [`NOTIFY_PAYLOAD_BYTES_MAX`]) inside the group's transaction, so
+//!   PostgreSQL delivers them exactly when the group commits, and never for
+//!   a group that failed. Other nodes listen through a
+//!   [`PostgresChangeFeed`] and read the store to learn what is new; the
+//!   notification is only a hint, so a node that lost its listening
+//!   connection re-reads everything when it connects again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::error::{Severity, SqlState};
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::{
-    expiry_after, plan_login, AccountStatus, Appended, ContentKey, DeviceKey, DeviceMention,
-    DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
-    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
+    expiry_after, plan_login, AccountStatus, Appended, ChangeFeed, ChangeKinds, Changes,
+    ContentKey, DeviceKey, DeviceMention, DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts,
+    LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, PutPayload, RelayStore, Revocation,
+    RevocationKind, RevokeOutcome, SessionRow, TokenUse,
 };
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
@@ -70,7 +82,33 @@ use crate::{OpenError, StoreError};
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("migrations/postgres/0001_init.sql")),
     (2, include_str!("migrations/postgres/0002_enrollments.sql")),
+    (3, include_str!("migrations/postgres/0003_nodes.sql")),
 ];
+
+/// The channel on which relay nodes tell each other what they changed.
+pub const CHANGE_CHANNEL: &str = "tandem_relay_changes";
+
+/// What the change feed's connection adds to the store's application name
+/// (`tandem-relay` unless the URL names one).
+pub const FEED_APPLICATION_NAME_SUFFIX: &str = "-feed";
+
+/// The longest notification payload: PostgreSQL refuses one of 8000 bytes
+/// or more. A group's notes that do not fit go out as several.
+pub const NOTIFY_PAYLOAD_BYTES_MAX: usize = 7_999;
+
+/// How long the change feed's connection may stay silent before the feed
+/// checks it with a query: a connection that died without a word (a
+/// network partition) must not look like a quiet one for long.
+pub(crate) const FEED_PING_INTERVAL_MS: u64 = 5_000;
+
+/// How long data the change feed sent may stay unacknowledged by the
+/// database's host before the connection counts as dead (TCP_USER_TIMEOUT,
+/// Linux), unless the URL sets it.
+pub(crate) const FEED_TCP_USER_TIMEOUT_MS: u64 = 10_000;
+
+/// Notifications one [`ChangeFeed::wait`] takes at most, so that one report
+/// stays bounded under a flood.
+pub(crate) const FEED_NOTIFICATIONS_PER_WAIT_MAX: usize = 1_024;
 
 /// How long connecting may take when the URL sets no `connect_timeout`: a
 /// relay must learn that the database is unreachable, not hang.
@@ -91,6 +129,9 @@ pub struct PostgresRelayStore {
     /// `None` after a lost connection, until the next operation connects.
     conn: Option<Conn>,
     group: Group,
+    /// This instance's node id, drawn from the database at open: its
+    /// notifications carry it.
+    node: i64,
 }
 
 impl std::fmt::Debug for PostgresRelayStore {
@@ -141,13 +182,26 @@ impl PostgresRelayStore {
         if config.get_application_name().is_none() {
             config.application_name("tandem-relay");
         }
-        let mut conn = Conn::open(&config).map_err(OpenError::Postgres)?;
+        let mut conn = Conn::open(&config, 0).map_err(OpenError::Postgres)?;
         migrate(&mut conn.client)?;
+        let node: i64 = conn
+            .client
+            .query_one("SELECT nextval('relay_node_ids')", &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(OpenError::Postgres)?;
+        conn.node = node;
         Ok(PostgresRelayStore {
             config,
             conn: Some(conn),
             group: Group::Outside,
+            node,
         })
+    }
+
+    /// This store instance's node id (unique among every instance ever
+    /// opened on the database).
+    pub fn node_id(&self) -> i64 {
+        self.node
     }
 
     /// The open connection, connecting first if the last one was lost.
@@ -157,7 +211,7 @@ impl PostgresRelayStore {
         }
         match &mut self.conn {
             Some(conn) => Ok(conn),
-            slot @ None => Ok(slot.insert(Conn::open(&self.config)?)),
+            slot @ None => Ok(slot.insert(Conn::open(&self.config, self.node)?)),
         }
     }
 
@@ -189,6 +243,7 @@ impl PostgresRelayStore {
             };
             let error = match body(conn) {
                 Ok(value) => {
+                    conn.keep_notes();
                     // Move the savepoint past this operation, so a later
                     // failure rolls back to here and keeps it. A read
                     // changed nothing: the older savepoint still fits.
@@ -205,6 +260,7 @@ impl PostgresRelayStore {
                 }
                 Err(error) => error,
             };
+            conn.op_notes.clear();
             if breaks_connection(&error, &conn.client) {
                 self.lose_group();
                 return Err(error);
@@ -235,6 +291,8 @@ impl PostgresRelayStore {
                 in_transaction(conn, body)
             } else {
                 let result = body(conn);
+                debug_assert!(conn.op_notes.is_empty(), "notes outside a transaction");
+                conn.op_notes.clear();
                 let broken = result
                     .as_ref()
                     .err()
@@ -279,11 +337,20 @@ fn in_transaction<T>(
         return (Err(error.into()), true);
     }
     match body(conn) {
-        Ok(value) => match conn.client.batch_execute("COMMIT") {
-            Ok(()) => (Ok(value), false),
-            Err(error) => (Err(error.into()), true),
-        },
+        Ok(value) => {
+            // The operation's notes go out with its commit.
+            conn.keep_notes();
+            if let Err(error) = conn.notify_notes() {
+                let _ = conn.client.batch_execute("ROLLBACK");
+                return (Err(error), true);
+            }
+            match conn.client.batch_execute("COMMIT") {
+                Ok(()) => (Ok(value), false),
+                Err(error) => (Err(error.into()), true),
+            }
+        }
         Err(error) => {
+            conn.op_notes.clear();
             let broken = breaks_connection(&error, &conn.client)
                 || conn.client.batch_execute("ROLLBACK").is_err();
             (Err(error), broken)
@@ -369,6 +436,13 @@ struct Conn {
     client: Client,
     /// Prepared once per connection: preparing costs a round trip.
     statements: HashMap<&'static str, Statement>,
+    /// The store's node id, which its notifications carry.
+    node: i64,
+    /// What the running operation changed, for other nodes; kept
+    /// ([`Conn::keep_notes`]) when it succeeds, dropped when it fails.
+    op_notes: Vec<(String, ChangeKinds)>,
+    /// The kept notes of the open transaction, sent before its commit.
+    notes: BTreeMap<String, ChangeKinds>,
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -379,13 +453,42 @@ impl Conn {
     /// parameters, and PostgreSQL would otherwise re-plan the ones with an
     /// array parameter on every execution (a custom plan looks cheaper):
     /// half of an append's time in a first measurement.
-    fn open(config: &Config) -> Result<Conn, postgres::Error> {
+    fn open(config: &Config, node: i64) -> Result<Conn, postgres::Error> {
         let mut client = config.connect(NoTls)?;
         client.batch_execute("SET plan_cache_mode = force_generic_plan")?;
         Ok(Conn {
             client,
             statements: HashMap::new(),
+            node,
+            op_notes: Vec::new(),
+            notes: BTreeMap::new(),
         })
+    }
+
+    /// Notes that the running operation changed `kinds` of `account`.
+    fn note(&mut self, account: &str, kinds: ChangeKinds) {
+        self.op_notes.push((account.to_owned(), kinds));
+    }
+
+    /// The running operation succeeded: its notes join the transaction's.
+    fn keep_notes(&mut self) {
+        for (account, kinds) in self.op_notes.drain(..) {
+            let entry = self.notes.entry(account).or_default();
+            *entry = entry.union(kinds);
+        }
+    }
+
+    /// Sends the transaction's notes as notifications, which PostgreSQL
+    /// delivers when (and only if) the transaction commits.
+    fn notify_notes(&mut self) -> Result<(), StoreError> {
+        if self.notes.is_empty() {
+            return Ok(());
+        }
+        let notes = std::mem::take(&mut self.notes);
+        for payload in encode_changes(self.node, &notes) {
+            self.execute("SELECT pg_notify($1, $2)", &[&CHANGE_CHANNEL, &payload])?;
+        }
+        Ok(())
     }
 
     fn statement(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
@@ -458,6 +561,31 @@ impl Conn {
         }
     }
 }
+
+const DELTAS: ChangeKinds = ChangeKinds {
+    deltas: true,
+    devices: false,
+    payloads: false,
+    status: false,
+};
+const DEVICES: ChangeKinds = ChangeKinds {
+    deltas: false,
+    devices: true,
+    payloads: false,
+    status: false,
+};
+const PAYLOADS: ChangeKinds = ChangeKinds {
+    deltas: false,
+    devices: false,
+    payloads: true,
+    status: false,
+};
+const STATUS: ChangeKinds = ChangeKinds {
+    deltas: false,
+    devices: false,
+    payloads: false,
+    status: true,
+};
 
 /// A device's row with its enrollment: the columns [`device_from_row`]
 /// reads, in its order.
@@ -565,9 +693,150 @@ fn revocation_params(revocation: &Revocation) -> Result<RevocationParams<'_>, St
 }
 
 impl RelayStore for PostgresRelayStore {
+    fn change_feed(&mut self) -> Option<Box<dyn ChangeFeed>> {
+        // Named apart from the store's connections, so an operator (or a
+        // test) can tell the listening connection in `pg_stat_activity`.
+        let mut config = self.config.clone();
+        let name = format!(
+            "{}{FEED_APPLICATION_NAME_SUFFIX}",
+            config.get_application_name().unwrap_or("tandem-relay")
+        );
+        config.application_name(&name);
+        // A connection that died without a word (a partition) fails the
+        // feed's check query within this, instead of blocking it for as
+        // long as the kernel would retransmit.
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_millis(FEED_TCP_USER_TIMEOUT_MS));
+        }
+        Some(Box::new(PostgresChangeFeed {
+            config,
+            node: self.node,
+            client: None,
+            checked_at: Instant::now(),
+        }))
+    }
+
+    fn open_session(
+        &mut self,
+        account: &str,
+        session: &SessionRow,
+        lease_until_ms: u64,
+    ) -> Result<(), StoreError> {
+        let lease = u64_to_sql("lease_until_ms", lease_until_ms)?;
+        let conn = u64_to_sql("conn", session.conn)?;
+        let active = u64_to_sql("last_active_ms", session.last_active_ms)?;
+        let enrolled = u64_to_sql("enrolled_at_ms", session.enrolled_at_ms)?;
+        let device: &[u8] = &session.device;
+        let node = self.node;
+        self.run(Shape::WriteMany, |c| {
+            c.execute(
+                "INSERT INTO relay_nodes (node, lease_until_ms) VALUES ($1, $2)
+                 ON CONFLICT (node) DO UPDATE
+                 SET lease_until_ms = GREATEST(relay_nodes.lease_until_ms, excluded.lease_until_ms)",
+                &[&node, &lease],
+            )?;
+            c.execute(
+                "INSERT INTO sessions
+                    (account, device, node, conn, platform, last_active_ms, enrolled_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (account, device) DO UPDATE SET
+                    node = excluded.node, conn = excluded.conn, platform = excluded.platform,
+                    last_active_ms = excluded.last_active_ms,
+                    enrolled_at_ms = excluded.enrolled_at_ms",
+                &[
+                    &account,
+                    &device,
+                    &node,
+                    &conn,
+                    &session.platform,
+                    &active,
+                    &enrolled,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn close_session(
+        &mut self,
+        account: &str,
+        device: DeviceKey,
+        conn: u64,
+    ) -> Result<(), StoreError> {
+        let conn = bound(conn);
+        let device: &[u8] = &device;
+        let node = self.node;
+        self.run(Shape::WriteOne, |c| {
+            c.execute(
+                "DELETE FROM sessions
+                 WHERE account = $1 AND device = $2 AND node = $3 AND conn = $4",
+                &[&account, &device, &node, &conn],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn end_session(&mut self, account: &str, device: DeviceKey) -> Result<(), StoreError> {
+        let device: &[u8] = &device;
+        self.run(Shape::WriteOne, |c| {
+            c.execute(
+                "DELETE FROM sessions WHERE account = $1 AND device = $2",
+                &[&account, &device],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn sessions_elsewhere(
+        &mut self,
+        account: &str,
+        now_ms: u64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        let now = bound(now_ms);
+        let node = self.node;
+        self.run(Shape::Read, |c| {
+            let rows = c.query(
+                "SELECT s.device, s.conn, s.platform, s.last_active_ms, s.enrolled_at_ms
+                 FROM sessions s
+                 JOIN relay_nodes n ON n.node = s.node
+                 JOIN enrollments e ON e.account = s.account AND e.device = s.device
+                 WHERE s.account = $1 AND s.node <> $2 AND n.lease_until_ms > $3
+                   AND e.revoked_kind IS NULL
+                 ORDER BY s.device",
+                &[&account, &node, &now],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SessionRow {
+                        device: key(r.try_get(0)?, "session device")?,
+                        conn: u64_from_sql("conn", r.try_get(1)?)?,
+                        platform: r.try_get(2)?,
+                        last_active_ms: u64_from_sql("last_active_ms", r.try_get(3)?)?,
+                        enrolled_at_ms: u64_from_sql("enrolled_at_ms", r.try_get(4)?)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn renew_node_lease(&mut self, lease_until_ms: u64) -> Result<(), StoreError> {
+        let lease = u64_to_sql("lease_until_ms", lease_until_ms)?;
+        let node = self.node;
+        self.run(Shape::WriteOne, |c| {
+            c.execute(
+                "INSERT INTO relay_nodes (node, lease_until_ms) VALUES ($1, $2)
+                 ON CONFLICT (node) DO UPDATE
+                 SET lease_until_ms = GREATEST(relay_nodes.lease_until_ms, excluded.lease_until_ms)",
+                &[&node, &lease],
+            )?;
+            Ok(())
+        })
+    }
+
     fn begin_group(&mut self) -> Result<(), StoreError> {
         debug_assert_eq!(self.group, Group::Outside, "groups do not nest");
         let conn = self.connect()?;
+        conn.notes.clear();
         if let Err(error) = conn.client.batch_execute("BEGIN; SAVEPOINT op") {
             self.conn = None;
             return Err(error.into());
@@ -584,6 +853,12 @@ impl RelayStore for PostgresRelayStore {
                 let Some(conn) = self.conn.as_mut() else {
                     return Err(StoreError::GroupLost);
                 };
+                // One notification for the whole group (more only when its
+                // accounts do not fit in one), delivered by its commit.
+                if let Err(error) = conn.notify_notes() {
+                    self.conn = None;
+                    return Err(error);
+                }
                 if let Err(error) = conn.client.batch_execute("COMMIT") {
                     // PostgreSQL ended the transaction either way; the
                     // connection may be gone too. Start afresh.
@@ -687,6 +962,7 @@ impl RelayStore for PostgresRelayStore {
             let row = c
                 .device_row(login.account, login.device)?
                 .ok_or_else(|| StoreError::Corrupt("a device vanished while logging in".into()))?;
+            c.note(login.account, DEVICES);
             Ok(LoginOutcome::Accepted {
                 device: row,
                 first_login: writes.new_device,
@@ -748,6 +1024,7 @@ impl RelayStore for PostgresRelayStore {
                 ],
             )?;
             if changed > 0 {
+                c.note(account, DEVICES);
                 return Ok(RevokeOutcome::Revoked);
             }
             Ok(match c.device_row(account, device)? {
@@ -791,6 +1068,9 @@ impl RelayStore for PostgresRelayStore {
                 .map(|r| key(r.try_get(0)?, "device id"))
                 .collect::<Result<Vec<DeviceKey>, StoreError>>()?;
             revoked.sort();
+            if !revoked.is_empty() {
+                c.note(account, DEVICES);
+            }
             Ok(revoked)
         })
     }
@@ -856,10 +1136,13 @@ impl RelayStore for PostgresRelayStore {
         .as_str();
         self.run(Shape::WriteMany, |c| {
             c.lock_or_create_account(account)?;
-            c.execute(
-                "UPDATE accounts SET status = $2 WHERE account = $1 AND status <> 'removed'",
+            let changed = c.execute(
+                "UPDATE accounts SET status = $2 WHERE account = $1 AND status NOT IN ('removed', $2)",
                 &[&account, &status],
             )?;
+            if changed > 0 {
+                c.note(account, STATUS);
+            }
             c.account_status(account)
         })
     }
@@ -872,6 +1155,7 @@ impl RelayStore for PostgresRelayStore {
                 &[&account],
             )?;
             let devices = u64_from_sql("device count", devices.try_get(0)?)?;
+            c.execute("DELETE FROM sessions WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM payloads WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM log WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM used_tokens WHERE account = $1", &[&account])?;
@@ -881,6 +1165,7 @@ impl RelayStore for PostgresRelayStore {
                 "UPDATE accounts SET status = 'removed', head_seq = 0 WHERE account = $1",
                 &[&account],
             )?;
+            c.note(account, STATUS);
             Ok(devices)
         })
     }
@@ -945,6 +1230,7 @@ impl RelayStore for PostgresRelayStore {
                      UPDATE accounts SET head_seq = $6 WHERE account = $1",
                     &[&account, &origin, &new_seqs, &new_ids, &new_bytes, &head],
                 )?;
+                c.note(account, DELTAS);
             }
             Ok(out)
         })
@@ -1061,6 +1347,7 @@ impl RelayStore for PostgresRelayStore {
                  VALUES ($1, $2, $3, $4, $5, $6)",
                 &[&account, &recipient, &id, &sender, &payload.bytes, &sent_ms],
             )?;
+            c.note(account, PAYLOADS);
             Ok(PutPayload::Stored)
         })
     }
@@ -1104,5 +1391,315 @@ impl RelayStore for PostgresRelayStore {
             )?;
             Ok(removed > 0)
         })
+    }
+}
+
+/// The first word of every notification payload: the format's version.
+const NOTICE_TAG: &str = "tandem1";
+/// The line that stands for every account.
+const NOTICE_EVERYTHING: &str = "*";
+
+/// The notification payloads for `notes`: each `tandem1 <node>` and then
+/// one line `<kinds> <account>` per account (`d` deltas, `v` devices, `p`
+/// payloads, `s` status), split so that none passes
+/// [`NOTIFY_PAYLOAD_BYTES_MAX`]. An account that cannot be written on a
+/// line (a newline in it, or too long for a payload) makes the payload say
+/// `*`, every account: a receiver then reads more, never less.
+fn encode_changes(node: i64, notes: &BTreeMap<String, ChangeKinds>) -> Vec<String> {
+    let header = format!("{NOTICE_TAG} {node}\n");
+    let everything = || vec![format!("{header}{NOTICE_EVERYTHING}\n")];
+    let mut payloads = Vec::new();
+    let mut current = header.clone();
+    for (account, kinds) in notes {
+        let mut line = String::with_capacity(account.len() + 6);
+        for (set, letter) in [
+            (kinds.deltas, 'd'),
+            (kinds.devices, 'v'),
+            (kinds.payloads, 'p'),
+            (kinds.status, 's'),
+        ] {
+            if set {
+                line.push(letter);
+            }
+        }
+        if line.is_empty() {
+            continue;
+        }
+        if account.is_empty() || account.contains(['\n', '\0']) {
+            return everything();
+        }
+        line.push(' ');
+        line.push_str(account);
+        line.push('\n');
+        if header.len() + line.len() > NOTIFY_PAYLOAD_BYTES_MAX {
+            return everything();
+        }
+        if current.len() + line.len() > NOTIFY_PAYLOAD_BYTES_MAX {
+            payloads.push(std::mem::replace(&mut current, header.clone()));
+        }
+        current.push_str(&line);
+    }
+    if current.len() > header.len() {
+        payloads.push(current);
+    }
+    payloads
+}
+
+/// What one notification said.
+#[derive(Debug, PartialEq, Eq)]
+enum Notice {
+    /// Node `node` changed these accounts.
+    Accounts(i64, Vec<(String, ChangeKinds)>),
+    /// Node `node` changed accounts it could not name.
+    Everything(i64),
+    /// Not a payload this build writes (a newer node, or garbage): the
+    /// receiver must assume anything changed.
+    Unreadable,
+}
+
+fn decode_changes(payload: &str) -> Notice {
+    let mut lines = payload.lines();
+    let node = lines
+        .next()
+        .and_then(|header| header.strip_prefix(NOTICE_TAG))
+        .and_then(|rest| rest.strip_prefix(' '))
+        .and_then(|node| node.parse::<i64>().ok());
+    let Some(node) = node else {
+        return Notice::Unreadable;
+    };
+    let mut accounts = Vec::new();
+    for line in lines {
+        if line == NOTICE_EVERYTHING {
+            return Notice::Everything(node);
+        }
+        let Some((letters, account)) = line.split_once(' ') else {
+            return Notice::Unreadable;
+        };
+        let mut kinds = ChangeKinds::default();
+        for letter in letters.chars() {
+            match letter {
+                'd' => kinds.deltas = true,
+                'v' => kinds.devices = true,
+                'p' => kinds.payloads = true,
+                's' => kinds.status = true,
+                _ => return Notice::Unreadable,
+            }
+        }
+        if kinds.is_empty() || account.is_empty() {
+            return Notice::Unreadable;
+        }
+        accounts.push((account.to_owned(), kinds));
+    }
+    Notice::Accounts(node, accounts)
+}
+
+/// The [`ChangeFeed`] of a [`PostgresRelayStore`]: a connection of its own
+/// that `LISTEN`s on [`CHANGE_CHANNEL`] and reports what other nodes
+/// committed, skipping the notifications of its own store.
+///
+/// Its connection is opened by the first [`ChangeFeed::wait`] (on the
+/// thread that runs the feed) and again after it is lost; each time, the
+/// report is [`Changes::Everything`], since notifications sent while no
+/// connection listened are gone. A connection that stays silent is checked
+/// every [`FEED_PING_INTERVAL_MS`].
+pub struct PostgresChangeFeed {
+    config: Config,
+    node: i64,
+    client: Option<Client>,
+    checked_at: Instant,
+}
+
+impl std::fmt::Debug for PostgresChangeFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresChangeFeed")
+            .field("node", &self.node)
+            .field("connected", &self.client.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresChangeFeed {
+    fn listen(&mut self) -> Result<(), StoreError> {
+        let mut client = self.config.connect(NoTls)?;
+        // The channel is a constant identifier, not input.
+        client.batch_execute(&format!("LISTEN {CHANGE_CHANNEL}"))?;
+        self.client = Some(client);
+        self.checked_at = Instant::now();
+        Ok(())
+    }
+
+    /// Folds one payload into `accounts`; true when it stands for every
+    /// account.
+    fn take(&self, payload: &str, accounts: &mut BTreeMap<String, ChangeKinds>) -> bool {
+        match decode_changes(payload) {
+            Notice::Accounts(node, _) | Notice::Everything(node) if node == self.node => false,
+            Notice::Accounts(_, changed) => {
+                for (account, kinds) in changed {
+                    let entry = accounts.entry(account).or_default();
+                    *entry = entry.union(kinds);
+                }
+                false
+            }
+            Notice::Everything(_) | Notice::Unreadable => true,
+        }
+    }
+}
+
+impl ChangeFeed for PostgresChangeFeed {
+    fn wait(&mut self, timeout: Duration) -> Result<Option<Changes>, StoreError> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            self.client = None;
+            self.listen()?;
+            return Ok(Some(Changes::Everything));
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(StoreError::ChangeFeedLost);
+        };
+        let mut payloads = Vec::new();
+        let mut failed = None;
+        {
+            let mut notifications = client.notifications();
+            match notifications.timeout_iter(timeout).next() {
+                Ok(Some(n)) => payloads.push(n.payload().to_owned()),
+                Ok(None) => {}
+                Err(error) => failed = Some(error),
+            }
+            // Then whatever else is here already, without waiting.
+            let mut rest = notifications.iter();
+            while failed.is_none()
+                && !payloads.is_empty()
+                && payloads.len() < FEED_NOTIFICATIONS_PER_WAIT_MAX
+            {
+                match rest.next() {
+                    Ok(Some(n)) => payloads.push(n.payload().to_owned()),
+                    Ok(None) => break,
+                    Err(error) => failed = Some(error),
+                }
+            }
+        }
+        if let Some(error) = failed {
+            self.client = None;
+            return Err(error.into());
+        }
+        if client.is_closed() {
+            self.client = None;
+            return Err(StoreError::ChangeFeedLost);
+        }
+        if payloads.is_empty() {
+            if self.checked_at.elapsed() >= Duration::from_millis(FEED_PING_INTERVAL_MS) {
+                self.checked_at = Instant::now();
+                if let Err(error) = client.simple_query("SELECT 1") {
+                    self.client = None;
+                    return Err(error.into());
+                }
+            }
+            return Ok(None);
+        }
+        self.checked_at = Instant::now();
+        let mut accounts = BTreeMap::new();
+        let mut everything = false;
+        for payload in &payloads {
+            everything |= self.take(payload, &mut accounts);
+        }
+        Ok(if everything {
+            Some(Changes::Everything)
+        } else if accounts.is_empty() {
+            None
+        } else {
+            Some(Changes::Accounts(accounts.into_iter().collect()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+
+    fn kinds(letters: &str) -> ChangeKinds {
+        ChangeKinds {
+            deltas: letters.contains('d'),
+            devices: letters.contains('v'),
+            payloads: letters.contains('p'),
+            status: letters.contains('s'),
+        }
+    }
+
+    #[test]
+    fn notes_round_trip_and_split_below_the_payload_limit() {
+        let mut notes = BTreeMap::new();
+        notes.insert("alice".to_owned(), kinds("dv"));
+        notes.insert("bob".to_owned(), kinds("ps"));
+        notes.insert("carol".to_owned(), ChangeKinds::default());
+        let payloads = encode_changes(7, &notes);
+        assert_eq!(payloads, vec!["tandem1 7\ndv alice\nps bob\n".to_owned()]);
+        assert_eq!(
+            decode_changes(&payloads[0]),
+            Notice::Accounts(
+                7,
+                vec![("alice".into(), kinds("dv")), ("bob".into(), kinds("ps"))]
+            )
+        );
+        // Enough accounts to need several payloads: each at most the
+        // limit, together every account once.
+        let many: BTreeMap<String, ChangeKinds> = (0..2_000)
+            .map(|i| (format!("account-{i:05}"), kinds("d")))
+            .collect();
+        let payloads = encode_changes(-1, &many);
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|p| p.len() <= NOTIFY_PAYLOAD_BYTES_MAX));
+        let mut back = Vec::new();
+        for payload in &payloads {
+            match decode_changes(payload) {
+                Notice::Accounts(-1, accounts) => back.extend(accounts),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(back, many.into_iter().collect::<Vec<_>>());
+        assert!(encode_changes(1, &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn an_account_that_cannot_be_named_stands_for_every_account() {
+        for account in [
+            "two\nlines".to_owned(),
+            "x".repeat(NOTIFY_PAYLOAD_BYTES_MAX),
+        ] {
+            let notes = BTreeMap::from([(account, kinds("d"))]);
+            let payloads = encode_changes(3, &notes);
+            assert_eq!(payloads, vec!["tandem1 3\n*\n".to_owned()]);
+            assert_eq!(decode_changes(&payloads[0]), Notice::Everything(3));
+        }
+        // Just fits, and one byte more does not.
+        let fits = NOTIFY_PAYLOAD_BYTES_MAX - "tandem1 3\nd \n".len();
+        for (len, named) in [(fits, true), (fits + 1, false)] {
+            let notes = BTreeMap::from([("y".repeat(len), kinds("d"))]);
+            let payload = &encode_changes(3, &notes)[0];
+            assert!(payload.len() <= NOTIFY_PAYLOAD_BYTES_MAX);
+            assert_eq!(
+                matches!(decode_changes(payload), Notice::Accounts(..)),
+                named
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_payloads_are_reported_as_such_never_a_panic() {
+        for payload in [
+            "",
+            "tandem1",
+            "tandem1 x\nd alice\n",
+            "tandem2 1\nd alice\n",
+            "tandem1 1\nq alice\n",
+            "tandem1 1\nd\n",
+            "tandem1 1\n alice\n",
+            "tandem1 1\nd \n",
+            "tandem1 99999999999999999999\nd a\n",
+        ] {
+            assert_eq!(decode_changes(payload), Notice::Unreadable, "{payload:?}");
+        }
+        assert_eq!(
+            decode_changes("tandem1 -5\n"),
+            Notice::Accounts(-5, Vec::new())
+        );
     }
 }
