@@ -17,6 +17,12 @@ pub struct RelayArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
+    /// Also listen for WebSocket connections on this address (port 0 picks
+    /// a free port): devices reach it as ws://HOST:PORT (any path), one
+    /// binary message per frame. Plain WebSocket only: for wss:// put a
+    /// TLS-terminating proxy in front of it.
+    #[arg(long, value_name = "ADDR")]
+    listen_ws: Option<SocketAddr>,
     /// The relay's SQLite file, created if missing (one relay node).
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
@@ -174,6 +180,7 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
         .with_context(|| format!("secret file {}", args.secret_file.display()))?;
     let store = store_location(&args)?;
     let mut config = RelayConfig::new(args.listen, store, secret);
+    config.listen_ws_addr = args.listen_ws;
     config.devices_online_max = args.max_devices;
     config.devices_online_per_platform_max = args.max_devices_per_platform;
     config.connections_max = args.max_connections;
@@ -188,10 +195,14 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
     };
     tandem_relay::process::run(
         config,
-        |addr| {
-            tracing::info!(%addr, "relay listening");
+        |addrs| {
+            tracing::info!(addr = %addrs.tcp, "relay listening");
             // Printed on stdout so scripts can read the port chosen for :0.
-            println!("listening on {addr}");
+            println!("listening on {}", addrs.tcp);
+            if let Some(ws) = addrs.websocket {
+                tracing::info!(addr = %ws, "relay listening for WebSocket");
+                println!("listening for WebSocket on ws://{ws}");
+            }
         },
         async {
             // If the signal handler cannot be installed the relay runs
