@@ -241,6 +241,11 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
 
 pub fn admin(args: AdminArgs, relay: Option<&str>, account: Option<&str>) -> anyhow::Result<()> {
     let relay = relay.ok_or_else(|| anyhow::anyhow!("tandem admin needs --relay <host:port>"))?;
+    if tandem_transport::RelayAddress::parse(relay).is_ok_and(|a| a.is_websocket()) {
+        anyhow::bail!(
+            "tandem admin talks to the relay's TCP listener (--listen), not its WebSocket one: give --relay <ip:port>"
+        );
+    }
     let relay: SocketAddr = relay
         .parse()
         .with_context(|| format!("--relay {relay} is not an ip:port"))?;
@@ -342,6 +347,14 @@ mod tests {
         assert!(parse(&[]).is_err(), "no store");
         assert!(parse(&["--data", "r.db", "--postgres", url]).is_err());
         assert!(parse(&["--postgres", url, "--postgres-file", "f"]).is_err());
+    }
+
+    #[test]
+    fn the_websocket_listener_is_optional_and_an_address() {
+        assert_eq!(parse(&["--data", "r.db"]).unwrap().listen_ws, None);
+        let args = parse(&["--data", "r.db", "--listen-ws", "127.0.0.1:7701"]).unwrap();
+        assert_eq!(args.listen_ws, Some("127.0.0.1:7701".parse().unwrap()));
+        assert!(parse(&["--data", "r.db", "--listen-ws", "ws://127.0.0.1:7701"]).is_err());
     }
 
     #[test]

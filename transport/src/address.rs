@@ -18,9 +18,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// Bytes in a relay address, at most: far above any real one, and a bound
-/// on what a device file or a command line can make a device parse.
-pub const RELAY_ADDRESS_BYTES_MAX: usize = 2048;
+/// Bytes in a relay address, at most: what a device keeps in its file
+/// (the engine's limit is this one), and a bound on what a command line
+/// can make a device parse. A DNS name is at most 253 bytes.
+pub const RELAY_ADDRESS_BYTES_MAX: usize = 255;
 
 /// The port a `ws://` address without one means (RFC 6455).
 pub const WEBSOCKET_PORT_DEFAULT: u16 = 80;
