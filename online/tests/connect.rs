@@ -276,7 +276,8 @@ async fn a_token_the_session_cannot_send_stops_the_device() {
 #[tokio::test]
 async fn a_relay_address_of_an_unknown_scheme_or_wss_stops_the_device() {
     use tandem_transport::AddressError;
-    let cases: [(&str, fn(&AddressError) -> bool); 4] = [
+    type Check = fn(&AddressError) -> bool;
+    let cases: [(&str, Check); 4] = [
         ("wss://relay.example:443", |e| {
             *e == AddressError::TlsNotSupported
         }),
