@@ -526,12 +526,16 @@ pub fn relay_child(args: RelayArgs) -> anyhow::Result<()> {
     );
     config.devices_online_max = args.max_devices;
     config.connections_max = args.max_connections;
-    tandem_relay::process::run(config, |addr| println!("listening on {addr}"), async {
-        let _ = tokio::task::spawn_blocking(|| {
-            std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
-        })
-        .await;
-    })?;
+    tandem_relay::process::run(
+        config,
+        |addrs| println!("listening on {}", addrs.tcp),
+        async {
+            let _ = tokio::task::spawn_blocking(|| {
+                std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink())
+            })
+            .await;
+        },
+    )?;
     Ok(())
 }
 

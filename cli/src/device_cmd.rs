@@ -29,9 +29,11 @@ pub struct DeviceArgs {
     /// The account; needed when the file is new, checked otherwise.
     #[arg(long, global = true)]
     account: Option<String>,
-    /// The relay, as host:port, for commands that go online; kept in the
-    /// device's file, so later commands need it not.
-    #[arg(long, value_name = "HOST:PORT", global = true)]
+    /// The relay, for commands that go online: host:port (its TCP
+    /// listener) or ws://host:port[/path] (its WebSocket listener, `tandem
+    /// relay --listen-ws`; no wss:// yet). Kept in the device's file, so
+    /// later commands need it not.
+    #[arg(long, value_name = "ADDRESS", global = true, value_parser = relay_address)]
     relay: Option<String>,
     /// A login token (see `tandem token`): logs the device in at its first
     /// networked command, or again after a kick. The device keeps its
@@ -47,6 +49,11 @@ pub struct DeviceArgs {
     /// any other name), used when the file is new.
     #[arg(long, default_value = "linux", global = true)]
     platform: String,
+}
+
+/// `--relay` as given, once it parses as a relay address.
+fn relay_address(text: &str) -> Result<String, tandem_transport::AddressError> {
+    tandem_transport::RelayAddress::parse(text).map(|_| text.trim().to_owned())
 }
 
 impl DeviceArgs {
@@ -969,7 +976,7 @@ fn relay_of(args: &DeviceArgs, engine: &mut Engine) -> anyhow::Result<String> {
         }
         None => kept.into_iter().next().ok_or_else(|| {
             anyhow!(
-                "this command needs --relay <host:port> (the device keeps it after the first time)"
+                "this command needs --relay <host:port or ws://host:port> (the device keeps it after the first time)"
             )
         }),
     }
@@ -1040,16 +1047,17 @@ fn manage(
     wait: WaitArgs,
     kick: Option<DeviceId>,
 ) -> anyhow::Result<()> {
-    use tandem_transport::driver::tcp;
-    use tandem_transport::SessionEvent;
+    use tandem_transport::{RelayAddress, SessionEvent};
 
     let relay = relay_of(&args, &mut engine)?;
+    let address = RelayAddress::parse(&relay)
+        .with_context(|| format!("the relay address {relay:?} the device keeps"))?;
     let config = engine.session_config(args.token.clone())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let timeout = Duration::from_secs(wait.timeout_s);
     runtime.block_on(async {
         let work = async {
-            let mut conn = tcp::connect(relay.as_str(), config)
+            let mut conn = tandem_transport::driver::connect(&address, config)
                 .await
                 .with_context(|| format!("connecting to the relay at {relay}"))?;
             let mut kicked = false;

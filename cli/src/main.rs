@@ -161,6 +161,30 @@ mod tests {
     }
 
     #[test]
+    fn relay_takes_host_port_or_ws_and_refuses_the_rest_clearly() {
+        let parse = |relay: &str| {
+            Cli::try_parse_from(["tandem", "--data", "d.db", "--relay", relay, "sync"])
+        };
+        for good in [
+            "127.0.0.1:7700",
+            "relay.example:1",
+            "ws://127.0.0.1:7701",
+            "ws://relay/tandem",
+        ] {
+            let cli = parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(cli.device.relay(), Some(good));
+        }
+        for (bad, says) in [
+            ("wss://relay:443", "not supported"),
+            ("ftp://relay:21", "unknown scheme"),
+            ("relay", "needs a port"),
+        ] {
+            let error = parse(bad).unwrap_err().to_string();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
     fn timeout_s_is_bounded_at_1_and_a_day() {
         let parse = |timeout: &str| {
             Cli::try_parse_from(["tandem", "--data", "d.db", "sync", "--timeout-s", timeout])

@@ -17,6 +17,12 @@ pub struct RelayArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
+    /// Also listen for WebSocket connections on this address (port 0 picks
+    /// a free port): devices reach it as ws://HOST:PORT (any path), one
+    /// binary message per frame. Plain WebSocket only: for wss:// put a
+    /// TLS-terminating proxy in front of it.
+    #[arg(long, value_name = "ADDR")]
+    listen_ws: Option<SocketAddr>,
     /// The relay's SQLite file, created if missing (one relay node).
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
@@ -174,6 +180,7 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
         .with_context(|| format!("secret file {}", args.secret_file.display()))?;
     let store = store_location(&args)?;
     let mut config = RelayConfig::new(args.listen, store, secret);
+    config.listen_ws_addr = args.listen_ws;
     config.devices_online_max = args.max_devices;
     config.devices_online_per_platform_max = args.max_devices_per_platform;
     config.connections_max = args.max_connections;
@@ -188,10 +195,14 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
     };
     tandem_relay::process::run(
         config,
-        |addr| {
-            tracing::info!(%addr, "relay listening");
+        |addrs| {
+            tracing::info!(addr = %addrs.tcp, "relay listening");
             // Printed on stdout so scripts can read the port chosen for :0.
-            println!("listening on {addr}");
+            println!("listening on {}", addrs.tcp);
+            if let Some(ws) = addrs.websocket {
+                tracing::info!(addr = %ws, "relay listening for WebSocket");
+                println!("listening for WebSocket on ws://{ws}");
+            }
         },
         async {
             // If the signal handler cannot be installed the relay runs
@@ -230,6 +241,11 @@ pub fn token(args: TokenArgs) -> anyhow::Result<()> {
 
 pub fn admin(args: AdminArgs, relay: Option<&str>, account: Option<&str>) -> anyhow::Result<()> {
     let relay = relay.ok_or_else(|| anyhow::anyhow!("tandem admin needs --relay <host:port>"))?;
+    if tandem_transport::RelayAddress::parse(relay).is_ok_and(|a| a.is_websocket()) {
+        anyhow::bail!(
+            "tandem admin talks to the relay's TCP listener (--listen), not its WebSocket one: give --relay <ip:port>"
+        );
+    }
     let relay: SocketAddr = relay
         .parse()
         .with_context(|| format!("--relay {relay} is not an ip:port"))?;
@@ -331,6 +347,14 @@ mod tests {
         assert!(parse(&[]).is_err(), "no store");
         assert!(parse(&["--data", "r.db", "--postgres", url]).is_err());
         assert!(parse(&["--postgres", url, "--postgres-file", "f"]).is_err());
+    }
+
+    #[test]
+    fn the_websocket_listener_is_optional_and_an_address() {
+        assert_eq!(parse(&["--data", "r.db"]).unwrap().listen_ws, None);
+        let args = parse(&["--data", "r.db", "--listen-ws", "127.0.0.1:7701"]).unwrap();
+        assert_eq!(args.listen_ws, Some("127.0.0.1:7701".parse().unwrap()));
+        assert!(parse(&["--data", "r.db", "--listen-ws", "ws://127.0.0.1:7701"]).is_err());
     }
 
     #[test]

@@ -54,5 +54,7 @@ pub const CREDENTIALS_EXPIRING_WARNING_MS: i64 = 3 * 24 * 3600 * 1000;
 /// Relay addresses a device keeps.
 pub const RELAYS_MAX: usize = 16;
 
-/// Bytes in one relay address (`host:port`).
-pub const RELAY_ADDRESS_BYTES_MAX: usize = 255;
+/// Bytes in one relay address (`host:port` or `ws://host:port/path`): the
+/// transport's bound on what it parses, so every address a device keeps
+/// is one it can parse.
+pub use tandem_transport::address::RELAY_ADDRESS_BYTES_MAX;

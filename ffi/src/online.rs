@@ -43,7 +43,9 @@ pub struct Backoff {
 /// How a device reaches its relay.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OnlineConfig {
-    /// `host:port` of the relay.
+    /// The relay: `host:port` (its TCP listener) or `ws://host:port/path`
+    /// (its WebSocket listener). `wss://` is not built: the device stops
+    /// with a stop reason that says so.
     pub relay: String,
     /// A login token from the app's auth service, for a device that is not
     /// enrolled yet (or was kicked): presented until a login succeeds, then

@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tandem_engine::sync::{SyncError, SyncEvent, Syncer, REQUEST_TIMEOUT_MS};
 use tandem_engine::Engine;
-use tandem_transport::driver::tcp::{self, ConnectError};
-use tandem_transport::driver::Connection;
+use tandem_transport::driver::{self, ConnectError, Connection, RelayLink};
 use tandem_transport::frame::{DeviceInfo, PayloadId};
-use tandem_transport::{ClientSession, CloseReason, CommandError, SessionEvent};
-use tokio::net::TcpStream;
+use tandem_transport::{
+    AddressError, ClientSession, CloseReason, CommandError, RelayAddress, SessionEvent,
+};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -23,6 +23,8 @@ use crate::status::{LastError, Link, LinkError, Status, StopReason};
 pub(crate) struct Actor {
     engine: Engine,
     config: OnlineConfig,
+    /// `config.relay`, parsed once: which link, and where.
+    relay: Result<RelayAddress, AddressError>,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<SyncEvent>,
     status: watch::Sender<Status>,
@@ -94,6 +96,7 @@ impl Actor {
     ) -> Actor {
         Actor {
             login_token: config.login_token.clone(),
+            relay: RelayAddress::parse(&config.relay),
             engine,
             config,
             commands,
@@ -229,6 +232,10 @@ impl Actor {
     /// One connection: connect within the timeout (serving commands
     /// meanwhile), then the session until it ends.
     async fn connection(&mut self) -> Ended {
+        let relay = match &self.relay {
+            Ok(relay) => relay.clone(),
+            Err(e) => return Ended::Stop(StopReason::Address(e.clone())),
+        };
         let client = match self.engine.session_config(self.login_token.clone()) {
             Ok(client) => client,
             Err(e) => return Ended::Stop(StopReason::Store(Arc::new(e))),
@@ -237,7 +244,7 @@ impl Actor {
         let timeout_ms = self.config.connect_timeout_ms;
         let connect = tokio::time::timeout(
             Duration::from_millis(timeout_ms),
-            tcp::connect(self.config.relay.clone(), client),
+            driver::connect(&relay, client),
         );
         tokio::pin!(connect);
         let connection = loop {
@@ -247,6 +254,10 @@ impl Actor {
                     Ok(Err(ConnectError::Config(e))) => return Ended::Stop(StopReason::Config(e)),
                     Ok(Err(ConnectError::Io(e))) => {
                         return Ended::Retry { error: LinkError::connect(&e), logged_in: false }
+                    }
+                    Ok(Err(ConnectError::Handshake { status, reason })) => {
+                        let error = LinkError::Handshake { status, message: reason };
+                        return Ended::Retry { error, logged_in: false };
                     }
                     Ok(Err(e)) => {
                         let e = std::io::Error::other(e.to_string());
@@ -279,7 +290,7 @@ impl Actor {
     }
 
     /// A connected session, from `Hello` to close.
-    async fn session(&mut self, mut conn: Connection<TcpStream>) -> Ended {
+    async fn session(&mut self, mut conn: Connection<RelayLink>) -> Ended {
         let mut syncer = Syncer::new();
         let mut ending = Ending::default();
         let mut close_by: Option<Instant> = None;
@@ -346,7 +357,7 @@ impl Actor {
     /// together merges as one batch (one transaction).
     fn session_event(
         &mut self,
-        conn: &mut Connection<TcpStream>,
+        conn: &mut Connection<RelayLink>,
         syncer: &mut Syncer,
         ending: &mut Ending,
         event: SessionEvent,
@@ -482,7 +493,7 @@ impl Actor {
     fn online_command(
         &mut self,
         command: Command,
-        conn: &mut Connection<TcpStream>,
+        conn: &mut Connection<RelayLink>,
         syncer: &mut Syncer,
         ending: &mut Ending,
     ) {

@@ -20,7 +20,14 @@ pub const CLOSE_TIMEOUT_MS: u64 = 1_000;
 /// How a device reaches its relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnlineConfig {
-    /// `host:port` of the relay.
+    /// The relay's address: `host:port` for its TCP listener, or
+    /// `ws://host[:port][/path]` for its WebSocket listener (`tandem relay
+    /// --listen-ws`). Parsed once, when the device starts; an address this
+    /// build cannot reach (another scheme, `wss://`: TLS is not built)
+    /// stops the device with
+    /// [`StopReason::Address`](crate::StopReason::Address) when it goes
+    /// online. [`RelayAddress::parse`](tandem_transport::RelayAddress::parse)
+    /// checks one beforehand.
     pub relay: String,
     /// A login token from the app's auth service, for a device that is not
     /// enrolled yet (or was kicked): presented until a login succeeds,
@@ -33,8 +40,8 @@ pub struct OnlineConfig {
     pub start_online: bool,
     /// How long to wait before each reconnect attempt.
     pub backoff: Backoff,
-    /// How long one connection attempt (name resolution and the TCP
-    /// handshake) may take before it counts as failed and is retried
+    /// How long one connection attempt (name resolution, the TCP
+    /// handshake and, for WebSocket, the upgrade) may take before it counts as failed and is retried
     /// after the backoff. 0 gives an attempt no time at all.
     pub connect_timeout_ms: u64,
 }

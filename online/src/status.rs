@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 use tandem_engine::sync::SyncError;
 use tandem_engine::StoreError;
 use tandem_transport::client::ConfigError;
-use tandem_transport::{CloseReason, DeviceId, DeviceInfo, ErrorCode, OfflineReason, Refusal};
+use tandem_transport::{
+    AddressError, CloseReason, DeviceId, DeviceInfo, ErrorCode, OfflineReason, Refusal,
+};
 
 /// The connection state, to read or to wait on (see
 /// [`OnlineDevice::status`](crate::OnlineDevice::status)).
@@ -64,7 +66,8 @@ pub enum Link {
     /// waits to retry ([`LastError::retry_in_ms`]).
     #[default]
     Offline,
-    /// Resolving the relay's address and opening a TCP connection.
+    /// Resolving the relay's address and opening a TCP connection (and,
+    /// for a `ws://` relay, the WebSocket upgrade).
     Connecting,
     /// Connected; `Hello` sent, the relay's answer not yet in.
     LoggingIn,
@@ -104,6 +107,10 @@ pub enum StopReason {
     /// The device's own store failed before a connection could start (its
     /// relay cursor could not be read).
     Store(Arc<StoreError>),
+    /// [`OnlineConfig::relay`](crate::OnlineConfig::relay) is not a relay
+    /// address this build can reach: not `host:port` or
+    /// `ws://host[:port][/path]`, or `wss://` (TLS is not built).
+    Address(AddressError),
 }
 
 impl StopReason {
@@ -168,13 +175,14 @@ impl StopReason {
     }
 
     /// A stable snake_case name: the offline reason's or the refusal's
-    /// code, `config` or `store`.
+    /// code, `config`, `store` or `address`.
     pub fn as_str(&self) -> &'static str {
         match self {
             StopReason::Kicked(reason) => reason.as_str(),
             StopReason::Refused { code, .. } => code.as_str(),
             StopReason::Config(_) => "config",
             StopReason::Store(_) => "store",
+            StopReason::Address(_) => "address",
         }
     }
 }
@@ -188,6 +196,7 @@ impl fmt::Display for StopReason {
             }
             StopReason::Config(error) => write!(f, "cannot start a session: {error}"),
             StopReason::Store(error) => write!(f, "the device's store failed: {error}"),
+            StopReason::Address(error) => write!(f, "cannot reach the relay: {error}"),
         }
     }
 }
@@ -236,6 +245,16 @@ pub enum LinkError {
         /// The operating system's kind of error.
         kind: io::ErrorKind,
         /// The operating system's words.
+        message: String,
+    },
+    /// The TCP connection was made but the WebSocket upgrade failed (a
+    /// `ws://` relay address): the server is not a relay's WebSocket
+    /// listener, or refused the upgrade (a busy relay answers HTTP 503).
+    #[error("the WebSocket upgrade failed: {message}")]
+    Handshake {
+        /// The HTTP status the server answered, if it answered one.
+        status: Option<u16>,
+        /// What went wrong, in words.
         message: String,
     },
     /// The connection attempt got no answer within

@@ -269,3 +269,95 @@ async fn a_token_the_session_cannot_send_stops_the_device() {
     assert_eq!(status.link, Link::Offline);
     bounded("shutdown", device.shutdown()).await.unwrap();
 }
+
+/// A relay address this build cannot reach stops the device at once with
+/// the address's own error (no attempt, no retry), and the device still
+/// answers local operations.
+#[tokio::test]
+async fn a_relay_address_of_an_unknown_scheme_or_wss_stops_the_device() {
+    use tandem_transport::AddressError;
+    type Check = fn(&AddressError) -> bool;
+    let cases: [(&str, Check); 4] = [
+        ("wss://relay.example:443", |e| {
+            *e == AddressError::TlsNotSupported
+        }),
+        (
+            "http://relay.example:80",
+            |e| matches!(e, AddressError::UnknownScheme { scheme } if scheme == "http"),
+        ),
+        ("relay.example", |e| matches!(e, AddressError::Port { .. })),
+        ("", |e| *e == AddressError::Empty),
+    ];
+    for (relay, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let device = OnlineDevice::spawn(
+            engine_at(&dir.path().join("d.db")),
+            OnlineConfig::new(relay),
+        )
+        .unwrap();
+        let status = wait_status(&device, "stopped", |s| s.stopped.is_some()).await;
+        match &status.stopped {
+            Some(StopReason::Address(e)) => assert!(expected(e), "{relay:?}: {e:?}"),
+            other => panic!("{relay:?}: {other:?}"),
+        }
+        assert_eq!(status.stopped.as_ref().unwrap().as_str(), "address");
+        assert!(status.last_error.is_none(), "no attempt was made");
+        bounded("a local operation", device.perform(pin("u:bob")))
+            .await
+            .unwrap();
+        bounded("shutdown", device.shutdown()).await.unwrap();
+    }
+}
+
+/// A `ws://` address whose server answers HTTP but not the upgrade (as a
+/// web server on the wrong port would) is a failed attempt, retried, with
+/// the server's status.
+#[tokio::test]
+async fn a_ws_address_that_refuses_the_upgrade_is_retried_with_its_status() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Answers every request with 404, a bounded number of times.
+    let server = tokio::spawn(async move {
+        for _ in 0..3 {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let relay = format!("ws://{addr}/tandem");
+    let device = OnlineDevice::spawn(
+        engine_at(&dir.path().join("d.db")),
+        OnlineConfig {
+            backoff: Backoff {
+                initial_ms: 20,
+                max_ms: 40,
+            },
+            ..OnlineConfig::new(relay.clone())
+        },
+    )
+    .unwrap();
+    let status = wait_status(&device, "two refused upgrades", |s| {
+        s.last_error.as_ref().is_some_and(|e| e.attempt >= 2)
+    })
+    .await;
+    let error = status.last_error.unwrap();
+    assert!(
+        matches!(
+            error.error,
+            LinkError::Handshake {
+                status: Some(404),
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.relay, relay);
+    assert!(status.stopped.is_none(), "a retry may help");
+    bounded("shutdown", device.shutdown()).await.unwrap();
+    server.abort();
+}

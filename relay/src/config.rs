@@ -108,6 +108,12 @@ pub enum OfflinePushPolicy {
 pub struct RelayConfig {
     /// The address to listen on; port 0 picks a free port.
     pub listen_addr: SocketAddr,
+    /// The address of the WebSocket listener, if any (devices reach it as
+    /// `ws://host:port`; one binary message per frame, any path); port 0
+    /// picks a free port. It shares every limit with the TCP listener:
+    /// the handshake slots and deadline (the HTTP upgrade included), the
+    /// logged-in connections, the frame size.
+    pub listen_ws_addr: Option<SocketAddr>,
     /// Where the state lives.
     pub store: StoreLocation,
     /// The key login tokens and admin proofs are verified with.
@@ -149,10 +155,11 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// A config with the default limits.
+    /// A config with the default limits, without a WebSocket listener.
     pub fn new(listen_addr: SocketAddr, store: StoreLocation, secret: Secret) -> Self {
         RelayConfig {
             listen_addr,
+            listen_ws_addr: None,
             store,
             secret,
             devices_online_max: DEVICES_ONLINE_MAX_DEFAULT,

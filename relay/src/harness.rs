@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tandem_transport::{AccountId, Entropy, OsEntropy};
+use tandem_transport::{AccountId, Entropy, OsEntropy, RelayAddress};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -58,9 +58,17 @@ pub fn login_token(
 }
 
 /// A config listening on `127.0.0.1:port` (0 picks a free port) with the
-/// default limits.
+/// default limits, without a WebSocket listener.
 pub fn loopback(store: StoreLocation, secret: Secret, port: u16) -> RelayConfig {
     RelayConfig::new(SocketAddr::from(([127, 0, 0, 1], port)), store, secret)
+}
+
+/// [`loopback`] on a free port, with a WebSocket listener on another free
+/// loopback port too.
+pub fn loopback_with_ws(store: StoreLocation, secret: Secret) -> RelayConfig {
+    let mut config = loopback(store, secret, 0);
+    config.listen_ws_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config
 }
 
 /// Why the harness could not start or stop a relay.
@@ -88,6 +96,8 @@ pub enum HarnessError {
 pub struct LoopbackRelay {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its WebSocket listener listens, when the config has one.
+    pub ws_addr: Option<SocketAddr>,
     /// The key its tokens are made with.
     pub secret: Secret,
     /// What it refused and accepted so far.
@@ -111,6 +121,7 @@ impl LoopbackRelay {
         let secret = config.secret.clone();
         let relay = setup(Relay::bind(config).await?);
         let addr = relay.local_addr();
+        let ws_addr = relay.local_ws_addr();
         let counters = relay.counters();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay.serve(async {
@@ -119,10 +130,29 @@ impl LoopbackRelay {
         }));
         Ok(LoopbackRelay {
             addr,
+            ws_addr,
             secret,
             counters,
             stop,
             task,
+        })
+    }
+
+    /// The TCP listener as a device names it (`127.0.0.1:port`).
+    pub fn tcp_address(&self) -> RelayAddress {
+        RelayAddress::Tcp {
+            host: self.addr.ip().to_string(),
+            port: self.addr.port(),
+        }
+    }
+
+    /// The WebSocket listener as a device names it (`ws://127.0.0.1:port/`),
+    /// when the config has one.
+    pub fn ws_address(&self) -> Option<RelayAddress> {
+        self.ws_addr.map(|addr| RelayAddress::WebSocket {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            path: "/".into(),
         })
     }
 

@@ -19,13 +19,22 @@ pub enum RunError {
     Relay(#[from] RelayError),
 }
 
+/// Where a started relay listens (the ports chosen for port 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listening {
+    /// The TCP listener.
+    pub tcp: SocketAddr,
+    /// The WebSocket listener, when configured.
+    pub websocket: Option<SocketAddr>,
+}
+
 /// Serves `config` on a multi-threaded tokio runtime (one worker per core)
 /// until `shutdown` completes, blocking the calling thread. `listening` is
-/// called with the bound address (the port chosen for port 0) before the
-/// first connection is accepted.
+/// called with the bound addresses before the first connection is
+/// accepted.
 pub fn run<S>(
     config: RelayConfig,
-    listening: impl FnOnce(SocketAddr),
+    listening: impl FnOnce(Listening),
     shutdown: S,
 ) -> Result<(), RunError>
 where
@@ -34,7 +43,10 @@ where
     let runtime = tokio::runtime::Runtime::new().map_err(RunError::Runtime)?;
     runtime.block_on(async {
         let relay = Relay::bind(config).await.map_err(RelayError::from)?;
-        listening(relay.local_addr());
+        listening(Listening {
+            tcp: relay.local_addr(),
+            websocket: relay.local_ws_addr(),
+        });
         relay.serve(shutdown).await.map_err(RelayError::from)?;
         Ok(())
     })

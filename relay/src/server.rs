@@ -1,5 +1,13 @@
-//! The relay's async shell: accept TCP connections, move bytes between
-//! sockets and the core, and shut down gracefully.
+//! The relay's async shell: accept connections, move frames between them
+//! and the core, and shut down gracefully.
+//!
+//! Two listeners, one admission: the TCP listener (frames with a length
+//! prefix) and, when configured ([`RelayConfig::listen_ws_addr`]), the
+//! WebSocket listener (one binary message per frame). Each connection is
+//! a [`FrameReader`] and a [`FrameWriter`]; everything after the accept
+//! (handshake slots and deadline, the queue, the idle timeout, the close)
+//! is one generic `run_connection` for both. A WebSocket's HTTP upgrade
+//! happens inside its handshake slot and deadline.
 //!
 //! Threads and queues:
 //!
@@ -36,15 +44,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
 use tandem_storage::relay::{
     ChangeFeed, Changes, MemoryRelayStore, PostgresRelayStore, RelayStore, SqliteRelayStore,
 };
-use tandem_transport::{codec, ErrorCode, Frame, OsEntropy, Request, Role, ServerSession};
+use tandem_transport::codec::FrameError;
+use tandem_transport::driver::ws::{self, Incoming};
+use tandem_transport::{
+    codec, ErrorCode, Frame, OsEntropy, ProtocolError, Request, Role, ServerSession,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use crate::config::{RelayConfig, StoreLocation};
 use crate::core::{ConnId, CoreConfig, Counters, CountersSnapshot, Notice, Outcome, RelayCore};
@@ -98,6 +115,8 @@ pub enum ServeError {
 /// A bound relay, ready to serve.
 pub struct Relay {
     listener: TcpListener,
+    /// The WebSocket listener, when configured.
+    ws_listener: Option<TcpListener>,
     config: RelayConfig,
     store: Box<dyn RelayStore>,
     hook: Box<dyn OfflinePushHook>,
@@ -177,14 +196,19 @@ impl Relay {
                 Box::new(opened?)
             }
         };
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen_addr,
-                source,
-            })?;
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let listener = bind(config.listen_addr).await?;
+        let ws_listener = match config.listen_ws_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Relay {
             listener,
+            ws_listener,
             config,
             store,
             hook: Box::new(LogOfflinePush),
@@ -211,12 +235,23 @@ impl Relay {
             .expect("a bound listener has an address")
     }
 
+    /// The address the relay's WebSocket listener listens on, when it has
+    /// one ([`RelayConfig::listen_ws_addr`]).
+    pub fn local_ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_listener.as_ref().map(|listener| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
+    }
+
     /// Serves until `shutdown` completes, then tells every connection, waits
     /// for them to close, and stops the store thread (after its last
     /// commit).
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
         let Relay {
             listener,
+            ws_listener,
             config,
             mut store,
             hook,
@@ -262,14 +297,18 @@ impl Relay {
         let mut connections = JoinSet::new();
         let mut next_conn: ConnId = 1;
         tracing::info!(addr = %listener.local_addr().ok().map(|a| a.to_string()).unwrap_or_default(), "relay serving");
+        if let Some(ws) = &ws_listener {
+            tracing::info!(addr = %ws.local_addr().ok().map(|a| a.to_string()).unwrap_or_default(), "relay serving WebSocket");
+        }
 
         tokio::pin!(shutdown);
         loop {
             // Reap finished connections so the set does not grow forever.
             while connections.try_join_next().is_some() {}
-            let accepted = tokio::select! {
+            let (kind, accepted) = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => accepted,
+                accepted = listener.accept() => (LinkKind::Tcp, accepted),
+                accepted = accept_on(ws_listener.as_ref()) => (LinkKind::WebSocket, accepted),
             };
             let (stream, peer) = match accepted {
                 Ok(pair) => pair,
@@ -283,23 +322,41 @@ impl Relay {
             let slot = match admission.handshake_slot(peer.ip()) {
                 Ok(slot) => slot,
                 Err(why) => {
-                    admission.refuse(&stream, peer, why);
+                    admission.refuse(&stream, kind, peer, why);
                     continue;
                 }
             };
             let conn = next_conn;
             next_conn += 1;
-            tracing::debug!(conn, %peer, "connection accepted");
-            let core_tx = core_tx.clone();
-            let shutdown_rx = shutdown_rx.clone();
-            let limits = ConnLimits {
-                queue_frames_max: config.queue_frames_max,
-                idle_timeout: Duration::from_millis(config.idle_timeout_ms),
-                handshake_deadline: Duration::from_millis(config.handshake_deadline_ms),
+            tracing::debug!(conn, %peer, ?kind, "connection accepted");
+            let _ = stream.set_nodelay(true);
+            let served = Served {
+                conn,
+                peer,
+                core_tx: core_tx.clone(),
+                limits: ConnLimits {
+                    queue_frames_max: config.queue_frames_max,
+                    idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+                },
+                // The deadline counts from the accept: a WebSocket's
+                // upgrade spends from it too.
+                deadline: Instant::now() + Duration::from_millis(config.handshake_deadline_ms),
+                shutdown: shutdown_rx.clone(),
+                slot,
+                admission: admission.clone(),
             };
-            let admission = admission.clone();
             connections.spawn(async move {
-                run_connection(conn, stream, core_tx, limits, shutdown_rx, slot, admission).await;
+                match kind {
+                    LinkKind::Tcp => {
+                        let (read, write) = stream.into_split();
+                        let reader = TcpReader {
+                            read,
+                            buffer: vec![0; READ_CHUNK_BYTES],
+                        };
+                        run_connection(served, reader, TcpWriter(write)).await;
+                    }
+                    LinkKind::WebSocket => serve_websocket(served, stream).await,
+                }
             });
         }
 
@@ -396,8 +453,10 @@ impl Admission {
     }
 
     /// Tells a refused connection why, without waiting (a fresh socket's
-    /// buffer takes the few bytes), counts it, and drops it.
-    fn refuse(&self, stream: &TcpStream, peer: SocketAddr, why: Busy) {
+    /// buffer takes the few bytes), counts it, and drops it. A TCP device
+    /// reads a `TooManyConnections` frame; a WebSocket one, which has not
+    /// upgraded yet, an HTTP 503 with the same words.
+    fn refuse(&self, stream: &TcpStream, kind: LinkKind, peer: SocketAddr, why: Busy) {
         let (counter, text) = match why {
             Busy::Handshakes => (
                 &self.counters.handshakes_refused_busy,
@@ -410,7 +469,17 @@ impl Admission {
         };
         Counters::add(counter);
         self.log_refusal(peer, text);
-        if let Ok(bytes) = codec::encode(&Frame::error(ErrorCode::TooManyConnections, text)) {
+        let bytes = match kind {
+            LinkKind::Tcp => codec::encode(&Frame::error(ErrorCode::TooManyConnections, text)).ok(),
+            LinkKind::WebSocket => Some(
+                format!(
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                )
+                .into_bytes(),
+            ),
+        };
+        if let Some(bytes) = bytes {
             let _ = stream.try_write(&bytes);
         }
     }
@@ -680,32 +749,207 @@ fn deliver(conn: ConnId, link: &ConnLink, notice: Notice) {
     }
 }
 
+/// Which listener a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkKind {
+    /// Frames with a length prefix.
+    Tcp,
+    /// One binary WebSocket message per frame.
+    WebSocket,
+}
+
+/// The next connection on `listener`; never, without one.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The per-connection limits from the config.
 #[derive(Debug, Clone, Copy)]
 struct ConnLimits {
     queue_frames_max: usize,
     idle_timeout: Duration,
-    handshake_deadline: Duration,
 }
 
-async fn run_connection(
+/// An accepted connection, whatever its link: what serving it needs.
+struct Served {
     conn: ConnId,
-    stream: TcpStream,
+    peer: SocketAddr,
     core_tx: mpsc::Sender<ToCore>,
     limits: ConnLimits,
-    mut shutdown: watch::Receiver<bool>,
+    /// When the login must be done by (the upgrade included).
+    deadline: Instant,
+    shutdown: watch::Receiver<bool>,
     slot: HandshakeSlot,
     admission: Arc<Admission>,
-) {
-    let peer = stream.peer_addr().ok();
+}
+
+/// What one read of a connection brought.
+enum Read {
+    /// Input (handed to the session) or traffic of the link's own.
+    Input,
+    /// The device closed the connection, or it failed.
+    Ended,
+    /// Input that can never be a frame; the device is told and the
+    /// connection closed.
+    Refused(FrameError),
+}
+
+/// The reading half of a connection, whatever carries its frames.
+trait FrameReader: Send + 'static {
+    /// Waits for input and hands it to `session`.
+    fn read_into(&mut self, session: &mut ServerSession) -> impl Future<Output = Read> + Send;
+    /// Waits for input and drops it; `false` once the connection ended.
+    fn discard(&mut self) -> impl Future<Output = bool> + Send;
+}
+
+/// The writing half of a connection.
+trait FrameWriter: Send + 'static {
+    /// Writes one frame.
+    fn write(&mut self, frame: &Frame) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// Ends the connection from this side.
+    fn close(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Frames with a length prefix on a TCP stream.
+struct TcpReader {
+    read: OwnedReadHalf,
+    buffer: Vec<u8>,
+}
+
+impl FrameReader for TcpReader {
+    async fn read_into(&mut self, session: &mut ServerSession) -> Read {
+        match self.read.read(&mut self.buffer).await {
+            Ok(0) | Err(_) => Read::Ended,
+            Ok(n) => {
+                session.handle_bytes(&self.buffer[..n]);
+                Read::Input
+            }
+        }
+    }
+
+    async fn discard(&mut self) -> bool {
+        matches!(self.read.read(&mut self.buffer).await, Ok(n) if n > 0)
+    }
+}
+
+struct TcpWriter(OwnedWriteHalf);
+
+impl FrameWriter for TcpWriter {
+    async fn write(&mut self, frame: &Frame) -> std::io::Result<()> {
+        match encode(frame) {
+            Some(bytes) => self.0.write_all(&bytes).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn close(&mut self) {
+        let _ = self.0.shutdown().await;
+    }
+}
+
+/// One binary WebSocket message per frame.
+struct WsReader(SplitStream<WebSocketStream<TcpStream>>);
+
+impl FrameReader for WsReader {
+    async fn read_into(&mut self, session: &mut ServerSession) -> Read {
+        match ws::incoming(self.0.next().await) {
+            Incoming::Frame(body) => {
+                session.handle_message(&body);
+                Read::Input
+            }
+            // WebSocket's own ping or pong is traffic too.
+            Incoming::Ignored => Read::Input,
+            Incoming::Refused(error) => Read::Refused(error),
+            // Closed, failed, or anything a newer transport adds.
+            _ => Read::Ended,
+        }
+    }
+
+    async fn discard(&mut self) -> bool {
+        !matches!(
+            ws::incoming(self.0.next().await),
+            Incoming::Ended | Incoming::Failed(_)
+        )
+    }
+}
+
+struct WsWriter(SplitSink<WebSocketStream<TcpStream>, Message>);
+
+impl FrameWriter for WsWriter {
+    async fn write(&mut self, frame: &Frame) -> std::io::Result<()> {
+        match encode(frame) {
+            Some(bytes) => self
+                .0
+                .send(ws::message(&bytes))
+                .await
+                .map_err(std::io::Error::other),
+            None => Ok(()),
+        }
+    }
+
+    async fn close(&mut self) {
+        let _ = self.0.close().await;
+    }
+}
+
+/// A frame as the codec encodes it; `None` (logged) for one above the
+/// limit, which the core never builds.
+fn encode(frame: &Frame) -> Option<Vec<u8>> {
+    match codec::encode(frame) {
+        Ok(bytes) => Some(bytes),
+        Err(error) => {
+            tracing::error!(%error, kind = frame.kind(), "relay built an oversize frame");
+            None
+        }
+    }
+}
+
+/// A connection on the WebSocket listener: the HTTP upgrade within the
+/// handshake deadline, then the same connection as on TCP.
+async fn serve_websocket(served: Served, stream: TcpStream) {
+    let mut shutdown = served.shutdown.clone();
+    let upgraded = tokio::select! {
+        upgraded = tokio::time::timeout_at(served.deadline, ws::accept(stream)) => upgraded,
+        _ = shutdown.changed() => return,
+    };
+    match upgraded {
+        Ok(Ok(websocket)) => {
+            let (sink, stream) = websocket.split();
+            run_connection(served, WsReader(stream), WsWriter(sink)).await;
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(conn = served.conn, %error, "WebSocket upgrade failed");
+        }
+        Err(_elapsed) => {
+            Counters::add(&served.admission.counters.handshakes_timed_out);
+            served.admission.log_refusal(
+                served.peer,
+                "no WebSocket upgrade within the handshake deadline",
+            );
+        }
+    }
+}
+
+async fn run_connection<R: FrameReader, W: FrameWriter>(served: Served, mut reader: R, writer: W) {
+    let Served {
+        conn,
+        peer,
+        core_tx,
+        limits,
+        deadline,
+        mut shutdown,
+        slot,
+        admission,
+    } = served;
     // Until the login is accepted this connection holds a handshake slot;
     // from the proof on, a logged-in slot too (given back if refused).
     let mut slot = Some(slot);
     let mut logged_in: Option<OwnedSemaphorePermit> = None;
-    let deadline = tokio::time::sleep(limits.handshake_deadline);
+    let deadline = tokio::time::sleep_until(deadline);
     tokio::pin!(deadline);
-    let _ = stream.set_nodelay(true);
-    let (mut read, write) = stream.into_split();
     let (queue_tx, queue_rx) = mpsc::channel(limits.queue_frames_max.max(1));
     let flags = Arc::new(ConnFlags::default());
     let link = ConnLink {
@@ -715,15 +959,20 @@ async fn run_connection(
     if core_tx.send(ToCore::Open { conn, link }).await.is_err() {
         return;
     }
-    let writer = tokio::spawn(run_writer(conn, write, queue_rx, flags.clone()));
+    let writer = tokio::spawn(run_writer(conn, writer, queue_rx, flags.clone()));
     let mut session = ServerSession::new();
-    let mut buffer = vec![0u8; READ_CHUNK_BYTES];
     let mut shutting_down = false;
     'read: loop {
-        let n = tokio::select! {
-            read = tokio::time::timeout(limits.idle_timeout, read.read(&mut buffer)) => match read {
-                Ok(Ok(0)) | Ok(Err(_)) => break 'read,
-                Ok(Ok(n)) => n,
+        tokio::select! {
+            read = tokio::time::timeout(limits.idle_timeout, reader.read_into(&mut session)) => match read {
+                Ok(Read::Input) => {}
+                Ok(Read::Ended) => break 'read,
+                Ok(Read::Refused(error)) => {
+                    let error = ProtocolError::from(error);
+                    tracing::info!(conn, %error, "refusing a device's input");
+                    let _ = queue_tx.send(error.frame()).await;
+                    break 'read;
+                }
                 Err(_) => {
                     tracing::info!(conn, "closing an idle connection");
                     break 'read;
@@ -732,9 +981,7 @@ async fn run_connection(
             _ = flags.writer_done.notified() => break 'read,
             _ = &mut deadline, if slot.is_some() => {
                 Counters::add(&admission.counters.handshakes_timed_out);
-                if let Some(peer) = peer {
-                    admission.log_refusal(peer, "no login within the handshake deadline");
-                }
+                admission.log_refusal(peer, "no login within the handshake deadline");
                 let _ = queue_tx
                     .send(Frame::error(
                         ErrorCode::HandshakeTimeout,
@@ -749,7 +996,6 @@ async fn run_connection(
                 break 'read;
             }
         };
-        session.handle_bytes(&buffer[..n]);
         while let Some(request) = session.poll_request() {
             let request = match request {
                 Ok(request) => request,
@@ -764,10 +1010,7 @@ async fn run_connection(
                     Ok(permit) => logged_in = Some(permit),
                     Err(_) => {
                         Counters::add(&admission.counters.connections_refused_full);
-                        if let Some(peer) = peer {
-                            admission
-                                .log_refusal(peer, "the relay serves as many logins as it allows");
-                        }
+                        admission.log_refusal(peer, "the relay serves as many logins as it allows");
                         let _ = queue_tx
                             .send(Frame::error(
                                 ErrorCode::TooManyConnections,
@@ -814,18 +1057,15 @@ async fn run_connection(
     drop((slot, logged_in));
     // Read and discard what the device still sends, for a bounded time, so
     // unread input does not turn our close into a reset that could destroy
-    // the final frame before the device reads it. Not when the whole relay
-    // is stopping: then nobody is sending, and shutdown should be quick.
+    // the final frame before the device reads it (on a WebSocket this also
+    // takes the device's answer to our Close). Not when the whole relay is
+    // stopping: then nobody is sending, and shutdown should be quick.
     if shutting_down {
         tracing::debug!(conn, "connection closed for shutdown");
         return;
     }
     let linger = tokio::time::timeout(Duration::from_millis(CLOSE_LINGER_MS), async {
-        while let Ok(n) = read.read(&mut buffer).await {
-            if n == 0 {
-                break;
-            }
-        }
+        while reader.discard().await {}
     });
     tokio::select! {
         _ = linger => {}
@@ -834,9 +1074,9 @@ async fn run_connection(
     tracing::debug!(conn, "connection closed");
 }
 
-async fn run_writer(
+async fn run_writer<W: FrameWriter>(
     conn: ConnId,
-    mut write: OwnedWriteHalf,
+    mut write: W,
     mut queue: mpsc::Receiver<Frame>,
     flags: Arc<ConnFlags>,
 ) {
@@ -844,23 +1084,23 @@ async fn run_writer(
         loop {
             if let Some(last) = flags.take_close() {
                 if let Some(frame) = last {
-                    write_frame(&mut write, &frame).await?;
+                    write.write(&frame).await?;
                 }
                 return Ok(());
             }
             if flags.pull_needed.swap(false, Ordering::AcqRel) {
-                write_frame(&mut write, &Frame::PullNeeded).await?;
+                write.write(&Frame::PullNeeded).await?;
                 continue;
             }
             if flags.devices_changed.swap(false, Ordering::AcqRel) {
-                write_frame(&mut write, &Frame::DeviceListChanged).await?;
+                write.write(&Frame::DeviceListChanged).await?;
                 continue;
             }
             tokio::select! {
                 biased;
                 _ = flags.wake_writer.notified() => {}
                 frame = queue.recv() => match frame {
-                    Some(frame) => write_frame(&mut write, &frame).await?,
+                    Some(frame) => write.write(&frame).await?,
                     None => return Ok(()),
                 },
             }
@@ -870,18 +1110,7 @@ async fn run_writer(
     if let Err(error) = result {
         tracing::debug!(conn, %error, "write failed");
     }
-    let _ = write.shutdown().await;
+    write.close().await;
     flags.writer_finished.store(true, Ordering::Release);
     flags.writer_done.notify_one();
-}
-
-async fn write_frame(write: &mut OwnedWriteHalf, frame: &Frame) -> std::io::Result<()> {
-    match codec::encode(frame) {
-        Ok(bytes) => write.write_all(&bytes).await,
-        Err(error) => {
-            // The core only builds frames within the limits; log, skip.
-            tracing::error!(%error, kind = frame.kind(), "relay built an oversize frame");
-            Ok(())
-        }
-    }
 }

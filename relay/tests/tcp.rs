@@ -1,5 +1,7 @@
 //! The relay over real TCP on 127.0.0.1, driven by `ClientSession` through
-//! the TCP driver, with opaque byte deltas.
+//! the drivers, with opaque byte deltas. Every test runs twice
+//! (`on_both_links!`): its devices on the relay's TCP listener, then on its
+//! WebSocket listener.
 
 mod common;
 
@@ -85,7 +87,7 @@ async fn pull_all(conn: &mut Conn, mut after: u64) -> (Vec<usize>, Vec<LogDelta>
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(two_devices_get_each_others_deltas_live_and_push_is_idempotent);
 async fn two_devices_get_each_others_deltas_live_and_push_is_idempotent() {
     let relay = start(config(StoreLocation::Memory)).await;
     let mut a = login(&relay, "alice", 1).await;
@@ -110,7 +112,7 @@ async fn two_devices_get_each_others_deltas_live_and_push_is_idempotent() {
     relay.stop().await.expect("the relay stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(an_offline_device_catches_up_by_pulling_pages);
 async fn an_offline_device_catches_up_by_pulling_pages() {
     let hook_log = Arc::new(Mutex::new(Vec::new()));
     let relay = {
@@ -223,7 +225,7 @@ async fn offline_pushes(
     heard
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(the_offline_push_policy_decides_who_is_notified_and_a_kicked_device_never_is);
 async fn the_offline_push_policy_decides_who_is_notified_and_a_kicked_device_never_is() {
     use OfflinePushPolicy::*;
     // Each offline device hears, whoever else is online; never the kicked one.
@@ -254,7 +256,7 @@ impl OfflinePushHook for RecordingHook {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(device_limit_refuses_the_newcomer_below_at_above);
 async fn device_limit_refuses_the_newcomer_below_at_above() {
     let mut config = config(StoreLocation::Memory);
     config.devices_online_max = 2;
@@ -292,7 +294,7 @@ async fn device_limit_refuses_the_newcomer_below_at_above() {
     relay.stop().await.expect("the relay stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(device_limit_can_kick_the_longest_idle_device);
 async fn device_limit_can_kick_the_longest_idle_device() {
     let mut config = config(StoreLocation::Memory);
     config.devices_online_max = 2;
@@ -327,9 +329,9 @@ async fn device_limit_can_kick_the_longest_idle_device() {
     relay.stop().await.expect("the relay stops");
 }
 
+on_both_links!(a_kicked_device_stays_out_whatever_it_holds_until_a_new_login_token);
 /// The hole issue 11 was filed for, closed: a kicked device's login token
 /// does not log anyone in, under its id or a new one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kicked_device_stays_out_whatever_it_holds_until_a_new_login_token() {
     let relay = start(config(StoreLocation::Memory)).await;
     let mut phone = login(&relay, "alice", 1).await;
@@ -410,7 +412,7 @@ async fn a_kicked_device_stays_out_whatever_it_holds_until_a_new_login_token() {
     relay.stop().await.expect("the relay stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(kick_all_others_leaves_only_the_kicker_online);
 async fn kick_all_others_leaves_only_the_kicker_online() {
     let relay = start(config(StoreLocation::Memory)).await;
     let mut a = login(&relay, "alice", 1).await;
@@ -443,7 +445,7 @@ async fn kick_all_others_leaves_only_the_kicker_online() {
     relay.stop().await.expect("the relay stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(kick_all_revokes_every_device_the_kicker_included);
 async fn kick_all_revokes_every_device_the_kicker_included() {
     let relay = start(config(StoreLocation::Memory)).await;
     let mut a = login(&relay, "alice", 1).await;
@@ -465,7 +467,7 @@ async fn kick_all_revokes_every_device_the_kicker_included() {
     relay.stop().await.expect("the relay stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(a_device_that_logs_out_needs_a_new_login_token);
 async fn a_device_that_logs_out_needs_a_new_login_token() {
     let relay = start(config(StoreLocation::Memory)).await;
     let mut a = login(&relay, "alice", 1).await;
@@ -493,7 +495,7 @@ async fn a_device_that_logs_out_needs_a_new_login_token() {
     relay.stop().await.expect("the relay stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(accounts_are_isolated_and_bad_tokens_are_refused);
 async fn accounts_are_isolated_and_bad_tokens_are_refused() {
     let relay = start(config(StoreLocation::Memory)).await;
     let mut alice = login(&relay, "alice", 1).await;
@@ -533,7 +535,7 @@ async fn accounts_are_isolated_and_bad_tokens_are_refused() {
     relay.stop().await.expect("the relay stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(a_restart_on_sqlite_loses_nothing_acknowledged);
 async fn a_restart_on_sqlite_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("relay.sqlite");
@@ -586,7 +588,7 @@ async fn a_restart_on_sqlite_loses_nothing_acknowledged() {
     relay.stop().await.expect("the relay stops");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_links!(payloads_reach_an_offline_device_once_it_connects_until_acked);
 async fn payloads_reach_an_offline_device_once_it_connects_until_acked() {
     let relay = start(config(StoreLocation::Memory)).await;
     drop(login(&relay, "alice", 2).await);

@@ -460,3 +460,89 @@ async fn catching_up_is_announced_before_and_after_what_it_merges() {
         device.shutdown().await.unwrap();
     }
 }
+
+/// One relay, two listeners: the phone syncs over WebSocket, the laptop
+/// over TCP, and they converge, live and after the phone was offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_on_websocket_and_one_on_tcp_converge_through_one_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay_with(StoreLocation::Memory, Secret::from_bytes([9; 32]), 0, |c| {
+        c.listen_ws_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let ws = relay.ws_address().expect("the relay listens for WebSocket");
+    assert!(ws.to_string().starts_with("ws://127.0.0.1:"), "{ws}");
+    let phone = online_at(
+        engine_at(
+            &dir.path().join("phone.db"),
+            "alice",
+            1,
+            "phone",
+            Platform::Ios,
+        ),
+        &ws.to_string(),
+        relay.token(&account("alice")),
+        true,
+    );
+    let laptop = online_at(
+        engine_at(
+            &dir.path().join("laptop.db"),
+            "alice",
+            2,
+            "laptop",
+            Platform::Linux,
+        ),
+        &relay.tcp_address().to_string(),
+        relay.token(&account("alice")),
+        true,
+    );
+    wait_status(&phone, "phone connected", |s| s.is_connected()).await;
+    wait_status(&laptop, "laptop connected", |s| s.is_connected()).await;
+
+    // Live, both ways.
+    for i in 0..10 {
+        phone
+            .perform(incoming(&format!("p{i}"), "u:bob", "bob", 1_000 + i))
+            .await
+            .unwrap();
+        laptop
+            .perform(incoming(&format!("l{i}"), "u:carol", "carol", 2_000 + i))
+            .await
+            .unwrap();
+    }
+    laptop
+        .perform(Op::Conversation(ConversationOp::Pin {
+            conversation: conv("u:bob"),
+        }))
+        .await
+        .unwrap();
+    let state = converge(&[&phone, &laptop]).await;
+    assert_eq!(state.messages.len(), 20);
+
+    // The phone goes offline; the laptop goes on; the phone catches up
+    // over WebSocket, and its offline changes reach the laptop over TCP.
+    phone.set_online(false).await.unwrap();
+    wait_status(&phone, "phone offline", |s| !s.is_connected()).await;
+    for i in 10..30 {
+        laptop
+            .perform(incoming(&format!("l{i}"), "u:carol", "carol", 2_000 + i))
+            .await
+            .unwrap();
+    }
+    phone
+        .perform(Op::Contact(ContactOp::Accept { user: user("bob") }))
+        .await
+        .unwrap();
+    phone.set_online(true).await.unwrap();
+    wait_status(&phone, "phone back", |s| s.is_connected()).await;
+    let state = converge(&[&phone, &laptop]).await;
+    assert_eq!(state.messages.len(), 40);
+    assert!(
+        state.contacts.iter().any(|c| c.user_id == "bob"),
+        "{:?}",
+        state.contacts
+    );
+    phone.shutdown().await.unwrap();
+    laptop.shutdown().await.unwrap();
+    relay.stop().await.expect("the relay stops");
+}

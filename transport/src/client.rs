@@ -309,8 +309,10 @@ enum Mode {
 ///    connection. `SessionEvent::Closed` is the last event.
 ///
 /// Each buffer from `poll_transmit` is one whole frame, length prefix
-/// included, so an app carrying frames over a message-based channel can send
-/// each as one message.
+/// included. An app carrying frames over a message-based channel sends
+/// each as one message, without its prefix ([`codec::message_body`]), and
+/// feeds what arrives to [`ClientSession::handle_message`] instead of
+/// `handle_bytes` (the WebSocket driver does exactly that).
 #[derive(Debug)]
 pub struct ClientSession {
     config: ClientConfig,
@@ -407,6 +409,36 @@ impl ClientSession {
             return;
         }
         self.decoder.feed(bytes);
+        self.handle_decoded(now_ms);
+    }
+
+    /// Feeds one message received at time `now_ms` from a message-based
+    /// link (WebSocket): one frame body, without a length prefix, as
+    /// [`codec::message_body`] makes them. A body above
+    /// [`FRAME_BYTES_MAX`](crate::limits::FRAME_BYTES_MAX) or anything but
+    /// exactly one frame is refused like bad bytes. Use either this or
+    /// [`ClientSession::handle_bytes`] on one session, never both.
+    pub fn handle_message(&mut self, body: &[u8], now_ms: u64) {
+        if self.is_closed() {
+            return;
+        }
+        self.decoder.feed_message(body);
+        self.handle_decoded(now_ms);
+    }
+
+    /// Tells the session that the link refused input before it could
+    /// become a frame (a WebSocket text message, or a message the link
+    /// stopped reading at the frame limit): the session sends the relay an
+    /// `Error` frame with the matching code and closes
+    /// ([`CloseReason::ProtocolViolation`]), as for bad bytes.
+    pub fn handle_refused_input(&mut self, error: FrameError) {
+        if !self.is_closed() {
+            self.violation(frame_error_code(&error), error.to_string());
+        }
+    }
+
+    /// Hands every whole frame the decoder holds to the session.
+    fn handle_decoded(&mut self, now_ms: u64) {
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => {

@@ -5,6 +5,12 @@
 //! call. It never reads a body whose announced length is above
 //! [`FRAME_BYTES_MAX`]: that is refused as soon as the prefix is seen, so a
 //! peer cannot make us buffer more than one maximal frame.
+//!
+//! A message-based link (WebSocket) carries one frame per message, and the
+//! message's own length takes the prefix's place: [`message_body`] is what
+//! one encoded frame sends, [`FrameDecoder::feed_message`] what one received
+//! message gives, so encoding, decoding and the size limit stay here, once,
+//! for both kinds of link.
 
 use crate::frame::Frame;
 use crate::limits::{FRAME_BYTES_MAX, FRAME_PREFIX_BYTES};
@@ -66,6 +72,26 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, EncodeError> {
     Ok(out)
 }
 
+/// The body of one frame that [`encode`] produced (what a message-based link
+/// sends as one message): the frame without its length prefix.
+///
+/// # Panics
+///
+/// When `encoded` is not exactly one frame as [`encode`] makes it (its
+/// prefix must announce the rest): a programmer error, never input.
+pub fn message_body(encoded: &[u8]) -> &[u8] {
+    let prefix = encoded
+        .first_chunk::<FRAME_PREFIX_BYTES>()
+        .expect("an encoded frame starts with its prefix");
+    let body = &encoded[FRAME_PREFIX_BYTES..];
+    assert_eq!(
+        u32::from_be_bytes(*prefix) as usize,
+        body.len(),
+        "an encoded frame is exactly one frame"
+    );
+    body
+}
+
 /// Takes one frame off the front of `buffer`.
 ///
 /// Returns `Ok(None)` when the buffer holds less than a whole frame (the
@@ -125,6 +151,9 @@ pub struct FrameDecoder {
     buffer: Vec<u8>,
     start: usize,
     failed: bool,
+    /// A message above the limit arrived: once the frames before it are
+    /// taken, the decoder fails with this.
+    refused: Option<FrameError>,
 }
 
 impl FrameDecoder {
@@ -135,7 +164,7 @@ impl FrameDecoder {
 
     /// Appends received bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
-        if self.failed {
+        if self.failed || self.refused.is_some() {
             return;
         }
         if self.start > 0 {
@@ -143,6 +172,28 @@ impl FrameDecoder {
             self.start = 0;
         }
         self.buffer.extend_from_slice(bytes);
+    }
+
+    /// Appends one message of a message-based link: one whole frame body,
+    /// whose length is the message's. A body above [`FRAME_BYTES_MAX`] is
+    /// not kept: the frames fed before it are still returned, then
+    /// [`FrameError::TooLarge`]. Do not mix with [`FrameDecoder::feed`] on
+    /// one decoder: a message must not complete a partial frame.
+    pub fn feed_message(&mut self, body: &[u8]) {
+        if self.failed || self.refused.is_some() {
+            return;
+        }
+        if body.len() > FRAME_BYTES_MAX {
+            self.refused = Some(FrameError::TooLarge {
+                body_bytes: body.len(),
+            });
+            return;
+        }
+        let prefix = u32::try_from(body.len())
+            .expect("a body within FRAME_BYTES_MAX fits in a u32")
+            .to_be_bytes();
+        self.feed(&prefix);
+        self.buffer.extend_from_slice(body);
     }
 
     /// The next whole frame, `Ok(None)` when more bytes are needed. After an
@@ -171,7 +222,15 @@ impl FrameDecoder {
                 self.start += end;
                 Ok(Some(frame))
             }
-            Ok(None) => Ok(None),
+            Ok(None) => match self.refused.take() {
+                None => Ok(None),
+                Some(e) => {
+                    self.failed = true;
+                    self.buffer = Vec::new();
+                    self.start = 0;
+                    Err(e)
+                }
+            },
             Err(e) => {
                 self.failed = true;
                 self.buffer = Vec::new();

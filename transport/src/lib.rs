@@ -6,6 +6,8 @@
 //! What is inside is the engine's business.
 //!
 //! - [`frame`]: the frame types; their postcard encoding is the wire format.
+//! - [`address`]: a relay's address as a device names it ([`RelayAddress`]:
+//!   `host:port` for TCP, `ws://host:port/path` for WebSocket).
 //! - [`auth`]: device keys and the login proof they sign.
 //! - [`entropy`]: randomness as an input ([`Entropy`]), from the operating
 //!   system or, for tests and simulations, from a seed.
@@ -14,12 +16,13 @@
 //! - [`client::ClientSession`]: the device side; no sockets, no clock.
 //! - [`server::ServerSession`]: decoding and validation for the relay.
 //! - [`driver`] (feature `tokio`): run a session over a tokio stream, TCP
-//!   included. [`mem`]: a deterministic in-memory link.
+//!   included, or over a WebSocket (feature `websocket`). [`mem`]: a deterministic in-memory link.
 //! - [`limits`]: every bound, named.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod auth;
 pub mod client;
 pub mod codec;
@@ -32,6 +35,7 @@ pub mod limits;
 pub mod mem;
 pub mod server;
 
+pub use address::{AddressError, RelayAddress};
 pub use auth::{DeviceKey, DevicePublicKey};
 pub use client::{
     ClientConfig, ClientSession, CloseReason, CommandError, SessionEvent, SessionState,

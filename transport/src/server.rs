@@ -200,6 +200,18 @@ impl ServerSession {
         }
     }
 
+    /// Appends one message from a message-based link (WebSocket): one
+    /// frame body without its length prefix. A body above
+    /// [`FRAME_BYTES_MAX`](crate::limits::FRAME_BYTES_MAX) or anything but
+    /// exactly one frame comes out of [`ServerSession::poll_request`] as an
+    /// error, after the requests fed before it. Use either this or
+    /// [`ServerSession::handle_bytes`] on one session, never both.
+    pub fn handle_message(&mut self, body: &[u8]) {
+        if self.phase != Phase::Closed {
+            self.decoder.feed_message(body);
+        }
+    }
+
     /// Whether the connection has logged in (as anything).
     pub fn is_logged_in(&self) -> bool {
         matches!(self.phase, Phase::LoggedIn(_))

@@ -1196,3 +1196,91 @@ fn client_never_sends_a_log_position_above_the_limit() {
         }
     }
 }
+
+// ---------------------------------------------------------------- message mode
+
+#[test]
+fn message_mode_takes_one_frame_per_message_and_the_limit_below_at_above() {
+    // Message bodies are frames without their prefix.
+    let ping = enc(&Frame::Ping { nonce: 1 });
+    assert_eq!(codec::message_body(&ping), &ping[FRAME_PREFIX_BYTES..]);
+    for (body_bytes, fits) in [
+        (FRAME_BYTES_MAX - 1, true),
+        (FRAME_BYTES_MAX, true),
+        (FRAME_BYTES_MAX + 1, false),
+    ] {
+        let mut decoder = FrameDecoder::new();
+        decoder.feed_message(codec::message_body(&ping));
+        decoder.feed_message(&vec![0xff; body_bytes]);
+        // The frame before the big message comes out first, whatever follows.
+        assert_eq!(decoder.next_frame(), Ok(Some(Frame::Ping { nonce: 1 })));
+        let got = decoder.next_frame();
+        if fits {
+            assert!(
+                matches!(got, Err(FrameError::Malformed { .. })),
+                "{body_bytes}: {got:?}"
+            );
+        } else {
+            assert_eq!(got, Err(FrameError::TooLarge { body_bytes }));
+        }
+        // Failed for good, and nothing of the body was kept.
+        assert_eq!(decoder.buffered_bytes(), 0);
+        decoder.feed_message(codec::message_body(&ping));
+        assert!(decoder.next_frame().is_err());
+    }
+    // A message is exactly one frame: two frames in one message, or a
+    // frame cut short, are malformed.
+    let two = [codec::message_body(&ping), codec::message_body(&ping)].concat();
+    let welcome = enc(&welcome());
+    let cut = &codec::message_body(&welcome)[..10];
+    for body in [&two[..], cut, &[][..]] {
+        let mut decoder = FrameDecoder::new();
+        decoder.feed_message(body);
+        assert!(
+            matches!(decoder.next_frame(), Err(FrameError::Malformed { .. })),
+            "{body:?}"
+        );
+    }
+}
+
+#[test]
+fn both_sessions_take_messages_and_refuse_bad_ones_like_bad_bytes() {
+    // The device side.
+    let mut session = connected();
+    session.handle_message(codec::message_body(&enc(&Frame::PullNeeded)), 3);
+    assert_eq!(events(&mut session), vec![SessionEvent::PullNeeded]);
+    session.handle_message(&[0xff], 4);
+    assert!(session.is_closed());
+    assert!(matches!(
+        transmitted(&mut session)[..],
+        [Frame::Error {
+            code: ErrorCode::Malformed,
+            ..
+        }]
+    ));
+    let mut session = connected();
+    session.handle_refused_input(FrameError::TooLarge {
+        body_bytes: FRAME_BYTES_MAX + 1,
+    });
+    assert!(matches!(
+        events(&mut session)[..],
+        [SessionEvent::Closed(CloseReason::ProtocolViolation { .. })]
+    ));
+    assert!(matches!(
+        transmitted(&mut session)[..],
+        [Frame::Error {
+            code: ErrorCode::FrameTooLarge,
+            ..
+        }]
+    ));
+    // The relay side.
+    let mut server = ServerSession::new();
+    server.handle_message(codec::message_body(&enc(&Frame::Hello(hello()))));
+    assert!(matches!(server.poll_request(), Some(Ok(Request::Hello(_)))));
+    server.handle_message(&vec![0; FRAME_BYTES_MAX + 1]);
+    assert_eq!(
+        server.poll_request().map(|r| r.map_err(|e| e.code)),
+        Some(Err(ErrorCode::FrameTooLarge))
+    );
+    assert!(server.is_closed());
+}

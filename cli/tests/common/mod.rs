@@ -95,3 +95,45 @@ pub fn start_relay_with(dir: &Path, extra: &[&str]) -> (Running, String) {
         .to_owned();
     (relay, addr)
 }
+
+/// `tandem relay` with a WebSocket listener too (`--listen-ws` on a free
+/// loopback port): the process, its TCP address and its `ws://` address.
+pub fn start_relay_ws(dir: &Path) -> (Running, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args([
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--listen-ws",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.join("relay.db"))
+        .arg("--secret-file")
+        .arg(dir.join("relay.secret"))
+        .args(["--log", "warn"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the relay starts");
+    let lines = lines_of(&mut child);
+    let relay = Running(child);
+    let line = || {
+        lines
+            .recv_timeout(STEP)
+            .expect("the relay says where it listens")
+    };
+    let first = line();
+    let tcp = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let second = line();
+    let ws = second
+        .trim()
+        .strip_prefix("listening for WebSocket on ")
+        .unwrap_or_else(|| panic!("unexpected second line {second:?}"))
+        .to_owned();
+    (relay, tcp, ws)
+}

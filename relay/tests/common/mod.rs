@@ -1,4 +1,9 @@
 //! Helpers for relay tests over real TCP on 127.0.0.1.
+//!
+//! Every test relay listens for WebSocket too, and the sessions a test
+//! opens use the link of the task's [`LINK`] (TCP when unset):
+//! `on_both_links!(test_name);` above an `async fn test_name()` runs it
+//! once over each, so one body covers both listeners.
 
 #![allow(dead_code)]
 
@@ -8,18 +13,56 @@ use tandem_relay::harness;
 pub use tandem_relay::harness::LoopbackRelay;
 use tandem_relay::secret::Secret;
 use tandem_relay::{Relay, RelayConfig, StoreLocation};
-use tandem_transport::driver::{tcp, Connection};
+use tandem_transport::driver::{Connection, Link, RelayLink};
 use tandem_transport::{
     AccountId, ClientConfig, DeviceId, DeviceKey, ErrorCode, Platform, Refusal, SessionEvent,
 };
 use tokio::net::TcpStream;
 
+/// Which of the relay's listeners a test's sessions use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// The TCP listener: frames with a length prefix.
+    Tcp,
+    /// The WebSocket listener: one binary message per frame.
+    WebSocket,
+}
+
+tokio::task_local! {
+    /// The link [`open`] uses in this task.
+    pub static LINK: LinkKind;
+}
+
+/// Runs `async fn $name()` as two tests in a module of the same name,
+/// `tcp` and `websocket`, each with [`LINK`] set for its sessions.
+#[macro_export]
+macro_rules! on_both_links {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn tcp() {
+                $crate::common::LINK
+                    .scope($crate::common::LinkKind::Tcp, super::$name())
+                    .await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn websocket() {
+                $crate::common::LINK
+                    .scope($crate::common::LinkKind::WebSocket, super::$name())
+                    .await
+            }
+        }
+    };
+}
+
 /// Every wait in these tests ends by itself after this long.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A relay on a loopback port with the tests' secret and default limits.
+/// A relay on a loopback port (and a WebSocket listener on another) with
+/// the tests' secret and default limits.
 pub fn config(store: StoreLocation) -> RelayConfig {
-    harness::loopback(store, Secret::from_bytes([42; 32]), 0)
+    harness::loopback_with_ws(store, Secret::from_bytes([42; 32]))
 }
 
 pub async fn start(config: RelayConfig) -> LoopbackRelay {
@@ -66,11 +109,20 @@ pub fn client_config(account_name: &str, n: u8, token: String) -> ClientConfig {
     device_config(account_name, n).with_login_token(token)
 }
 
-pub type Conn = Connection<TcpStream>;
+pub type Conn = Connection<RelayLink>;
 
-/// Opens a session; does not wait for the handshake.
+/// Opens a session over the task's [`LINK`]; does not wait for the
+/// handshake.
 pub async fn open(relay: &LoopbackRelay, config: ClientConfig) -> Conn {
-    tcp::connect(relay.addr, config).await.unwrap()
+    let address = match LINK.try_with(|link| *link).unwrap_or(LinkKind::Tcp) {
+        LinkKind::Tcp => relay.tcp_address(),
+        LinkKind::WebSocket => relay
+            .ws_address()
+            .expect("the test relay listens for WebSocket"),
+    };
+    tandem_transport::driver::connect(&address, config)
+        .await
+        .unwrap()
 }
 
 /// Opens a session and waits until it is connected.
@@ -88,7 +140,7 @@ pub async fn login_with(relay: &LoopbackRelay, config: ClientConfig) -> Conn {
 }
 
 /// The next event, within [`WAIT`].
-pub async fn next(conn: &mut Conn) -> SessionEvent {
+pub async fn next<L: Link>(conn: &mut Connection<L>) -> SessionEvent {
     tokio::time::timeout(WAIT, conn.next_event())
         .await
         .expect("an event within the wait")
@@ -97,7 +149,10 @@ pub async fn next(conn: &mut Conn) -> SessionEvent {
 }
 
 /// Skips events until `pick` returns something, within [`WAIT`] overall.
-pub async fn expect<T>(conn: &mut Conn, mut pick: impl FnMut(&SessionEvent) -> Option<T>) -> T {
+pub async fn expect<T, L: Link>(
+    conn: &mut Connection<L>,
+    mut pick: impl FnMut(&SessionEvent) -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let event = tokio::time::timeout_at(deadline, conn.next_event())
@@ -136,7 +191,7 @@ pub async fn refusal(relay: &LoopbackRelay, config: ClientConfig) -> Refusal {
 
 /// Pings and waits for the pong: proves the connection is alive and that
 /// everything the relay sent before the pong has been read.
-pub async fn round_trip(conn: &mut Conn) {
+pub async fn round_trip<L: Link>(conn: &mut Connection<L>) {
     let now = conn.now_ms();
     let nonce = conn.session().ping(now).unwrap();
     expect(conn, |e| {

@@ -64,6 +64,12 @@ pub fn online(
     token: String,
     start_online: bool,
 ) -> OnlineDevice {
+    online_at(engine, &relay.to_string(), token, start_online)
+}
+
+/// [`online`] with the relay named as a user would (`host:port`, or
+/// `ws://host:port` for its WebSocket listener).
+pub fn online_at(engine: Engine, relay: &str, token: String, start_online: bool) -> OnlineDevice {
     OnlineDevice::spawn(
         engine,
         OnlineConfig {
@@ -72,7 +78,7 @@ pub fn online(
                 initial_ms: 20,
                 max_ms: 200,
             },
-            ..OnlineConfig::new(relay.to_string()).with_login_token(token)
+            ..OnlineConfig::new(relay).with_login_token(token)
         },
     )
     .unwrap()
