@@ -26,7 +26,7 @@ fn quick_bench_prints_every_scenario_with_its_baselines() {
         ("B1a", 1),
         ("B1b", 1),
         ("B2", 1),
-        ("B3", 2),
+        ("B3", 4),
         ("B4", 2),
         ("B5", 4),
     ] {

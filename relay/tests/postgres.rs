@@ -441,9 +441,9 @@ async fn limit_across_nodes(db: &str) {
     for n in 1..=8u8 {
         let relay = if n % 2 == 0 { &two } else { &one };
         let config = client_config("alice", n, relay.token(&account("alice")));
-        let addr = relay.addr;
+        let address = relay.tcp_address();
         attempts.push(async move {
-            let conn = tandem_transport::driver::tcp::connect(addr, config)
+            let conn = tandem_transport::driver::connect(&address, config)
                 .await
                 .unwrap();
             (n, conn)

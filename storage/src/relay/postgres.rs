@@ -122,6 +122,11 @@ pub(crate) const OPERATION_ATTEMPTS_MAX: u32 = 3;
 /// once) migrate one after another: "tandem\0\x01" as an integer.
 const MIGRATION_LOCK_KEY: i64 = 0x7461_6e64_656d_0001;
 
+/// Renews node `$1`'s lease to `$2` (never shortens it).
+const RENEW_LEASE: &str = "INSERT INTO relay_nodes (node, lease_until_ms) VALUES ($1, $2) \
+     ON CONFLICT (node) DO UPDATE \
+     SET lease_until_ms = GREATEST(relay_nodes.lease_until_ms, excluded.lease_until_ms)";
+
 /// A [`RelayStore`] in a PostgreSQL database. Several stores (relay nodes)
 /// may share one database; see the module docs for what that guarantees.
 pub struct PostgresRelayStore {
@@ -729,12 +734,7 @@ impl RelayStore for PostgresRelayStore {
         let device: &[u8] = &session.device;
         let node = self.node;
         self.run(Shape::WriteMany, |c| {
-            c.execute(
-                "INSERT INTO relay_nodes (node, lease_until_ms) VALUES ($1, $2)
-                 ON CONFLICT (node) DO UPDATE
-                 SET lease_until_ms = GREATEST(relay_nodes.lease_until_ms, excluded.lease_until_ms)",
-                &[&node, &lease],
-            )?;
+            c.execute(RENEW_LEASE, &[&node, &lease])?;
             c.execute(
                 "INSERT INTO sessions
                     (account, device, node, conn, platform, last_active_ms, enrolled_at_ms)
@@ -823,12 +823,7 @@ impl RelayStore for PostgresRelayStore {
         let lease = u64_to_sql("lease_until_ms", lease_until_ms)?;
         let node = self.node;
         self.run(Shape::WriteOne, |c| {
-            c.execute(
-                "INSERT INTO relay_nodes (node, lease_until_ms) VALUES ($1, $2)
-                 ON CONFLICT (node) DO UPDATE
-                 SET lease_until_ms = GREATEST(relay_nodes.lease_until_ms, excluded.lease_until_ms)",
-                &[&node, &lease],
-            )?;
+            c.execute(RENEW_LEASE, &[&node, &lease])?;
             Ok(())
         })
     }
