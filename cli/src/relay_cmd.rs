@@ -23,6 +23,12 @@ pub struct RelayArgs {
     /// TLS-terminating proxy in front of it.
     #[arg(long, value_name = "ADDR")]
     listen_ws: Option<SocketAddr>,
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET
+    /// /health: 200, or 503 with the reasons) over HTTP on this address
+    /// (port 0 picks a free port). For the operator's network: it names no
+    /// account, but shows the relay's load.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
     /// The relay's SQLite file, created if missing (one relay node).
     #[arg(long, value_name = "FILE")]
     data: Option<PathBuf>,
@@ -181,6 +187,7 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
     let store = store_location(&args)?;
     let mut config = RelayConfig::new(args.listen, store, secret);
     config.listen_ws_addr = args.listen_ws;
+    config.metrics_addr = args.metrics;
     config.devices_online_max = args.max_devices;
     config.devices_online_per_platform_max = args.max_devices_per_platform;
     config.connections_max = args.max_connections;
@@ -202,6 +209,10 @@ pub fn relay(args: RelayArgs) -> anyhow::Result<()> {
             if let Some(ws) = addrs.websocket {
                 tracing::info!(addr = %ws, "relay listening for WebSocket");
                 println!("listening for WebSocket on ws://{ws}");
+            }
+            if let Some(metrics) = addrs.metrics {
+                tracing::info!(addr = %metrics, "relay listening for metrics");
+                println!("serving metrics on http://{metrics}/metrics");
             }
         },
         async {
@@ -347,6 +358,14 @@ mod tests {
         assert!(parse(&[]).is_err(), "no store");
         assert!(parse(&["--data", "r.db", "--postgres", url]).is_err());
         assert!(parse(&["--postgres", url, "--postgres-file", "f"]).is_err());
+    }
+
+    #[test]
+    fn the_metrics_listener_is_optional_and_an_address() {
+        assert_eq!(parse(&["--data", "r.db"]).unwrap().metrics, None);
+        let args = parse(&["--data", "r.db", "--metrics", "127.0.0.1:9100"]).unwrap();
+        assert_eq!(args.metrics, Some("127.0.0.1:9100".parse().unwrap()));
+        assert!(parse(&["--data", "r.db", "--metrics", "http://127.0.0.1:9100"]).is_err());
     }
 
     #[test]

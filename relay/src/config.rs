@@ -114,6 +114,11 @@ pub struct RelayConfig {
     /// the handshake slots and deadline (the HTTP upgrade included), the
     /// logged-in connections, the frame size.
     pub listen_ws_addr: Option<SocketAddr>,
+    /// The address of the HTTP listener for `GET /metrics` (Prometheus text
+    /// format) and `GET /health` (200 or 503 with the reasons), if any;
+    /// port 0 picks a free port. Meant for the operator's network only: it
+    /// names no account, but shows the relay's load.
+    pub metrics_addr: Option<SocketAddr>,
     /// Where the state lives.
     pub store: StoreLocation,
     /// The key login tokens and admin proofs are verified with.
@@ -160,6 +165,7 @@ impl RelayConfig {
         RelayConfig {
             listen_addr,
             listen_ws_addr: None,
+            metrics_addr: None,
             store,
             secret,
             devices_online_max: DEVICES_ONLINE_MAX_DEFAULT,

@@ -20,7 +20,6 @@
 //! and bans and removals.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tandem_storage::relay::{
@@ -41,6 +40,7 @@ use tandem_transport::{
 
 use crate::config::{OfflinePushPolicy, OverflowPolicy};
 use crate::hook::{OfflineDelta, OfflinePushHook};
+pub use crate::metrics::{Counters, CountersSnapshot};
 use crate::secret::Secret;
 use crate::token::{self, Purpose, TokenError};
 
@@ -100,67 +100,6 @@ impl CoreConfig {
             enrollment_ttl_ms: config.enrollment_ttl_ms,
             enrollment_renew_interval_ms: config.enrollment_renew_interval_ms,
         }
-    }
-}
-
-/// Counts of what the relay refused and accepted, readable while it runs
-/// (see [`crate::Relay::counters`]). Metrics come later; these are the
-/// numbers they will export.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Logins accepted (devices online).
-    pub logins_accepted: AtomicU64,
-    /// Management connections accepted.
-    pub manage_accepted: AtomicU64,
-    /// Logins refused by the core, whatever the reason.
-    pub logins_refused: AtomicU64,
-    /// Devices forced offline (kicked, displaced, revoked, banned…).
-    pub devices_forced_offline: AtomicU64,
-    /// Connections refused before logging in because the relay-wide cap of
-    /// connections in their handshake was reached.
-    pub handshakes_refused_busy: AtomicU64,
-    /// Connections refused before logging in because their address had as
-    /// many handshakes in progress as allowed.
-    pub handshakes_refused_per_address: AtomicU64,
-    /// Connections closed because they did not log in within the deadline.
-    pub handshakes_timed_out: AtomicU64,
-    /// Logins refused because the cap of logged-in connections was
-    /// reached.
-    pub connections_refused_full: AtomicU64,
-}
-
-/// The counters' values at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[allow(missing_docs)] // The fields are [`Counters`]'.
-pub struct CountersSnapshot {
-    pub logins_accepted: u64,
-    pub manage_accepted: u64,
-    pub logins_refused: u64,
-    pub devices_forced_offline: u64,
-    pub handshakes_refused_busy: u64,
-    pub handshakes_refused_per_address: u64,
-    pub handshakes_timed_out: u64,
-    pub connections_refused_full: u64,
-}
-
-impl Counters {
-    /// The values now.
-    pub fn snapshot(&self) -> CountersSnapshot {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        CountersSnapshot {
-            logins_accepted: get(&self.logins_accepted),
-            manage_accepted: get(&self.manage_accepted),
-            logins_refused: get(&self.logins_refused),
-            devices_forced_offline: get(&self.devices_forced_offline),
-            handshakes_refused_busy: get(&self.handshakes_refused_busy),
-            handshakes_refused_per_address: get(&self.handshakes_refused_per_address),
-            handshakes_timed_out: get(&self.handshakes_timed_out),
-            connections_refused_full: get(&self.connections_refused_full),
-        }
-    }
-
-    pub(crate) fn add(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -598,10 +537,14 @@ impl RelayCore {
                     .store
                     .read_log(me.account.as_str(), after_seq, count_max, PAGE_BYTES_MAX)
                 {
-                    Ok(page) => Outcome::reply(Frame::Deltas {
-                        deltas: page.rows.into_iter().map(log_delta).collect(),
-                        more: page.more,
-                    }),
+                    Ok(page) => {
+                        Counters::add(&self.counters.pulls);
+                        Counters::add_n(&self.counters.deltas_served, page.rows.len());
+                        Outcome::reply(Frame::Deltas {
+                            deltas: page.rows.into_iter().map(log_delta).collect(),
+                            more: page.more,
+                        })
+                    }
                     Err(e) => Outcome::store_failed(&e, false),
                 }
             }
@@ -922,20 +865,24 @@ impl RelayCore {
             return Outcome::fatal(ErrorCode::UnexpectedFrame, "a Proof without a Hello");
         };
         let outcome = self.login(conn, &hello, public_key, &nonce, &signature, now_ms);
-        let counter = match outcome.accepted {
-            Some(Role::Device) => &self.counters.logins_accepted,
-            Some(_) => &self.counters.manage_accepted,
+        match outcome.accepted {
+            Some(Role::Device) => Counters::add(&self.counters.logins_accepted),
+            Some(_) => Counters::add(&self.counters.manage_accepted),
             None => {
-                if let Some(Frame::Refused(r)) = outcome.replies.first() {
-                    tracing::info!(
-                        account = %hello.account, device = %hello.device, code = %r.code,
-                        text = %r.text, "login refused"
-                    );
-                }
-                &self.counters.logins_refused
+                let code = match outcome.replies.first() {
+                    Some(Frame::Refused(r)) => {
+                        tracing::info!(
+                            account = %hello.account, device = %hello.device, code = %r.code,
+                            text = %r.text, "login refused"
+                        );
+                        r.code
+                    }
+                    Some(Frame::Error { code, .. }) => *code,
+                    _ => ErrorCode::Unknown(0),
+                };
+                self.counters.refused(code.as_str());
             }
-        };
-        Counters::add(counter);
+        }
         outcome
     }
 
@@ -1277,7 +1224,7 @@ impl RelayCore {
         };
         if !crate::admin::verify_admin_proof(&self.config.secret, &nonce, mac) {
             tracing::warn!(conn, "operator's proof refused");
-            Counters::add(&self.counters.logins_refused);
+            self.counters.refused(ErrorCode::BadProof.as_str());
             return Outcome::fatal(
                 ErrorCode::BadProof,
                 "the admin proof does not match this relay's secret",
@@ -1772,6 +1719,7 @@ impl RelayCore {
             Err(e) => return Outcome::store_failed(&e, false),
         };
         debug_assert_eq!(appended.len(), deltas.len());
+        Counters::add(&self.counters.pushes);
         let entries = appended
             .iter()
             .map(|a| PushAckEntry {
@@ -1805,6 +1753,11 @@ impl RelayCore {
                 outcome.notices.push((peer, Notice::Live(live.clone())));
             }
         }
+        Counters::add_n(&self.counters.deltas_appended, deltas_new);
+        Counters::add_n(
+            &self.counters.deltas_resent,
+            appended.len().saturating_sub(deltas_new),
+        );
         if deltas_new > 0 {
             self.notify_offline(me, deltas_new, head_seq);
         }
@@ -1874,6 +1827,7 @@ impl RelayCore {
         );
         match put {
             Ok(PutPayload::Stored) => {
+                Counters::add(&self.counters.payloads_stored);
                 let mut outcome = Outcome::reply(Frame::PayloadStored { id });
                 let targets: Vec<ConnId> = self
                     .online

@@ -98,6 +98,9 @@ pub struct LoopbackRelay {
     pub addr: SocketAddr,
     /// Where its WebSocket listener listens, when the config has one.
     pub ws_addr: Option<SocketAddr>,
+    /// Where its metrics and health listener listens, when the config has
+    /// one.
+    pub metrics_addr: Option<SocketAddr>,
     /// The key its tokens are made with.
     pub secret: Secret,
     /// What it refused and accepted so far.
@@ -122,6 +125,7 @@ impl LoopbackRelay {
         let relay = setup(Relay::bind(config).await?);
         let addr = relay.local_addr();
         let ws_addr = relay.local_ws_addr();
+        let metrics_addr = relay.local_metrics_addr();
         let counters = relay.counters();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay.serve(async {
@@ -131,6 +135,7 @@ impl LoopbackRelay {
         Ok(LoopbackRelay {
             addr,
             ws_addr,
+            metrics_addr,
             secret,
             counters,
             stop,

@@ -10,6 +10,8 @@
 //! - [`core::RelayCore`] is the decision logic with no IO but its store;
 //!   the tokio shell in [`server`] only carries bytes and time to it.
 //! - [`hook::OfflinePushHook`] is where push notifications would go.
+//! - [`metrics`] counts what the relay does and serves it over HTTP
+//!   ([`RelayConfig::metrics_addr`]): Prometheus text and a health check.
 //! - [`process::run`] is the relay as a whole process (`tandem relay`).
 //! - [`harness::LoopbackRelay`] (feature `harness`) is a relay on a
 //!   loopback port for tests and benchmarks.
@@ -28,6 +30,7 @@ pub mod core;
 #[cfg(feature = "harness")]
 pub mod harness;
 pub mod hook;
+pub mod metrics;
 pub mod process;
 pub mod secret;
 pub mod server;

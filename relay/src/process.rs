@@ -26,6 +26,8 @@ pub struct Listening {
     pub tcp: SocketAddr,
     /// The WebSocket listener, when configured.
     pub websocket: Option<SocketAddr>,
+    /// The metrics and health listener, when configured.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Serves `config` on a multi-threaded tokio runtime (one worker per core)
@@ -46,6 +48,7 @@ where
         listening(Listening {
             tcp: relay.local_addr(),
             websocket: relay.local_ws_addr(),
+            metrics: relay.local_metrics_addr(),
         });
         relay.serve(shutdown).await.map_err(RelayError::from)?;
         Ok(())

@@ -64,8 +64,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::config::{RelayConfig, StoreLocation};
-use crate::core::{ConnId, CoreConfig, Counters, CountersSnapshot, Notice, Outcome, RelayCore};
+use crate::core::{ConnId, CoreConfig, Notice, Outcome, RelayCore};
 use crate::hook::{LogOfflinePush, OfflinePushHook};
+use crate::metrics::{self, Counters, CountersSnapshot, Gauges};
 
 /// Commands waiting for the core thread.
 pub const CORE_QUEUE_DEPTH: usize = 1024;
@@ -117,6 +118,8 @@ pub struct Relay {
     listener: TcpListener,
     /// The WebSocket listener, when configured.
     ws_listener: Option<TcpListener>,
+    /// The metrics and health listener, when configured.
+    metrics_listener: Option<TcpListener>,
     config: RelayConfig,
     store: Box<dyn RelayStore>,
     hook: Box<dyn OfflinePushHook>,
@@ -206,9 +209,14 @@ impl Relay {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         Ok(Relay {
             listener,
             ws_listener,
+            metrics_listener,
             config,
             store,
             hook: Box::new(LogOfflinePush),
@@ -245,6 +253,16 @@ impl Relay {
         })
     }
 
+    /// The address of the metrics and health listener, when it has one
+    /// ([`RelayConfig::metrics_addr`]).
+    pub fn local_metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|listener| {
+            listener
+                .local_addr()
+                .expect("a bound listener has an address")
+        })
+    }
+
     /// Serves until `shutdown` completes, then tells every connection, waits
     /// for them to close, and stops the store thread (after its last
     /// commit).
@@ -252,6 +270,7 @@ impl Relay {
         let Relay {
             listener,
             ws_listener,
+            metrics_listener,
             config,
             mut store,
             hook,
@@ -268,19 +287,22 @@ impl Relay {
         if feed.is_some() {
             core = core.with_cross_node();
         }
+        let gauges = Arc::new(Gauges::starting());
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE_DEPTH);
+        let core_gauges = gauges.clone();
         let core_thread = std::thread::Builder::new()
             .name("tandem-relay-core".into())
-            .spawn(move || run_core(core, core_rx))
+            .spawn(move || run_core(core, core_rx, core_gauges))
             .map_err(|_| ServeError::CoreStopped)?;
         let feed_stop = Arc::new(AtomicBool::new(false));
         let feed_thread = match feed {
             None => None,
             Some(feed) => {
                 let (core_tx, stop) = (core_tx.clone(), feed_stop.clone());
+                let (counters, gauges) = (counters.clone(), gauges.clone());
                 let thread = std::thread::Builder::new()
                     .name("tandem-relay-feed".into())
-                    .spawn(move || run_feed(feed, core_tx, &stop))
+                    .spawn(move || run_feed(feed, core_tx, &stop, &counters, &gauges))
                     .map_err(|_| ServeError::CoreStopped)?;
                 Some(thread)
             }
@@ -291,8 +313,24 @@ impl Relay {
             per_address: Mutex::new(HashMap::new()),
             per_address_max: config.handshakes_per_address_max,
             logged_in: Arc::new(Semaphore::new(config.connections_max)),
-            counters,
+            counters: counters.clone(),
             last_warned_ms: AtomicU64::new(0),
+        });
+        let metrics_task = metrics_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, "relay serving metrics");
+            }
+            let sources = metrics::Sources {
+                counters,
+                gauges,
+                caps: metrics::ConnectionCaps {
+                    handshakes: admission.handshakes.clone(),
+                    handshakes_max: config.handshakes_max,
+                    logged_in: admission.logged_in.clone(),
+                    logged_in_max: config.connections_max,
+                },
+            };
+            tokio::spawn(metrics::serve(listener, sources, shutdown_rx.clone()))
         });
         let mut connections = JoinSet::new();
         let mut next_conn: ConnId = 1;
@@ -363,6 +401,9 @@ impl Relay {
         tracing::info!(connections = connections.len(), "relay shutting down");
         let _ = shutdown_tx.send(true);
         while connections.join_next().await.is_some() {}
+        if let Some(task) = metrics_task {
+            let _ = task.await;
+        }
         // The feed's thread holds a sender too: the core thread ends after
         // it does.
         feed_stop.store(true, Ordering::Release);
@@ -576,7 +617,16 @@ pub const CORE_GROUP_MAX: usize = 256;
 /// handled together in one store group, so their writes share one sync to
 /// disk (group commit); replies and notices go out only after the group is
 /// durable, so an acknowledgement is never a promise the disk has not kept.
-fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
+fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>, gauges: Arc<Gauges>) {
+    /// Marks the core stopped however the thread ends, a panic included.
+    struct Running(Arc<Gauges>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.core_running.store(false, Ordering::Relaxed);
+        }
+    }
+    let _running = Running(gauges.clone());
+    let counters = core.counters();
     let mut links: HashMap<ConnId, ConnLink> = HashMap::new();
     while let Some(first) = rx.blocking_recv() {
         let mut commands = vec![first];
@@ -592,9 +642,11 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(%error, "could not start a group commit");
+                gauges.store_ok.store(false, Ordering::Relaxed);
                 false
             }
         };
+        let group_began = std::time::Instant::now();
         core.tick(now_ms());
         // Each request's outcome, in order, to dispatch once durable; and
         // the notices of other nodes' changes (`None`: no reply), which
@@ -623,8 +675,15 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
                 ToCore::Tick => {}
             }
         }
+        gauges
+            .devices_online
+            .store(core.online_count() as u64, Ordering::Relaxed);
         if grouped {
-            if let Err(error) = core.commit_group() {
+            let committed = core.commit_group();
+            counters.store_commit.observe(group_began.elapsed());
+            gauges.store_ok.store(committed.is_ok(), Ordering::Relaxed);
+            if let Err(error) = committed {
+                Counters::add(&counters.store_commits_failed);
                 // Nothing of the group is durable: nothing of it may be
                 // acknowledged or fanned out. Devices retry.
                 for (_, reply, outcome) in handled {
@@ -632,7 +691,7 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
                         Some(reply) => {
                             let _ = reply.send(Outcome::store_failed(&error, true));
                         }
-                        None => dispatch_notices(&links, outcome.notices),
+                        None => dispatch_notices(&links, outcome.notices, &counters),
                     }
                 }
                 continue;
@@ -640,7 +699,7 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
         }
         for (conn, reply, mut outcome) in handled {
             let Some(reply) = reply else {
-                dispatch_notices(&links, outcome.notices);
+                dispatch_notices(&links, outcome.notices, &counters);
                 continue;
             };
             // A device must see its Welcome before anything another device
@@ -658,17 +717,21 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>) {
                     }
                 }
             }
-            dispatch_notices(&links, std::mem::take(&mut outcome.notices));
+            dispatch_notices(&links, std::mem::take(&mut outcome.notices), &counters);
             // The reader may be gone already; then nobody needs the reply.
             let _ = reply.send(outcome);
         }
     }
 }
 
-fn dispatch_notices(links: &HashMap<ConnId, ConnLink>, notices: Vec<(ConnId, Notice)>) {
+fn dispatch_notices(
+    links: &HashMap<ConnId, ConnLink>,
+    notices: Vec<(ConnId, Notice)>,
+    counters: &Counters,
+) {
     for (target, notice) in notices {
         if let Some(link) = links.get(&target) {
-            deliver(target, link, notice);
+            deliver(target, link, notice, counters);
         }
     }
 }
@@ -678,7 +741,13 @@ fn dispatch_notices(links: &HashMap<ConnId, ConnLink>, notices: Vec<(ConnId, Not
 /// After an error it waits [`CHANGE_FEED_RETRY_MS`] and connects again,
 /// which reports [`Changes::Everything`]: the core re-reads every account
 /// it serves, so nothing missed meanwhile stays missed.
-fn run_feed(mut feed: Box<dyn ChangeFeed>, core_tx: mpsc::Sender<ToCore>, stop: &AtomicBool) {
+fn run_feed(
+    mut feed: Box<dyn ChangeFeed>,
+    core_tx: mpsc::Sender<ToCore>,
+    stop: &AtomicBool,
+    counters: &Counters,
+    gauges: &Gauges,
+) {
     let wait = Duration::from_millis(CHANGE_FEED_WAIT_MS);
     let mut failing = false;
     // The core renews the node's lease when it runs; an idle core is woken
@@ -692,9 +761,16 @@ fn run_feed(mut feed: Box<dyn ChangeFeed>, core_tx: mpsc::Sender<ToCore>, stop: 
                 return;
             }
         }
-        match feed.wait(wait) {
-            Ok(None) => {}
+        let waited = feed.wait(wait);
+        for lag_ms in feed.take_lags_ms() {
+            counters
+                .notification_lag
+                .observe(Duration::from_millis(lag_ms));
+        }
+        match waited {
+            Ok(None) => gauges.set_feed_connected(true),
             Ok(Some(changes)) => {
+                gauges.set_feed_connected(true);
                 if failing {
                     tracing::info!("change feed connected again");
                     failing = false;
@@ -704,6 +780,7 @@ fn run_feed(mut feed: Box<dyn ChangeFeed>, core_tx: mpsc::Sender<ToCore>, stop: 
                 }
             }
             Err(error) => {
+                gauges.set_feed_connected(false);
                 if !failing {
                     tracing::warn!(%error, "change feed failed; other nodes' changes wait");
                     failing = true;
@@ -721,7 +798,7 @@ fn run_feed(mut feed: Box<dyn ChangeFeed>, core_tx: mpsc::Sender<ToCore>, stop: 
 }
 
 /// Offers a notice to a connection without ever waiting.
-fn deliver(conn: ConnId, link: &ConnLink, notice: Notice) {
+fn deliver(conn: ConnId, link: &ConnLink, notice: Notice, counters: &Counters) {
     let frame = match notice {
         Notice::Kicked { reason } => return link.flags.set_close(Some(Frame::Kicked { reason })),
         Notice::Superseded => return link.flags.set_close(None),
@@ -730,22 +807,43 @@ fn deliver(conn: ConnId, link: &ConnLink, notice: Notice) {
         Notice::DeviceListChanged => Frame::DeviceListChanged,
         Notice::PullNeeded => {
             if !link.flags.pull_needed.swap(true, Ordering::AcqRel) {
+                Counters::add(&counters.pulls_forced);
                 link.flags.wake_writer.notify_one();
             }
             return;
         }
     };
-    if let Err(mpsc::error::TrySendError::Full(frame)) = link.queue.try_send(frame) {
-        let flag = match frame {
-            Frame::Live(_) => &link.flags.pull_needed,
-            Frame::DeviceListChanged => &link.flags.devices_changed,
-            // Stays stored; delivered on the device's next connection.
-            _ => return,
-        };
-        if !flag.swap(true, Ordering::AcqRel) {
-            tracing::debug!(conn, "queue full; frame replaced by a flag");
-            link.flags.wake_writer.notify_one();
+    let queued = match &frame {
+        Frame::Live(_) => Some(&counters.live_queued),
+        Frame::DeliverPayload { .. } => Some(&counters.payloads_delivered_live),
+        _ => None,
+    };
+    match link.queue.try_send(frame) {
+        Ok(()) => {
+            if let Some(counter) = queued {
+                Counters::add(counter);
+            }
         }
+        Err(mpsc::error::TrySendError::Full(frame)) => {
+            let (flag, pull) = match frame {
+                Frame::Live(_) => {
+                    Counters::add(&counters.live_dropped);
+                    (&link.flags.pull_needed, true)
+                }
+                Frame::DeviceListChanged => (&link.flags.devices_changed, false),
+                // Stays stored; delivered on the device's next connection.
+                _ => return,
+            };
+            if !flag.swap(true, Ordering::AcqRel) {
+                if pull {
+                    Counters::add(&counters.pulls_forced);
+                }
+                tracing::debug!(conn, "queue full; frame replaced by a flag");
+                link.flags.wake_writer.notify_one();
+            }
+        }
+        // The connection is closing: nobody to count it for.
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
 }
 

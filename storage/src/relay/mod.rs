@@ -650,6 +650,15 @@ pub trait ChangeFeed: Send {
     /// first call that connects again after an error (a lost connection
     /// loses the changes made meanwhile).
     fn wait(&mut self, timeout: std::time::Duration) -> Result<Option<Changes>, StoreError>;
+
+    /// How long the notifications read since the last call took to arrive,
+    /// in ms, one entry each: this process's clock when it read one minus
+    /// the writer's clock just before its commit (0 when the clocks say it
+    /// came before it was sent; skewed clocks skew it). For a lag metric;
+    /// empty for a feed that cannot tell.
+    fn take_lags_ms(&mut self) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
 /// What a backend knows when it decides a login: read inside the login's

@@ -61,7 +61,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use postgres::error::{Severity, SqlState};
 use postgres::fallible_iterator::FallibleIterator;
@@ -490,7 +490,7 @@ impl Conn {
             return Ok(());
         }
         let notes = std::mem::take(&mut self.notes);
-        for payload in encode_changes(self.node, &notes) {
+        for payload in encode_changes(self.node, wall_clock_ms(), &notes) {
             self.execute("SELECT pg_notify($1, $2)", &[&CHANGE_CHANNEL, &payload])?;
         }
         Ok(())
@@ -718,6 +718,7 @@ impl RelayStore for PostgresRelayStore {
             node: self.node,
             client: None,
             checked_at: Instant::now(),
+            lags_ms: Vec::new(),
         }))
     }
 
@@ -1394,14 +1395,27 @@ const NOTICE_TAG: &str = "tandem1";
 /// The line that stands for every account.
 const NOTICE_EVERYTHING: &str = "*";
 
-/// The notification payloads for `notes`: each `tandem1 <node>` and then
-/// one line `<kinds> <account>` per account (`d` deltas, `v` devices, `p`
-/// payloads, `s` status), split so that none passes
+/// The wall clock in ms since the Unix epoch (0 before it).
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The notification payloads for `notes`: each `tandem1 <node> <sent ms>`
+/// and then one line `<kinds> <account>` per account (`d` deltas, `v`
+/// devices, `p` payloads, `s` status), split so that none passes
 /// [`NOTIFY_PAYLOAD_BYTES_MAX`]. An account that cannot be written on a
 /// line (a newline in it, or too long for a payload) makes the payload say
-/// `*`, every account: a receiver then reads more, never less.
-fn encode_changes(node: i64, notes: &BTreeMap<String, ChangeKinds>) -> Vec<String> {
-    let header = format!("{NOTICE_TAG} {node}\n");
+/// `*`, every account: a receiver then reads more, never less. The time is
+/// the sender's clock just before its commit, for the receiver's lag
+/// metric only.
+fn encode_changes(
+    node: i64,
+    sent_at_ms: u64,
+    notes: &BTreeMap<String, ChangeKinds>,
+) -> Vec<String> {
+    let header = format!("{NOTICE_TAG} {node} {sent_at_ms}\n");
     let everything = || vec![format!("{header}{NOTICE_EVERYTHING}\n")];
     let mut payloads = Vec::new();
     let mut current = header.clone();
@@ -1452,14 +1466,19 @@ enum Notice {
     Unreadable,
 }
 
+/// A payload's header line: the sending node, and its clock at the send
+/// when the header has one (older nodes wrote only the node).
+fn decode_header(header: &str) -> Option<(i64, Option<u64>)> {
+    let rest = header.strip_prefix(NOTICE_TAG)?.strip_prefix(' ')?;
+    match rest.split_once(' ') {
+        None => Some((rest.parse().ok()?, None)),
+        Some((node, sent)) => Some((node.parse().ok()?, Some(sent.parse().ok()?))),
+    }
+}
+
 fn decode_changes(payload: &str) -> Notice {
     let mut lines = payload.lines();
-    let node = lines
-        .next()
-        .and_then(|header| header.strip_prefix(NOTICE_TAG))
-        .and_then(|rest| rest.strip_prefix(' '))
-        .and_then(|node| node.parse::<i64>().ok());
-    let Some(node) = node else {
+    let Some((node, _sent)) = lines.next().and_then(decode_header) else {
         return Notice::Unreadable;
     };
     let mut accounts = Vec::new();
@@ -1502,7 +1521,14 @@ pub struct PostgresChangeFeed {
     node: i64,
     client: Option<Client>,
     checked_at: Instant,
+    /// Lags of the notifications read since the last
+    /// [`ChangeFeed::take_lags_ms`], at most [`FEED_LAGS_KEPT_MAX`].
+    lags_ms: Vec<u64>,
 }
+
+/// Lags a feed keeps for [`ChangeFeed::take_lags_ms`] between two calls;
+/// later ones are not recorded (the metric is a sample, not an account).
+pub const FEED_LAGS_KEPT_MAX: usize = 4_096;
 
 impl std::fmt::Debug for PostgresChangeFeed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1525,7 +1551,13 @@ impl PostgresChangeFeed {
 
     /// Folds one payload into `accounts`; true when it stands for every
     /// account.
-    fn take(&self, payload: &str, accounts: &mut BTreeMap<String, ChangeKinds>) -> bool {
+    fn take(&mut self, payload: &str, accounts: &mut BTreeMap<String, ChangeKinds>) -> bool {
+        if let Some((node, Some(sent_at_ms))) = payload.lines().next().and_then(decode_header) {
+            if node != self.node && self.lags_ms.len() < FEED_LAGS_KEPT_MAX {
+                self.lags_ms
+                    .push(wall_clock_ms().saturating_sub(sent_at_ms));
+            }
+        }
         match decode_changes(payload) {
             Notice::Accounts(node, _) | Notice::Everything(node) if node == self.node => false,
             Notice::Accounts(_, changed) => {
@@ -1604,6 +1636,10 @@ impl ChangeFeed for PostgresChangeFeed {
             Some(Changes::Accounts(accounts.into_iter().collect()))
         })
     }
+
+    fn take_lags_ms(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.lags_ms)
+    }
 }
 
 #[cfg(test)]
@@ -1625,8 +1661,11 @@ mod notice_tests {
         notes.insert("alice".to_owned(), kinds("dv"));
         notes.insert("bob".to_owned(), kinds("ps"));
         notes.insert("carol".to_owned(), ChangeKinds::default());
-        let payloads = encode_changes(7, &notes);
-        assert_eq!(payloads, vec!["tandem1 7\ndv alice\nps bob\n".to_owned()]);
+        let payloads = encode_changes(7, 1_700_000_000_123, &notes);
+        assert_eq!(
+            payloads,
+            vec!["tandem1 7 1700000000123\ndv alice\nps bob\n".to_owned()]
+        );
         assert_eq!(
             decode_changes(&payloads[0]),
             Notice::Accounts(
@@ -1639,7 +1678,7 @@ mod notice_tests {
         let many: BTreeMap<String, ChangeKinds> = (0..2_000)
             .map(|i| (format!("account-{i:05}"), kinds("d")))
             .collect();
-        let payloads = encode_changes(-1, &many);
+        let payloads = encode_changes(-1, u64::MAX, &many);
         assert!(payloads.len() > 1);
         assert!(payloads.iter().all(|p| p.len() <= NOTIFY_PAYLOAD_BYTES_MAX));
         let mut back = Vec::new();
@@ -1650,7 +1689,7 @@ mod notice_tests {
             }
         }
         assert_eq!(back, many.into_iter().collect::<Vec<_>>());
-        assert!(encode_changes(1, &BTreeMap::new()).is_empty());
+        assert!(encode_changes(1, 0, &BTreeMap::new()).is_empty());
     }
 
     #[test]
@@ -1660,15 +1699,15 @@ mod notice_tests {
             "x".repeat(NOTIFY_PAYLOAD_BYTES_MAX),
         ] {
             let notes = BTreeMap::from([(account, kinds("d"))]);
-            let payloads = encode_changes(3, &notes);
-            assert_eq!(payloads, vec!["tandem1 3\n*\n".to_owned()]);
+            let payloads = encode_changes(3, 9, &notes);
+            assert_eq!(payloads, vec!["tandem1 3 9\n*\n".to_owned()]);
             assert_eq!(decode_changes(&payloads[0]), Notice::Everything(3));
         }
         // Just fits, and one byte more does not.
-        let fits = NOTIFY_PAYLOAD_BYTES_MAX - "tandem1 3\nd \n".len();
+        let fits = NOTIFY_PAYLOAD_BYTES_MAX - "tandem1 3 9\nd \n".len();
         for (len, named) in [(fits, true), (fits + 1, false)] {
             let notes = BTreeMap::from([("y".repeat(len), kinds("d"))]);
-            let payload = &encode_changes(3, &notes)[0];
+            let payload = &encode_changes(3, 9, &notes)[0];
             assert!(payload.len() <= NOTIFY_PAYLOAD_BYTES_MAX);
             assert_eq!(
                 matches!(decode_changes(payload), Notice::Accounts(..)),
@@ -1689,6 +1728,10 @@ mod notice_tests {
             "tandem1 1\n alice\n",
             "tandem1 1\nd \n",
             "tandem1 99999999999999999999\nd a\n",
+            "tandem1 1 x\nd a\n",
+            "tandem1 1 -3\nd a\n",
+            "tandem1 1 18446744073709551616\nd a\n",
+            "tandem1 1 2 3\nd a\n",
         ] {
             assert_eq!(decode_changes(payload), Notice::Unreadable, "{payload:?}");
         }
@@ -1696,5 +1739,24 @@ mod notice_tests {
             decode_changes("tandem1 -5\n"),
             Notice::Accounts(-5, Vec::new())
         );
+    }
+
+    #[test]
+    fn a_header_carries_the_send_time_or_not() {
+        assert_eq!(decode_header("tandem1 4"), Some((4, None)));
+        assert_eq!(decode_header("tandem1 4 0"), Some((4, Some(0))));
+        assert_eq!(
+            decode_header("tandem1 -1 18446744073709551615"),
+            Some((-1, Some(u64::MAX)))
+        );
+        for bad in [
+            "tandem1",
+            "tandem1 ",
+            "tandem1 4 ",
+            "tandem1 4 1.5",
+            "tandem14 1",
+        ] {
+            assert_eq!(decode_header(bad), None, "{bad:?}");
+        }
     }
 }
