@@ -103,6 +103,16 @@ impl CoreConfig {
     }
 }
 
+/// What [`RelayCore::group_accounts`] found a group's requests need, each
+/// list sorted and without repeats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupAccounts {
+    /// Every account whose row the requests lock.
+    pub lock: Vec<String>,
+    /// The accounts of logins with a valid login token, which may be new.
+    pub create: Vec<String>,
+}
+
 /// Something for a connection other than the requester.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -471,6 +481,98 @@ impl RelayCore {
     /// Connections whose device is logged in right now.
     pub fn online_count(&self) -> usize {
         self.online.len()
+    }
+
+    /// The accounts whose store rows these requests will lock (logins,
+    /// pushes, kicks, logouts, operator requests on an account), and of
+    /// those the ones a login with a valid login token may create. The
+    /// server creates the latter before a group
+    /// ([`RelayCore::create_accounts`]) and locks the former at its start
+    /// ([`RelayCore::lock_accounts`]), so that two nodes' groups lock
+    /// accounts in one order and never create one inside both at once.
+    pub fn group_accounts<'a>(
+        &self,
+        requests: impl IntoIterator<Item = (ConnId, &'a Request)>,
+        now_ms: u64,
+    ) -> GroupAccounts {
+        let mut group = GroupAccounts::default();
+        for (conn, request) in requests {
+            let account = match request {
+                Request::Proof { .. } => match self.pending.get(&conn) {
+                    Some(Pending::Device { hello, .. }) => {
+                        // Only an authorized login may create an account:
+                        // its token names it under the relay's key.
+                        let authorized = hello.login_token.as_deref().is_some_and(|text| {
+                            token::verify_login(
+                                &self.config.secret,
+                                &hello.account,
+                                text,
+                                now_ms / 1000,
+                            )
+                            .is_ok_and(|t| t.purpose == Purpose::Login)
+                        });
+                        if authorized {
+                            group.create.push(hello.account.as_str().to_owned());
+                        }
+                        Some(&hello.account)
+                    }
+                    _ => None,
+                },
+                Request::Push(_)
+                | Request::Kick { .. }
+                | Request::KickAllOthers
+                | Request::KickAll
+                | Request::Logout => self
+                    .online
+                    .conns
+                    .get(&conn)
+                    .map(|o| &o.account)
+                    .or_else(|| self.managers.get(&conn).map(|m| &m.account)),
+                Request::Admin(
+                    AdminRequest::Kick { account, .. }
+                    | AdminRequest::RevokeAll { account }
+                    | AdminRequest::Ban { account }
+                    | AdminRequest::Unban { account }
+                    | AdminRequest::Remove { account },
+                ) if self.admins.contains(&conn) => Some(account),
+                _ => None,
+            };
+            if let Some(account) = account {
+                group.lock.push(account.as_str().to_owned());
+            }
+        }
+        for list in [&mut group.lock, &mut group.create] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        group
+    }
+
+    /// Creates the accounts that [`RelayCore::group_accounts`] found an
+    /// authorized login for, outside any group (so each is committed at
+    /// once, in one sorted statement); only across nodes. A failure is only
+    /// logged: the login then creates its account itself.
+    pub fn create_accounts(&mut self, accounts: &[String]) {
+        if accounts.is_empty() || !self.cross_node {
+            return;
+        }
+        let names: Vec<&str> = accounts.iter().map(String::as_str).collect();
+        if let Err(error) = self.store.create_accounts(&names) {
+            tracing::warn!(%error, "could not create the group's new accounts beforehand");
+        }
+    }
+
+    /// Locks [`GroupAccounts::lock`] in the store's open group; only across
+    /// nodes. A failure is only logged (the operations then lock as they
+    /// go, as without it).
+    pub fn lock_accounts(&mut self, accounts: &[String]) {
+        if accounts.is_empty() || !self.cross_node {
+            return;
+        }
+        let names: Vec<&str> = accounts.iter().map(String::as_str).collect();
+        if let Err(error) = self.store.lock_accounts(&names) {
+            tracing::warn!(%error, "could not lock the group's accounts in order");
+        }
     }
 
     /// Handles one validated request from connection `conn` at `now_ms`

@@ -636,6 +636,17 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>, gauges: Arc<Gau
                 Err(_) => break,
             }
         }
+        // Across nodes: new accounts committed first, then, inside the
+        // group, every account it locks taken in one sorted order, so two
+        // nodes' groups never deadlock over them.
+        let accounts = core.group_accounts(
+            commands.iter().filter_map(|c| match c {
+                ToCore::Request { conn, request, .. } => Some((*conn, request)),
+                _ => None,
+            }),
+            now_ms(),
+        );
+        core.create_accounts(&accounts.create);
         // Without a group each operation commits on its own, which is
         // correct, only slower.
         let grouped = match core.begin_group() {
@@ -647,6 +658,9 @@ fn run_core(mut core: RelayCore, mut rx: mpsc::Receiver<ToCore>, gauges: Arc<Gau
             }
         };
         let group_began = std::time::Instant::now();
+        if grouped {
+            core.lock_accounts(&accounts.lock);
+        }
         core.tick(now_ms());
         // Each request's outcome, in order, to dispatch once durable; and
         // the notices of other nodes' changes (`None`: no reply), which

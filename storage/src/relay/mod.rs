@@ -510,6 +510,27 @@ pub trait RelayStore: Send {
         Ok(())
     }
 
+    /// Right after [`RelayStore::begin_group`]: takes, in one order that
+    /// every writer shares, the account locks the group's operations on
+    /// these accounts will take, so that the groups of two writers (relay
+    /// nodes on one database) never wait on each other in a cycle. Nothing
+    /// for a store with one writer. Accounts that do not exist yet are
+    /// skipped (creating one is not a thing to do before its login is
+    /// checked); a failure only means the operations lock as they go.
+    fn lock_accounts(&mut self, _accounts: &[&str]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Outside any group: creates the accounts among these that do not
+    /// exist yet, committed at once, so that no group of any writer holds
+    /// a new account's row uncommitted while another waits for it. Nothing
+    /// for a store with one writer (a login creates its account there).
+    /// For accounts a login is authorized for only: an empty account is
+    /// harmless, but the relay must not make them for anyone who asks.
+    fn create_accounts(&mut self, _accounts: &[&str]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// What other writers of the same database change, for a relay that
     /// shares its store with other relay nodes: `None` for a store only
     /// this process writes (memory, SQLite), which has nothing to report.

@@ -33,10 +33,18 @@
 //!   that reference them (those take `KEY SHARE`).
 //! - **Group commit:** `begin_group` opens one transaction; each operation
 //!   in it runs after a savepoint, and a failed operation rolls back to it,
-//!   so the group keeps every other operation. A deadlock between two
-//!   groups (two nodes locking two accounts in opposite orders) fails one
-//!   operation of one group, which PostgreSQL detects after its
-//!   `deadlock_timeout`; the rest of both groups commits.
+//!   so the group keeps every other operation. Two groups on two nodes
+//!   that lock two accounts in opposite orders would deadlock: PostgreSQL
+//!   finds it only after `deadlock_timeout` (1 s), with both nodes' core
+//!   threads stalled meanwhile, and fails one operation. So the relay
+//!   first calls `lock_accounts` with every account the group will lock,
+//!   which locks them in one statement in sorted order, the same on every
+//!   node: groups then wait for each other in one direction only. New
+//!   accounts of the group's authorized logins are created before it, by
+//!   `create_accounts` (one sorted statement, committed at once), so no
+//!   group holds a new account's row uncommitted. What is left (a login
+//!   whose token the relay could not check beforehand, rows other than
+//!   accounts') is still found and broken by PostgreSQL.
 //! - **Retries:** an operation that fails on a serialization failure, a
 //!   unique conflict or (outside a group) a deadlock runs again, up to
 //!   [`OPERATION_ATTEMPTS_MAX`] times. Inside a group a deadlock is not
@@ -839,6 +847,41 @@ impl RelayStore for PostgresRelayStore {
         }
         self.group = Group::Open;
         Ok(())
+    }
+
+    fn lock_accounts(&mut self, accounts: &[&str]) -> Result<(), StoreError> {
+        if self.group != Group::Open || accounts.is_empty() {
+            return Ok(());
+        }
+        // Locked in the sort order of the column's collation (the lock
+        // node sits above the sort), the same on every node of the
+        // database. A write, not a read: the savepoint must move past it
+        // so a later operation's rollback keeps the locks.
+        self.run(Shape::WriteOne, |c| {
+            c.query(
+                "SELECT 1 FROM accounts WHERE account = ANY($1) \
+                 ORDER BY account FOR NO KEY UPDATE",
+                &[&accounts],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn create_accounts(&mut self, accounts: &[&str]) -> Result<(), StoreError> {
+        if self.group != Group::Outside || accounts.is_empty() {
+            return Ok(());
+        }
+        // One statement, in sorted order, committed at once: it waits at
+        // most for another node's same statement, never inside a group.
+        self.run(Shape::WriteOne, |c| {
+            c.execute(
+                "INSERT INTO accounts (account) \
+                 SELECT a FROM unnest($1::text[]) AS a ORDER BY a \
+                 ON CONFLICT (account) DO NOTHING",
+                &[&accounts],
+            )?;
+            Ok(())
+        })
     }
 
     fn commit_group(&mut self) -> Result<(), StoreError> {
