@@ -49,12 +49,12 @@ use crate::workload::{remove_db, Rng};
 use crate::Scale;
 
 const SCENARIO: &str = "relay capacity, accounts × 4 devices";
-const DEVICES_PER_ACCOUNT: usize = 4;
+pub(crate) const DEVICES_PER_ACCOUNT: usize = 4;
 /// Below this `--scale` B6 does not run: a handful of connections says
 /// nothing about capacity, and the test suite's tiny scale must stay fast.
-const SCALE_MIN: f64 = 0.25;
+pub(crate) const SCALE_MIN: f64 = 0.25;
 /// Deltas each account's pusher sends per second.
-const PUSHES_PER_ACCOUNT_PER_S: f64 = 12.0;
+pub(crate) const PUSHES_PER_ACCOUNT_PER_S: f64 = 12.0;
 /// Connection attempts in flight at once (the waves).
 const CONNECTS_IN_FLIGHT_MAX: usize = 200;
 /// Tries per connection before it counts as not reached.
@@ -72,8 +72,8 @@ const SERVER_START_TIMEOUT: Duration = Duration::from_secs(10);
 const START_DELAY: Duration = Duration::from_millis(500);
 /// After the window, how long receivers keep reading stragglers.
 const DRAIN: Duration = Duration::from_secs(2);
-const PAYLOAD_BYTES_MIN: usize = 200;
-const PAYLOAD_BYTES_MAX: usize = 400;
+pub(crate) const PAYLOAD_BYTES_MIN: usize = 200;
+pub(crate) const PAYLOAD_BYTES_MAX: usize = 400;
 /// `XREAD` arguments: entries per reply and how long one call blocks.
 const REDIS_READ_COUNT: usize = 256;
 const REDIS_BLOCK_MS: u64 = 500;
@@ -99,12 +99,7 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Outcome> {
         },
         origin: Instant::now(),
     };
-    let redis_installed = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let redis_installed = redis_installed();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -118,9 +113,19 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Outcome> {
     Ok(Outcome::Rows(rows(plan, &mut tandem, redis)))
 }
 
+/// Whether `redis-server` is on PATH.
+pub(crate) fn redis_installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn rows(plan: Plan, tandem: &mut Figures, mut redis: Option<Figures>) -> Vec<Row> {
     let window_s = plan.window.as_secs_f64();
-    let throughput = |f: &Figures| f.delivered_in_window as f64 / window_s;
+    let throughput = |f: &Figures| f.rate(plan);
     let have_redis = redis.is_some();
     let baseline = |what: &str| match have_redis {
         true => format!("Redis Streams {what}"),
@@ -130,12 +135,7 @@ fn rows(plan: Plan, tandem: &mut Figures, mut redis: Option<Figures>) -> Vec<Row
     let redis_rate = redis.as_ref().map(throughput);
     let ratio = redis_rate.filter(|r| *r > 0.0).map(|r| tandem_rate / r);
     let offered = plan.accounts as f64 * PUSHES_PER_ACCOUNT_PER_S * 3.0;
-    let side = |name: &str, f: &Figures| {
-        format!(
-            "{name}: {}/{} connected in {:.1} s, {} pushed, {} of {} deliveries ({} in the window), {} PullNeeded",
-            f.connected, f.wanted, f.connect_s, f.pushed, f.delivered, f.expected, f.delivered_in_window, f.pull_needed
-        )
-    };
+    let side = |name: &str, f: &Figures| f.summary(name);
     let mut note = format!(
         "{} accounts × 4 devices, 1 pusher at {PUSHES_PER_ACCOUNT_PER_S}/s (waits for each ack) + 3 \
          receivers per account, {PAYLOAD_BYTES_MIN}–{PAYLOAD_BYTES_MAX} B deltas, {window_s:.0} s window, \
@@ -203,11 +203,11 @@ fn rows(plan: Plan, tandem: &mut Figures, mut redis: Option<Figures>) -> Vec<Row
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Plan {
-    accounts: usize,
-    window: Duration,
+pub(crate) struct Plan {
+    pub accounts: usize,
+    pub window: Duration,
     /// The clock every send time is measured from.
-    origin: Instant,
+    pub origin: Instant,
 }
 
 impl Plan {
@@ -225,19 +225,54 @@ impl Plan {
 
 /// What one side measured.
 #[derive(Debug, Default)]
-struct Figures {
-    wanted: usize,
-    connected: usize,
-    connect_s: f64,
-    pushed: usize,
+pub(crate) struct Figures {
+    pub wanted: usize,
+    pub connected: usize,
+    pub connect_s: f64,
+    pub pushed: usize,
     /// Pushed deltas times the receivers of their account that connected.
-    expected: usize,
-    delivered: usize,
-    delivered_in_window: usize,
-    pull_needed: usize,
-    samples: Samples,
-    rss_peak_mib: f64,
-    rss_end_mib: f64,
+    pub expected: usize,
+    pub delivered: usize,
+    pub delivered_in_window: usize,
+    pub pull_needed: usize,
+    pub samples: Samples,
+    pub rss_peak_mib: f64,
+    pub rss_end_mib: f64,
+    /// CPU seconds the server side (relay nodes, and a database server
+    /// when there is one; redis-server) used inside the window.
+    pub server_cpu_s: f64,
+}
+
+impl Figures {
+    /// Deliveries received inside the window, per second of it.
+    pub fn rate(&self, plan: Plan) -> f64 {
+        self.delivered_in_window as f64 / plan.window.as_secs_f64()
+    }
+
+    /// The server side's CPU ms per delivery inside the window.
+    pub fn cpu_ms_per_delivery(&self) -> f64 {
+        match self.delivered_in_window {
+            0 => 0.0,
+            n => self.server_cpu_s * 1e3 / n as f64,
+        }
+    }
+
+    /// One line for a row's note: how far the run got.
+    pub fn summary(&self, name: &str) -> String {
+        format!(
+            "{name}: {}/{} connected in {:.1} s, {} pushed, {} of {} deliveries ({} in the window), \
+             {} PullNeeded, server CPU {:.2} ms/delivery",
+            self.connected,
+            self.wanted,
+            self.connect_s,
+            self.pushed,
+            self.delivered,
+            self.expected,
+            self.delivered_in_window,
+            self.pull_needed,
+            self.cpu_ms_per_delivery()
+        )
+    }
 }
 
 /// What one receiver saw.
@@ -359,22 +394,41 @@ fn add_up(figures: &mut Figures, accounts: Vec<AccountResult>) {
     }
 }
 
-async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
-    let wanted = plan.accounts * DEVICES_PER_ACCOUNT;
-    let db = dir.join("b6-relay.db");
-    remove_db(&db);
-    let secret_file = dir.join("b6-relay.secret");
-    let secret = tandem_relay::secret::load_or_create(&secret_file)?;
-    let log = std::fs::File::create(dir.join("b6-relay.log"))?;
+/// Where one relay node of a run keeps its state.
+#[derive(Debug, Clone)]
+pub(crate) enum NodeStore {
+    /// A SQLite file of its own.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, shared by every node given the same URL.
+    Postgres(String),
+}
+
+/// A relay child of this binary, its address, and its CPU clock.
+struct Node {
+    child: ChildGuard,
+    addr: SocketAddr,
+}
+
+/// Starts a relay child on `store` and waits for its address.
+async fn start_node(
+    store: &NodeStore,
+    secret_file: &Path,
+    log: std::fs::File,
+    connections_max: usize,
+) -> anyhow::Result<Node> {
     let exe = std::env::current_exe().context("finding the tandem-bench binary")?;
-    let mut relay = ChildGuard(
-        Command::new(exe)
-            .args(["relay", "--data"])
-            .arg(&db)
+    let mut command = Command::new(exe);
+    command.arg("relay");
+    match store {
+        NodeStore::Sqlite(path) => command.arg("--data").arg(path),
+        NodeStore::Postgres(url) => command.arg("--postgres").arg(url),
+    };
+    let mut child = ChildGuard(
+        command
             .arg("--secret-file")
-            .arg(&secret_file)
+            .arg(secret_file)
             .args(["--max-devices", &DEVICES_PER_ACCOUNT.to_string()])
-            .args(["--max-connections", &(wanted + 100).to_string()])
+            .args(["--max-connections", &connections_max.to_string()])
             // Held open by the guard: the relay stops when it closes, so
             // it cannot outlive a bench that died.
             .stdin(Stdio::piped())
@@ -383,7 +437,7 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
             .spawn()
             .context("starting the relay process")?,
     );
-    let stdout = relay.0.stdout.take().context("the relay's stdout")?;
+    let stdout = child.0.stdout.take().context("the relay's stdout")?;
     let line = tokio::time::timeout(
         SERVER_START_TIMEOUT,
         tokio::task::spawn_blocking(move || {
@@ -400,6 +454,61 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
         .strip_prefix("listening on ")
         .with_context(|| format!("unexpected relay output {line:?}"))?
         .parse()?;
+    Ok(Node { child, addr })
+}
+
+/// CPU seconds (user and system) a process has used, from
+/// `/proc/<pid>/stat` (in USER_HZ, 100 a second on Linux); 0 when it
+/// cannot be read.
+pub(crate) fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14, stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A one-device-per-slot run against one relay on SQLite: B6's load.
+async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
+    let db = dir.join("b6-relay.db");
+    remove_db(&db);
+    let figures = tandem_run_on(dir, plan, &[NodeStore::Sqlite(db.clone())], &|| 0.0).await;
+    remove_db(&db);
+    figures
+}
+
+/// B6's load against one relay node per store in `stores`: device `d` of
+/// account `a` connects to node `(a + d) % nodes`, so with several nodes
+/// each account's devices are spread over them and every delivery that
+/// crosses nodes goes through the shared store. `extra_cpu_s` is read at
+/// the window's start and end and adds the CPU of what else serves the
+/// load (a database server).
+pub(crate) async fn tandem_run_on(
+    dir: &Path,
+    plan: Plan,
+    stores: &[NodeStore],
+    extra_cpu_s: &(dyn Fn() -> f64 + Sync),
+) -> anyhow::Result<Figures> {
+    anyhow::ensure!(!stores.is_empty(), "a run needs a relay node");
+    let wanted = plan.accounts * DEVICES_PER_ACCOUNT;
+    let secret_file = dir.join("b6-relay.secret");
+    let _ = std::fs::remove_file(&secret_file);
+    let secret = tandem_relay::secret::load_or_create(&secret_file)?;
+    let mut nodes = Vec::with_capacity(stores.len());
+    for (i, store) in stores.iter().enumerate() {
+        let log = std::fs::File::create(dir.join(format!("b6-relay-{i}.log")))?;
+        nodes.push(start_node(store, &secret_file, log, wanted + 100).await?);
+    }
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
 
     // One single-use login token per device: each enrolls its own key.
     let tokens: Vec<(AccountId, String)> = (0..wanted)
@@ -430,6 +539,8 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
             DeviceKey::from_seed(&seed),
         )
         .with_login_token(token);
+        let (a, d) = (slot / DEVICES_PER_ACCOUNT, slot % DEVICES_PER_ACCOUNT);
+        let addr = addrs[(a + d) % addrs.len()];
         async move {
             for _ in 0..CONNECT_ATTEMPTS {
                 let Ok(mut conn) = tcp::connect(addr, config.clone()).await else {
@@ -470,6 +581,12 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
             .collect();
         accounts.push((pusher, receivers));
     }
+    // The servers' CPU over the window: read at its start and its end.
+    let server_cpu_s = || nodes.iter().map(|n| cpu_s(n.child.0.id())).sum::<f64>() + extra_cpu_s();
+    tokio::time::sleep_until(start.into()).await;
+    let cpu_at_start = server_cpu_s();
+    tokio::time::sleep_until(end.into()).await;
+    figures.server_cpu_s = server_cpu_s() - cpu_at_start;
     let mut results = Vec::with_capacity(accounts.len());
     for (pusher, receivers) in accounts {
         let pushed = match pusher {
@@ -483,9 +600,13 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
         results.push((pushed, tallies));
     }
     add_up(&mut figures, results);
-    (figures.rss_peak_mib, figures.rss_end_mib) = relay.rss_mib();
-    drop(relay);
-    remove_db(&db);
+    // The nodes' peaks summed: what the relay tier holds in memory.
+    for node in &nodes {
+        let (peak, end) = node.child.rss_mib();
+        figures.rss_peak_mib += peak;
+        figures.rss_end_mib += end;
+    }
+    drop(nodes);
     let _ = std::fs::remove_file(&secret_file);
     Ok(figures)
 }
@@ -493,10 +614,14 @@ async fn tandem_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
 /// The relay process B6 measures: what `tandem relay --listen 127.0.0.1:0
 /// --log warn` takes, less what B6 does not vary.
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("store").required(true).args(["data", "postgres"])))]
 pub struct RelayArgs {
     /// The relay's SQLite file.
     #[arg(long, value_name = "FILE")]
-    data: PathBuf,
+    data: Option<PathBuf>,
+    /// A PostgreSQL database instead (B9's nodes share one).
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
     /// The token secret (as `tandem relay --secret-file`).
     #[arg(long, value_name = "FILE")]
     secret_file: PathBuf,
@@ -519,13 +644,20 @@ pub fn relay_child(args: RelayArgs) -> anyhow::Result<()> {
         .init();
     let secret = tandem_relay::secret::load_or_create(&args.secret_file)
         .with_context(|| format!("secret file {}", args.secret_file.display()))?;
-    let mut config = RelayConfig::new(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        StoreLocation::Sqlite(args.data),
-        secret,
-    );
+    let store = match (args.data, args.postgres) {
+        (Some(path), _) => StoreLocation::Sqlite(path),
+        (None, Some(url)) => StoreLocation::Postgres(url),
+        (None, None) => anyhow::bail!("a relay needs --data or --postgres"),
+    };
+    let mut config = RelayConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), store, secret);
     config.devices_online_max = args.max_devices;
     config.connections_max = args.max_connections;
+    // Every client of the load comes from 127.0.0.1, as a fleet of phones
+    // never would: the per-address cap on logins in progress (there to
+    // stop one host from taking every handshake slot) would refuse the
+    // bench's own waves and turn them into retries. The relay-wide cap
+    // (handshakes_max) still holds.
+    config.handshakes_per_address_max = config.handshakes_max;
     tandem_relay::process::run(
         config,
         |addrs| println!("listening on {}", addrs.tcp),
@@ -601,7 +733,7 @@ async fn tandem_receiver(
     tally
 }
 
-fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
+pub(crate) fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
     let wanted = plan.accounts * DEVICES_PER_ACCOUNT;
     // `--port 0` is not valid for redis-server: take a free port from the
     // kernel and hand it over.
@@ -714,6 +846,10 @@ fn redis_run(dir: &Path, plan: Plan) -> anyhow::Result<Figures> {
     };
     *gate.0.lock().expect("not poisoned") = Some(window);
     gate.1.notify_all();
+    std::thread::sleep(start.saturating_duration_since(Instant::now()));
+    let cpu_at_start = cpu_s(server.0.id());
+    std::thread::sleep(end.saturating_duration_since(Instant::now()));
+    figures.server_cpu_s = cpu_s(server.0.id()) - cpu_at_start;
     let mut results = Vec::with_capacity(accounts.len());
     for (writer, readers) in accounts {
         let pushed = writer.map_or(0, |w| w.join().unwrap_or(0));

@@ -18,6 +18,7 @@ mod b3;
 mod b4;
 mod b5;
 mod b6;
+mod b9;
 mod progress;
 mod report;
 mod stats;
@@ -27,7 +28,7 @@ use progress::progress_line;
 use report::{Outcome, Report, Row};
 
 /// The ids `--only` takes.
-const ALL: &[&str] = &["B1", "B2", "B3", "B4", "B5", "B6"];
+const ALL: &[&str] = &["B1", "B2", "B3", "B4", "B5", "B6", "B9"];
 
 /// One scenario: a run of one module, which may report several ids.
 struct Scenario {
@@ -64,6 +65,11 @@ const SCENARIOS: &[Scenario] = &[
         ids: &["B6"],
         title: "relay capacity",
         run: b6::run,
+    },
+    Scenario {
+        ids: &["B9"],
+        title: "relay capacity on two nodes sharing PostgreSQL",
+        run: b9::run,
     },
 ];
 

@@ -53,14 +53,19 @@ impl TestDb {
     /// A fresh, empty database. Panics (failing the test) with the reason
     /// when no PostgreSQL can be had.
     pub fn create() -> TestDb {
-        let server = match server() {
-            Ok(server) => server,
-            Err(reason) => panic!(
-                "this test needs PostgreSQL and has none: {reason}\n\
+        TestDb::try_create().unwrap_or_else(|reason| panic!("{reason}"))
+    }
+
+    /// [`TestDb::create`], with the reason as an error instead of a panic
+    /// (for a benchmark, which reports a scenario it cannot run).
+    pub fn try_create() -> Result<TestDb, String> {
+        let server = server().map_err(|reason| {
+            format!(
+                "this needs PostgreSQL and has none: {reason}\n\
                  Set {URL_VAR} to a server whose role may CREATE DATABASE, \
-                 or install PostgreSQL's server (initdb, pg_ctl) so the tests start their own."
-            ),
-        };
+                 or install PostgreSQL's server (initdb, pg_ctl) so one is started."
+            )
+        })?;
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "tandem_test_{}_{}_{}",
@@ -68,18 +73,24 @@ impl TestDb {
             server.started_ns,
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let url = with_dbname(&server.admin_url, &name)
-            .unwrap_or_else(|reason| panic!("{URL_VAR}: {reason}"));
-        let mut admin = admin_client(&server.admin_url);
+        let url = with_dbname(&server.admin_url, &name).map_err(|r| format!("{URL_VAR}: {r}"))?;
+        let mut admin =
+            postgres::Client::connect(&server.admin_url, postgres::NoTls).map_err(|e| {
+                format!(
+                    "cannot connect to PostgreSQL at {}: {}",
+                    server.admin_url,
+                    why(&e)
+                )
+            })?;
         // The name is ours: digits, lower-case letters and underscores.
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {}", why(&e)));
-        TestDb {
+            .map_err(|e| format!("cannot create the database {name}: {}", why(&e)))?;
+        Ok(TestDb {
             name,
             url,
             admin_url: server.admin_url.clone(),
-        }
+        })
     }
 
     /// The database's URL, for `PostgresRelayStore::open` or a relay's flag.
