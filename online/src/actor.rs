@@ -1,5 +1,6 @@
 //! The device thread: connect (with a timeout), log in, sync, back off and
-//! reconnect, serving the app's commands at every step.
+//! reconnect (to the next relay address, round robin), serving the app's
+//! commands at every step.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -8,14 +9,15 @@ use tandem_engine::sync::{SyncError, SyncEvent, Syncer, REQUEST_TIMEOUT_MS};
 use tandem_engine::Engine;
 use tandem_transport::driver::{self, ConnectError, Connection, RelayLink};
 use tandem_transport::frame::{DeviceInfo, PayloadId};
-use tandem_transport::{
-    AddressError, ClientSession, CloseReason, CommandError, RelayAddress, SessionEvent,
-};
+use tandem_transport::{ClientSession, CloseReason, CommandError, RelayAddress, SessionEvent};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::command::{Command, Reply};
-use crate::config::{OnlineConfig, CLOSE_TIMEOUT_MS, CREDENTIALS_CHECK_INTERVAL_MS};
+use crate::config::{
+    parse_relays, OnlineConfig, RelaysError, Rotation, CLOSE_TIMEOUT_MS,
+    CREDENTIALS_CHECK_INTERVAL_MS,
+};
 use crate::error::DeviceError;
 use crate::status::{LastError, Link, LinkError, Status, StopReason};
 
@@ -23,8 +25,10 @@ use crate::status::{LastError, Link, LinkError, Status, StopReason};
 pub(crate) struct Actor {
     engine: Engine,
     config: OnlineConfig,
-    /// `config.relay`, parsed once: which link, and where.
-    relay: Result<RelayAddress, AddressError>,
+    /// `config.relays`, parsed once: which link, and where, for each.
+    relays: Result<Vec<RelayAddress>, RelaysError>,
+    /// Which address to try next, and how long to wait first.
+    rotation: Rotation,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<SyncEvent>,
     status: watch::Sender<Status>,
@@ -96,7 +100,8 @@ impl Actor {
     ) -> Actor {
         Actor {
             login_token: config.login_token.clone(),
-            relay: RelayAddress::parse(&config.relay),
+            relays: parse_relays(&config.relays),
+            rotation: Rotation::new(config.relays.len().max(1)),
             engine,
             config,
             commands,
@@ -109,7 +114,6 @@ impl Actor {
     /// The thread's whole life: connections while online, commands always.
     pub(crate) async fn run(mut self) {
         let mut online = self.config.start_online;
-        let mut attempt: u32 = 0;
         loop {
             self.check_credentials();
             let mut wait = None;
@@ -117,13 +121,14 @@ impl Actor {
                 let ended = self.connection().await;
                 self.status.send_modify(|s| {
                     s.link = Link::Offline;
+                    s.relay = None;
                     s.in_step = false;
                 });
                 match ended {
                     Ended::Requested(Requested::Shutdown(reply)) => return self.hand_back(reply),
                     Ended::Requested(Requested::Offline) => online = false,
                     Ended::Requested(Requested::Reconnect) => {
-                        attempt = 0;
+                        self.rotation.restart();
                         continue;
                     }
                     Ended::Stop(reason) => {
@@ -137,15 +142,15 @@ impl Actor {
                     }
                     Ended::Retry { error, logged_in } => {
                         if logged_in {
-                            attempt = 0;
+                            self.rotation.logged_in();
                         }
+                        let relay = self.current_relay();
                         let random = self.random_u64();
-                        let delay_ms = self.config.backoff.delay_ms(attempt, random);
-                        attempt = attempt.saturating_add(1);
+                        let delay_ms = self.rotation.failed(&self.config.backoff, random);
                         let last = LastError {
-                            relay: self.config.relay.clone(),
+                            relay,
                             error,
-                            attempt,
+                            attempt: self.rotation.failures(),
                             at: SystemTime::now(),
                             retry_in_ms: Some(delay_ms),
                         };
@@ -158,7 +163,7 @@ impl Actor {
                 Offline::Elapsed => {}
                 Offline::SetOnline(on) => {
                     online = on;
-                    attempt = 0;
+                    self.rotation.restart();
                     self.status.send_modify(|s| {
                         if on {
                             // The app asks to try again, whatever stopped it.
@@ -232,15 +237,19 @@ impl Actor {
     /// One connection: connect within the timeout (serving commands
     /// meanwhile), then the session until it ends.
     async fn connection(&mut self) -> Ended {
-        let relay = match &self.relay {
-            Ok(relay) => relay.clone(),
+        let relay = match &self.relays {
+            Ok(relays) => relays[self.rotation.current()].clone(),
             Err(e) => return Ended::Stop(StopReason::Address(e.clone())),
         };
+        let relay_text = self.current_relay();
         let client = match self.engine.session_config(self.login_token.clone()) {
             Ok(client) => client,
             Err(e) => return Ended::Stop(StopReason::Store(Arc::new(e))),
         };
-        self.status.send_modify(|s| s.link = Link::Connecting);
+        self.status.send_modify(|s| {
+            s.link = Link::Connecting;
+            s.relay = Some(relay_text);
+        });
         let timeout_ms = self.config.connect_timeout_ms;
         let connect = tokio::time::timeout(
             Duration::from_millis(timeout_ms),
@@ -460,7 +469,7 @@ impl Actor {
                 } else {
                     // About one request; the connection lives on.
                     let last = LastError {
-                        relay: self.config.relay.clone(),
+                        relay: self.current_relay(),
                         error: LinkError::Relay {
                             code: *code,
                             text: text.clone(),
@@ -547,6 +556,14 @@ impl Actor {
             Command::SetOnline(false) => ending.requested = Some(Requested::Offline),
             Command::Shutdown(reply) => ending.requested = Some(Requested::Shutdown(Some(reply))),
         }
+    }
+
+    /// The address the rotation is at, as configured (trimmed).
+    fn current_relay(&self) -> String {
+        self.config
+            .relays
+            .get(self.rotation.current())
+            .map_or_else(String::new, |relay| relay.trim().to_owned())
     }
 
     /// A payload id: 128 bits from the engine's entropy.

@@ -11,8 +11,10 @@ use tandem_engine::sync::SyncError;
 use tandem_engine::StoreError;
 use tandem_transport::client::ConfigError;
 use tandem_transport::{
-    AddressError, CloseReason, DeviceId, DeviceInfo, ErrorCode, OfflineReason, Refusal,
+    CloseReason, DeviceId, DeviceInfo, ErrorCode, OfflineReason, Refusal,
 };
+
+use crate::config::RelaysError;
 
 /// The connection state, to read or to wait on (see
 /// [`OnlineDevice::status`](crate::OnlineDevice::status)).
@@ -21,6 +23,11 @@ use tandem_transport::{
 pub struct Status {
     /// Where the link to the relay is.
     pub link: Link,
+    /// The relay address the current connection uses, or the one it is
+    /// trying, as configured (one of
+    /// [`OnlineConfig::relays`](crate::OnlineConfig::relays)); `None`
+    /// while offline.
+    pub relay: Option<String>,
     /// Everything pushed and everything at the relay merged, on the
     /// current connection.
     pub in_step: bool,
@@ -107,10 +114,11 @@ pub enum StopReason {
     /// The device's own store failed before a connection could start (its
     /// relay cursor could not be read).
     Store(Arc<StoreError>),
-    /// [`OnlineConfig::relay`](crate::OnlineConfig::relay) is not a relay
-    /// address this build can reach: not `host:port` or
-    /// `ws://host[:port][/path]`, or `wss://` (TLS is not built).
-    Address(AddressError),
+    /// [`OnlineConfig::relays`](crate::OnlineConfig::relays) is not a list
+    /// of relay addresses this build can reach: empty, too long, or an
+    /// address (named, with its place) that is not `host:port` or
+    /// `ws://host[:port][/path]`, or is `wss://` (TLS is not built).
+    Address(RelaysError),
 }
 
 impl StopReason {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use tandem_engine::op::{ConversationOp, Op};
 use tandem_engine::{AccountId, Config, DeviceId, Engine, Platform, StorePath};
 use tandem_online::{
-    Backoff, DeviceError, Link, LinkError, OnlineConfig, OnlineDevice, Status, StopReason,
+    Backoff, DeviceError, Link, LinkError, OnlineConfig, OnlineDevice, RelaysError, Status,
+    StopReason,
 };
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -297,7 +298,15 @@ async fn a_relay_address_of_an_unknown_scheme_or_wss_stops_the_device() {
         .unwrap();
         let status = wait_status(&device, "stopped", |s| s.stopped.is_some()).await;
         match &status.stopped {
-            Some(StopReason::Address(e)) => assert!(expected(e), "{relay:?}: {e:?}"),
+            Some(StopReason::Address(RelaysError::Address {
+                index: 0,
+                count: 1,
+                address,
+                error,
+            })) => {
+                assert!(expected(error), "{relay:?}: {error:?}");
+                assert_eq!(address, relay);
+            }
             other => panic!("{relay:?}: {other:?}"),
         }
         assert_eq!(status.stopped.as_ref().unwrap().as_str(), "address");
@@ -360,4 +369,101 @@ async fn a_ws_address_that_refuses_the_upgrade_is_retried_with_its_status() {
     assert!(status.stopped.is_none(), "a retry may help");
     bounded("shutdown", device.shutdown()).await.unwrap();
     server.abort();
+}
+
+/// Two relay addresses nobody listens on: the device alternates between
+/// them, tries the second at once after the first fails (a quick wait,
+/// within half the backoff's first step), and backs off only after both
+/// failed; the status names the address of each attempt.
+#[tokio::test]
+async fn several_relays_are_tried_in_turn_backing_off_after_a_full_round() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let (one, two) = (free(), free());
+    let dir = tempfile::tempdir().unwrap();
+    let backoff = Backoff {
+        initial_ms: 400,
+        max_ms: 400,
+    };
+    let device = OnlineDevice::spawn(
+        engine_at(&dir.path().join("d.db")),
+        OnlineConfig {
+            backoff,
+            ..OnlineConfig::with_relays([format!(" {one}"), two.clone()])
+        },
+    )
+    .unwrap();
+    let mut status = device.status();
+    // Failed attempts as seen (a quick retry may overwrite one before it
+    // is read; the ones read must follow the rule).
+    let mut seen: Vec<(u32, String, u64)> = Vec::new();
+    while seen.last().is_none_or(|(attempt, ..)| *attempt < 6) {
+        bounded("the next failed attempt", status.changed())
+            .await
+            .unwrap();
+        let now = status.borrow_and_update().clone();
+        if let Some(error) = now.last_error {
+            if seen.last().map(|(attempt, ..)| *attempt) != Some(error.attempt) {
+                seen.push((error.attempt, error.relay, error.retry_in_ms.unwrap()));
+            }
+        }
+    }
+    // Attempts 1 and 3 at the first address (trimmed), 2 and 4 at the
+    // second; after the first of a round the wait is short, after the
+    // second the backoff's.
+    for (attempt, relay, retry_in_ms) in &seen {
+        let (expected, range) = if attempt % 2 == 1 {
+            (&one, 0..=200)
+        } else {
+            (&two, 200..=400)
+        };
+        assert_eq!(relay, expected, "{seen:?}");
+        assert!(range.contains(retry_in_ms), "{seen:?}");
+    }
+    assert!(seen.iter().any(|s| s.0 % 2 == 1), "{seen:?}");
+    assert!(seen.iter().any(|s| s.0 % 2 == 0), "{seen:?}");
+    bounded("shutdown", device.shutdown()).await.unwrap();
+}
+
+/// Every address is parsed when the device starts: one bad address among
+/// good ones stops it, named with its place, before any attempt.
+#[tokio::test]
+async fn one_bad_relay_among_good_ones_stops_the_device_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = OnlineDevice::spawn(
+        engine_at(&dir.path().join("d.db")),
+        OnlineConfig::with_relays(["127.0.0.1:9", "relay.example", "127.0.0.1:10"]),
+    )
+    .unwrap();
+    let status = wait_status(&device, "stopped", |s| s.stopped.is_some()).await;
+    match &status.stopped {
+        Some(StopReason::Address(RelaysError::Address {
+            index: 1,
+            count: 3,
+            address,
+            ..
+        })) => assert_eq!(address, "relay.example"),
+        other => panic!("{other:?}"),
+    }
+    assert!(status.last_error.is_none(), "no attempt was made");
+    assert!(status.relay.is_none());
+    bounded("shutdown", device.shutdown()).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let device = OnlineDevice::spawn(
+        engine_at(&dir.path().join("d.db")),
+        OnlineConfig::with_relays(Vec::<String>::new()),
+    )
+    .unwrap();
+    let status = wait_status(&device, "stopped", |s| s.stopped.is_some()).await;
+    assert!(
+        matches!(status.stopped, Some(StopReason::Address(RelaysError::Empty))),
+        "{status:?}"
+    );
+    bounded("shutdown", device.shutdown()).await.unwrap();
 }
