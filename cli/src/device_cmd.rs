@@ -1,5 +1,5 @@
-//! Device commands: `tandem --data <file> [--account A --relay HOST:PORT
-//! --token T --name N --platform P] <command>`.
+//! Device commands: `tandem --data <file> [--account A --relay
+//! HOST:PORT[,HOST:PORT…] --token T --name N --platform P] <command>`.
 //!
 //! Each command opens the device's SQLite file, does one thing and exits.
 //! Local operations work offline; `sync`, `devices`, `kick`, `logout` and
@@ -31,9 +31,12 @@ pub struct DeviceArgs {
     account: Option<String>,
     /// The relay, for commands that go online: host:port (its TCP
     /// listener) or ws://host:port[/path] (its WebSocket listener, `tandem
-    /// relay --listen-ws`; no wss:// yet). Kept in the device's file, so
-    /// later commands need it not.
-    #[arg(long, value_name = "ADDRESS", global = true, value_parser = relay_address)]
+    /// relay --listen-ws`; no wss:// yet). Several relay nodes serving one
+    /// database go comma-separated (host:port,host:port): the device
+    /// connects to the first and, when a connection is lost or an attempt
+    /// fails, moves to the next, resuming where it was. Kept in the
+    /// device's file, so later commands need it not.
+    #[arg(long, value_name = "ADDRESS[,ADDRESS...]", global = true, value_parser = relay_list)]
     relay: Option<String>,
     /// A login token (see `tandem token`): logs the device in at its first
     /// networked command, or again after a kick. The device keeps its
@@ -51,15 +54,23 @@ pub struct DeviceArgs {
     platform: String,
 }
 
-/// `--relay` as given, once it parses as a relay address.
-fn relay_address(text: &str) -> Result<String, tandem_transport::AddressError> {
-    tandem_transport::RelayAddress::parse(text).map(|_| text.trim().to_owned())
+/// `--relay` once every address in it parses, each trimmed, joined by
+/// commas.
+fn relay_list(text: &str) -> Result<String, tandem_online::RelaysError> {
+    let relays = tandem_online::split_relays(text);
+    tandem_online::parse_relays(&relays)?;
+    Ok(relays.join(","))
 }
 
 impl DeviceArgs {
-    /// `--relay`, as given.
+    /// `--relay`: its addresses, trimmed, joined by commas.
     pub fn relay(&self) -> Option<&str> {
         self.relay.as_deref()
+    }
+
+    /// `--relay`'s addresses, in order.
+    fn relays(&self) -> Option<Vec<String>> {
+        self.relay.as_deref().map(tandem_online::split_relays)
     }
 
     /// `--account`, as given.
@@ -963,22 +974,21 @@ enum Ends {
     Stopped,
 }
 
-/// The relay to use: `--relay`, kept in the file when given, or the one
-/// the file keeps.
-fn relay_of(args: &DeviceArgs, engine: &mut Engine) -> anyhow::Result<String> {
+/// The relay addresses to use: `--relay`, kept in the file when given, or
+/// the ones the file keeps.
+fn relay_of(args: &DeviceArgs, engine: &mut Engine) -> anyhow::Result<Vec<String>> {
     let kept = engine.credentials()?.relays;
-    match &args.relay {
-        Some(relay) => {
-            if kept.first() != Some(relay) {
-                engine.set_relays(std::slice::from_ref(relay))?;
+    match args.relays() {
+        Some(relays) => {
+            if kept != relays {
+                engine.set_relays(&relays)?;
             }
-            Ok(relay.clone())
+            Ok(relays)
         }
-        None => kept.into_iter().next().ok_or_else(|| {
-            anyhow!(
-                "this command needs --relay <host:port or ws://host:port> (the device keeps it after the first time)"
-            )
-        }),
+        None if kept.is_empty() => Err(anyhow!(
+            "this command needs --relay <host:port or ws://host:port> (the device keeps it after the first time)"
+        )),
+        None => Ok(kept),
     }
 }
 
@@ -1047,19 +1057,32 @@ fn manage(
     wait: WaitArgs,
     kick: Option<DeviceId>,
 ) -> anyhow::Result<()> {
-    use tandem_transport::{RelayAddress, SessionEvent};
+    use tandem_transport::SessionEvent;
 
-    let relay = relay_of(&args, &mut engine)?;
-    let address = RelayAddress::parse(&relay)
-        .with_context(|| format!("the relay address {relay:?} the device keeps"))?;
+    let relays = relay_of(&args, &mut engine)?;
+    let addresses =
+        tandem_online::parse_relays(&relays).context("the relay addresses the device keeps")?;
     let config = engine.session_config(args.token.clone())?;
     let runtime = tokio::runtime::Runtime::new()?;
     let timeout = Duration::from_secs(wait.timeout_s);
+    let mut relay = relays.join(", ");
     runtime.block_on(async {
         let work = async {
-            let mut conn = tandem_transport::driver::connect(&address, config)
-                .await
-                .with_context(|| format!("connecting to the relay at {relay}"))?;
+            // The first address that connects.
+            let mut connected = None;
+            for (address, text) in addresses.iter().zip(&relays) {
+                match tandem_transport::driver::connect(address, config.clone()).await {
+                    Ok(conn) => {
+                        relay.clone_from(text);
+                        connected = Some(conn);
+                        break;
+                    }
+                    Err(error) => eprintln!("tandem: relay {text}: cannot connect: {error}"),
+                }
+            }
+            let Some(mut conn) = connected else {
+                bail!("cannot connect to the relay at {relay}");
+            };
             let mut kicked = false;
             loop {
                 let event = conn
@@ -1131,11 +1154,12 @@ where
     F: FnOnce(std::sync::Arc<OnlineDevice>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let relay = relay_of(&args, &mut engine)?;
+    let relays = relay_of(&args, &mut engine)?;
     let login_token = token_to_present(&args, &engine)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let mut config = OnlineConfig::new(relay.clone());
+        let relay = relays.join(", ");
+        let mut config = OnlineConfig::with_relays(relays);
         config.login_token = login_token;
         let device = std::sync::Arc::new(OnlineDevice::spawn(engine, config)?);
         let mut waiter = Waiter::new(&device, &relay, wait);
@@ -1263,7 +1287,7 @@ impl Waiter {
         let left_ms = u128::from(retry_in_ms).saturating_sub(since_ms);
         eprintln!(
             "tandem: relay {}: {what}; retrying in {:.1}s (giving up after {}s, see --timeout-s)",
-            self.relay,
+            error.relay,
             left_ms as f64 / 1000.0,
             self.timeout.as_secs(),
         );
@@ -1378,10 +1402,10 @@ fn follow_events(args: DeviceArgs, mut engine: Engine, json: bool) -> anyhow::Re
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         // Online when the device knows its relay and can log in.
-        let relay = relay_of(&args, &mut engine).ok();
+        let relays = relay_of(&args, &mut engine).ok();
         let login_token = token_to_present(&args, &engine).ok();
-        let start_online = relay.is_some() && login_token.is_some();
-        let mut config = OnlineConfig::new(relay.unwrap_or_default());
+        let start_online = relays.is_some() && login_token.is_some();
+        let mut config = OnlineConfig::with_relays(relays.unwrap_or_default());
         config.start_online = start_online;
         config.login_token = login_token.flatten();
         let device = OnlineDevice::spawn(engine, config)?;

@@ -46,7 +46,12 @@ fn main() {
     let result = match cli.command {
         Command::Relay(args) => relay_cmd::relay(args),
         Command::Token(args) => relay_cmd::token(args),
-        Command::Admin(args) => relay_cmd::admin(args, cli.device.relay(), cli.device.account()),
+        // An operator command talks to one node: the first of --relay.
+        Command::Admin(args) => relay_cmd::admin(
+            args,
+            cli.device.relay().and_then(|r| r.split(',').next()),
+            cli.device.account(),
+        ),
         Command::Demo(args) => demo::run(args),
         Command::Device(command) => device_cmd::run(cli.device, command),
         Command::Completions(args) => docs_cmd::completions(Cli::command(), args),
@@ -174,10 +179,29 @@ mod tests {
             let cli = parse(good).unwrap_or_else(|e| panic!("{good}: {e}"));
             assert_eq!(cli.device.relay(), Some(good));
         }
+        // Several nodes, comma-separated, each trimmed.
+        for (list, kept) in [
+            (
+                "127.0.0.1:7700,127.0.0.1:7701",
+                "127.0.0.1:7700,127.0.0.1:7701",
+            ),
+            (" a:1 , ws://b/x", "a:1,ws://b/x"),
+        ] {
+            let cli = parse(list).unwrap_or_else(|e| panic!("{list}: {e}"));
+            assert_eq!(cli.device.relay(), Some(kept));
+        }
         for (bad, says) in [
             ("wss://relay:443", "not supported"),
             ("ftp://relay:21", "unknown scheme"),
             ("relay", "needs a port"),
+            // One bad among good ones, and empty items, by place.
+            ("a:1,relay,b:2", "relay address 2 of 3 (\"relay\")"),
+            (
+                "a:1,,b:2",
+                "relay address 2 of 3 (\"\"): the relay address is empty",
+            ),
+            ("a:1,", "relay address 2 of 2"),
+            ("", "relay address 1 of 1"),
         ] {
             let error = parse(bad).unwrap_err().to_string();
             assert!(error.contains(says), "{bad}: {error}");

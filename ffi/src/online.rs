@@ -44,8 +44,12 @@ pub struct Backoff {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct OnlineConfig {
     /// The relay: `host:port` (its TCP listener) or `ws://host:port/path`
-    /// (its WebSocket listener). `wss://` is not built: the device stops
-    /// with a stop reason that says so.
+    /// (its WebSocket listener); or several relay nodes serving one
+    /// database, comma-separated (`"10.0.0.1:7700,10.0.0.2:7700"`, as the
+    /// CLI's `--relay` takes them): the device connects to the first and,
+    /// when a connection is lost or an attempt fails, moves to the next,
+    /// round robin. `wss://`, an empty item or an address that does not
+    /// parse stops the device with a stop reason that names it.
     pub relay: String,
     /// A login token from the app's auth service, for a device that is not
     /// enrolled yet (or was kicked): presented until a login succeeds, then
@@ -67,7 +71,7 @@ pub struct OnlineConfig {
 
 impl From<OnlineConfig> for o::OnlineConfig {
     fn from(value: OnlineConfig) -> Self {
-        let mut config = o::OnlineConfig::new(value.relay);
+        let mut config = o::OnlineConfig::with_relays(o::split_relays(&value.relay));
         config.login_token = value.login_token;
         config.start_online = value.start_online;
         config.backoff = o::Backoff {
@@ -514,6 +518,19 @@ mod tests {
             },
             connect_timeout_ms: 10000,
         };
-        assert_eq!(o::OnlineConfig::from(ours), o::OnlineConfig::new("r"));
+        assert_eq!(
+            o::OnlineConfig::from(ours.clone()),
+            o::OnlineConfig::new("r")
+        );
+        // Several relays, comma-separated, each trimmed; an empty item
+        // stays (the device refuses it by name when it starts).
+        let several = OnlineConfig {
+            relay: "a:1, ws://b/x ,".into(),
+            ..ours
+        };
+        assert_eq!(
+            o::OnlineConfig::from(several).relays,
+            ["a:1", "ws://b/x", ""]
+        );
     }
 }

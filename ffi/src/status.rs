@@ -18,6 +18,9 @@ use crate::model::Platform;
 pub struct Status {
     /// Where the link to the relay is.
     pub link: Link,
+    /// The relay address the current connection uses or is trying (one of
+    /// the configured ones); `None` while offline.
+    pub relay: Option<String>,
     /// Everything pushed and everything at the relay merged, on the current
     /// connection.
     pub in_step: bool,
@@ -33,6 +36,7 @@ impl From<&o::Status> for Status {
     fn from(value: &o::Status) -> Self {
         Status {
             link: value.link.into(),
+            relay: value.relay.clone(),
             in_step: value.in_step,
             stopped: value.stopped.as_ref().map(StopReason::from),
             last_error: value.last_error.as_ref().map(LastError::from),

@@ -411,19 +411,23 @@ mod tests {
 
     #[test]
     fn relay_lists_parse_every_address_or_name_the_bad_one() {
-        let parsed = parse_relays(&split_relays(" 127.0.0.1:7700 , ws://relay.example/tandem,h:1"))
-            .unwrap();
+        let parsed = parse_relays(&split_relays(
+            " 127.0.0.1:7700 , ws://relay.example/tandem,h:1",
+        ))
+        .unwrap();
         assert_eq!(
             parsed.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            [
-                "127.0.0.1:7700",
-                "ws://relay.example:80/tandem",
-                "h:1"
-            ]
+            ["127.0.0.1:7700", "ws://relay.example:80/tandem", "h:1"]
         );
         assert_eq!(split_relays("a:1"), ["a:1"]);
         // Empty items are refused by place, not skipped.
-        for (text, index) in [("a:1,,b:2", 1), (",a:1", 0), ("a:1,", 1), ("", 0), (" , ", 0)] {
+        for (text, index) in [
+            ("a:1,,b:2", 1),
+            (",a:1", 0),
+            ("a:1,", 1),
+            ("", 0),
+            (" , ", 0),
+        ] {
             match parse_relays(&split_relays(text)) {
                 Err(RelaysError::Address {
                     index: at,
@@ -444,7 +448,12 @@ mod tests {
                 error: AddressError::TlsNotSupported,
             }
         );
-        assert!(error.to_string().contains("relay address 2 of 3 (\"wss://b:443\")"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("relay address 2 of 3 (\"wss://b:443\")"),
+            "{error}"
+        );
         assert_eq!(parse_relays::<String>(&[]), Err(RelaysError::Empty));
         // At, and just above, the limit.
         let at: Vec<String> = (1..=RELAYS_MAX).map(|p| format!("h:{p}")).collect();

@@ -10,9 +10,7 @@ use std::time::{Duration, SystemTime};
 use tandem_engine::sync::SyncError;
 use tandem_engine::StoreError;
 use tandem_transport::client::ConfigError;
-use tandem_transport::{
-    CloseReason, DeviceId, DeviceInfo, ErrorCode, OfflineReason, Refusal,
-};
+use tandem_transport::{CloseReason, DeviceId, DeviceInfo, ErrorCode, OfflineReason, Refusal};
 
 use crate::config::RelaysError;
 

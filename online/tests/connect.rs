@@ -462,7 +462,10 @@ async fn one_bad_relay_among_good_ones_stops_the_device_naming_it() {
     .unwrap();
     let status = wait_status(&device, "stopped", |s| s.stopped.is_some()).await;
     assert!(
-        matches!(status.stopped, Some(StopReason::Address(RelaysError::Empty))),
+        matches!(
+            status.stopped,
+            Some(StopReason::Address(RelaysError::Empty))
+        ),
         "{status:?}"
     );
     bounded("shutdown", device.shutdown()).await.unwrap();

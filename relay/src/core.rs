@@ -647,7 +647,10 @@ impl RelayCore {
                             more: page.more,
                         })
                     }
-                    Err(e) => Outcome::store_failed(&e, false),
+                    // Closed, like a failed push: the device waits for this
+                    // page, and reconnects (to another node, if it knows
+                    // one) sooner than its request times out.
+                    Err(e) => Outcome::store_failed(&e, true),
                 }
             }
             Request::Ack { cursor } => {
@@ -1818,7 +1821,12 @@ impl RelayCore {
             .collect();
         let appended = match self.store.append(me.account.as_str(), me.device.0, &input) {
             Ok(appended) => appended,
-            Err(e) => return Outcome::store_failed(&e, false),
+            // The connection is closed: the device waits for this push's
+            // acknowledgement (one push in flight), so an error alone
+            // would hold its pushes until its request timeout (30 s). On a
+            // new connection, with its backoff and maybe on another node,
+            // it pushes everything unacknowledged again.
+            Err(e) => return Outcome::store_failed(&e, true),
         };
         debug_assert_eq!(appended.len(), deltas.len());
         Counters::add(&self.counters.pushes);

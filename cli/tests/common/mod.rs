@@ -137,3 +137,31 @@ pub fn start_relay_ws(dir: &Path) -> (Running, String, String) {
         .to_owned();
     (relay, tcp, ws)
 }
+
+/// `tandem relay --postgres url` on a free loopback port, with the secret
+/// file in `dir` (every node of one database shares it) and `extra` flags:
+/// the process and the address it listens on. Start the nodes of one
+/// directory one after the other: the first creates the secret.
+pub fn start_node(dir: &Path, url: &str, extra: &[&str]) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["relay", "--listen", "127.0.0.1:0", "--postgres", url])
+        .arg("--secret-file")
+        .arg(dir.join("relay.secret"))
+        .args(["--log", "warn"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the relay starts");
+    let lines = lines_of(&mut child);
+    let relay = Running(child);
+    let line = lines
+        .recv_timeout(STEP)
+        .expect("the relay says where it listens");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (relay, addr)
+}
