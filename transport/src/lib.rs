@@ -17,6 +17,8 @@
 //! - [`server::ServerSession`]: decoding and validation for the relay.
 //! - [`driver`] (feature `tokio`): run a session over a tokio stream, TCP
 //!   included, or over a WebSocket (feature `websocket`). [`mem`]: a deterministic in-memory link.
+//! - [`envelope`]: the clear header of a sealed envelope (format 2) and
+//!   the manifest of an epoch snapshot, read without the engine.
 //! - [`limits`]: every bound, named.
 
 #![forbid(unsafe_code)]
@@ -29,6 +31,7 @@ pub mod codec;
 #[cfg(feature = "tokio")]
 pub mod driver;
 pub mod entropy;
+pub mod envelope;
 pub mod frame;
 pub mod ids;
 pub mod limits;

@@ -58,3 +58,24 @@ pub const DEVICES_PER_ACCOUNT_MAX: usize = 256;
 /// one could not be stored; both sessions refuse a frame with one as
 /// malformed.
 pub const RELAY_SEQ_MAX: u64 = i64::MAX as u64;
+
+/// Bytes in one sealed envelope (format 2), header, ciphertext and
+/// signature together: the same bound as [`DELTA_BYTES_MAX`], which the
+/// envelope replaces, so that one always fits in a frame.
+pub const ENVELOPE_BYTES_MAX: usize = DELTA_BYTES_MAX;
+
+/// Bytes in one snapshot chunk's ciphertext: a snapshot travels and is
+/// stored in chunks of at most this.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Bytes in one epoch snapshot, summed over its chunks.
+pub const SNAPSHOT_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Chunks in one snapshot: [`SNAPSHOT_BYTES_MAX`] in chunks of
+/// [`SNAPSHOT_CHUNK_BYTES`]. A manifest naming more is refused before its
+/// hashes are read.
+pub const SNAPSHOT_CHUNKS_MAX: usize = SNAPSHOT_BYTES_MAX / SNAPSHOT_CHUNK_BYTES;
+
+/// Bytes in one encoded snapshot manifest: its fixed fields at their
+/// longest plus [`SNAPSHOT_CHUNKS_MAX`] hashes fit well below this.
+pub const MANIFEST_BYTES_MAX: usize = 16 * 1024;
