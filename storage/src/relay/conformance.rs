@@ -799,6 +799,606 @@ pub(super) fn values_above_i64_max_are_refused_not_clamped(store: &mut impl Rela
     assert_eq!(store.set_cursor(A, PHONE, u64::MAX).unwrap(), Some(0));
 }
 
+/// A sealed envelope as a test builds it: bytes unique to its origin and
+/// position (and `tag`), its content id the hash of its bytes.
+#[derive(Debug, Clone)]
+struct Sealed {
+    bytes: Vec<u8>,
+    content_id: ContentKey,
+    epoch: u64,
+    chain_pos: u64,
+    prev: ContentKey,
+}
+
+impl Sealed {
+    fn new(origin: DeviceKey, epoch: u64, chain_pos: u64, prev: ContentKey, tag: u8) -> Sealed {
+        let mut bytes = vec![origin[0], tag];
+        bytes.extend_from_slice(&epoch.to_le_bytes());
+        bytes.extend_from_slice(&chain_pos.to_le_bytes());
+        bytes.extend_from_slice(&prev[..4]);
+        Sealed {
+            content_id: *blake3::hash(&bytes).as_bytes(),
+            bytes,
+            epoch,
+            chain_pos,
+            prev,
+        }
+    }
+
+    fn input(&self) -> EnvelopeIn<'_> {
+        EnvelopeIn {
+            content_id: self.content_id,
+            epoch: self.epoch,
+            chain_pos: self.chain_pos,
+            prev: self.prev,
+            bytes: &self.bytes,
+        }
+    }
+}
+
+/// One device's chain as a test extends it.
+struct Chain {
+    origin: DeviceKey,
+    pos: u64,
+    head: ContentKey,
+}
+
+impl Chain {
+    fn new(origin: DeviceKey) -> Chain {
+        Chain {
+            origin,
+            pos: 0,
+            head: [0; 32],
+        }
+    }
+
+    /// The next envelope of the chain, which the chain now counts as its
+    /// head (the test expects it to be appended).
+    fn next(&mut self, epoch: u64) -> Sealed {
+        let e = Sealed::new(self.origin, epoch, self.pos + 1, self.head, 0);
+        (self.pos, self.head) = (e.chain_pos, e.content_id);
+        e
+    }
+}
+
+fn push(
+    store: &mut impl RelayStore,
+    account: &str,
+    origin: DeviceKey,
+    envelopes: &[&Sealed],
+    now_ms: u64,
+) -> AppendOutcome {
+    let inputs: Vec<EnvelopeIn<'_>> = envelopes.iter().map(|e| e.input()).collect();
+    store
+        .append_envelopes(account, origin, &inputs, now_ms)
+        .unwrap()
+}
+
+/// `(seq, new)` of each entry of an accepted append.
+fn seqs(outcome: AppendOutcome) -> Vec<(u64, bool)> {
+    match outcome {
+        AppendOutcome::Appended(entries) => entries.iter().map(|a| (a.seq, a.new)).collect(),
+        other => panic!("refused: {other:?}"),
+    }
+}
+
+fn chunk_bytes(snapshot: u8, index: u32) -> Vec<u8> {
+    vec![snapshot ^ index as u8; 100 + index as usize]
+}
+
+/// Stages `chunks` chunks of snapshot `[snapshot; 32]` and returns their
+/// hashes.
+fn stage(
+    store: &mut impl RelayStore,
+    account: &str,
+    snapshot: u8,
+    chunks: u32,
+    now_ms: u64,
+) -> Vec<ChunkHash> {
+    (0..chunks)
+        .map(|index| {
+            let bytes = chunk_bytes(snapshot, index);
+            let chunk = StagedChunk {
+                snapshot_id: [snapshot; 32],
+                index,
+                bytes: &bytes,
+            };
+            store.stage_chunk(account, &chunk, now_ms).unwrap();
+            *blake3::hash(&bytes).as_bytes()
+        })
+        .collect()
+}
+
+fn publish_of<'a>(
+    epoch: u64,
+    base_seq: u64,
+    snapshot: u8,
+    hashes: &'a [ChunkHash],
+    by: DeviceKey,
+) -> Publish<'a> {
+    Publish {
+        epoch,
+        base_seq,
+        generation: 7,
+        snapshot_id: [snapshot; 32],
+        manifest: b"manifest bytes",
+        chunk_hashes: hashes,
+        published_by: by,
+    }
+}
+
+fn published(outcome: PublishOutcome) -> EpochRow {
+    match outcome {
+        PublishOutcome::Published(row) => row,
+        other => panic!("not published: {other:?}"),
+    }
+}
+
+pub(super) fn envelopes_append_in_chain_order_once_per_content_id(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
+    let (mut phone, mut laptop) = (Chain::new(PHONE), Chain::new(LAPTOP));
+    let (p1, p2, p3) = (phone.next(0), phone.next(0), phone.next(0));
+    assert_eq!(
+        seqs(push(store, A, PHONE, &[&p1, &p2, &p3], 10)),
+        vec![(1, true), (2, true), (3, true)]
+    );
+    // A resend, whole or in part, gets the same seqs and stores nothing.
+    assert_eq!(
+        seqs(push(store, A, PHONE, &[&p2, &p3, &p1], 11)),
+        vec![(2, false), (3, false), (1, false)]
+    );
+    // Each device has a chain of its own; a repeat inside a batch keeps
+    // the seq of its first copy.
+    let l1 = laptop.next(0);
+    let p4 = phone.next(0);
+    assert_eq!(
+        seqs(push(store, A, LAPTOP, &[&l1, &l1], 12)),
+        vec![(4, true), (4, false)]
+    );
+    assert_eq!(
+        seqs(push(store, A, PHONE, &[&p3, &p4], 13)),
+        vec![(3, false), (5, true)]
+    );
+    let page = store.read_log(A, 0, 10, usize::MAX).unwrap();
+    assert_eq!(
+        page.rows
+            .iter()
+            .map(|r| (r.seq, r.origin, r.content_id, r.bytes.clone()))
+            .collect::<Vec<_>>(),
+        [(1, &p1), (2, &p2), (3, &p3), (4, &l1), (5, &p4)]
+            .into_iter()
+            .map(|(seq, e)| {
+                let origin = if e.bytes[0] == PHONE[0] {
+                    PHONE
+                } else {
+                    LAPTOP
+                };
+                (seq, origin, e.content_id, e.bytes.clone())
+            })
+            .collect::<Vec<_>>()
+    );
+    let bytes: u64 = [&p1, &p2, &p3, &l1, &p4]
+        .iter()
+        .map(|e| e.bytes.len() as u64)
+        .sum();
+    assert_eq!(
+        store.tail_stats(A).unwrap(),
+        TailStats {
+            head_seq: 5,
+            epoch: 0,
+            base_seq: 0,
+            entries: 5,
+            bytes,
+            floor_seq: 0
+        }
+    );
+    assert_eq!(store.tail_stats(B).unwrap(), TailStats::default());
+    // Plaintext deltas and envelopes share the log's order and its tail.
+    assert_eq!(append_n(store, A, PHONE, &[9])[0].seq, 6);
+    assert_eq!(store.tail_stats(A).unwrap().bytes, bytes + 10);
+    assert_eq!(
+        store.append_envelopes(A, PHONE, &[], 14).unwrap(),
+        AppendOutcome::Appended(Vec::new())
+    );
+}
+
+pub(super) fn chain_gaps_and_forks_refuse_the_whole_batch(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    let zeros = [0; 32];
+    let conflict = |index, head_pos, head| AppendOutcome::ChainConflict {
+        index,
+        head_pos,
+        head,
+    };
+    let mut chain = Chain::new(PHONE);
+    let (e1, e2) = (chain.next(0), chain.next(0));
+    let e4 = Sealed::new(PHONE, 0, 4, [4; 32], 0);
+    // A gap after two good ones refuses all three.
+    assert_eq!(
+        push(store, A, PHONE, &[&e1, &e2, &e4], 10),
+        conflict(2, 0, zeros)
+    );
+    // Not starting at 1, or starting at 1 with a previous id.
+    assert_eq!(push(store, A, PHONE, &[&e2], 10), conflict(0, 0, zeros));
+    let first_with_prev = Sealed::new(PHONE, 0, 1, [1; 32], 0);
+    assert_eq!(
+        push(store, A, PHONE, &[&first_with_prev], 10),
+        conflict(0, 0, zeros)
+    );
+    // The right position with the wrong previous id.
+    let wrong_prev = Sealed::new(PHONE, 0, 2, [2; 32], 0);
+    assert_eq!(
+        push(store, A, PHONE, &[&e1, &wrong_prev], 10),
+        conflict(1, 0, zeros)
+    );
+    assert_eq!(store.head_seq(A).unwrap(), 0, "nothing of a refused batch");
+    assert_eq!(
+        seqs(push(store, A, PHONE, &[&e1, &e2], 11)),
+        vec![(1, true), (2, true)]
+    );
+    // Forks: another envelope at a position the chain holds.
+    let fork2 = Sealed::new(PHONE, 0, 2, e1.content_id, 1);
+    let fork1 = Sealed::new(PHONE, 0, 1, zeros, 1);
+    for fork in [&fork2, &fork1] {
+        assert_eq!(
+            push(store, A, PHONE, &[fork], 12),
+            conflict(0, 2, e2.content_id)
+        );
+    }
+    // A resend and a good one before a gap: nothing moves, not even the
+    // good one; the chain's head is still e2.
+    let e3 = chain.next(0);
+    let e5 = Sealed::new(PHONE, 0, 5, [5; 32], 0);
+    assert_eq!(
+        push(store, A, PHONE, &[&e2, &e3, &e5], 13),
+        conflict(2, 2, e2.content_id)
+    );
+    assert_eq!(store.head_seq(A).unwrap(), 2);
+    assert_eq!(seqs(push(store, A, PHONE, &[&e3], 14)), vec![(3, true)]);
+    // Another account's chain of the same device is its own.
+    accepted(store.login(&login(B, PHONE, 1, 1)).unwrap());
+    assert_eq!(push(store, B, PHONE, &[&e3], 15), conflict(0, 0, zeros));
+    assert_eq!(seqs(push(store, B, PHONE, &[&e1], 15)), vec![(1, true)]);
+}
+
+pub(super) fn publish_is_a_compare_and_swap_on_epoch_and_head(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    let mut chain = Chain::new(PHONE);
+    let (e1, e2) = (chain.next(0), chain.next(0));
+    seqs(push(store, A, PHONE, &[&e1, &e2], 10));
+    assert_eq!(store.epoch(A).unwrap(), None);
+    let hashes = stage(store, A, 0x51, 2, 20);
+    // Another epoch than the next, or another head than the log's.
+    for (epoch, base) in [(2, 2), (0, 2), (1, 1), (1, 3), (STORED_VALUE_MAX, 2)] {
+        let outcome = store
+            .publish_epoch(A, &publish_of(epoch, base, 0x51, &hashes, PHONE), 30)
+            .unwrap();
+        assert_eq!(
+            outcome,
+            PublishOutcome::Conflict {
+                current: None,
+                head_seq: 2
+            },
+            "epoch {epoch} at {base}"
+        );
+    }
+    // The condition holds but a chunk is missing, or staged with other
+    // bytes than the manifest's hash.
+    let mut three = hashes.clone();
+    three.push([3; 32]);
+    assert_eq!(
+        store
+            .publish_epoch(A, &publish_of(1, 2, 0x51, &three, PHONE), 30)
+            .unwrap(),
+        PublishOutcome::Incomplete { missing: vec![2] }
+    );
+    let mut wrong = hashes.clone();
+    wrong[0] = [0; 32];
+    assert_eq!(
+        store
+            .publish_epoch(A, &publish_of(1, 2, 0x51, &wrong, PHONE), 30)
+            .unwrap(),
+        PublishOutcome::Incomplete { missing: vec![0] }
+    );
+    // Chunks of another snapshot, or of another account, do not count.
+    stage(store, B, 0x52, 2, 20);
+    assert_eq!(
+        store
+            .publish_epoch(A, &publish_of(1, 2, 0x52, &hashes, PHONE), 30)
+            .unwrap(),
+        PublishOutcome::Incomplete {
+            missing: vec![0, 1]
+        }
+    );
+    assert_eq!(store.epoch(A).unwrap(), None, "nothing changed");
+    assert_eq!(store.snapshot_chunk(A, 1, 0).unwrap(), None);
+    // A staged chunk is replaced until it is committed.
+    let other = vec![0xee; 10];
+    let restaged = StagedChunk {
+        snapshot_id: [0x51; 32],
+        index: 1,
+        bytes: &other,
+    };
+    store.stage_chunk(A, &restaged, 21).unwrap();
+    let mut hashes = hashes;
+    hashes[1] = *blake3::hash(&other).as_bytes();
+    let row = published(
+        store
+            .publish_epoch(A, &publish_of(1, 2, 0x51, &hashes, PHONE), 30)
+            .unwrap(),
+    );
+    assert_eq!(
+        row,
+        EpochRow {
+            epoch: 1,
+            generation: 7,
+            base_seq: 2,
+            snapshot_id: [0x51; 32],
+            manifest: b"manifest bytes".to_vec(),
+            chunks: 2,
+            published_by: PHONE,
+            published_at_ms: 30,
+        }
+    );
+    assert_eq!(store.epoch(A).unwrap(), Some(row.clone()));
+    assert_eq!(store.epoch(B).unwrap(), None);
+    let stats = store.tail_stats(A).unwrap();
+    assert_eq!(
+        (stats.epoch, stats.base_seq, stats.entries, stats.bytes),
+        (1, 2, 0, 0)
+    );
+    assert_eq!(
+        store.snapshot_chunk(A, 1, 0).unwrap(),
+        Some(chunk_bytes(0x51, 0))
+    );
+    assert_eq!(store.snapshot_chunk(A, 1, 1).unwrap(), Some(other.clone()));
+    for (account, epoch, index) in [(A, 1, 2), (A, 0, 0), (A, 2, 0), (B, 1, 0)] {
+        assert_eq!(store.snapshot_chunk(account, epoch, index).unwrap(), None);
+    }
+    // A committed chunk never changes.
+    store
+        .stage_chunk(A, &restaged_with(&[1, 2, 3]), 40)
+        .unwrap();
+    assert_eq!(store.snapshot_chunk(A, 1, 1).unwrap(), Some(other));
+    // The same publish again (a retry after a lost answer) finds its own
+    // epoch current: it won before.
+    assert_eq!(
+        store
+            .publish_epoch(A, &publish_of(1, 2, 0x51, &hashes, PHONE), 50)
+            .unwrap(),
+        PublishOutcome::Conflict {
+            current: Some(row.clone()),
+            head_seq: 2
+        }
+    );
+    // The next epoch, once the tail moved: at the new head only.
+    let e3 = chain.next(1);
+    seqs(push(store, A, PHONE, &[&e3], 60));
+    assert_eq!(store.tail_stats(A).unwrap().entries, 1);
+    let next = stage(store, A, 0x53, 1, 61);
+    let mut p = publish_of(2, 2, 0x53, &next, PHONE);
+    p.generation = u32::MAX;
+    assert_eq!(
+        store.publish_epoch(A, &p, 62).unwrap(),
+        PublishOutcome::Conflict {
+            current: Some(row),
+            head_seq: 3
+        }
+    );
+    p.base_seq = 3;
+    let row2 = published(store.publish_epoch(A, &p, 62).unwrap());
+    assert_eq!(
+        (row2.epoch, row2.generation, row2.base_seq),
+        (2, u32::MAX, 3)
+    );
+    assert_eq!(store.epoch(A).unwrap(), Some(row2));
+    // The previous epoch's snapshot is still served.
+    assert_eq!(
+        store.snapshot_chunk(A, 1, 0).unwrap(),
+        Some(chunk_bytes(0x51, 0))
+    );
+}
+
+fn restaged_with(bytes: &[u8]) -> StagedChunk<'_> {
+    StagedChunk {
+        snapshot_id: [0x51; 32],
+        index: 1,
+        bytes,
+    }
+}
+
+pub(super) fn dedupe_comes_before_the_epoch_check_and_the_epoch_before_the_chain(
+    store: &mut impl RelayStore,
+) {
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    let mut chain = Chain::new(PHONE);
+    let e1 = chain.next(0);
+    // At epoch 0 (nothing published), only epoch 0 is current.
+    let future = Sealed::new(PHONE, 1, 1, [0; 32], 0);
+    assert_eq!(
+        push(store, A, PHONE, &[&future], 10),
+        AppendOutcome::StaleEpoch {
+            index: 0,
+            current: None
+        }
+    );
+    seqs(push(store, A, PHONE, &[&e1], 10));
+    let hashes = stage(store, A, 0x61, 1, 11);
+    let row = published(
+        store
+            .publish_epoch(A, &publish_of(1, 1, 0x61, &hashes, LAPTOP), 12)
+            .unwrap(),
+    );
+    // A resend of an accepted envelope gets its seq back after the publish.
+    assert_eq!(seqs(push(store, A, PHONE, &[&e1], 13)), vec![(1, false)]);
+    let stale = Sealed::new(PHONE, 0, 2, e1.content_id, 0);
+    let stale_at = |index| AppendOutcome::StaleEpoch {
+        index,
+        current: Some(row.clone()),
+    };
+    assert_eq!(push(store, A, PHONE, &[&stale], 13), stale_at(0));
+    assert_eq!(push(store, A, PHONE, &[&e1, &stale], 13), stale_at(1));
+    // A later epoch than the current is refused the same way.
+    let ahead = Sealed::new(PHONE, 2, 2, e1.content_id, 0);
+    assert_eq!(push(store, A, PHONE, &[&ahead], 13), stale_at(0));
+    // Wrong epoch and broken chain: the epoch is reported.
+    let both = Sealed::new(PHONE, 0, 7, [7; 32], 0);
+    assert_eq!(push(store, A, PHONE, &[&both], 13), stale_at(0));
+    // The chain continues across the epoch.
+    let e2 = chain.next(1);
+    assert_eq!(
+        seqs(push(store, A, PHONE, &[&e1, &e2], 14)),
+        vec![(1, false), (2, true)]
+    );
+    assert_eq!(store.head_seq(A).unwrap(), 2);
+}
+
+pub(super) fn an_envelope_refusal_leaves_the_rest_of_its_group(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    let mut chain = Chain::new(PHONE);
+    let (e1, e2) = (chain.next(0), chain.next(0));
+    let gap = Sealed::new(PHONE, 0, 9, [9; 32], 0);
+    store.begin_group().unwrap();
+    seqs(push(store, A, PHONE, &[&e1], 10));
+    assert!(matches!(
+        push(store, A, PHONE, &[&e2, &gap], 10),
+        AppendOutcome::ChainConflict { index: 1, .. }
+    ));
+    let hashes = stage(store, A, 0x71, 1, 10);
+    assert!(matches!(
+        store
+            .publish_epoch(A, &publish_of(1, 0, 0x71, &hashes, PHONE), 10)
+            .unwrap(),
+        PublishOutcome::Conflict { head_seq: 1, .. }
+    ));
+    seqs(push(store, A, PHONE, &[&e2], 10));
+    store.commit_group().unwrap();
+    assert_eq!(store.head_seq(A).unwrap(), 2);
+    assert_eq!(store.epoch(A).unwrap(), None);
+}
+
+pub(super) fn removing_an_account_forgets_its_epochs_and_chains(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    let mut chain = Chain::new(PHONE);
+    let e1 = chain.next(0);
+    seqs(push(store, A, PHONE, &[&e1], 10));
+    let hashes = stage(store, A, 0x81, 1, 10);
+    published(
+        store
+            .publish_epoch(A, &publish_of(1, 1, 0x81, &hashes, PHONE), 10)
+            .unwrap(),
+    );
+    store.remove_account(A).unwrap();
+    assert_eq!(store.epoch(A).unwrap(), None);
+    assert_eq!(store.snapshot_chunk(A, 1, 0).unwrap(), None);
+    assert_eq!(store.tail_stats(A).unwrap(), TailStats::default());
+}
+
+fn out_of_range<T: std::fmt::Debug>(r: Result<T, StoreError>, name: &str, value: u64) {
+    match r {
+        Err(StoreError::OutOfRange { what, value: v }) => assert_eq!((what, v), (name, value)),
+        Ok(other) => panic!("{name} = {value} was accepted: {other:?}"),
+        Err(other) => panic!("{name} = {value}: {other}"),
+    }
+}
+
+pub(super) fn envelope_values_above_i64_max_are_refused_not_clamped(store: &mut impl RelayStore) {
+    let max = STORED_VALUE_MAX;
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    // Below and at the limit the numbers are kept and compared: an epoch
+    // or a position the account is not at is refused as such.
+    for value in [max - 1, max] {
+        let far = Sealed::new(PHONE, value, 1, [0; 32], 0);
+        assert_eq!(
+            push(store, A, PHONE, &[&far], 1),
+            AppendOutcome::StaleEpoch {
+                index: 0,
+                current: None
+            }
+        );
+        let far = Sealed::new(PHONE, 0, value, [1; 32], 0);
+        assert!(matches!(
+            push(store, A, PHONE, &[&far], 1),
+            AppendOutcome::ChainConflict { index: 0, .. }
+        ));
+        assert!(matches!(
+            store
+                .publish_epoch(A, &publish_of(value, 0, 1, &[[0; 32]], PHONE), 1)
+                .unwrap(),
+            PublishOutcome::Conflict { .. }
+        ));
+        assert!(matches!(
+            store
+                .publish_epoch(A, &publish_of(1, value, 1, &[[0; 32]], PHONE), 1)
+                .unwrap(),
+            PublishOutcome::Conflict { .. }
+        ));
+    }
+    let mut chain = Chain::new(PHONE);
+    let e1 = chain.next(0);
+    assert_eq!(seqs(push(store, A, PHONE, &[&e1], max)), vec![(1, true)]);
+    let hashes = stage(store, A, 0x91, 1, max);
+    let row = published(
+        store
+            .publish_epoch(A, &publish_of(1, 1, 0x91, &hashes, PHONE), max)
+            .unwrap(),
+    );
+    assert_eq!(store.epoch(A).unwrap(), Some(row.clone()));
+    assert_eq!(row.published_at_ms, max);
+    // Above it (2^63, and u64::MAX): a typed error, and nothing changes.
+    for value in [max + 1, u64::MAX] {
+        let e2 = Sealed::new(PHONE, 1, 2, e1.content_id, 0);
+        let mut epoch = e2.clone();
+        epoch.epoch = value;
+        let mut pos = e2.clone();
+        pos.chain_pos = value;
+        // Refused even behind an envelope that would be appended.
+        out_of_range(
+            store.append_envelopes(A, PHONE, &[e2.input(), epoch.input()], 2),
+            "epoch",
+            value,
+        );
+        out_of_range(
+            store.append_envelopes(A, PHONE, &[e2.input(), pos.input()], 2),
+            "chain_pos",
+            value,
+        );
+        out_of_range(
+            store.append_envelopes(A, PHONE, &[e2.input()], value),
+            "appended_at_ms",
+            value,
+        );
+        out_of_range(
+            store.publish_epoch(A, &publish_of(value, 1, 0x91, &hashes, PHONE), 2),
+            "epoch",
+            value,
+        );
+        out_of_range(
+            store.publish_epoch(A, &publish_of(2, value, 0x91, &hashes, PHONE), 2),
+            "base_seq",
+            value,
+        );
+        out_of_range(
+            store.publish_epoch(A, &publish_of(2, 1, 0x91, &hashes, PHONE), value),
+            "published_at_ms",
+            value,
+        );
+        let bytes = [1u8];
+        let chunk = StagedChunk {
+            snapshot_id: [0x92; 32],
+            index: 0,
+            bytes: &bytes,
+        };
+        out_of_range(store.stage_chunk(A, &chunk, value), "staged_at_ms", value);
+        // Only compared, never stored: anything goes.
+        assert_eq!(store.snapshot_chunk(A, value, 0).unwrap(), None);
+    }
+    assert_eq!(store.head_seq(A).unwrap(), 1);
+    assert_eq!(store.epoch(A).unwrap(), Some(row));
+    assert_eq!(store.snapshot_chunk(A, 1, u32::MAX).unwrap(), None);
+}
+
 fn session(device: DeviceKey, conn: u64, at_ms: u64) -> SessionRow {
     SessionRow {
         device,
@@ -854,6 +1454,13 @@ macro_rules! relay_store_conformance {
                 a_failed_operation_leaves_the_rest_of_its_group,
                 values_above_i64_max_are_refused_not_clamped,
                 an_instance_never_sees_its_own_sessions_as_elsewhere,
+                envelopes_append_in_chain_order_once_per_content_id,
+                chain_gaps_and_forks_refuse_the_whole_batch,
+                publish_is_a_compare_and_swap_on_epoch_and_head,
+                dedupe_comes_before_the_epoch_check_and_the_epoch_before_the_chain,
+                an_envelope_refusal_leaves_the_rest_of_its_group,
+                removing_an_account_forgets_its_epochs_and_chains,
+                envelope_values_above_i64_max_are_refused_not_clamped,
             );
         }
     };
@@ -1153,6 +1760,145 @@ pub(super) fn sessions_count_elsewhere_while_their_lease_runs<S: RelayStore>(
     assert_eq!(seen(&mut two, 1_000), Vec::new());
 }
 
+/// How many rounds each race runs: each round is one contest.
+const RACE_ROUNDS: u64 = 12;
+
+/// Two instances publish the same epoch at the same head, round after
+/// round, each its own snapshot: exactly one is `Published`, and the other
+/// finds the winner's epoch current.
+pub(super) fn two_publishers_of_one_epoch_one_wins<S: RelayStore>(open: &(dyn Fn() -> S + Sync)) {
+    {
+        let mut store = open();
+        accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+        accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
+        let mut chain = Chain::new(PHONE);
+        let e1 = chain.next(0);
+        seqs(push(&mut store, A, PHONE, &[&e1], 1));
+    }
+    let (staged, done) = (Barrier::new(2), Barrier::new(2));
+    let outcomes: Vec<Vec<(u8, PublishOutcome)>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = [PHONE, LAPTOP]
+            .into_iter()
+            .map(|device| {
+                let (staged, done) = (&staged, &done);
+                scope.spawn(move || {
+                    let mut store = open();
+                    let mut outcomes = Vec::new();
+                    for round in 0..RACE_ROUNDS {
+                        let snapshot = device[0] * 0x10 + round as u8;
+                        let hashes = stage(&mut store, A, snapshot, 1, round);
+                        staged.wait();
+                        let publish = publish_of(round + 1, 1, snapshot, &hashes, device);
+                        outcomes.push((snapshot, store.publish_epoch(A, &publish, round).unwrap()));
+                        done.wait();
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(outcomes.iter().all(|o| o.len() == RACE_ROUNDS as usize));
+    for (round, (one, two)) in outcomes[0].iter().zip(&outcomes[1]).enumerate() {
+        let pair = [one, two];
+        let winners: Vec<&EpochRow> = pair
+            .iter()
+            .filter_map(|(_, o)| match o {
+                PublishOutcome::Published(row) => Some(row),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {pair:?}");
+        let winner = winners[0];
+        assert_eq!(winner.epoch, round as u64 + 1);
+        for (snapshot, outcome) in pair {
+            if winner.snapshot_id != [*snapshot; 32] {
+                assert_eq!(
+                    outcome,
+                    &PublishOutcome::Conflict {
+                        current: Some(winner.clone()),
+                        head_seq: 1
+                    },
+                    "round {round}"
+                );
+            }
+        }
+    }
+    let mut store = open();
+    assert_eq!(store.epoch(A).unwrap().unwrap().epoch, RACE_ROUNDS);
+}
+
+/// An append and a publish race on one account, round after round:
+/// either the append wins (the publish sees the head moved) or the
+/// publish does (the append is stale), never both.
+pub(super) fn a_publish_racing_an_append_never_both_win<S: RelayStore>(
+    open: &(dyn Fn() -> S + Sync),
+) {
+    {
+        let mut store = open();
+        accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+        accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
+    }
+    let (ready, done) = (Barrier::new(2), Barrier::new(2));
+    let (appends, publishes) = std::thread::scope(|scope| {
+        let appender = scope.spawn(|| {
+            let mut store = open();
+            let mut chain = Chain::new(PHONE);
+            let mut outcomes = Vec::new();
+            for round in 0..RACE_ROUNDS {
+                let epoch = store.tail_stats(A).unwrap().epoch;
+                let e = Sealed::new(PHONE, epoch, chain.pos + 1, chain.head, 0);
+                ready.wait();
+                let outcome = push(&mut store, A, PHONE, &[&e], round);
+                if matches!(outcome, AppendOutcome::Appended(_)) {
+                    (chain.pos, chain.head) = (e.chain_pos, e.content_id);
+                }
+                outcomes.push(outcome);
+                done.wait();
+            }
+            outcomes
+        });
+        let publisher = scope.spawn(|| {
+            let mut store = open();
+            let mut outcomes = Vec::new();
+            for round in 0..RACE_ROUNDS {
+                let stats = store.tail_stats(A).unwrap();
+                let snapshot = 0xa0 + round as u8;
+                let hashes = stage(&mut store, A, snapshot, 1, round);
+                ready.wait();
+                let publish =
+                    publish_of(stats.epoch + 1, stats.head_seq, snapshot, &hashes, LAPTOP);
+                outcomes.push((stats, store.publish_epoch(A, &publish, round).unwrap()));
+                done.wait();
+            }
+            outcomes
+        });
+        (appender.join().unwrap(), publisher.join().unwrap())
+    });
+    let (mut appended, mut published) = (0, 0);
+    for (round, (append, (before, publish))) in appends.iter().zip(&publishes).enumerate() {
+        match (append, publish) {
+            (AppendOutcome::Appended(entries), PublishOutcome::Conflict { head_seq, .. }) => {
+                assert_eq!(entries.len(), 1);
+                assert!(entries[0].new);
+                assert_eq!(entries[0].seq, before.head_seq + 1, "round {round}");
+                assert_eq!(*head_seq, before.head_seq + 1, "round {round}");
+                appended += 1;
+            }
+            (AppendOutcome::StaleEpoch { index: 0, current }, PublishOutcome::Published(row)) => {
+                assert_eq!(current.as_ref(), Some(row), "round {round}");
+                assert_eq!(row.base_seq, before.head_seq);
+                published += 1;
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    let stats = open().tail_stats(A).unwrap();
+    assert_eq!((stats.head_seq, stats.epoch), (appended, published));
+    // Which side won is the scheduler's choice; shown with --nocapture.
+    eprintln!("of {RACE_ROUNDS} rounds, {appended} appends and {published} publishes won");
+}
+
 /// Expands to one `#[test]` per shared-database case. `$make` gives
 /// `(keep, open)`: `open()` opens one more instance on the same database.
 macro_rules! shared_store_conformance {
@@ -1176,6 +1922,18 @@ macro_rules! shared_store_conformance {
             fn sessions_count_elsewhere_while_their_lease_runs() {
                 let (_keep, open) = $make;
                 super::sessions_count_elsewhere_while_their_lease_runs(&open, $feed);
+            }
+
+            #[test]
+            fn two_publishers_of_one_epoch_one_wins() {
+                let (_keep, open) = $make;
+                super::two_publishers_of_one_epoch_one_wins(&open);
+            }
+
+            #[test]
+            fn a_publish_racing_an_append_never_both_win() {
+                let (_keep, open) = $make;
+                super::a_publish_racing_an_append_never_both_win(&open);
             }
         }
     };
@@ -1241,9 +1999,30 @@ fn protocol_1_store_migrated(store: &mut impl RelayStore) {
     let (row, first) = accepted(store.login(&login(A, PHONE, 1, 11)).unwrap());
     assert!(!first, "a known device, not a new one");
     assert_eq!((row.first_login_ms, row.cursor), (5, 1));
+    // Epochs: the old rows are epoch 0's tail, nothing was deleted.
+    assert_eq!(store.epoch(A).unwrap(), None);
+    assert_eq!(
+        store.tail_stats(A).unwrap(),
+        TailStats {
+            head_seq: 1,
+            epoch: 0,
+            base_seq: 0,
+            entries: 1,
+            bytes: 32,
+            floor_seq: 0
+        }
+    );
     accepted(store.login(&login(A, LAPTOP, 1, 11)).unwrap());
     append_n(store, A, LAPTOP, &[2]);
     assert_eq!(store.head_seq(A).unwrap(), 2);
+    let e1 = Chain::new(LAPTOP).next(0);
+    assert_eq!(seqs(push(store, A, LAPTOP, &[&e1], 12)), vec![(3, true)]);
+    let hashes = stage(store, A, 1, 1, 12);
+    published(
+        store
+            .publish_epoch(A, &publish_of(1, 3, 1, &hashes, LAPTOP), 12)
+            .unwrap(),
+    );
 }
 
 mod sqlite_file {
@@ -1335,7 +2114,7 @@ mod sqlite_file {
         match SqliteRelayStore::open(&path) {
             Err(crate::OpenError::SchemaTooNew {
                 found: 99,
-                known: 2,
+                known: 3,
             }) => {}
             other => panic!("{other:?}"),
         }
@@ -1482,7 +2261,7 @@ mod postgres_database {
         match PostgresRelayStore::open(db.url()) {
             Err(crate::OpenError::SchemaTooNew {
                 found: 99,
-                known: 3,
+                known: 4,
             }) => {}
             other => panic!("{other:?}"),
         }
@@ -1506,7 +2285,7 @@ mod postgres_database {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(versions, vec![1, 2, 3]);
+        assert_eq!(versions, vec![1, 2, 3, 4]);
     }
 
     #[test]

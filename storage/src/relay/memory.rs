@@ -4,9 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    expiry_after, plan_login, AccountStatus, Appended, ContentKey, DeviceKey, DeviceRow,
-    EnrollmentRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
-    PayloadRow, PutPayload, RelayStore, Revocation, RevokeOutcome, TokenId, TokenUse,
+    check_envelopes, check_publish, chunk_hash, expiry_after, missing_chunks, plan_append,
+    plan_login, publish_condition, published_row, AccountStatus, AppendFacts, AppendOutcome,
+    AppendPlan, Appended, ChunkHash, ContentKey, DeviceKey, DeviceRow, EnrollmentRow, EnvelopeIn,
+    EpochRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow,
+    Publish, PublishOutcome, PutPayload, RelayStore, Revocation, RevokeOutcome, SnapshotKey,
+    StagedChunk, TailStats, TokenId, TokenUse,
 };
 use crate::values::u64_to_sql;
 use crate::StoreError;
@@ -22,6 +25,24 @@ struct Account {
     by_content: HashMap<ContentKey, u64>,
     /// Per recipient, oldest first.
     payloads: HashMap<DeviceKey, Vec<PayloadRow>>,
+    /// The current epoch (0: none published) and its base.
+    epoch: u64,
+    epoch_base_seq: u64,
+    /// Bytes of the log after the base.
+    tail_bytes: u64,
+    /// Published epochs by number.
+    epochs: BTreeMap<u64, EpochRow>,
+    /// Each origin's chain head: position and content id.
+    chains: HashMap<DeviceKey, (u64, ContentKey)>,
+    /// Staged and committed snapshot chunks.
+    chunks: HashMap<(SnapshotKey, u32), Chunk>,
+}
+
+#[derive(Debug)]
+struct Chunk {
+    hash: ChunkHash,
+    bytes: Vec<u8>,
+    committed: bool,
 }
 
 impl Default for Account {
@@ -33,6 +54,12 @@ impl Default for Account {
             log: Vec::new(),
             by_content: HashMap::new(),
             payloads: HashMap::new(),
+            epoch: 0,
+            epoch_base_seq: 0,
+            tail_bytes: 0,
+            epochs: BTreeMap::new(),
+            chains: HashMap::new(),
+            chunks: HashMap::new(),
         }
     }
 }
@@ -40,6 +67,10 @@ impl Default for Account {
 impl Account {
     fn head_seq(&self) -> u64 {
         self.log.len() as u64
+    }
+
+    fn current_epoch(&self) -> Option<EpochRow> {
+        self.epochs.get(&self.epoch).cloned()
     }
 }
 
@@ -307,6 +338,7 @@ impl RelayStore for MemoryRelayStore {
                 continue;
             }
             let seq = account.head_seq() + 1;
+            account.tail_bytes += bytes.len() as u64;
             account.log.push(LogRow {
                 seq,
                 origin,
@@ -352,6 +384,167 @@ impl RelayStore for MemoryRelayStore {
 
     fn head_seq(&mut self, account: &str) -> Result<u64, StoreError> {
         Ok(self.accounts.get(account).map_or(0, Account::head_seq))
+    }
+
+    fn append_envelopes(
+        &mut self,
+        account: &str,
+        origin: DeviceKey,
+        envelopes: &[EnvelopeIn<'_>],
+        now_ms: u64,
+    ) -> Result<AppendOutcome, StoreError> {
+        check_envelopes(envelopes, now_ms)?;
+        let account = self.accounts.entry(account.to_owned()).or_default();
+        if !account.devices.contains_key(&origin) {
+            return Err(StoreError::Corrupt(format!(
+                "append from an unregistered device {origin:02x?}"
+            )));
+        }
+        let known: HashMap<ContentKey, u64> = envelopes
+            .iter()
+            .filter_map(|e| Some((e.content_id, *account.by_content.get(&e.content_id)?)))
+            .collect();
+        let facts = AppendFacts {
+            epoch: account.epoch,
+            head_seq: account.head_seq(),
+            chain: account.chains.get(&origin).copied().unwrap_or((0, [0; 32])),
+            known: &known,
+        };
+        let writes = match plan_append(envelopes, &facts) {
+            AppendPlan::Write(writes) => writes,
+            AppendPlan::StaleEpoch { index } => {
+                return Ok(AppendOutcome::StaleEpoch {
+                    index,
+                    current: account.current_epoch(),
+                })
+            }
+            AppendPlan::ChainConflict {
+                index,
+                head_pos,
+                head,
+            } => {
+                return Ok(AppendOutcome::ChainConflict {
+                    index,
+                    head_pos,
+                    head,
+                })
+            }
+        };
+        for &(index, seq) in &writes.new {
+            let e = &envelopes[index];
+            debug_assert_eq!(seq, account.head_seq() + 1);
+            account.log.push(LogRow {
+                seq,
+                origin,
+                content_id: e.content_id,
+                bytes: e.bytes.to_vec(),
+            });
+            account.by_content.insert(e.content_id, seq);
+        }
+        account.tail_bytes += writes.bytes;
+        if let Some(chain) = writes.chain {
+            account.chains.insert(origin, chain);
+        }
+        Ok(AppendOutcome::Appended(writes.out))
+    }
+
+    fn epoch(&mut self, account: &str) -> Result<Option<EpochRow>, StoreError> {
+        Ok(self.accounts.get(account).and_then(Account::current_epoch))
+    }
+
+    fn stage_chunk(
+        &mut self,
+        account: &str,
+        chunk: &StagedChunk<'_>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        u64_to_sql("staged_at_ms", now_ms)?;
+        let account = self.accounts.entry(account.to_owned()).or_default();
+        let slot = account
+            .chunks
+            .entry((chunk.snapshot_id, chunk.index))
+            .or_insert_with(|| Chunk {
+                hash: [0; 32],
+                bytes: Vec::new(),
+                committed: false,
+            });
+        if !slot.committed {
+            slot.hash = chunk_hash(chunk.bytes);
+            slot.bytes = chunk.bytes.to_vec();
+        }
+        Ok(())
+    }
+
+    fn publish_epoch(
+        &mut self,
+        account: &str,
+        publish: &Publish<'_>,
+        now_ms: u64,
+    ) -> Result<PublishOutcome, StoreError> {
+        check_publish(publish, now_ms)?;
+        let account = self.accounts.entry(account.to_owned()).or_default();
+        let head_seq = account.head_seq();
+        if !publish_condition(account.epoch, head_seq, publish) {
+            return Ok(PublishOutcome::Conflict {
+                current: account.current_epoch(),
+                head_seq,
+            });
+        }
+        let staged: HashMap<u32, ChunkHash> = account
+            .chunks
+            .iter()
+            .filter(|((id, _), _)| *id == publish.snapshot_id)
+            .map(|((_, index), c)| (*index, c.hash))
+            .collect();
+        let missing = missing_chunks(publish, &staged);
+        if !missing.is_empty() {
+            return Ok(PublishOutcome::Incomplete { missing });
+        }
+        for index in 0..publish.chunk_hashes.len() as u32 {
+            if let Some(c) = account.chunks.get_mut(&(publish.snapshot_id, index)) {
+                c.committed = true;
+            }
+        }
+        let row = published_row(publish, now_ms);
+        account.epoch = row.epoch;
+        account.epoch_base_seq = row.base_seq;
+        account.tail_bytes = 0;
+        account.epochs.insert(row.epoch, row.clone());
+        Ok(PublishOutcome::Published(row))
+    }
+
+    fn snapshot_chunk(
+        &mut self,
+        account: &str,
+        epoch: u64,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(account) = self.accounts.get(account) else {
+            return Ok(None);
+        };
+        let Some(row) = account.epochs.get(&epoch) else {
+            return Ok(None);
+        };
+        Ok(account
+            .chunks
+            .get(&(row.snapshot_id, index))
+            .filter(|c| c.committed)
+            .map(|c| c.bytes.clone()))
+    }
+
+    fn tail_stats(&mut self, account: &str) -> Result<TailStats, StoreError> {
+        let Some(account) = self.accounts.get(account) else {
+            return Ok(TailStats::default());
+        };
+        let head_seq = account.head_seq();
+        Ok(TailStats {
+            head_seq,
+            epoch: account.epoch,
+            base_seq: account.epoch_base_seq,
+            entries: head_seq - account.epoch_base_seq,
+            bytes: account.tail_bytes,
+            floor_seq: 0,
+        })
     }
 
     fn set_cursor(

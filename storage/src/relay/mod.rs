@@ -37,6 +37,8 @@ pub use crate::values::STORED_VALUE_MAX;
 pub use memory::MemoryRelayStore;
 pub use sqlite::SqliteRelayStore;
 
+use std::collections::HashMap;
+
 use crate::StoreError;
 
 /// A device id: 16 bytes.
@@ -320,6 +322,152 @@ pub struct Page {
     pub more: bool,
 }
 
+/// A snapshot's id: the blake3 hash of its manifest without the
+/// signature, 32 bytes.
+pub type SnapshotKey = [u8; 32];
+/// The blake3 hash of one snapshot chunk, 32 bytes.
+pub type ChunkHash = [u8; 32];
+
+/// A sealed envelope (format 2) to append, as the relay read it from the
+/// envelope's clear header. The store does not read `bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvelopeIn<'a> {
+    /// The blake3 hash of `bytes`.
+    pub content_id: ContentKey,
+    /// The epoch it was sealed in.
+    pub epoch: u64,
+    /// Its position in its origin's chain, from 1.
+    pub chain_pos: u64,
+    /// The content id of the origin's envelope at `chain_pos - 1`; zeros at
+    /// position 1.
+    pub prev: ContentKey,
+    /// The whole envelope.
+    pub bytes: &'a [u8],
+}
+
+/// An account's current epoch, as published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochRow {
+    /// Its number, from 1.
+    pub epoch: u64,
+    /// The key generation it derives its keys from.
+    pub generation: u32,
+    /// The log position its snapshot holds everything up to (B).
+    pub base_seq: u64,
+    /// Its snapshot.
+    pub snapshot_id: SnapshotKey,
+    /// The snapshot's manifest, opaque to the store.
+    pub manifest: Vec<u8>,
+    /// How many chunks the snapshot has.
+    pub chunks: u32,
+    /// The device that published it.
+    pub published_by: DeviceKey,
+    /// When the relay committed it, ms since the Unix epoch.
+    pub published_at_ms: u64,
+}
+
+/// What [`RelayStore::append_envelopes`] did. Only `Appended` changed
+/// anything: a batch is all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AppendOutcome {
+    /// Every envelope is in the log: one entry per input, in order.
+    Appended(Vec<Appended>),
+    /// The envelope at `index` is not one the log holds, and was sealed in
+    /// another epoch than the account's current one. Nothing was appended.
+    StaleEpoch {
+        /// Its index in the batch.
+        index: usize,
+        /// The current epoch; `None` while the account is at epoch 0 (no
+        /// epoch published yet).
+        current: Option<EpochRow>,
+    },
+    /// The envelope at `index` does not continue its origin's chain (its
+    /// position is not `head_pos + 1`, or its `prev` is not `head`): a gap
+    /// or a fork. Nothing was appended.
+    ChainConflict {
+        /// Its index in the batch.
+        index: usize,
+        /// The origin's chain position before the batch (0: none yet).
+        head_pos: u64,
+        /// The content id at `head_pos` (zeros at 0).
+        head: ContentKey,
+    },
+}
+
+/// One chunk of a snapshot a device is uploading before it publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StagedChunk<'a> {
+    /// The snapshot it belongs to.
+    pub snapshot_id: SnapshotKey,
+    /// Its index, from 0.
+    pub index: u32,
+    /// Its ciphertext; the store keeps its blake3 hash beside it.
+    pub bytes: &'a [u8],
+}
+
+/// A publish of epoch `epoch`, as [`RelayStore::publish_epoch`] takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish<'a> {
+    /// The epoch published: the current one plus one.
+    pub epoch: u64,
+    /// The log head the snapshot was built at (B).
+    pub base_seq: u64,
+    /// The key generation of the new epoch.
+    pub generation: u32,
+    /// The snapshot's id.
+    pub snapshot_id: SnapshotKey,
+    /// The manifest, kept opaque.
+    pub manifest: &'a [u8],
+    /// The chunk hashes the manifest lists, in order (the relay decoded
+    /// them from `manifest`; the manifest codec guarantees at least one).
+    pub chunk_hashes: &'a [ChunkHash],
+    /// The publishing device.
+    pub published_by: DeviceKey,
+}
+
+/// What [`RelayStore::publish_epoch`] decided. Only `Published` changed
+/// anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishOutcome {
+    /// The epoch is the account's current one now.
+    Published(EpochRow),
+    /// The account is not at `epoch - 1`, or its head is not `base_seq`:
+    /// another publish or an append came first.
+    Conflict {
+        /// The current epoch (`None`: epoch 0). A publisher that finds its
+        /// own snapshot here won before (a retry after a lost answer).
+        current: Option<EpochRow>,
+        /// The log's head.
+        head_seq: u64,
+    },
+    /// The condition holds but these chunks (indexes) are not staged, or
+    /// are staged with bytes whose hash is not the manifest's.
+    Incomplete {
+        /// The indexes, ascending.
+        missing: Vec<u32>,
+    },
+}
+
+/// The shape of an account's log around its current epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TailStats {
+    /// The log's head.
+    pub head_seq: u64,
+    /// The current epoch (0: none published).
+    pub epoch: u64,
+    /// The current epoch's base B: the tail is `(B, head]`.
+    pub base_seq: u64,
+    /// Entries in the tail: `head_seq - base_seq`.
+    pub entries: u64,
+    /// Bytes of the entries in the tail.
+    pub bytes: u64,
+    /// The highest seq deleted from the log (0: none): a page after a
+    /// cursor below it would have a hole.
+    pub floor_seq: u64,
+}
+
 /// A payload waiting for its recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadRow {
@@ -461,6 +609,82 @@ pub trait RelayStore: Send {
 
     /// The seq of the account's newest delta, 0 when none.
     fn head_seq(&mut self, account: &str) -> Result<u64, StoreError>;
+
+    /// Appends sealed envelopes pushed by `origin` (a registered device),
+    /// all or nothing, under the account's lock (the same lock
+    /// [`RelayStore::publish_epoch`] takes). For each envelope in order:
+    ///
+    /// 1. **Dedupe**: a content id the account's log holds (or one earlier
+    ///    in the batch) keeps its seq, whatever its epoch: a resend of an
+    ///    accepted envelope gets its seq back even after a publish.
+    /// 2. **Epoch**: an envelope of another epoch than the current one is
+    ///    [`AppendOutcome::StaleEpoch`].
+    /// 3. **Chain**: it must be `origin`'s next, position `head_pos + 1`
+    ///    and `prev` the content id at `head_pos`, where the head includes
+    ///    the batch's earlier envelopes; else
+    ///    [`AppendOutcome::ChainConflict`].
+    ///
+    /// The first refusal refuses the batch: nothing of it is stored, and
+    /// the index says which envelope. Otherwise new envelopes get the next
+    /// seqs in order, with the epoch and `now_ms`; the origin's chain head
+    /// and the tail's bytes move with them. An epoch, chain position or
+    /// time above [`STORED_VALUE_MAX`] is [`StoreError::OutOfRange`] before
+    /// anything is read.
+    fn append_envelopes(
+        &mut self,
+        account: &str,
+        origin: DeviceKey,
+        envelopes: &[EnvelopeIn<'_>],
+        now_ms: u64,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// The account's current epoch; `None` at epoch 0 (never published,
+    /// or an account the store does not know).
+    fn epoch(&mut self, account: &str) -> Result<Option<EpochRow>, StoreError>;
+
+    /// Stages one chunk of a snapshot under its id, keyed `(account,
+    /// snapshot, index)`: idempotent, so an upload can resume (through any
+    /// relay node). A chunk not committed yet is replaced, and its staging
+    /// time renewed; a committed one (its epoch was published) never
+    /// changes.
+    fn stage_chunk(
+        &mut self,
+        account: &str,
+        chunk: &StagedChunk<'_>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Publishes epoch `publish.epoch` by compare-and-swap, under the
+    /// account's lock: it succeeds iff the account's epoch is
+    /// `publish.epoch - 1` **and** its head is `publish.base_seq` (else
+    /// [`PublishOutcome::Conflict`]) **and** every chunk the manifest lists
+    /// is staged under the snapshot's id with the listed hash (else
+    /// [`PublishOutcome::Incomplete`]). Then, atomically: the account's
+    /// epoch, generation and base become the publish's, its tail is empty,
+    /// the epoch row is written (published at `now_ms`) and the chunks are
+    /// committed. Of two publishers of the same epoch one wins, the same
+    /// on every node; a publish and an append are ordered: either the
+    /// append came first (the head moved: `Conflict`) or the publish did
+    /// (the append is stale).
+    fn publish_epoch(
+        &mut self,
+        account: &str,
+        publish: &Publish<'_>,
+        now_ms: u64,
+    ) -> Result<PublishOutcome, StoreError>;
+
+    /// Chunk `index` of the snapshot of the account's published epoch
+    /// `epoch`; `None` when there is no such epoch, chunk, or when it was
+    /// only staged.
+    fn snapshot_chunk(
+        &mut self,
+        account: &str,
+        epoch: u64,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The account's head, current epoch, tail and floor, read together.
+    fn tail_stats(&mut self, account: &str) -> Result<TailStats, StoreError>;
 
     /// Raises the device's cursor to `cursor`, clamped to the log's head; a
     /// lower cursor changes nothing. Returns the stored cursor, or `None`
@@ -785,4 +1009,151 @@ pub(crate) fn expiry_after(login: &Login<'_>) -> Result<u64, StoreError> {
     let expires = login.now_ms.saturating_add(login.enrollment_ttl_ms);
     crate::values::u64_to_sql("expires_at_ms", expires)?;
     Ok(expires)
+}
+
+/// Checks the numbers of an envelope append against what stores keep,
+/// before anything is read.
+pub(crate) fn check_envelopes(envelopes: &[EnvelopeIn<'_>], now_ms: u64) -> Result<(), StoreError> {
+    crate::values::u64_to_sql("appended_at_ms", now_ms)?;
+    for e in envelopes {
+        crate::values::u64_to_sql("epoch", e.epoch)?;
+        crate::values::u64_to_sql("chain_pos", e.chain_pos)?;
+    }
+    Ok(())
+}
+
+/// What a backend knows when it decides an envelope append: read under the
+/// account's lock.
+#[derive(Debug)]
+pub(crate) struct AppendFacts<'a> {
+    /// The account's current epoch.
+    pub epoch: u64,
+    /// Its log's head.
+    pub head_seq: u64,
+    /// The origin's chain head: position and content id (0 and zeros for
+    /// none).
+    pub chain: (u64, ContentKey),
+    /// The seqs of the batch's content ids that the log holds.
+    pub known: &'a HashMap<ContentKey, u64>,
+}
+
+/// What an accepted envelope append writes.
+#[derive(Debug)]
+pub(crate) struct AppendWrites {
+    /// The answer, one entry per input.
+    pub out: Vec<Appended>,
+    /// The envelopes to insert: index in the batch and seq.
+    pub new: Vec<(usize, u64)>,
+    /// The origin's chain head after the batch, when it moved.
+    pub chain: Option<(u64, ContentKey)>,
+    /// The log's head after the batch.
+    pub head_seq: u64,
+    /// Bytes the new envelopes add to the tail.
+    pub bytes: u64,
+}
+
+/// The decision of [`RelayStore::append_envelopes`], the same for every
+/// backend.
+#[derive(Debug)]
+pub(crate) enum AppendPlan {
+    Write(AppendWrites),
+    StaleEpoch {
+        index: usize,
+    },
+    ChainConflict {
+        index: usize,
+        head_pos: u64,
+        head: ContentKey,
+    },
+}
+
+pub(crate) fn plan_append(envelopes: &[EnvelopeIn<'_>], facts: &AppendFacts<'_>) -> AppendPlan {
+    let mut seqs: HashMap<ContentKey, u64> = facts.known.clone();
+    let mut writes = AppendWrites {
+        out: Vec::with_capacity(envelopes.len()),
+        new: Vec::new(),
+        chain: None,
+        head_seq: facts.head_seq,
+        bytes: 0,
+    };
+    let (mut pos, mut head) = facts.chain;
+    for (index, e) in envelopes.iter().enumerate() {
+        if let Some(&seq) = seqs.get(&e.content_id) {
+            writes.out.push(Appended {
+                content_id: e.content_id,
+                seq,
+                new: false,
+            });
+            continue;
+        }
+        if e.epoch != facts.epoch {
+            return AppendPlan::StaleEpoch { index };
+        }
+        if pos.checked_add(1) != Some(e.chain_pos) || e.prev != head {
+            return AppendPlan::ChainConflict {
+                index,
+                head_pos: facts.chain.0,
+                head: facts.chain.1,
+            };
+        }
+        (pos, head) = (e.chain_pos, e.content_id);
+        writes.head_seq += 1;
+        writes.bytes += e.bytes.len() as u64;
+        writes.new.push((index, writes.head_seq));
+        writes.chain = Some((pos, head));
+        seqs.insert(e.content_id, writes.head_seq);
+        writes.out.push(Appended {
+            content_id: e.content_id,
+            seq: writes.head_seq,
+            new: true,
+        });
+    }
+    AppendPlan::Write(writes)
+}
+
+/// Checks the numbers of a publish against what stores keep.
+pub(crate) fn check_publish(publish: &Publish<'_>, now_ms: u64) -> Result<(), StoreError> {
+    crate::values::u64_to_sql("epoch", publish.epoch)?;
+    crate::values::u64_to_sql("base_seq", publish.base_seq)?;
+    crate::values::u64_to_sql("published_at_ms", now_ms)?;
+    u32::try_from(publish.chunk_hashes.len()).map_err(|_| StoreError::OutOfRange {
+        what: "chunks",
+        value: publish.chunk_hashes.len() as u64,
+    })?;
+    Ok(())
+}
+
+/// The compare of the compare-and-swap: the account is at the epoch before
+/// and its head is the publish's base.
+pub(crate) fn publish_condition(epoch: u64, head_seq: u64, publish: &Publish<'_>) -> bool {
+    epoch.checked_add(1) == Some(publish.epoch) && head_seq == publish.base_seq
+}
+
+/// The chunks of `publish` that are not staged with their listed hash;
+/// `staged` maps each staged index of the snapshot to its hash.
+pub(crate) fn missing_chunks(publish: &Publish<'_>, staged: &HashMap<u32, ChunkHash>) -> Vec<u32> {
+    (0u32..)
+        .zip(publish.chunk_hashes)
+        .filter(|(index, hash)| staged.get(index) != Some(hash))
+        .map(|(index, _)| index)
+        .collect()
+}
+
+/// The row a successful publish writes.
+pub(crate) fn published_row(publish: &Publish<'_>, now_ms: u64) -> EpochRow {
+    EpochRow {
+        epoch: publish.epoch,
+        generation: publish.generation,
+        base_seq: publish.base_seq,
+        snapshot_id: publish.snapshot_id,
+        manifest: publish.manifest.to_vec(),
+        chunks: publish.chunk_hashes.len() as u32,
+        published_by: publish.published_by,
+        published_at_ms: now_ms,
+    }
+}
+
+/// A chunk's hash, as the store keeps it beside the chunk.
+pub(crate) fn chunk_hash(bytes: &[u8]) -> ChunkHash {
+    *blake3::hash(bytes).as_bytes()
 }

@@ -77,10 +77,13 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::{
-    expiry_after, plan_login, AccountStatus, Appended, ChangeFeed, ChangeKinds, Changes,
-    ContentKey, DeviceKey, DeviceMention, DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts,
-    LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, PutPayload, RelayStore, Revocation,
-    RevocationKind, RevokeOutcome, SessionRow, TokenUse,
+    check_envelopes, check_publish, chunk_hash, expiry_after, missing_chunks, plan_append,
+    plan_login, publish_condition, published_row, AccountStatus, AppendFacts, AppendOutcome,
+    AppendPlan, Appended, ChangeFeed, ChangeKinds, Changes, ChunkHash, ContentKey, DeviceKey,
+    DeviceMention, DeviceRow, EnrollmentRow, EnvelopeIn, EpochRow, LogRow, Login, LoginFacts,
+    LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, Publish, PublishOutcome, PutPayload,
+    RelayStore, Revocation, RevocationKind, RevokeOutcome, SessionRow, StagedChunk, TailStats,
+    TokenUse,
 };
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
@@ -91,6 +94,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("migrations/postgres/0001_init.sql")),
     (2, include_str!("migrations/postgres/0002_enrollments.sql")),
     (3, include_str!("migrations/postgres/0003_nodes.sql")),
+    (4, include_str!("migrations/postgres/0004_epochs.sql")),
 ];
 
 /// The channel on which relay nodes tell each other what they changed.
@@ -573,6 +577,60 @@ impl Conn {
             None => Ok(0),
         }
     }
+
+    /// The account's head, epoch, base, tail bytes and floor, in one
+    /// statement (one snapshot); zeros for an unknown account.
+    fn epoch_state(&mut self, account: &str) -> Result<TailStats, StoreError> {
+        let row = self.query_opt(
+            "SELECT head_seq, epoch, epoch_base_seq, tail_bytes, log_floor_seq
+             FROM accounts WHERE account = $1",
+            &[&account],
+        )?;
+        let Some(r) = row else {
+            return Ok(TailStats::default());
+        };
+        let head_seq = u64_from_sql("head_seq", r.try_get(0)?)?;
+        let base_seq = u64_from_sql("epoch_base_seq", r.try_get(2)?)?;
+        Ok(TailStats {
+            head_seq,
+            epoch: u64_from_sql("epoch", r.try_get(1)?)?,
+            base_seq,
+            entries: head_seq.checked_sub(base_seq).ok_or_else(|| {
+                StoreError::Corrupt(format!("epoch base {base_seq} above the head {head_seq}"))
+            })?,
+            bytes: u64_from_sql("tail_bytes", r.try_get(3)?)?,
+            floor_seq: u64_from_sql("log_floor_seq", r.try_get(4)?)?,
+        })
+    }
+
+    /// The account's current epoch row, if one was published.
+    fn current_epoch(&mut self, account: &str) -> Result<Option<EpochRow>, StoreError> {
+        let row = self.query_opt(
+            "SELECT e.epoch, e.generation, e.base_seq, e.snapshot_id, e.manifest, e.chunks,
+                    e.published_by, e.published_at_ms
+             FROM epochs e JOIN accounts a ON a.account = e.account AND a.epoch = e.epoch
+             WHERE e.account = $1",
+            &[&account],
+        )?;
+        row.map(|r| epoch_from_row(&r)).transpose()
+    }
+}
+
+fn u32_from_sql(what: &str, value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is {value}")))
+}
+
+fn epoch_from_row(r: &Row) -> Result<EpochRow, StoreError> {
+    Ok(EpochRow {
+        epoch: u64_from_sql("epoch", r.try_get(0)?)?,
+        generation: u32_from_sql("generation", r.try_get(1)?)?,
+        base_seq: u64_from_sql("base_seq", r.try_get(2)?)?,
+        snapshot_id: key(r.try_get(3)?, "snapshot_id")?,
+        manifest: r.try_get(4)?,
+        chunks: u32_from_sql("chunks", r.try_get(5)?)?,
+        published_by: key(r.try_get(6)?, "published_by")?,
+        published_at_ms: u64_from_sql("published_at_ms", r.try_get(7)?)?,
+    })
 }
 
 const DELTAS: ChangeKinds = ChangeKinds {
@@ -1195,13 +1253,21 @@ impl RelayStore for PostgresRelayStore {
             )?;
             let devices = u64_from_sql("device count", devices.try_get(0)?)?;
             c.execute("DELETE FROM sessions WHERE account = $1", &[&account])?;
+            c.execute("DELETE FROM chains WHERE account = $1", &[&account])?;
+            c.execute(
+                "DELETE FROM snapshot_chunks WHERE account = $1",
+                &[&account],
+            )?;
+            c.execute("DELETE FROM epochs WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM payloads WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM log WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM used_tokens WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM enrollments WHERE account = $1", &[&account])?;
             c.execute("DELETE FROM devices WHERE account = $1", &[&account])?;
             c.execute(
-                "UPDATE accounts SET status = 'removed', head_seq = 0 WHERE account = $1",
+                "UPDATE accounts SET status = 'removed', head_seq = 0, epoch = 0, generation = 0,
+                    epoch_base_seq = 0, log_floor_seq = 0, tail_bytes = 0
+                 WHERE account = $1",
                 &[&account],
             )?;
             c.note(account, STATUS);
@@ -1259,6 +1325,8 @@ impl RelayStore for PostgresRelayStore {
             }
             if !new_seqs.is_empty() {
                 let head = u64_to_sql("seq", head)?;
+                let added = new_bytes.iter().map(|b| b.len() as u64).sum::<u64>();
+                let added = u64_to_sql("tail_bytes", added)?;
                 c.execute(
                     "WITH added AS (
                         INSERT INTO log (account, seq, content_id, origin, bytes)
@@ -1266,8 +1334,11 @@ impl RelayStore for PostgresRelayStore {
                         FROM unnest($3::BIGINT[], $4::BYTEA[], $5::BYTEA[])
                             AS t (seq, content_id, bytes)
                      )
-                     UPDATE accounts SET head_seq = $6 WHERE account = $1",
-                    &[&account, &origin, &new_seqs, &new_ids, &new_bytes, &head],
+                     UPDATE accounts SET head_seq = $6, tail_bytes = tail_bytes + $7
+                     WHERE account = $1",
+                    &[
+                        &account, &origin, &new_seqs, &new_ids, &new_bytes, &head, &added,
+                    ],
                 )?;
                 c.note(account, DELTAS);
             }
@@ -1324,6 +1395,236 @@ impl RelayStore for PostgresRelayStore {
 
     fn head_seq(&mut self, account: &str) -> Result<u64, StoreError> {
         self.run(Shape::Read, |c| c.head_seq(account))
+    }
+
+    fn append_envelopes(
+        &mut self,
+        account: &str,
+        origin: DeviceKey,
+        envelopes: &[EnvelopeIn<'_>],
+        now_ms: u64,
+    ) -> Result<AppendOutcome, StoreError> {
+        check_envelopes(envelopes, now_ms)?;
+        if envelopes.is_empty() {
+            return Ok(AppendOutcome::Appended(Vec::new()));
+        }
+        let now = u64_to_sql("appended_at_ms", now_ms)?;
+        let origin: &[u8] = &origin;
+        self.run(Shape::WriteMany, |c| {
+            // The lock comes first and alone, as in `append`: every
+            // statement after it reads a snapshot that holds every append
+            // and publish committed before it.
+            c.lock_or_create_account(account)?;
+            let state = c.epoch_state(account)?;
+            let ids: Vec<&[u8]> = envelopes.iter().map(|e| &e.content_id[..]).collect();
+            let mut known: HashMap<ContentKey, u64> = HashMap::new();
+            for r in c.query(
+                "SELECT content_id, seq FROM log WHERE account = $1 AND content_id = ANY ($2)",
+                &[&account, &ids],
+            )? {
+                known.insert(
+                    key(r.try_get(0)?, "content id")?,
+                    u64_from_sql("seq", r.try_get(1)?)?,
+                );
+            }
+            let chain = match c.query_opt(
+                "SELECT chain_pos, head FROM chains WHERE account = $1 AND device = $2",
+                &[&account, &origin],
+            )? {
+                None => (0, [0; 32]),
+                Some(r) => (
+                    u64_from_sql("chain_pos", r.try_get(0)?)?,
+                    key(r.try_get(1)?, "chain head")?,
+                ),
+            };
+            let facts = AppendFacts {
+                epoch: state.epoch,
+                head_seq: state.head_seq,
+                chain,
+                known: &known,
+            };
+            let writes = match plan_append(envelopes, &facts) {
+                AppendPlan::Write(writes) => writes,
+                AppendPlan::StaleEpoch { index } => {
+                    return Ok(AppendOutcome::StaleEpoch {
+                        index,
+                        current: c.current_epoch(account)?,
+                    })
+                }
+                AppendPlan::ChainConflict {
+                    index,
+                    head_pos,
+                    head,
+                } => {
+                    return Ok(AppendOutcome::ChainConflict {
+                        index,
+                        head_pos,
+                        head,
+                    })
+                }
+            };
+            if let Some((pos, head)) = writes.chain {
+                let mut seqs = Vec::with_capacity(writes.new.len());
+                let mut new_ids: Vec<&[u8]> = Vec::with_capacity(writes.new.len());
+                let mut bytes: Vec<&[u8]> = Vec::with_capacity(writes.new.len());
+                let mut epochs = Vec::with_capacity(writes.new.len());
+                for &(index, seq) in &writes.new {
+                    let e = &envelopes[index];
+                    seqs.push(u64_to_sql("seq", seq)?);
+                    new_ids.push(&e.content_id[..]);
+                    bytes.push(e.bytes);
+                    epochs.push(u64_to_sql("epoch", e.epoch)?);
+                }
+                let head_seq = u64_to_sql("seq", writes.head_seq)?;
+                let added = u64_to_sql("tail_bytes", writes.bytes)?;
+                let pos = u64_to_sql("chain_pos", pos)?;
+                let head: &[u8] = &head;
+                c.execute(
+                    "WITH added AS (
+                        INSERT INTO log (account, seq, content_id, origin, bytes, epoch,
+                                         appended_at_ms)
+                        SELECT $1, seq, content_id, $2, bytes, epoch, $7
+                        FROM unnest($3::BIGINT[], $4::BYTEA[], $5::BYTEA[], $6::BIGINT[])
+                            AS t (seq, content_id, bytes, epoch)
+                     ), chain AS (
+                        INSERT INTO chains (account, device, chain_pos, head)
+                        VALUES ($1, $2, $10, $11)
+                        ON CONFLICT (account, device) DO UPDATE SET
+                            chain_pos = excluded.chain_pos, head = excluded.head
+                     )
+                     UPDATE accounts SET head_seq = $8, tail_bytes = tail_bytes + $9
+                     WHERE account = $1",
+                    &[
+                        &account, &origin, &seqs, &new_ids, &bytes, &epochs, &now, &head_seq,
+                        &added, &pos, &head,
+                    ],
+                )?;
+                c.note(account, DELTAS);
+            }
+            Ok(AppendOutcome::Appended(writes.out))
+        })
+    }
+
+    fn epoch(&mut self, account: &str) -> Result<Option<EpochRow>, StoreError> {
+        self.run(Shape::Read, |c| c.current_epoch(account))
+    }
+
+    fn stage_chunk(
+        &mut self,
+        account: &str,
+        chunk: &StagedChunk<'_>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let now = u64_to_sql("staged_at_ms", now_ms)?;
+        let hash = chunk_hash(chunk.bytes);
+        let (id, hash): (&[u8], &[u8]) = (&chunk.snapshot_id, &hash);
+        let index = i64::from(chunk.index);
+        self.run(Shape::WriteMany, |c| {
+            c.execute(
+                "INSERT INTO accounts (account) VALUES ($1) ON CONFLICT (account) DO NOTHING",
+                &[&account],
+            )?;
+            c.execute(
+                "INSERT INTO snapshot_chunks (account, snapshot_id, idx, hash, bytes, staged_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (account, snapshot_id, idx) DO UPDATE SET
+                    hash = excluded.hash, bytes = excluded.bytes,
+                    staged_at_ms = excluded.staged_at_ms
+                 WHERE NOT snapshot_chunks.committed",
+                &[&account, &id, &index, &hash, &chunk.bytes, &now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn publish_epoch(
+        &mut self,
+        account: &str,
+        publish: &Publish<'_>,
+        now_ms: u64,
+    ) -> Result<PublishOutcome, StoreError> {
+        check_publish(publish, now_ms)?;
+        let row = published_row(publish, now_ms);
+        let epoch = u64_to_sql("epoch", row.epoch)?;
+        let base = u64_to_sql("base_seq", row.base_seq)?;
+        let at = u64_to_sql("published_at_ms", row.published_at_ms)?;
+        let (generation, chunks) = (i64::from(row.generation), i64::from(row.chunks));
+        let (id, by): (&[u8], &[u8]) = (&row.snapshot_id, &row.published_by);
+        self.run(Shape::WriteMany, |c| {
+            // The same lock as appends, first and alone: the condition is
+            // read under it, on every node.
+            c.lock_or_create_account(account)?;
+            let state = c.epoch_state(account)?;
+            if !publish_condition(state.epoch, state.head_seq, publish) {
+                return Ok(PublishOutcome::Conflict {
+                    current: c.current_epoch(account)?,
+                    head_seq: state.head_seq,
+                });
+            }
+            let mut staged: HashMap<u32, ChunkHash> = HashMap::new();
+            for r in c.query(
+                "SELECT idx, hash FROM snapshot_chunks
+                 WHERE account = $1 AND snapshot_id = $2 AND idx < $3",
+                &[&account, &id, &chunks],
+            )? {
+                staged.insert(
+                    u32_from_sql("idx", r.try_get(0)?)?,
+                    key(r.try_get(1)?, "chunk hash")?,
+                );
+            }
+            let missing = missing_chunks(publish, &staged);
+            if !missing.is_empty() {
+                return Ok(PublishOutcome::Incomplete { missing });
+            }
+            c.execute(
+                "WITH committed AS (
+                    UPDATE snapshot_chunks SET committed = TRUE
+                    WHERE account = $1 AND snapshot_id = $5 AND idx < $7
+                 ), published AS (
+                    INSERT INTO epochs (account, epoch, generation, base_seq, snapshot_id,
+                                        manifest, chunks, published_by, published_at_ms)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 )
+                 UPDATE accounts SET epoch = $2, generation = $3, epoch_base_seq = $4,
+                    tail_bytes = 0
+                 WHERE account = $1",
+                &[
+                    &account,
+                    &epoch,
+                    &generation,
+                    &base,
+                    &id,
+                    &publish.manifest,
+                    &chunks,
+                    &by,
+                    &at,
+                ],
+            )?;
+            Ok(PublishOutcome::Published(row.clone()))
+        })
+    }
+
+    fn snapshot_chunk(
+        &mut self,
+        account: &str,
+        epoch: u64,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (epoch, index) = (bound(epoch), i64::from(index));
+        self.run(Shape::Read, |c| {
+            let row = c.query_opt(
+                "SELECT c.bytes FROM epochs e JOIN snapshot_chunks c
+                    ON c.account = e.account AND c.snapshot_id = e.snapshot_id
+                 WHERE e.account = $1 AND e.epoch = $2 AND c.idx = $3 AND c.committed",
+                &[&account, &epoch, &index],
+            )?;
+            row.map(|r| r.try_get(0).map_err(StoreError::from))
+                .transpose()
+        })
+    }
+
+    fn tail_stats(&mut self, account: &str) -> Result<TailStats, StoreError> {
+        self.run(Shape::Read, |c| c.epoch_state(account))
     }
 
     fn set_cursor(

@@ -10,10 +10,15 @@ use rusqlite::{
     params, Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior,
 };
 
+use std::collections::HashMap;
+
 use super::{
-    expiry_after, plan_login, AccountStatus, Appended, ContentKey, DeviceKey, DeviceMention,
-    DeviceRow, EnrollmentRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
-    PayloadRow, PutPayload, RelayStore, Revocation, RevocationKind, RevokeOutcome, TokenUse,
+    check_envelopes, check_publish, chunk_hash, expiry_after, missing_chunks, plan_append,
+    plan_login, publish_condition, published_row, AccountStatus, AppendFacts, AppendOutcome,
+    AppendPlan, Appended, ChunkHash, ContentKey, DeviceKey, DeviceMention, DeviceRow,
+    EnrollmentRow, EnvelopeIn, EpochRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page,
+    PayloadKey, PayloadRow, Publish, PublishOutcome, PutPayload, RelayStore, Revocation,
+    RevocationKind, RevokeOutcome, StagedChunk, TailStats, TokenUse,
 };
 use crate::migrate::{self, Migration};
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
@@ -28,6 +33,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("migrations/sqlite/0002_enrollments.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("migrations/sqlite/0003_epochs.sql"),
     },
 ];
 
@@ -215,6 +224,69 @@ fn revocation_params(revocation: &Revocation) -> Result<RevocationParams<'_>, St
         by_name: by.map(|b| b.name.as_str()),
         by_platform: by.map(|b| b.platform.as_str()),
         at: u64_to_sql("revoked_at_ms", revocation.at_ms)?,
+    })
+}
+
+/// The columns of an epoch row that [`epoch_from_row`] reads, in its order.
+const EPOCH_SELECT: &str = "SELECT e.epoch, e.generation, e.base_seq, e.snapshot_id, \
+     e.manifest, e.chunks, e.published_by, e.published_at_ms FROM epochs e";
+
+fn epoch_from_row(r: &rusqlite::Row<'_>) -> Result<EpochRow, StoreError> {
+    Ok(EpochRow {
+        epoch: u64_from_sql("epoch", r.get(0)?)?,
+        generation: u32_from_sql("generation", r.get(1)?)?,
+        base_seq: u64_from_sql("base_seq", r.get(2)?)?,
+        snapshot_id: key(r.get(3)?, "snapshot_id")?,
+        manifest: r.get(4)?,
+        chunks: u32_from_sql("chunks", r.get(5)?)?,
+        published_by: key(r.get(6)?, "published_by")?,
+        published_at_ms: u64_from_sql("published_at_ms", r.get(7)?)?,
+    })
+}
+
+fn u32_from_sql(what: &str, value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value).map_err(|_| StoreError::Corrupt(format!("{what} is {value}")))
+}
+
+/// The account's current epoch row, if one was published.
+fn current_epoch(conn: &Connection, account: &str) -> Result<Option<EpochRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{EPOCH_SELECT} JOIN accounts a ON a.account = e.account AND a.epoch = e.epoch
+         WHERE e.account = ?1"
+    ))?;
+    let mut rows = stmt.query([account])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(epoch_from_row(r)?)),
+        None => Ok(None),
+    }
+}
+
+/// The account's epoch, head, base and tail bytes (zeros when unknown).
+fn epoch_state(conn: &Connection, account: &str) -> Result<TailStats, StoreError> {
+    let row: Option<(i64, i64, i64, i64, i64)> = conn
+        .query_row(
+            "SELECT head_seq, epoch, epoch_base_seq, tail_bytes, log_floor_seq
+             FROM accounts WHERE account = ?1",
+            [account],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((head, epoch, base, bytes, floor)) = row else {
+        return Ok(TailStats::default());
+    };
+    let (head_seq, base_seq) = (
+        u64_from_sql("head_seq", head)?,
+        u64_from_sql("epoch_base_seq", base)?,
+    );
+    Ok(TailStats {
+        head_seq,
+        epoch: u64_from_sql("epoch", epoch)?,
+        base_seq,
+        entries: head_seq.checked_sub(base_seq).ok_or_else(|| {
+            StoreError::Corrupt(format!("epoch base {base_seq} above the head {head_seq}"))
+        })?,
+        bytes: u64_from_sql("tail_bytes", bytes)?,
+        floor_seq: u64_from_sql("log_floor_seq", floor)?,
     })
 }
 
@@ -519,7 +591,16 @@ impl RelayStore for SqliteRelayStore {
             [account],
             |r| r.get(0),
         )?;
-        for table in ["payloads", "log", "used_tokens", "enrollments", "devices"] {
+        for table in [
+            "chains",
+            "snapshot_chunks",
+            "epochs",
+            "payloads",
+            "log",
+            "used_tokens",
+            "enrollments",
+            "devices",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE account = ?1"),
                 [account],
@@ -527,7 +608,8 @@ impl RelayStore for SqliteRelayStore {
         }
         tx.execute(
             "INSERT INTO accounts (account, status) VALUES (?1, 'removed')
-             ON CONFLICT (account) DO UPDATE SET status = 'removed', head_seq = 0",
+             ON CONFLICT (account) DO UPDATE SET status = 'removed', head_seq = 0, epoch = 0,
+                generation = 0, epoch_base_seq = 0, log_floor_seq = 0, tail_bytes = 0",
             [account],
         )?;
         tx.commit()?;
@@ -582,9 +664,19 @@ impl RelayStore for SqliteRelayStore {
                 });
             }
         }
+        let added: u64 = deltas
+            .iter()
+            .zip(&out)
+            .filter(|(_, a)| a.new)
+            .map(|((_, bytes), _)| bytes.len() as u64)
+            .sum();
         tx.execute(
-            "UPDATE accounts SET head_seq = ?2 WHERE account = ?1",
-            params![account, u64_to_sql("seq", head)?],
+            "UPDATE accounts SET head_seq = ?2, tail_bytes = tail_bytes + ?3 WHERE account = ?1",
+            params![
+                account,
+                u64_to_sql("seq", head)?,
+                u64_to_sql("tail_bytes", added)?
+            ],
         )?;
         tx.commit()?;
         Ok(out)
@@ -631,6 +723,245 @@ impl RelayStore for SqliteRelayStore {
 
     fn head_seq(&mut self, account: &str) -> Result<u64, StoreError> {
         head_seq(&self.conn, account)
+    }
+
+    fn append_envelopes(
+        &mut self,
+        account: &str,
+        origin: DeviceKey,
+        envelopes: &[EnvelopeIn<'_>],
+        now_ms: u64,
+    ) -> Result<AppendOutcome, StoreError> {
+        check_envelopes(envelopes, now_ms)?;
+        if envelopes.is_empty() {
+            return Ok(AppendOutcome::Appended(Vec::new()));
+        }
+        // The write lock first: the facts read below hold until the commit.
+        let tx = self.write()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO accounts (account) VALUES (?1)",
+            [account],
+        )?;
+        let state = epoch_state(&tx, account)?;
+        let mut known = HashMap::new();
+        {
+            let mut find =
+                tx.prepare_cached("SELECT seq FROM log WHERE account = ?1 AND content_id = ?2")?;
+            for e in envelopes {
+                let seq: Option<i64> = find
+                    .query_row(params![account, e.content_id], |r| r.get(0))
+                    .optional()?;
+                if let Some(seq) = seq {
+                    known.insert(e.content_id, u64_from_sql("seq", seq)?);
+                }
+            }
+        }
+        let chain: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT chain_pos, head FROM chains WHERE account = ?1 AND device = ?2",
+                params![account, origin],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let chain = match chain {
+            None => (0, [0; 32]),
+            Some((pos, head)) => (u64_from_sql("chain_pos", pos)?, key(head, "chain head")?),
+        };
+        let facts = AppendFacts {
+            epoch: state.epoch,
+            head_seq: state.head_seq,
+            chain,
+            known: &known,
+        };
+        let writes = match plan_append(envelopes, &facts) {
+            AppendPlan::Write(writes) => writes,
+            AppendPlan::StaleEpoch { index } => {
+                return Ok(AppendOutcome::StaleEpoch {
+                    index,
+                    current: current_epoch(&tx, account)?,
+                })
+            }
+            AppendPlan::ChainConflict {
+                index,
+                head_pos,
+                head,
+            } => {
+                return Ok(AppendOutcome::ChainConflict {
+                    index,
+                    head_pos,
+                    head,
+                })
+            }
+        };
+        let now = u64_to_sql("appended_at_ms", now_ms)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO log (account, seq, content_id, origin, bytes, epoch, appended_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for &(index, seq) in &writes.new {
+                let e = &envelopes[index];
+                insert.execute(params![
+                    account,
+                    u64_to_sql("seq", seq)?,
+                    e.content_id,
+                    origin,
+                    e.bytes,
+                    u64_to_sql("epoch", e.epoch)?,
+                    now
+                ])?;
+            }
+        }
+        if let Some((pos, head)) = writes.chain {
+            tx.execute(
+                "INSERT INTO chains (account, device, chain_pos, head) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account, device) DO UPDATE SET
+                    chain_pos = excluded.chain_pos, head = excluded.head",
+                params![account, origin, u64_to_sql("chain_pos", pos)?, head],
+            )?;
+        }
+        tx.execute(
+            "UPDATE accounts SET head_seq = ?2, tail_bytes = tail_bytes + ?3 WHERE account = ?1",
+            params![
+                account,
+                u64_to_sql("seq", writes.head_seq)?,
+                u64_to_sql("tail_bytes", writes.bytes)?
+            ],
+        )?;
+        tx.commit()?;
+        Ok(AppendOutcome::Appended(writes.out))
+    }
+
+    fn epoch(&mut self, account: &str) -> Result<Option<EpochRow>, StoreError> {
+        current_epoch(&self.conn, account)
+    }
+
+    fn stage_chunk(
+        &mut self,
+        account: &str,
+        chunk: &StagedChunk<'_>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let now = u64_to_sql("staged_at_ms", now_ms)?;
+        let hash = chunk_hash(chunk.bytes);
+        let tx = self.write()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO accounts (account) VALUES (?1)",
+            [account],
+        )?;
+        tx.execute(
+            "INSERT INTO snapshot_chunks (account, snapshot_id, idx, hash, bytes, staged_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (account, snapshot_id, idx) DO UPDATE SET
+                hash = excluded.hash, bytes = excluded.bytes, staged_at_ms = excluded.staged_at_ms
+             WHERE committed = 0",
+            params![
+                account,
+                chunk.snapshot_id,
+                i64::from(chunk.index),
+                hash,
+                chunk.bytes,
+                now
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn publish_epoch(
+        &mut self,
+        account: &str,
+        publish: &Publish<'_>,
+        now_ms: u64,
+    ) -> Result<PublishOutcome, StoreError> {
+        check_publish(publish, now_ms)?;
+        let tx = self.write()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO accounts (account) VALUES (?1)",
+            [account],
+        )?;
+        let state = epoch_state(&tx, account)?;
+        if !publish_condition(state.epoch, state.head_seq, publish) {
+            return Ok(PublishOutcome::Conflict {
+                current: current_epoch(&tx, account)?,
+                head_seq: state.head_seq,
+            });
+        }
+        let chunks = publish.chunk_hashes.len() as i64;
+        let mut staged: HashMap<u32, ChunkHash> = HashMap::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT idx, hash FROM snapshot_chunks
+                 WHERE account = ?1 AND snapshot_id = ?2 AND idx < ?3",
+            )?;
+            let mut rows = stmt.query(params![account, publish.snapshot_id, chunks])?;
+            while let Some(r) = rows.next()? {
+                staged.insert(
+                    u32_from_sql("idx", r.get(0)?)?,
+                    key(r.get(1)?, "chunk hash")?,
+                );
+            }
+        }
+        let missing = missing_chunks(publish, &staged);
+        if !missing.is_empty() {
+            return Ok(PublishOutcome::Incomplete { missing });
+        }
+        let row = published_row(publish, now_ms);
+        tx.execute(
+            "UPDATE snapshot_chunks SET committed = 1
+             WHERE account = ?1 AND snapshot_id = ?2 AND idx < ?3",
+            params![account, publish.snapshot_id, chunks],
+        )?;
+        tx.execute(
+            "INSERT INTO epochs (account, epoch, generation, base_seq, snapshot_id, manifest,
+                                 chunks, published_by, published_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                account,
+                u64_to_sql("epoch", row.epoch)?,
+                i64::from(row.generation),
+                u64_to_sql("base_seq", row.base_seq)?,
+                row.snapshot_id,
+                row.manifest,
+                i64::from(row.chunks),
+                row.published_by,
+                u64_to_sql("published_at_ms", row.published_at_ms)?
+            ],
+        )?;
+        tx.execute(
+            "UPDATE accounts SET epoch = ?2, generation = ?3, epoch_base_seq = ?4, tail_bytes = 0
+             WHERE account = ?1",
+            params![
+                account,
+                u64_to_sql("epoch", row.epoch)?,
+                i64::from(row.generation),
+                u64_to_sql("base_seq", row.base_seq)?
+            ],
+        )?;
+        tx.commit()?;
+        Ok(PublishOutcome::Published(row))
+    }
+
+    fn snapshot_chunk(
+        &mut self,
+        account: &str,
+        epoch: u64,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT c.bytes FROM epochs e JOIN snapshot_chunks c
+                    ON c.account = e.account AND c.snapshot_id = e.snapshot_id
+                 WHERE e.account = ?1 AND e.epoch = ?2 AND c.idx = ?3 AND c.committed = 1",
+                params![account, bound(epoch), i64::from(index)],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn tail_stats(&mut self, account: &str) -> Result<TailStats, StoreError> {
+        epoch_state(&self.conn, account)
     }
 
     fn set_cursor(
