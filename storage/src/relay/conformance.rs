@@ -1399,6 +1399,162 @@ pub(super) fn envelope_values_above_i64_max_are_refused_not_clamped(store: &mut 
     assert_eq!(store.snapshot_chunk(A, 1, u32::MAX).unwrap(), None);
 }
 
+pub(super) fn retain_drops_only_what_the_epoch_covers(store: &mut impl RelayStore) {
+    accepted(store.login(&login(A, PHONE, 1, 1)).unwrap());
+    accepted(store.login(&login(A, LAPTOP, 1, 1)).unwrap());
+    let mut chain = Chain::new(PHONE);
+    let old: Vec<Sealed> = (0..4).map(|_| chain.next(0)).collect();
+    seqs(push(store, A, PHONE, &old.iter().collect::<Vec<_>>(), 100));
+    let hashes = stage(store, A, 0xb1, 1, 100);
+    let epoch1 = published(
+        store
+            .publish_epoch(A, &publish_of(1, 4, 0xb1, &hashes, PHONE), 100)
+            .unwrap(),
+    );
+    let (e5, e6) = (chain.next(1), chain.next(1));
+    seqs(push(store, A, PHONE, &[&e5, &e6], 200));
+    store.touch(A, PHONE, 140).unwrap();
+    store.touch(A, LAPTOP, 140).unwrap();
+    let policy = Retention {
+        log_retention_ms: 1_000,
+        staged_ttl_ms: 50,
+    };
+    let retained = |log_entries, floor_seq, snapshot_chunks, staged_chunks| Retained {
+        log_entries,
+        floor_seq,
+        snapshot_chunks,
+        staged_chunks,
+    };
+    let page_seqs = |read: LogRead| match read {
+        LogRead::Page(page) => (
+            page.rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            page.more,
+        ),
+        other => panic!("{other:?}"),
+    };
+    // Nobody acknowledged anything, and it is all recent: nothing goes.
+    assert_eq!(store.retain(A, &policy, 150).unwrap(), retained(0, 0, 0, 0));
+    assert_eq!(
+        page_seqs(store.read_log_from(A, 0, 10, usize::MAX).unwrap()),
+        ((1..=6).collect(), false)
+    );
+    // Up to the lowest cursor of the devices seen within the retention.
+    store.set_cursor(A, PHONE, 3).unwrap();
+    store.set_cursor(A, LAPTOP, 6).unwrap();
+    assert_eq!(store.retain(A, &policy, 150).unwrap(), retained(3, 3, 0, 0));
+    assert_eq!(
+        store.read_log_from(A, 2, 10, usize::MAX).unwrap(),
+        LogRead::Truncated { floor: 3 }
+    );
+    assert_eq!(
+        page_seqs(store.read_log_from(A, 3, 2, usize::MAX).unwrap()),
+        (vec![4, 5], true)
+    );
+    // Today's read_log does not know the floor: it reads what is kept.
+    assert_eq!(
+        store
+            .read_log(A, 0, 10, usize::MAX)
+            .unwrap()
+            .rows
+            .first()
+            .map(|r| r.seq),
+        Some(4)
+    );
+    assert_eq!(store.tail_stats(A).unwrap().floor_seq, 3);
+    // Entries appended at least the retention ago go whoever has not
+    // acknowledged them, but never past the base (4): 5 and 6 are the tail.
+    assert_eq!(
+        store.retain(A, &policy, 1_100).unwrap(),
+        retained(1, 4, 0, 0)
+    );
+    store.set_cursor(A, PHONE, 6).unwrap();
+    assert_eq!(
+        store.retain(A, &policy, 1_100).unwrap(),
+        retained(0, 4, 0, 0)
+    );
+    assert_eq!(
+        store.retain(A, &policy, 10_000).unwrap(),
+        retained(0, 4, 0, 0)
+    );
+    assert_eq!(
+        page_seqs(store.read_log_from(A, 4, 10, usize::MAX).unwrap()),
+        (vec![5, 6], false)
+    );
+    // A resend of a deleted envelope is no longer deduplicated: its epoch
+    // refuses it.
+    assert_eq!(
+        push(store, A, PHONE, &[&old[0]], 10_000),
+        AppendOutcome::StaleEpoch {
+            index: 0,
+            current: Some(epoch1)
+        }
+    );
+    // Two more epochs: the oldest snapshot goes, the previous and the
+    // current stay; the log goes up to the new base.
+    for (epoch, snapshot) in [(2, 0xb2), (3, 0xb3)] {
+        let hashes = stage(store, A, snapshot, 1, 10_000);
+        published(
+            store
+                .publish_epoch(A, &publish_of(epoch, 6, snapshot, &hashes, PHONE), 10_000)
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        store.retain(A, &policy, 10_000).unwrap(),
+        retained(2, 6, 1, 0)
+    );
+    assert_eq!(store.snapshot_chunk(A, 1, 0).unwrap(), None);
+    for epoch in [2, 3] {
+        assert!(store.snapshot_chunk(A, epoch, 0).unwrap().is_some());
+    }
+    let stats = store.tail_stats(A).unwrap();
+    assert_eq!((stats.head_seq, stats.floor_seq, stats.entries), (6, 6, 0));
+    assert_eq!(
+        page_seqs(store.read_log_from(A, 6, 10, usize::MAX).unwrap()),
+        (vec![], false)
+    );
+    assert_eq!(
+        store.read_log_from(A, 5, 10, usize::MAX).unwrap(),
+        LogRead::Truncated { floor: 6 }
+    );
+    // Staged chunks no publish committed live for their time to live;
+    // committed ones do not expire.
+    stage(store, A, 0xb4, 2, 10_000);
+    assert_eq!(
+        store.retain(A, &policy, 10_049).unwrap(),
+        retained(0, 6, 0, 0)
+    );
+    assert_eq!(
+        store.retain(A, &policy, 10_050).unwrap(),
+        retained(0, 6, 0, 2)
+    );
+    assert!(store.snapshot_chunk(A, 3, 0).unwrap().is_some());
+    // An unknown account has nothing to retain or read.
+    assert_eq!(
+        store.retain(B, &policy, 10_050).unwrap(),
+        Retained::default()
+    );
+    assert_eq!(
+        store.read_log_from(B, 0, 10, usize::MAX).unwrap(),
+        LogRead::Page(Page::default())
+    );
+    out_of_range(
+        store.retain(A, &policy, STORED_VALUE_MAX + 1),
+        "now_ms",
+        STORED_VALUE_MAX + 1,
+    );
+    // Retentions that reach back before 1970 keep everything.
+    let forever = Retention {
+        log_retention_ms: u64::MAX,
+        staged_ttl_ms: u64::MAX,
+    };
+    stage(store, A, 0xb5, 1, 0);
+    assert_eq!(
+        store.retain(A, &forever, STORED_VALUE_MAX).unwrap(),
+        retained(0, 6, 0, 0)
+    );
+}
+
 fn session(device: DeviceKey, conn: u64, at_ms: u64) -> SessionRow {
     SessionRow {
         device,
@@ -1461,6 +1617,7 @@ macro_rules! relay_store_conformance {
                 an_envelope_refusal_leaves_the_rest_of_its_group,
                 removing_an_account_forgets_its_epochs_and_chains,
                 envelope_values_above_i64_max_are_refused_not_clamped,
+                retain_drops_only_what_the_epoch_covers,
             );
         }
     };

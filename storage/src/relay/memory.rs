@@ -4,12 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    check_envelopes, check_publish, chunk_hash, expiry_after, missing_chunks, plan_append,
-    plan_login, publish_condition, published_row, AccountStatus, AppendFacts, AppendOutcome,
-    AppendPlan, Appended, ChunkHash, ContentKey, DeviceKey, DeviceRow, EnrollmentRow, EnvelopeIn,
-    EpochRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow,
-    Publish, PublishOutcome, PutPayload, RelayStore, Revocation, RevokeOutcome, SnapshotKey,
-    StagedChunk, TailStats, TokenId, TokenUse,
+    check_envelopes, check_publish, chunk_hash, expiry_after, is_active, is_expired,
+    missing_chunks, plan_append, plan_login, publish_condition, published_row, retained_floor,
+    AccountStatus, AppendFacts, AppendOutcome, AppendPlan, Appended, ChunkHash, ContentKey,
+    DeviceKey, DeviceRow, EnrollmentRow, EnvelopeIn, EpochRow, LogRead, LogRow, Login, LoginFacts,
+    LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, Publish, PublishOutcome, PutPayload,
+    RelayStore, Retained, Retention, Revocation, RevokeOutcome, SnapshotKey, StagedChunk,
+    TailStats, TokenId, TokenUse,
 };
 use crate::values::u64_to_sql;
 use crate::StoreError;
@@ -20,8 +21,14 @@ struct Account {
     devices: BTreeMap<DeviceKey, DeviceRow>,
     /// Used login tokens: who used each, and until when it must be kept.
     used_tokens: HashMap<TokenId, (DeviceKey, u64)>,
-    /// `log[i]` has seq `i + 1`.
+    /// `log[i]` has seq `log_floor_seq + i + 1`: retention deletes a
+    /// prefix.
     log: Vec<LogRow>,
+    /// When each entry of `log` was appended (0 for plaintext deltas, as
+    /// the SQL stores default them).
+    appended_at_ms: Vec<u64>,
+    /// The highest deleted seq (0: none).
+    log_floor_seq: u64,
     by_content: HashMap<ContentKey, u64>,
     /// Per recipient, oldest first.
     payloads: HashMap<DeviceKey, Vec<PayloadRow>>,
@@ -43,6 +50,7 @@ struct Chunk {
     hash: ChunkHash,
     bytes: Vec<u8>,
     committed: bool,
+    staged_at_ms: u64,
 }
 
 impl Default for Account {
@@ -52,6 +60,8 @@ impl Default for Account {
             devices: BTreeMap::new(),
             used_tokens: HashMap::new(),
             log: Vec::new(),
+            appended_at_ms: Vec::new(),
+            log_floor_seq: 0,
             by_content: HashMap::new(),
             payloads: HashMap::new(),
             epoch: 0,
@@ -66,7 +76,7 @@ impl Default for Account {
 
 impl Account {
     fn head_seq(&self) -> u64 {
-        self.log.len() as u64
+        self.log_floor_seq + self.log.len() as u64
     }
 
     fn current_epoch(&self) -> Option<EpochRow> {
@@ -339,6 +349,7 @@ impl RelayStore for MemoryRelayStore {
             }
             let seq = account.head_seq() + 1;
             account.tail_bytes += bytes.len() as u64;
+            account.appended_at_ms.push(0);
             account.log.push(LogRow {
                 seq,
                 origin,
@@ -365,7 +376,8 @@ impl RelayStore for MemoryRelayStore {
         let Some(account) = self.accounts.get(account) else {
             return Ok(Page::default());
         };
-        let start = usize::try_from(after_seq)
+        // Rows after the cursor; below the floor, from the oldest kept.
+        let start = usize::try_from(after_seq.saturating_sub(account.log_floor_seq))
             .unwrap_or(usize::MAX)
             .min(account.log.len());
         let mut page = Page::default();
@@ -433,6 +445,7 @@ impl RelayStore for MemoryRelayStore {
         for &(index, seq) in &writes.new {
             let e = &envelopes[index];
             debug_assert_eq!(seq, account.head_seq() + 1);
+            account.appended_at_ms.push(now_ms);
             account.log.push(LogRow {
                 seq,
                 origin,
@@ -467,10 +480,12 @@ impl RelayStore for MemoryRelayStore {
                 hash: [0; 32],
                 bytes: Vec::new(),
                 committed: false,
+                staged_at_ms: now_ms,
             });
         if !slot.committed {
             slot.hash = chunk_hash(chunk.bytes);
             slot.bytes = chunk.bytes.to_vec();
+            slot.staged_at_ms = now_ms;
         }
         Ok(())
     }
@@ -543,7 +558,81 @@ impl RelayStore for MemoryRelayStore {
             base_seq: account.epoch_base_seq,
             entries: head_seq - account.epoch_base_seq,
             bytes: account.tail_bytes,
-            floor_seq: 0,
+            floor_seq: account.log_floor_seq,
+        })
+    }
+
+    fn read_log_from(
+        &mut self,
+        account: &str,
+        after_seq: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<LogRead, StoreError> {
+        let floor = self.accounts.get(account).map_or(0, |a| a.log_floor_seq);
+        if after_seq < floor {
+            return Ok(LogRead::Truncated { floor });
+        }
+        Ok(LogRead::Page(
+            self.read_log(account, after_seq, count_max, bytes_max)?,
+        ))
+    }
+
+    fn retain(
+        &mut self,
+        account: &str,
+        retention: &Retention,
+        now_ms: u64,
+    ) -> Result<Retained, StoreError> {
+        u64_to_sql("now_ms", now_ms)?;
+        let Some(a) = self.accounts.get_mut(account) else {
+            return Ok(Retained::default());
+        };
+        let stats = TailStats {
+            head_seq: a.head_seq(),
+            epoch: a.epoch,
+            base_seq: a.epoch_base_seq,
+            entries: 0,
+            bytes: 0,
+            floor_seq: a.log_floor_seq,
+        };
+        let min_active_cursor = a
+            .devices
+            .values()
+            .filter(|d| is_active(d.last_seen_ms, retention, now_ms))
+            .map(|d| d.cursor)
+            .min();
+        let first_recent_seq = a
+            .appended_at_ms
+            .iter()
+            .position(|&at| !is_expired(at, retention.log_retention_ms, now_ms))
+            .map(|i| a.log_floor_seq + i as u64 + 1);
+        let floor = retained_floor(&stats, min_active_cursor, first_recent_seq);
+        let dropped = (floor - a.log_floor_seq) as usize;
+        for row in a.log.drain(..dropped) {
+            a.by_content.remove(&row.content_id);
+        }
+        a.appended_at_ms.drain(..dropped);
+        a.log_floor_seq = floor;
+        let old_snapshots: Vec<SnapshotKey> = a
+            .epochs
+            .values()
+            .filter(|row| row.epoch.saturating_add(1) < a.epoch)
+            .map(|row| row.snapshot_id)
+            .collect();
+        let before = a.chunks.len();
+        a.chunks
+            .retain(|(id, _), c| !c.committed || !old_snapshots.contains(id));
+        let snapshot_chunks = (before - a.chunks.len()) as u64;
+        let before = a.chunks.len();
+        a.chunks.retain(|_, c| {
+            c.committed || !is_expired(c.staged_at_ms, retention.staged_ttl_ms, now_ms)
+        });
+        Ok(Retained {
+            log_entries: dropped as u64,
+            floor_seq: floor,
+            snapshot_chunks,
+            staged_chunks: (before - a.chunks.len()) as u64,
         })
     }
 

@@ -468,6 +468,48 @@ pub struct TailStats {
     pub floor_seq: u64,
 }
 
+/// What [`RelayStore::read_log_from`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogRead {
+    /// Consecutive entries after the cursor, as [`RelayStore::read_log`]
+    /// gives them.
+    Page(Page),
+    /// The cursor is below the log's floor: entries after it were deleted,
+    /// so no page after it would be dense. The device must move to the
+    /// current epoch instead (design §2.4, the gap case).
+    Truncated {
+        /// The highest deleted seq.
+        floor: u64,
+    },
+}
+
+/// How long [`RelayStore::retain`] keeps what an epoch covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Log entries at or below the current epoch's base are kept until
+    /// every device seen within this has acknowledged them, or for this
+    /// long after they were appended, whichever ends first
+    /// (`LOG_RETENTION_MS`, 30 days).
+    pub log_retention_ms: u64,
+    /// Staged chunks that no publish committed are kept this long after
+    /// their last staging (`STAGED_TTL_MS`, 1 hour).
+    pub staged_ttl_ms: u64,
+}
+
+/// What [`RelayStore::retain`] deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retained {
+    /// Log entries.
+    pub log_entries: u64,
+    /// The log's floor afterwards (the highest deleted seq, 0: none).
+    pub floor_seq: u64,
+    /// Committed chunks of snapshots older than the previous epoch's.
+    pub snapshot_chunks: u64,
+    /// Staged chunks past their time to live.
+    pub staged_chunks: u64,
+}
+
 /// A payload waiting for its recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadRow {
@@ -685,6 +727,40 @@ pub trait RelayStore: Send {
 
     /// The account's head, current epoch, tail and floor, read together.
     fn tail_stats(&mut self, account: &str) -> Result<TailStats, StoreError>;
+
+    /// [`RelayStore::read_log`] that knows the floor: a cursor below the
+    /// log's floor is [`LogRead::Truncated`]. The floor and the rows are
+    /// read in one snapshot, so a concurrent [`RelayStore::retain`] never
+    /// yields a page with a hole: it is dense, or `Truncated`.
+    fn read_log_from(
+        &mut self,
+        account: &str,
+        after_seq: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<LogRead, StoreError>;
+
+    /// Deletes what the account's current epoch makes droppable, under the
+    /// account's lock, and never anything else:
+    ///
+    /// - log entries at or below the current epoch's base, as a prefix:
+    ///   up to the lowest cursor among the devices seen within
+    ///   `log_retention_ms` (every device, when none was), or up to the
+    ///   newest entry such that it and every entry before it were appended
+    ///   at least `log_retention_ms` ago, whichever is higher; the floor
+    ///   rises to the highest deleted seq. Entries after the base (the
+    ///   tail) are never deleted.
+    /// - committed chunks of epochs older than the previous one: the
+    ///   current and the previous snapshot stay. Epoch rows stay (they are
+    ///   small).
+    /// - staged chunks that no publish committed, last staged at least
+    ///   `staged_ttl_ms` ago.
+    fn retain(
+        &mut self,
+        account: &str,
+        retention: &Retention,
+        now_ms: u64,
+    ) -> Result<Retained, StoreError>;
 
     /// Raises the device's cursor to `cursor`, clamped to the log's head; a
     /// lower cursor changes nothing. Returns the stored cursor, or `None`
@@ -1156,4 +1232,29 @@ pub(crate) fn published_row(publish: &Publish<'_>, now_ms: u64) -> EpochRow {
 /// A chunk's hash, as the store keeps it beside the chunk.
 pub(crate) fn chunk_hash(bytes: &[u8]) -> ChunkHash {
     *blake3::hash(bytes).as_bytes()
+}
+
+/// The floor [`RelayStore::retain`] raises the log to: see its docs.
+/// `min_active_cursor` is `None` when no device was seen within the
+/// retention; `first_recent_seq` is the lowest seq appended less than the
+/// retention ago (`None`: none was).
+pub(crate) fn retained_floor(
+    stats: &TailStats,
+    min_active_cursor: Option<u64>,
+    first_recent_seq: Option<u64>,
+) -> u64 {
+    let acked = min_active_cursor.unwrap_or(stats.head_seq);
+    let old = first_recent_seq.map_or(stats.head_seq, |seq| seq.saturating_sub(1));
+    acked.max(old).min(stats.base_seq).max(stats.floor_seq)
+}
+
+/// Whether a device last seen at `last_seen_ms` still holds back the
+/// log's retention at `now_ms`.
+pub(crate) fn is_active(last_seen_ms: u64, retention: &Retention, now_ms: u64) -> bool {
+    last_seen_ms.saturating_add(retention.log_retention_ms) > now_ms
+}
+
+/// Whether a row from `at_ms` is at least `keep_ms` old at `now_ms`.
+pub(crate) fn is_expired(at_ms: u64, keep_ms: u64, now_ms: u64) -> bool {
+    at_ms.saturating_add(keep_ms) <= now_ms
 }

@@ -78,12 +78,12 @@ use postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::{
     check_envelopes, check_publish, chunk_hash, expiry_after, missing_chunks, plan_append,
-    plan_login, publish_condition, published_row, AccountStatus, AppendFacts, AppendOutcome,
-    AppendPlan, Appended, ChangeFeed, ChangeKinds, Changes, ChunkHash, ContentKey, DeviceKey,
-    DeviceMention, DeviceRow, EnrollmentRow, EnvelopeIn, EpochRow, LogRow, Login, LoginFacts,
-    LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, Publish, PublishOutcome, PutPayload,
-    RelayStore, Revocation, RevocationKind, RevokeOutcome, SessionRow, StagedChunk, TailStats,
-    TokenUse,
+    plan_login, publish_condition, published_row, retained_floor, AccountStatus, AppendFacts,
+    AppendOutcome, AppendPlan, Appended, ChangeFeed, ChangeKinds, Changes, ChunkHash, ContentKey,
+    DeviceKey, DeviceMention, DeviceRow, EnrollmentRow, EnvelopeIn, EpochRow, LogRead, LogRow,
+    Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, Publish,
+    PublishOutcome, PutPayload, RelayStore, Retained, Retention, Revocation, RevocationKind,
+    RevokeOutcome, SessionRow, StagedChunk, TailStats, TokenUse,
 };
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
@@ -614,6 +614,14 @@ impl Conn {
         )?;
         row.map(|r| epoch_from_row(&r)).transpose()
     }
+}
+
+/// `now - keep`, as the bound a stored time is compared with: a time after
+/// it is younger than `keep`. At least -1, so that every stored time (never
+/// negative) is after it when `keep` reaches back before 1970.
+fn threshold(now: i64, keep_ms: u64) -> i64 {
+    let t = i128::from(now) - i128::from(keep_ms);
+    i64::try_from(t.max(-1)).unwrap_or(-1)
 }
 
 fn u32_from_sql(what: &str, value: i64) -> Result<u32, StoreError> {
@@ -1625,6 +1633,128 @@ impl RelayStore for PostgresRelayStore {
 
     fn tail_stats(&mut self, account: &str) -> Result<TailStats, StoreError> {
         self.run(Shape::Read, |c| c.epoch_state(account))
+    }
+
+    fn read_log_from(
+        &mut self,
+        account: &str,
+        after_seq: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<LogRead, StoreError> {
+        let (after, limit, budget) = (
+            bound(after_seq),
+            bound_usize(count_max),
+            bound_usize(bytes_max),
+        );
+        self.run(Shape::Read, |c| {
+            // One statement, so one snapshot: the floor, the head and the
+            // rows agree even while a retain deletes. The page is only
+            // joined in when the cursor is at or above the floor.
+            let rows = c.query(
+                "SELECT a.log_floor_seq, a.head_seq, p.seq, p.origin, p.content_id, p.bytes
+                 FROM accounts a LEFT JOIN LATERAL (
+                    SELECT seq, origin, content_id, bytes FROM (
+                        SELECT seq, origin, content_id, bytes,
+                               row_number() OVER (ORDER BY seq) AS n,
+                               sum(octet_length(bytes)) OVER (ORDER BY seq) AS running
+                        FROM (SELECT seq, origin, content_id, bytes FROM log
+                              WHERE account = $1 AND seq > $2 ORDER BY seq LIMIT $3)
+                            AS window_rows
+                    ) AS page
+                    WHERE n = 1 OR running <= $4
+                 ) AS p ON a.log_floor_seq <= $2
+                 WHERE a.account = $1
+                 ORDER BY p.seq",
+                &[&account, &after, &limit, &budget],
+            )?;
+            let Some(first) = rows.first() else {
+                return Ok(LogRead::Page(Page::default()));
+            };
+            let floor = u64_from_sql("log_floor_seq", first.try_get(0)?)?;
+            let head = u64_from_sql("head_seq", first.try_get(1)?)?;
+            if after_seq < floor {
+                return Ok(LogRead::Truncated { floor });
+            }
+            let mut page = Page::default();
+            for r in &rows {
+                let Some(seq) = r.try_get::<_, Option<i64>>(2)? else {
+                    continue;
+                };
+                page.rows.push(LogRow {
+                    seq: u64_from_sql("seq", seq)?,
+                    origin: key(r.try_get(3)?, "origin")?,
+                    content_id: key(r.try_get(4)?, "content id")?,
+                    bytes: r.try_get(5)?,
+                });
+            }
+            let last = page.rows.last().map_or(after_seq, |r| r.seq);
+            page.more = last < head;
+            Ok(LogRead::Page(page))
+        })
+    }
+
+    fn retain(
+        &mut self,
+        account: &str,
+        retention: &Retention,
+        now_ms: u64,
+    ) -> Result<Retained, StoreError> {
+        let now = u64_to_sql("now_ms", now_ms)?;
+        let active_after = threshold(now, retention.log_retention_ms);
+        let staged_before = threshold(now, retention.staged_ttl_ms);
+        self.run(Shape::WriteMany, |c| {
+            // The account's lock first, as appends and publishes take it.
+            if c.lock_account(account)?.is_none() {
+                return Ok(Retained::default());
+            }
+            let stats = c.epoch_state(account)?;
+            let row = c.query_one(
+                "SELECT (SELECT min(cursor) FROM devices
+                         WHERE account = $1 AND last_seen_ms > $2),
+                        (SELECT min(seq) FROM log WHERE account = $1 AND appended_at_ms > $2)",
+                &[&account, &active_after],
+            )?;
+            let min_active_cursor: Option<i64> = row.try_get(0)?;
+            let first_recent_seq: Option<i64> = row.try_get(1)?;
+            let floor = retained_floor(
+                &stats,
+                min_active_cursor
+                    .map(|v| u64_from_sql("cursor", v))
+                    .transpose()?,
+                first_recent_seq
+                    .map(|v| u64_from_sql("seq", v))
+                    .transpose()?,
+            );
+            let mut retained = Retained {
+                floor_seq: floor,
+                ..Retained::default()
+            };
+            if floor > stats.floor_seq {
+                let floor = u64_to_sql("log_floor_seq", floor)?;
+                retained.log_entries = c.execute(
+                    "DELETE FROM log WHERE account = $1 AND seq <= $2",
+                    &[&account, &floor],
+                )?;
+                c.execute(
+                    "UPDATE accounts SET log_floor_seq = $2 WHERE account = $1",
+                    &[&account, &floor],
+                )?;
+            }
+            let epoch = u64_to_sql("epoch", stats.epoch)?;
+            retained.snapshot_chunks = c.execute(
+                "DELETE FROM snapshot_chunks WHERE account = $1 AND committed
+                    AND snapshot_id IN (SELECT snapshot_id FROM epochs
+                                        WHERE account = $1 AND epoch + 1 < $2)",
+                &[&account, &epoch],
+            )?;
+            retained.staged_chunks = c.execute(
+                "DELETE FROM snapshot_chunks WHERE account = $1 AND NOT committed
+                    AND staged_at_ms <= $2",
+                &[&account, &staged_before],
+            )?;
+            Ok(retained)
+        })
     }
 
     fn set_cursor(

@@ -14,11 +14,12 @@ use std::collections::HashMap;
 
 use super::{
     check_envelopes, check_publish, chunk_hash, expiry_after, missing_chunks, plan_append,
-    plan_login, publish_condition, published_row, AccountStatus, AppendFacts, AppendOutcome,
-    AppendPlan, Appended, ChunkHash, ContentKey, DeviceKey, DeviceMention, DeviceRow,
-    EnrollmentRow, EnvelopeIn, EpochRow, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page,
-    PayloadKey, PayloadRow, Publish, PublishOutcome, PutPayload, RelayStore, Revocation,
-    RevocationKind, RevokeOutcome, StagedChunk, TailStats, TokenUse,
+    plan_login, publish_condition, published_row, retained_floor, AccountStatus, AppendFacts,
+    AppendOutcome, AppendPlan, Appended, ChunkHash, ContentKey, DeviceKey, DeviceMention,
+    DeviceRow, EnrollmentRow, EnvelopeIn, EpochRow, LogRead, LogRow, Login, LoginFacts,
+    LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, Publish, PublishOutcome, PutPayload,
+    RelayStore, Retained, Retention, Revocation, RevocationKind, RevokeOutcome, StagedChunk,
+    TailStats, TokenUse,
 };
 use crate::migrate::{self, Migration};
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
@@ -288,6 +289,50 @@ fn epoch_state(conn: &Connection, account: &str) -> Result<TailStats, StoreError
         bytes: u64_from_sql("tail_bytes", bytes)?,
         floor_seq: u64_from_sql("log_floor_seq", floor)?,
     })
+}
+
+/// Up to `count_max` rows after `after_seq` within `bytes_max` (at least
+/// one when there is one), and whether the log holds more before `head`.
+fn read_page(
+    conn: &Connection,
+    account: &str,
+    after_seq: u64,
+    count_max: usize,
+    bytes_max: usize,
+    head: u64,
+) -> Result<Page, StoreError> {
+    let mut page = Page::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, origin, content_id, length(bytes), bytes FROM log
+         WHERE account = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let limit = bound_usize(count_max);
+    let mut rows = stmt.query(params![account, bound(after_seq), limit])?;
+    let mut bytes = 0usize;
+    while let Some(r) = rows.next()? {
+        let len = u64_from_sql("delta length", r.get(3)?)? as usize;
+        if !page.rows.is_empty() && bytes + len > bytes_max {
+            break;
+        }
+        bytes += len;
+        page.rows.push(LogRow {
+            seq: u64_from_sql("seq", r.get(0)?)?,
+            origin: key(r.get(1)?, "origin")?,
+            content_id: key(r.get(2)?, "content id")?,
+            bytes: r.get(4)?,
+        });
+    }
+    let last = page.rows.last().map_or(after_seq, |r| r.seq);
+    page.more = last < head;
+    Ok(page)
+}
+
+/// `now - keep`, as the bound a stored time is compared with: a time after
+/// it is younger than `keep`. At least -1, so that every stored time (never
+/// negative) is after it when `keep` reaches back before 1970.
+fn threshold(now: i64, keep_ms: u64) -> i64 {
+    let t = i128::from(now) - i128::from(keep_ms);
+    i64::try_from(t.max(-1)).unwrap_or(-1)
 }
 
 impl RelayStore for SqliteRelayStore {
@@ -692,33 +737,96 @@ impl RelayStore for SqliteRelayStore {
         // One read transaction, so the page and `more` see the same log.
         let tx = self.read()?;
         let head = head_seq(&tx, account)?;
-        let mut page = Page::default();
-        {
-            let mut stmt = tx.prepare_cached(
-                "SELECT seq, origin, content_id, length(bytes), bytes FROM log
-                 WHERE account = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            )?;
-            let limit = bound_usize(count_max);
-            let mut rows = stmt.query(params![account, bound(after_seq), limit])?;
-            let mut bytes = 0usize;
-            while let Some(r) = rows.next()? {
-                let len = u64_from_sql("delta length", r.get(3)?)? as usize;
-                if !page.rows.is_empty() && bytes + len > bytes_max {
-                    break;
-                }
-                bytes += len;
-                page.rows.push(LogRow {
-                    seq: u64_from_sql("seq", r.get(0)?)?,
-                    origin: key(r.get(1)?, "origin")?,
-                    content_id: key(r.get(2)?, "content id")?,
-                    bytes: r.get(4)?,
-                });
-            }
-        }
+        let page = read_page(&tx, account, after_seq, count_max, bytes_max, head)?;
         tx.commit()?;
-        let last = page.rows.last().map_or(after_seq, |r| r.seq);
-        page.more = last < head;
         Ok(page)
+    }
+
+    fn read_log_from(
+        &mut self,
+        account: &str,
+        after_seq: u64,
+        count_max: usize,
+        bytes_max: usize,
+    ) -> Result<LogRead, StoreError> {
+        // The floor and the rows in one read transaction: one snapshot.
+        let tx = self.read()?;
+        let state = epoch_state(&tx, account)?;
+        let read = if after_seq < state.floor_seq {
+            LogRead::Truncated {
+                floor: state.floor_seq,
+            }
+        } else {
+            LogRead::Page(read_page(
+                &tx,
+                account,
+                after_seq,
+                count_max,
+                bytes_max,
+                state.head_seq,
+            )?)
+        };
+        tx.commit()?;
+        Ok(read)
+    }
+
+    fn retain(
+        &mut self,
+        account: &str,
+        retention: &Retention,
+        now_ms: u64,
+    ) -> Result<Retained, StoreError> {
+        let now = u64_to_sql("now_ms", now_ms)?;
+        let tx = self.write()?;
+        let stats = epoch_state(&tx, account)?;
+        let active_after = threshold(now, retention.log_retention_ms);
+        let min_active_cursor: Option<i64> = tx.query_row(
+            "SELECT min(cursor) FROM devices WHERE account = ?1 AND last_seen_ms > ?2",
+            params![account, active_after],
+            |r| r.get(0),
+        )?;
+        let first_recent_seq: Option<i64> = tx.query_row(
+            "SELECT min(seq) FROM log WHERE account = ?1 AND appended_at_ms > ?2",
+            params![account, active_after],
+            |r| r.get(0),
+        )?;
+        let floor = retained_floor(
+            &stats,
+            min_active_cursor
+                .map(|c| u64_from_sql("cursor", c))
+                .transpose()?,
+            first_recent_seq
+                .map(|s| u64_from_sql("seq", s))
+                .transpose()?,
+        );
+        let mut retained = Retained {
+            floor_seq: floor,
+            ..Retained::default()
+        };
+        if floor > stats.floor_seq {
+            let floor = u64_to_sql("log_floor_seq", floor)?;
+            retained.log_entries = tx.execute(
+                "DELETE FROM log WHERE account = ?1 AND seq <= ?2",
+                params![account, floor],
+            )? as u64;
+            tx.execute(
+                "UPDATE accounts SET log_floor_seq = ?2 WHERE account = ?1",
+                params![account, floor],
+            )?;
+        }
+        retained.snapshot_chunks = tx.execute(
+            "DELETE FROM snapshot_chunks WHERE account = ?1 AND committed = 1
+                AND snapshot_id IN (SELECT snapshot_id FROM epochs
+                                    WHERE account = ?1 AND epoch + 1 < ?2)",
+            params![account, u64_to_sql("epoch", stats.epoch)?],
+        )? as u64;
+        retained.staged_chunks = tx.execute(
+            "DELETE FROM snapshot_chunks WHERE account = ?1 AND committed = 0
+                AND staged_at_ms <= ?2",
+            params![account, threshold(now, retention.staged_ttl_ms)],
+        )? as u64;
+        tx.commit()?;
+        Ok(retained)
     }
 
     fn head_seq(&mut self, account: &str) -> Result<u64, StoreError> {
