@@ -22,6 +22,10 @@
 //!
 //! Each [`TestDb`] is a fresh database (`CREATE DATABASE` with a unique
 //! name), so tests run in parallel; it is dropped with the handle.
+//!
+//! A test that restarts the server ([`Cluster::restart`]) starts a
+//! [`Cluster`] of its own, whatever [`URL_VAR`] says, so that the server
+//! the other tests share is never stopped under them.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -178,7 +182,7 @@ fn server() -> Result<&'static Server, String> {
             }
             let cluster = Cluster::start()?;
             Ok(Server {
-                admin_url: format!("postgresql://postgres@127.0.0.1:{}/postgres", cluster.port),
+                admin_url: cluster.url(),
                 started_ns,
                 _cluster: Some(cluster),
             })
@@ -208,15 +212,78 @@ fn with_dbname(url: &str, db: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// A PostgreSQL server in a temporary folder, stopped by its watchdog.
-struct Cluster {
+/// A PostgreSQL server in a temporary folder, stopped by its watchdog when
+/// this handle is dropped or this process ends. [`TestDb`] uses one shared
+/// server; a test that must restart the server itself (what a relay does
+/// when its database goes away and comes back) starts one of its own, so
+/// the other tests' server is never touched.
+pub struct Cluster {
     port: u16,
+    as_root: bool,
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    /// The server options it was started with, for a restart.
+    options: String,
     /// The watchdog; its stdin is the pipe whose end stops the server.
     _watchdog: Child,
 }
 
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("port", &self.port)
+            .field("data", &self.data)
+            .finish()
+    }
+}
+
 impl Cluster {
-    fn start() -> Result<Cluster, String> {
+    /// The URL of its `postgres` database (role `postgres`, no password):
+    /// a database for a test, and the one to act on the server from.
+    pub fn url(&self) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server the way a crash does (`pg_ctl stop -m immediate`:
+    /// every connection dropped at once, no shutdown checkpoint, WAL replay
+    /// at the next start), keeps it down for `down`, and starts it again on
+    /// the same port and folder. Clients see connections ended and refused,
+    /// then a server with every committed transaction.
+    pub fn restart(&self, down: std::time::Duration) -> Result<(), String> {
+        run(as_owner(self.as_root, &self.pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"]))?;
+        std::thread::sleep(down);
+        self.pg_ctl_start()
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        run(as_owner(self.as_root, &self.pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args([
+                "-w",
+                "-t",
+                &START_TIMEOUT_S.to_string(),
+                "-s",
+                "-o",
+                &self.options,
+            ])
+            .arg("start"))
+        .map(drop)
+        .map_err(|error| {
+            let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            format!("{error}; server log: {}", tail.join(" / "))
+        })
+    }
+
+    /// A new server in a temporary folder, on a free loopback port.
+    pub fn start() -> Result<Cluster, String> {
         let bin = find_bin_dir()?;
         let (initdb, pg_ctl) = (bin.join("initdb"), bin.join("pg_ctl"));
         let as_root = is_root();
@@ -245,43 +312,30 @@ impl Cluster {
             "--locale=C",
             "-N",
         ]))?;
-        let log = dir.join("server.log");
+        let mut cluster = Cluster {
+            port: 0,
+            as_root,
+            pg_ctl,
+            data,
+            log: dir.join("server.log"),
+            options: String::new(),
+            _watchdog: watchdog,
+        };
         let mut last_error = String::new();
         for _ in 0..START_ATTEMPTS_MAX {
-            let port = free_port()?;
-            // fsync off: a throwaway server for tests needs no durability,
-            // and the tests run faster.
-            let options = format!(
-                "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
+            cluster.port = free_port()?;
+            // fsync off: a throwaway server for tests needs no durability
+            // against a machine crash (a server crash loses nothing), and
+            // the tests run faster.
+            cluster.options = format!(
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off \
                  -c full_page_writes=off -c max_connections=200",
+                cluster.port,
                 dir.display()
             );
-            let started = run(as_owner(as_root, &pg_ctl)
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(&log)
-                .args([
-                    "-w",
-                    "-t",
-                    &START_TIMEOUT_S.to_string(),
-                    "-s",
-                    "-o",
-                    &options,
-                ])
-                .arg("start"));
-            match started {
-                Ok(_) => {
-                    return Ok(Cluster {
-                        port,
-                        _watchdog: watchdog,
-                    })
-                }
-                Err(error) => {
-                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-                    last_error = format!("{error}; server log: {}", tail.join(" / "));
-                }
+            match cluster.pg_ctl_start() {
+                Ok(()) => return Ok(cluster),
+                Err(error) => last_error = error,
             }
         }
         Err(format!("PostgreSQL did not start: {last_error}"))
