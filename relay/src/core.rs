@@ -630,7 +630,7 @@ impl RelayCore {
         me.last_active_ms = now_ms;
         let me = me.clone();
         let mut outcome = match request {
-            Request::Push(deltas) => self.push(conn, &me, deltas),
+            Request::Push(deltas) => self.push(conn, &me, deltas, now_ms),
             Request::Pull {
                 after_seq,
                 count_max,
@@ -1814,7 +1814,7 @@ impl RelayCore {
 
     // ---- Deltas and payloads. ----
 
-    fn push(&mut self, conn: ConnId, me: &Online, deltas: Vec<WireDelta>) -> Outcome {
+    fn push(&mut self, conn: ConnId, me: &Online, deltas: Vec<WireDelta>, now_ms: u64) -> Outcome {
         let input: Vec<([u8; 32], &[u8])> = deltas
             .iter()
             .map(|d| (d.content_id().0, d.bytes()))
@@ -1869,20 +1869,26 @@ impl RelayCore {
             appended.len().saturating_sub(deltas_new),
         );
         if deltas_new > 0 {
-            self.notify_offline(me, deltas_new, head_seq);
+            self.notify_offline(me, deltas_new, head_seq, now_ms);
         }
         outcome
     }
 
-    fn notify_offline(&mut self, me: &Online, deltas_new: usize, head_seq: u64) {
+    /// Tells the offline-push hook about each of the account's devices
+    /// that is offline: online on no node (across nodes, a device online
+    /// on another node is online), enrolled and not revoked. Reads the
+    /// other nodes' sessions only when some device is offline here.
+    fn notify_offline(&mut self, me: &Online, deltas_new: usize, head_seq: u64, now_ms: u64) {
+        let here: BTreeSet<DeviceId> = self
+            .online
+            .of_account(&me.account)
+            .map(|(_, o)| o.device)
+            .collect();
+        let all_others_offline =
+            self.config.offline_push_policy == OfflinePushPolicy::WhenAllOthersOffline;
         // Under "all others offline", another device on a screen means no
         // notification (and no store read).
-        if self.config.offline_push_policy == OfflinePushPolicy::WhenAllOthersOffline
-            && self
-                .online
-                .of_account(&me.account)
-                .any(|(_, o)| o.device != me.device)
-        {
+        if all_others_offline && here.iter().any(|d| *d != me.device) {
             return;
         }
         let devices = match self.store.devices(me.account.as_str()) {
@@ -1892,26 +1898,40 @@ impl RelayCore {
                 return;
             }
         };
-        for row in devices {
-            // A device whose enrollment was revoked gets nothing pushed:
-            // it is logged out.
-            if row.enrollment.as_ref().is_none_or(|e| e.revoked.is_some()) {
-                continue;
+        // A device whose enrollment was revoked gets nothing pushed: it is
+        // logged out.
+        let mut offline: Vec<DeviceId> = devices
+            .iter()
+            .filter(|row| row.enrollment.as_ref().is_some_and(|e| e.revoked.is_none()))
+            .map(|row| DeviceId(row.device))
+            .filter(|device| !here.contains(device))
+            .collect();
+        if offline.is_empty() {
+            return;
+        }
+        if self.cross_node {
+            let elsewhere = match self.store.sessions_elsewhere(me.account.as_str(), now_ms) {
+                Ok(sessions) => sessions,
+                Err(error) => {
+                    // Online state unknown: no notification rather than one
+                    // to a device that may be on a screen.
+                    tracing::warn!(%error, "could not list sessions for the offline-push hook");
+                    return;
+                }
+            };
+            if all_others_offline && elsewhere.iter().any(|s| s.device != me.device.0) {
+                return;
             }
-            let device = DeviceId(row.device);
-            let online = self
-                .online
-                .of_account(&me.account)
-                .any(|(_, o)| o.device == device);
-            if !online {
-                self.hook.delta_for_offline_device(&OfflineDelta {
-                    account: &me.account,
-                    device,
-                    origin: me.device,
-                    deltas_new,
-                    head_seq,
-                });
-            }
+            offline.retain(|device| !elsewhere.iter().any(|s| s.device == device.0));
+        }
+        for device in offline {
+            self.hook.delta_for_offline_device(&OfflineDelta {
+                account: &me.account,
+                device,
+                origin: me.device,
+                deltas_new,
+                head_seq,
+            });
         }
     }
 

@@ -10,11 +10,11 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tandem_relay::{OverflowPolicy, StoreLocation};
+use tandem_relay::{OfflinePushPolicy, OverflowPolicy, StoreLocation};
 use tandem_storage::pg_test::TestDb;
 use tandem_storage::relay::FEED_APPLICATION_NAME_SUFFIX;
 use tandem_transport::limits::DELTAS_PER_PAGE_MAX;
@@ -611,4 +611,54 @@ async fn operator_across_nodes(db: &str) {
     drop(admin);
     one.stop().await.expect("node one stops");
     two.stop().await.expect("node two stops");
+}
+
+/// A node's offline-push hook hears only of devices online on no node: a
+/// device online on the other node is online, under either policy.
+#[test]
+fn the_offline_push_hook_counts_a_device_on_the_other_node_as_online() {
+    with_database(|db| async move { offline_hook_across_nodes(&db).await });
+}
+
+async fn offline_hook_across_nodes(db: &str) {
+    use OfflinePushPolicy::*;
+    // Device 1 pushes on node one; device 2 is online on node two; device
+    // 3 logged in once on node two and is offline.
+    for (tag, policy, expected) in [
+        (1, EachOfflineDevice, vec![device(3)]),
+        (2, WhenAllOthersOffline, vec![]),
+    ] {
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let mut first = config(StoreLocation::Postgres(db.to_owned()));
+        first.offline_push_policy = policy;
+        let hook = RecordingHook(heard.clone());
+        let one = start_with(first, move |r| r.with_offline_push_hook(Box::new(hook))).await;
+        let two = node(db).await;
+        drop(login(&two, "alice", 3).await);
+        let laptop = login(&two, "alice", 2).await;
+        let mut phone = login(&one, "alice", 1).await;
+        // Wait (bounded) until node one sees device 3 offline and device 2
+        // online, across nodes.
+        let deadline = Instant::now() + WAIT;
+        loop {
+            phone.session().list_devices().unwrap();
+            let list = expect(&mut phone, |e| match e {
+                SessionEvent::Devices(list) => Some(list.clone()),
+                _ => None,
+            })
+            .await;
+            let online = |n: u8| list.iter().any(|d| d.id == device(n) && d.online);
+            if online(2) && !online(3) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "device states: {list:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        push_acked(&mut phone, deltas(tag, 1)).await;
+        let heard: Vec<_> = heard.lock().unwrap().iter().map(|(d, _, _)| *d).collect();
+        assert_eq!(heard, expected, "under {policy:?}");
+        drop((phone, laptop));
+        one.stop().await.expect("node one stops");
+        two.stop().await.expect("node two stops");
+    }
 }

@@ -8,7 +8,6 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use tandem_relay::hook::{OfflineDelta, OfflinePushHook};
 use tandem_relay::token::{self, Purpose};
 use tandem_relay::{OfflinePushPolicy, OverflowPolicy, StoreLocation};
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX};
@@ -243,17 +242,6 @@ async fn the_offline_push_policy_decides_who_is_notified_and_a_kicked_device_nev
         offline_pushes(WhenAllOthersOffline, false).await,
         vec![device(2), device(3)]
     );
-}
-
-struct RecordingHook(Arc<Mutex<Vec<(tandem_transport::DeviceId, usize, u64)>>>);
-
-impl OfflinePushHook for RecordingHook {
-    fn delta_for_offline_device(&mut self, event: &OfflineDelta<'_>) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((event.device, event.deltas_new, event.head_seq));
-    }
 }
 
 on_both_links!(device_limit_refuses_the_newcomer_below_at_above);

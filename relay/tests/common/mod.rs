@@ -7,10 +7,12 @@
 
 #![allow(dead_code)]
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tandem_relay::harness;
 pub use tandem_relay::harness::LoopbackRelay;
+use tandem_relay::hook::{OfflineDelta, OfflinePushHook};
 use tandem_relay::secret::Secret;
 use tandem_relay::{Relay, RelayConfig, StoreLocation};
 use tandem_transport::driver::{Connection, Link, RelayLink};
@@ -302,5 +304,18 @@ pub fn raw_hello(
         platform: Platform::Web,
         login_token: Some(relay.token(&account(account_name))),
         resume_cursor: 0,
+    }
+}
+
+/// An offline-push hook that records what it hears: (device, new deltas,
+/// head seq) per call.
+pub struct RecordingHook(pub Arc<Mutex<Vec<(DeviceId, usize, u64)>>>);
+
+impl OfflinePushHook for RecordingHook {
+    fn delta_for_offline_device(&mut self, event: &OfflineDelta<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((event.device, event.deltas_new, event.head_seq));
     }
 }
