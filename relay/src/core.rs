@@ -1876,9 +1876,13 @@ impl RelayCore {
 
     /// Tells the offline-push hook about each of the account's devices
     /// that is offline: online on no node (across nodes, a device online
-    /// on another node is online), enrolled and not revoked. Reads the
-    /// other nodes' sessions only when some device is offline here.
+    /// on another node is online), enrolled and not revoked. Reads nothing
+    /// when the hook is not enabled, and the other nodes' sessions only
+    /// when some device is offline here.
     fn notify_offline(&mut self, me: &Online, deltas_new: usize, head_seq: u64, now_ms: u64) {
+        if !self.hook.enabled() {
+            return;
+        }
         let here: BTreeSet<DeviceId> = self
             .online
             .of_account(&me.account)
