@@ -209,36 +209,15 @@ async fn a_scrape_while_devices_work_counts_what_they_did() {
     relay.stop().await.expect("the relay stops");
 }
 
-/// Runs `test` on a tokio runtime with a fresh database; made and dropped
-/// outside the runtime (the sync client refuses to run inside one).
-fn with_test_db<F: std::future::Future<Output = ()>>(test: impl FnOnce(Arc<TestDb>) -> F) {
-    let db = Arc::new(TestDb::create());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(test(db.clone()));
-    drop(runtime);
-    drop(db);
-}
-
-/// Runs `sql` on the database's admin connection, on a plain thread.
+/// Runs `sql` on the database's admin connection, `$db` replaced by the
+/// database's name.
 async fn admin(db: &Arc<TestDb>, sql: String) {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        std::thread::spawn(move || {
-            let mut admin = db.admin();
-            let name = db.name().to_owned();
-            admin
-                .execute(&sql.replace("$db", &name), &[])
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        })
-        .join()
-        .expect("the thread")
+    on_admin(db, move |db| {
+        db.admin()
+            .execute(&sql.replace("$db", db.name()), &[])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     })
     .await
-    .expect("the blocking task")
 }
 
 #[test]

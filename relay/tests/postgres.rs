@@ -38,19 +38,6 @@ fn with_database<F: std::future::Future<Output = ()>>(test: impl FnOnce(String) 
     with_test_db(|db| test(db.url().to_owned()));
 }
 
-/// [`with_database`], handing the test the database itself.
-fn with_test_db<F: std::future::Future<Output = ()>>(test: impl FnOnce(Arc<TestDb>) -> F) {
-    let db = Arc::new(TestDb::create());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(test(db.clone()));
-    drop(runtime);
-    drop(db);
-}
-
 async fn push_acked(conn: &mut Conn, batch: Vec<WireDelta>) -> Vec<u64> {
     conn.session().push(batch).unwrap();
     expect(conn, |e| match e {
@@ -372,25 +359,18 @@ fn a_node_that_missed_notifications_catches_up_by_reading() {
 
 /// Ends the connections of the database's change feeds.
 async fn end_feed_connections(db: &Arc<TestDb>) -> u64 {
-    let db = db.clone();
-    // The sync client runs a runtime of its own: a plain thread.
-    tokio::task::spawn_blocking(move || {
-        std::thread::spawn(move || {
-            let rows = db
-                .admin()
-                .query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                     WHERE datname = $1 AND application_name LIKE '%' || $2",
-                    &[&db.name(), &FEED_APPLICATION_NAME_SUFFIX],
-                )
-                .expect("ending the feeds' connections");
-            rows.len() as u64
-        })
-        .join()
-        .expect("the thread")
+    on_admin(db, |db| {
+        let rows = db
+            .admin()
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND application_name LIKE '%' || $2",
+                &[&db.name(), &FEED_APPLICATION_NAME_SUFFIX],
+            )
+            .expect("ending the feeds' connections");
+        rows.len() as u64
     })
     .await
-    .expect("the blocking task")
 }
 
 async fn catch_up_after_lost_listener(db: Arc<TestDb>) {

@@ -14,42 +14,29 @@ use tandem_storage::pg_test::TestDb;
 const ACCOUNTS: u8 = 40;
 const DEVICES: u8 = 4;
 
-/// The database's deadlock count, from its statistics (on a plain thread:
-/// the sync client runs a runtime of its own).
+/// The database's deadlock count, from its statistics.
 async fn deadlocks(db: &Arc<TestDb>) -> i64 {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        std::thread::spawn(move || {
-            let mut admin = db.admin();
-            // Statistics are sent by backends when they go idle; make
-            // sure this one reads the latest.
-            admin
-                .batch_execute("SELECT pg_stat_clear_snapshot()")
-                .expect("clearing the snapshot");
-            admin
-                .query_one(
-                    "SELECT deadlocks FROM pg_stat_database WHERE datname = $1",
-                    &[&db.name()],
-                )
-                .expect("the database's statistics")
-                .get(0)
-        })
-        .join()
-        .expect("the thread")
+    on_admin(db, |db| {
+        let mut admin = db.admin();
+        // Statistics are sent by backends when they go idle; make sure
+        // this one reads the latest.
+        admin
+            .batch_execute("SELECT pg_stat_clear_snapshot()")
+            .expect("clearing the snapshot");
+        admin
+            .query_one(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = $1",
+                &[&db.name()],
+            )
+            .expect("the database's statistics")
+            .get(0)
     })
     .await
-    .expect("the blocking task")
 }
 
 #[test]
 fn first_logins_across_two_nodes_at_once_never_deadlock() {
-    let db = Arc::new(TestDb::create());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async {
+    with_test_db(|db| async move {
         let mut nodes = Vec::new();
         for _ in 0..2 {
             let mut config = config(StoreLocation::Postgres(db.url().to_owned()));
@@ -94,6 +81,4 @@ fn first_logins_across_two_nodes_at_once_never_deadlock() {
                 .expect("the node stops");
         }
     });
-    drop(runtime);
-    drop(db);
 }

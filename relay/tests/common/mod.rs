@@ -15,6 +15,7 @@ pub use tandem_relay::harness::LoopbackRelay;
 use tandem_relay::hook::{OfflineDelta, OfflinePushHook};
 use tandem_relay::secret::Secret;
 use tandem_relay::{Relay, RelayConfig, StoreLocation};
+use tandem_storage::pg_test::TestDb;
 use tandem_transport::driver::{Connection, Link, RelayLink};
 use tandem_transport::{
     AccountId, ClientConfig, DeviceId, DeviceKey, ErrorCode, Platform, Refusal, SessionEvent,
@@ -318,4 +319,37 @@ impl OfflinePushHook for RecordingHook {
             .unwrap()
             .push((event.device, event.deltas_new, event.head_seq));
     }
+}
+
+/// Runs `test` on a tokio runtime with a fresh PostgreSQL database of its
+/// own (`pg_test`). The database is made and dropped outside the runtime:
+/// the sync `postgres` client runs a runtime of its own, which tokio
+/// refuses inside one.
+pub fn with_test_db<F: std::future::Future<Output = ()>>(test: impl FnOnce(Arc<TestDb>) -> F) {
+    let db = Arc::new(TestDb::create());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(test(db.clone()));
+    drop(runtime);
+    drop(db);
+}
+
+/// Runs `f` on a plain thread (the sync client `TestDb::admin` gives
+/// runs a runtime of its own), for a test that acts on its database from
+/// outside.
+pub async fn on_admin<T: Send + 'static>(
+    db: &Arc<TestDb>,
+    f: impl FnOnce(&TestDb) -> T + Send + 'static,
+) -> T {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || f(&db))
+            .join()
+            .expect("the thread")
+    })
+    .await
+    .expect("the blocking task")
 }
