@@ -490,12 +490,18 @@ impl RelayCore {
     /// ([`RelayCore::create_accounts`]) and locks the former at its start
     /// ([`RelayCore::lock_accounts`]), so that two nodes' groups lock
     /// accounts in one order and never create one inside both at once.
+    /// Empty on a node that is alone on its store.
     pub fn group_accounts<'a>(
         &self,
         requests: impl IntoIterator<Item = (ConnId, &'a Request)>,
         now_ms: u64,
     ) -> GroupAccounts {
         let mut group = GroupAccounts::default();
+        if !self.cross_node {
+            // Alone on its store, a node has nobody to lock against: no
+            // token check or name copy per request.
+            return group;
+        }
         for (conn, request) in requests {
             let account = match request {
                 Request::Proof { .. } => match self.pending.get(&conn) {
