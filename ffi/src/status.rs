@@ -91,6 +91,9 @@ pub enum StopReason {
     Config { details: String },
     /// The device's own store failed before a connection could start.
     Store { details: String },
+    /// A relay address cannot be used (empty list, too many, another
+    /// scheme, `wss://`); `details` names the address and its place.
+    Address { details: String },
     /// A reason this build of the bindings does not know.
     Unknown { details: String },
 }
@@ -116,6 +119,9 @@ impl From<&o::StopReason> for StopReason {
                 details: error.to_string(),
             },
             o::StopReason::Store(error) => StopReason::Store {
+                details: error.to_string(),
+            },
+            o::StopReason::Address(error) => StopReason::Address {
                 details: error.to_string(),
             },
             other => StopReason::Unknown {
@@ -164,6 +170,13 @@ impl From<&o::LastError> for LastError {
 pub enum LinkError {
     /// The TCP connection could not be made; `kind` is the OS error kind.
     Connect { kind: String, details: String },
+    /// The TCP connection was made but the WebSocket upgrade failed (a
+    /// `ws://` address): not a relay's WebSocket listener, or a busy relay
+    /// (HTTP 503). `status` is the HTTP status, if one was answered.
+    Handshake {
+        status: Option<u16>,
+        details: String,
+    },
     /// No answer within the connect timeout.
     ConnectTimedOut { after_ms: u64 },
     /// The relay refused something with an error code.
@@ -183,6 +196,10 @@ impl From<&o::LinkError> for LinkError {
         match value {
             o::LinkError::Connect { kind, message } => LinkError::Connect {
                 kind: format!("{kind:?}"),
+                details: message.clone(),
+            },
+            o::LinkError::Handshake { status, message } => LinkError::Handshake {
+                status: *status,
                 details: message.clone(),
             },
             o::LinkError::ConnectTimedOut { after_ms } => LinkError::ConnectTimedOut {
@@ -498,6 +515,30 @@ impl StatusCondition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn address_stops_and_handshake_failures_have_their_variants() {
+        let error = o::parse_relays(&["127.0.0.1:1", "ftp://x"]).unwrap_err();
+        let stop = StopReason::from(&o::StopReason::Address(error.clone()));
+        assert_eq!(
+            stop,
+            StopReason::Address {
+                details: error.to_string()
+            }
+        );
+        assert!(error.to_string().contains("2 of 2"), "{error}");
+        let link = LinkError::from(&o::LinkError::Handshake {
+            status: Some(503),
+            message: "busy".into(),
+        });
+        assert_eq!(
+            link,
+            LinkError::Handshake {
+                status: Some(503),
+                details: "busy".into()
+            }
+        );
+    }
 
     #[test]
     fn every_error_code_has_its_variant_and_unknown_ones_keep_their_number() {
