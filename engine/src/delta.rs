@@ -158,26 +158,36 @@ impl Delta {
             return Err(DeltaError::OriginSeqOutOfRange(delta.origin_seq));
         }
         delta.op.validate()?;
-        if delta.read_markers.len() > READ_MARKERS_PER_DELTA_MAX {
-            return Err(DeltaError::InvalidOp(InvalidOp::TooMany {
-                field: "read markers",
-                len: delta.read_markers.len(),
-                max: READ_MARKERS_PER_DELTA_MAX,
-            }));
-        }
+        check_read_markers(&delta.read_markers)?;
         let change = match &delta.change {
             None => None,
-            Some(raw) => {
-                let change = automerge::Change::from_bytes(raw.clone())
-                    .map_err(|e| DeltaError::MalformedChange(e.to_string()))?;
-                if change.actor_id().to_bytes() != delta.origin.0 {
-                    return Err(DeltaError::ForgedOrigin {
-                        origin: delta.origin,
-                    });
-                }
-                Some(change)
-            }
+            Some(raw) => Some(decode_change(raw, delta.origin)?),
         };
         Ok((delta, change))
     }
+}
+
+/// Checks the read markers one operation carries: at most
+/// [`READ_MARKERS_PER_DELTA_MAX`]. Shared by deltas and sealed envelopes
+/// (`crate::seal`), so both refuse exactly the same.
+pub(crate) fn check_read_markers(markers: &[ReadMarker]) -> Result<(), DeltaError> {
+    if markers.len() > READ_MARKERS_PER_DELTA_MAX {
+        return Err(DeltaError::InvalidOp(InvalidOp::TooMany {
+            field: "read markers",
+            len: markers.len(),
+            max: READ_MARKERS_PER_DELTA_MAX,
+        }));
+    }
+    Ok(())
+}
+
+/// Decodes one operation's automerge change and checks that `origin` made
+/// it. Shared by deltas and sealed envelopes (`crate::seal`).
+pub(crate) fn decode_change(raw: &[u8], origin: DeviceId) -> Result<automerge::Change, DeltaError> {
+    let change = automerge::Change::from_bytes(raw.to_vec())
+        .map_err(|e| DeltaError::MalformedChange(e.to_string()))?;
+    if change.actor_id().to_bytes() != origin.0 {
+        return Err(DeltaError::ForgedOrigin { origin });
+    }
+    Ok(change)
 }

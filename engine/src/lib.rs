@@ -14,6 +14,7 @@ pub mod limits;
 pub mod model;
 pub mod op;
 mod rules;
+pub mod seal;
 pub mod sync;
 
 pub use doc::DocError;

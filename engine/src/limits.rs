@@ -29,6 +29,32 @@ pub const READ_MARKERS_PER_DELTA_MAX: usize = 10_000;
 /// above what a valid one needs; anything larger is refused unread.
 pub const DELTA_BYTES_MAX: usize = 1024 * 1024;
 
+/// Operations in one sealed envelope (design D1): the batch a device seals
+/// before a push.
+pub const OPS_PER_ENVELOPE_MAX: usize = 1024;
+
+/// Bytes of an envelope body's payload (the postcard body, after inflating
+/// a DEFLATE one). Inflation stops and refuses the envelope as soon as it
+/// would pass this, so a small envelope cannot make a device allocate
+/// more.
+pub const ENVELOPE_PLAINTEXT_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// A sealed body's payload of at least this many bytes is DEFLATE'd
+/// before it is encrypted; a smaller one is sealed as it is.
+pub const ENVELOPE_DEFLATE_FROM_BYTES: usize = 1024;
+
+/// Entries in an envelope body's view of the other devices' chains: one per
+/// device of the roster, so at most the devices one account can have.
+pub const VIEW_ENTRIES_PER_ENVELOPE_MAX: usize = tandem_transport::limits::DEVICES_PER_ACCOUNT_MAX;
+
+/// Bytes in one sealed envelope, header, ciphertext and signature: the
+/// transport's bound, the same as [`DELTA_BYTES_MAX`].
+pub use tandem_transport::limits::ENVELOPE_BYTES_MAX;
+
+/// The plaintext of an envelope is padded with zeros to a multiple of
+/// this many bytes.
+pub use tandem_transport::envelope::ENVELOPE_PAD_BYTES;
+
 /// Deltas in one `apply_remote` batch: one batch is one SQLite transaction.
 pub const DELTAS_PER_BATCH_MAX: usize = 10_000;
 
