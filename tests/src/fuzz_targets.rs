@@ -9,6 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tandem_engine::delta::{Delta, EncodedDelta};
+use tandem_engine::seal::{
+    self, BodyV1, Changes, EnvelopeKey, GenerationRoot, OpEntry, OriginSigner, SealHeader,
+};
 use tandem_engine::event::{EventKind, MessageEvent};
 use tandem_engine::ContentId;
 use tandem_engine::{Engine, ExportCursor, OpError};
@@ -35,11 +38,12 @@ pub type Target = fn(&[u8]);
 
 /// The names of the targets, as `fuzz/fuzz_targets/<name>.rs` and the
 /// corpus folders call them, with their bodies.
-pub const TARGETS: [(&str, Target); 4] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("frame_decode", frame_decode),
     ("delta_decode", delta_decode),
     ("relay_session", relay_session),
     ("merge", merge),
+    ("envelope_open", envelope_open),
 ];
 
 fn account() -> AccountId {
@@ -181,6 +185,109 @@ pub fn delta_decode(data: &[u8]) {
             );
         }
     }
+}
+
+// ---- envelope_open ----
+
+/// The envelope key the `envelope_open` target and its seeds use.
+pub fn seal_key() -> EnvelopeKey {
+    GenerationRoot::from_bytes([1; 32])
+        .epoch_key(1, &tandem_transport::envelope::SnapshotId([2; 32]))
+        .envelope_key()
+}
+
+/// The signing key of device `[n; 16]` in the sealing tests: the same key
+/// its fuzz sessions log in with.
+pub fn seal_signer(n: u8) -> OriginSigner {
+    OriginSigner::new(&fuzz_key(n))
+}
+
+/// The body of one envelope holding `deltas`, consecutive operations of one
+/// device (as its outbox holds them), sealed at `sealed_at_ms`.
+pub fn body_of(deltas: &[EncodedDelta], sealed_at_ms: i64) -> BodyV1 {
+    let mut ops = Vec::new();
+    let mut changes = Vec::new();
+    let mut first_origin_seq = 0;
+    for (i, encoded) in deltas.iter().enumerate() {
+        let (delta, _) = Delta::decode(&encoded.0, &account()).expect("a device's own delta");
+        if i == 0 {
+            first_origin_seq = delta.origin_seq;
+        }
+        assert_eq!(delta.origin_seq, first_origin_seq + i as u64, "consecutive");
+        let change = delta.change.map(|raw| {
+            changes.push(raw);
+            changes.len() as u32 - 1
+        });
+        ops.push(OpEntry {
+            made_at_ms: delta.made_at_ms,
+            op: delta.op,
+            read_markers: delta.read_markers,
+            change,
+        });
+    }
+    BodyV1 {
+        sealed_at_ms,
+        first_origin_seq,
+        ops,
+        changes: Changes::Raw(changes),
+        view: Vec::new(),
+    }
+}
+
+/// `body` sealed by device `[origin; 16]` at chain position 1 of epoch 1,
+/// with the nonce drawn from `seed`.
+pub fn seal_body(body: &BodyV1, origin: u8, seed: u64) -> Vec<u8> {
+    seal::seal(
+        &seal_key(),
+        &account(),
+        SealHeader {
+            epoch: 1,
+            origin: DeviceId([origin; 16]),
+            chain_pos: 1,
+            prev: ContentId([0; 32]),
+        },
+        body,
+        &seal_signer(origin),
+        &mut SeededEntropy::new(seed),
+    )
+    .expect("a device's own operations seal")
+}
+
+/// Opening an envelope, and the plaintext decoder on its own (the fuzzer
+/// cannot forge a signature or a tag, so the bytes are also read as a
+/// plaintext): never a panic; a plaintext that decodes encodes and decodes
+/// back to the same body; an envelope that opens is exactly what sealing
+/// its body again with its nonce gives (so opening accepted nothing that
+/// sealing would not write).
+pub fn envelope_open(data: &[u8]) {
+    let account = account();
+    if let Ok(body) = BodyV1::from_plaintext(data) {
+        let _ = body.check(DeviceId([1; 16]));
+        if let Ok(plaintext) = body.to_plaintext() {
+            let again = BodyV1::from_plaintext(&plaintext).expect("a written plaintext reads");
+            assert_eq!(again, body, "plaintext round trip");
+        }
+    }
+    let origin_key = fuzz_key(1).public_key();
+    let Ok(opened) = seal::open(data, &account, &seal_key(), &origin_key) else {
+        return;
+    };
+    let header = opened.header;
+    let again = seal::seal(
+        &seal_key(),
+        &account,
+        SealHeader {
+            epoch: header.epoch,
+            origin: header.origin,
+            chain_pos: header.chain_pos,
+            prev: header.prev,
+        },
+        &opened.body,
+        &seal_signer(1),
+        &mut SeededEntropy::starting_with(&header.nonce, 0),
+    )
+    .expect("an opened body seals again");
+    assert_eq!(again, data, "sealing an opened body again gives other bytes");
 }
 
 // ---- merge ----
@@ -868,6 +975,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     match target {
         "frame_decode" => frame_seeds(),
         "delta_decode" => delta_seeds(),
+        "envelope_open" => envelope_seeds(),
         _ => {
             // Structured targets read choices from the bytes: random bytes
             // of a few lengths are good seeds.
@@ -1014,7 +1122,8 @@ fn frame_seeds() -> Vec<Vec<u8>> {
     out
 }
 
-fn delta_seeds() -> Vec<Vec<u8>> {
+/// Device 1 after every kind of operation, twice.
+fn every_kind_engine() -> Engine {
     let mut engine = memory_engine(1);
     let mut gen = Gen::new(1_000);
     let mut rng = crate::choice::Rng::new(2);
@@ -1029,6 +1138,11 @@ fn delta_seeds() -> Vec<Vec<u8>> {
             }
         }
     }
+    engine
+}
+
+fn delta_seeds() -> Vec<Vec<u8>> {
+    let engine = every_kind_engine();
     // Every other one keeps the corpus small and still covers every kind.
     let deltas = export_all(&engine);
     let mut out: Vec<Vec<u8>> = deltas.iter().step_by(2).map(|d| d.0.clone()).collect();
@@ -1047,6 +1161,28 @@ fn delta_seeds() -> Vec<Vec<u8>> {
             .encode()
             .0,
         );
+    }
+    out
+}
+
+/// Sealed envelopes of device 1's operations: one op, a few, every kind in
+/// one deflated envelope, a checkpoint; then the plaintexts of two of them
+/// for the plaintext decoder.
+fn envelope_seeds() -> Vec<Vec<u8>> {
+    let deltas = export_all(&every_kind_engine());
+    let bodies = [
+        body_of(&deltas[..1], 5_000),
+        body_of(&deltas[1..4], i64::MAX),
+        body_of(&deltas, -1),
+        body_of(&[], 0),
+    ];
+    let mut out: Vec<Vec<u8>> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| seal_body(body, 1, i as u64))
+        .collect();
+    for body in &bodies[1..3] {
+        out.push(body.to_plaintext().expect("a plaintext"));
     }
     out
 }
