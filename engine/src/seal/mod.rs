@@ -28,6 +28,7 @@
 
 mod body;
 mod keys;
+mod link;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,10 @@ pub use body::{BodyError, BodyV1, Changes, OpEntry, ViewEntry};
 pub use keys::{
     EnvelopeKey, EpochKey, GenerationRoot, HistoryKey, PayloadKey, SnapshotKey, TagKey, KEY_BYTES,
     TAG_BYTES,
+};
+pub use link::{
+    accept_link_grant, link_grant, LinkCode, LinkError, LinkGrant, LinkSession, UnverifiedGrant,
+    LINK_CODE_BYTES, LINK_GRANT_BYTES_MAX, LINK_VERSION,
 };
 
 /// Domain separation of the envelope's associated data.
