@@ -9,10 +9,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tandem_engine::delta::{Delta, EncodedDelta};
+use tandem_engine::event::{EventKind, MessageEvent};
 use tandem_engine::seal::{
     self, BodyV1, Changes, EnvelopeKey, GenerationRoot, OpEntry, OriginSigner, SealHeader,
 };
-use tandem_engine::event::{EventKind, MessageEvent};
 use tandem_engine::ContentId;
 use tandem_engine::{Engine, ExportCursor, OpError};
 use tandem_relay::config::OverflowPolicy;
@@ -287,7 +287,10 @@ pub fn envelope_open(data: &[u8]) {
         &mut SeededEntropy::starting_with(&header.nonce, 0),
     )
     .expect("an opened body seals again");
-    assert_eq!(again, data, "sealing an opened body again gives other bytes");
+    assert_eq!(
+        again, data,
+        "sealing an opened body again gives other bytes"
+    );
 }
 
 // ---- merge ----
