@@ -21,14 +21,16 @@ pub use doc::DocError;
 pub use engine::{
     AccountState, Applied, ApplyError, Changed, Config, Credentials, CredentialsError,
     DeviceEnrollment, DeviceIdentity, Durability, Engine, EventDelivery, Export, ExportCursor,
-    LoadError, OpError, OpenError, OutboxPosition, Performed, Recorded, RelayDelta, StorePath,
+    KeyFingerprint, LinkState, LinkingError, LoadError, OpError, OpenError, OutboxPosition,
+    Performed, Recorded, RelayDelta, ShownCode, StorePath, GENESIS_SNAPSHOT_ID,
+    LINK_CODE_TEXT_CHARS,
 };
 pub use event::{Event, EventKind};
 pub use rules::Refused;
 pub use tandem_storage::device::{
     BlockedRow, ContactRow, ContactStatus, ConversationRow, ConversationSettings, DoNotDisturb,
-    GroupMember, GroupRow, GroupStanding, MemberAttribute, MemberRole, MessageView, PinnedMessage,
-    QuietTime, Receipt, RemindType, ThreadRow, UnknownState, MINUTES_PER_DAY,
+    GroupMember, GroupRow, GroupStanding, KeySource, MemberAttribute, MemberRole, MessageView,
+    PinnedMessage, QuietTime, Receipt, RemindType, ThreadRow, UnknownState, MINUTES_PER_DAY,
     UTC_OFFSET_MINUTES_MAX,
 };
 pub use tandem_storage::StoreError;

@@ -84,3 +84,6 @@ pub const RELAYS_MAX: usize = 16;
 /// transport's bound on what it parses, so every address a device keeps
 /// is one it can parse.
 pub use tandem_transport::address::RELAY_ADDRESS_BYTES_MAX;
+
+/// How long a link code a new device shows accepts a grant: 10 minutes.
+pub const LINK_SESSION_TTL_MS: i64 = 10 * 60 * 1000;

@@ -35,6 +35,7 @@ const PAYLOAD_CONTEXT: &str = "tandem payload v2";
 const SNAPSHOT_CONTEXT: &str = "tandem snapshot v2";
 const HISTORY_CONTEXT: &str = "tandem history v2";
 const TAG_CONTEXT: &str = "tandem history tag v2";
+const FINGERPRINT_CONTEXT: &str = "tandem key fingerprint v2";
 
 /// Declares a 32-byte key type: wiped on drop, redacted in `Debug`.
 macro_rules! key_type {
@@ -132,6 +133,16 @@ impl GenerationRoot {
         let key = SnapshotKey(blake3::derive_key(SNAPSHOT_CONTEXT, &material));
         material.zeroize();
         key
+    }
+
+    /// 16 bytes that name the root without revealing it (a blake3 key
+    /// derivation under a context of its own): equal on two devices exactly
+    /// when they hold the same root, for the user to compare.
+    pub fn fingerprint(&self) -> [u8; 16] {
+        let derived = blake3::derive_key(FINGERPRINT_CONTEXT, &self.0);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&derived[..16]);
+        out
     }
 
     /// `k_tag(g)`: the key of this generation's conversation tags.

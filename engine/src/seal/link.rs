@@ -213,13 +213,9 @@ fn signed_message(info: &[u8], encapped: &[u8], fields: &[u8]) -> Vec<u8> {
 }
 
 impl LinkSession {
-    /// A new session for device `device` with signing key `sign_pk`, and
-    /// the code to show. Draws 64 bytes from `entropy`.
-    pub fn new(
-        device: DeviceId,
-        sign_pk: DevicePublicKey,
-        entropy: &mut dyn Entropy,
-    ) -> (LinkSession, LinkCode) {
+    /// A new session for device `device`. Draws 64 bytes from `entropy`.
+    /// Show [`LinkSession::code`].
+    pub fn new(device: DeviceId, entropy: &mut dyn Entropy) -> LinkSession {
         let mut session = LinkSession {
             device,
             kem_seed: [0; KEY_BYTES],
@@ -227,16 +223,40 @@ impl LinkSession {
         };
         entropy.fill(&mut session.kem_seed);
         entropy.fill(&mut session.psk);
-        let (_, public) = Suite::derive_keypair(&session.kem_seed);
+        session
+    }
+
+    /// The session from its secrets, as the device's store keeps them.
+    pub fn from_secrets(
+        device: DeviceId,
+        kem_seed: [u8; KEY_BYTES],
+        psk: [u8; KEY_BYTES],
+    ) -> LinkSession {
+        LinkSession {
+            device,
+            kem_seed,
+            psk,
+        }
+    }
+
+    /// The KEM seed and the PSK, to keep in the device's store until a
+    /// grant arrives. The caller wipes its copies.
+    pub fn secrets(&self) -> ([u8; KEY_BYTES], [u8; KEY_BYTES]) {
+        (self.kem_seed, self.psk)
+    }
+
+    /// The code to show for this session; `sign_pk` is the device's
+    /// signing key. The same session always shows the same code.
+    pub fn code(&self, sign_pk: DevicePublicKey) -> LinkCode {
+        let (_, public) = Suite::derive_keypair(&self.kem_seed);
         let mut kem_pk = [0u8; 32];
         kem_pk.copy_from_slice(&public.to_bytes());
-        let code = LinkCode {
-            device,
+        LinkCode {
+            device: self.device,
             sign_pk,
             kem_pk,
-            psk: session.psk,
-        };
-        (session, code)
+            psk: self.psk,
+        }
     }
 }
 
@@ -475,11 +495,9 @@ mod tests {
     }
 
     fn session(seed: u64) -> (LinkSession, LinkCode) {
-        LinkSession::new(
-            NEW,
-            DeviceKey::from_seed(&[5; 32]).public_key(),
-            &mut SeededEntropy::new(seed),
-        )
+        let session = LinkSession::new(NEW, &mut SeededEntropy::new(seed));
+        let code = session.code(DeviceKey::from_seed(&[5; 32]).public_key());
+        (session, code)
     }
 
     fn sealed(code: &LinkCode) -> Vec<u8> {
@@ -490,6 +508,20 @@ mod tests {
             &mut SeededEntropy::new(99),
         )
         .expect("seals")
+    }
+
+    #[test]
+    fn a_session_restored_from_its_secrets_shows_the_same_code_and_opens_its_grant() {
+        let (session, code) = session(1);
+        let (kem_seed, psk) = session.secrets();
+        drop(session);
+        let restored = LinkSession::from_secrets(NEW, kem_seed, psk);
+        assert_eq!(
+            restored.code(DeviceKey::from_seed(&[5; 32]).public_key()),
+            code
+        );
+        let opened = accept_link_grant(&sealed(&code), &restored, &account()).expect("opens");
+        assert_eq!(opened.granted_by(), GRANTER);
     }
 
     #[test]

@@ -19,9 +19,14 @@ pub struct Device {
 impl Device {
     /// A device with an in-memory store and id `[n; 16]`.
     pub fn memory(n: u8) -> Device {
+        Device::memory_of(n, ACCOUNT)
+    }
+
+    /// A device of `account` with an in-memory store and id `[n; 16]`.
+    pub fn memory_of(n: u8, account: &str) -> Device {
         let config = Config {
             store: StorePath::Memory,
-            account: AccountId::new(ACCOUNT).unwrap(),
+            account: AccountId::new(account).unwrap(),
             device_name: format!("device {n}"),
             platform: Platform::Linux,
         };

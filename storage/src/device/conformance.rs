@@ -25,6 +25,11 @@ macro_rules! device_store_conformance {
             }
 
             #[test]
+            fn account_keys_and_the_link_session_round_trip() {
+                check_account_keys(store().0);
+            }
+
+            #[test]
             fn meta_counters_round_trip() {
                 check_meta(store().0);
             }
@@ -214,6 +219,100 @@ fn check_doc_chunks(mut store: DeviceStore) {
             DocChunk::Change(b"c3".to_vec())
         ]
     );
+}
+
+fn check_account_keys(mut store: DeviceStore) {
+    assert_eq!(store.account_keys().unwrap(), vec![]);
+    assert_eq!(store.link_session().unwrap(), None);
+    let created = AccountKeyRow {
+        generation: 0,
+        root: [7; 32],
+        source: KeySource::Created,
+        epoch: 0,
+        snapshot_id: [0; 32],
+        granted_by: None,
+        added_at_ms: 5,
+    };
+    let linked = AccountKeyRow {
+        generation: u32::MAX,
+        root: [8; 32],
+        source: KeySource::Linked,
+        epoch: crate::STORED_VALUE_MAX,
+        snapshot_id: [9; 32],
+        granted_by: Some([3; 16]),
+        added_at_ms: i64::MIN,
+    };
+    let tx = store.transaction().unwrap();
+    assert!(tx.insert_account_key(&linked).unwrap());
+    assert!(tx.insert_account_key(&created).unwrap());
+    // A generation held already is kept, not replaced.
+    assert!(!tx
+        .insert_account_key(&AccountKeyRow {
+            root: [1; 32],
+            ..created.clone()
+        })
+        .unwrap());
+    tx.commit().unwrap();
+    assert_eq!(store.account_keys().unwrap(), vec![created.clone(), linked]);
+    // Debug never prints a root.
+    assert!(!format!("{created:?}").contains("7, 7"));
+
+    // An epoch above what SQLite holds is refused, not clamped.
+    let tx = store.transaction().unwrap();
+    let too_far = AccountKeyRow {
+        generation: 1,
+        epoch: crate::STORED_VALUE_MAX + 1,
+        ..created.clone()
+    };
+    assert!(matches!(
+        tx.insert_account_key(&too_far),
+        Err(StoreError::OutOfRange { .. })
+    ));
+    // A linked key must name its granter, a created one must not.
+    let unnamed = AccountKeyRow {
+        generation: 2,
+        source: KeySource::Linked,
+        ..created.clone()
+    };
+    assert!(tx.insert_account_key(&unnamed).is_err());
+    drop(tx);
+
+    let session = LinkSessionRow {
+        kem_seed: [4; 32],
+        psk: [5; 32],
+        created_at_ms: 10,
+        expires_at_ms: 20,
+    };
+    let tx = store.transaction().unwrap();
+    tx.put_link_session(&session).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.link_session().unwrap(), Some(session.clone()));
+    assert!(!format!("{session:?}").contains("4, 4"));
+    let newer = LinkSessionRow {
+        psk: [6; 32],
+        expires_at_ms: 30,
+        ..session
+    };
+    let tx = store.transaction().unwrap();
+    tx.put_link_session(&newer).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(store.link_session().unwrap(), Some(newer));
+    let tx = store.transaction().unwrap();
+    assert!(tx.delete_link_session().unwrap());
+    assert!(!tx.delete_link_session().unwrap());
+    tx.commit().unwrap();
+    assert_eq!(store.link_session().unwrap(), None);
+
+    // A stored source this build does not know reads as corrupt.
+    store
+        .conn
+        .execute_batch(
+            "PRAGMA ignore_check_constraints = ON; \
+             UPDATE account_keys SET source = 'recovered' WHERE generation = 0; \
+             PRAGMA ignore_check_constraints = OFF;",
+        )
+        .unwrap();
+    assert!(matches!(store.account_keys(), Err(StoreError::Corrupt(_))));
 }
 
 fn delta(n: u8, origin: [u8; 16]) -> DeltaRow {

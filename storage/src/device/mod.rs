@@ -58,6 +58,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: include_str!("../../migrations/device/0007_device_keys.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../../migrations/device/0008_account_keys.sql"),
+    },
 ];
 
 /// `group_users.list` for a group's members, its ban list and its allow
@@ -251,6 +255,72 @@ impl DeviceStore {
                 .collect(),
             enrollment,
         })
+    }
+
+    /// The key generations of the account this device holds, oldest
+    /// first; empty on a device that was never linked.
+    pub fn account_keys(&self) -> Result<Vec<AccountKeyRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT generation, root, source, epoch, snapshot_id, granted_by, added_at_ms \
+             FROM account_keys ORDER BY generation",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<Vec<u8>>>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?;
+        let mut keys = Vec::new();
+        for row in rows {
+            let (generation, root, source, epoch, snapshot_id, granted_by, added_at_ms) = row?;
+            keys.push(AccountKeyRow {
+                generation: u32::try_from(generation).map_err(|_| {
+                    StoreError::Corrupt(format!("account_keys.generation {generation}"))
+                })?,
+                root: fixed("account_keys.root", root)?,
+                source: KeySource::parse(&source)?,
+                epoch: u64_from_sql("account_keys.epoch", epoch)?,
+                snapshot_id: fixed("account_keys.snapshot_id", snapshot_id)?,
+                granted_by: granted_by
+                    .map(|id| fixed("account_keys.granted_by", id))
+                    .transpose()?,
+                added_at_ms,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// The link session this device keeps while it waits for a grant.
+    pub fn link_session(&self) -> Result<Option<LinkSessionRow>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT kem_seed, psk, created_at_ms, expires_at_ms FROM link_session",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(kem_seed, psk, created_at_ms, expires_at_ms)| {
+            Ok(LinkSessionRow {
+                kem_seed: fixed("link_session.kem_seed", kem_seed)?,
+                psk: fixed("link_session.psk", psk)?,
+                created_at_ms,
+                expires_at_ms,
+            })
+        })
+        .transpose()
     }
 
     /// A named counter, or `None` if it was never set.
@@ -832,4 +902,12 @@ fn split_marks(joined: &str) -> Vec<String> {
     } else {
         joined.split(MARK_SEPARATOR).map(str::to_owned).collect()
     }
+}
+
+/// A stored blob that must be exactly `N` bytes long.
+fn fixed<const N: usize>(what: &str, bytes: Vec<u8>) -> Result<[u8; N], StoreError> {
+    let len = bytes.len();
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} is {len} bytes, not {N}")))
 }

@@ -41,6 +41,91 @@ pub struct DeviceEnrollment {
     pub active: bool,
 }
 
+/// How a device got a key generation of its account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeySource {
+    /// This device made it: the account's first device.
+    Created,
+    /// Another device of the account granted it (linking).
+    Linked,
+}
+
+impl KeySource {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            KeySource::Created => "created",
+            KeySource::Linked => "linked",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<KeySource, StoreError> {
+        match text {
+            "created" => Ok(KeySource::Created),
+            "linked" => Ok(KeySource::Linked),
+            other => Err(StoreError::Corrupt(format!(
+                "account_keys.source {other:?} is not a key source"
+            ))),
+        }
+    }
+}
+
+/// One key generation of the account, as this device holds it. `Debug`
+/// leaves the root out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountKeyRow {
+    /// The generation, from 0.
+    pub generation: u32,
+    /// The generation root: whoever holds it reads the generation's data.
+    pub root: [u8; 32],
+    /// How this device got it.
+    pub source: KeySource,
+    /// The epoch the device adopts with it, and that epoch's snapshot id
+    /// (all zeros for epoch 0, which has no snapshot).
+    pub epoch: u64,
+    pub snapshot_id: [u8; 32],
+    /// The device that granted it; `Some` exactly when `source` is
+    /// [`KeySource::Linked`].
+    pub granted_by: Option<[u8; 16]>,
+    /// When this device stored it, by its clock.
+    pub added_at_ms: i64,
+}
+
+impl std::fmt::Debug for AccountKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountKeyRow")
+            .field("generation", &self.generation)
+            .field("source", &self.source)
+            .field("epoch", &self.epoch)
+            .field("granted_by", &self.granted_by)
+            .field("added_at_ms", &self.added_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The link session of a device waiting for a grant. `Debug` leaves the
+/// secrets out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LinkSessionRow {
+    /// The seed of its X25519 key, which the grant is sealed to.
+    pub kem_seed: [u8; 32],
+    /// The pre-shared key its link code carries.
+    pub psk: [u8; 32],
+    /// When it was made, and when it stops accepting grants, by this
+    /// device's clock.
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+impl std::fmt::Debug for LinkSessionRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkSessionRow")
+            .field("created_at_ms", &self.created_at_ms)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Named counters and cursors kept in the `meta` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

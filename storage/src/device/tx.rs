@@ -84,6 +84,48 @@ impl<'a> DeviceTx<'a> {
         Ok(())
     }
 
+    /// Stores a key generation; a generation this device holds already is
+    /// kept as it is (returns false).
+    pub fn insert_account_key(&self, key: &AccountKeyRow) -> Result<bool, StoreError> {
+        let inserted = self.tx.execute(
+            "INSERT INTO account_keys \
+             (generation, root, source, epoch, snapshot_id, granted_by, added_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (generation) DO NOTHING",
+            params![
+                key.generation,
+                &key.root[..],
+                key.source.as_str(),
+                u64_to_sql("account_keys.epoch", key.epoch)?,
+                &key.snapshot_id[..],
+                key.granted_by.as_ref().map(|id| &id[..]),
+                key.added_at_ms,
+            ],
+        )?;
+        Ok(inserted > 0)
+    }
+
+    /// Replaces the link session (a device shows one code at a time).
+    pub fn put_link_session(&self, session: &LinkSessionRow) -> Result<(), StoreError> {
+        self.tx.execute(
+            "INSERT INTO link_session (id, kem_seed, psk, created_at_ms, expires_at_ms) \
+             VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (id) DO UPDATE SET \
+             kem_seed = excluded.kem_seed, psk = excluded.psk, \
+             created_at_ms = excluded.created_at_ms, expires_at_ms = excluded.expires_at_ms",
+            params![
+                &session.kem_seed[..],
+                &session.psk[..],
+                session.created_at_ms,
+                session.expires_at_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes the link session; returns whether there was one.
+    pub fn delete_link_session(&self) -> Result<bool, StoreError> {
+        Ok(self.tx.execute("DELETE FROM link_session", [])? > 0)
+    }
+
     /// A named counter, read inside this transaction.
     pub fn meta(&self, key: MetaKey) -> Result<Option<i64>, StoreError> {
         Ok(self
