@@ -214,6 +214,7 @@ impl Engine {
             seq: 0,
             content_id: content_id.0,
             origin: source.0,
+            origin_seq: None,
             made_at_ms: now_ms,
             body: encode_event(
                 &StoredEvent {
@@ -266,6 +267,7 @@ pub(super) fn journal_merged(
             seq: 0,
             content_id: content_id.0,
             origin: delta.origin.0,
+            origin_seq: Some(delta.origin_seq),
             made_at_ms: delta.made_at_ms,
             body: encode_event(&StoredEvent { kind, superseded }, delta.op.ext()),
         })?;

@@ -936,6 +936,7 @@ fn check_events(mut store: DeviceStore) {
             seq: 0,
             content_id: [1; 32],
             origin: [2; 16],
+            origin_seq: Some(1),
             made_at_ms: 5,
             body: b"e1".to_vec(),
         })
@@ -945,6 +946,7 @@ fn check_events(mut store: DeviceStore) {
             seq: 0,
             content_id: [3; 32],
             origin: [2; 16],
+            origin_seq: None,
             made_at_ms: 6,
             body: b"e2".to_vec(),
         })
@@ -954,21 +956,64 @@ fn check_events(mut store: DeviceStore) {
             seq: 0,
             content_id: [1; 32],
             origin: [2; 16],
+            origin_seq: Some(2),
             made_at_ms: 7,
             body: b"e1 again".to_vec(),
         })
         .unwrap();
     assert_eq!(again, None, "journaled once per content id");
+    // The same operation under another content id (sealed again in a
+    // later epoch) is not journaled twice either.
+    let resealed = tx
+        .append_event(&EventRow {
+            seq: 0,
+            content_id: [4; 32],
+            origin: [2; 16],
+            origin_seq: Some(1),
+            made_at_ms: 5,
+            body: b"e1 resealed".to_vec(),
+        })
+        .unwrap();
+    assert_eq!(resealed, None, "journaled once per operation");
+    // Events without a number (payloads) never collide with each other.
+    let payload = tx
+        .append_event(&EventRow {
+            seq: 0,
+            content_id: [5; 32],
+            origin: [2; 16],
+            origin_seq: None,
+            made_at_ms: 8,
+            body: b"p".to_vec(),
+        })
+        .unwrap();
+    assert!(payload.is_some());
+    // A number no operation has, or one SQLite cannot hold, is refused.
+    for bad in [0, crate::STORED_VALUE_MAX + 1] {
+        assert!(tx
+            .append_event(&EventRow {
+                seq: 0,
+                content_id: [6; 32],
+                origin: [2; 16],
+                origin_seq: Some(bad),
+                made_at_ms: 9,
+                body: Vec::new(),
+            })
+            .is_err());
+    }
     tx.commit().unwrap();
     let (first, second) = (first.unwrap(), second.unwrap());
     assert!(second > first);
-    assert_eq!(store.events_head().unwrap(), second);
+    assert_eq!(store.events_head().unwrap(), payload.unwrap());
     let events = store.events_after(0, 10).unwrap();
     assert_eq!(
         events.iter().map(|e| e.body.clone()).collect::<Vec<_>>(),
-        [b"e1".to_vec(), b"e2".to_vec()]
+        [b"e1".to_vec(), b"e2".to_vec(), b"p".to_vec()]
     );
-    assert_eq!(store.events_after(first, 10).unwrap().len(), 1);
+    assert_eq!(
+        events.iter().map(|e| e.origin_seq).collect::<Vec<_>>(),
+        [Some(1), None, None]
+    );
+    assert_eq!(store.events_after(first, 10).unwrap().len(), 2);
 }
 
 #[test]
@@ -1085,4 +1130,53 @@ fn version_3_keeps_an_old_device_and_leaves_its_key_to_be_made() {
         store.identity().unwrap().unwrap().signing_key,
         Some([9; 32])
     );
+}
+
+#[test]
+fn version_9_names_journaled_operations_by_origin_and_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device.db");
+    {
+        // A version-8 store: two merged operations journaled by content id
+        // alone, and a payload event (no delta).
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        crate::migrate::open_durable(&mut conn, &MIGRATIONS[..8]).unwrap();
+        for (id, seq) in [(1u8, 1i64), (2, crate::STORED_VALUE_MAX as i64)] {
+            conn.execute(
+                "INSERT INTO deltas (content_id, origin, origin_seq, made_at_ms, bytes, applied) \
+                 VALUES (?1, ?2, ?3, 0, x'00', 1)",
+                rusqlite::params![&[id; 32][..], &[9u8; 16][..], seq],
+            )
+            .unwrap();
+        }
+        for id in [1u8, 2, 3] {
+            conn.execute(
+                "INSERT INTO events (content_id, origin, made_at_ms, body) \
+                 VALUES (?1, ?2, 0, x'00')",
+                rusqlite::params![&[id; 32][..], &[9u8; 16][..]],
+            )
+            .unwrap();
+        }
+    }
+    let mut store = DeviceStore::open(Location::File(&path)).unwrap();
+    let numbers: Vec<_> = store
+        .events_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.origin_seq)
+        .collect();
+    assert_eq!(numbers, [Some(1), Some(crate::STORED_VALUE_MAX), None]);
+    // The migrated numbers now keep an operation from being heard twice.
+    let tx = store.transaction().unwrap();
+    let again = tx
+        .append_event(&EventRow {
+            seq: 0,
+            content_id: [7; 32],
+            origin: [9; 16],
+            origin_seq: Some(1),
+            made_at_ms: 0,
+            body: Vec::new(),
+        })
+        .unwrap();
+    assert_eq!(again, None);
 }

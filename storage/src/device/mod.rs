@@ -62,6 +62,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../../migrations/device/0008_account_keys.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../../migrations/device/0009_events_by_operation.sql"),
+    },
 ];
 
 /// `group_users.list` for a group's members, its ban list and its allow
@@ -799,7 +803,7 @@ impl DeviceStore {
     /// Up to `limit` journaled events after `seq`, oldest first.
     pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, content_id, origin, made_at_ms, body FROM events \
+            "SELECT seq, content_id, origin, origin_seq, made_at_ms, body FROM events \
              WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![seq, limit as i64], |r| {
@@ -807,13 +811,14 @@ impl DeviceStore {
                 r.get::<_, i64>(0)?,
                 r.get::<_, Vec<u8>>(1)?,
                 r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, content_id, origin, made_at_ms, body) = row?;
+            let (seq, content_id, origin, origin_seq, made_at_ms, body) = row?;
             out.push(EventRow {
                 seq,
                 content_id: content_id
@@ -822,6 +827,9 @@ impl DeviceStore {
                 origin: origin
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("events.origin is not 16 bytes".into()))?,
+                origin_seq: origin_seq
+                    .map(|n| u64_from_sql("events.origin_seq", n))
+                    .transpose()?,
                 made_at_ms,
                 body,
             });

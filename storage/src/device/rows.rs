@@ -620,6 +620,10 @@ pub struct EventRow {
     pub seq: i64,
     pub content_id: [u8; 32],
     pub origin: [u8; 16],
+    /// The operation's number on `origin`, for a merged operation; `None`
+    /// for payloads and connection events. An operation is journaled once
+    /// by `(origin, origin_seq)`, whatever its content id.
+    pub origin_seq: Option<u64>,
     pub made_at_ms: i64,
     pub body: Vec<u8>,
 }

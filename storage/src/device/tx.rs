@@ -592,18 +592,23 @@ impl<'a> DeviceTx<'a> {
     }
 
     /// Appends an event to the journal and returns its sequence number, or
-    /// `None` (and changes nothing) when an event with the same content id
-    /// is journaled already.
+    /// `None` (and changes nothing) when it is journaled already: an event
+    /// with the same content id, or of the same operation (`origin` and
+    /// `origin_seq`).
     pub fn append_event(&self, event: &EventRow) -> Result<Option<i64>, StoreError> {
         let inserted = self
             .tx
             .prepare_cached(
-                "INSERT INTO events (content_id, origin, made_at_ms, body) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (content_id) DO NOTHING",
+                "INSERT INTO events (content_id, origin, origin_seq, made_at_ms, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 &event.content_id[..],
                 &event.origin[..],
+                event
+                    .origin_seq
+                    .map(|n| u64_to_sql("events.origin_seq", n))
+                    .transpose()?,
                 event.made_at_ms,
                 event.body
             ])?;
