@@ -25,6 +25,7 @@ pub use rows::*;
 pub use tx::DeviceTx;
 
 use crate::migrate::{self, Migration};
+use crate::values::key;
 use crate::{u64_from_sql, OpenError, StoreError};
 
 /// The device store's migrations, in order. The schema version is the
@@ -286,12 +287,12 @@ impl DeviceStore {
                 generation: u32::try_from(generation).map_err(|_| {
                     StoreError::Corrupt(format!("account_keys.generation {generation}"))
                 })?,
-                root: fixed("account_keys.root", root)?,
+                root: key(root, "account_keys.root")?,
                 source: KeySource::parse(&source)?,
                 epoch: u64_from_sql("account_keys.epoch", epoch)?,
-                snapshot_id: fixed("account_keys.snapshot_id", snapshot_id)?,
+                snapshot_id: key(snapshot_id, "account_keys.snapshot_id")?,
                 granted_by: granted_by
-                    .map(|id| fixed("account_keys.granted_by", id))
+                    .map(|id| key(id, "account_keys.granted_by"))
                     .transpose()?,
                 added_at_ms,
             });
@@ -318,8 +319,8 @@ impl DeviceStore {
             .optional()?;
         row.map(|(kem_seed, psk, created_at_ms, expires_at_ms)| {
             Ok(LinkSessionRow {
-                kem_seed: fixed("link_session.kem_seed", kem_seed)?,
-                psk: fixed("link_session.psk", psk)?,
+                kem_seed: key(kem_seed, "link_session.kem_seed")?,
+                psk: key(psk, "link_session.psk")?,
                 created_at_ms,
                 expires_at_ms,
             })
@@ -910,12 +911,4 @@ fn split_marks(joined: &str) -> Vec<String> {
     } else {
         joined.split(MARK_SEPARATOR).map(str::to_owned).collect()
     }
-}
-
-/// A stored blob that must be exactly `N` bytes long.
-fn fixed<const N: usize>(what: &str, bytes: Vec<u8>) -> Result<[u8; N], StoreError> {
-    let len = bytes.len();
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what} is {len} bytes, not {N}")))
 }

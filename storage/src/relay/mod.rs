@@ -39,6 +39,7 @@ pub use sqlite::SqliteRelayStore;
 
 use std::collections::HashMap;
 
+use crate::values::{key, u64_from_sql};
 use crate::StoreError;
 
 /// A device id: 16 bytes.
@@ -197,6 +198,84 @@ pub struct DeviceRow {
     /// Its enrollment; `None` for a device known from protocol 1, which
     /// had none.
     pub enrollment: Option<EnrollmentRow>,
+}
+
+/// A device and its enrollment as the SQL stores select them (`devices`
+/// left-joined with `enrollments`), column by column as stored, before
+/// they are checked: each backend reads its row into this, and
+/// [`StoredDevice::decode`] is the one decoding for both.
+pub(crate) struct StoredDevice {
+    pub device: Vec<u8>,
+    pub name: String,
+    pub platform: String,
+    pub first_login_ms: i64,
+    pub last_seen_ms: i64,
+    pub cursor: i64,
+    /// NULL for a device without an enrollment (protocol 1); then every
+    /// enrollment column is NULL too.
+    pub public_key: Option<Vec<u8>>,
+    pub token_id: Option<Vec<u8>>,
+    pub enrolled_at_ms: Option<i64>,
+    pub expires_at_ms: Option<i64>,
+    pub revoked_kind: Option<String>,
+    pub revoked_by: Option<Vec<u8>>,
+    pub revoked_by_name: Option<String>,
+    pub revoked_by_platform: Option<String>,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// An enrollment column that must not be NULL when the enrollment exists.
+fn required<T>(value: Option<T>, what: &str) -> Result<T, StoreError> {
+    value.ok_or_else(|| StoreError::Corrupt(format!("an enrollment without {what}")))
+}
+
+impl StoredDevice {
+    /// The row, every value checked: lengths, signs, the revocation kind.
+    /// An enrollment with a NULL where a value belongs is corrupt.
+    pub(crate) fn decode(self) -> Result<DeviceRow, StoreError> {
+        let enrollment = match self.public_key {
+            None => None,
+            Some(public_key) => {
+                let revoked = match self.revoked_kind {
+                    None => None,
+                    Some(kind) => Some(Revocation {
+                        kind: RevocationKind::parse(&kind)?,
+                        by: match self.revoked_by {
+                            None => None,
+                            Some(device) => Some(DeviceMention {
+                                device: key(device, "revoked_by")?,
+                                name: self.revoked_by_name.unwrap_or_default(),
+                                platform: self.revoked_by_platform.unwrap_or_default(),
+                            }),
+                        },
+                        at_ms: u64_from_sql("revoked_at_ms", self.revoked_at_ms.unwrap_or(-1))?,
+                    }),
+                };
+                Some(EnrollmentRow {
+                    public_key: key(public_key, "public_key")?,
+                    token_id: key(required(self.token_id, "token_id")?, "token_id")?,
+                    enrolled_at_ms: u64_from_sql(
+                        "enrolled_at_ms",
+                        required(self.enrolled_at_ms, "enrolled_at_ms")?,
+                    )?,
+                    expires_at_ms: u64_from_sql(
+                        "expires_at_ms",
+                        required(self.expires_at_ms, "expires_at_ms")?,
+                    )?,
+                    revoked,
+                })
+            }
+        };
+        Ok(DeviceRow {
+            device: key(self.device, "device id")?,
+            name: self.name,
+            platform: self.platform,
+            first_login_ms: u64_from_sql("first_login_ms", self.first_login_ms)?,
+            last_seen_ms: u64_from_sql("last_seen_ms", self.last_seen_ms)?,
+            cursor: u64_from_sql("cursor", self.cursor)?,
+            enrollment,
+        })
+    }
 }
 
 /// A login token the relay has verified (its MAC, account and expiry),
@@ -1257,4 +1336,89 @@ pub(crate) fn is_active(last_seen_ms: u64, retention: &Retention, now_ms: u64) -
 /// Whether a row from `at_ms` is at least `keep_ms` old at `now_ms`.
 pub(crate) fn is_expired(at_ms: u64, keep_ms: u64, now_ms: u64) -> bool {
     at_ms.saturating_add(keep_ms) <= now_ms
+}
+
+#[cfg(test)]
+mod stored_device_tests {
+    use super::*;
+
+    fn enrolled() -> StoredDevice {
+        StoredDevice {
+            device: vec![1; 16],
+            name: "phone".into(),
+            platform: "ios".into(),
+            first_login_ms: 1,
+            last_seen_ms: i64::MAX,
+            cursor: 0,
+            public_key: Some(vec![2; 32]),
+            token_id: Some(vec![3; 16]),
+            enrolled_at_ms: Some(4),
+            expires_at_ms: Some(5),
+            revoked_kind: Some("kicked_by_device".into()),
+            revoked_by: Some(vec![6; 16]),
+            revoked_by_name: Some("laptop".into()),
+            revoked_by_platform: None,
+            revoked_at_ms: Some(7),
+        }
+    }
+
+    #[test]
+    fn a_stored_device_decodes_with_and_without_its_enrollment() {
+        let row = enrolled().decode().unwrap();
+        assert_eq!(row.last_seen_ms, i64::MAX as u64);
+        let enrollment = row.enrollment.unwrap();
+        assert_eq!(enrollment.token_id, [3; 16]);
+        let revoked = enrollment.revoked.unwrap();
+        assert_eq!(revoked.kind, RevocationKind::KickedByDevice);
+        assert_eq!(revoked.by.unwrap().platform, "");
+        let protocol_1 = StoredDevice {
+            public_key: None,
+            token_id: None,
+            enrolled_at_ms: None,
+            expires_at_ms: None,
+            revoked_kind: None,
+            revoked_by: None,
+            revoked_by_name: None,
+            revoked_at_ms: None,
+            ..enrolled()
+        };
+        assert_eq!(protocol_1.decode().unwrap().enrollment, None);
+    }
+
+    #[test]
+    fn a_corrupt_stored_device_is_an_error() {
+        let corrupt = [
+            StoredDevice {
+                device: vec![1; 15],
+                ..enrolled()
+            },
+            StoredDevice {
+                cursor: -1,
+                ..enrolled()
+            },
+            StoredDevice {
+                token_id: None,
+                ..enrolled()
+            },
+            StoredDevice {
+                expires_at_ms: None,
+                ..enrolled()
+            },
+            StoredDevice {
+                public_key: Some(vec![2; 33]),
+                ..enrolled()
+            },
+            StoredDevice {
+                revoked_kind: Some("hacked".into()),
+                ..enrolled()
+            },
+            StoredDevice {
+                revoked_at_ms: None,
+                ..enrolled()
+            },
+        ];
+        for device in corrupt {
+            assert!(matches!(device.decode(), Err(StoreError::Corrupt(_))));
+        }
+    }
 }

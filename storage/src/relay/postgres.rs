@@ -80,10 +80,10 @@ use super::{
     check_envelopes, check_publish, chunk_hash, expiry_after, missing_chunks, plan_append,
     plan_login, publish_condition, published_row, retained_floor, AccountStatus, AppendFacts,
     AppendOutcome, AppendPlan, Appended, ChangeFeed, ChangeKinds, Changes, ChunkHash, ContentKey,
-    DeviceKey, DeviceMention, DeviceRow, EnrollmentRow, EnvelopeIn, EpochRow, LogRead, LogRow,
-    Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, Publish,
-    PublishOutcome, PutPayload, RelayStore, Retained, Retention, Revocation, RevocationKind,
-    RevokeOutcome, SessionRow, StagedChunk, TailStats, TokenUse,
+    DeviceKey, DeviceRow, EnvelopeIn, EpochRow, LogRead, LogRow, Login, LoginFacts, LoginOutcome,
+    LoginPlan, Page, PayloadKey, PayloadRow, Publish, PublishOutcome, PutPayload, RelayStore,
+    Retained, Retention, Revocation, RevokeOutcome, SessionRow, StagedChunk, StoredDevice,
+    TailStats, TokenUse,
 };
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
 use crate::{OpenError, StoreError};
@@ -682,49 +682,24 @@ const DEVICE_SELECT_ALL: &str = "SELECT d.device, d.name, d.platform, d.first_lo
      WHERE d.account = $1 ORDER BY d.device";
 
 fn device_from_row(r: &Row) -> Result<DeviceRow, StoreError> {
-    let public_key: Option<Vec<u8>> = r.try_get(6)?;
-    let enrollment = match public_key {
-        None => None,
-        Some(public_key) => {
-            let revoked_kind: Option<String> = r.try_get(10)?;
-            let revoked = match revoked_kind {
-                None => None,
-                Some(kind) => {
-                    let by: Option<Vec<u8>> = r.try_get(11)?;
-                    let by = match by {
-                        None => None,
-                        Some(device) => Some(DeviceMention {
-                            device: key(device, "revoked_by")?,
-                            name: r.try_get::<_, Option<String>>(12)?.unwrap_or_default(),
-                            platform: r.try_get::<_, Option<String>>(13)?.unwrap_or_default(),
-                        }),
-                    };
-                    let at: Option<i64> = r.try_get(14)?;
-                    Some(Revocation {
-                        kind: RevocationKind::parse(&kind)?,
-                        by,
-                        at_ms: u64_from_sql("revoked_at_ms", at.unwrap_or(-1))?,
-                    })
-                }
-            };
-            Some(EnrollmentRow {
-                public_key: key(public_key, "public_key")?,
-                token_id: key(r.try_get(7)?, "token_id")?,
-                enrolled_at_ms: u64_from_sql("enrolled_at_ms", r.try_get(8)?)?,
-                expires_at_ms: u64_from_sql("expires_at_ms", r.try_get(9)?)?,
-                revoked,
-            })
-        }
-    };
-    Ok(DeviceRow {
-        device: key(r.try_get(0)?, "device id")?,
+    StoredDevice {
+        device: r.try_get(0)?,
         name: r.try_get(1)?,
         platform: r.try_get(2)?,
-        first_login_ms: u64_from_sql("first_login_ms", r.try_get(3)?)?,
-        last_seen_ms: u64_from_sql("last_seen_ms", r.try_get(4)?)?,
-        cursor: u64_from_sql("cursor", r.try_get(5)?)?,
-        enrollment,
-    })
+        first_login_ms: r.try_get(3)?,
+        last_seen_ms: r.try_get(4)?,
+        cursor: r.try_get(5)?,
+        public_key: r.try_get(6)?,
+        token_id: r.try_get(7)?,
+        enrolled_at_ms: r.try_get(8)?,
+        expires_at_ms: r.try_get(9)?,
+        revoked_kind: r.try_get(10)?,
+        revoked_by: r.try_get(11)?,
+        revoked_by_name: r.try_get(12)?,
+        revoked_by_platform: r.try_get(13)?,
+        revoked_at_ms: r.try_get(14)?,
+    }
+    .decode()
 }
 
 impl Conn {

@@ -15,11 +15,10 @@ use std::collections::HashMap;
 use super::{
     check_envelopes, check_publish, chunk_hash, expiry_after, missing_chunks, plan_append,
     plan_login, publish_condition, published_row, retained_floor, AccountStatus, AppendFacts,
-    AppendOutcome, AppendPlan, Appended, ChunkHash, ContentKey, DeviceKey, DeviceMention,
-    DeviceRow, EnrollmentRow, EnvelopeIn, EpochRow, LogRead, LogRow, Login, LoginFacts,
-    LoginOutcome, LoginPlan, Page, PayloadKey, PayloadRow, Publish, PublishOutcome, PutPayload,
-    RelayStore, Retained, Retention, Revocation, RevocationKind, RevokeOutcome, StagedChunk,
-    TailStats, TokenUse,
+    AppendOutcome, AppendPlan, Appended, ChunkHash, ContentKey, DeviceKey, DeviceRow, EnvelopeIn,
+    EpochRow, LogRead, LogRow, Login, LoginFacts, LoginOutcome, LoginPlan, Page, PayloadKey,
+    PayloadRow, Publish, PublishOutcome, PutPayload, RelayStore, Retained, Retention, Revocation,
+    RevokeOutcome, StagedChunk, StoredDevice, TailStats, TokenUse,
 };
 use crate::migrate::{self, Migration};
 use crate::values::{bound, bound_usize, key, u64_from_sql, u64_to_sql};
@@ -137,49 +136,24 @@ const DEVICE_SELECT: &str = "SELECT d.device, d.name, d.platform, d.first_login_
      FROM devices d LEFT JOIN enrollments e ON e.account = d.account AND e.device = d.device";
 
 fn device_from_row(r: &rusqlite::Row<'_>) -> Result<DeviceRow, StoreError> {
-    let public_key: Option<Vec<u8>> = r.get(6)?;
-    let enrollment = match public_key {
-        None => None,
-        Some(public_key) => {
-            let revoked_kind: Option<String> = r.get(10)?;
-            let revoked = match revoked_kind {
-                None => None,
-                Some(kind) => {
-                    let by: Option<Vec<u8>> = r.get(11)?;
-                    let by = match by {
-                        None => None,
-                        Some(device) => Some(DeviceMention {
-                            device: key(device, "revoked_by")?,
-                            name: r.get::<_, Option<String>>(12)?.unwrap_or_default(),
-                            platform: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
-                        }),
-                    };
-                    let at: Option<i64> = r.get(14)?;
-                    Some(Revocation {
-                        kind: RevocationKind::parse(&kind)?,
-                        by,
-                        at_ms: u64_from_sql("revoked_at_ms", at.unwrap_or(-1))?,
-                    })
-                }
-            };
-            Some(EnrollmentRow {
-                public_key: key(public_key, "public_key")?,
-                token_id: key(r.get(7)?, "token_id")?,
-                enrolled_at_ms: u64_from_sql("enrolled_at_ms", r.get(8)?)?,
-                expires_at_ms: u64_from_sql("expires_at_ms", r.get(9)?)?,
-                revoked,
-            })
-        }
-    };
-    Ok(DeviceRow {
-        device: key(r.get(0)?, "device id")?,
+    StoredDevice {
+        device: r.get(0)?,
         name: r.get(1)?,
         platform: r.get(2)?,
-        first_login_ms: u64_from_sql("first_login_ms", r.get(3)?)?,
-        last_seen_ms: u64_from_sql("last_seen_ms", r.get(4)?)?,
-        cursor: u64_from_sql("cursor", r.get(5)?)?,
-        enrollment,
-    })
+        first_login_ms: r.get(3)?,
+        last_seen_ms: r.get(4)?,
+        cursor: r.get(5)?,
+        public_key: r.get(6)?,
+        token_id: r.get(7)?,
+        enrolled_at_ms: r.get(8)?,
+        expires_at_ms: r.get(9)?,
+        revoked_kind: r.get(10)?,
+        revoked_by: r.get(11)?,
+        revoked_by_name: r.get(12)?,
+        revoked_by_platform: r.get(13)?,
+        revoked_at_ms: r.get(14)?,
+    }
+    .decode()
 }
 
 fn device_row(
