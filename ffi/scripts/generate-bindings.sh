@@ -6,10 +6,12 @@
 # Builds the library (debug; PROFILE=release for an optimized one), then
 # runs the workspace's own uniffi-bindgen (same UniFFI version as the
 # library) on it, for each language (default: python kotlin swift), into
-# OUT_DIR/<language> (default OUT_DIR: target/bindings). The library is
-# copied beside the Python module, so `PYTHONPATH=OUT_DIR/python python3`
-# can `import tandem`; Kotlin finds it through JNA (`-Djna.library.path`),
-# Swift links it (see the README).
+# OUT_DIR/<language> (default OUT_DIR: target/bindings). Python gets the
+# package `tandem` as pip installs it: OUT_DIR/python/tandem/ holds the
+# hand-written ffi/python/tandem/__init__.py (the exit hook), the generated
+# module and the library, so `PYTHONPATH=OUT_DIR/python python3` can
+# `import tandem`; Kotlin finds the library through JNA
+# (`-Djna.library.path`), Swift links it (see the README).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,8 +36,12 @@ esac
 mkdir -p "$out"
 for language in "${languages[@]}"; do
     rm -rf "${out:?}/$language"
+    dir="$out/$language"
+    if [ "$language" = python ]; then dir="$out/python/tandem"; fi
     cargo run -q -p tandem-ffi --bin uniffi-bindgen -- \
-        generate "$lib" --language "$language" --no-format --out-dir "$out/$language"
-    if [ "$language" = python ]; then cp "$lib" "$out/python/"; fi
+        generate "$lib" --language "$language" --no-format --out-dir "$dir"
+    if [ "$language" = python ]; then
+        cp "$lib" "$root/ffi/python/tandem/__init__.py" "$dir/"
+    fi
     echo "generate-bindings: $language in $out/$language" >&2
 done

@@ -4,21 +4,29 @@ mod common;
 
 use std::process::Command;
 
-/// Generates the Python bindings into a temporary folder, puts the library
-/// beside them and runs `python3 -m unittest` on the suite, which starts
-/// the test relay itself. Any failing, erroring or skipped Python test
-/// fails this test, as does a missing `python3`.
+/// Lays out the package `tandem` in a temporary folder as
+/// ffi/scripts/generate-bindings.sh does (the hand-written `__init__.py`,
+/// the generated module, the library) and runs `python3 -m unittest` on
+/// the suite, which starts the test relay itself. Any failing, erroring or
+/// skipped Python test fails this test, as does a missing `python3`.
 #[test]
 fn python_suite_passes() {
     let scratch = tempfile::tempdir().expect("a temporary folder");
     let bindings = scratch.path().join("python");
-    common::generate("python", &bindings);
+    let package = bindings.join("tandem");
+    std::fs::create_dir_all(&package).expect("the package's folder");
+    common::generate("python", &package);
     let library = common::library();
     std::fs::copy(
         &library,
-        bindings.join(library.file_name().expect("a file name")),
+        package.join(library.file_name().expect("a file name")),
     )
     .expect("copying the library beside the bindings");
+    std::fs::copy(
+        common::crate_dir().join("python/tandem/__init__.py"),
+        package.join("__init__.py"),
+    )
+    .expect("copying the package's __init__.py beside the bindings");
 
     let suite = common::crate_dir().join("tests").join("python");
     let output = common::run(
@@ -45,7 +53,7 @@ fn python_suite_passes() {
                 .ok()
         })
         .expect("unittest's summary line");
-    assert!(ran >= 8, "only {ran} Python tests ran:\n{}", output.stderr);
+    assert!(ran >= 11, "only {ran} Python tests ran:\n{}", output.stderr);
     assert!(
         !output.stderr.contains("skipped"),
         "a Python test was skipped:\n{}",

@@ -32,7 +32,10 @@ TIMEOUT_MS = TIMEOUT_S * 1000
 RELAY = None
 # One account per test that goes online: a new device of an account gets
 # the account's whole history from the relay.
-ACCOUNTS = ["alice", "carol", "dave"]
+ACCOUNTS = ["alice", "carol", "dave", "erin", "frank", "gina"]
+# The bound on a program that ends without shutting down (not a speed
+# check: it catches a hang).
+EXIT_TIMEOUT_S = 30
 
 
 def setUpModule():
@@ -249,6 +252,63 @@ class OnlineTest(unittest.TestCase):
             # The engine handed back works offline.
             self.assertEqual(engine.contacts(), [])
         asyncio.run(run())
+
+
+class ExitTest(unittest.TestCase):
+    """A program that ends without shutting its devices down, a listener's thread
+    running, exits cleanly, and its journal keeps what the listener did not get.
+
+    Each runs exit_without_shutdown.py in a process of its own (see there).
+    """
+
+    def exit_without_shutdown(self, mode, account):
+        program = os.path.join(HERE, "exit_without_shutdown.py")
+        with tempfile.TemporaryDirectory() as folder:
+            store = os.path.join(folder, "a.db")
+            args = [sys.executable, program, mode, RELAY["addr"], account, store,
+                    take_token(account), take_token(account)]
+            try:
+                done = subprocess.run(args, capture_output=True, text=True, timeout=EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired as timeout:
+                self.fail(f"{mode}: did not end within {EXIT_TIMEOUT_S} s:\n{timeout.stderr}")
+            said = f"{mode}: exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+            self.assertEqual(done.returncode, 0, said)
+            self.assertNotIn("FATAL", done.stderr, said)
+            lines = done.stdout.splitlines()
+            self.assertIn("exiting", lines, said)
+            seqs = lambda word: [int(line.split()[1]) for line in lines if line.startswith(word + " ")]
+            heard, returned, [acked] = seqs("heard"), seqs("returned"), seqs("acked")
+            # The device's journal, opened again: acknowledged up to the
+            # ack, every later event still there, none missing.
+            engine = tandem.Engine.open(config(
+                store=tandem.StorePath.FILE(path=store), account=account, device_name="a"))
+            self.assertEqual(engine.events_acked(), acked, said)
+            head = engine.events_head()
+            pending = [e.seq for e in engine.pending_events(head + 1)]
+            self.assertEqual(pending, list(range(acked + 1, head + 1)), said)
+            self.assertGreaterEqual(head, max(heard), said)
+            return heard, returned, done.stderr
+
+    def test_listener_busy_at_exit(self):
+        """Events still arriving as the program ends (it aborted here before the exit hook)."""
+        heard, returned, _ = self.exit_without_shutdown("returning", "erin")
+        # Each call begun was let finish.
+        self.assertEqual(returned, heard)
+
+    def test_listener_inside_on_event_at_exit(self):
+        """The listener sleeps 1 s inside on_event as the program ends."""
+        heard, returned, stderr = self.exit_without_shutdown("blocked", "frank")
+        # The call in progress at exit finished before the process ended
+        # (before the exit hook, the process ended first).
+        self.assertEqual(returned, heard)
+        self.assertNotIn("still inside on_event", stderr)
+
+    def test_listener_stuck_at_exit(self):
+        """The listener never returns: the exit hook waits its bound, says so, and the program ends."""
+        heard, returned, stderr = self.exit_without_shutdown("stuck", "gina")
+        self.assertEqual(len(heard), 1)
+        self.assertEqual(returned, [])
+        self.assertIn(f"1 listener(s) still inside on_event after {tandem.LISTENERS_EXIT_WAIT_MS} ms", stderr)
 
 
 class OfflineErrorTest(unittest.TestCase):
