@@ -141,8 +141,15 @@ impl Engine {
     /// Positions that continue the relay cursor move it too: the device
     /// holds those deltas already (they are its own), so it need not pull
     /// them back. Returns where the cursor ended.
+    ///
+    /// The write is not synced to disk (whatever the [`Durability`]): a
+    /// power cut that loses it loses nothing, since the deltas stay in the
+    /// outbox and the relay acknowledges them again, at the same positions,
+    /// when they are pushed again.
+    ///
+    /// [`Durability`]: crate::Durability
     pub fn acknowledge(&mut self, accepted: &[(ContentId, u64)]) -> Result<u64, StoreError> {
-        let tx = self.store.merge_transaction()?;
+        let tx = self.store.unsynced_transaction()?;
         let mut cursor = tx.meta_u64(MetaKey::RelayCursor)?.unwrap_or(0);
         let mut known = Vec::with_capacity(accepted.len());
         for (content_id, seq) in accepted {

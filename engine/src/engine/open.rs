@@ -181,7 +181,9 @@ impl Engine {
 pub enum Durability {
     /// Every commit is synced to disk before it returns (SQLite
     /// `synchronous=FULL`): whatever the engine reported survives a power
-    /// cut. The default.
+    /// cut. The default. (One write is never synced, in either setting:
+    /// recording a push's acknowledgement, which the relay gives again if
+    /// a power cut loses it; see [`Engine::acknowledge`].)
     #[default]
     Full,
     /// What this device makes is synced as under `Full` (operations,

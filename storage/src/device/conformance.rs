@@ -350,6 +350,17 @@ fn check_relaxed_merges(mut store: DeviceStore) {
     store.set_relaxed_merges(false);
     store.merge_transaction().unwrap().commit().unwrap();
     assert_eq!(synchronous(&store), 2);
+    // An unsynced transaction is unsynced whatever the setting, and the
+    // next synced one is synced again.
+    store.unsynced_transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 1, "unsynced while merges are synced");
+    store.merge_transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 2);
+    store.set_relaxed_merges(true);
+    store.unsynced_transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 1);
+    store.transaction().unwrap().commit().unwrap();
+    assert_eq!(synchronous(&store), 2);
 }
 
 fn check_deltas(mut store: DeviceStore) {
