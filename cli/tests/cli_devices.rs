@@ -408,12 +408,6 @@ fn a_device_refused_for_the_limit_frees_a_slot_from_the_cli() {
     let _ = phone.wait();
 }
 
-fn login_token(secret: &str, account: &str) -> String {
-    tandem(&["token", "--secret-file", secret, "--account", account])
-        .trim()
-        .to_owned()
-}
-
 fn tandem_fails_out(args: &[&str]) -> (String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(args)

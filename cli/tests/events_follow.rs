@@ -14,18 +14,8 @@ fn events_follow_prints_an_event_as_it_arrives_and_stops_on_ctrl_c() {
     let (_relay, addr) = start_relay(dir.path());
     let secret = dir.path().join("relay.secret");
     // One single-use login token per device.
-    let login_token = || {
-        tandem(&[
-            "token",
-            "--secret-file",
-            secret.to_str().unwrap(),
-            "--account",
-            "alice",
-        ])
-        .trim()
-        .to_owned()
-    };
-    let (token_a, token_b) = (login_token(), login_token());
+    let secret = secret.to_str().unwrap();
+    let (token_a, token_b) = (login_token(secret, "alice"), login_token(secret, "alice"));
     let a = dir.path().join("a.db");
     let b = dir.path().join("b.db");
     let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());

@@ -46,17 +46,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn login_token(dir: &std::path::Path) -> String {
-    let secret = dir.join("relay.secret");
-    tandem(&[
-        "token",
-        "--secret-file",
-        secret.to_str().unwrap(),
-        "--account",
-        "alice",
-    ])
-    .trim()
-    .to_owned()
+fn alice_token(dir: &std::path::Path) -> String {
+    login_token(dir.join("relay.secret").to_str().unwrap(), "alice")
 }
 
 /// A device of alice's with a file in `dir`, logging in with a fresh
@@ -80,7 +71,7 @@ fn device(dir: &std::path::Path, name: &str, relays: &[&str]) -> OnlineDevice {
             max_ms: 500,
         },
         connect_timeout_ms: 2_000,
-        ..OnlineConfig::with_relays(relays.iter().copied()).with_login_token(login_token(dir))
+        ..OnlineConfig::with_relays(relays.iter().copied()).with_login_token(alice_token(dir))
     };
     OnlineDevice::spawn(engine, config).unwrap()
 }
@@ -436,7 +427,7 @@ fn a_killed_nodes_sessions_stop_counting_when_its_lease_runs_out() {
         'admitted: loop {
             assert!(Instant::now() < deadline, "the lease never ran out");
             tokio::time::sleep(Duration::from_millis(500)).await;
-            fifth.relogin(login_token(dir.path())).await.unwrap();
+            fifth.relogin(alice_token(dir.path())).await.unwrap();
             loop {
                 let event = tokio::time::timeout(WAIT, events.recv())
                     .await
@@ -485,7 +476,7 @@ fn sync_with_a_dead_relay_first_gets_in_step_through_the_next() {
         .arg("--data")
         .arg(&data)
         .args(["--account", "alice", "--relay", &relays, "--token"])
-        .arg(login_token(dir.path()))
+        .arg(alice_token(dir.path()))
         .args(["sync", "--timeout-s", "20"])
         .output()
         .unwrap();

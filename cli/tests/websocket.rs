@@ -7,12 +7,6 @@ mod common;
 
 use common::*;
 
-fn login_token(secret: &str, account: &str) -> String {
-    tandem(&["token", "--secret-file", secret, "--account", account])
-        .trim()
-        .to_owned()
-}
-
 #[test]
 fn a_device_on_websocket_and_one_on_tcp_converge_through_a_relay_process() {
     let dir = tempfile::tempdir().unwrap();

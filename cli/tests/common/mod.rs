@@ -25,6 +25,14 @@ impl Drop for Running {
 }
 
 /// Runs `tandem args`, which must succeed; its stdout.
+/// A single-use login token for `account`, made with the relay's secret
+/// file `secret`.
+pub fn login_token(secret: &str, account: &str) -> String {
+    tandem(&["token", "--secret-file", secret, "--account", account])
+        .trim()
+        .to_owned()
+}
+
 pub fn tandem(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .args(args)
@@ -72,70 +80,30 @@ pub fn start_relay(dir: &Path) -> (Running, String) {
 
 /// [`start_relay`] with `extra` flags.
 pub fn start_relay_with(dir: &Path, extra: &[&str]) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["relay", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.join("relay.db"))
-        .arg("--secret-file")
-        .arg(dir.join("relay.secret"))
-        .args(["--log", "warn"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the relay starts");
-    let lines = lines_of(&mut child);
-    let relay = Running(child);
-    let line = lines
-        .recv_timeout(STEP)
-        .expect("the relay says where it listens");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (relay, addr)
+    let data = dir.join("relay.db");
+    let mut args = vec![std::ffi::OsStr::new("--data"), data.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let (relay, mut said) = spawn_relay(dir, &args, &["listening on "]);
+    (relay, said.remove(0))
 }
 
 /// `tandem relay` with a WebSocket listener too (`--listen-ws` on a free
 /// loopback port): the process, its TCP address and its `ws://` address.
 pub fn start_relay_ws(dir: &Path) -> (Running, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args([
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--listen-ws",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir.join("relay.db"))
-        .arg("--secret-file")
-        .arg(dir.join("relay.secret"))
-        .args(["--log", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the relay starts");
-    let lines = lines_of(&mut child);
-    let relay = Running(child);
-    let line = || {
-        lines
-            .recv_timeout(STEP)
-            .expect("the relay says where it listens")
-    };
-    let first = line();
-    let tcp = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    let second = line();
-    let ws = second
-        .trim()
-        .strip_prefix("listening for WebSocket on ")
-        .unwrap_or_else(|| panic!("unexpected second line {second:?}"))
-        .to_owned();
-    (relay, tcp, ws)
+    let data = dir.join("relay.db");
+    let args = [
+        "--listen-ws".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ];
+    let (relay, mut said) = spawn_relay(
+        dir,
+        &args,
+        &["listening on ", "listening for WebSocket on "],
+    );
+    let ws = said.remove(1);
+    (relay, said.remove(0), ws)
 }
 
 /// `tandem relay --postgres url` on a free loopback port, with the secret
@@ -143,25 +111,43 @@ pub fn start_relay_ws(dir: &Path) -> (Running, String, String) {
 /// the process and the address it listens on. Start the nodes of one
 /// directory one after the other: the first creates the secret.
 pub fn start_node(dir: &Path, url: &str, extra: &[&str]) -> (Running, String) {
+    let mut args = vec![
+        std::ffi::OsStr::new("--postgres"),
+        std::ffi::OsStr::new(url),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let (relay, mut said) = spawn_relay(dir, &args, &["listening on "]);
+    (relay, said.remove(0))
+}
+
+/// `tandem relay --listen 127.0.0.1:0` with its secret file in `dir`,
+/// logging warnings only, and `args`; then, for each of `prefixes`, the
+/// next line it prints, which must start with it: what follows it (an
+/// address) is returned, in order.
+fn spawn_relay(dir: &Path, args: &[&std::ffi::OsStr], prefixes: &[&str]) -> (Running, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(["relay", "--listen", "127.0.0.1:0", "--postgres", url])
+        .args(["relay", "--listen", "127.0.0.1:0"])
         .arg("--secret-file")
         .arg(dir.join("relay.secret"))
         .args(["--log", "warn"])
-        .args(extra)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("the relay starts");
     let lines = lines_of(&mut child);
     let relay = Running(child);
-    let line = lines
-        .recv_timeout(STEP)
-        .expect("the relay says where it listens");
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (relay, addr)
+    let said = prefixes
+        .iter()
+        .map(|prefix| {
+            let line = lines
+                .recv_timeout(STEP)
+                .expect("the relay says where it listens");
+            line.trim()
+                .strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+                .to_owned()
+        })
+        .collect();
+    (relay, said)
 }
