@@ -13,9 +13,7 @@ use std::time::Instant;
 use tandem_engine::delta::Delta;
 use tandem_engine::model::UserId;
 use tandem_engine::op::{ContactOp, MessageOp, Op};
-use tandem_engine::seal::{
-    self, BodyV1, Changes, GenerationRoot, OpEntry, OriginSigner, SealHeader,
-};
+use tandem_engine::seal::{self, BodyV1, GenerationRoot, OriginSigner, SealHeader};
 use tandem_engine::{
     AccountId, Config, ContentId, Engine, ExportCursor, Platform, SeededEntropy, StorePath,
 };
@@ -102,30 +100,8 @@ fn main() {
 
 /// One envelope body holding `deltas` (consecutive, of one device).
 fn body_of(account: &AccountId, deltas: &[tandem_engine::delta::EncodedDelta]) -> BodyV1 {
-    let mut ops = Vec::new();
-    let mut changes = Vec::new();
-    let mut first_origin_seq = 0;
-    for encoded in deltas {
-        let (delta, _) = Delta::decode(&encoded.0, account).expect("decodes");
-        if ops.is_empty() {
-            first_origin_seq = delta.origin_seq;
-        }
-        let change = delta.change.map(|raw| {
-            changes.push(raw);
-            changes.len() as u32 - 1
-        });
-        ops.push(OpEntry {
-            made_at_ms: delta.made_at_ms,
-            op: delta.op,
-            read_markers: delta.read_markers,
-            change,
-        });
-    }
-    BodyV1 {
-        sealed_at_ms: 10_000,
-        first_origin_seq,
-        ops,
-        changes: Changes::Raw(changes),
-        view: Vec::new(),
-    }
+    let decoded = deltas
+        .iter()
+        .map(|encoded| Delta::decode(&encoded.0, account).expect("decodes").0);
+    BodyV1::from_deltas(decoded, 10_000).expect("consecutive operations of one device")
 }

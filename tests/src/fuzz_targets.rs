@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tandem_engine::delta::{Delta, EncodedDelta};
 use tandem_engine::event::{EventKind, MessageEvent};
-use tandem_engine::seal::{
-    self, BodyV1, Changes, EnvelopeKey, GenerationRoot, OpEntry, OriginSigner, SealHeader,
-};
+use tandem_engine::seal::{self, BodyV1, EnvelopeKey, GenerationRoot, OriginSigner, SealHeader};
 use tandem_engine::ContentId;
 use tandem_engine::{Engine, ExportCursor, OpError};
 use tandem_relay::config::OverflowPolicy;
@@ -205,33 +203,12 @@ pub fn seal_signer(n: u8) -> OriginSigner {
 /// The body of one envelope holding `deltas`, consecutive operations of one
 /// device (as its outbox holds them), sealed at `sealed_at_ms`.
 pub fn body_of(deltas: &[EncodedDelta], sealed_at_ms: i64) -> BodyV1 {
-    let mut ops = Vec::new();
-    let mut changes = Vec::new();
-    let mut first_origin_seq = 0;
-    for (i, encoded) in deltas.iter().enumerate() {
-        let (delta, _) = Delta::decode(&encoded.0, &account()).expect("a device's own delta");
-        if i == 0 {
-            first_origin_seq = delta.origin_seq;
-        }
-        assert_eq!(delta.origin_seq, first_origin_seq + i as u64, "consecutive");
-        let change = delta.change.map(|raw| {
-            changes.push(raw);
-            changes.len() as u32 - 1
-        });
-        ops.push(OpEntry {
-            made_at_ms: delta.made_at_ms,
-            op: delta.op,
-            read_markers: delta.read_markers,
-            change,
-        });
-    }
-    BodyV1 {
-        sealed_at_ms,
-        first_origin_seq,
-        ops,
-        changes: Changes::Raw(changes),
-        view: Vec::new(),
-    }
+    let decoded = deltas.iter().map(|encoded| {
+        Delta::decode(&encoded.0, &account())
+            .expect("a device's own delta")
+            .0
+    });
+    BodyV1::from_deltas(decoded, sealed_at_ms).expect("consecutive operations of one device")
 }
 
 /// `body` sealed by device `[origin; 16]` at chain position 1 of epoch 1,

@@ -149,6 +149,14 @@ pub enum BodyError {
         /// How many operations.
         ops: usize,
     },
+    /// The deltas to seal are not consecutive operations of one device
+    /// ([`BodyV1::from_deltas`]): the one at `index` has another origin or
+    /// number than the run needs.
+    #[error("delta {index} does not continue the run of one device's operations")]
+    NotOneRun {
+        /// Its index in the input.
+        index: usize,
+    },
     /// An operation breaks a delta's rule: a limit of the operation, the
     /// read-marker limit, a change that does not decode or that another
     /// actor than the origin made.
@@ -177,6 +185,45 @@ pub enum BodyError {
 }
 
 impl BodyV1 {
+    /// The body of one envelope holding `deltas`: consecutive operations
+    /// of one device, as its outbox holds them, sealed at `sealed_at_ms`.
+    /// Each delta's fields move into its [`OpEntry`] and its change into
+    /// the body's changes, in order. No deltas make a checkpoint (first
+    /// number 0). Deltas of several devices, or with a gap or a repeat in
+    /// their numbers, are [`BodyError::NotOneRun`].
+    pub fn from_deltas(
+        deltas: impl IntoIterator<Item = crate::delta::Delta>,
+        sealed_at_ms: i64,
+    ) -> Result<BodyV1, BodyError> {
+        let mut ops = Vec::new();
+        let mut changes = Vec::new();
+        let mut run: Option<(DeviceId, u64)> = None;
+        for (index, delta) in deltas.into_iter().enumerate() {
+            let first = *run.get_or_insert((delta.origin, delta.origin_seq));
+            let expected = first.1.checked_add(index as u64);
+            if delta.origin != first.0 || Some(delta.origin_seq) != expected {
+                return Err(BodyError::NotOneRun { index });
+            }
+            let change = delta.change.map(|raw| {
+                changes.push(raw);
+                changes.len() as u32 - 1
+            });
+            ops.push(OpEntry {
+                made_at_ms: delta.made_at_ms,
+                op: delta.op,
+                read_markers: delta.read_markers,
+                change,
+            });
+        }
+        Ok(BodyV1 {
+            sealed_at_ms,
+            first_origin_seq: run.map_or(0, |(_, first)| first),
+            ops,
+            changes: Changes::Raw(changes),
+            view: Vec::new(),
+        })
+    }
+
     /// The number of the operation at `index`, for a body that passed
     /// [`BodyV1::check`].
     pub fn origin_seq(&self, index: usize) -> u64 {

@@ -979,3 +979,49 @@ fn a_body_that_does_not_decode_is_refused() {
     // The minimum ciphertext is one block and a tag.
     assert_eq!(ENVELOPE_CIPHERTEXT_BYTES_MIN, 80);
 }
+
+#[test]
+fn a_body_is_made_only_from_one_device_s_consecutive_deltas() {
+    let delta = |origin: DeviceId, origin_seq: u64, change: Option<Vec<u8>>| Delta {
+        format: DELTA_FORMAT,
+        account: account(),
+        origin,
+        origin_seq,
+        made_at_ms: origin_seq as i64,
+        op: send("hi").op,
+        change,
+        read_markers: Vec::new(),
+    };
+    let change = change_by(ORIGIN.0, 1);
+    let b = BodyV1::from_deltas(
+        [
+            delta(ORIGIN, 7, None),
+            delta(ORIGIN, 8, Some(change.clone())),
+        ],
+        42,
+    )
+    .expect("a run");
+    assert_eq!(
+        (b.first_origin_seq, b.sealed_at_ms, b.ops.len()),
+        (7, 42, 2)
+    );
+    assert_eq!((b.ops[0].change, b.ops[1].change), (None, Some(0)));
+    assert_eq!(b.changes, Changes::Raw(vec![change]));
+    let empty = BodyV1::from_deltas([], 0).expect("a checkpoint");
+    assert_eq!((empty.first_origin_seq, empty.ops.len()), (0, 0));
+    let other = DeviceId([9; 16]);
+    for (run, bad) in [
+        (vec![delta(ORIGIN, 7, None), delta(ORIGIN, 9, None)], 1),
+        (vec![delta(ORIGIN, 7, None), delta(ORIGIN, 7, None)], 1),
+        (vec![delta(ORIGIN, 7, None), delta(other, 8, None)], 1),
+        (
+            vec![delta(ORIGIN, u64::MAX, None), delta(ORIGIN, 0, None)],
+            1,
+        ),
+    ] {
+        assert!(matches!(
+            BodyV1::from_deltas(run, 0),
+            Err(BodyError::NotOneRun { index }) if index == bad
+        ));
+    }
+}
