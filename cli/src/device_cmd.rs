@@ -1525,6 +1525,11 @@ pub fn state_json(engine: &Engine) -> anyhow::Result<serde_json::Value> {
         "pinned_messages": state.pinned_messages.iter().map(|(c, p)| json!({
             "conversation": c, "message": p.message, "pinned_at_ms": p.pinned_at_ms,
         })).collect::<Vec<_>>(),
+        "roster": state.roster.iter().map(|r| json!({
+            "device": r.device.to_hex(), "sign_pk": r.sign_pk.to_hex(),
+            "kem_pk": r.kem_pk.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "linked_by": r.linked_by.to_hex(), "linked_at_ms": r.linked_at_ms,
+        })).collect::<Vec<_>>(),
     }))
 }
 

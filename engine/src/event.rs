@@ -27,6 +27,7 @@ use crate::rules::Lookup;
 
 pub use crate::rules::contact::ContactEvent;
 pub use crate::rules::conversation::ConversationEvent;
+pub use crate::rules::device::DeviceEvent;
 pub use crate::rules::group::GroupEvent;
 pub use crate::rules::message::MessageEvent;
 pub use crate::rules::thread::ThreadEvent;
@@ -267,6 +268,8 @@ pub enum EventKind {
     /// Something that happened to this device's connection; recorded by the
     /// sync driver, not merged from a delta.
     Connection(ConnectionEvent),
+    /// Roster operations: a device linked to the account.
+    Device(DeviceEvent),
 }
 
 impl EventKind {
@@ -279,6 +282,7 @@ impl EventKind {
             EventKind::Conversation(_) => "conversation",
             EventKind::Message(_) => "message",
             EventKind::Connection(_) => "connection",
+            EventKind::Device(_) => "device",
         }
     }
 
@@ -290,6 +294,7 @@ impl EventKind {
             Op::Contact(op) => EventKind::Contact(op.event()),
             Op::Group(op) => EventKind::Group(op.event()),
             Op::Thread(op) => EventKind::Thread(op.event()),
+            Op::Device(op) => EventKind::Device(op.event()),
         }
     }
 
@@ -303,6 +308,7 @@ impl EventKind {
             EventKind::Group(event) => event.superseded(lookup.doc),
             EventKind::Thread(event) => event.superseded(lookup.doc),
             EventKind::Connection(_) => false,
+            EventKind::Device(event) => event.superseded(lookup),
         }
     }
 }

@@ -22,7 +22,7 @@ pub use engine::{
     AccountState, Applied, ApplyError, Changed, Config, Credentials, CredentialsError,
     DeviceEnrollment, DeviceIdentity, Durability, Engine, EventDelivery, Export, ExportCursor,
     KeyFingerprint, LinkState, LinkingError, LoadError, OpError, OpenError, OutboxPosition,
-    Performed, Recorded, RelayDelta, ShownCode, StorePath, GENESIS_SNAPSHOT_ID,
+    Performed, Recorded, RelayDelta, RosterEntry, ShownCode, StorePath, GENESIS_SNAPSHOT_ID,
     LINK_CODE_TEXT_CHARS,
 };
 pub use event::{Event, EventKind};

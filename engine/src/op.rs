@@ -15,6 +15,7 @@
 
 pub use crate::rules::contact::ContactOp;
 pub use crate::rules::conversation::ConversationOp;
+pub use crate::rules::device::DeviceOp;
 pub use crate::rules::group::{GroupInfoUpdate, GroupOp};
 pub use crate::rules::message::MessageOp;
 pub use crate::rules::thread::ThreadOp;

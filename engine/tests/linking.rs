@@ -7,7 +7,8 @@ mod common;
 
 use common::*;
 use tandem_engine::limits::LINK_SESSION_TTL_MS;
-use tandem_engine::seal::LinkError;
+use tandem_engine::op::{DeviceOp, Op};
+use tandem_engine::seal::{LinkCode, LinkError};
 use tandem_engine::*;
 
 /// Device 1 with the account key, device 2 new.
@@ -171,21 +172,34 @@ fn a_grant_for_another_code_a_substituted_key_or_a_wrong_signer_is_refused() {
     ));
 
     // The right device and PSK but another KEM key (a code altered on the
-    // way): the grant is sealed to a key whose secret nobody here has.
+    // way): the grant is sealed to a key whose secret nobody here has. It
+    // comes from a second linked device, whose roster does not list the
+    // new device yet (the first one lists it with its true keys below).
     let mut bytes = data_encoding_decode(&shown);
     bytes[49..81].copy_from_slice(&data_encoding_decode(&other_code)[49..81]);
-    let substituted = first
+    let altered = data_encoding_encode(&bytes);
+    let mut second = Device::memory(5);
+    let second_code = second.engine.show_link_code(second.now_ms).unwrap().code;
+    let to_second = first.engine.grant_link(&second_code, first.now_ms).unwrap();
+    second
         .engine
-        .grant_link(&data_encoding_encode(&bytes), first.now_ms)
+        .accept_link_grant(&to_second, &public_key(&first), second.now_ms)
         .unwrap();
+    let substituted = second.engine.grant_link(&altered, second.now_ms).unwrap();
     assert!(matches!(
         new.engine
-            .accept_link_grant(&substituted, &public_key(&first), new.now_ms),
+            .accept_link_grant(&substituted, &public_key(&second), new.now_ms),
         Err(LinkingError::Grant(LinkError::BadGrant))
     ));
 
     // The right grant checked against another device's key.
     let grant = first.engine.grant_link(&shown, first.now_ms).unwrap();
+    // A granter that lists the device with its true keys refuses the
+    // altered code.
+    assert!(matches!(
+        first.engine.grant_link(&altered, first.now_ms),
+        Err(LinkingError::RosterConflict { .. })
+    ));
     assert!(matches!(
         new.engine
             .accept_link_grant(&grant, &public_key(&other), new.now_ms),
@@ -334,4 +348,192 @@ fn data_encoding_decode(code: &str) -> Vec<u8> {
 
 fn data_encoding_encode(bytes: &[u8]) -> String {
     data_encoding::BASE32_NOPAD.encode(bytes)
+}
+
+/// The keys a code shows.
+fn code_keys(code: &str) -> LinkCode {
+    LinkCode::from_bytes(&data_encoding_decode(code)).unwrap()
+}
+
+fn roster_entry(device: &Device, id: DeviceId) -> Option<RosterEntry> {
+    device
+        .engine
+        .roster()
+        .unwrap()
+        .into_iter()
+        .find(|entry| entry.device == id)
+}
+
+fn outbox_len(device: &Device) -> usize {
+    device.engine.outbox(usize::MAX >> 1).unwrap().len()
+}
+
+#[test]
+fn the_first_device_and_every_granted_device_are_in_the_roster_everywhere() {
+    let (mut first, mut new) = first_and_new();
+    let first_id = first.engine.device().device_id;
+    let new_id = new.engine.device().device_id;
+    // The first device listed itself, with its signing and KEM keys.
+    let own = roster_entry(&first, first_id).expect("the first device lists itself");
+    assert_eq!(own.sign_pk, public_key(&first));
+    assert_eq!(Some(own.kem_pk), first.engine.kem_public_key().unwrap());
+    assert_eq!(own.linked_by, first_id);
+    assert_eq!(new.engine.kem_public_key().unwrap(), None);
+
+    // Granting lists the new device with the keys its code shows.
+    let code = new.engine.show_link_code(new.now_ms).unwrap().code;
+    let shown = code_keys(&code);
+    first.now_ms += 1;
+    let grant = first.engine.grant_link(&code, first.now_ms).unwrap();
+    let listed = roster_entry(&first, new_id).expect("the granted device is listed");
+    assert_eq!(
+        (listed.sign_pk, listed.kem_pk, listed.linked_by),
+        (shown.sign_pk, shown.kem_pk, first_id)
+    );
+    assert_eq!(listed.linked_at_ms, first.now_ms);
+    // The new device keeps the code's KEM key as its own.
+    new.engine
+        .accept_link_grant(&grant, &public_key(&first), new.now_ms)
+        .unwrap();
+    assert_eq!(new.engine.kem_public_key().unwrap(), Some(shown.kem_pk));
+
+    // Both Link operations reach the new device as events, and its roster
+    // is the first device's.
+    let head = new.engine.events_head().unwrap();
+    send(&first, &mut new);
+    let heard: Vec<_> = new
+        .engine
+        .events_after(head, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.source_device, e.superseded, e.kind))
+        .collect();
+    let linked = |id: DeviceId, sign: DevicePublicKey, kem: [u8; 32]| {
+        EventKind::Device(event::DeviceEvent::Linked {
+            device: id.to_hex(),
+            sign_pk: sign.to_hex(),
+            kem_pk: kem.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    };
+    assert_eq!(
+        heard,
+        vec![
+            (first_id, false, linked(first_id, own.sign_pk, own.kem_pk)),
+            (first_id, false, linked(new_id, shown.sign_pk, shown.kem_pk)),
+        ]
+    );
+    assert_eq!(new.engine.roster().unwrap(), first.engine.roster().unwrap());
+    assert_eq!(new.engine.roster().unwrap().len(), 2);
+    assert_eq!(new.state().roster, first.state().roster);
+}
+
+#[test]
+fn granting_the_same_code_again_records_nothing_more() {
+    let (mut first, mut new) = first_and_new();
+    let code = new.engine.show_link_code(new.now_ms).unwrap().code;
+    let before = outbox_len(&first);
+    first.engine.grant_link(&code, first.now_ms).unwrap();
+    assert_eq!(outbox_len(&first), before + 1, "one Link recorded");
+    first.now_ms += 5;
+    let again = first.engine.grant_link(&code, first.now_ms).unwrap();
+    assert_eq!(
+        outbox_len(&first),
+        before + 1,
+        "the second grant records none"
+    );
+    // The second grant still opens: the code is the same.
+    new.engine
+        .accept_link_grant(&again, &public_key(&first), new.now_ms)
+        .unwrap();
+}
+
+#[test]
+fn a_code_whose_device_the_roster_holds_with_other_keys_is_refused() {
+    let (mut first, mut new) = first_and_new();
+    let new_id = new.engine.device().device_id;
+    // An earlier Link listed the new device's id with other keys.
+    first.op(Op::Device(DeviceOp::Link {
+        device: new_id,
+        sign_pk: DevicePublicKey([9; 32]),
+        kem_pk: [9; 32],
+    }));
+    let code = new.engine.show_link_code(new.now_ms).unwrap().code;
+    let before = outbox_len(&first);
+    let roster = first.engine.roster().unwrap();
+    assert!(matches!(
+        first.engine.grant_link(&code, first.now_ms + 1),
+        Err(LinkingError::RosterConflict { device }) if device == new_id
+    ));
+    assert_eq!(outbox_len(&first), before, "nothing recorded");
+    assert_eq!(first.engine.roster().unwrap(), roster, "roster unchanged");
+}
+
+#[test]
+fn concurrent_links_of_one_device_keep_the_earlier_on_both_devices() {
+    let state = both_orders(|| {
+        let mut a = Device::memory(1);
+        let mut b = Device::memory(2);
+        let link = |keys: u8| {
+            Op::Device(DeviceOp::Link {
+                device: DeviceId([7; 16]),
+                sign_pk: DevicePublicKey([keys; 32]),
+                kem_pk: [keys; 32],
+            })
+        };
+        b.now_ms += 10;
+        a.op(link(0xaa));
+        b.op(link(0xbb));
+        (a, b)
+    });
+    assert_eq!(state.roster.len(), 1);
+    assert_eq!(state.roster[0].sign_pk, DevicePublicKey([0xaa; 32]));
+    assert_eq!(state.roster[0].linked_by, DeviceId([1; 16]));
+
+    // The device whose Link lost hears the winner's as current, and its own
+    // is heard on the other side as superseded.
+    let mut a = Device::memory(1);
+    let mut b = Device::memory(2);
+    b.now_ms += 10;
+    a.op(Op::Device(DeviceOp::Link {
+        device: DeviceId([7; 16]),
+        sign_pk: DevicePublicKey([0xaa; 32]),
+        kem_pk: [0xaa; 32],
+    }));
+    b.op(Op::Device(DeviceOp::Link {
+        device: DeviceId([7; 16]),
+        sign_pk: DevicePublicKey([0xbb; 32]),
+        kem_pk: [0xbb; 32],
+    }));
+    send(&a, &mut b);
+    send(&b, &mut a);
+    let superseded = |d: &Device| d.engine.events_after(0, 10).unwrap()[0].superseded;
+    assert!(!superseded(&b), "b hears a's earlier Link, which holds");
+    assert!(superseded(&a), "a hears b's later Link, which lost");
+}
+
+#[test]
+fn a_device_that_shows_a_code_and_then_makes_the_key_keeps_the_codes_kem_key() {
+    let mut device = Device::memory(4);
+    let code = device.engine.show_link_code(device.now_ms).unwrap().code;
+    device.engine.create_account_key(device.now_ms).unwrap();
+    let kem = code_keys(&code).kem_pk;
+    assert_eq!(device.engine.kem_public_key().unwrap(), Some(kem));
+    let id = device.engine.device().device_id;
+    assert_eq!(roster_entry(&device, id).unwrap().kem_pk, kem);
+    // The session is spent.
+    assert_eq!(
+        device.engine.link_state(device.now_ms).unwrap(),
+        LinkState::Linked {
+            generation: 0,
+            source: KeySource::Created,
+            fingerprint: match device.engine.link_state(device.now_ms).unwrap() {
+                LinkState::Linked { fingerprint, .. } => fingerprint,
+                other => panic!("{other:?}"),
+            },
+        }
+    );
+    assert!(matches!(
+        device.engine.show_link_code(device.now_ms),
+        Err(LinkingError::AlreadyLinked { generation: 0 })
+    ));
 }

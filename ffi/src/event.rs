@@ -53,6 +53,8 @@ pub enum EventKind {
     Message { event: MessageEvent },
     /// Something that happened to this device's connection.
     Connection { event: ConnectionEvent },
+    /// A roster operation: a device linked to the account.
+    Device { event: DeviceEvent },
     /// A kind this build of the bindings does not know (the engine is newer
     /// than the bindings); `json` has the whole event. Never produced when
     /// engine and bindings are built from the same source: the tests map
@@ -292,6 +294,19 @@ pub enum GroupEvent {
     },
 }
 
+/// Roster operations done on another device.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum DeviceEvent {
+    /// A device was linked to the account (or, when `device` is the
+    /// event's source, that device made the account key), with its keys as
+    /// hex: 32 digits for the device, 64 for each key.
+    Linked {
+        device: String,
+        sign_pk: String,
+        kem_pk: String,
+    },
+}
+
 /// Thread operations done on another device.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum ThreadEvent {
@@ -438,6 +453,9 @@ impl EventKind {
             },
             e::EventKind::Connection(event) => EventKind::Connection {
                 event: connection(event)?,
+            },
+            e::EventKind::Device(event) => EventKind::Device {
+                event: device(event)?,
             },
             _ => return None,
         })
@@ -750,6 +768,21 @@ fn thread(event: &e::ThreadEvent) -> Option<ThreadEvent> {
         e::ThreadEvent::Kicked { thread, users } => ThreadEvent::Kicked {
             thread: s(thread),
             users: strings(users),
+        },
+        _ => return None,
+    })
+}
+
+fn device(event: &e::DeviceEvent) -> Option<DeviceEvent> {
+    Some(match event {
+        e::DeviceEvent::Linked {
+            device,
+            sign_pk,
+            kem_pk,
+        } => DeviceEvent::Linked {
+            device: device.clone(),
+            sign_pk: sign_pk.clone(),
+            kem_pk: kem_pk.clone(),
         },
         _ => return None,
     })

@@ -1032,6 +1032,12 @@ mod tests {
         let all = tandem_tests::every_op::every_op_with_kind();
         assert!(!all.is_empty());
         for (op, kind) in all {
+            if matches!(op, e::Op::Device(_)) {
+                // Roster operations are made by the engine when it links a
+                // device (create_account_key, grant_link), never by an app:
+                // the bindings have no form for them.
+                continue;
+            }
             let ours = Op::from_engine(&op)
                 .unwrap_or_else(|| panic!("{} has no form in the bindings", kind.name));
             let back = ours

@@ -1183,4 +1183,28 @@ pub const KINDS: &[Kind] = &[
         },
         random: |d| Op::Thread(ThreadOp::Destroy { thread: d.thread() }),
     },
+    // ---- The roster ----
+    Kind {
+        name: "DeviceOp::Link",
+        event: ("device", "linked"),
+        weight: 1,
+        examples: || vec![Op::Device(link(0xd1, 0x51))],
+        // Four devices, three key sets: concurrent Links of one device
+        // with other keys happen, and every device must keep the same one.
+        // The ids are none of the simulation's devices.
+        random: |d| {
+            let device = 0xd0 + d.below(4) as u8;
+            let keys = 0x50 + d.below(3) as u8;
+            Op::Device(link(device, keys))
+        },
+    },
 ];
+
+/// A Link of device `[device; 16]` with keys made of the byte `keys`.
+fn link(device: u8, keys: u8) -> DeviceOp {
+    DeviceOp::Link {
+        device: tandem_engine::DeviceId([device; 16]),
+        sign_pk: tandem_engine::DevicePublicKey([keys; 32]),
+        kem_pk: [keys.wrapping_add(1); 32],
+    }
+}

@@ -64,6 +64,7 @@ fn category(op: &Op) -> &'static str {
         Op::Contact(_) => "contact",
         Op::Group(_) => "group",
         Op::Thread(_) => "thread",
+        Op::Device(_) => "device",
         _ => unreachable!("the table makes only these"),
     }
 }

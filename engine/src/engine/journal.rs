@@ -251,10 +251,23 @@ pub(super) fn journal_merged(
             }
         }
     }
+    // The roster entries of the devices the batch's Link operations name.
+    let mut roster = BTreeMap::new();
+    for (delta, _) in merged {
+        if let Op::Device(op) = &delta.op {
+            let device = op.device().0;
+            if let btree_map::Entry::Vacant(slot) = roster.entry(device) {
+                if let Some(row) = tx.roster_entry(&device)? {
+                    slot.insert(row);
+                }
+            }
+        }
+    }
     let lookup = Lookup {
         doc,
         flags,
         read_markers: &markers,
+        roster: &roster,
     };
     let mut journaled = 0;
     for (delta, content_id) in merged {

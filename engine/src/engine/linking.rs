@@ -15,25 +15,35 @@
 //!    deletes the session ([`Engine::accept_link_grant`]), so a replayed
 //!    grant finds nothing to open it with.
 //!
-//! Built so far: the key and linking only. Nothing is sealed with the key
-//! yet (deltas still travel in the clear), and the key is made locally:
-//! publishing it as the account's first epoch, so that of two first
-//! devices only one wins, comes with epochs.
+//! Every device that gets the key is put in the account's roster by a
+//! Link operation ([`DeviceOp::Link`]), made in the transaction that
+//! stores the key (the first device, for itself) or before the grant is
+//! sealed (the granter, for the new device), so the other devices learn
+//! each linked device's signing and KEM keys from the account's own
+//! operations ([`Engine::roster`]). A device has one KEM key, made the
+//! first time it shows a code or makes the account key: every code it
+//! shows names it, and only the pre-shared key is new per code.
+//!
+//! Built so far: the key, linking and the roster. Nothing is sealed with
+//! the key yet (deltas still travel in the clear), and the key is made
+//! locally: publishing it as the account's first epoch, so that of two
+//! first devices only one wins, comes with epochs.
 
 use std::fmt;
 
 use data_encoding::BASE32_NOPAD;
-use tandem_storage::device::{AccountKeyRow, KeySource, LinkSessionRow};
+use tandem_storage::device::{AccountKeyRow, DeviceTx, KeySource, LinkSessionRow, RosterRow};
 use tandem_storage::StoreError;
 use tandem_transport::envelope::SnapshotId;
-use tandem_transport::DevicePublicKey;
+use tandem_transport::{DeviceId, DevicePublicKey};
 use zeroize::Zeroize;
 
-use super::Engine;
+use super::{Engine, OpError};
 use crate::limits::LINK_SESSION_TTL_MS;
+use crate::op::{DeviceOp, Op};
 use crate::seal::{
-    accept_link_grant, link_grant, GenerationRoot, LinkCode, LinkError, LinkGrant, LinkSession,
-    OriginSigner, LINK_CODE_BYTES,
+    accept_link_grant, kem_public_key, link_grant, GenerationRoot, LinkCode, LinkError, LinkGrant,
+    LinkSession, OriginSigner, KEY_BYTES, LINK_CODE_BYTES,
 };
 
 /// The snapshot id of epoch 0, which has no snapshot: all zeros. Epoch 0's
@@ -84,6 +94,34 @@ impl fmt::Display for KeyFingerprint {
 impl fmt::Debug for KeyFingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyFingerprint({self})")
+    }
+}
+
+/// One device of the account's roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterEntry {
+    /// The linked device.
+    pub device: DeviceId,
+    /// Its signing key: what its envelopes are checked against.
+    pub sign_pk: DevicePublicKey,
+    /// Its X25519 KEM public key: what a new key generation is sealed to.
+    pub kem_pk: [u8; 32],
+    /// The device that linked it (itself, for the device that made the
+    /// account key).
+    pub linked_by: DeviceId,
+    /// When it was linked, by the linking device's clock.
+    pub linked_at_ms: i64,
+}
+
+impl From<RosterRow> for RosterEntry {
+    fn from(row: RosterRow) -> RosterEntry {
+        RosterEntry {
+            device: DeviceId(row.device),
+            sign_pk: DevicePublicKey(row.sign_pk),
+            kem_pk: row.kem_pk,
+            linked_by: DeviceId(row.linked_by),
+            linked_at_ms: row.linked_at_ms,
+        }
     }
 }
 
@@ -142,6 +180,17 @@ pub enum LinkingError {
     /// for another account, altered, or not signed by the granter.
     #[error("link grant refused: {0}")]
     Grant(LinkError),
+    /// The roster holds the code's device with other keys than the code
+    /// shows: an earlier Link put it there, and the device's envelopes
+    /// are checked against those, so it is not granted the key.
+    #[error("device {device} is in the roster with other keys than its code shows")]
+    RosterConflict {
+        /// The device of the code.
+        device: DeviceId,
+    },
+    /// Recording the roster's Link operation failed.
+    #[error("recording the roster entry: {0}")]
+    Record(#[source] Box<OpError>),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -168,12 +217,17 @@ impl Engine {
     /// Makes the account key (generation 0, 32 bytes from the engine's
     /// entropy) on the account's first device; every other device gets it
     /// by linking. Refused on a device that holds a key already.
+    ///
+    /// In the same transaction the device puts itself in the roster (a
+    /// [`DeviceOp::Link`] with its signing key and its KEM key): the one
+    /// its link codes show if it showed one (another device may have
+    /// listed it from such a code already), else a new one.
     pub fn create_account_key(&mut self, now_ms: i64) -> Result<KeyFingerprint, LinkingError> {
         self.refuse_if_linked()?;
         let root = GenerationRoot::generate(self.entropy.as_mut());
         let printed = fingerprint(&root);
-        let tx = self.store.transaction()?;
-        tx.insert_account_key(&AccountKeyRow {
+        let mut kem_seed = self.device_kem_seed()?;
+        let mut key = AccountKeyRow {
             generation: 0,
             root: root.to_bytes(),
             source: KeySource::Created,
@@ -181,10 +235,23 @@ impl Engine {
             snapshot_id: GENESIS_SNAPSHOT_ID.0,
             granted_by: None,
             added_at_ms: now_ms,
-        })?;
-        // A new device's session has no use once it holds the key.
-        tx.delete_link_session()?;
-        tx.commit()?;
+        };
+        let link = DeviceOp::Link {
+            device: self.device.device_id,
+            sign_pk: self.key.public_key(),
+            kem_pk: kem_public_key(&kem_seed),
+        };
+        let store_key = |tx: &DeviceTx<'_>| {
+            tx.insert_account_key(&key)?;
+            tx.insert_device_kem(&kem_seed, now_ms)?;
+            // A new device's session has no use once it holds the key.
+            tx.delete_link_session()?;
+            Ok(())
+        };
+        let recorded = self.record(now_ms, Op::Device(link), Some(&store_key));
+        key.root.zeroize();
+        kem_seed.zeroize();
+        recorded.map_err(|e| LinkingError::Record(Box::new(e)))?;
         Ok(printed)
     }
 
@@ -201,17 +268,27 @@ impl Engine {
                 row.expires_at_ms,
             ),
             _ => {
-                let session = LinkSession::new(me, self.entropy.as_mut());
+                // A new pre-shared key, the device's one KEM key: a code
+                // shown after an expired one names the same KEM key, so a
+                // granter that listed the device from the old code lists
+                // the same keys again.
+                let kem_seed = self.device_kem_seed()?;
+                let mut psk = [0; KEY_BYTES];
+                self.entropy.fill(&mut psk);
+                let session = LinkSession::from_secrets(me, kem_seed, psk);
                 let expires_at_ms = now_ms.saturating_add(LINK_SESSION_TTL_MS);
-                let (kem_seed, psk) = session.secrets();
                 let mut row = LinkSessionRow {
                     kem_seed,
                     psk,
                     created_at_ms: now_ms,
                     expires_at_ms,
                 };
+                psk.zeroize();
                 let tx = self.store.transaction()?;
-                let stored = tx.put_link_session(&row).and_then(|()| tx.commit());
+                let stored = tx
+                    .insert_device_kem(&row.kem_seed, now_ms)
+                    .and_then(|_| tx.put_link_session(&row))
+                    .and_then(|()| tx.commit());
                 row.kem_seed.zeroize();
                 row.psk.zeroize();
                 stored?;
@@ -231,6 +308,12 @@ impl Engine {
     /// bytes to hand it (through the relay or any other channel: only that
     /// device can open them, and only while its code is live). Needs this
     /// device to hold the key.
+    ///
+    /// First it puts the device in the roster with the keys its code
+    /// shows ([`DeviceOp::Link`], recorded for the other devices; granting
+    /// the same code again records nothing more). A code whose device the
+    /// roster holds with other keys is refused
+    /// ([`LinkingError::RosterConflict`]).
     pub fn grant_link(&mut self, code: &str, now_ms: i64) -> Result<Vec<u8>, LinkingError> {
         let code = parse_code(code)?;
         if code.device == self.device.device_id {
@@ -241,6 +324,26 @@ impl Engine {
             .account_keys()?
             .pop()
             .ok_or(LinkingError::NotLinked)?;
+        let listed = self
+            .store
+            .roster()?
+            .into_iter()
+            .find(|row| row.device == code.device.0);
+        if listed.is_some_and(|row| row.sign_pk != code.sign_pk.0 || row.kem_pk != code.kem_pk) {
+            key.root.zeroize();
+            return Err(LinkingError::RosterConflict {
+                device: code.device,
+            });
+        }
+        let link = DeviceOp::Link {
+            device: code.device,
+            sign_pk: code.sign_pk,
+            kem_pk: code.kem_pk,
+        };
+        if let Err(e) = self.record(now_ms, Op::Device(link), None) {
+            key.root.zeroize();
+            return Err(LinkingError::Record(Box::new(e)));
+        }
         let grant = LinkGrant {
             account: self.device.account.clone(),
             generation: key.generation,
@@ -282,11 +385,13 @@ impl Engine {
             });
         }
         let session = LinkSession::from_secrets(self.device.device_id, row.kem_seed, row.psk);
-        row.kem_seed.zeroize();
         row.psk.zeroize();
         let grant = accept_link_grant(grant, &session, &self.device.account)
             .and_then(|unverified| unverified.verify(granter_key))
-            .map_err(LinkingError::Grant)?;
+            .map_err(|e| {
+                row.kem_seed.zeroize();
+                LinkingError::Grant(e)
+            })?;
         let printed = fingerprint(&grant.root);
         let mut key = AccountKeyRow {
             generation: grant.generation,
@@ -297,14 +402,51 @@ impl Engine {
             granted_by: Some(grant.granted_by.0),
             added_at_ms: now_ms,
         };
+        // The session's KEM key is the device's own (stored when the code
+        // was first shown): the granter put its public half in the roster.
         let tx = self.store.transaction()?;
         let stored = tx
             .insert_account_key(&key)
+            .and_then(|_| tx.insert_device_kem(&row.kem_seed, now_ms))
             .and_then(|_| tx.delete_link_session())
             .and_then(|_| tx.commit());
         key.root.zeroize();
+        row.kem_seed.zeroize();
         stored?;
         Ok(printed)
+    }
+
+    /// This device's own KEM public key, the one its roster entry
+    /// carries; `None` until it holds the account key.
+    pub fn kem_public_key(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self.store.device_kem_seed()?.map(|mut seed| {
+            let public = kem_public_key(&seed);
+            seed.zeroize();
+            public
+        }))
+    }
+
+    /// The account's roster as this device knows it: every device linked
+    /// to the account, with its keys, by device id. A device learns it
+    /// from the Link operations it merged (and made).
+    pub fn roster(&self) -> Result<Vec<RosterEntry>, StoreError> {
+        Ok(self
+            .store
+            .roster()?
+            .into_iter()
+            .map(RosterEntry::from)
+            .collect())
+    }
+
+    /// The seed of this device's KEM key: the stored one, else a new one
+    /// from the entropy (which the caller stores with what it writes).
+    fn device_kem_seed(&mut self) -> Result<[u8; KEY_BYTES], StoreError> {
+        if let Some(seed) = self.store.device_kem_seed()? {
+            return Ok(seed);
+        }
+        let mut seed = [0; KEY_BYTES];
+        self.entropy.fill(&mut seed);
+        Ok(seed)
     }
 
     fn refuse_if_linked(&self) -> Result<(), LinkingError> {

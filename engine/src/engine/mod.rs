@@ -10,8 +10,8 @@
 //! - `exchange.rs`: what crosses to other devices and the relay: export
 //!   pages, the outbox, the relay cursor and acknowledgements.
 //! - `journal.rs`: the multi-device events journal.
-//! - `linking.rs`: the account key this device holds, and linking a new
-//!   device (not used for sealing yet).
+//! - `linking.rs`: the account key this device holds, linking a new
+//!   device and the roster (not used for sealing yet).
 //! - `queries.rs`: reads of the projections.
 //! - `errors.rs`: why each flow can fail.
 //!
@@ -44,7 +44,8 @@ pub use errors::{ApplyError, LoadError, OpError, OpenError};
 pub use exchange::{Export, ExportCursor, OutboxPosition, RelayDelta};
 pub use journal::EventDelivery;
 pub use linking::{
-    KeyFingerprint, LinkState, LinkingError, ShownCode, GENESIS_SNAPSHOT_ID, LINK_CODE_TEXT_CHARS,
+    KeyFingerprint, LinkState, LinkingError, RosterEntry, ShownCode, GENESIS_SNAPSHOT_ID,
+    LINK_CODE_TEXT_CHARS,
 };
 pub use merge::Applied;
 pub use open::{Config, DeviceIdentity, Durability, StorePath};

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use tandem_storage::device::{MessageView, MetaKey};
+use tandem_storage::device::{DeviceTx, MessageView, MetaKey};
 use tandem_storage::StoreError;
 
 use super::project::project;
@@ -46,6 +46,9 @@ impl Performed {
     }
 }
 
+/// Writes that commit in the transaction of a recorded operation.
+pub(super) type AlsoWrite<'a> = &'a dyn Fn(&DeviceTx<'_>) -> Result<(), StoreError>;
+
 impl Engine {
     /// Performs one local operation at `now_ms` and records it for the other
     /// devices.
@@ -67,6 +70,19 @@ impl Engine {
     /// document made no change, no message is new, and no flag, read marker
     /// or clear point moved.
     pub fn perform(&mut self, now_ms: i64, op: Op) -> Result<Performed, OpError> {
+        self.record(now_ms, op, None)
+    }
+
+    /// [`Engine::perform`], with `also`: writes that commit in the same
+    /// transaction as the operation, also when the operation changed
+    /// nothing and is not recorded (the key that a Link operation
+    /// announces, for one).
+    pub(super) fn record(
+        &mut self,
+        now_ms: i64,
+        op: Op,
+        also: Option<AlsoWrite<'_>>,
+    ) -> Result<Performed, OpError> {
         op.validate()?;
         let read_markers = self.resolve(&op)?;
         let me = self.device.account.as_str().to_owned();
@@ -98,7 +114,7 @@ impl Engine {
             "a local delta does not decode back"
         );
         let content_id = encoded.content_id();
-        let recorded = match self.commit_local(&delta, &encoded) {
+        let recorded = match self.commit_local(&delta, &encoded, also) {
             Ok(recorded) => recorded,
             Err(error) => {
                 // The document already holds the change; the store does not.
@@ -127,9 +143,14 @@ impl Engine {
         })
     }
 
-    /// Writes the operation in one transaction; returns false (and writes
-    /// nothing) when it changed nothing.
-    fn commit_local(&mut self, delta: &Delta, encoded: &EncodedDelta) -> Result<bool, OpError> {
+    /// Writes the operation and `also` in one transaction; returns false
+    /// (and writes only `also`) when the operation changed nothing.
+    fn commit_local(
+        &mut self,
+        delta: &Delta,
+        encoded: &EncodedDelta,
+        also: Option<AlsoWrite<'_>>,
+    ) -> Result<bool, OpError> {
         let account = self.device.account.as_str();
         let doc = loaded(&self.doc, &self.store, &self.device)?;
         let tx = self.store.transaction()?;
@@ -143,6 +164,12 @@ impl Engine {
             // Dropping the transaction rolls back the rows the effects
             // looked at (a conversation row made to hold a marker that
             // did not move).
+            drop(tx);
+            if let Some(also) = also {
+                let tx = self.store.transaction()?;
+                also(&tx)?;
+                tx.commit()?;
+            }
             return Ok(false);
         }
         tx.insert_delta(&delta_row(delta, encoded, true))?;
@@ -158,6 +185,9 @@ impl Engine {
         }
         tx.set_meta_u64(MetaKey::NextOriginSeq, delta.origin_seq + 1)?;
         project(&tx, doc, account, &touched)?;
+        if let Some(also) = also {
+            also(&tx)?;
+        }
         tx.commit()?;
         Ok(true)
     }

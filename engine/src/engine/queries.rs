@@ -6,7 +6,7 @@ use tandem_storage::device::{
 };
 use tandem_storage::StoreError;
 
-use super::{Engine, LoadError};
+use super::{Engine, LoadError, RosterEntry};
 use crate::model::*;
 
 /// The whole projected state of the account on this device, in a stable
@@ -31,6 +31,9 @@ pub struct AccountState {
     pub pinned_messages: Vec<(String, PinnedMessage)>,
     /// Every group read receipt, as `(message, member)`.
     pub group_acks: Vec<(String, String)>,
+    /// The account's roster: every linked device with its keys, by device
+    /// id.
+    pub roster: Vec<RosterEntry>,
 }
 
 impl Engine {
@@ -171,6 +174,7 @@ impl Engine {
             threads: self.store.threads()?,
             pinned_messages: self.store.all_pinned_messages()?,
             group_acks: self.store.group_acks()?,
+            roster: self.roster()?,
         })
     }
 

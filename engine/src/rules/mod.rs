@@ -5,7 +5,7 @@
 //! category.
 //!
 //! Each category's file (`message`, `conversation`, `contact`, `group`,
-//! `thread`) holds everything about its operations: the op enum and its
+//! `thread`, `device`) holds everything about its operations: the op enum and its
 //! validation, its document edit, the entities it touches and how they are
 //! projected into rows, the event it becomes on another device and when
 //! that event is superseded. Adding an operation means adding it there (and
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::transaction::Transaction;
 use automerge::AutomergeError;
 use serde::{Deserialize, Serialize};
-use tandem_storage::device::{ConversationFlags, DeviceTx};
+use tandem_storage::device::{ConversationFlags, DeviceTx, RosterRow};
 use tandem_storage::StoreError;
 
 use crate::delta::Delta;
@@ -26,12 +26,14 @@ use crate::model::*;
 
 pub(crate) mod contact;
 pub(crate) mod conversation;
+pub(crate) mod device;
 pub(crate) mod group;
 pub(crate) mod message;
 pub(crate) mod thread;
 
 use contact::ContactOp;
 use conversation::ConversationOp;
+use device::DeviceOp;
 use group::GroupOp;
 use message::MessageOp;
 use thread::ThreadOp;
@@ -52,6 +54,9 @@ pub enum Op {
     Group(GroupOp),
     /// Threads inside groups that this account takes part in.
     Thread(ThreadOp),
+    /// The account's roster: the devices linked to it and their keys. Made
+    /// by the engine when it links a device.
+    Device(DeviceOp),
 }
 
 impl Op {
@@ -64,6 +69,7 @@ impl Op {
             Op::Contact(op) => op.validate(),
             Op::Group(op) => op.validate(),
             Op::Thread(op) => op.validate(),
+            Op::Device(op) => op.validate(),
         }
     }
 
@@ -77,8 +83,9 @@ impl Op {
         now_ms: i64,
     ) -> Result<(), EditError> {
         match self {
-            // Messages live in the message log, not in the document.
-            Op::Message(_) => Ok(()),
+            // Messages live in the message log and the roster in its own
+            // table, not in the document.
+            Op::Message(_) | Op::Device(_) => Ok(()),
             Op::Conversation(op) => op.edit(tx, roots, now_ms),
             Op::Contact(op) => op.edit(tx, roots, now_ms),
             Op::Group(op) => op.edit(tx, roots, me, now_ms),
@@ -99,7 +106,7 @@ impl Op {
     /// added by [`effects`].)
     pub(crate) fn touched(&self) -> Vec<Entity> {
         match self {
-            Op::Message(_) => Vec::new(),
+            Op::Message(_) | Op::Device(_) => Vec::new(),
             Op::Conversation(op) => op.touched(),
             Op::Contact(op) => op.touched(),
             Op::Group(op) => op.touched(),
@@ -121,8 +128,10 @@ pub(crate) fn effects(
     touched: &mut BTreeSet<Entity>,
 ) -> Result<bool, StoreError> {
     let mut changed = false;
-    if let Op::Message(op) = &delta.op {
-        changed |= op.effects(tx, delta, account, touched)?;
+    match &delta.op {
+        Op::Message(op) => changed |= op.effects(tx, delta, account, touched)?,
+        Op::Device(op) => changed |= op.effects(tx, delta)?,
+        _ => {}
     }
     changed |= conversation::marker_effects(tx, delta, touched)?;
     touched.extend(delta.op.touched());
@@ -277,12 +286,13 @@ pub(crate) enum Entity {
 }
 
 /// What "superseded" compares against: the merged document, the
-/// conversation flags the merge just projected, and the read markers after
-/// the merge.
+/// conversation flags the merge just projected, the read markers after the
+/// merge, and the roster entries of the devices the batch linked.
 pub(crate) struct Lookup<'a> {
     pub doc: &'a AccountDoc,
     pub flags: &'a BTreeMap<String, ConversationFlags>,
     pub read_markers: &'a BTreeMap<String, (i64, String)>,
+    pub roster: &'a BTreeMap<[u8; 16], RosterRow>,
 }
 
 impl Lookup<'_> {

@@ -248,16 +248,23 @@ impl LinkSession {
     /// The code to show for this session; `sign_pk` is the device's
     /// signing key. The same session always shows the same code.
     pub fn code(&self, sign_pk: DevicePublicKey) -> LinkCode {
-        let (_, public) = Suite::derive_keypair(&self.kem_seed);
-        let mut kem_pk = [0u8; 32];
-        kem_pk.copy_from_slice(&public.to_bytes());
         LinkCode {
             device: self.device,
             sign_pk,
-            kem_pk,
+            kem_pk: kem_public_key(&self.kem_seed),
             psk: self.psk,
         }
     }
+}
+
+/// The X25519 public key of the KEM key pair derived from `seed` (RFC 9180
+/// `DeriveKeyPair`): a link session's, and, once its grant is accepted, the
+/// device's own.
+pub fn kem_public_key(seed: &[u8; KEY_BYTES]) -> [u8; 32] {
+    let (_, public) = Suite::derive_keypair(seed);
+    let mut kem_pk = [0u8; 32];
+    kem_pk.copy_from_slice(&public.to_bytes());
+    kem_pk
 }
 
 impl LinkCode {

@@ -49,8 +49,8 @@ pub use keys::{
     TAG_BYTES,
 };
 pub use link::{
-    accept_link_grant, link_grant, LinkCode, LinkError, LinkGrant, LinkSession, UnverifiedGrant,
-    LINK_CODE_BYTES, LINK_GRANT_BYTES_MAX, LINK_VERSION,
+    accept_link_grant, kem_public_key, link_grant, LinkCode, LinkError, LinkGrant, LinkSession,
+    UnverifiedGrant, LINK_CODE_BYTES, LINK_GRANT_BYTES_MAX, LINK_VERSION,
 };
 
 /// Domain separation of the envelope's associated data.

@@ -30,6 +30,11 @@ macro_rules! device_store_conformance {
             }
 
             #[test]
+            fn the_roster_keeps_one_entry_per_device_whatever_the_order() {
+                check_roster(store().0);
+            }
+
+            #[test]
             fn meta_counters_round_trip() {
                 check_meta(store().0);
             }
@@ -313,6 +318,79 @@ fn check_account_keys(mut store: DeviceStore) {
         )
         .unwrap();
     assert!(matches!(store.account_keys(), Err(StoreError::Corrupt(_))));
+}
+
+fn roster_row(device: u8, key: u8, by: u8, seq: u64, at_ms: i64) -> RosterRow {
+    RosterRow {
+        device: [device; 16],
+        sign_pk: [key; 32],
+        kem_pk: [key.wrapping_add(1); 32],
+        linked_by: [by; 16],
+        linked_seq: seq,
+        linked_at_ms: at_ms,
+    }
+}
+
+fn check_roster(mut store: DeviceStore) {
+    assert_eq!(store.roster().unwrap(), vec![]);
+    assert_eq!(store.device_kem_seed().unwrap(), None);
+    // Two Link operations for device 7, merged in either order, and one
+    // for device 3: the earlier one holds for 7, whatever came first.
+    let early = roster_row(7, 1, 2, 5, 1_000);
+    let late = roster_row(7, 9, 1, 1, 2_000);
+    let same_time_lower_device = roster_row(7, 4, 1, u64::from(u32::MAX), 1_000);
+    let other = roster_row(3, 5, 2, 6, 3_000);
+    let tx = store.transaction().unwrap();
+    assert!(tx.link_roster_device(&late).unwrap());
+    assert!(tx.link_roster_device(&early).unwrap(), "earlier replaces");
+    assert!(
+        !tx.link_roster_device(&late).unwrap(),
+        "later changes nothing"
+    );
+    assert!(!tx.link_roster_device(&early).unwrap(), "the same again");
+    assert!(tx.link_roster_device(&other).unwrap());
+    assert_eq!(tx.roster_entry(&[7; 16]).unwrap(), Some(early.clone()));
+    assert_eq!(tx.roster_entry(&[9; 16]).unwrap(), None);
+    tx.commit().unwrap();
+    assert_eq!(store.roster().unwrap(), vec![other.clone(), early.clone()]);
+
+    // At the same time, the lower linking device wins; then the number.
+    let tx = store.transaction().unwrap();
+    assert!(tx.link_roster_device(&same_time_lower_device).unwrap());
+    assert!(!tx.link_roster_device(&early).unwrap());
+    let lower_seq = RosterRow {
+        linked_seq: 1,
+        ..same_time_lower_device.clone()
+    };
+    assert!(tx.link_roster_device(&lower_seq).unwrap());
+    tx.commit().unwrap();
+    assert_eq!(store.roster().unwrap(), vec![other, lower_seq]);
+
+    // A number past i64::MAX cannot be stored and changes nothing.
+    let tx = store.transaction().unwrap();
+    assert!(tx
+        .link_roster_device(&roster_row(8, 1, 1, u64::MAX, 0))
+        .is_err());
+    drop(tx);
+    assert_eq!(store.roster().unwrap().len(), 2);
+
+    // The device's KEM seed is stored once.
+    let tx = store.transaction().unwrap();
+    assert!(tx.insert_device_kem(&[4; 32], 10).unwrap());
+    assert!(!tx.insert_device_kem(&[5; 32], 11).unwrap());
+    tx.commit().unwrap();
+    assert_eq!(store.device_kem_seed().unwrap(), Some([4; 32]));
+
+    // A key of the wrong size reads as corrupt.
+    store
+        .conn
+        .execute_batch(
+            "PRAGMA ignore_check_constraints = ON; \
+             UPDATE roster SET sign_pk = x'01' WHERE device = x'03030303030303030303030303030303'; \
+             PRAGMA ignore_check_constraints = OFF;",
+        )
+        .unwrap();
+    assert!(matches!(store.roster(), Err(StoreError::Corrupt(_))));
 }
 
 fn delta(n: u8, origin: [u8; 16]) -> DeltaRow {

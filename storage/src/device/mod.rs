@@ -67,6 +67,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 9,
         sql: include_str!("../../migrations/device/0009_events_by_operation.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../../migrations/device/0010_roster.sql"),
+    },
 ];
 
 /// The outbox: this device's deltas the relay has not acknowledged. Read
@@ -347,6 +351,30 @@ impl DeviceStore {
             })
         })
         .transpose()
+    }
+
+    /// The account's roster as this device knows it, by device id.
+    pub fn roster(&self) -> Result<Vec<RosterRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ROSTER_COLUMNS} FROM roster ORDER BY device"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut roster = Vec::new();
+        while let Some(row) = rows.next()? {
+            roster.push(RosterRow::read(row)?);
+        }
+        Ok(roster)
+    }
+
+    /// The seed of this device's own KEM key, if it has one.
+    pub fn device_kem_seed(&self) -> Result<Option<[u8; 32]>, StoreError> {
+        self.conn
+            .query_row("SELECT kem_seed FROM device_kem", [], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .optional()?
+            .map(|seed| key(seed, "device_kem.kem_seed"))
+            .transpose()
     }
 
     /// A named counter, or `None` if it was never set.

@@ -1,6 +1,7 @@
 //! Plain rows read from and written to the device store.
 
-use crate::StoreError;
+use crate::values::key;
+use crate::{u64_from_sql, StoreError};
 
 /// Marks of a conversation are joined by this character in storage, so no
 /// mark may contain it.
@@ -123,6 +124,44 @@ impl std::fmt::Debug for LinkSessionRow {
             .field("created_at_ms", &self.created_at_ms)
             .field("expires_at_ms", &self.expires_at_ms)
             .finish_non_exhaustive()
+    }
+}
+
+/// One device of the account's roster: its keys, and the Link operation
+/// that put it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterRow {
+    /// The linked device.
+    pub device: [u8; 16],
+    /// Its ed25519 signing key.
+    pub sign_pk: [u8; 32],
+    /// Its X25519 KEM public key.
+    pub kem_pk: [u8; 32],
+    /// The device that performed the Link operation, its number there, and
+    /// when it was made by that device's clock. Of two Link operations for
+    /// the same device, the one with the smallest `(linked_at_ms,
+    /// linked_by, linked_seq)` holds.
+    pub linked_by: [u8; 16],
+    pub linked_seq: u64,
+    pub linked_at_ms: i64,
+}
+
+/// The columns a roster row is read from, in this order.
+pub(crate) const ROSTER_COLUMNS: &str =
+    "device, sign_pk, kem_pk, linked_by, linked_seq, linked_at_ms";
+
+impl RosterRow {
+    /// Reads a row selected with [`ROSTER_COLUMNS`]; a blob of the wrong
+    /// size or a negative number is [`StoreError::Corrupt`].
+    pub(crate) fn read(r: &rusqlite::Row<'_>) -> Result<RosterRow, StoreError> {
+        Ok(RosterRow {
+            device: key(r.get(0)?, "roster.device")?,
+            sign_pk: key(r.get(1)?, "roster.sign_pk")?,
+            kem_pk: key(r.get(2)?, "roster.kem_pk")?,
+            linked_by: key(r.get(3)?, "roster.linked_by")?,
+            linked_seq: u64_from_sql("roster.linked_seq", r.get(4)?)?,
+            linked_at_ms: r.get(5)?,
+        })
     }
 }
 

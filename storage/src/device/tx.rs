@@ -126,6 +126,54 @@ impl<'a> DeviceTx<'a> {
         Ok(self.tx.execute("DELETE FROM link_session", [])? > 0)
     }
 
+    /// Records a Link operation's roster entry: inserted when the device
+    /// is new to the roster, replacing the entry only when this operation
+    /// sorts first by `(linked_at_ms, linked_by, linked_seq)`, so every
+    /// device ends with the same entry whatever order it merged them in.
+    /// Returns whether the roster changed.
+    pub fn link_roster_device(&self, row: &RosterRow) -> Result<bool, StoreError> {
+        let changed = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO roster (device, sign_pk, kem_pk, linked_by, linked_seq, linked_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device) DO UPDATE SET \
+                 sign_pk = excluded.sign_pk, kem_pk = excluded.kem_pk, \
+                 linked_by = excluded.linked_by, linked_seq = excluded.linked_seq, \
+                 linked_at_ms = excluded.linked_at_ms \
+                 WHERE (excluded.linked_at_ms, excluded.linked_by, excluded.linked_seq) \
+                     < (roster.linked_at_ms, roster.linked_by, roster.linked_seq)",
+            )?
+            .execute(params![
+                &row.device[..],
+                &row.sign_pk[..],
+                &row.kem_pk[..],
+                &row.linked_by[..],
+                u64_to_sql("roster.linked_seq", row.linked_seq)?,
+                row.linked_at_ms,
+            ])?;
+        Ok(changed > 0)
+    }
+
+    /// One device's roster entry, read inside this transaction.
+    pub fn roster_entry(&self, device: &[u8; 16]) -> Result<Option<RosterRow>, StoreError> {
+        let mut stmt = self.tx.prepare_cached(&format!(
+            "SELECT {ROSTER_COLUMNS} FROM roster WHERE device = ?1"
+        ))?;
+        let mut rows = stmt.query([&device[..]])?;
+        rows.next()?.map(RosterRow::read).transpose()
+    }
+
+    /// Stores the seed of this device's KEM key; returns false (and keeps
+    /// the stored one) when it has one already.
+    pub fn insert_device_kem(&self, seed: &[u8; 32], now_ms: i64) -> Result<bool, StoreError> {
+        let inserted = self.tx.execute(
+            "INSERT INTO device_kem (id, kem_seed, added_at_ms) VALUES (1, ?1, ?2) \
+             ON CONFLICT (id) DO NOTHING",
+            params![&seed[..], now_ms],
+        )?;
+        Ok(inserted > 0)
+    }
+
     /// A named counter, read inside this transaction.
     pub fn meta(&self, key: MetaKey) -> Result<Option<i64>, StoreError> {
         Ok(self
