@@ -3,7 +3,7 @@
 //! A batch merges in one transaction; each delta is released once what it
 //! depends on has merged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use automerge::ChangeHash;
 use tandem_storage::device::{DeltaRow, DeviceTx};
@@ -308,8 +308,11 @@ impl Candidate {
 /// ready because of a later one is released in the next pass. What is left
 /// when a pass releases nothing waits for a later batch.
 struct Release {
-    /// Candidates not released yet, in arrival order.
-    waiting: Vec<Candidate>,
+    /// Candidates not released yet, in arrival order. A deque: in the
+    /// usual causal page the next one is at the front, and taking it from
+    /// a `Vec` moved every later candidate (13% of a catch-up's merge
+    /// time in B1's profile).
+    waiting: VecDeque<Candidate>,
     /// `(origin, origin_seq)` of every delta released in this batch.
     released: BTreeSet<(DeviceId, u64)>,
     /// The change hashes of the candidates not released yet.
@@ -332,7 +335,7 @@ impl Release {
         }
         Ok(Release {
             unreleased_changes: candidates.iter().filter_map(|c| c.hash).collect(),
-            waiting: candidates,
+            waiting: candidates.into(),
             released: BTreeSet::new(),
             position: 0,
             progress: false,
@@ -364,7 +367,10 @@ impl Release {
                 continue;
             }
             if self.is_ready(&self.waiting[self.position], doc) {
-                let c = self.waiting.remove(self.position);
+                let c = self
+                    .waiting
+                    .remove(self.position)
+                    .expect("the position is inside the deque");
                 if let Some(hash) = &c.hash {
                     self.unreleased_changes.remove(hash);
                 }

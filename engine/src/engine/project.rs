@@ -31,13 +31,18 @@ pub(super) fn changed(touched: &BTreeSet<Entity>) -> Changed {
     let mut out = Changed::default();
     for entity in touched {
         match entity {
-            Entity::Conversation(key) => out.conversations.push(key.clone()),
+            Entity::Conversation(key) | Entity::ConversationLog(key) => {
+                out.conversations.push(key.clone())
+            }
             Entity::Contact(user) => out.contacts.push(user.clone()),
             Entity::Blocked(user) => out.blocklist.push(user.clone()),
             Entity::Group(group) => out.groups.push(group.clone()),
             Entity::Thread(thread) => out.threads.push(thread.clone()),
         }
     }
+    // A conversation can be touched both ways: listed once, by key.
+    out.conversations.sort();
+    out.conversations.dedup();
     out
 }
 
@@ -57,6 +62,15 @@ pub(super) fn project(
                 let read = conversation::flags(doc, key);
                 tx.put_conversation_flags(key, &read, account)?;
                 flags.insert(key.clone(), read);
+            }
+            // Its flags did not change: the last message and the unread
+            // count are all there is to compute (a full projection of
+            // every conversation a page's messages touched was a fifth
+            // of a catch-up's merge time in B1's profile).
+            Entity::ConversationLog(key) => {
+                if !touched.contains(&Entity::Conversation(key.clone())) {
+                    tx.refresh_conversation(key, account)?;
+                }
             }
             Entity::Contact(user) => {
                 tx.put_contact(user, contact::contact_row(doc, user).as_ref())?

@@ -207,9 +207,12 @@ impl ConversationOp {
     /// the conversations of its read markers instead.
     pub(crate) fn touched(&self) -> Vec<Entity> {
         match self {
+            // Read state is not in the document.
             ConversationOp::MarkRead { conversation, .. }
-            | ConversationOp::ClearUnread { conversation }
-            | ConversationOp::Pin { conversation }
+            | ConversationOp::ClearUnread { conversation } => {
+                vec![Entity::ConversationLog(conversation.key())]
+            }
+            ConversationOp::Pin { conversation }
             | ConversationOp::Unpin { conversation }
             | ConversationOp::Delete { conversation }
             | ConversationOp::AddMark { conversation, .. }
@@ -365,7 +368,7 @@ pub(crate) fn marker_effects(
     for marker in &delta.read_markers {
         let key = marker.conversation.key();
         moved |= tx.raise_read_marker(&key, marker.at_ms, marker.message.as_str())?;
-        touched.insert(Entity::Conversation(key));
+        touched.insert(Entity::ConversationLog(key));
     }
     if let super::Op::Conversation(ConversationOp::Delete { conversation }) = &delta.op {
         let key = conversation.key();

@@ -115,7 +115,7 @@ impl MessageOp {
         let mut flag = |id: &MessageId, update: FlagsUpdate| -> Result<bool, StoreError> {
             let moved = tx.merge_message_flags(id.as_str(), update)?;
             if let Some(conversation) = tx.message_conversation(id.as_str())? {
-                touched.insert(Entity::Conversation(conversation));
+                touched.insert(Entity::ConversationLog(conversation));
             }
             Ok(moved)
         };
@@ -128,7 +128,7 @@ impl MessageOp {
                     sent_at_ms: delta.made_at_ms,
                     body: body.clone(),
                 })?;
-                touched.insert(Entity::Conversation(conversation.key()));
+                touched.insert(Entity::ConversationLog(conversation.key()));
                 new
             }
             MessageOp::Ingest { message } => {
@@ -139,7 +139,7 @@ impl MessageOp {
                     sent_at_ms: message.sent_at_ms,
                     body: message.body.clone(),
                 })?;
-                touched.insert(Entity::Conversation(message.conversation.key()));
+                touched.insert(Entity::ConversationLog(message.conversation.key()));
                 new
             }
             MessageOp::Recall { message } => flag(

@@ -278,7 +278,13 @@ pub(crate) enum EditError {
 /// What an operation touched, to be projected again.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Entity {
+    /// A conversation whose flags in the document may have changed: its
+    /// whole row is projected again.
     Conversation(String),
+    /// A conversation whose message log or read state changed, not its
+    /// flags: only its last message and unread count are computed again
+    /// (messages and markers are not in the document).
+    ConversationLog(String),
     Contact(String),
     Blocked(String),
     Group(String),
