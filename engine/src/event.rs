@@ -305,7 +305,7 @@ impl EventKind {
             EventKind::Message(event) => event.superseded(),
             EventKind::Conversation(event) => event.superseded(lookup),
             EventKind::Contact(event) => event.superseded(lookup.doc),
-            EventKind::Group(event) => event.superseded(lookup.doc),
+            EventKind::Group(event) => event.superseded(lookup),
             EventKind::Thread(event) => event.superseded(lookup.doc),
             EventKind::Connection(_) => false,
             EventKind::Device(event) => event.superseded(lookup),

@@ -5,10 +5,11 @@
 
 use std::collections::{btree_map, BTreeMap};
 
-use tandem_storage::device::{ConversationFlags, DeviceTx, EventRow, MetaKey};
+use tandem_storage::device::{DeviceTx, EventRow, MetaKey};
 use tandem_storage::StoreError;
 use tandem_transport::DeviceId;
 
+use super::project::Projected;
 use super::Engine;
 use crate::delta::Delta;
 use crate::doc::AccountDoc;
@@ -230,14 +231,14 @@ impl Engine {
 }
 
 /// Journals, inside the merge transaction, one event per operation merged
-/// from another device, in merge order. `doc` and `flags` are the batch's
-/// outcome (the merged document, the conversation flags just projected), so
+/// from another device, in merge order. `doc` and `projected` are the
+/// batch's outcome (the merged document, the rows just projected), so
 /// "superseded" says whether a concurrent operation won. Returns how many
 /// events are new (a delta merged before is not journaled again).
 pub(super) fn journal_merged(
     tx: &DeviceTx<'_>,
     doc: &AccountDoc,
-    flags: &BTreeMap<String, ConversationFlags>,
+    projected: &Projected,
     merged: &[(Delta, ContentId)],
     me: DeviceId,
 ) -> Result<usize, StoreError> {
@@ -265,7 +266,8 @@ pub(super) fn journal_merged(
     }
     let lookup = Lookup {
         doc,
-        flags,
+        flags: &projected.flags,
+        groups: &projected.groups,
         read_markers: &markers,
         roster: &roster,
     };

@@ -158,8 +158,8 @@ impl Engine {
         if let Some(cursor) = batch.cursor {
             raise_relay_cursor(&tx, cursor)?;
         }
-        let flags = project(&tx, doc, self.device.account.as_str(), &touched)?;
-        applied.events = journal_merged(&tx, doc, &flags, &merged, self.device.device_id)?;
+        let projected = project(&tx, doc, self.device.account.as_str(), &touched)?;
+        applied.events = journal_merged(&tx, doc, &projected, &merged, self.device.device_id)?;
         tx.commit()?;
         applied.changed = changed(&touched);
         Ok(())

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tandem_storage::device::{ConversationFlags, DeviceTx};
+use tandem_storage::device::{ConversationFlags, DeviceTx, GroupRow};
 use tandem_storage::StoreError;
 
 use crate::doc::AccountDoc;
@@ -46,16 +46,26 @@ pub(super) fn changed(touched: &BTreeSet<Entity>) -> Changed {
     out
 }
 
-/// Projects the touched entities from the document into their rows, and
-/// returns the conversation flags it read, so the events of the same batch
+/// What a projection read from the document: the conversation flags and
+/// the group rows of the touched entities, so the events of the same batch
 /// need not read the document again.
+#[derive(Default)]
+pub(super) struct Projected {
+    pub flags: BTreeMap<String, ConversationFlags>,
+    /// `None` for a group that is gone.
+    pub groups: BTreeMap<String, Option<GroupRow>>,
+}
+
+/// Projects the touched entities from the document into their rows, and
+/// returns what it read.
 pub(super) fn project(
     tx: &DeviceTx<'_>,
     doc: &AccountDoc,
     account: &str,
     touched: &BTreeSet<Entity>,
-) -> Result<BTreeMap<String, ConversationFlags>, StoreError> {
+) -> Result<Projected, StoreError> {
     let mut flags = BTreeMap::new();
+    let mut groups = BTreeMap::new();
     for entity in touched {
         match entity {
             Entity::Conversation(key) => {
@@ -78,9 +88,13 @@ pub(super) fn project(
             Entity::Blocked(user) => {
                 tx.put_blocked(user, contact::blocked_row(doc, user).as_ref())?
             }
-            Entity::Group(id) => tx.put_group(id, group::group_row(doc, id).as_ref())?,
+            Entity::Group(id) => {
+                let row = group::group_row(doc, id);
+                tx.put_group(id, row.as_ref())?;
+                groups.insert(id.clone(), row);
+            }
             Entity::Thread(id) => tx.put_thread(id, thread::thread_row(doc, id).as_ref())?,
         }
     }
-    Ok(flags)
+    Ok(Projected { flags, groups })
 }

@@ -21,7 +21,7 @@ use automerge::{AutomergeError, ObjId, ObjType, ReadDoc};
 use serde::{Deserialize, Serialize};
 use tandem_storage::device::{GroupMember, GroupRow, GroupStanding, MemberAttribute, MemberRole};
 
-use super::{list, text, EditError, Entity, InvalidOp, Refused};
+use super::{list, text, EditError, Entity, InvalidOp, Lookup, Refused};
 use crate::doc::{
     clear_flag, composite, delete_keys, keys, nested_map, object_at, put_if_missing, str_at,
     AccountDoc, Roots, SEP,
@@ -1290,8 +1290,8 @@ pub enum GroupEvent {
 
 impl GroupEvent {
     /// Whether the state after the merge no longer shows the event's effect.
-    pub(crate) fn superseded(&self, doc: &AccountDoc) -> bool {
-        let group = |g: &GroupId| group_row(doc, g.as_str());
+    pub(crate) fn superseded(&self, lookup: &Lookup<'_>) -> bool {
+        let group = |g: &GroupId| lookup.group(g.as_str());
         let is_member = |g: &GroupId, user: &str| {
             group(g).is_some_and(|g| g.members.iter().any(|m| m.user_id == user))
         };

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::transaction::Transaction;
 use automerge::AutomergeError;
 use serde::{Deserialize, Serialize};
-use tandem_storage::device::{ConversationFlags, DeviceTx, RosterRow};
+use tandem_storage::device::{ConversationFlags, DeviceTx, GroupRow, RosterRow};
 use tandem_storage::StoreError;
 
 use crate::delta::Delta;
@@ -299,9 +299,20 @@ pub(crate) struct Lookup<'a> {
     pub flags: &'a BTreeMap<String, ConversationFlags>,
     pub read_markers: &'a BTreeMap<String, (i64, String)>,
     pub roster: &'a BTreeMap<[u8; 16], RosterRow>,
+    /// The group rows the merge just projected (`None`: gone).
+    pub groups: &'a BTreeMap<String, Option<GroupRow>>,
 }
 
 impl Lookup<'_> {
+    /// A group's row after the merge: the one just projected, else read
+    /// from the document.
+    pub fn group(&self, id: &str) -> Option<std::borrow::Cow<'_, GroupRow>> {
+        match self.groups.get(id) {
+            Some(row) => row.as_ref().map(std::borrow::Cow::Borrowed),
+            None => group::group_row(self.doc, id).map(std::borrow::Cow::Owned),
+        }
+    }
+
     /// A conversation's flags after the merge.
     pub fn flags(&self, conversation: &ConversationId) -> ConversationFlags {
         let key = conversation.key();
