@@ -142,12 +142,13 @@ impl Engine {
         // Deltas stored earlier that are still waiting, in the order they
         // were stored, then this batch's new ones, in batch order.
         let mut candidates = merge.waiting_candidates(waiting);
-        candidates.extend(merge.store_incoming(batch.incoming, applied)?);
+        candidates.extend(merge.new_candidates(batch.incoming, applied));
         let mut release = Release::new(&merge.tx, candidates)?;
         while let Some(candidate) = release.next(doc) {
             merge.release(candidate, applied)?;
         }
         applied.waiting = release.new_still_waiting();
+        merge.store_waiting(release.waiting)?;
         let Merge {
             tx,
             touched,
@@ -224,13 +225,10 @@ impl Merge<'_> {
             .collect()
     }
 
-    /// Stores the batch's new deltas, not merged yet, and makes them
-    /// candidates.
-    fn store_incoming(
-        &self,
-        incoming: Vec<Incoming<'_>>,
-        applied: &mut Applied,
-    ) -> Result<Vec<Candidate>, StoreError> {
+    /// Makes the batch's new deltas candidates. Their rows are written
+    /// when they are released, or as waiting once the release is done:
+    /// one statement per delta either way.
+    fn new_candidates(&self, incoming: Vec<Incoming<'_>>, applied: &mut Applied) -> Vec<Candidate> {
         let mut candidates = Vec::with_capacity(incoming.len());
         for Incoming {
             delta,
@@ -242,22 +240,32 @@ impl Merge<'_> {
             applied.new += 1;
             let mut row = delta_row(&delta, encoded, false);
             row.relay_seq = relay_seq;
-            self.tx.insert_delta(&row)?;
-            candidates.push(Candidate::new(
-                delta,
-                change.as_ref(),
-                encoded.content_id(),
-                true,
-            ));
+            let mut candidate = Candidate::new(delta, change.as_ref(), encoded.content_id(), true);
+            candidate.row = Some(row);
+            candidates.push(candidate);
         }
-        Ok(candidates)
+        candidates
+    }
+
+    /// Stores the batch's new deltas that still wait, not merged.
+    fn store_waiting(&self, waiting: VecDeque<Candidate>) -> Result<(), StoreError> {
+        for row in waiting.into_iter().filter_map(|c| c.row) {
+            self.tx.insert_delta(&row)?;
+        }
+        Ok(())
     }
 
     /// Merges one released delta: marks it applied and writes its effects.
-    fn release(&mut self, c: Candidate, applied: &mut Applied) -> Result<(), StoreError> {
-        self.tx.mark_delta_applied(&c.content_id.0)?;
-        if !c.is_new {
-            applied.unblocked += 1;
+    fn release(&mut self, mut c: Candidate, applied: &mut Applied) -> Result<(), StoreError> {
+        match c.row.take() {
+            Some(mut row) => {
+                row.applied = true;
+                self.tx.insert_delta(&row)?;
+            }
+            None => {
+                self.tx.mark_delta_applied(&c.content_id.0)?;
+                applied.unblocked += 1;
+            }
         }
         effects(&self.tx, &c.delta, self.account.as_str(), &mut self.touched)?;
         self.merged.push((c.delta, c.content_id));
@@ -274,6 +282,8 @@ struct Candidate {
     content_id: ContentId,
     /// New in this batch (else it waited from an earlier one).
     is_new: bool,
+    /// A new delta's row, written when it is released or left waiting.
+    row: Option<DeltaRow>,
     /// Whether the same device's previous operation merged before this
     /// batch.
     previous_merged: bool,
@@ -292,6 +302,7 @@ impl Candidate {
             delta,
             content_id,
             is_new,
+            row: None,
             previous_merged: false,
         }
     }
