@@ -391,11 +391,13 @@ fn the_first_device_and_every_granted_device_are_in_the_roster_everywhere() {
         (shown.sign_pk, shown.kem_pk, first_id)
     );
     assert_eq!(listed.linked_at_ms, first.now_ms);
-    // The new device keeps the code's KEM key as its own.
+    // The new device keeps the code's KEM key as its own, and the roster
+    // the grant carries before it merged anything.
     new.engine
         .accept_link_grant(&grant, &public_key(&first), new.now_ms)
         .unwrap();
     assert_eq!(new.engine.kem_public_key().unwrap(), Some(shown.kem_pk));
+    assert_eq!(new.engine.roster().unwrap(), first.engine.roster().unwrap());
 
     // Both Link operations reach the new device as events, and its roster
     // is the first device's.
@@ -425,6 +427,44 @@ fn the_first_device_and_every_granted_device_are_in_the_roster_everywhere() {
     assert_eq!(new.engine.roster().unwrap(), first.engine.roster().unwrap());
     assert_eq!(new.engine.roster().unwrap().len(), 2);
     assert_eq!(new.state().roster, first.state().roster);
+}
+
+#[test]
+fn a_device_linked_by_a_linked_device_knows_the_first_device_s_keys_from_the_grant() {
+    // The first device's self-Link is signed by it alone, and the second
+    // device does not seal it again: the third learns the first's keys
+    // from the roster the second's grant carries.
+    let (mut first, mut second) = first_and_new();
+    let code = second.engine.show_link_code(second.now_ms).unwrap().code;
+    let grant = first.engine.grant_link(&code, first.now_ms).unwrap();
+    second
+        .engine
+        .accept_link_grant(&grant, &public_key(&first), second.now_ms)
+        .unwrap();
+    let mut third = Device::memory(3);
+    let code = third.engine.show_link_code(third.now_ms).unwrap().code;
+    let grant = second.engine.grant_link(&code, second.now_ms).unwrap();
+    third
+        .engine
+        .accept_link_grant(&grant, &public_key(&second), third.now_ms)
+        .unwrap();
+    let first_id = first.engine.device().device_id;
+    let known = roster_entry(&third, first_id).expect("the third device lists the first");
+    assert_eq!(known, roster_entry(&first, first_id).unwrap());
+    assert_eq!(
+        third.engine.roster().unwrap(),
+        second.engine.roster().unwrap()
+    );
+    assert_eq!(third.engine.roster().unwrap().len(), 3);
+
+    // Merging the Links later changes nothing: the entries are the ones
+    // those operations make, so every device keeps the same register.
+    let before = third.engine.roster().unwrap();
+    send(&first, &mut third);
+    send(&second, &mut third);
+    assert_eq!(third.engine.roster().unwrap(), before);
+    send(&second, &mut first);
+    assert_eq!(first.engine.roster().unwrap(), before);
 }
 
 #[test]

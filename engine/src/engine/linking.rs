@@ -8,12 +8,13 @@
 //!    characters of base32 for a QR code. The code travels out of band
 //!    (the user's camera), never through the relay.
 //! 3. A device that holds the key seals a grant to the code
-//!    ([`Engine::grant_link`]): HPKE in PSK mode, signed by the granter's
-//!    device key inside the encryption.
+//!    ([`Engine::grant_link`]): the key and its roster, HPKE in PSK mode,
+//!    signed by the granter's device key inside the encryption.
 //! 4. The new device opens the grant with the session it keeps, checks the
-//!    granter's signature and stores the key, in one transaction that also
-//!    deletes the session ([`Engine::accept_link_grant`]), so a replayed
-//!    grant finds nothing to open it with.
+//!    granter's signature and stores the key and the roster, in one
+//!    transaction that also deletes the session
+//!    ([`Engine::accept_link_grant`]), so a replayed grant finds nothing
+//!    to open it with.
 //!
 //! Every device that gets the key is put in the account's roster by a
 //! Link operation ([`DeviceOp::Link`]), made in the transaction that
@@ -43,7 +44,7 @@ use crate::limits::LINK_SESSION_TTL_MS;
 use crate::op::{DeviceOp, Op};
 use crate::seal::{
     accept_link_grant, kem_public_key, link_grant, GenerationRoot, LinkCode, LinkError, LinkGrant,
-    LinkSession, OriginSigner, KEY_BYTES, LINK_CODE_BYTES,
+    LinkSession, OriginSigner, RosterMember, GRANT_ROSTER_MAX, KEY_BYTES, LINK_CODE_BYTES,
 };
 
 /// The snapshot id of epoch 0, which has no snapshot: all zeros. Epoch 0's
@@ -188,6 +189,13 @@ pub enum LinkingError {
         /// The device of the code.
         device: DeviceId,
     },
+    /// The roster has more devices than a grant carries
+    /// ([`GRANT_ROSTER_MAX`]).
+    #[error("the roster lists {devices} devices; a grant carries at most {GRANT_ROSTER_MAX}")]
+    RosterFull {
+        /// Devices in the roster, the new one included.
+        devices: usize,
+    },
     /// Recording the roster's Link operation failed.
     #[error("recording the roster entry: {0}")]
     Record(#[source] Box<OpError>),
@@ -313,7 +321,9 @@ impl Engine {
     /// shows ([`DeviceOp::Link`], recorded for the other devices; granting
     /// the same code again records nothing more). A code whose device the
     /// roster holds with other keys is refused
-    /// ([`LinkingError::RosterConflict`]).
+    /// ([`LinkingError::RosterConflict`]). The grant carries the roster as
+    /// it then stands (this device's and the new one's entries among
+    /// them): the new device trusts the other devices' envelopes from it.
     pub fn grant_link(&mut self, code: &str, now_ms: i64) -> Result<Vec<u8>, LinkingError> {
         let code = parse_code(code)?;
         if code.device == self.device.device_id {
@@ -344,6 +354,19 @@ impl Engine {
             key.root.zeroize();
             return Err(LinkingError::Record(Box::new(e)));
         }
+        let roster: Vec<RosterMember> = match self.store.roster() {
+            Ok(rows) => rows.into_iter().map(member).collect(),
+            Err(e) => {
+                key.root.zeroize();
+                return Err(e.into());
+            }
+        };
+        if roster.len() > GRANT_ROSTER_MAX {
+            key.root.zeroize();
+            return Err(LinkingError::RosterFull {
+                devices: roster.len(),
+            });
+        }
         let grant = LinkGrant {
             account: self.device.account.clone(),
             generation: key.generation,
@@ -352,6 +375,7 @@ impl Engine {
             snapshot_id: SnapshotId(key.snapshot_id),
             granted_by: self.device.device_id,
             granted_at_ms: now_ms,
+            roster,
         };
         key.root.zeroize();
         link_grant(
@@ -365,12 +389,18 @@ impl Engine {
 
     /// Opens a grant sealed to the code this device shows, checks that
     /// `granter_key` (the signing key of the device the grant names) signed
-    /// it, and stores the account key. The code is spent: a second grant,
-    /// or the same one again, is refused with [`LinkingError::NoLinkCode`].
+    /// it, and stores the account key and the grant's roster. The code is
+    /// spent: a second grant, or the same one again, is refused with
+    /// [`LinkingError::NoLinkCode`].
     ///
-    /// Until the account's roster exists (plan step 3), the caller supplies
-    /// the granter's key. The pre-shared key already proves the grant was
-    /// sealed by whoever read the code; the signature adds which device.
+    /// Until epochs carry a roster (plan step 4) the caller supplies the
+    /// granter's key: it is where this device's trust starts. The
+    /// pre-shared key already proves the grant was sealed by whoever read
+    /// the code; the signature adds which device. The roster must list the
+    /// granter with that key and this device with the keys its code
+    /// shows; its entries are stored as the Link operations that made them
+    /// would have stored them, so the roster stays the same register on
+    /// every device.
     pub fn accept_link_grant(
         &mut self,
         grant: &[u8],
@@ -392,6 +422,19 @@ impl Engine {
                 row.kem_seed.zeroize();
                 LinkingError::Grant(e)
             })?;
+        let me = (
+            self.device.device_id,
+            self.key.public_key(),
+            kem_public_key(&row.kem_seed),
+        );
+        if !grant
+            .roster
+            .iter()
+            .any(|m| (m.device, m.sign_pk, m.kem_pk) == me)
+        {
+            row.kem_seed.zeroize();
+            return Err(LinkingError::Grant(LinkError::Roster));
+        }
         let printed = fingerprint(&grant.root);
         let mut key = AccountKeyRow {
             generation: grant.generation,
@@ -409,7 +452,13 @@ impl Engine {
             .insert_account_key(&key)
             .and_then(|_| tx.insert_device_kem(&row.kem_seed, now_ms))
             .and_then(|_| tx.delete_link_session())
-            .and_then(|_| tx.commit());
+            .and_then(|_| {
+                for member in &grant.roster {
+                    tx.link_roster_device(&roster_row(member))?;
+                }
+                Ok(())
+            })
+            .and_then(|()| tx.commit());
         key.root.zeroize();
         row.kem_seed.zeroize();
         stored?;
@@ -456,6 +505,28 @@ impl Engine {
             }),
             None => Ok(()),
         }
+    }
+}
+
+fn member(row: RosterRow) -> RosterMember {
+    RosterMember {
+        device: DeviceId(row.device),
+        sign_pk: DevicePublicKey(row.sign_pk),
+        kem_pk: row.kem_pk,
+        linked_by: DeviceId(row.linked_by),
+        linked_seq: row.linked_seq,
+        linked_at_ms: row.linked_at_ms,
+    }
+}
+
+fn roster_row(member: &RosterMember) -> RosterRow {
+    RosterRow {
+        device: member.device.0,
+        sign_pk: member.sign_pk.0,
+        kem_pk: member.kem_pk,
+        linked_by: member.linked_by.0,
+        linked_seq: member.linked_seq,
+        linked_at_ms: member.linked_at_ms,
     }
 }
 

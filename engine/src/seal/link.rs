@@ -6,19 +6,27 @@
 //!    key, all from the entropy source) and shows its [`LinkCode`]: version
 //!    ‖ N's id ‖ N's signing key ‖ N's KEM public key ‖ the PSK, 113 bytes,
 //!    carried out of band (a QR code), never through the relay.
-//! 2. E seals a [`LinkGrant`] to the code with [`link_grant`]: RFC 9180
+//! 2. E seals a [`LinkGrant`] to the code with [`link_grant`]: the root,
+//!    the epoch it belongs to and E's roster as it stands (every linked
+//!    device's keys and the Link operation that listed it), with RFC 9180
 //!    HPKE, mode PSK, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
 //!    ChaCha20-Poly1305, with `info` = `"tandem link v1\0"` ‖ u64be(account
 //!    length) ‖ account ‖ N id ‖ E id and `psk_id` = `"tandem link v1\0"` ‖
 //!    N id. Inside, the grant is followed by E's ed25519 signature over
 //!    `"tandem link grant sig v1\0"` ‖ info ‖ the encapsulated key ‖ the
-//!    grant's bytes. The message is: version (1) ‖ E id (16) ‖ encapsulated
+//!    grant's bytes. The message is: version (2) ‖ E id (16) ‖ encapsulated
 //!    key (32) ‖ ciphertext ‖ tag (16).
 //! 3. N opens it with [`accept_link_grant`] (its KEM secret and the PSK)
 //!    and gets an [`UnverifiedGrant`]; once it knows E's key (the roster of
 //!    the epoch the grant names, step 3 of the plan) it calls
-//!    [`UnverifiedGrant::verify`]. N then deletes the session, so a replayed
-//!    grant finds nothing to open it with.
+//!    [`UnverifiedGrant::verify`], which also checks that the roster lists
+//!    E with that key. N then deletes the session, so a replayed grant
+//!    finds nothing to open it with.
+//!
+//! The roster travels in the grant because N can read an envelope only
+//! once it trusts its signer, and the Links that list the account's other
+//! devices were signed by whoever performed them, not by E: the roster E
+//! signs is where N's trust starts (design §13.1).
 //!
 //! Pure: the caller keeps the session, its expiry and its deletion.
 
@@ -37,8 +45,15 @@ use zeroize::Zeroize;
 use super::keys::{GenerationRoot, KEY_BYTES};
 use super::OriginSigner;
 
-/// The version byte of a link code and of a grant.
+/// The version byte of a link code.
 pub const LINK_VERSION: u8 = 1;
+
+/// The version byte of a grant: 2 since grants carry the granter's roster
+/// (a grant of version 1 is refused as [`LinkError::Malformed`]).
+pub const GRANT_VERSION: u8 = 2;
+
+/// The most devices a grant's roster lists.
+pub const GRANT_ROSTER_MAX: usize = 256;
 
 /// Bytes in a [`LinkCode`]: version, device id, signing key, KEM key, PSK.
 pub const LINK_CODE_BYTES: usize = 1 + 16 + 32 + 32 + 32;
@@ -47,9 +62,10 @@ pub const LINK_CODE_BYTES: usize = 1 + 16 + 32 + 32 + 32;
 /// signature and tag; the grant's own fields come on top.
 const GRANT_FIXED_BYTES: usize = 1 + 16 + 32 + SIGNATURE_BYTES + 16;
 
-/// The largest grant message accepted: the fixed parts and a grant whose
-/// account id is at its longest, with room to spare.
-pub const LINK_GRANT_BYTES_MAX: usize = 1024;
+/// The largest grant message accepted: the fixed parts, a grant whose
+/// account id is at its longest and a roster of [`GRANT_ROSTER_MAX`]
+/// devices at 116 bytes each at most (29,696), with room to spare.
+pub const LINK_GRANT_BYTES_MAX: usize = 32 * 1024;
 
 const CONTEXT: &[u8] = b"tandem link v1\0";
 const SIGNATURE_CONTEXT: &[u8] = b"tandem link grant sig v1\0";
@@ -97,6 +113,25 @@ impl fmt::Debug for LinkCode {
     }
 }
 
+/// One device of the roster a grant carries: its keys and the Link
+/// operation that listed it, so the new device holds the same register
+/// entry it would have made by merging that operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterMember {
+    /// The linked device.
+    pub device: DeviceId,
+    /// Its ed25519 signing key.
+    pub sign_pk: DevicePublicKey,
+    /// Its X25519 KEM public key.
+    pub kem_pk: [u8; 32],
+    /// The device that performed the Link.
+    pub linked_by: DeviceId,
+    /// The Link's operation number on that device (at least 1).
+    pub linked_seq: u64,
+    /// When it was made, by that device's clock.
+    pub linked_at_ms: i64,
+}
+
 /// What a grant hands the new device.
 #[derive(Debug)]
 pub struct LinkGrant {
@@ -114,6 +149,9 @@ pub struct LinkGrant {
     pub granted_by: DeviceId,
     /// E's clock when it granted.
     pub granted_at_ms: i64,
+    /// E's roster as it stood, by device id: at most
+    /// [`GRANT_ROSTER_MAX`] devices, E and the new device among them.
+    pub roster: Vec<RosterMember>,
 }
 
 /// A grant's fields as they are encrypted (postcard).
@@ -126,6 +164,7 @@ struct GrantFields {
     snapshot_id: [u8; 32],
     granted_by: [u8; 16],
     granted_at_ms: i64,
+    roster: Vec<RosterMember>,
 }
 
 impl Drop for GrantFields {
@@ -161,6 +200,11 @@ pub enum LinkError {
     /// The signature is not the granter's.
     #[error("the link grant's signature does not verify")]
     BadSignature,
+    /// The grant's roster does not list the granter with the key that
+    /// signed it, or the new device with the keys its code shows, or
+    /// lists more than [`GRANT_ROSTER_MAX`] devices.
+    #[error("the link grant's roster does not list the granter and this device with their keys")]
+    Roster,
 }
 
 /// The caller's entropy source as the RNG `hpke` draws its ephemeral key
@@ -323,7 +367,13 @@ pub fn link_grant(
         snapshot_id: grant.snapshot_id.0,
         granted_by: grant.granted_by.0,
         granted_at_ms: grant.granted_at_ms,
+        roster: grant.roster.clone(),
     };
+    if !roster_is_well_formed(&fields.roster)
+        || !fields.roster.iter().any(|m| m.device == code.device)
+    {
+        return Err(LinkError::Roster);
+    }
     let mut plaintext = postcard::to_stdvec(&fields).map_err(|_| LinkError::Malformed)?;
     drop(fields);
     if plaintext.len() + GRANT_FIXED_BYTES > LINK_GRANT_BYTES_MAX {
@@ -344,7 +394,7 @@ pub fn link_grant(
         .seal_in_place_detached(&mut plaintext, &[])
         .map_err(|_| LinkError::Malformed)?;
     let mut out = Vec::with_capacity(GRANT_FIXED_BYTES + plaintext.len());
-    out.push(LINK_VERSION);
+    out.push(GRANT_VERSION);
     out.extend_from_slice(&grant.granted_by.0);
     out.extend_from_slice(&encapped);
     out.extend_from_slice(&plaintext);
@@ -378,7 +428,8 @@ impl UnverifiedGrant {
         (self.grant.epoch, self.grant.snapshot_id)
     }
 
-    /// The grant, once its signature verifies with the granter's key.
+    /// The grant, once its signature verifies with the granter's key and
+    /// its roster lists the granter with that key.
     pub fn verify(self, granter_key: &DevicePublicKey) -> Result<LinkGrant, LinkError> {
         let key = VerifyingKey::from_bytes(&granter_key.0).map_err(|_| LinkError::BadGranterKey)?;
         if key.is_weak() {
@@ -388,6 +439,14 @@ impl UnverifiedGrant {
         key.verify_strict(&self.message, &signature)
             .map_err(|_| LinkError::BadSignature)?;
         let UnverifiedGrant { grant, .. } = self;
+        let granter = grant.granted_by;
+        if !grant
+            .roster
+            .iter()
+            .any(|m| m.device == granter && m.sign_pk == *granter_key)
+        {
+            return Err(LinkError::Roster);
+        }
         Ok(grant)
     }
 }
@@ -403,7 +462,7 @@ pub fn accept_link_grant(
 ) -> Result<UnverifiedGrant, LinkError> {
     if bytes.len() < GRANT_FIXED_BYTES
         || bytes.len() > LINK_GRANT_BYTES_MAX
-        || bytes[0] != LINK_VERSION
+        || bytes[0] != GRANT_VERSION
     {
         return Err(LinkError::Malformed);
     }
@@ -455,6 +514,9 @@ fn read_grant(
     if fields.account != account.as_str() || fields.granted_by != granter.0 {
         return Err(LinkError::Mismatch);
     }
+    if !roster_is_well_formed(&fields.roster) {
+        return Err(LinkError::Roster);
+    }
     let mut sig = [0u8; SIGNATURE_BYTES];
     sig.copy_from_slice(signature);
     Ok(UnverifiedGrant {
@@ -466,10 +528,22 @@ fn read_grant(
             snapshot_id: SnapshotId(fields.snapshot_id),
             granted_by: granter,
             granted_at_ms: fields.granted_at_ms,
+            roster: fields.roster.clone(),
         },
         message: signed_message(info, encapped, fields_bytes),
         signature: sig,
     })
+}
+
+/// A roster as a grant carries it: at most [`GRANT_ROSTER_MAX`] devices,
+/// strictly by device id (so each once), every Link numbered from 1 to
+/// `i64::MAX` (what a store can hold).
+fn roster_is_well_formed(roster: &[RosterMember]) -> bool {
+    roster.len() <= GRANT_ROSTER_MAX
+        && roster.windows(2).all(|w| w[0].device.0 < w[1].device.0)
+        && roster
+            .iter()
+            .all(|m| (1..=i64::MAX as u64).contains(&m.linked_seq))
 }
 
 #[cfg(test)]
@@ -489,7 +563,30 @@ mod tests {
         DeviceKey::from_seed(&[7; 32])
     }
 
-    fn grant() -> LinkGrant {
+    fn new_key() -> DeviceKey {
+        DeviceKey::from_seed(&[5; 32])
+    }
+
+    fn member(device: DeviceId, sign_pk: DevicePublicKey, seq: u64) -> RosterMember {
+        RosterMember {
+            device,
+            sign_pk,
+            kem_pk: [device.0[0]; 32],
+            linked_by: GRANTER,
+            linked_seq: seq,
+            linked_at_ms: 1_000,
+        }
+    }
+
+    /// The granter's roster: itself and the new device, by device id.
+    fn roster() -> Vec<RosterMember> {
+        vec![
+            member(NEW, new_key().public_key(), 2),
+            member(GRANTER, granter_key().public_key(), 1),
+        ]
+    }
+
+    fn grant_with(roster: Vec<RosterMember>) -> LinkGrant {
         LinkGrant {
             account: account(),
             generation: 0,
@@ -498,23 +595,27 @@ mod tests {
             snapshot_id: SnapshotId([4; 32]),
             granted_by: GRANTER,
             granted_at_ms: 12_345,
+            roster,
         }
     }
 
     fn session(seed: u64) -> (LinkSession, LinkCode) {
         let session = LinkSession::new(NEW, &mut SeededEntropy::new(seed));
-        let code = session.code(DeviceKey::from_seed(&[5; 32]).public_key());
+        let code = session.code(new_key().public_key());
         (session, code)
     }
 
     fn sealed(code: &LinkCode) -> Vec<u8> {
+        seal_with(code, roster()).expect("seals")
+    }
+
+    fn seal_with(code: &LinkCode, roster: Vec<RosterMember>) -> Result<Vec<u8>, LinkError> {
         link_grant(
             code,
-            &grant(),
+            &grant_with(roster),
             &OriginSigner::new(&granter_key()),
             &mut SeededEntropy::new(99),
         )
-        .expect("seals")
     }
 
     #[test]
@@ -545,6 +646,86 @@ mod tests {
         assert_eq!(grant.root.to_bytes(), [9; 32]);
         assert_eq!(grant.granted_at_ms, 12_345);
         assert_eq!(grant.generation, 0);
+        assert_eq!(grant.roster, roster());
+    }
+
+    #[test]
+    fn the_roster_must_list_the_new_device_and_the_granter_with_its_key() {
+        let (session, code) = session(1);
+        let without_new = vec![member(GRANTER, granter_key().public_key(), 1)];
+        assert_eq!(seal_with(&code, without_new).err(), Some(LinkError::Roster));
+        // A granter that lists itself with another key than it signs
+        // with: the grant opens, but does not verify.
+        let other_key = DeviceKey::from_seed(&[8; 32]).public_key();
+        let bytes = seal_with(
+            &code,
+            vec![
+                member(NEW, new_key().public_key(), 2),
+                member(GRANTER, other_key, 1),
+            ],
+        )
+        .expect("seals");
+        let opened = accept_link_grant(&bytes, &session, &account()).expect("opens");
+        assert_eq!(
+            opened.verify(&granter_key().public_key()).err(),
+            Some(LinkError::Roster)
+        );
+        let bytes = seal_with(&code, vec![member(NEW, new_key().public_key(), 2)]).expect("seals");
+        let opened = accept_link_grant(&bytes, &session, &account()).expect("opens");
+        assert_eq!(
+            opened.verify(&granter_key().public_key()).err(),
+            Some(LinkError::Roster),
+            "a roster without the granter"
+        );
+    }
+
+    #[test]
+    fn a_roster_out_of_order_with_a_device_twice_or_a_number_no_store_holds_is_refused() {
+        let (_, code) = session(1);
+        let mut reversed = roster();
+        reversed.reverse();
+        let mut twice = roster();
+        twice.push(twice[1].clone());
+        let mut zero = roster();
+        zero[0].linked_seq = 0;
+        let mut past_a_store = roster();
+        past_a_store[1].linked_seq = i64::MAX as u64 + 1;
+        for bad in [reversed, twice, zero, past_a_store] {
+            assert_eq!(seal_with(&code, bad).err(), Some(LinkError::Roster));
+        }
+    }
+
+    #[test]
+    fn a_roster_of_the_most_devices_fits_a_grant_and_one_more_is_refused() {
+        let (session, code) = session(1);
+        // 256 devices at the widest encoding: numbers and times at the
+        // edges of their types.
+        let mut full: Vec<RosterMember> = (0..GRANT_ROSTER_MAX)
+            .map(|i| {
+                let mut device = [0xff; 16];
+                device[14..].copy_from_slice(&(i as u16).to_be_bytes());
+                RosterMember {
+                    linked_seq: i64::MAX as u64,
+                    linked_at_ms: i64::MIN,
+                    ..member(DeviceId(device), new_key().public_key(), 1)
+                }
+            })
+            .collect();
+        full[0] = member(NEW, new_key().public_key(), 2);
+        full[1] = member(GRANTER, granter_key().public_key(), 1);
+        full.sort_by_key(|m| m.device);
+        let bytes = seal_with(&code, full.clone()).expect("a full roster seals");
+        assert!(bytes.len() <= LINK_GRANT_BYTES_MAX, "{}", bytes.len());
+        let grant = accept_link_grant(&bytes, &session, &account())
+            .and_then(|g| g.verify(&granter_key().public_key()))
+            .expect("and opens");
+        assert_eq!(grant.roster, full);
+        let mut more = full;
+        more.push(RosterMember {
+            device: DeviceId([0xff; 16]),
+            ..more[0].clone()
+        });
+        assert_eq!(seal_with(&code, more).err(), Some(LinkError::Roster));
     }
 
     #[test]
@@ -573,8 +754,11 @@ mod tests {
             device: DeviceId([3; 16]),
             ..code.clone()
         };
+        let mut roster = roster();
+        roster.push(member(for_other_device.device, new_key().public_key(), 3));
+        let to_other = seal_with(&for_other_device, roster).expect("seals");
         assert_eq!(
-            accept_link_grant(&sealed(&for_other_device), &session, &account()).err(),
+            accept_link_grant(&to_other, &session, &account()).err(),
             Some(LinkError::BadGrant)
         );
         let bytes = sealed(&code);

@@ -50,7 +50,8 @@ pub use keys::{
 };
 pub use link::{
     accept_link_grant, kem_public_key, link_grant, LinkCode, LinkError, LinkGrant, LinkSession,
-    UnverifiedGrant, LINK_CODE_BYTES, LINK_GRANT_BYTES_MAX, LINK_VERSION,
+    RosterMember, UnverifiedGrant, GRANT_ROSTER_MAX, GRANT_VERSION, LINK_CODE_BYTES,
+    LINK_GRANT_BYTES_MAX, LINK_VERSION,
 };
 
 /// Domain separation of the envelope's associated data.
