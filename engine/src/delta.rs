@@ -100,6 +100,25 @@ pub enum DeltaError {
     /// The document change does not decode.
     #[error("malformed document change: {0}")]
     MalformedChange(String),
+    /// A sealed envelope (format 2) that does not open: forged, altered,
+    /// sealed under another key or account, or with a body this build
+    /// refuses.
+    #[error("sealed envelope refused: {0}")]
+    Envelope(Box<crate::seal::OpenError>),
+    /// A sealed envelope at a position of its origin's chain that holds
+    /// another one already: the origin sealed two different envelopes
+    /// there.
+    #[error("a second envelope at chain position {chain_pos} of device {origin}")]
+    ChainFork {
+        /// The sealing device.
+        origin: DeviceId,
+        /// The position both claim.
+        chain_pos: u64,
+    },
+    /// A sealed envelope this device cannot open yet, though it may later
+    /// (see [`crate::engine::NeedsKey`]).
+    #[error("{0}")]
+    NeedsKey(crate::engine::NeedsKey),
     /// The document change was made by another device than the delta claims.
     #[error("the document change was made by another actor than the origin device {origin}")]
     ForgedOrigin {

@@ -19,11 +19,11 @@ pub mod sync;
 
 pub use doc::DocError;
 pub use engine::{
-    AccountState, Applied, ApplyError, Changed, Config, Credentials, CredentialsError,
-    DeviceEnrollment, DeviceIdentity, Durability, Engine, EventDelivery, Export, ExportCursor,
-    KeyFingerprint, LinkState, LinkingError, LoadError, OpError, OpenError, OutboxPosition,
-    Performed, Recorded, RelayDelta, RosterEntry, ShownCode, StorePath, GENESIS_SNAPSHOT_ID,
-    LINK_CODE_TEXT_CHARS,
+    AccountState, Applied, ApplyError, BlockedEntry, Changed, Config, Credentials,
+    CredentialsError, DeviceEnrollment, DeviceIdentity, Durability, Engine, EventDelivery, Export,
+    ExportCursor, KeyFingerprint, LinkState, LinkingError, LoadError, NeedsKey, OpError, OpenError,
+    OutboxPosition, Performed, Recorded, RelayDelta, RosterEntry, SealOutboxError, ShownCode,
+    StorePath, GENESIS_SNAPSHOT_ID, LINK_CODE_TEXT_CHARS, SEAL_BYTES_BUDGET,
 };
 pub use event::{Event, EventKind};
 pub use rules::Refused;

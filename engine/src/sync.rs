@@ -19,7 +19,9 @@ use tandem_transport::{ClientSession, CommandError, DeviceId};
 use std::collections::BTreeSet;
 
 use crate::delta::EncodedDelta;
-use crate::engine::{Applied, ApplyError, Engine, OutboxPosition, RelayDelta};
+use crate::engine::{
+    Applied, ApplyError, BlockedEntry, Engine, OutboxPosition, RelayDelta, SealOutboxError,
+};
 use crate::event::{ConnectionEvent, DeviceSummary};
 use crate::StoreError;
 
@@ -71,6 +73,12 @@ pub enum SyncEvent {
     },
     /// Everything local is pushed and everything at the relay is merged.
     InStep,
+    /// The relay log holds a sealed envelope this device cannot open yet
+    /// (it holds no account key, or not the envelope's epoch's, or does not
+    /// know its origin). Everything before it merged; the cursor waits
+    /// before it, and this connection pulls nothing more (the next one
+    /// tries again). Link the device ([`Engine::accept_link_grant`]).
+    NeedsKey(BlockedEntry),
     /// The device connected behind the relay's head and is pulling what
     /// it missed; journaled too, as
     /// [`ConnectionEvent::CatchUpStarted`](crate::event::ConnectionEvent::CatchUpStarted).
@@ -149,6 +157,9 @@ pub enum SyncError {
     /// The session refused a command (it closed meanwhile).
     #[error("session: {0}")]
     Session(#[from] CommandError),
+    /// The outbox could not be sealed; nothing was pushed.
+    #[error("sealing the outbox: {0}")]
+    Seal(#[from] SealOutboxError),
 }
 
 /// The sync state of one connection. Make a new one per connection.
@@ -187,6 +198,9 @@ pub struct Syncer {
     /// on live deltas ([`Syncer::handle_live`], which takes no time) is
     /// journaled at.
     last_now_ms: i64,
+    /// The relay entry this device cannot open yet: while it is set the
+    /// connection neither pulls nor merges live deltas.
+    blocked: Option<BlockedEntry>,
 }
 
 impl Syncer {
@@ -233,20 +247,28 @@ impl Syncer {
     /// Pushes what the outbox holds beyond what this connection pushed
     /// already, in batches, while fewer than [`PUSHES_IN_FLIGHT_MAX`]
     /// pushes are in flight; nothing before the session is connected (the
-    /// login pushes then).
-    pub fn push(&mut self, engine: &Engine, session: &mut ClientSession) -> Result<(), SyncError> {
+    /// login pushes then). A device that holds the account key seals its
+    /// new operations first ([`Engine::seal_outbox`], stamped `now_ms`).
+    pub fn push(
+        &mut self,
+        engine: &mut Engine,
+        session: &mut ClientSession,
+        now_ms: i64,
+    ) -> Result<(), SyncError> {
+        if !self.connected || self.pushes_in_flight >= PUSHES_IN_FLIGHT_MAX {
+            return Ok(());
+        }
+        engine.seal_outbox(now_ms)?;
         while self.connected && self.pushes_in_flight < PUSHES_IN_FLIGHT_MAX {
             let mut batch = Vec::new();
             let mut bytes = 0;
             let mut last = self.pushed_through;
-            for (position, delta) in
-                engine.outbox_after(self.pushed_through, DELTAS_PER_PUSH_MAX)?
-            {
-                if !batch.is_empty() && bytes + delta.0.len() > PUSH_BYTES_BUDGET {
+            for (position, item) in engine.outbox_after(self.pushed_through, DELTAS_PER_PUSH_MAX)? {
+                if !batch.is_empty() && bytes + item.len() > PUSH_BYTES_BUDGET {
                     break;
                 }
-                bytes += delta.0.len();
-                batch.push(WireDelta::new(delta.0));
+                bytes += item.len();
+                batch.push(WireDelta::new(item));
                 last = position;
             }
             if batch.is_empty() {
@@ -261,7 +283,7 @@ impl Syncer {
     }
 
     fn pull(&mut self, engine: &Engine, session: &mut ClientSession) -> Result<(), SyncError> {
-        if !self.pull_in_flight {
+        if !self.pull_in_flight && self.blocked.is_none() {
             let cursor = self.cursor(engine)?;
             session.pull(cursor, DELTAS_PER_PAGE_MAX as u32)?;
             self.pull_in_flight = true;
@@ -285,7 +307,7 @@ impl Syncer {
     /// first call that sees a request in flight starts its deadline).
     pub fn handle_timeout(
         &mut self,
-        engine: &Engine,
+        engine: &mut Engine,
         session: &mut ClientSession,
         now_ms: i64,
     ) -> Result<(), SyncError> {
@@ -297,7 +319,7 @@ impl Syncer {
                 self.pushes_in_flight = 0;
                 self.pushed_through = OutboxPosition::default();
                 self.push_since_ms = None;
-                self.push(engine, session)?;
+                self.push(engine, session, now_ms)?;
             }
         }
         if self.pull_in_flight {
@@ -348,7 +370,7 @@ impl Syncer {
                     self.catch_up_to = Some(to_seq);
                     self.pull(engine, session)?;
                 }
-                self.push(engine, session)?;
+                self.push(engine, session, now_ms)?;
             }
             SessionEvent::PushAcked(entries) => {
                 let accepted: Vec<_> = entries.iter().map(|e| (e.content_id, e.seq)).collect();
@@ -372,7 +394,7 @@ impl Syncer {
                 if cursor < self.head_seq && !self.pull_in_flight {
                     self.pull(engine, session)?;
                 }
-                self.push(engine, session)?;
+                self.push(engine, session, now_ms)?;
             }
             SessionEvent::Deltas { deltas, more } => {
                 self.pull_in_flight = false;
@@ -564,6 +586,9 @@ impl Syncer {
         mut deltas: Vec<tandem_transport::LogDelta>,
         out: &mut Vec<SyncEvent>,
     ) -> Result<(), SyncError> {
+        if self.blocked.is_some() {
+            return Ok(());
+        }
         let cursor = self.cursor(engine)?;
         deltas.retain(|d| d.seq > cursor);
         deltas.sort_by_key(|d| d.seq);
@@ -613,7 +638,12 @@ impl Syncer {
             match engine.apply_relay(&page) {
                 Ok(applied) => {
                     self.cursor_moved_to(applied.relay_cursor);
+                    let blocked = applied.blocked.clone();
                     out.push(SyncEvent::Merged(applied));
+                    if let Some(entry) = blocked {
+                        self.blocked = Some(entry.clone());
+                        out.push(SyncEvent::NeedsKey(entry));
+                    }
                     break;
                 }
                 Err(ApplyError::Gap { .. }) => {
@@ -634,7 +664,15 @@ impl Syncer {
                     if !page.is_empty() {
                         let applied = engine.apply_relay(&page)?;
                         self.cursor_moved_to(applied.relay_cursor);
+                        let blocked = applied.blocked.clone();
                         out.push(SyncEvent::Merged(applied));
+                        if let Some(entry) = blocked {
+                            // The cursor waits before an earlier entry:
+                            // the bad one is skipped when it is reached.
+                            self.blocked = Some(entry.clone());
+                            out.push(SyncEvent::NeedsKey(entry));
+                            break;
+                        }
                     }
                     let cursor = engine.skip_relay_entry(bad.seq)?;
                     self.cursor_moved_to(cursor);

@@ -89,9 +89,14 @@ fn one_bad_delta_refuses_the_whole_batch() {
 fn a_newer_format_is_named_as_such() {
     let (_, good) = target_and_good_delta();
     let mut delta = decode(&good);
+    delta.format = DELTA_FORMAT + 2;
+    refused(vec![delta.encode()], 0, |e| {
+        matches!(e, DeltaError::UnsupportedFormat(3))
+    });
+    // Format 2 is the sealed envelope: a delta claiming it is not one.
     delta.format = DELTA_FORMAT + 1;
     refused(vec![delta.encode()], 0, |e| {
-        matches!(e, DeltaError::UnsupportedFormat(2))
+        matches!(e, DeltaError::Envelope(_))
     });
 }
 

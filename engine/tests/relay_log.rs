@@ -318,7 +318,7 @@ fn operations_made_while_pushes_are_in_flight_go_out_at_once_up_to_the_bound() {
     let ops = sync::PUSHES_IN_FLIGHT_MAX + 2;
     for n in 0..ops {
         b.op(incoming(&format!("m{n}"), "u:bob", "bob", n as i64 + 1));
-        syncer.push(&b.engine, &mut session).unwrap();
+        syncer.push(&mut b.engine, &mut session, b.now_ms).unwrap();
     }
     let ids: Vec<ContentId> = b.all_deltas().iter().map(|d| d.content_id()).collect();
     // One push per operation while fewer than the bound are in flight; the
@@ -370,7 +370,7 @@ fn a_push_not_answered_in_time_sends_everything_unacknowledged_again() {
     let (mut session, mut syncer) = connected(&mut b);
     for n in 0..3 {
         b.op(incoming(&format!("m{n}"), "u:bob", "bob", n as i64 + 1));
-        syncer.push(&b.engine, &mut session).unwrap();
+        syncer.push(&mut b.engine, &mut session, b.now_ms).unwrap();
     }
     let ids: Vec<ContentId> = b.all_deltas().iter().map(|d| d.content_id()).collect();
     assert_eq!(
@@ -379,10 +379,12 @@ fn a_push_not_answered_in_time_sends_everything_unacknowledged_again() {
     );
     // The first look starts the deadline; at the deadline all three go
     // again, oldest first, in one push.
-    syncer.handle_timeout(&b.engine, &mut session, 10).unwrap();
+    syncer
+        .handle_timeout(&mut b.engine, &mut session, 10)
+        .unwrap();
     assert!(sent_pushes(&mut session).is_empty());
     syncer
-        .handle_timeout(&b.engine, &mut session, 10 + sync::REQUEST_TIMEOUT_MS)
+        .handle_timeout(&mut b.engine, &mut session, 10 + sync::REQUEST_TIMEOUT_MS)
         .unwrap();
     assert_eq!(sent_pushes(&mut session), [ids]);
 }

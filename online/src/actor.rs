@@ -328,7 +328,7 @@ impl Actor {
                     }
                 },
                 _ = tokio::time::sleep(Duration::from_millis(request_wait_ms)), if !closing => {
-                    let result = syncer.handle_timeout(&self.engine, conn.session(), now_ms());
+                    let result = syncer.handle_timeout(&mut self.engine, conn.session(), now_ms());
                     if let Err(e) = result {
                         sync_failed(conn.session(), &mut ending, e);
                     }
@@ -509,9 +509,10 @@ impl Actor {
         let session = conn.session();
         match command {
             Command::Perform(op, reply) => {
-                let result = self.engine.perform(now_ms(), op).map_err(DeviceError::from);
+                let now = now_ms();
+                let result = self.engine.perform(now, op).map_err(DeviceError::from);
                 if result.is_ok() {
-                    if let Err(e) = syncer.push(&self.engine, session) {
+                    if let Err(e) = syncer.push(&mut self.engine, session, now) {
                         sync_failed(session, ending, e);
                     }
                 }

@@ -546,3 +546,88 @@ async fn a_device_on_websocket_and_one_on_tcp_converge_through_one_relay() {
     laptop.shutdown().await.unwrap();
     relay.stop().await.expect("the relay stops");
 }
+
+/// Every file of the relay's SQLite store (the database, its WAL and
+/// shared memory), read as bytes.
+fn relay_files(db: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        if let Ok(file) = std::fs::read(&path) {
+            bytes.extend(file);
+        }
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_devices_sync_through_a_relay_whose_store_holds_none_of_their_text() {
+    let dir = tempfile::tempdir().unwrap();
+    // Linked by hand before they go online: the first makes the account
+    // key, the second shows a code, the first grants, the second accepts.
+    let mut phone = engine_at(&dir.path().join("p.db"), "alice", 1, "phone", Platform::Ios);
+    let mut laptop = engine_at(
+        &dir.path().join("l.db"),
+        "alice",
+        2,
+        "laptop",
+        Platform::Macos,
+    );
+    phone.create_account_key(1_000).unwrap();
+    let code = laptop.show_link_code(1_000).unwrap().code;
+    let grant = phone.grant_link(&code, 1_001).unwrap();
+    let phone_key = phone.device().public_key;
+    laptop.accept_link_grant(&grant, &phone_key, 1_002).unwrap();
+
+    let relay_db = dir.path().join("relay.db");
+    let relay = start_relay(
+        StoreLocation::Sqlite(relay_db.clone()),
+        Secret::from_bytes([9; 32]),
+        0,
+    )
+    .await;
+    let phone = online(phone, relay.addr, relay.token(&account("alice")), true);
+    let laptop = online(laptop, relay.addr, relay.token(&account("alice")), true);
+    wait_status(&phone, "phone connected", |s| s.is_connected()).await;
+    wait_status(&laptop, "laptop connected", |s| s.is_connected()).await;
+
+    let secret = "a secret the relay must not read";
+    phone
+        .perform(Op::Message(MessageOp::Ingest {
+            message: IncomingMessage {
+                id: MessageId::new("m1").unwrap(),
+                conversation: "u:bob".parse().unwrap(),
+                sender: UserId::new("bob").unwrap(),
+                sent_at_ms: 5,
+                body: secret.into(),
+            },
+        }))
+        .await
+        .unwrap();
+    laptop
+        .perform(Op::Conversation(ConversationOp::Pin {
+            conversation: "u:carol-the-pinned".parse().unwrap(),
+        }))
+        .await
+        .unwrap();
+    let state = converge(&[&phone, &laptop]).await;
+    assert!(state.messages.iter().any(|m| m.body == secret));
+    assert!(state
+        .conversations
+        .iter()
+        .any(|c| c.id == "u:carol-the-pinned"));
+
+    phone.shutdown().await.unwrap();
+    laptop.shutdown().await.unwrap();
+    relay.stop().await.unwrap();
+    let stored = relay_files(&relay_db);
+    assert!(!stored.is_empty());
+    for text in [secret.as_bytes(), b"carol-the-pinned", b"u:bob"] {
+        assert!(
+            !stored.windows(text.len()).any(|w| w == text),
+            "the relay's store holds {:?}",
+            String::from_utf8_lossy(text)
+        );
+    }
+}

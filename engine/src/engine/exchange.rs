@@ -118,21 +118,34 @@ impl Engine {
             .collect())
     }
 
-    /// Like [`Engine::outbox`], but only the deltas after `after`, each with
-    /// its position in this device's store (pass the last one back to
-    /// continue; start at 0). What a syncer with pushes still in flight
-    /// pushes next.
+    /// What to push after outbox position `after`, oldest first, each with
+    /// its position (pass the last one back to continue; start at the
+    /// default): this device's sealed envelopes no relay has acknowledged
+    /// (positioned by the last delta each seals), and its deltas that no
+    /// envelope seals, as format-1 bytes: all of them on a device that
+    /// holds no account key, none after [`Engine::seal_outbox`] on one
+    /// that does. What a syncer with pushes still in flight pushes next.
     pub fn outbox_after(
         &self,
         after: OutboxPosition,
         limit: usize,
-    ) -> Result<Vec<(OutboxPosition, EncodedDelta)>, StoreError> {
-        Ok(self
+    ) -> Result<Vec<(OutboxPosition, Vec<u8>)>, StoreError> {
+        let mut items: Vec<(OutboxPosition, Vec<u8>)> = self
             .store
-            .outbox_after(after.0, limit)?
+            .envelope_outbox_after(after.0, limit)?
             .into_iter()
-            .map(|row| (OutboxPosition(row.local_seq), EncodedDelta(row.bytes)))
-            .collect())
+            .filter_map(|row| row.own)
+            .map(|own| (OutboxPosition(own.through_local_seq), own.bytes))
+            .collect();
+        items.extend(
+            self.store
+                .unsealed_outbox_after(after.0, limit)?
+                .into_iter()
+                .map(|row| (OutboxPosition(row.local_seq), row.bytes)),
+        );
+        items.sort_by_key(|(position, _)| *position);
+        items.truncate(limit);
+        Ok(items)
     }
 
     /// Records that the relay accepted these deltas at these log positions,

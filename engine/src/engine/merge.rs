@@ -3,18 +3,21 @@
 //! A batch merges in one transaction; each delta is released once what it
 //! depends on has merged.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 
 use automerge::ChangeHash;
-use tandem_storage::device::{DeltaRow, DeviceTx};
+use tandem_storage::device::{DeltaRow, DeviceTx, EnvelopeRow};
 use tandem_storage::StoreError;
+use tandem_transport::envelope::Envelope;
 use tandem_transport::{AccountId, DeviceId};
 
+use super::envelopes::{is_envelope, NeedsKey, NotOpened, Opener};
 use super::exchange::raise_relay_cursor;
 use super::journal::journal_merged;
 use super::project::{changed, project, Changed};
 use super::{count_doc_changes, delta_row, loaded, ApplyError, Engine};
-use crate::delta::{Delta, EncodedDelta};
+use crate::delta::{Delta, DeltaError, EncodedDelta};
 use crate::doc::AccountDoc;
 use crate::limits::DELTAS_PER_BATCH_MAX;
 use crate::rules::{effects, Entity};
@@ -25,7 +28,8 @@ use crate::ContentId;
 pub struct Applied {
     /// Deltas new to this device.
     pub new: usize,
-    /// Deltas already known (sent twice, or this device's own).
+    /// Deltas already known (sent twice, or this device's own); a sealed
+    /// envelope known already counts once.
     pub duplicate: usize,
     /// Deltas stored but waiting for a change they depend on.
     pub waiting: usize,
@@ -40,6 +44,19 @@ pub struct Applied {
     pub relay_cursor: u64,
     /// What the merge changed.
     pub changed: Changed,
+    /// The first relay entry this device cannot open yet: the relay
+    /// cursor stopped before it, and everything else of the page merged.
+    /// It is pulled again from there (never skipped).
+    pub blocked: Option<BlockedEntry>,
+}
+
+/// A relay log entry this device cannot open yet (see [`NeedsKey`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedEntry {
+    /// Its position in the relay log.
+    pub seq: u64,
+    /// What this device lacks.
+    pub reason: NeedsKey,
 }
 
 /// A batch being merged, decoded and validated: new deltas, known ones with
@@ -47,15 +64,32 @@ pub struct Applied {
 struct Batch<'a> {
     incoming: Vec<Incoming<'a>>,
     known: Vec<(ContentId, u64)>,
+    /// The envelopes opened, to store with their deltas.
+    envelopes: Vec<EnvelopeRow>,
     cursor: Option<u64>,
+    /// Content ids seen so far in the batch, deltas and envelopes.
+    seen: BTreeSet<ContentId>,
+    /// Opens the batch's envelopes; read from the store at the first one.
+    opener: Option<Opener>,
 }
 
 /// A delta new to this device.
 struct Incoming<'a> {
     delta: Delta,
     change: Option<automerge::Change>,
-    encoded: &'a EncodedDelta,
+    /// As it came, or as its envelope's operation re-encodes it.
+    encoded: Cow<'a, EncodedDelta>,
     relay_seq: Option<u64>,
+    /// The envelope it was opened from.
+    envelope: Option<ContentId>,
+}
+
+/// An entry of the batch whose envelope could not be opened yet.
+struct Later<'a> {
+    index: usize,
+    relay_seq: Option<u64>,
+    encoded: &'a EncodedDelta,
+    reason: NeedsKey,
 }
 
 impl Engine {
@@ -79,33 +113,41 @@ impl Engine {
         let mut batch = Batch {
             incoming: Vec::with_capacity(entries.len()),
             known: Vec::new(),
+            envelopes: Vec::new(),
             cursor,
+            seen: BTreeSet::new(),
+            opener: None,
         };
-        let mut seen = BTreeSet::new();
         let mut applied = Applied::default();
+        let mut later = Vec::new();
         for (index, (relay_seq, encoded)) in entries.into_iter().enumerate() {
-            let (delta, change) = Delta::decode(&encoded.0, &self.device.account).map_err(
-                |error| match relay_seq {
-                    Some(seq) => ApplyError::RelayEntry { seq, error },
-                    None => ApplyError::Delta { index, error },
-                },
-            )?;
-            let content_id = encoded.content_id();
-            if !seen.insert(content_id) || self.store.has_delta(&content_id.0)? {
-                applied.duplicate += 1;
-                if let Some(seq) = relay_seq {
-                    batch.known.push((content_id, seq));
+            if is_envelope(&encoded.0) {
+                if let Some(reason) =
+                    self.take_envelope(&mut batch, &mut applied, index, relay_seq, encoded)?
+                {
+                    later.push(Later {
+                        index,
+                        relay_seq,
+                        encoded,
+                        reason,
+                    });
                 }
                 continue;
             }
-            batch.incoming.push(Incoming {
+            let (delta, change) = Delta::decode(&encoded.0, &self.device.account)
+                .map_err(|error| entry_error(index, relay_seq, error))?;
+            self.take_delta(
+                &mut batch,
+                &mut applied,
                 delta,
                 change,
-                encoded,
+                Cow::Borrowed(encoded),
                 relay_seq,
-            });
+                None,
+            )?;
         }
-        applied.relay_cursor = match cursor {
+        self.take_later(&mut batch, &mut applied, later)?;
+        applied.relay_cursor = match batch.cursor {
             Some(cursor) => cursor,
             None => self.relay_cursor()?,
         };
@@ -119,6 +161,134 @@ impl Engine {
             return Err(error);
         }
         Ok(applied)
+    }
+
+    /// Takes one delta into the batch: new, or known (a repeat, or this
+    /// device's own coming back with its relay position).
+    #[allow(clippy::too_many_arguments)]
+    fn take_delta<'a>(
+        &self,
+        batch: &mut Batch<'a>,
+        applied: &mut Applied,
+        delta: Delta,
+        change: Option<automerge::Change>,
+        encoded: Cow<'a, EncodedDelta>,
+        relay_seq: Option<u64>,
+        envelope: Option<ContentId>,
+    ) -> Result<(), StoreError> {
+        let content_id = encoded.content_id();
+        if !batch.seen.insert(content_id) || self.store.has_delta(&content_id.0)? {
+            applied.duplicate += 1;
+            if let Some(seq) = relay_seq {
+                batch.known.push((content_id, seq));
+            }
+            return Ok(());
+        }
+        batch.incoming.push(Incoming {
+            delta,
+            change,
+            encoded,
+            relay_seq,
+            envelope,
+        });
+        Ok(())
+    }
+
+    /// Takes one sealed envelope into the batch: known already (this
+    /// device's own coming back, or a repeat), opened into its deltas, or
+    /// not openable yet (`Ok(Some(reason))`). A forged, altered or forked
+    /// envelope refuses the batch, as a bad delta does.
+    fn take_envelope<'a>(
+        &self,
+        batch: &mut Batch<'a>,
+        applied: &mut Applied,
+        index: usize,
+        relay_seq: Option<u64>,
+        encoded: &'a EncodedDelta,
+    ) -> Result<Option<NeedsKey>, ApplyError> {
+        let refuse = |error| entry_error(index, relay_seq, error);
+        let content_id = encoded.content_id();
+        let header = Envelope::decode(&encoded.0)
+            .map_err(|e| refuse(DeltaError::Envelope(Box::new(e.into()))))?
+            .header;
+        let known = batch.seen.contains(&content_id)
+            || self
+                .envelope_known(header.origin, header.chain_pos, content_id)?
+                .map_err(refuse)?;
+        if known {
+            applied.duplicate += 1;
+            if let Some(seq) = relay_seq {
+                batch.known.push((content_id, seq));
+            }
+            return Ok(None);
+        }
+        let opener = match &mut batch.opener {
+            Some(opener) => opener,
+            None => batch.opener.insert(self.opener()?),
+        };
+        let opened = match opener.open(&encoded.0, &self.device.account) {
+            Ok(opened) => opened,
+            Err(NotOpened::Later(reason)) => return Ok(Some(reason)),
+            Err(NotOpened::Refused(error)) => return Err(refuse(error)),
+        };
+        batch.seen.insert(content_id);
+        batch.envelopes.push(opened.row(relay_seq));
+        for (delta, change, delta_bytes) in opened.deltas {
+            self.take_delta(
+                batch,
+                applied,
+                delta,
+                change,
+                Cow::Owned(delta_bytes),
+                relay_seq,
+                Some(content_id),
+            )?;
+        }
+        Ok(None)
+    }
+
+    /// Opens the envelopes that could not be opened in order, now that the
+    /// batch's other envelopes may have named their origins, as long as
+    /// that opens more. What stays unopened stops the relay cursor before
+    /// the first of it; in a batch not from the relay it refuses the
+    /// batch.
+    fn take_later<'a>(
+        &self,
+        batch: &mut Batch<'a>,
+        applied: &mut Applied,
+        mut later: Vec<Later<'a>>,
+    ) -> Result<(), ApplyError> {
+        loop {
+            let before = later.len();
+            let mut still = Vec::with_capacity(later.len());
+            for entry in later {
+                let (index, seq, encoded) = (entry.index, entry.relay_seq, entry.encoded);
+                if let Some(reason) = self.take_envelope(batch, applied, index, seq, encoded)? {
+                    still.push(Later { reason, ..entry });
+                }
+            }
+            later = still;
+            if later.is_empty() || later.len() == before {
+                break;
+            }
+        }
+        let Some(first) = later.into_iter().next() else {
+            return Ok(());
+        };
+        match first.relay_seq {
+            Some(seq) => {
+                batch.cursor = Some(seq - 1);
+                applied.blocked = Some(BlockedEntry {
+                    seq,
+                    reason: first.reason,
+                });
+                Ok(())
+            }
+            None => Err(ApplyError::Delta {
+                index: first.index,
+                error: DeltaError::NeedsKey(first.reason),
+            }),
+        }
     }
 
     /// The merge transaction, step by step.
@@ -137,6 +307,9 @@ impl Engine {
             touched: BTreeSet::new(),
             merged: Vec::new(),
         };
+        for envelope in &batch.envelopes {
+            merge.tx.insert_envelope(envelope)?;
+        }
         merge.record_relay_positions(&batch.known)?;
         let new_changes = merge.add_changes(doc, &batch.incoming)?;
         // Deltas stored earlier that are still waiting, in the order they
@@ -164,6 +337,15 @@ impl Engine {
         tx.commit()?;
         applied.changed = changed(&touched);
         Ok(())
+    }
+}
+
+/// The error of entry `index` of a batch (named by its relay position when
+/// it has one).
+fn entry_error(index: usize, relay_seq: Option<u64>, error: DeltaError) -> ApplyError {
+    match relay_seq {
+        Some(seq) => ApplyError::RelayEntry { seq, error },
+        None => ApplyError::Delta { index, error },
     }
 }
 
@@ -235,11 +417,13 @@ impl Merge<'_> {
             change,
             encoded,
             relay_seq,
+            envelope,
         } in incoming
         {
             applied.new += 1;
-            let mut row = delta_row(&delta, encoded, false);
+            let mut row = delta_row(&delta, &encoded, false);
             row.relay_seq = relay_seq;
+            row.envelope = envelope.map(|id| id.0);
             let mut candidate = Candidate::new(delta, change.as_ref(), encoded.content_id(), true);
             candidate.row = Some(row);
             candidates.push(candidate);

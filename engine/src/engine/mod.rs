@@ -29,6 +29,7 @@ use crate::doc::AccountDoc;
 use crate::limits::DOC_CHANGES_PER_SNAPSHOT;
 
 mod credentials;
+mod envelopes;
 mod errors;
 mod exchange;
 mod journal;
@@ -40,6 +41,7 @@ mod project;
 mod queries;
 
 pub use credentials::{Credentials, CredentialsError, DeviceEnrollment};
+pub use envelopes::{NeedsKey, SealOutboxError, SEAL_BYTES_BUDGET};
 pub use errors::{ApplyError, LoadError, OpError, OpenError};
 pub use exchange::{Export, ExportCursor, OutboxPosition, RelayDelta};
 pub use journal::EventDelivery;
@@ -47,7 +49,7 @@ pub use linking::{
     KeyFingerprint, LinkState, LinkingError, RosterEntry, ShownCode, GENESIS_SNAPSHOT_ID,
     LINK_CODE_TEXT_CHARS,
 };
-pub use merge::Applied;
+pub use merge::{Applied, BlockedEntry};
 pub use open::{Config, DeviceIdentity, Durability, StorePath};
 pub use perform::{Performed, Recorded};
 pub use project::Changed;
@@ -186,5 +188,6 @@ fn delta_row(delta: &Delta, encoded: &EncodedDelta, applied: bool) -> DeltaRow {
         bytes: encoded.0.clone(),
         relay_seq: None,
         applied,
+        envelope: None,
     }
 }

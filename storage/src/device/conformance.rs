@@ -55,6 +55,11 @@ macro_rules! device_store_conformance {
             }
 
             #[test]
+            fn envelopes_are_stored_once_per_chain_position_and_acknowledged_with_their_deltas() {
+                check_envelopes(store().0);
+            }
+
+            #[test]
             fn sequence_numbers_up_to_i64_max_are_kept_and_above_refused() {
                 check_seq_bounds(store().0);
             }
@@ -403,7 +408,134 @@ fn delta(n: u8, origin: [u8; 16]) -> DeltaRow {
         bytes: vec![n; 3],
         relay_seq: None,
         applied: true,
+        envelope: None,
     }
+}
+
+fn own_envelope(n: u8, chain_pos: u64, prev: [u8; 32], through_local_seq: i64) -> EnvelopeRow {
+    EnvelopeRow {
+        content_id: [0xe0 + n; 32],
+        origin: [7; 16],
+        chain_pos,
+        prev,
+        epoch: 0,
+        own: Some(OwnEnvelope {
+            bytes: vec![n; 5],
+            through_local_seq,
+        }),
+        relay_seq: None,
+    }
+}
+
+fn check_envelopes(mut store: DeviceStore) {
+    let tx = store.transaction().unwrap();
+    tx.insert_identity(&identity()).unwrap();
+    for n in 1..=3 {
+        assert!(tx.insert_delta(&delta(n, [7; 16])).unwrap());
+    }
+    tx.commit().unwrap();
+    assert_eq!(store.own_chain_head().unwrap(), None);
+    let locals: Vec<i64> = store
+        .unsealed_outbox_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|d| d.local_seq)
+        .collect();
+    assert_eq!(locals.len(), 3);
+
+    // Deltas 1 and 2 sealed in the first envelope, 3 in the second.
+    let first = own_envelope(1, 1, [0; 32], locals[1]);
+    let second = own_envelope(2, 2, first.content_id, locals[2]);
+    let tx = store.transaction().unwrap();
+    assert!(tx.insert_envelope(&first).unwrap());
+    assert!(!tx.insert_envelope(&first).unwrap(), "stored twice");
+    let fork = EnvelopeRow {
+        content_id: [0xee; 32],
+        ..first.clone()
+    };
+    assert!(
+        !tx.insert_envelope(&fork).unwrap(),
+        "a second one at position 1"
+    );
+    assert!(tx.insert_envelope(&second).unwrap());
+    tx.set_delta_envelope(&[1; 32], &first.content_id).unwrap();
+    tx.set_delta_envelope(&[2; 32], &first.content_id).unwrap();
+    tx.set_delta_envelope(&[3; 32], &second.content_id).unwrap();
+    tx.commit().unwrap();
+    assert!(store.unsealed_outbox_after(0, 10).unwrap().is_empty());
+    assert_eq!(store.own_chain_head().unwrap(), Some(second.clone()));
+    assert_eq!(
+        store.envelope_at(&[7; 16], 1).unwrap(),
+        Some(first.content_id)
+    );
+    assert_eq!(store.envelope_at(&[7; 16], 3).unwrap(), None);
+    assert_eq!(store.envelope_at(&[7; 16], u64::MAX).unwrap(), None);
+    assert_eq!(
+        store.envelope_outbox_after(0, 10).unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(
+        store.envelope_outbox_after(locals[1], 10).unwrap(),
+        vec![second.clone()]
+    );
+    let sealed_in: Vec<_> = store
+        .deltas_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|d| d.envelope)
+        .collect();
+    assert_eq!(
+        sealed_in,
+        [
+            Some(first.content_id),
+            Some(first.content_id),
+            Some(second.content_id)
+        ]
+    );
+
+    // The relay accepts the first envelope: it and both its deltas leave
+    // the outboxes; the second stays.
+    let tx = store.transaction().unwrap();
+    assert!(tx.set_relay_seq(&first.content_id, 40).unwrap());
+    assert!(!tx.set_relay_seq(&[0xab; 32], 41).unwrap(), "unknown");
+    tx.commit().unwrap();
+    assert_eq!(
+        store.envelope_outbox_after(0, 10).unwrap(),
+        vec![second.clone()]
+    );
+    let outbox: Vec<_> = store
+        .outbox(10)
+        .unwrap()
+        .iter()
+        .map(|d| d.content_id[0])
+        .collect();
+    assert_eq!(outbox, [3]);
+
+    // A received envelope keeps no bytes; a row with bytes but no delta
+    // position is corrupt.
+    let received = EnvelopeRow {
+        content_id: [0xd0; 32],
+        origin: [8; 16],
+        chain_pos: 1,
+        prev: [0; 32],
+        epoch: 0,
+        own: None,
+        relay_seq: Some(42),
+    };
+    let tx = store.transaction().unwrap();
+    assert!(tx.insert_envelope(&received).unwrap());
+    tx.commit().unwrap();
+    assert_eq!(
+        store.envelope_at(&[8; 16], 1).unwrap(),
+        Some(received.content_id)
+    );
+    assert!(store
+        .conn
+        .execute(
+            "UPDATE envelopes SET through_local_seq = NULL WHERE chain_pos = 2 AND own = 1",
+            [],
+        )
+        .is_err());
 }
 
 /// `synchronous` as the connection has it now: 1 NORMAL, 2 FULL.
@@ -469,14 +601,20 @@ fn check_deltas(mut store: DeviceStore) {
     assert_eq!(outbox, [1, 3], "only own, unacknowledged deltas");
     let first = store.outbox(1).unwrap()[0].local_seq;
     let rest: Vec<_> = store
-        .outbox_after(first, 10)
+        .unsealed_outbox_after(first, 10)
         .unwrap()
         .iter()
         .map(|d| d.content_id[0])
         .collect();
     assert_eq!(rest, [3], "the outbox after its first delta");
-    assert_eq!(store.outbox_after(0, 1).unwrap()[0].content_id, [1; 32]);
-    assert!(store.outbox_after(i64::MAX, 10).unwrap().is_empty());
+    assert_eq!(
+        store.unsealed_outbox_after(0, 1).unwrap()[0].content_id,
+        [1; 32]
+    );
+    assert!(store
+        .unsealed_outbox_after(i64::MAX, 10)
+        .unwrap()
+        .is_empty());
     let all = store.deltas_after(0, 10).unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(

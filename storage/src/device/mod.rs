@@ -71,6 +71,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 10,
         sql: include_str!("../../migrations/device/0010_roster.sql"),
     },
+    Migration {
+        version: 11,
+        sql: include_str!("../../migrations/device/0011_envelopes.sql"),
+    },
 ];
 
 /// The outbox: this device's deltas the relay has not acknowledged. Read
@@ -445,14 +449,80 @@ impl DeviceStore {
         )
     }
 
-    /// Up to `limit` of the outbox's deltas after store position
-    /// `local_seq`, oldest first: what to push next while earlier pushes
-    /// wait for their acknowledgement.
-    pub fn outbox_after(&self, local_seq: i64, limit: usize) -> Result<Vec<DeltaRow>, StoreError> {
+    /// Up to `limit` of this device's own deltas after store position
+    /// `local_seq` that no relay has accepted and no envelope seals yet,
+    /// oldest first: what the next seal takes, or what a device without
+    /// the account key pushes as it is.
+    pub fn unsealed_outbox_after(
+        &self,
+        local_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<DeltaRow>, StoreError> {
         self.delta_rows(
-            &format!("{OUTBOX} AND local_seq > ?1 ORDER BY local_seq LIMIT ?2"),
+            "INDEXED BY deltas_unsealed \
+             WHERE relay_seq IS NULL AND envelope IS NULL \
+             AND origin = (SELECT device_id FROM identity) AND local_seq > ?1 \
+             ORDER BY local_seq LIMIT ?2",
             params![local_seq, limit as i64],
         )
+    }
+
+    /// Up to `limit` of this device's own envelopes that no relay has
+    /// acknowledged, sealing deltas after store position `local_seq`,
+    /// oldest first: what to push next.
+    pub fn envelope_outbox_after(
+        &self,
+        local_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<EnvelopeRow>, StoreError> {
+        let sql = format!(
+            "SELECT {ENVELOPE_COLUMNS} FROM envelopes INDEXED BY envelopes_outbox \
+             WHERE own = 1 AND relay_seq IS NULL AND through_local_seq > ?1 \
+             ORDER BY through_local_seq LIMIT ?2"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params![local_seq, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(EnvelopeRow::read(row)?);
+        }
+        Ok(out)
+    }
+
+    /// The content id of the envelope at `chain_pos` of `origin`'s chain,
+    /// if one is stored.
+    pub fn envelope_at(
+        &self,
+        origin: &[u8; 16],
+        chain_pos: u64,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        let Ok(chain_pos) = i64::try_from(chain_pos) else {
+            // No store holds a position past i64::MAX.
+            return Ok(None);
+        };
+        let id: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT content_id FROM envelopes WHERE origin = ?1 AND chain_pos = ?2",
+            )?
+            .query_row(params![&origin[..], chain_pos], |r| r.get(0))
+            .optional()?;
+        id.map(|id| key(id, "envelopes.content_id")).transpose()
+    }
+
+    /// This device's own envelope at the head of its chain, if it sealed
+    /// any.
+    pub fn own_chain_head(&self) -> Result<Option<EnvelopeRow>, StoreError> {
+        let sql = format!(
+            "SELECT {ENVELOPE_COLUMNS} FROM envelopes \
+             WHERE origin = (SELECT device_id FROM identity) ORDER BY chain_pos DESC LIMIT 1"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(EnvelopeRow::read(row)?)),
+            None => Ok(None),
+        }
     }
 
     /// Deltas whose document change still waits for a change it depends on.
@@ -466,8 +536,8 @@ impl DeviceStore {
         params: impl rusqlite::Params,
     ) -> Result<Vec<DeltaRow>, StoreError> {
         let sql = format!(
-            "SELECT local_seq, content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied \
-             FROM deltas {tail}"
+            "SELECT local_seq, content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied, \
+             envelope FROM deltas {tail}"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params, |r| {
@@ -480,13 +550,27 @@ impl DeviceStore {
                 r.get::<_, Vec<u8>>(5)?,
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, bool>(7)?,
+                r.get::<_, Option<Vec<u8>>>(8)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (local_seq, content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied) =
-                row?;
+            let (
+                local_seq,
+                content_id,
+                origin,
+                origin_seq,
+                made_at_ms,
+                bytes,
+                relay_seq,
+                applied,
+                envelope,
+            ) = row?;
             out.push(DeltaRow {
+                envelope: match envelope {
+                    None => None,
+                    Some(bytes) => Some(key(bytes, "deltas.envelope")?),
+                },
                 local_seq,
                 content_id: content_id
                     .try_into()

@@ -165,6 +165,42 @@ impl RosterRow {
     }
 }
 
+/// The columns an envelope row is read from, in this order.
+pub(crate) const ENVELOPE_COLUMNS: &str =
+    "content_id, origin, chain_pos, prev, epoch, bytes, through_local_seq, relay_seq";
+
+impl EnvelopeRow {
+    /// Reads a row selected with [`ENVELOPE_COLUMNS`]; a blob of the wrong
+    /// size, a negative number, or bytes without a position (or the
+    /// reverse) is [`StoreError::Corrupt`].
+    pub(crate) fn read(r: &rusqlite::Row<'_>) -> Result<EnvelopeRow, StoreError> {
+        let own = match (r.get::<_, Option<Vec<u8>>>(5)?, r.get::<_, Option<i64>>(6)?) {
+            (Some(bytes), Some(through_local_seq)) => Some(OwnEnvelope {
+                bytes,
+                through_local_seq,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(StoreError::Corrupt(
+                    "envelopes: bytes without a delta position, or the reverse".into(),
+                ))
+            }
+        };
+        Ok(EnvelopeRow {
+            content_id: key(r.get(0)?, "envelopes.content_id")?,
+            origin: key(r.get(1)?, "envelopes.origin")?,
+            chain_pos: u64_from_sql("envelopes.chain_pos", r.get(2)?)?,
+            prev: key(r.get(3)?, "envelopes.prev")?,
+            epoch: u64_from_sql("envelopes.epoch", r.get(4)?)?,
+            own,
+            relay_seq: r
+                .get::<_, Option<i64>>(7)?
+                .map(|seq| u64_from_sql("envelopes.relay_seq", seq))
+                .transpose()?,
+        })
+    }
+}
+
 /// Named counters and cursors kept in the `meta` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -215,6 +251,40 @@ pub struct DeltaRow {
     pub relay_seq: Option<u64>,
     /// False while its document change waits for a change it depends on.
     pub applied: bool,
+    /// The content id of the envelope it was sealed in or opened from;
+    /// `None` for a delta that travelled in the clear or waits to be
+    /// sealed.
+    pub envelope: Option<[u8; 32]>,
+}
+
+/// An envelope this device sealed (`own`) or opened: where it stands in
+/// its origin's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeRow {
+    /// The blake3 hash of its bytes.
+    pub content_id: [u8; 32],
+    /// The sealing device.
+    pub origin: [u8; 16],
+    /// Its position in the origin's chain, from 1, at most `i64::MAX`.
+    pub chain_pos: u64,
+    /// The content id of the origin's envelope before it; zeros at 1.
+    pub prev: [u8; 32],
+    /// The epoch it was sealed in.
+    pub epoch: u64,
+    /// For an own envelope: its bytes, pushed as they are, and the store
+    /// position of the last delta it seals (`None` for a received one).
+    pub own: Option<OwnEnvelope>,
+    /// The relay log position, once a relay has accepted it.
+    pub relay_seq: Option<u64>,
+}
+
+/// What an own envelope keeps to be pushed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnEnvelope {
+    /// The envelope's bytes.
+    pub bytes: Vec<u8>,
+    /// The store position of the last delta it seals: the outbox's order.
+    pub through_local_seq: i64,
 }
 
 /// An immutable message record.

@@ -235,21 +235,44 @@ impl<'a> DeviceTx<'a> {
             .relay_seq
             .map(|seq| u64_to_sql("relay_seq", seq))
             .transpose()?;
-        let inserted = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO deltas (content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (content_id) DO NOTHING",
-            )?
-            .execute(params![
-                &delta.content_id[..],
-                &delta.origin[..],
-                origin_seq,
-                delta.made_at_ms,
-                delta.bytes,
-                relay_seq,
-                delta.applied
-            ])?;
+        // A delta that travelled in the clear names no envelope: written
+        // without the column, which stores before version 11 (as the
+        // migration tests build them) do not have.
+        let inserted = match &delta.envelope {
+            None => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO deltas \
+                     (content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (content_id) DO NOTHING",
+                )?
+                .execute(params![
+                    &delta.content_id[..],
+                    &delta.origin[..],
+                    origin_seq,
+                    delta.made_at_ms,
+                    delta.bytes,
+                    relay_seq,
+                    delta.applied,
+                ])?,
+            Some(envelope) => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO deltas \
+                     (content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied, envelope) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (content_id) DO NOTHING",
+                )?
+                .execute(params![
+                    &delta.content_id[..],
+                    &delta.origin[..],
+                    origin_seq,
+                    delta.made_at_ms,
+                    delta.bytes,
+                    relay_seq,
+                    delta.applied,
+                    &envelope[..],
+                ])?,
+        };
         Ok(inserted == 1)
     }
 
@@ -286,15 +309,79 @@ impl<'a> DeviceTx<'a> {
         Ok(())
     }
 
-    /// Records the relay log position of a stored delta (a relay accepted it).
-    /// Returns false when no such delta is stored.
+    /// Records the relay log position of a stored delta, or of a stored
+    /// envelope and every delta it carries (a relay accepted it). Returns
+    /// false when neither is stored.
     pub fn set_relay_seq(&self, content_id: &[u8; 32], relay_seq: u64) -> Result<bool, StoreError> {
         let relay_seq = u64_to_sql("relay_seq", relay_seq)?;
         let updated = self
             .tx
             .prepare_cached("UPDATE deltas SET relay_seq = ?2 WHERE content_id = ?1")?
             .execute(params![&content_id[..], relay_seq])?;
-        Ok(updated == 1)
+        if updated == 1 {
+            return Ok(true);
+        }
+        let envelope = self
+            .tx
+            .prepare_cached("UPDATE envelopes SET relay_seq = ?2 WHERE content_id = ?1")?
+            .execute(params![&content_id[..], relay_seq])?;
+        if envelope == 0 {
+            return Ok(false);
+        }
+        self.tx
+            .prepare_cached(
+                "UPDATE deltas INDEXED BY deltas_by_envelope SET relay_seq = ?2 WHERE envelope = ?1",
+            )?
+            .execute(params![&content_id[..], relay_seq])?;
+        Ok(true)
+    }
+
+    /// Stores an envelope once; returns false (and changes nothing) when
+    /// one with the same content id, or another one at the same origin and
+    /// chain position, is stored: callers that must tell a fork from a
+    /// repeat ask [`DeviceTx::envelope_at`] first.
+    pub fn insert_envelope(&self, envelope: &EnvelopeRow) -> Result<bool, StoreError> {
+        let chain_pos = u64_to_sql("chain_pos", envelope.chain_pos)?;
+        let epoch = u64_to_sql("epoch", envelope.epoch)?;
+        let relay_seq = envelope
+            .relay_seq
+            .map(|seq| u64_to_sql("relay_seq", seq))
+            .transpose()?;
+        let (bytes, through) = match &envelope.own {
+            Some(own) => (Some(&own.bytes[..]), Some(own.through_local_seq)),
+            None => (None, None),
+        };
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO envelopes \
+                 (content_id, origin, chain_pos, prev, epoch, bytes, through_local_seq, relay_seq, own) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                &envelope.content_id[..],
+                &envelope.origin[..],
+                chain_pos,
+                &envelope.prev[..],
+                epoch,
+                bytes,
+                through,
+                relay_seq,
+                envelope.own.is_some(),
+            ])?;
+        Ok(inserted == 1)
+    }
+
+    /// Records that the stored delta `content_id` is sealed in `envelope`.
+    pub fn set_delta_envelope(
+        &self,
+        content_id: &[u8; 32],
+        envelope: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE deltas SET envelope = ?2 WHERE content_id = ?1")?
+            .execute(params![&content_id[..], &envelope[..]])?;
+        Ok(())
     }
 
     /// Adds a message to the log once; returns false when its id is known.

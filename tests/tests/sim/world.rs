@@ -458,7 +458,7 @@ impl World {
             }
             // A push or pull whose reply a tampered link lost is sent again.
             let dev = &mut self.devices[d];
-            if let (Some(engine), Some(conn)) = (&dev.engine, &mut dev.conn) {
+            if let (Some(engine), Some(conn)) = (&mut dev.engine, &mut dev.conn) {
                 let now = self.now_ms as i64 + dev.skew_ms;
                 if conn
                     .syncer
@@ -521,7 +521,7 @@ impl World {
                 }
                 self.gen.performed(&op, performed.message_id.as_ref());
                 if let Some(conn) = &mut dev.conn {
-                    match conn.syncer.push(engine, &mut conn.session) {
+                    match conn.syncer.push(engine, &mut conn.session, at) {
                         Ok(()) | Err(SyncError::Session(_)) => {}
                         Err(e) => panic!("d{d}: push failed: {e}"),
                     }

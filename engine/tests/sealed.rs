@@ -1,0 +1,309 @@
+//! Sealed envelopes as the unit on the wire (design §13 item 2): a device
+//! that holds the account key seals its outbox, pushes envelopes, and a
+//! linked device opens them into the deltas their origin stored; a device
+//! that cannot open one yet waits before it and never skips it.
+
+mod common;
+
+use common::*;
+use tandem_engine::delta::{DeltaError, EncodedDelta};
+use tandem_engine::model::*;
+use tandem_engine::op::*;
+use tandem_engine::*;
+use tandem_transport::envelope::Envelope;
+
+/// Links `new` to the account key `granter` holds.
+fn link(granter: &mut Device, new: &mut Device) {
+    let code = new.engine.show_link_code(new.now_ms).unwrap().code;
+    let grant = granter.engine.grant_link(&code, granter.now_ms).unwrap();
+    let granter_key = granter.engine.device().public_key;
+    new.engine
+        .accept_link_grant(&grant, &granter_key, new.now_ms)
+        .unwrap();
+}
+
+/// Device 1 with the account key and device 2 linked to it.
+fn linked_pair() -> (Device, Device) {
+    let mut a = Device::memory(1);
+    a.engine.create_account_key(a.now_ms).unwrap();
+    let mut b = Device::memory(2);
+    link(&mut a, &mut b);
+    (a, b)
+}
+
+/// Seals `device`'s outbox and returns what it would push, in order.
+fn pushed(device: &mut Device) -> Vec<Vec<u8>> {
+    device.engine.seal_outbox(device.now_ms).unwrap();
+    device
+        .engine
+        .outbox_after(OutboxPosition::default(), 1_000)
+        .unwrap()
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect()
+}
+
+/// A relay log holding `entries` at positions 1, 2, …
+fn log(entries: &[Vec<u8>]) -> Vec<RelayDelta> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| RelayDelta {
+            seq: i as u64 + 1,
+            delta: EncodedDelta(bytes.clone()),
+        })
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn secret(id: &str) -> Op {
+    Op::Message(MessageOp::Ingest {
+        message: IncomingMessage {
+            id: msg(id),
+            conversation: conv("u:bob"),
+            sender: user("bob"),
+            sent_at_ms: 5,
+            body: format!("the secret of {id}"),
+        },
+    })
+}
+
+#[test]
+fn a_linked_device_pushes_one_envelope_that_the_other_opens_and_the_relay_cannot_read() {
+    let (mut a, mut b) = linked_pair();
+    a.op(secret("m1"));
+    a.op(Op::Conversation(ConversationOp::Pin {
+        conversation: conv("u:bob"),
+    }));
+    let before = a.engine.outbox(100).unwrap();
+    let items = pushed(&mut a);
+    // The Link of B, A's own Link, the message and the pin: one run, one
+    // envelope, and none of it readable on the wire.
+    assert_eq!(items.len(), 1);
+    assert_eq!(before.len(), 4);
+    let envelope = Envelope::decode(&items[0]).expect("an envelope");
+    assert_eq!(envelope.header.origin, a.engine.device().device_id);
+    assert_eq!(envelope.header.chain_pos, 1);
+    assert!(!contains(&items[0], b"the secret of m1"));
+    assert!(!contains(&items[0], b"alice"));
+    assert_eq!(
+        a.engine.outbox(100).unwrap(),
+        before,
+        "sealing keeps the deltas in the outbox until the relay accepts"
+    );
+    assert_eq!(pushed(&mut a), items, "sealed once: pushed again unchanged");
+
+    let merged = b.engine.apply_relay(&log(&items)).unwrap();
+    assert_eq!(merged.new, 4);
+    assert_eq!(merged.relay_cursor, 1);
+    assert_eq!(merged.blocked, None);
+    assert_eq!(b.state().messages, a.state().messages);
+    assert_eq!(b.state().conversations, a.state().conversations);
+    assert_eq!(b.engine.roster().unwrap(), a.engine.roster().unwrap());
+    // The deltas B stored are the ones A stored: same bytes, same ids.
+    assert_eq!(b.all_deltas(), a.all_deltas());
+
+    // The relay's acknowledgement names the envelope: all four leave A's
+    // outbox.
+    let id = ContentId::of(&items[0]);
+    assert_eq!(a.engine.acknowledge(&[(id, 1)]).unwrap(), 1);
+    assert!(a.engine.outbox(100).unwrap().is_empty());
+    assert!(pushed(&mut a).is_empty());
+
+    // The next operations go in the next envelope of A's chain.
+    a.op(secret("m2"));
+    let next = pushed(&mut a);
+    assert_eq!(next.len(), 1);
+    let header = Envelope::decode(&next[0]).unwrap().header;
+    assert_eq!((header.chain_pos, header.prev), (2, id));
+    let merged = b
+        .engine
+        .apply_relay(&log(&[items[0].clone(), next[0].clone()]))
+        .unwrap();
+    assert_eq!((merged.new, merged.relay_cursor), (1, 2));
+    assert_eq!(b.state().messages.len(), 2);
+}
+
+#[test]
+fn own_envelopes_coming_back_leave_the_outbox_even_without_the_acknowledgement() {
+    let (mut a, _) = linked_pair();
+    a.op(secret("m1"));
+    let items = pushed(&mut a);
+    let merged = a.engine.apply_relay(&log(&items)).unwrap();
+    assert_eq!((merged.new, merged.duplicate), (0, 1));
+    assert_eq!(merged.relay_cursor, 1);
+    assert!(a.engine.outbox(100).unwrap().is_empty());
+    // And the page fetched twice changes nothing.
+    let again = a.engine.apply_relay(&log(&items)).unwrap();
+    assert_eq!(again.relay_cursor, 1);
+}
+
+#[test]
+fn a_device_without_the_key_waits_before_an_envelope_and_opens_it_once_linked() {
+    let (mut a, _) = linked_pair();
+    a.op(secret("m1"));
+    let sealed = pushed(&mut a);
+    // A device of the account that holds no key yet, and another one that
+    // pushes in the clear after the envelope.
+    let mut c = Device::memory(3);
+    let mut d = Device::memory(4);
+    d.op(incoming("m9", "u:carol", "carol", 9));
+    let clear = pushed(&mut d);
+    assert_eq!(clear, vec![d.all_deltas()[0].0.clone()], "no key: format 1");
+    let page = log(&[sealed[0].clone(), clear[0].clone()]);
+
+    let merged = c.engine.apply_relay(&page).unwrap();
+    assert_eq!(
+        merged.blocked,
+        Some(BlockedEntry {
+            seq: 1,
+            reason: NeedsKey::NotLinked
+        })
+    );
+    assert_eq!(merged.relay_cursor, 0, "the cursor waits before it");
+    assert_eq!(c.engine.relay_cursor().unwrap(), 0);
+    assert_eq!(merged.new, 1, "the clear delta after it merged");
+    assert_eq!(c.state().messages.len(), 1);
+
+    // Once linked, the same page opens, and the delta merged already is
+    // known.
+    link(&mut a, &mut c);
+    let merged = c.engine.apply_relay(&page).unwrap();
+    assert_eq!(merged.blocked, None);
+    assert_eq!(merged.relay_cursor, 2);
+    assert_eq!(c.state().messages.len(), 2);
+
+    // apply_remote, which has no cursor to wait at, refuses the batch.
+    let mut e = Device::memory(5);
+    match e.engine.apply_remote(&[EncodedDelta(sealed[0].clone())]) {
+        Err(ApplyError::Delta {
+            index: 0,
+            error: DeltaError::NeedsKey(NeedsKey::NotLinked),
+        }) => {}
+        other => panic!("expected NeedsKey, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_origin_named_by_a_later_envelope_of_the_page_opens_and_one_never_named_waits() {
+    // C is linked by A; A then links D, whose first envelope reaches the
+    // relay before the one of A that carries D's Link.
+    let (mut a, mut c) = linked_pair();
+    let mut e = Device::memory(5);
+    link(&mut a, &mut e);
+    let a_first = pushed(&mut a);
+    let mut d = Device::memory(4);
+    link(&mut a, &mut d);
+    d.op(secret("from-d"));
+    let d_first = pushed(&mut d);
+    let a_second = pushed(&mut a);
+    assert_eq!((a_second.len(), d_first.len()), (2, 1));
+    let a_link = a_second[1].clone();
+
+    // In one page: D's envelope waits for A's, then opens.
+    let page = log(&[a_first[0].clone(), d_first[0].clone(), a_link.clone()]);
+    let merged = c.engine.apply_relay(&page).unwrap();
+    assert_eq!(merged.blocked, None);
+    assert_eq!(merged.relay_cursor, 3);
+    assert!(c
+        .state()
+        .messages
+        .iter()
+        .any(|m| m.body == "the secret of from-d"));
+
+    // In a page without A's envelope, on a device linked before D: the
+    // cursor waits before D's.
+    let merged = e
+        .engine
+        .apply_relay(&log(&[a_first[0].clone(), d_first[0].clone()]))
+        .unwrap();
+    assert_eq!(
+        merged.blocked,
+        Some(BlockedEntry {
+            seq: 2,
+            reason: NeedsKey::UnknownOrigin {
+                origin: d.engine.device().device_id
+            }
+        })
+    );
+    assert_eq!(merged.relay_cursor, 1);
+}
+
+#[test]
+fn an_altered_or_foreign_envelope_is_refused_by_name() {
+    let (mut a, mut b) = linked_pair();
+    a.op(secret("m1"));
+    let sealed = pushed(&mut a).remove(0);
+    for at in [40, sealed.len() / 2, sealed.len() - 1] {
+        let mut altered = sealed.clone();
+        altered[at] ^= 1;
+        match b.engine.apply_relay(&log(&[altered])) {
+            Err(ApplyError::RelayEntry {
+                seq: 1,
+                error: DeltaError::Envelope(_),
+            }) => {}
+            other => panic!("byte {at}: expected a refused envelope, got {other:?}"),
+        }
+    }
+    assert_eq!(b.engine.relay_cursor().unwrap(), 0, "nothing written");
+    // Another account's device with its own key: it does not open here.
+    let mut stranger = Device::memory_of(7, "mallory");
+    stranger.engine.create_account_key(stranger.now_ms).unwrap();
+    stranger.op(secret("m1"));
+    let foreign = pushed(&mut stranger);
+    let merged = b.engine.apply_relay(&log(&foreign)).unwrap();
+    assert_eq!(
+        merged.blocked.map(|entry| entry.reason),
+        Some(NeedsKey::UnknownOrigin {
+            origin: stranger.engine.device().device_id
+        }),
+        "its origin is in no roster here: it waits, unread"
+    );
+    assert_eq!(merged.new, 0);
+}
+
+#[test]
+fn a_second_envelope_at_the_same_chain_position_is_a_fork_and_refused() {
+    // Two copies of one device (the same entropy: the same id, device key
+    // and account key) each seal their own first envelope.
+    let mut a = Device::memory(1);
+    let mut twin = Device::memory(1);
+    a.engine.create_account_key(a.now_ms).unwrap();
+    twin.engine.create_account_key(twin.now_ms).unwrap();
+    let mut b = Device::memory(2);
+    link(&mut a, &mut b);
+    a.op(secret("m1"));
+    twin.op(secret("other"));
+    let first = pushed(&mut a).remove(0);
+    let forked = pushed(&mut twin).remove(0);
+    assert_ne!(first, forked);
+    b.engine
+        .apply_relay(&log(std::slice::from_ref(&first)))
+        .unwrap();
+    match b.engine.apply_relay(&log(&[first, forked])) {
+        Err(ApplyError::RelayEntry {
+            seq: 2,
+            error: DeltaError::ChainFork { chain_pos: 1, .. },
+        }) => {}
+        other => panic!("expected a fork, got {other:?}"),
+    }
+}
+
+#[test]
+fn runs_split_at_the_operation_limit() {
+    let (mut a, mut b) = linked_pair();
+    for i in 0..limits::OPS_PER_ENVELOPE_MAX + 10 {
+        a.op(Op::Contact(ContactOp::Add {
+            user: user(&format!("u{i}")),
+            greeting: String::new(),
+        }));
+    }
+    let items = pushed(&mut a);
+    assert_eq!(items.len(), 2, "1,024 operations and the rest");
+    let merged = b.engine.apply_relay(&log(&items)).unwrap();
+    assert_eq!(merged.new, limits::OPS_PER_ENVELOPE_MAX + 12);
+    assert_eq!(b.state().contacts.len(), limits::OPS_PER_ENVELOPE_MAX + 10);
+}
