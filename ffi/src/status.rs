@@ -30,6 +30,10 @@ pub struct Status {
     /// The last failure of a connection attempt or a connection, and when
     /// the device tries again. Cleared by a login.
     pub last_error: Option<LastError>,
+    /// Set while the device waits at a relay log entry it cannot open yet
+    /// (a sealed envelope: it holds no account key, or does not know the
+    /// sealing device): which entry and why, in words.
+    pub waiting_for_key: Option<String>,
 }
 
 impl From<&o::Status> for Status {
@@ -40,6 +44,10 @@ impl From<&o::Status> for Status {
             in_step: value.in_step,
             stopped: value.stopped.as_ref().map(StopReason::from),
             last_error: value.last_error.as_ref().map(LastError::from),
+            waiting_for_key: value
+                .waiting_for_key
+                .as_ref()
+                .map(|entry| format!("relay log entry {}: {}", entry.seq, entry.reason)),
         }
     }
 }

@@ -481,6 +481,23 @@ impl Actor {
                     self.status.send_modify(|s| s.last_error = Some(last));
                 }
             }
+            SyncEvent::NeedsKey(entry) => {
+                let entry = entry.clone();
+                self.status.send_modify(|s| s.waiting_for_key = Some(entry));
+            }
+            SyncEvent::Merged(applied) => {
+                let cursor = applied.relay_cursor;
+                self.status.send_if_modified(|s| {
+                    let passed = s
+                        .waiting_for_key
+                        .as_ref()
+                        .is_some_and(|entry| cursor >= entry.seq);
+                    if passed {
+                        s.waiting_for_key = None;
+                    }
+                    passed
+                });
+            }
             SyncEvent::Closed(reason) => match reason {
                 // Already accounted for: the app's request or a sync
                 // failure (Local), the kick, the relay's error event.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tandem_engine::sync::SyncError;
-use tandem_engine::StoreError;
+use tandem_engine::{BlockedEntry, StoreError};
 use tandem_transport::client::ConfigError;
 use tandem_transport::{CloseReason, DeviceId, DeviceInfo, ErrorCode, OfflineReason, Refusal};
 
@@ -37,6 +37,11 @@ pub struct Status {
     /// The last failure of a connection attempt or of a connection, and
     /// when the device tries again. Cleared by a login.
     pub last_error: Option<LastError>,
+    /// The relay log entry this device cannot open yet (a sealed envelope,
+    /// and it holds no account key, or does not know its origin): it
+    /// merged everything before it and waits there; link the device.
+    /// Cleared once a merge passes it.
+    pub waiting_for_key: Option<BlockedEntry>,
 }
 
 impl Status {

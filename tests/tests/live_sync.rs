@@ -618,8 +618,47 @@ async fn linked_devices_sync_through_a_relay_whose_store_holds_none_of_their_tex
         .iter()
         .any(|c| c.id == "u:carol-the-pinned"));
 
+    // A device of the account that holds no key waits before the first
+    // envelope, and the app sees why.
+    let tablet = online(
+        engine_at(
+            &dir.path().join("t.db"),
+            "alice",
+            3,
+            "tablet",
+            Platform::Android,
+        ),
+        relay.addr,
+        relay.token(&account("alice")),
+        true,
+    );
+    let status = wait_status(&tablet, "the tablet waiting for a key", |s| {
+        s.waiting_for_key.is_some()
+    })
+    .await;
+    assert_eq!(
+        status.waiting_for_key.map(|entry| entry.reason),
+        Some(NeedsKey::NotLinked)
+    );
+    let (_, before) = snapshot(&tablet).await;
+    assert!(before.messages.is_empty());
+
+    // Linked (by hand, offline), it opens everything from there.
+    let mut tablet = tablet.shutdown().await.unwrap();
+    let mut phone = phone.shutdown().await.unwrap();
+    let code = tablet.show_link_code(2_000).unwrap().code;
+    let grant = phone.grant_link(&code, 2_001).unwrap();
+    tablet.accept_link_grant(&grant, &phone_key, 2_002).unwrap();
+    let phone = online(phone, relay.addr, relay.token(&account("alice")), true);
+    let tablet = online(tablet, relay.addr, relay.token(&account("alice")), true);
+    let state = converge(&[&phone, &laptop, &tablet]).await;
+    assert!(state.messages.iter().any(|m| m.body == secret));
+    assert_eq!(state.roster.len(), 3);
+    assert_eq!(tablet.status().borrow().waiting_for_key, None);
+
     phone.shutdown().await.unwrap();
     laptop.shutdown().await.unwrap();
+    tablet.shutdown().await.unwrap();
     relay.stop().await.unwrap();
     let stored = relay_files(&relay_db);
     assert!(!stored.is_empty());
