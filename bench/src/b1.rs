@@ -6,6 +6,12 @@
 //! delta persisted, projected and journaled in its SQLite file. B2 repeats
 //! the catch-up through a counting TCP proxy.
 //!
+//! Both run twice: with deltas in the clear (devices that hold no account
+//! key: rows B1a, B1b, B2) and sealed (the source makes the account key and
+//! links each fresh device before it connects, so the relay holds and sends
+//! envelopes: rows B1a sealed, B1b sealed, B2 sealed). Same operations,
+//! same baselines.
+//!
 //! Baselines, same process, same operations:
 //! (a) automerge's own sync protocol between two in-memory documents, one
 //!     automerge change per operation, every sync message encoded and
@@ -47,53 +53,9 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let relay_db = dir.join("b1-relay.db");
-    remove_db(&relay_db);
-    let result = runtime.block_on(async {
-        let relay = start_relay(StoreLocation::Sqlite(relay_db.clone())).await?;
-        // The source performs everything offline, then pushes it.
-        let mut source = open_engine(StorePath::Memory, 1)?;
-        let mut at = now_ms();
-        // Operations that change nothing (a pin of what is pinned) are not
-        // recorded: the deltas to catch up are the recorded ones.
-        let mut total = 0;
-        for (i, op) in ops.iter().enumerate() {
-            at += 1;
-            let performed = source
-                .perform(at, op.clone())
-                .with_context(|| format!("workload operation {i}: {op:?}"))?;
-            total += usize::from(performed.recorded.is_some());
-        }
-        let source = online(source, relay.addr.to_string(), relay.token(&account()))?;
-        wait_status(&source, "the source pushed everything", |s| s.in_step).await?;
-        let source_engine = source.shutdown().await?;
-
-        let mut tandem_ms = Vec::new();
-        for rep in 0..reps {
-            tandem_ms.push(
-                catch_up(
-                    dir,
-                    rep,
-                    relay.addr.to_string(),
-                    &relay.token(&account()),
-                    total,
-                    messages,
-                )
-                .await?,
-            );
-        }
-        // B2: the same catch-up through a proxy that counts bytes.
-        let counted = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
-        let proxy = start_counting_proxy(relay.addr, counted.clone()).await?;
-        let token = relay.token(&account());
-        catch_up(dir, reps, proxy.to_string(), &token, total, messages).await?;
-        let wire_bytes = counted[0].load(Ordering::Relaxed) + counted[1].load(Ordering::Relaxed);
-        relay.stop().await?;
-        anyhow::Ok((tandem_ms, wire_bytes, source_engine, total))
-    });
-    let (tandem_ms, wire_bytes, source_engine, total) = result?;
-    drop(source_engine);
-    remove_db(&relay_db);
+    let clear = runtime.block_on(tandem_runs(dir, &ops, reps, messages, false))?;
+    let sealed = runtime.block_on(tandem_runs(dir, &ops, reps, messages, true))?;
+    let total = clear.total;
 
     // (a) automerge's sync protocol over the same operations.
     let doc = automerge_doc(&ops)?;
@@ -110,7 +72,10 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
         sqlite_ms.push(sqlite_floor(dir, rep, &ops)?);
     }
 
-    let tandem = median(tandem_ms);
+    let tandem = median(clear.ms);
+    let tandem_sealed = median(sealed.ms);
+    let automerge = median(automerge_ms);
+    let floor = median(sqlite_ms);
     let label =
         format!("{total} deltas: {messages} messages, {markers} read markers, {other} other");
     Ok(vec![
@@ -120,7 +85,7 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
             "ms to in step",
             tandem,
             "automerge sync (in memory)",
-            Some(median(automerge_ms)),
+            Some(automerge),
             Some(1.0),
             label.clone(),
         ),
@@ -130,7 +95,7 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
             "ms to in step",
             tandem,
             "SQLite rows, 1 transaction",
-            Some(median(sqlite_ms)),
+            Some(floor),
             Some(5.0),
             "",
         ),
@@ -138,7 +103,37 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
             "B2",
             "bytes on the wire for B1",
             "bytes (both ways)",
-            wire_bytes as f64,
+            clear.wire_bytes as f64,
+            "automerge sync bytes",
+            Some(automerge_bytes as f64),
+            Some(2.0),
+            "",
+        ),
+        Row::compare(
+            "B1a sealed",
+            "catch-up after offline, sealed envelopes",
+            "ms to in step",
+            tandem_sealed,
+            "automerge sync (in memory)",
+            Some(automerge),
+            Some(1.0),
+            format!("{} envelopes", sealed.entries),
+        ),
+        Row::compare(
+            "B1b sealed",
+            "catch-up after offline, sealed envelopes",
+            "ms to in step",
+            tandem_sealed,
+            "SQLite rows, 1 transaction",
+            Some(floor),
+            Some(5.0),
+            "",
+        ),
+        Row::compare(
+            "B2 sealed",
+            "bytes on the wire for B1, sealed",
+            "bytes (both ways)",
+            sealed.wire_bytes as f64,
             "automerge sync bytes",
             Some(automerge_bytes as f64),
             Some(2.0),
@@ -147,27 +142,122 @@ pub fn run(dir: &Path, scale: Scale) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
-/// One fresh device catching up from the relay at `addr`; returns the
+/// What the Tandem side of B1 and B2 measured in one mode.
+struct TandemRuns {
+    /// Each catch-up's ms to in step.
+    ms: Vec<f64>,
+    /// Bytes both ways of one more catch-up through the counting proxy.
+    wire_bytes: u64,
+    /// Deltas the source recorded.
+    total: usize,
+    /// Entries of the relay log: deltas, or envelopes when sealed.
+    entries: u64,
+}
+
+/// The source pushes the workload to a fresh relay, then `reps` fresh
+/// devices catch up from it, and one more through the counting proxy;
+/// `sealed` makes the source hold the account key and links each fresh
+/// device to it first.
+async fn tandem_runs(
+    dir: &Path,
+    ops: &[Op],
+    reps: usize,
+    messages: usize,
+    sealed: bool,
+) -> anyhow::Result<TandemRuns> {
+    let relay_db = dir.join("b1-relay.db");
+    remove_db(&relay_db);
+    let result = async {
+        let relay = start_relay(StoreLocation::Sqlite(relay_db.clone())).await?;
+        // The source performs everything offline, then pushes it.
+        let mut source = open_engine(StorePath::Memory, 1)?;
+        let mut at = now_ms();
+        // Operations that change nothing (a pin of what is pinned) are not
+        // recorded: the deltas to catch up are the recorded ones (and the
+        // source's own roster entry, when it makes the key).
+        let mut total = 0;
+        if sealed {
+            source.create_account_key(at)?;
+            total += 1;
+        }
+        for (i, op) in ops.iter().enumerate() {
+            at += 1;
+            let performed = source
+                .perform(at, op.clone())
+                .with_context(|| format!("workload operation {i}: {op:?}"))?;
+            total += usize::from(performed.recorded.is_some());
+        }
+        let source = online(source, relay.addr.to_string(), relay.token(&account()))?;
+        wait_status(&source, "the source pushed everything", |s| s.in_step).await?;
+        let mut source = source.shutdown().await?;
+        let entries = source.relay_cursor()?;
+
+        let mut ms = Vec::new();
+        for rep in 0..=reps {
+            let path = dir.join(format!("b1-device-{rep}.db"));
+            remove_db(&path);
+            let mut engine = open_engine(StorePath::File(path.clone()), 2)?;
+            if sealed {
+                link(&mut source, &mut engine)?;
+            }
+            // The last catch-up goes through a proxy that counts bytes.
+            let (addr, counted) = if rep < reps {
+                (relay.addr.to_string(), None)
+            } else {
+                let counted = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+                let proxy = start_counting_proxy(relay.addr, counted.clone()).await?;
+                (proxy.to_string(), Some(counted))
+            };
+            let elapsed = catch_up(engine, addr, &relay.token(&account()), total, messages).await?;
+            remove_db(&path);
+            match counted {
+                None => ms.push(elapsed),
+                Some(counted) => {
+                    let bytes =
+                        counted[0].load(Ordering::Relaxed) + counted[1].load(Ordering::Relaxed);
+                    relay.stop().await?;
+                    return anyhow::Ok(TandemRuns {
+                        ms,
+                        wire_bytes: bytes,
+                        total,
+                        entries,
+                    });
+                }
+            }
+        }
+        unreachable!("the last repetition returns")
+    }
+    .await;
+    remove_db(&relay_db);
+    result
+}
+
+/// Links `new` to the account key `source` holds, as a user would with a
+/// link code.
+fn link(source: &mut Engine, new: &mut Engine) -> anyhow::Result<()> {
+    let at = now_ms();
+    let code = new.show_link_code(at)?.code;
+    let grant = source.grant_link(&code, at)?;
+    let source_key = source.device().public_key;
+    new.accept_link_grant(&grant, &source_key, at)?;
+    Ok(())
+}
+
+/// A fresh device catching up from the relay at `addr`; returns the
 /// milliseconds from connect to in step, after checking it holds everything.
 async fn catch_up(
-    dir: &Path,
-    rep: usize,
+    engine: Engine,
     addr: String,
     token: &str,
     total: usize,
     messages: usize,
 ) -> anyhow::Result<f64> {
-    let path = dir.join(format!("b1-device-{rep}.db"));
-    remove_db(&path);
-    let engine = open_engine(StorePath::File(path.clone()), 2)?;
     let started = Instant::now();
     let device = online(engine, addr, token.to_owned())?;
     wait_status(&device, "the catching-up device in step", |s| s.in_step).await?;
     let elapsed = ms(started.elapsed());
     let engine = device.shutdown().await?;
     check_caught_up(&engine, total, messages)?;
-    drop(engine);
-    remove_db(&path);
     Ok(elapsed)
 }
 
