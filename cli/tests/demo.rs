@@ -37,6 +37,13 @@ fn the_demo_converges_and_prints_an_identical_state_table() {
         "a new device with the tablet's login token: refused by the relay (login_token_used)",
         "the new device pulled 0 deltas",
         "the tablet logs in again with a new login token: in step",
+        // Linked first, so the relay kept nothing readable.
+        "== The devices are linked: one account key, end to end",
+        "tablet shows a link code (181 characters), phone grants it: fingerprint",
+        "the roster lists 3 devices",
+        "[laptop] heard from phone : device linked device=",
+        "== What the relay kept",
+        "holds none of the messages, ids or conversation names",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
