@@ -275,6 +275,10 @@ pub enum DeviceCommand {
     /// Thread operations.
     #[command(subcommand)]
     Thread(ThreadCmd),
+    /// The account key: make it on the first device, link others to it
+    /// with link codes. A device that holds it seals what it pushes.
+    #[command(subcommand)]
+    Link(LinkCmd),
     /// Connect to the relay, exchange everything, exit when in step.
     Sync {
         #[command(flatten)]
@@ -331,6 +335,35 @@ pub enum DeviceCommand {
         #[arg(long)]
         follow: bool,
     },
+}
+
+/// `tandem link …`: the account key and linking a new device to it.
+#[derive(Debug, Subcommand)]
+pub enum LinkCmd {
+    /// Make the account key on the account's first device; prints its
+    /// fingerprint.
+    CreateKey,
+    /// On a new device: print a link code for a device that holds the key
+    /// (the same code until it expires, 10 minutes). It holds a secret:
+    /// hand it over out of band (a QR code, typed), never through the
+    /// relay.
+    ShowCode,
+    /// On a device that holds the key: grant it to the device that shows
+    /// CODE; prints the grant to hand back to it (it may travel any way:
+    /// only that device can open it).
+    Grant {
+        /// The code `link show-code` printed on the new device.
+        code: String,
+    },
+    /// On the new device: accept the grant `link grant` printed ("-"
+    /// reads it from stdin); prints the key's fingerprint, the same on
+    /// every linked device.
+    Accept {
+        /// The grant, or "-".
+        grant: String,
+    },
+    /// Whether this device holds the key, and the account's roster.
+    Status,
 }
 
 /// A receipt from the other party.
@@ -840,6 +873,7 @@ pub fn run(args: DeviceArgs, command: DeviceCommand) -> anyhow::Result<()> {
             })
         }
         DeviceCommand::State { json } => print_state(&engine, json),
+        DeviceCommand::Link(cmd) => link(&mut engine, cmd),
         DeviceCommand::ReadBy { message } => {
             let members = engine.group_read_by(&MessageId::new(message)?)?;
             println!("read by {}: {}", members.len(), members.join(", "));
@@ -1233,6 +1267,22 @@ impl Waiter {
                 }
                 bail!("{}", stopped_text(stop, &self.relay));
             }
+            if let Some(entry) = &status.waiting_for_key {
+                // Waiting cannot help: only linking the device does.
+                if self.json {
+                    println!(
+                        "{}",
+                        json!({ "ok": false, "waiting_for_key": entry.seq, "reason": entry.reason.to_string() })
+                    );
+                }
+                bail!(
+                    "stopped before relay log entry {} (everything before it merged): {}; \
+                     run `tandem link show-code` here and `tandem link grant <code>` \
+                     on a device that holds the key, then sync again",
+                    entry.seq,
+                    entry.reason
+                );
+            }
             if let Some(error) = &status.last_error {
                 self.tell(error);
             }
@@ -1454,6 +1504,88 @@ fn print_event(event: &Event, json: bool) {
         );
     }
 }
+
+/// `tandem link …`.
+///
+/// A grant travels as one line: the granter's signing key (32 bytes) and
+/// the sealed grant, in base32. The new device checks the grant's
+/// signature against that key and that the grant's roster lists the
+/// granter with it; what proves the grant came from whoever read the code
+/// is the code's pre-shared key, which only travelled out of band.
+fn link(engine: &mut Engine, cmd: LinkCmd) -> anyhow::Result<()> {
+    match cmd {
+        LinkCmd::CreateKey => {
+            let fingerprint = engine.create_account_key(now_ms())?;
+            println!("ok: account key made, fingerprint {fingerprint}");
+        }
+        LinkCmd::ShowCode => {
+            let shown = engine.show_link_code(now_ms())?;
+            println!("{}", shown.code);
+            eprintln!(
+                "link code for device {}, valid until {} (ms since the Unix epoch); \
+                 on a device that holds the key run: tandem link grant <code>",
+                engine.device().device_id,
+                shown.expires_at_ms
+            );
+        }
+        LinkCmd::Grant { code } => {
+            let grant = engine.grant_link(&code, now_ms())?;
+            let mut line = engine.device().public_key.0.to_vec();
+            line.extend_from_slice(&grant);
+            println!("{}", GRANT_TEXT.encode(&line));
+            eprintln!("on the new device run: tandem link accept <grant>");
+        }
+        LinkCmd::Accept { grant } => {
+            let text = if grant == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .context("reading the grant from stdin")?;
+                text
+            } else {
+                grant
+            };
+            let cleaned: String = text
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            let bytes = GRANT_TEXT
+                .decode(cleaned.as_bytes())
+                .map_err(|e| anyhow!("not a grant that `tandem link grant` printed: {e}"))?;
+            if bytes.len() <= 32 {
+                bail!("not a grant that `tandem link grant` printed: too short");
+            }
+            let (key, grant) = bytes.split_at(32);
+            let key = DevicePublicKey(key.try_into().expect("32 bytes"));
+            let fingerprint = engine.accept_link_grant(grant, &key, now_ms())?;
+            println!("ok: linked, fingerprint {fingerprint}");
+        }
+        LinkCmd::Status => {
+            match engine.link_state(now_ms())? {
+                LinkState::Linked {
+                    generation,
+                    fingerprint,
+                    ..
+                } => println!("linked: key generation {generation}, fingerprint {fingerprint}"),
+                LinkState::Unlinked {
+                    code_expires_at_ms: Some(at),
+                } => println!("not linked: showing a link code until {at}"),
+                _ => println!("not linked"),
+            }
+            for entry in engine.roster()? {
+                println!(
+                    "roster: {} signing key {} linked by {}",
+                    entry.device, entry.sign_pk, entry.linked_by
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a grant is written: RFC 4648 base32 without padding, like a link
+/// code.
+const GRANT_TEXT: data_encoding::Encoding = data_encoding::BASE32_NOPAD;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -1931,6 +2063,7 @@ fn to_op(command: DeviceCommand) -> anyhow::Result<Op> {
         | DeviceCommand::DndStatus { .. }
         | DeviceCommand::Muted { .. }
         | DeviceCommand::ReadBy { .. }
-        | DeviceCommand::Events { .. } => unreachable!("handled in run: not a local operation"),
+        | DeviceCommand::Events { .. }
+        | DeviceCommand::Link(_) => unreachable!("handled in run: not a local operation"),
     })
 }

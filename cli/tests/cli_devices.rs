@@ -510,3 +510,85 @@ fn sync_against_a_relay_that_refuses_says_so_at_once_and_gives_up_in_time() {
         "gave up after {took:?}"
     );
 }
+
+/// The relay's SQLite files (database and WAL), as bytes.
+fn relay_files(dir: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for name in ["relay.db", "relay.db-wal"] {
+        if let Ok(file) = std::fs::read(dir.join(name)) {
+            bytes.extend(file);
+        }
+    }
+    bytes
+}
+
+#[test]
+fn devices_linked_with_the_cli_sync_sealed_and_an_unlinked_one_is_told_to_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_relay, addr) = start_relay(dir.path());
+    let secret = dir.path().join("relay.secret");
+    let secret = secret.to_str().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (a, b, c) = (path("a.db"), path("b.db"), path("c.db"));
+
+    let made = tandem(&["--data", &a, "--account", "alice", "link", "create-key"]);
+    assert!(
+        made.starts_with("ok: account key made, fingerprint "),
+        "{made}"
+    );
+    let code = tandem(&["--data", &b, "--account", "alice", "link", "show-code"]);
+    let grant = tandem(&["--data", &a, "link", "grant", code.trim()]);
+    let accepted = tandem(&["--data", &b, "link", "accept", grant.trim()]);
+    assert_eq!(
+        accepted.trim_start_matches("ok: linked, "),
+        made.trim_start_matches("ok: account key made, "),
+        "the same fingerprint"
+    );
+    let status = tandem(&["--data", &b, "link", "status"]);
+    assert!(status.starts_with("linked: key generation 0"), "{status}");
+    assert_eq!(status.matches("roster: ").count(), 2, "{status}");
+    // A grant accepted twice, or text that is no grant, is refused.
+    let again = tandem_fails(&["--data", &b, "link", "accept", grant.trim()]);
+    assert!(again.contains("holds the account key already"), "{again}");
+    let junk = tandem_fails(&["--data", &c, "--account", "alice", "link", "accept", "ABC"]);
+    assert!(junk.contains("not a grant"), "{junk}");
+
+    let secret_text = "a sealed hello from the phone";
+    tandem(&["--data", &a, "send", "u:bob", secret_text]);
+    tandem(&["--data", &b, "pin", "u:dora"]);
+    for device in [&a, &b, &a] {
+        let token = login_token(secret, "alice");
+        tandem(&[
+            "--data", device, "--relay", &addr, "--token", &token, "sync",
+        ]);
+    }
+    let state_a = tandem(&["--data", &a, "state", "--json"]);
+    assert_eq!(state_a, tandem(&["--data", &b, "state", "--json"]));
+    assert!(state_a.contains(secret_text));
+
+    // A device of the account that holds no key is told what to do, at
+    // once rather than at the timeout.
+    let token = login_token(secret, "alice");
+    let told = tandem_fails(&[
+        "--data",
+        &c,
+        "--relay",
+        &addr,
+        "--token",
+        &token,
+        "sync",
+        "--timeout-s",
+        "20",
+    ]);
+    assert!(told.contains("stopped before relay log entry 1"), "{told}");
+    assert!(told.contains("holds no account key"), "{told}");
+    assert!(told.contains("tandem link show-code"), "{told}");
+
+    let stored = relay_files(dir.path());
+    for text in [secret_text, "u:dora", "u:bob"] {
+        assert!(
+            !stored.windows(text.len()).any(|w| w == text.as_bytes()),
+            "the relay's files hold {text:?}"
+        );
+    }
+}
