@@ -503,12 +503,7 @@ fn check_envelopes(mut store: DeviceStore) {
         store.envelope_outbox_after(0, 10).unwrap(),
         vec![second.clone()]
     );
-    let outbox: Vec<_> = store
-        .outbox(10)
-        .unwrap()
-        .iter()
-        .map(|d| d.content_id[0])
-        .collect();
+    let outbox = outbox_ids(&store);
     assert_eq!(outbox, [3]);
 
     // A received envelope keeps no bytes; a row with bytes but no delta
@@ -536,6 +531,16 @@ fn check_envelopes(mut store: DeviceStore) {
             [],
         )
         .is_err());
+}
+
+/// The first byte of each outbox delta's content id, in outbox order.
+fn outbox_ids(store: &DeviceStore) -> Vec<u8> {
+    store
+        .outbox(10)
+        .unwrap()
+        .iter()
+        .map(|d| d.content_id[0])
+        .collect()
 }
 
 /// `synchronous` as the connection has it now: 1 NORMAL, 2 FULL.
@@ -592,12 +597,7 @@ fn check_deltas(mut store: DeviceStore) {
     assert!(store.has_delta(&[2; 32]).unwrap());
     assert!(!store.has_delta(&[9; 32]).unwrap());
 
-    let outbox: Vec<_> = store
-        .outbox(10)
-        .unwrap()
-        .iter()
-        .map(|d| d.content_id[0])
-        .collect();
+    let outbox = outbox_ids(&store);
     assert_eq!(outbox, [1, 3], "only own, unacknowledged deltas");
     let first = store.outbox(1).unwrap()[0].local_seq;
     let rest: Vec<_> = store
@@ -640,12 +640,7 @@ fn check_deltas(mut store: DeviceStore) {
     assert!(!tx.set_relay_seq(&[9; 32], 42).unwrap(), "unknown delta");
     tx.mark_delta_applied(&[3; 32]).unwrap();
     tx.commit().unwrap();
-    let outbox: Vec<_> = store
-        .outbox(10)
-        .unwrap()
-        .iter()
-        .map(|d| d.content_id[0])
-        .collect();
+    let outbox = outbox_ids(&store);
     assert_eq!(outbox, [3]);
     assert!(store.pending_deltas().unwrap().is_empty());
 }

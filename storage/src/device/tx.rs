@@ -238,41 +238,30 @@ impl<'a> DeviceTx<'a> {
         // A delta that travelled in the clear names no envelope: written
         // without the column, which stores before version 11 (as the
         // migration tests build them) do not have.
-        let inserted = match &delta.envelope {
-            None => self
-                .tx
-                .prepare_cached(
-                    "INSERT INTO deltas \
-                     (content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (content_id) DO NOTHING",
-                )?
-                .execute(params![
-                    &delta.content_id[..],
-                    &delta.origin[..],
-                    origin_seq,
-                    delta.made_at_ms,
-                    delta.bytes,
-                    relay_seq,
-                    delta.applied,
-                ])?,
-            Some(envelope) => self
-                .tx
-                .prepare_cached(
-                    "INSERT INTO deltas \
-                     (content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied, envelope) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (content_id) DO NOTHING",
-                )?
-                .execute(params![
-                    &delta.content_id[..],
-                    &delta.origin[..],
-                    origin_seq,
-                    delta.made_at_ms,
-                    delta.bytes,
-                    relay_seq,
-                    delta.applied,
-                    &envelope[..],
-                ])?,
+        let (column, value) = match delta.envelope {
+            Some(_) => (", envelope", ", ?8"),
+            None => ("", ""),
         };
+        let sql = format!(
+            "INSERT INTO deltas \
+             (content_id, origin, origin_seq, made_at_ms, bytes, relay_seq, applied{column}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7{value}) ON CONFLICT (content_id) DO NOTHING"
+        );
+        let (content_id, origin) = (&delta.content_id[..], &delta.origin[..]);
+        let envelope = delta.envelope.as_ref().map(|id| &id[..]);
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+            &content_id,
+            &origin,
+            &origin_seq,
+            &delta.made_at_ms,
+            &delta.bytes,
+            &relay_seq,
+            &delta.applied,
+        ];
+        if let Some(envelope) = &envelope {
+            values.push(envelope);
+        }
+        let inserted = self.tx.prepare_cached(&sql)?.execute(&values[..])?;
         Ok(inserted == 1)
     }
 
