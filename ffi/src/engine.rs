@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tandem_engine as e;
 
-use crate::error::{ApplyError, LoadError, OpError, OpenError, StoreError};
+use crate::error::{ApplyError, LinkingError, LoadError, OpError, OpenError, StoreError};
 use crate::event::Event;
 use crate::ids::{self, BadId};
 use crate::model::{
@@ -173,6 +173,57 @@ impl Engine {
     /// This device's identity.
     pub fn device(&self) -> DeviceIdentity {
         self.engine().device().into()
+    }
+
+    /// This device's ed25519 signing key, 64 hex characters: what a device
+    /// that accepts a grant from it checks the grant against.
+    pub fn public_key(&self) -> String {
+        self.engine().device().public_key.to_hex()
+    }
+
+    /// Makes the account key on the account's first device; returns its
+    /// fingerprint (the same on every linked device). From then on the
+    /// device seals what it pushes.
+    pub fn create_account_key(&self) -> Result<String, LinkingError> {
+        Ok(self.engine().create_account_key(now_ms())?.to_string())
+    }
+
+    /// On a new device: the link code to show a device that holds the key
+    /// (181 base32 characters, for a QR code; the same until it expires).
+    /// It holds a secret: never send it through the relay.
+    pub fn show_link_code(&self) -> Result<String, LinkingError> {
+        Ok(self.engine().show_link_code(now_ms())?.code)
+    }
+
+    /// On a device that holds the key: the grant for the device that shows
+    /// `code`, to hand back to it with this device's `public_key` (any
+    /// channel: only that device opens it).
+    pub fn grant_link(&self, code: String) -> Result<Vec<u8>, LinkingError> {
+        Ok(self.engine().grant_link(&code, now_ms())?)
+    }
+
+    /// On the new device: accepts `grant` from the device whose signing
+    /// key is `granter_key` (64 hex characters); returns the key's
+    /// fingerprint.
+    pub fn accept_link_grant(
+        &self,
+        grant: Vec<u8>,
+        granter_key: String,
+    ) -> Result<String, LinkingError> {
+        let key = parse_public_key(&granter_key)?;
+        Ok(self
+            .engine()
+            .accept_link_grant(&grant, &key, now_ms())?
+            .to_string())
+    }
+
+    /// The fingerprint of the account key this device holds, or `None`
+    /// when it holds none.
+    pub fn key_fingerprint(&self) -> Result<Option<String>, LinkingError> {
+        Ok(match self.engine().link_state(now_ms())? {
+            e::LinkState::Linked { fingerprint, .. } => Some(fingerprint.to_string()),
+            _ => None,
+        })
     }
 
     /// Performs a local operation now (by the system clock) and records it
@@ -377,4 +428,19 @@ impl Engine {
     pub fn relay_cursor(&self) -> Result<u64, StoreError> {
         Ok(self.engine().relay_cursor()?)
     }
+}
+
+/// A signing key from its 64 hex characters.
+fn parse_public_key(text: &str) -> Result<e::DevicePublicKey, LinkingError> {
+    let bad = || LinkingError::BadKey {
+        details: format!("a signing key is 64 hex characters, not {text:?}"),
+    };
+    if text.len() != 64 || !text.is_ascii() {
+        return Err(bad());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(e::DevicePublicKey(key))
 }

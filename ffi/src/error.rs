@@ -901,3 +901,72 @@ mod tests {
         }
     }
 }
+
+/// Why a key or linking call was refused; nothing was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum LinkingError {
+    /// This device holds the account key already.
+    #[error("this device holds the account key already (generation {generation})")]
+    AlreadyLinked { generation: u32 },
+    /// This device holds no account key, so it has none to grant.
+    #[error("this device holds no account key: link it first")]
+    NotLinked,
+    /// The text is not a link code (or a code of another version).
+    #[error("not a link code ({details})")]
+    BadCode { details: String },
+    /// The code is this device's own.
+    #[error("the link code is this device's own")]
+    OwnCode,
+    /// This device shows no link code (none shown, or a grant was
+    /// accepted already).
+    #[error("this device shows no link code: show one, then accept its grant")]
+    NoLinkCode,
+    /// The code this device showed has expired; show a new one.
+    #[error("the link code expired at {expired_at_ms}; show a new one")]
+    CodeExpired { expired_at_ms: i64 },
+    /// The grant was refused: not a grant, sealed to another code,
+    /// account or key, altered, or not signed by the granter's key.
+    #[error("link grant refused: {details}")]
+    Grant { details: String },
+    /// The roster lists the code's device with other keys.
+    #[error("device {device} is in the roster with other keys than its code shows")]
+    RosterConflict { device: String },
+    /// The granter's key is not 64 hex characters.
+    #[error("{details}")]
+    BadKey { details: String },
+    /// Another failure (the store, a case this build of the bindings does
+    /// not know), in words.
+    #[error("{details}")]
+    Other { details: String },
+}
+
+impl From<tandem_engine::LinkingError> for LinkingError {
+    fn from(error: tandem_engine::LinkingError) -> Self {
+        use tandem_engine::LinkingError as L;
+        match error {
+            L::AlreadyLinked { generation } => LinkingError::AlreadyLinked { generation },
+            L::NotLinked => LinkingError::NotLinked,
+            L::BadCode(details) => LinkingError::BadCode { details },
+            L::OwnCode => LinkingError::OwnCode,
+            L::NoLinkCode => LinkingError::NoLinkCode,
+            L::CodeExpired { expired_at_ms } => LinkingError::CodeExpired { expired_at_ms },
+            L::Grant(error) => LinkingError::Grant {
+                details: error.to_string(),
+            },
+            L::RosterConflict { device } => LinkingError::RosterConflict {
+                device: device.to_hex(),
+            },
+            other => LinkingError::Other {
+                details: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<tandem_engine::StoreError> for LinkingError {
+    fn from(error: tandem_engine::StoreError) -> Self {
+        LinkingError::Other {
+            details: error.to_string(),
+        }
+    }
+}

@@ -32,7 +32,7 @@ TIMEOUT_MS = TIMEOUT_S * 1000
 RELAY = None
 # One account per test that goes online: a new device of an account gets
 # the account's whole history from the relay.
-ACCOUNTS = ["alice", "carol", "dave", "erin", "frank", "gina"]
+ACCOUNTS = ["alice", "carol", "dave", "erin", "frank", "gina", "hana"]
 # The bound on a program that ends without shutting down (not a speed
 # check: it catches a hang).
 EXIT_TIMEOUT_S = 30
@@ -251,6 +251,62 @@ class OnlineTest(unittest.TestCase):
                 await offline.state()
             # The engine handed back works offline.
             self.assertEqual(engine.contacts(), [])
+        asyncio.run(run())
+
+
+class LinkTest(unittest.TestCase):
+    def test_linked_devices_sync_sealed(self):
+        """Two devices linked offline (key, code, grant, accept) sync through the relay."""
+        folder = tempfile.mkdtemp()
+        files = [os.path.join(folder, name) for name in ("phone.db", "laptop.db")]
+
+        def store(path):
+            return tandem.StorePath.FILE(path=path)
+
+        phone = tandem.Engine.open(config(store=store(files[0]), account="hana", device_name="phone"))
+        laptop = tandem.Engine.open(config(store=store(files[1]), account="hana", device_name="laptop"))
+        self.assertIsNone(laptop.key_fingerprint())
+        with self.assertRaises(tandem.LinkingError.NotLinked):
+            laptop.grant_link(phone.show_link_code())
+        fingerprint = phone.create_account_key()
+        with self.assertRaises(tandem.LinkingError.AlreadyLinked):
+            phone.create_account_key()
+        code = laptop.show_link_code()
+        self.assertEqual(len(code), 181)
+        with self.assertRaises(tandem.LinkingError.BadCode):
+            phone.grant_link("not a code")
+        grant = phone.grant_link(code)
+        with self.assertRaises(tandem.LinkingError.BadKey):
+            laptop.accept_link_grant(grant, "zz")
+        self.assertEqual(laptop.accept_link_grant(grant, phone.public_key()), fingerprint)
+        self.assertEqual(laptop.key_fingerprint(), fingerprint)
+        with self.assertRaises(tandem.LinkingError.AlreadyLinked):
+            laptop.accept_link_grant(grant, phone.public_key())
+        del phone, laptop
+
+        async def run():
+            devices = [
+                tandem.OnlineDevice.open(
+                    config(store=store(path), account="hana", device_name=name),
+                    tandem.OnlineConfig(relay=RELAY["addr"], login_token=take_token("hana"), start_online=True),
+                )
+                for path, name in zip(files, ("phone", "laptop"))
+            ]
+            try:
+                for d in devices:
+                    await connected(d)
+                await devices[0].perform(tandem.Op.MESSAGE(tandem.MessageOp.SEND("u:bob", "sealed hello")))
+                for _ in range(TIMEOUT_S * 10):
+                    messages = (await devices[1].state()).messages
+                    if any(m.body == "sealed hello" for m in messages):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the laptop never got the message")
+                self.assertIsNone(devices[1].status().waiting_for_key)
+            finally:
+                await shut_down(*devices)
+
         asyncio.run(run())
 
 
