@@ -20,7 +20,8 @@ use std::collections::BTreeSet;
 
 use crate::delta::EncodedDelta;
 use crate::engine::{
-    Applied, ApplyError, BlockedEntry, Engine, OutboxPosition, RelayDelta, SealOutboxError,
+    Applied, ApplyError, BlockedEntry, Engine, NeedsKey, OutboxPosition, RelayDelta,
+    SealOutboxError,
 };
 use crate::event::{ConnectionEvent, DeviceSummary};
 use crate::StoreError;
@@ -199,7 +200,9 @@ pub struct Syncer {
     /// journaled at.
     last_now_ms: i64,
     /// The relay entry this device cannot open yet: while it is set the
-    /// connection neither pulls nor merges live deltas.
+    /// connection neither pulls nor merges live deltas, until
+    /// [`Syncer::keys_changed`] or, when it waits for an origin's Link, a
+    /// new log entry makes it read the page from there again.
     blocked: Option<BlockedEntry>,
 }
 
@@ -288,6 +291,41 @@ impl Syncer {
             session.pull(cursor, DELTAS_PER_PAGE_MAX as u32)?;
             self.pull_in_flight = true;
             self.reported_in_step = false;
+        }
+        Ok(())
+    }
+
+    /// Tells the syncer that this device now holds keys it did not (it was
+    /// just linked, or learnt a new epoch's key): a cursor waiting before
+    /// an envelope it could not open ([`SyncEvent::NeedsKey`]) pulls again
+    /// from there.
+    pub fn keys_changed(
+        &mut self,
+        engine: &Engine,
+        session: &mut ClientSession,
+    ) -> Result<(), SyncError> {
+        if self.blocked.take().is_some() && self.connected {
+            self.pull(engine, session)?;
+        }
+        Ok(())
+    }
+
+    /// The relay has entries this connection has not read. When the cursor
+    /// waits for an origin this device does not know yet, the Link naming
+    /// it may be among them: the page from the waiting entry is read again
+    /// (one page per new entry while it waits).
+    fn pull_again_for_origin(
+        &mut self,
+        engine: &Engine,
+        session: &mut ClientSession,
+    ) -> Result<(), SyncError> {
+        if let Some(BlockedEntry {
+            reason: NeedsKey::UnknownOrigin { .. },
+            ..
+        }) = self.blocked
+        {
+            self.blocked = None;
+            self.pull(engine, session)?;
         }
         Ok(())
     }
@@ -408,7 +446,10 @@ impl Syncer {
                 }
             }
             SessionEvent::Live(delta) => self.live(engine, session, vec![delta], &mut out)?,
-            SessionEvent::PullNeeded => self.pull(engine, session)?,
+            SessionEvent::PullNeeded => {
+                self.pull_again_for_origin(engine, session)?;
+                self.pull(engine, session)?;
+            }
             SessionEvent::Devices(devices) => {
                 // Devices this connection has not seen before logged in
                 // meanwhile.
@@ -587,6 +628,10 @@ impl Syncer {
         out: &mut Vec<SyncEvent>,
     ) -> Result<(), SyncError> {
         if self.blocked.is_some() {
+            if let Some(newest) = deltas.iter().map(|d| d.seq).max() {
+                self.head_seq = self.head_seq.max(newest);
+                self.pull_again_for_origin(engine, session)?;
+            }
             return Ok(());
         }
         let cursor = self.cursor(engine)?;

@@ -59,6 +59,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+fn pin(conversation: &str) -> Op {
+    Op::Conversation(ConversationOp::Pin {
+        conversation: conv(conversation),
+    })
+}
+
 fn secret(id: &str) -> Op {
     Op::Message(MessageOp::Ingest {
         message: IncomingMessage {
@@ -230,6 +236,42 @@ fn an_origin_named_by_a_later_envelope_of_the_page_opens_and_one_never_named_wai
         })
     );
     assert_eq!(merged.relay_cursor, 1);
+}
+
+#[test]
+fn a_link_whose_change_waits_still_names_its_device_in_later_pages() {
+    // B, not linked yet, hands A a change directly; A's next change
+    // depends on it, A's Link of B comes after that change, and B's
+    // envelope (which carries B's change) opens only once B is named. C
+    // reads A's envelope in one page and B's in the next.
+    let (mut a, mut c) = linked_pair();
+    let a_first = pushed(&mut a);
+    let mut b = Device::memory(3);
+    b.op(pin("u:from-b"));
+    send(&b, &mut a);
+    a.op(pin("u:after-b"));
+    link(&mut a, &mut b);
+    let a_second = pushed(&mut a);
+    let b_first = pushed(&mut b);
+    assert_eq!((a_second.len(), b_first.len()), (2, 1));
+    let entries = [a_first[0].clone(), a_second[1].clone(), b_first[0].clone()];
+
+    // A's change waits for B's, and A's Link waits for A's change.
+    let merged = c.engine.apply_relay(&log(&entries)[..2]).unwrap();
+    assert_eq!((merged.relay_cursor, merged.waiting), (2, 2));
+    assert_eq!(c.engine.roster().unwrap().len(), 2);
+    let merged = c.engine.apply_relay(&log(&entries)[2..]).unwrap();
+    assert_eq!(merged.blocked, None);
+    assert_eq!((merged.relay_cursor, merged.unblocked), (3, 2));
+    let pinned: Vec<String> = c
+        .state()
+        .conversations
+        .iter()
+        .filter(|row| row.settings.pinned)
+        .map(|row| row.id.to_string())
+        .collect();
+    assert_eq!(pinned.len(), 2, "{pinned:?}");
+    assert_eq!(c.engine.roster().unwrap().len(), 3);
 }
 
 #[test]

@@ -218,12 +218,30 @@ impl Engine {
                 .envelope_key();
             keys.push((row.epoch, key));
         }
-        let origins = self
+        let mut origins: HashMap<DeviceId, DevicePublicKey> = self
             .store
             .roster()?
             .into_iter()
             .map(|row| (DeviceId(row.device), DevicePublicKey(row.sign_pk)))
             .collect();
+        // A Link opened from an envelope names its device from then on,
+        // also while its document change waits for changes it depends on:
+        // those may be in the linked device's own envelopes, which only
+        // the Link opens. (One that came in the clear names nobody.)
+        for row in self.store.pending_deltas()? {
+            if row.envelope.is_none() {
+                continue;
+            }
+            let Ok((delta, _)) = Delta::decode(&row.bytes, &self.device.account) else {
+                continue;
+            };
+            if let Op::Device(DeviceOp::Link {
+                device, sign_pk, ..
+            }) = delta.op
+            {
+                origins.entry(device).or_insert(sign_pk);
+            }
+        }
         Ok(Opener { keys, origins })
     }
 
@@ -283,8 +301,8 @@ pub(super) fn is_envelope(bytes: &[u8]) -> bool {
 pub(super) struct Opener {
     /// The envelope key of each epoch this device holds a key of.
     keys: Vec<(u64, EnvelopeKey)>,
-    /// Signing keys by device: the roster, and the Links of the envelopes
-    /// this batch opened.
+    /// Signing keys by device: the roster, the Links of waiting deltas
+    /// that were opened from envelopes, and those this batch opened.
     origins: HashMap<DeviceId, DevicePublicKey>,
 }
 

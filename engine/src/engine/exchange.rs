@@ -107,6 +107,13 @@ impl Engine {
         Ok(self.store.meta_u64(MetaKey::RelayCursor)?.unwrap_or(0))
     }
 
+    /// Whether this device holds the relay log entry `content_id`: a delta
+    /// (in the clear, or opened from an envelope), or a sealed envelope it
+    /// sealed or opened.
+    pub fn holds(&self, content_id: &ContentId) -> Result<bool, StoreError> {
+        self.store.has_entry(&content_id.0)
+    }
+
     /// Up to `limit` of this device's own deltas that no relay has accepted
     /// yet, oldest first: what to push.
     pub fn outbox(&self, limit: usize) -> Result<Vec<EncodedDelta>, StoreError> {

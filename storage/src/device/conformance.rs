@@ -464,6 +464,11 @@ fn check_envelopes(mut store: DeviceStore) {
     tx.commit().unwrap();
     assert!(store.unsealed_outbox_after(0, 10).unwrap().is_empty());
     assert_eq!(store.own_chain_head().unwrap(), Some(second.clone()));
+    // Relay entries held: both envelopes and the deltas, not the fork.
+    for held in [first.content_id, second.content_id, [1; 32], [3; 32]] {
+        assert!(store.has_entry(&held).unwrap());
+    }
+    assert!(!store.has_entry(&[0xee; 32]).unwrap());
     assert_eq!(
         store.envelope_at(&[7; 16], 1).unwrap(),
         Some(first.content_id)

@@ -431,6 +431,16 @@ impl DeviceStore {
             .exists([&content_id[..]])?)
     }
 
+    /// Whether the store holds a relay entry by this content id: a delta,
+    /// or an envelope this device sealed or opened.
+    pub fn has_entry(&self, content_id: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.has_delta(content_id)?
+            || self
+                .conn
+                .prepare_cached("SELECT 1 FROM envelopes WHERE content_id = ?1")?
+                .exists([&content_id[..]])?)
+    }
+
     /// Up to `limit` stored deltas (own and remote) after `local_seq`, oldest
     /// first.
     pub fn deltas_after(&self, local_seq: i64, limit: usize) -> Result<Vec<DeltaRow>, StoreError> {
