@@ -431,7 +431,7 @@ impl Engine {
 }
 
 /// A signing key from its 64 hex characters.
-fn parse_public_key(text: &str) -> Result<e::DevicePublicKey, LinkingError> {
+pub(crate) fn parse_public_key(text: &str) -> Result<e::DevicePublicKey, LinkingError> {
     let bad = || LinkingError::BadKey {
         details: format!("a signing key is 64 hex characters, not {text:?}"),
     };

@@ -592,6 +592,9 @@ pub enum DeviceError {
         value: String,
         details: String,
     },
+    /// A linking call was refused or failed; nothing was stored.
+    #[error("{error}")]
+    Linking { error: LinkingError },
     /// A failure this build of the bindings does not know.
     #[error("{details}")]
     Unknown { details: String },
@@ -607,6 +610,9 @@ impl From<tandem_online::DeviceError> for DeviceError {
                 error: inner.into(),
             },
             D::Session(inner) => DeviceError::Session {
+                error: inner.into(),
+            },
+            D::Linking(inner) => DeviceError::Linking {
                 error: inner.into(),
             },
             other => DeviceError::Unknown {
@@ -960,6 +966,12 @@ impl From<tandem_engine::LinkingError> for LinkingError {
                 details: other.to_string(),
             },
         }
+    }
+}
+
+impl From<LinkingError> for DeviceError {
+    fn from(error: LinkingError) -> Self {
+        DeviceError::Linking { error }
     }
 }
 

@@ -435,6 +435,65 @@ impl OnlineDevice {
         Ok(hex(&id.0))
     }
 
+    /// Makes the account key on the account's first device; returns its
+    /// fingerprint. From then on the device seals what it pushes (the
+    /// Link of itself first).
+    pub async fn create_account_key(&self) -> Result<String, DeviceError> {
+        let guard = self.device.read().await;
+        let device = guard.as_ref().ok_or(DeviceError::ShutDown)?;
+        Ok(device.create_account_key().await?.to_string())
+    }
+
+    /// On a new device: the link code to show a device that holds the key
+    /// (for a QR code). It holds a secret: never send it through the relay.
+    pub async fn show_link_code(&self) -> Result<String, DeviceError> {
+        let guard = self.device.read().await;
+        let device = guard.as_ref().ok_or(DeviceError::ShutDown)?;
+        Ok(device.show_link_code().await?.code)
+    }
+
+    /// On a device that holds the key: the grant for the device that shows
+    /// `code`, to hand back to it with this device's public key. Its Link
+    /// is pushed at once when connected.
+    pub async fn grant_link(&self, code: String) -> Result<Vec<u8>, DeviceError> {
+        let guard = self.device.read().await;
+        let device = guard.as_ref().ok_or(DeviceError::ShutDown)?;
+        Ok(device.grant_link(code).await?)
+    }
+
+    /// On the new device: accepts `grant` from the device whose signing
+    /// key is `granter_key` (64 hex characters); returns the key's
+    /// fingerprint. A connection waiting for the key
+    /// (`Status.waiting_for_key`) reads on at once, without reconnecting.
+    pub async fn accept_link_grant(
+        &self,
+        grant: Vec<u8>,
+        granter_key: String,
+    ) -> Result<String, DeviceError> {
+        let key = crate::engine::parse_public_key(&granter_key)?;
+        let guard = self.device.read().await;
+        let device = guard.as_ref().ok_or(DeviceError::ShutDown)?;
+        Ok(device.accept_link_grant(grant, key).await?.to_string())
+    }
+
+    /// The fingerprint of the account key this device holds, or `None`
+    /// when it holds none.
+    pub async fn key_fingerprint(&self) -> Result<Option<String>, DeviceError> {
+        let guard = self.device.read().await;
+        let device = guard.as_ref().ok_or(DeviceError::ShutDown)?;
+        Ok(match device.link_state().await? {
+            e::LinkState::Linked { fingerprint, .. } => Some(fingerprint.to_string()),
+            _ => None,
+        })
+    }
+
+    /// This device's signing public key (64 hex characters): what a device
+    /// it grants the key to checks the grant with.
+    pub async fn public_key(&self) -> Result<String, DeviceError> {
+        self.read(|engine| Ok(engine.device().public_key.to_hex()))
+            .await
+    }
+
     /// Forces another device of the account offline; its credentials stop
     /// working.
     pub async fn kick_device(&self, device_id: String) -> Result<(), DeviceError> {

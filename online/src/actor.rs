@@ -215,7 +215,7 @@ impl Actor {
                 let _ = reply.send(self.engine.perform(now_ms(), op).map_err(Into::into));
             }
             Command::Read(job) => job(&self.engine),
-            Command::Write(job) => job(&mut self.engine),
+            Command::Write(job) | Command::Keys(job) => job(&mut self.engine),
             Command::Devices(reply) => {
                 let _ = reply.send(Err(DeviceError::NotConnected));
             }
@@ -537,6 +537,16 @@ impl Actor {
             }
             Command::Read(job) => job(&self.engine),
             Command::Write(job) => job(&mut self.engine),
+            Command::Keys(job) => {
+                job(&mut self.engine);
+                let now = now_ms();
+                if let Err(e) = syncer
+                    .keys_changed(&self.engine, session)
+                    .and_then(|()| syncer.push(&mut self.engine, session, now))
+                {
+                    sync_failed(session, ending, e);
+                }
+            }
             // Before the login these queue behind `Hello`.
             Command::Devices(reply) => match session.list_devices() {
                 Ok(()) => ending.pending_devices.push(reply),
@@ -643,7 +653,7 @@ fn sync_failed(session: &mut ClientSession, ending: &mut Ending, error: SyncErro
     session.close();
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

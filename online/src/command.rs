@@ -20,6 +20,10 @@ pub(crate) enum Command {
     Read(Box<dyn FnOnce(&Engine) + Send>),
     /// Run a function that writes through the engine (it replies itself).
     Write(Box<dyn FnOnce(&mut Engine) + Send>),
+    /// Run a function that may change the keys the engine holds (linking):
+    /// then a connection waiting before an envelope it could not open
+    /// reads from there again, and what waits is sealed and pushed.
+    Keys(Box<dyn FnOnce(&mut Engine) + Send>),
     /// Ask the relay for the account's devices.
     Devices(Reply<Vec<DeviceInfo>>),
     /// Kick one other device.

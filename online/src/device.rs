@@ -2,7 +2,9 @@
 
 use tandem_engine::op::Op;
 use tandem_engine::sync::SyncEvent;
-use tandem_engine::{Engine, OpError, Performed};
+use tandem_engine::{
+    DevicePublicKey, Engine, KeyFingerprint, LinkState, LinkingError, OpError, Performed, ShownCode,
+};
 use tandem_transport::frame::{DeviceInfo, PayloadId};
 use tandem_transport::DeviceId;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -201,6 +203,64 @@ impl OnlineDevice {
         self.send(Command::Write(job)).await?;
         rx.await
             .map_err(|_| DeviceError::ShutDown)?
+            .map_err(|e| DeviceError::Op(OpError::Store(e)))
+    }
+
+    /// Runs a linking call on the device thread; then a connection that
+    /// waited before an envelope it could not open reads from there again,
+    /// and what the device made is sealed and pushed.
+    async fn keys<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine, i64) -> Result<T, LinkingError> + Send + 'static,
+    ) -> Result<T, DeviceError> {
+        let (tx, rx) = oneshot::channel();
+        let job = Box::new(move |engine: &mut Engine| {
+            let _ = tx.send(f(engine, crate::actor::now_ms()));
+        });
+        self.send(Command::Keys(job)).await?;
+        Ok(rx.await.map_err(|_| DeviceError::ShutDown)??)
+    }
+
+    /// Makes the account key on the account's first device (see
+    /// [`Engine::create_account_key`]); from then on it seals what it
+    /// pushes.
+    pub async fn create_account_key(&self) -> Result<KeyFingerprint, DeviceError> {
+        self.keys(|engine, now| engine.create_account_key(now))
+            .await
+    }
+
+    /// On a new device: the link code to show a device that holds the key
+    /// ([`Engine::show_link_code`]).
+    pub async fn show_link_code(&self) -> Result<ShownCode, DeviceError> {
+        self.keys(|engine, now| engine.show_link_code(now)).await
+    }
+
+    /// On a device that holds the key: the grant for the device that shows
+    /// `code` ([`Engine::grant_link`]); its Link is pushed at once when
+    /// connected.
+    pub async fn grant_link(&self, code: String) -> Result<Vec<u8>, DeviceError> {
+        self.keys(move |engine, now| engine.grant_link(&code, now))
+            .await
+    }
+
+    /// On the new device: accepts `grant` from the device whose signing key
+    /// is `granter_key` ([`Engine::accept_link_grant`]). A connection that
+    /// waited before the first envelope it could not open reads on from
+    /// there, without reconnecting.
+    pub async fn accept_link_grant(
+        &self,
+        grant: Vec<u8>,
+        granter_key: DevicePublicKey,
+    ) -> Result<KeyFingerprint, DeviceError> {
+        self.keys(move |engine, now| engine.accept_link_grant(&grant, &granter_key, now))
+            .await
+    }
+
+    /// Whether this device holds the account key, shows a link code, or
+    /// neither ([`Engine::link_state`]).
+    pub async fn link_state(&self) -> Result<LinkState, DeviceError> {
+        self.read(|engine| engine.link_state(crate::actor::now_ms()))
+            .await?
             .map_err(|e| DeviceError::Op(OpError::Store(e)))
     }
 

@@ -1,6 +1,6 @@
 //! Why a call to an [`OnlineDevice`](crate::OnlineDevice) failed.
 
-use tandem_engine::OpError;
+use tandem_engine::{LinkingError, OpError};
 
 /// Why a call to an [`OnlineDevice`](crate::OnlineDevice) failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,4 +20,7 @@ pub enum DeviceError {
     /// The connection refused the command because it closed meanwhile.
     #[error("session: {0}")]
     Session(#[from] tandem_transport::CommandError),
+    /// Linking refused or failed (nothing was stored).
+    #[error(transparent)]
+    Linking(#[from] LinkingError),
 }

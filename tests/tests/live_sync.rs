@@ -643,14 +643,11 @@ async fn linked_devices_sync_through_a_relay_whose_store_holds_none_of_their_tex
     let (_, before) = snapshot(&tablet).await;
     assert!(before.messages.is_empty());
 
-    // Linked (by hand, offline), it opens everything from there.
-    let mut tablet = tablet.shutdown().await.unwrap();
-    let mut phone = phone.shutdown().await.unwrap();
-    let code = tablet.show_link_code(2_000).unwrap().code;
-    let grant = phone.grant_link(&code, 2_001).unwrap();
-    tablet.accept_link_grant(&grant, &phone_key, 2_002).unwrap();
-    let phone = online(phone, relay.addr, relay.token(&account("alice")), true);
-    let tablet = online(tablet, relay.addr, relay.token(&account("alice")), true);
+    // Linked while both run, it reads on from the envelope it waited at,
+    // on the same connection.
+    let code = tablet.show_link_code().await.unwrap().code;
+    let grant = phone.grant_link(code).await.unwrap();
+    tablet.accept_link_grant(grant, phone_key).await.unwrap();
     let state = converge(&[&phone, &laptop, &tablet]).await;
     assert!(state.messages.iter().any(|m| m.body == secret));
     assert_eq!(state.roster.len(), 3);

@@ -32,7 +32,7 @@ TIMEOUT_MS = TIMEOUT_S * 1000
 RELAY = None
 # One account per test that goes online: a new device of an account gets
 # the account's whole history from the relay.
-ACCOUNTS = ["alice", "carol", "dave", "erin", "frank", "gina", "hana"]
+ACCOUNTS = ["alice", "carol", "dave", "erin", "frank", "gina", "hana", "iris"]
 # The bound on a program that ends without shutting down (not a speed
 # check: it catches a hang).
 EXIT_TIMEOUT_S = 30
@@ -306,6 +306,51 @@ class LinkTest(unittest.TestCase):
                 self.assertIsNone(devices[1].status().waiting_for_key)
             finally:
                 await shut_down(*devices)
+
+        asyncio.run(run())
+
+    def test_a_running_device_is_linked_and_reads_on(self):
+        """Linked while both devices run, the one that waited for the key opens what it waited at."""
+        folder = tempfile.mkdtemp()
+
+        async def run():
+            phone, laptop = [
+                tandem.OnlineDevice.open(
+                    config(store=tandem.StorePath.FILE(path=os.path.join(folder, name + ".db")), account="iris", device_name=name),
+                    tandem.OnlineConfig(relay=RELAY["addr"], login_token=take_token("iris"), start_online=True),
+                )
+                for name in ("phone", "laptop")
+            ]
+            try:
+                for d in (phone, laptop):
+                    await connected(d)
+                fingerprint = await phone.create_account_key()
+                self.assertEqual(await phone.key_fingerprint(), fingerprint)
+                await phone.perform(tandem.Op.MESSAGE(tandem.MessageOp.SEND("u:bob", "sealed while running")))
+                for _ in range(TIMEOUT_S * 10):
+                    if laptop.status().waiting_for_key is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError(f"the laptop never waited for the key: {laptop.status()}")
+                self.assertIsNone(await laptop.key_fingerprint())
+
+                code = await laptop.show_link_code()
+                with self.assertRaises(tandem.DeviceError.Linking):
+                    await laptop.grant_link(code)
+                grant = await phone.grant_link(code)
+                self.assertEqual(await laptop.accept_link_grant(grant, await phone.public_key()), fingerprint)
+                with self.assertRaises(tandem.DeviceError.Linking):
+                    await laptop.accept_link_grant(grant, await phone.public_key())
+                for _ in range(TIMEOUT_S * 10):
+                    messages = (await laptop.state()).messages
+                    if any(m.body == "sealed while running" for m in messages) and laptop.status().waiting_for_key is None:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError(f"the laptop never opened the message: {laptop.status()}")
+            finally:
+                await shut_down(phone, laptop)
 
         asyncio.run(run())
 
