@@ -70,7 +70,8 @@ fn devices_converge_under_faults() {
             "seed {seed}: {} steps + {} to go quiet, {} ops ({} unchanged, {} refused), {} crashes, \
              {} relay restarts, {} partitions, {} cuts, {} mischief, {} direct exchanges, \
              {} connections, {} frames, {} events read, relay log {}, {} kicks, {} displaced, \
-             {} relogins, {} logins refused, {} s virtual",
+             {} relogins, {} logins refused, {:?}, {} linked late, {} waits for a key, \
+             {} of the relay log sealed, {} s virtual",
             stats.steps,
             stats.quiet_steps,
             stats.ops,
@@ -90,6 +91,10 @@ fn devices_converge_under_faults() {
             stats.displaced,
             stats.relogins,
             stats.refused_logins,
+            stats.sealing,
+            stats.links,
+            stats.key_waits,
+            stats.sealed_entries,
             stats.virtual_ms / 1000,
         );
         ran += 1;
@@ -110,13 +115,18 @@ fn devices_converge_under_faults() {
         total.displaced += stats.displaced;
         total.relogins += stats.relogins;
         total.refused_logins += stats.refused_logins;
+        total.links += stats.links;
+        total.key_waits += stats.key_waits;
+        total.sealed_entries += stats.sealed_entries;
+        total.relay_log += stats.relay_log;
         total.virtual_ms += stats.virtual_ms;
     }
     eprintln!(
         "all {ran} seeds: {} steps + {} to go quiet, {} ops ({} refused), {} crashes, \
          {} relay restarts, {} partitions, {} cuts, {} mischief, {} direct exchanges, \
          {} connections, {} frames, {} events read, {} kicks, {} displaced, {} relogins, \
-         {} logins refused, {} s virtual",
+         {} logins refused, {} linked late, {} waits for a key, {} of {} relay log entries \
+         sealed, {} s virtual",
         total.steps,
         total.quiet_steps,
         total.ops,
@@ -134,6 +144,10 @@ fn devices_converge_under_faults() {
         total.displaced,
         total.relogins,
         total.refused_logins,
+        total.links,
+        total.key_waits,
+        total.sealed_entries,
+        total.relay_log,
         total.virtual_ms / 1000,
     );
 }

@@ -17,7 +17,7 @@ use tandem_engine::delta::EncodedDelta;
 use tandem_engine::event::{EventKind, MessageEvent};
 use tandem_engine::sync::{SyncError, SyncEvent, Syncer};
 use tandem_engine::ContentId;
-use tandem_engine::{Config, Engine, Event as AppEvent, OpError, StorePath};
+use tandem_engine::{Config, Engine, Event as AppEvent, NeedsKey, OpError, StorePath};
 use tandem_relay::config::OverflowPolicy;
 use tandem_relay::core::{ConnId, CoreConfig, Notice, RelayCore};
 use tandem_relay::hook::LogOfflinePush;
@@ -27,6 +27,7 @@ use tandem_storage::relay::{RelayStore, SqliteRelayStore};
 use tandem_tests::choice::{Choices, Rng};
 use tandem_tests::fuzz_targets::{export_all, OpKey};
 use tandem_tests::gen::{Gen, ACCOUNT};
+use tandem_transport::envelope::Envelope;
 use tandem_transport::frame::AdminRequest;
 use tandem_transport::mem::MemLink;
 use tandem_transport::{
@@ -78,6 +79,22 @@ pub struct SimConfig {
     /// short on some seeds, so that devices offline too long expire.
     pub enrollment_ttl_ms: u64,
     pub renew_interval_ms: u64,
+    /// Whether the devices seal what they push, and since when.
+    pub sealing: Sealing,
+}
+
+/// How a seed's account uses end-to-end encryption (design §13).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sealing {
+    /// No device holds an account key: everything travels in the clear.
+    Clear,
+    /// Device 0 makes the account key and links every other device before
+    /// anything else happens: the relay only ever holds envelopes.
+    LinkedFromStart,
+    /// Device 0 makes the key; the others push in the clear until a linked
+    /// device grants them the key, at random steps (the rest when faults
+    /// stop), so devices wait before envelopes they cannot open yet.
+    LinkedLate,
 }
 
 impl SimConfig {
@@ -108,6 +125,13 @@ impl SimConfig {
                 365 * 86_400_000
             },
             renew_interval_ms: if short_enrollments { 5_000 } else { 3_600_000 },
+            sealing: *rng.pick(&[
+                Sealing::Clear,
+                Sealing::LinkedFromStart,
+                Sealing::LinkedFromStart,
+                Sealing::LinkedLate,
+                Sealing::LinkedLate,
+            ]),
         }
     }
 
@@ -130,6 +154,7 @@ impl SimConfig {
             overflow: OverflowPolicy::RefuseNew,
             enrollment_ttl_ms: 365 * 86_400_000,
             renew_interval_ms: 3_600_000,
+            sealing: Sealing::LinkedFromStart,
         }
     }
 }
@@ -157,6 +182,14 @@ pub struct Stats {
     pub displaced: usize,
     pub relogins: usize,
     pub refused_logins: usize,
+    /// Devices linked after the run started.
+    pub links: usize,
+    /// Times a device's cursor stopped before an envelope it could not
+    /// open yet.
+    pub key_waits: usize,
+    /// Entries of the relay's final log that are sealed envelopes.
+    pub sealed_entries: usize,
+    pub sealing: Option<Sealing>,
     pub virtual_ms: u64,
     /// The converged state's digest: equal for equal runs.
     pub digest: String,
@@ -196,6 +229,8 @@ struct Device {
     /// Events handed to the app and not yet acknowledged.
     read_up_to: Option<i64>,
     watermarks: Watermarks,
+    /// It holds the account key (made it, or accepted a grant).
+    linked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,6 +335,111 @@ impl World {
         World::with_config(rng, config)
     }
 
+    /// Device 0 makes the account key (a Link of itself, an operation the
+    /// others hear of), and, from the start, links every other device.
+    fn make_account_key(&mut self) {
+        if self.config.sealing == Sealing::Clear {
+            return;
+        }
+        let at = self.next_op_ms(0);
+        let dev = &mut self.devices[0];
+        let engine = dev.engine.as_mut().expect("up at the start");
+        let before = engine.outbox(usize::MAX).expect("outbox").len();
+        engine.create_account_key(at).expect("the account key");
+        dev.linked = true;
+        self.made_by(0, at, before);
+        if self.config.sealing == Sealing::LinkedFromStart {
+            for d in 1..self.devices.len() {
+                self.link(0, d);
+            }
+        }
+    }
+
+    /// The time device `d` stamps its next operation with: its clock, and
+    /// later than its last one, so (device, time) names one operation.
+    fn next_op_ms(&mut self, d: usize) -> i64 {
+        let at = self.device_now(d).max(self.devices[d].last_op_ms + 1);
+        self.devices[d].last_op_ms = at;
+        at
+    }
+
+    /// Records the operation device `d` just made at `at` outside
+    /// `perform` (a Link), found as the newest entry of its outbox, which
+    /// held `before` entries.
+    fn made_by(&mut self, d: usize, at: i64, before: usize) {
+        let engine = self.devices[d].engine.as_ref().expect("up");
+        let outbox = engine.outbox(usize::MAX).expect("outbox");
+        assert_eq!(outbox.len(), before + 1, "d{d}: one operation recorded");
+        let content_id = outbox.last().expect("one more").content_id();
+        self.made
+            .insert(content_id, (d, (self.devices[d].id.0, at)));
+        self.stats.ops += 1;
+    }
+
+    /// Linked device `granter` links device `new`, as their users would
+    /// with a code shown on one screen and typed (or scanned) on the
+    /// other: the granter records the Link and seals the key to the code.
+    fn link(&mut self, granter: usize, new: usize) {
+        let now = self.device_now(new);
+        let code = {
+            let engine = self.devices[new].engine.as_mut().expect("up");
+            engine.show_link_code(now).expect("a link code").code
+        };
+        let at = self.next_op_ms(granter);
+        let dev = &mut self.devices[granter];
+        let engine = dev.engine.as_mut().expect("up");
+        let before = engine.outbox(usize::MAX).expect("outbox").len();
+        let grant = engine
+            .grant_link(&code, at)
+            .unwrap_or_else(|e| panic!("d{granter} grants d{new}: {e}"));
+        let granter_key = engine.device().public_key;
+        self.made_by(granter, at, before);
+        trace::note(format!("d{granter} links d{new}"));
+        let dev = &mut self.devices[new];
+        let engine = dev.engine.as_mut().expect("up");
+        engine
+            .accept_link_grant(&grant, &granter_key, now)
+            .unwrap_or_else(|e| panic!("d{new} accepts d{granter}'s grant: {e}"));
+        dev.linked = true;
+        if let Some(conn) = &mut dev.conn {
+            match conn.syncer.keys_changed(engine, &mut conn.session) {
+                Ok(()) | Err(SyncError::Session(_)) => {}
+                Err(e) => panic!("d{new}: syncing after the link failed: {e}"),
+            }
+        }
+        self.check_monotonic(new, "a link");
+        self.drain(new);
+        // The granter pushes its Link like any operation.
+        let now = self.device_now(granter);
+        let dev = &mut self.devices[granter];
+        if let (Some(engine), Some(conn)) = (&mut dev.engine, &mut dev.conn) {
+            match conn.syncer.push(engine, &mut conn.session, now) {
+                Ok(()) | Err(SyncError::Session(_)) => {}
+                Err(e) => panic!("d{granter}: push failed: {e}"),
+            }
+        }
+        self.drain(granter);
+    }
+
+    /// A device not linked yet is linked by one that is, both up.
+    fn link_late(&mut self, d: usize) {
+        if self.config.sealing != Sealing::LinkedLate
+            || self.devices[d].linked
+            || self.devices[d].engine.is_none()
+        {
+            return;
+        }
+        let granters: Vec<usize> = (0..self.devices.len())
+            .filter(|&g| self.devices[g].linked && self.devices[g].engine.is_some())
+            .collect();
+        if granters.is_empty() {
+            return;
+        }
+        let granter = *self.rng.pick(&granters);
+        self.stats.links += 1;
+        self.link(granter, d);
+    }
+
     fn with_config(mut rng: Rng, config: SimConfig) -> World {
         let dir = scratch_dir();
         let secret = Secret::from_bytes([7; 32]);
@@ -346,9 +486,10 @@ impl World {
                 events_seen: BTreeMap::new(),
                 read_up_to: None,
                 watermarks: Watermarks::default(),
+                linked: false,
             });
         }
-        World {
+        let mut world = World {
             rng,
             config,
             now_ms: START_MS,
@@ -365,7 +506,10 @@ impl World {
             acked: BTreeMap::new(),
             quiet: false,
             stats: Stats::default(),
-        }
+        };
+        world.stats.sealing = Some(world.config.sealing);
+        world.make_account_key();
+        world
     }
 
     /// Runs the faulty phase, then lets the world go quiet, then checks
@@ -428,6 +572,7 @@ impl World {
             73..=79 => self.app_reads(d),
             80..=85 if self.config.direct_exchange => self.direct_exchange(d),
             86 => self.clock_jump(d),
+            87 => self.link_late(d),
             _ => {
                 self.pump_to_relay();
                 self.pump_to_device();
@@ -755,8 +900,23 @@ impl World {
             match conn.syncer.handle(engine, &mut conn.session, event, now) {
                 Ok(events) => {
                     for e in events {
-                        if let SyncEvent::Skipped { seq, error } = e {
-                            panic!("d{d} skipped relay entry {seq}: {error}");
+                        match e {
+                            SyncEvent::Skipped { seq, error } => {
+                                panic!("d{d} skipped relay entry {seq}: {error}")
+                            }
+                            SyncEvent::NeedsKey(entry) => {
+                                assert!(
+                                    !(dev.linked && matches!(entry.reason, NeedsKey::NotLinked)),
+                                    "d{d} holds the key but waits for it at entry {}",
+                                    entry.seq
+                                );
+                                trace::note(format!(
+                                    "d{d} waits before relay entry {}: {}",
+                                    entry.seq, entry.reason
+                                ));
+                                self.stats.key_waits += 1;
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -1356,6 +1516,20 @@ impl World {
             self.devices[d].down_until = 0;
         }
         self.relay.up_at = 0;
+        // The users link the devices not linked yet.
+        if self.config.sealing == Sealing::LinkedLate {
+            for d in 0..n {
+                if self.devices[d].engine.is_none() {
+                    self.restart_device(d);
+                }
+            }
+            for d in 1..n {
+                if !self.devices[d].linked {
+                    self.stats.links += 1;
+                    self.link(0, d);
+                }
+            }
+        }
         // Tampered links stay as they are: a push or pull whose reply one of
         // them lost is sent again after `REQUEST_TIMEOUT_MS`.
         for _ in 0..QUIET_STEPS_MAX {
@@ -1449,12 +1623,18 @@ impl World {
                     e.outbox(1000).map(|o| o.len()).unwrap_or(0)
                 ),
                 (Some(e), Some(c)) => format!(
-                    "conn {} {:?} in_step {:?}, cursor {}, outbox {}",
+                    "conn {} {:?} in_step {:?}, cursor {}, outbox {}, roster {:?}",
                     c.link,
                     c.session.state(),
                     c.syncer.is_in_step(e).ok(),
                     e.relay_cursor().unwrap_or(0),
-                    e.outbox(1000).map(|o| o.len()).unwrap_or(0)
+                    e.outbox(1000).map(|o| o.len()).unwrap_or(0),
+                    e.roster()
+                        .map(|r| r
+                            .iter()
+                            .map(|m| m.device.to_hex()[..4].to_owned())
+                            .collect::<Vec<_>>())
+                        .unwrap_or_default()
                 ),
             };
             out.push_str(&format!("\n  d{d}: {state}"));
@@ -1503,9 +1683,9 @@ impl World {
                 );
             }
         }
-        // 2. The relay's log: every acknowledged delta at its seq, every
-        // operation performed anywhere, each once; every device at its
-        // head and holding all of it.
+        // 2. The relay's log: every acknowledged entry at its seq, each
+        // once, sealed as the seed's accounts seal; every device at its
+        // head, holding all of it and every operation made anywhere.
         self.relay.core = None;
         let mut store = SqliteRelayStore::open(&self.relay.path).expect("relay store reopens");
         let head = store.head_seq(ACCOUNT).expect("head");
@@ -1516,6 +1696,19 @@ impl World {
                 .expect("read log");
             for row in &page.rows {
                 assert_eq!(row.seq, log.len() as u64 + 1, "the relay log has a gap");
+                let sealed = Envelope::decode(&row.bytes).is_ok();
+                match self.config.sealing {
+                    Sealing::Clear => assert!(!sealed, "entry {}: sealed without a key", row.seq),
+                    Sealing::LinkedFromStart => {
+                        assert!(
+                            sealed,
+                            "entry {}: in the clear on a linked account",
+                            row.seq
+                        )
+                    }
+                    Sealing::LinkedLate => {}
+                }
+                self.stats.sealed_entries += usize::from(sealed);
                 log.push(ContentId(row.content_id));
             }
             if !page.more || page.rows.is_empty() {
@@ -1537,12 +1730,6 @@ impl World {
                 "an acknowledged delta is not in the log where the relay said"
             );
         }
-        for (content_id, (d, _)) in &self.made {
-            assert!(
-                in_log.contains_key(content_id),
-                "an operation of d{d} never reached the relay"
-            );
-        }
         for (d, dev) in self.devices.iter().enumerate() {
             let engine = dev.engine.as_ref().expect("up");
             // The cursor reaches the head: acknowledged pushes move it over
@@ -1550,12 +1737,23 @@ impl World {
             let cursor = engine.relay_cursor().expect("cursor");
             assert_eq!(cursor, head, "d{d}: cursor below the relay's head");
             assert!(engine.outbox(1).expect("outbox").is_empty(), "d{d} outbox");
+            for content_id in &log {
+                assert!(
+                    engine.holds(content_id).expect("holds"),
+                    "d{d} lacks an entry of the log"
+                );
+            }
+            // Its own went to the relay (the outbox is empty) and every
+            // other device's reached it, through the relay or directly.
             let held: BTreeSet<ContentId> = export_all(engine)
                 .iter()
                 .map(EncodedDelta::content_id)
                 .collect();
-            for content_id in &log {
-                assert!(held.contains(content_id), "d{d} lacks a delta of the log");
+            for (content_id, (origin, _)) in &self.made {
+                assert!(
+                    held.contains(content_id),
+                    "d{d} lacks an operation of d{origin}"
+                );
             }
         }
         // 3. Every device's app heard of every operation made elsewhere,
