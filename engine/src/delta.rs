@@ -127,6 +127,45 @@ pub enum DeltaError {
     },
 }
 
+/// How a relay entry that is a sealed envelope of this account was found
+/// tampered with: what only the relay (or someone between it and this
+/// device) can have done, since it holds neither the account key nor the
+/// devices' signing keys. Nothing of such an entry merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tamper {
+    /// The signature is not its origin's: forged, altered, or moved from
+    /// another account.
+    BadSignature,
+    /// It does not decrypt under the account key with its header: altered,
+    /// or sealed under another key.
+    DoesNotDecrypt,
+    /// It opened, and its body or kind is refused: a defect or a hostile
+    /// linked device, not the relay.
+    BadBody,
+    /// Its origin sealed another envelope at the same chain position.
+    ChainFork,
+}
+
+impl DeltaError {
+    /// Whether this refusal shows an envelope tampered with (as opposed to
+    /// bytes this build cannot read, such as a newer format, which a
+    /// device passes over).
+    pub fn tamper(&self) -> Option<Tamper> {
+        use crate::seal::OpenError;
+        match self {
+            DeltaError::Envelope(error) => match error.as_ref() {
+                OpenError::BadSignature | OpenError::BadOriginKey => Some(Tamper::BadSignature),
+                OpenError::Aead => Some(Tamper::DoesNotDecrypt),
+                OpenError::Body(_) | OpenError::WrongKind(_) => Some(Tamper::BadBody),
+                OpenError::Envelope(_) => None,
+            },
+            DeltaError::ChainFork { .. } => Some(Tamper::ChainFork),
+            _ => None,
+        }
+    }
+}
+
 impl Delta {
     /// The id of the message this delta sends, for a
     /// [`MessageOp::Send`](crate::op::MessageOp::Send): the origin device in

@@ -18,7 +18,7 @@ use tandem_transport::{ClientSession, CommandError, DeviceId};
 
 use std::collections::BTreeSet;
 
-use crate::delta::EncodedDelta;
+use crate::delta::{DeltaError, EncodedDelta, Tamper};
 use crate::engine::{
     Applied, ApplyError, BlockedEntry, Engine, NeedsKey, OutboxPosition, RelayDelta,
     SealOutboxError,
@@ -65,11 +65,28 @@ pub enum SyncEvent {
     /// Deltas from the relay were merged.
     Merged(Applied),
     /// An entry of the relay's log could not be merged by this build and
-    /// was passed over.
+    /// was passed over (only on a device that holds no account key; one
+    /// that does waits instead, [`SyncEvent::EntryRefused`]).
     Skipped {
         /// The entry's position in the relay log; the cursor has moved past it.
         seq: u64,
         /// Why this build cannot merge it, in words.
+        error: String,
+    },
+    /// An entry of the relay's log was refused, and nothing of it merged:
+    /// a sealed envelope of this account tampered with (`tamper` names
+    /// how), or, on a device that holds the account key, any entry it
+    /// cannot merge (it never passes over one: the entry may carry another
+    /// device's operations). Everything before it merged; the cursor waits
+    /// before it and the page is fetched again after
+    /// [`REQUEST_TIMEOUT_MS`] (what a corrupting hop or a passing fault
+    /// broke then arrives whole), reported again each time it is refused.
+    EntryRefused {
+        /// The entry's position in the relay log.
+        seq: u64,
+        /// How it was tampered with, when it was.
+        tamper: Option<Tamper>,
+        /// Why it was refused, in words.
         error: String,
     },
     /// Everything local is pushed and everything at the relay is merged.
@@ -77,8 +94,11 @@ pub enum SyncEvent {
     /// The relay log holds a sealed envelope this device cannot open yet
     /// (it holds no account key, or not the envelope's epoch's, or does not
     /// know its origin). Everything before it merged; the cursor waits
-    /// before it, and this connection pulls nothing more (the next one
-    /// tries again). Link the device ([`Engine::accept_link_grant`]).
+    /// before it. The page is read again after [`Syncer::keys_changed`]
+    /// (link the device: [`Engine::accept_link_grant`]), and, for an
+    /// unknown origin or epoch, when new entries arrive (origin) or after
+    /// [`REQUEST_TIMEOUT_MS`] (either: the header may have been altered
+    /// on the way).
     NeedsKey(BlockedEntry),
     /// The device connected behind the relay's head and is pulling what
     /// it missed; journaled too, as
@@ -204,6 +224,15 @@ pub struct Syncer {
     /// [`Syncer::keys_changed`] or, when it waits for an origin's Link, a
     /// new log entry makes it read the page from there again.
     blocked: Option<BlockedEntry>,
+    /// The relay entry refused ([`SyncEvent::EntryRefused`]) that the cursor
+    /// waits before, and since when [`Syncer::handle_timeout`] has seen it
+    /// waiting: a pull reads it again after [`REQUEST_TIMEOUT_MS`].
+    refused: Option<(u64, Option<i64>)>,
+    /// Since when [`Syncer::handle_timeout`] has seen the cursor waiting
+    /// for a key (`blocked`): for an unknown epoch or origin the page is
+    /// read again after [`REQUEST_TIMEOUT_MS`], since a header altered on
+    /// the way names what no device sealed.
+    blocked_since_ms: Option<i64>,
 }
 
 impl Syncer {
@@ -286,13 +315,20 @@ impl Syncer {
     }
 
     fn pull(&mut self, engine: &Engine, session: &mut ClientSession) -> Result<(), SyncError> {
-        if !self.pull_in_flight && self.blocked.is_none() {
+        if !self.pull_in_flight && self.blocked.is_none() && self.refused.is_none() {
             let cursor = self.cursor(engine)?;
             session.pull(cursor, DELTAS_PER_PAGE_MAX as u32)?;
             self.pull_in_flight = true;
             self.reported_in_step = false;
         }
         Ok(())
+    }
+
+    /// The cursor waits before `entry`, which this device cannot open yet.
+    fn wait_for_key(&mut self, entry: BlockedEntry, out: &mut Vec<SyncEvent>) {
+        self.blocked = Some(entry.clone());
+        self.blocked_since_ms = None;
+        out.push(SyncEvent::NeedsKey(entry));
     }
 
     /// Tells the syncer that this device now holds keys it did not (it was
@@ -333,11 +369,17 @@ impl Syncer {
     /// The time by which [`Syncer::handle_timeout`] should be called next,
     /// if a request is waiting for its reply.
     pub fn poll_timeout(&self) -> Option<i64> {
-        [self.push_since_ms, self.pull_since_ms]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|since| since + REQUEST_TIMEOUT_MS)
+        let refused_since = self.refused.and_then(|(_, since)| since);
+        [
+            self.push_since_ms,
+            self.pull_since_ms,
+            refused_since,
+            self.blocked_since_ms,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|since| since + REQUEST_TIMEOUT_MS)
     }
 
     /// Sends again a push or pull whose reply has not come within
@@ -358,6 +400,25 @@ impl Syncer {
                 self.pushed_through = OutboxPosition::default();
                 self.push_since_ms = None;
                 self.push(engine, session, now_ms)?;
+            }
+        }
+        if let Some((_, since)) = &mut self.refused {
+            let since = *since.get_or_insert(now_ms);
+            if now_ms - since >= REQUEST_TIMEOUT_MS {
+                self.refused = None;
+                self.pull(engine, session)?;
+            }
+        }
+        let key_may_come = self
+            .blocked
+            .as_ref()
+            .is_some_and(|entry| !matches!(entry.reason, NeedsKey::NotLinked));
+        if key_may_come {
+            let since = *self.blocked_since_ms.get_or_insert(now_ms);
+            if now_ms - since >= REQUEST_TIMEOUT_MS {
+                self.blocked = None;
+                self.blocked_since_ms = None;
+                self.pull(engine, session)?;
             }
         }
         if self.pull_in_flight {
@@ -627,7 +688,7 @@ impl Syncer {
         mut deltas: Vec<tandem_transport::LogDelta>,
         out: &mut Vec<SyncEvent>,
     ) -> Result<(), SyncError> {
-        if self.blocked.is_some() {
+        if self.blocked.is_some() || self.refused.is_some() {
             if let Some(newest) = deltas.iter().map(|d| d.seq).max() {
                 self.head_seq = self.head_seq.max(newest);
                 self.pull_again_for_origin(engine, session)?;
@@ -661,9 +722,12 @@ impl Syncer {
 
     /// Merges log entries continuing the cursor and acknowledges the new
     /// cursor to the relay. A gap means a pull. An entry this device cannot
-    /// merge (malformed, another format) is skipped and reported rather
-    /// than blocking every later delta; it stays in the relay's log, so a
-    /// newer build can still fetch it.
+    /// merge (malformed, another format) is skipped and reported on a
+    /// device without the account key, rather than blocking every later
+    /// delta (it stays in the relay's log, so a newer build can still
+    /// fetch it); a sealed envelope tampered with, or any bad entry on a
+    /// device that holds the key, is refused and the cursor waits before
+    /// it ([`SyncEvent::EntryRefused`]).
     fn merge(
         &mut self,
         engine: &mut Engine,
@@ -679,58 +743,73 @@ impl Syncer {
             })
             .collect();
         let cursor_before = self.cursor(engine)?;
-        while !page.is_empty() {
-            match engine.apply_relay(&page) {
-                Ok(applied) => {
-                    self.cursor_moved_to(applied.relay_cursor);
-                    let blocked = applied.blocked.clone();
-                    out.push(SyncEvent::Merged(applied));
-                    if let Some(entry) = blocked {
-                        self.blocked = Some(entry.clone());
-                        out.push(SyncEvent::NeedsKey(entry));
-                    }
-                    break;
-                }
-                Err(ApplyError::Gap { .. }) => {
-                    self.pull(engine, session)?;
-                    break;
-                }
-                Err(ApplyError::RelayEntry { seq, error }) => {
-                    // The engine names the entry by its log position: the
-                    // page it decoded had the entries at or before the
-                    // cursor dropped, so a place in it would not be one in
-                    // this page.
-                    let at = page
-                        .iter()
-                        .position(|e| e.seq == seq)
-                        .expect("the engine names an entry of the page it was given");
-                    let rest = page.split_off(at + 1);
-                    let bad = page.pop().expect("at is within the page");
-                    if !page.is_empty() {
-                        let applied = engine.apply_relay(&page)?;
+        // Bad entries named while a part of the page before them is still
+        // to merge, each with the entries between it and the next one
+        // named: dealt with in page order once what precedes each merged.
+        let mut named: Vec<(RelayDelta, DeltaError, Vec<RelayDelta>)> = Vec::new();
+        loop {
+            if !page.is_empty() {
+                match engine.apply_relay(&page) {
+                    Ok(applied) => {
                         self.cursor_moved_to(applied.relay_cursor);
                         let blocked = applied.blocked.clone();
                         out.push(SyncEvent::Merged(applied));
                         if let Some(entry) = blocked {
                             // The cursor waits before an earlier entry:
-                            // the bad one is skipped when it is reached.
-                            self.blocked = Some(entry.clone());
-                            out.push(SyncEvent::NeedsKey(entry));
+                            // the bad ones are dealt with when reached.
+                            self.wait_for_key(entry, out);
                             break;
                         }
                     }
-                    let cursor = engine.skip_relay_entry(bad.seq)?;
-                    self.cursor_moved_to(cursor);
-                    out.push(SyncEvent::Skipped {
-                        seq: bad.seq,
-                        error: error.to_string(),
-                    });
-                    page = rest;
+                    Err(ApplyError::Gap { .. }) => {
+                        self.pull(engine, session)?;
+                        break;
+                    }
+                    Err(ApplyError::RelayEntry { seq, error }) => {
+                        // The engine names the entry by its log position:
+                        // the page it decoded had the entries at or before
+                        // the cursor dropped, so a place in it would not be
+                        // one in this page. It need not be the first bad
+                        // one: what precedes it merges first, and may name
+                        // an earlier one.
+                        let at = page
+                            .iter()
+                            .position(|e| e.seq == seq)
+                            .expect("the engine names an entry of the page it was given");
+                        let rest = page.split_off(at + 1);
+                        let bad = page.pop().expect("at is within the page");
+                        named.push((bad, error, rest));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
             }
+            let Some((bad, error, rest)) = named.pop() else {
+                break;
+            };
+            let tamper = error.tamper();
+            if tamper.is_some() || engine.kem_public_key()?.is_some() {
+                self.refused = Some((bad.seq, None));
+                out.push(SyncEvent::EntryRefused {
+                    seq: bad.seq,
+                    tamper,
+                    error: error.to_string(),
+                });
+                break;
+            }
+            let cursor = engine.skip_relay_entry(bad.seq)?;
+            self.cursor_moved_to(cursor);
+            out.push(SyncEvent::Skipped {
+                seq: bad.seq,
+                error: error.to_string(),
+            });
+            page = rest;
         }
         let cursor = self.cursor(engine)?;
+        if self.refused.is_some_and(|(seq, _)| cursor >= seq) {
+            // A page that was already on its way brought it whole.
+            self.refused = None;
+        }
         if cursor > cursor_before {
             session.ack(cursor)?;
         }

@@ -142,28 +142,6 @@ fn acknowledged_positions_that_continue_the_cursor_move_it() {
     ));
 }
 
-/// A syncer on a session that is still handshaking: its commands queue.
-fn session() -> (tandem_transport::ClientSession, sync::Syncer) {
-    let config = tandem_transport::ClientConfig::new(
-        AccountId::new(ACCOUNT).unwrap(),
-        DeviceId([2; 16]),
-        "b",
-        Platform::Linux,
-        tandem_transport::DeviceKey::from_seed(&[2; 32]),
-    );
-    let session = tandem_transport::ClientSession::new(config, 0).unwrap();
-    (session, sync::Syncer::new())
-}
-
-fn log_entry(seq: u64, bytes: Vec<u8>) -> tandem_transport::LogDelta {
-    tandem_transport::LogDelta {
-        seq,
-        origin: DeviceId([1; 16]),
-        content_id: ContentId::of(&bytes),
-        bytes,
-    }
-}
-
 #[test]
 fn a_bad_entry_in_a_page_that_overlaps_the_cursor_skips_only_itself() {
     let mut a = Device::memory(1);

@@ -11,6 +11,7 @@ use tandem_engine::model::*;
 use tandem_engine::op::*;
 use tandem_engine::*;
 use tandem_transport::envelope::Envelope;
+use tandem_transport::SessionEvent;
 
 /// Links `new` to the account key `granter` holds.
 fn link(granter: &mut Device, new: &mut Device) {
@@ -272,6 +273,72 @@ fn a_link_whose_change_waits_still_names_its_device_in_later_pages() {
         .collect();
     assert_eq!(pinned.len(), 2, "{pinned:?}");
     assert_eq!(c.engine.roster().unwrap().len(), 3);
+}
+
+#[test]
+fn a_linked_device_refuses_a_tampered_entry_waits_before_it_and_reads_it_again() {
+    let (mut a, mut b) = linked_pair();
+    a.op(secret("m1"));
+    let first = pushed(&mut a).remove(0);
+    a.op(secret("m2"));
+    let second = pushed(&mut a).remove(1);
+    let mut altered = first.clone();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 0x10;
+    let (mut session, mut syncer) = session();
+
+    let page = |one: &Vec<u8>| SessionEvent::Deltas {
+        deltas: vec![log_entry(1, one.clone()), log_entry(2, second.clone())],
+        more: false,
+    };
+    let heard = syncer
+        .handle(&mut b.engine, &mut session, page(&altered), 0)
+        .unwrap();
+    let refused: Vec<_> = heard
+        .iter()
+        .filter_map(|e| match e {
+            sync::SyncEvent::EntryRefused { seq, tamper, .. } => Some((*seq, *tamper)),
+            sync::SyncEvent::Skipped { .. } => panic!("passed over: {heard:?}"),
+            _ => None,
+        })
+        .collect();
+    // The signature covers the ciphertext, and is checked first.
+    assert_eq!(refused, [(1, Some(delta::Tamper::BadSignature))]);
+    assert_eq!(
+        b.engine.relay_cursor().unwrap(),
+        0,
+        "nothing after it merged"
+    );
+    assert!(b.state().messages.is_empty());
+    assert!(!syncer.is_in_step(&b.engine).unwrap());
+
+    // It waits: the honest entries arriving live meanwhile are not taken.
+    let honest = || vec![log_entry(1, first.clone()), log_entry(2, second.clone())];
+    syncer
+        .handle_live(&mut b.engine, &mut session, honest())
+        .unwrap();
+    assert_eq!(b.engine.relay_cursor().unwrap(), 0);
+    // Once the wait is over it reads from there again (a pull; here the
+    // entries come live).
+    syncer
+        .handle_timeout(&mut b.engine, &mut session, 1_000)
+        .unwrap();
+    assert_eq!(
+        syncer.poll_timeout(),
+        Some(1_000 + sync::REQUEST_TIMEOUT_MS)
+    );
+    syncer
+        .handle_timeout(
+            &mut b.engine,
+            &mut session,
+            1_000 + sync::REQUEST_TIMEOUT_MS,
+        )
+        .unwrap();
+    syncer
+        .handle_live(&mut b.engine, &mut session, honest())
+        .unwrap();
+    assert_eq!(b.engine.relay_cursor().unwrap(), 2);
+    assert_eq!(b.state().messages.len(), 2);
 }
 
 #[test]

@@ -185,3 +185,25 @@ impl tandem_engine::Entropy for DrawsNothing {
         panic!("a reopened device keeps its id and key")
     }
 }
+
+/// A syncer on a session that is still handshaking: its commands queue.
+pub fn session() -> (tandem_transport::ClientSession, sync::Syncer) {
+    let config = tandem_transport::ClientConfig::new(
+        AccountId::new(ACCOUNT).unwrap(),
+        DeviceId([2; 16]),
+        "b",
+        Platform::Linux,
+        tandem_transport::DeviceKey::from_seed(&[2; 32]),
+    );
+    let session = tandem_transport::ClientSession::new(config, 0).unwrap();
+    (session, sync::Syncer::new())
+}
+
+pub fn log_entry(seq: u64, bytes: Vec<u8>) -> tandem_transport::LogDelta {
+    tandem_transport::LogDelta {
+        seq,
+        origin: DeviceId([1; 16]),
+        content_id: ContentId::of(&bytes),
+        bytes,
+    }
+}
