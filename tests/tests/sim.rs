@@ -71,7 +71,7 @@ fn devices_converge_under_faults() {
              {} relay restarts, {} partitions, {} cuts, {} mischief, {} direct exchanges, \
              {} connections, {} frames, {} events read, relay log {}, {} kicks, {} displaced, \
              {} relogins, {} logins refused, {:?}, {} linked late, {} waits for a key, \
-             {} of the relay log sealed, {} s virtual",
+             {} of the relay log sealed, {} tampered ({} refusals), {} s virtual",
             stats.steps,
             stats.quiet_steps,
             stats.ops,
@@ -95,6 +95,8 @@ fn devices_converge_under_faults() {
             stats.links,
             stats.key_waits,
             stats.sealed_entries,
+            stats.tampered,
+            stats.refusals,
             stats.virtual_ms / 1000,
         );
         ran += 1;
@@ -118,6 +120,8 @@ fn devices_converge_under_faults() {
         total.links += stats.links;
         total.key_waits += stats.key_waits;
         total.sealed_entries += stats.sealed_entries;
+        total.tampered += stats.tampered;
+        total.refusals += stats.refusals;
         total.relay_log += stats.relay_log;
         total.virtual_ms += stats.virtual_ms;
     }
@@ -126,7 +130,7 @@ fn devices_converge_under_faults() {
          {} relay restarts, {} partitions, {} cuts, {} mischief, {} direct exchanges, \
          {} connections, {} frames, {} events read, {} kicks, {} displaced, {} relogins, \
          {} logins refused, {} linked late, {} waits for a key, {} of {} relay log entries \
-         sealed, {} s virtual",
+         sealed, {} entries tampered with ({} refusals), {} s virtual",
         total.steps,
         total.quiet_steps,
         total.ops,
@@ -148,6 +152,8 @@ fn devices_converge_under_faults() {
         total.key_waits,
         total.sealed_entries,
         total.relay_log,
+        total.tampered,
+        total.refusals,
         total.virtual_ms / 1000,
     );
 }

@@ -81,6 +81,11 @@ pub struct SimConfig {
     pub renew_interval_ms: u64,
     /// Whether the devices seal what they push, and since when.
     pub sealing: Sealing,
+    /// A hostile relay (on sealed seeds, while faults run): now and then it
+    /// flips one bit of a sealed entry it sends a device, anywhere in the
+    /// envelope, with a content id to match. Devices must refuse it, merge
+    /// nothing of it, and read the entry again later.
+    pub tampering: bool,
 }
 
 /// How a seed's account uses end-to-end encryption (design §13).
@@ -132,6 +137,7 @@ impl SimConfig {
                 Sealing::LinkedLate,
                 Sealing::LinkedLate,
             ]),
+            tampering: rng.chance(400),
         }
     }
 
@@ -155,6 +161,7 @@ impl SimConfig {
             enrollment_ttl_ms: 365 * 86_400_000,
             renew_interval_ms: 3_600_000,
             sealing: Sealing::LinkedFromStart,
+            tampering: false,
         }
     }
 }
@@ -189,6 +196,10 @@ pub struct Stats {
     pub key_waits: usize,
     /// Entries of the relay's final log that are sealed envelopes.
     pub sealed_entries: usize,
+    /// Sealed entries the relay altered on their way to a device, and the
+    /// refusals devices reported.
+    pub tampered: usize,
+    pub refusals: usize,
     pub sealing: Option<Sealing>,
     pub virtual_ms: u64,
     /// The converged state's digest: equal for equal runs.
@@ -301,6 +312,8 @@ pub struct World {
     made: BTreeMap<ContentId, (usize, OpKey)>,
     /// Content ids the relay acknowledged to a pusher, with their seq.
     acked: BTreeMap<ContentId, u64>,
+    /// (device, seq) of every entry the relay altered on its way there.
+    tampered: BTreeSet<(usize, u64)>,
     quiet: bool,
     pub stats: Stats,
 }
@@ -504,6 +517,7 @@ impl World {
             gen: Gen::new(START_MS as i64 + 5_000),
             made: BTreeMap::new(),
             acked: BTreeMap::new(),
+            tampered: BTreeSet::new(),
             quiet: false,
             stats: Stats::default(),
         };
@@ -904,6 +918,17 @@ impl World {
                             SyncEvent::Skipped { seq, error } => {
                                 panic!("d{d} skipped relay entry {seq}: {error}")
                             }
+                            SyncEvent::EntryRefused { seq, tamper, error } => {
+                                assert!(
+                                    self.tampered.contains(&(d, seq)),
+                                    "d{d} refused relay entry {seq}, which arrived as sealed: \
+                                     {tamper:?}: {error}"
+                                );
+                                trace::note(format!(
+                                    "d{d} refuses relay entry {seq}: {tamper:?}: {error}"
+                                ));
+                                self.stats.refusals += 1;
+                            }
                             SyncEvent::NeedsKey(entry) => {
                                 assert!(
                                     !(dev.linked && matches!(entry.reason, NeedsKey::NotLinked)),
@@ -1222,12 +1247,51 @@ impl World {
 
     fn relay_send(&mut self, id: ConnId, frame: &Frame) {
         self.check_frame_for(id, frame);
-        let bytes = codec::encode(frame)
+        let mut frame = frame.clone();
+        self.tamper(id, &mut frame);
+        let bytes = codec::encode(&frame)
             .unwrap_or_else(|e| panic!("the relay built a frame it cannot send: {e}"));
         if let Some(link) = self.links.get_mut(&id) {
             if link.state == LinkState::Open && !link.black_hole {
                 link.mem.send_to_client(bytes);
             }
+        }
+    }
+
+    /// On a hostile relay's seeds, while faults run: flips one bit of some
+    /// of the sealed entries a page or a live delta carries, and sets the
+    /// content id to match, as a relay that means it would.
+    fn tamper(&mut self, id: ConnId, frame: &mut Frame) {
+        if !self.config.tampering || self.quiet || self.config.sealing == Sealing::Clear {
+            return;
+        }
+        let Some(d) = self.links.get(&id).map(|l| l.device) else {
+            return;
+        };
+        // A device without the key passes over an entry it cannot read
+        // (README "What is not built yet"): only linked ones are tested.
+        if !self.devices[d].linked {
+            return;
+        }
+        let entries = match frame {
+            Frame::Deltas { deltas, .. } => deltas.iter_mut().collect::<Vec<_>>(),
+            Frame::Live(delta) => vec![delta],
+            _ => return,
+        };
+        for entry in entries {
+            if Envelope::decode(&entry.bytes).is_err() || !self.rng.chance(150) {
+                continue;
+            }
+            let at = self.rng.index(entry.bytes.len());
+            let bit = self.rng.below(8) as u32;
+            entry.bytes[at] ^= 1 << bit;
+            entry.content_id = ContentId::of(&entry.bytes);
+            self.tampered.insert((d, entry.seq));
+            self.stats.tampered += 1;
+            trace::note(format!(
+                "the relay flips bit {bit} of byte {at} of entry {} to d{d}",
+                entry.seq
+            ));
         }
     }
 
