@@ -34,6 +34,44 @@ pub struct Status {
     /// (a sealed envelope: it holds no account key, or does not know the
     /// sealing device): which entry and why, in words.
     pub waiting_for_key: Option<String>,
+    /// Set while the device waits at a relay log entry it refused: a
+    /// sealed envelope tampered with on the way (`tampered` says how), or
+    /// an entry it cannot read. Nothing of it merged; the device fetches
+    /// it again later.
+    pub refused_entry: Option<RefusedEntry>,
+}
+
+/// A relay log entry the device refused.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RefusedEntry {
+    /// Its position in the relay's log.
+    pub seq: u64,
+    /// How it was tampered with: `bad_signature`, `does_not_decrypt`,
+    /// `bad_body` or `chain_fork`; `None` for an entry this build cannot
+    /// read.
+    pub tampered: Option<String>,
+    /// Why it was refused, in words.
+    pub error: String,
+}
+
+impl From<&o::RefusedEntry> for RefusedEntry {
+    fn from(value: &o::RefusedEntry) -> Self {
+        use tandem_engine::delta::Tamper;
+        RefusedEntry {
+            seq: value.seq,
+            tampered: value.tamper.map(|tamper| {
+                match tamper {
+                    Tamper::BadSignature => "bad_signature",
+                    Tamper::DoesNotDecrypt => "does_not_decrypt",
+                    Tamper::BadBody => "bad_body",
+                    Tamper::ChainFork => "chain_fork",
+                    _ => "unknown",
+                }
+                .to_owned()
+            }),
+            error: value.error.clone(),
+        }
+    }
 }
 
 impl From<&o::Status> for Status {
@@ -48,6 +86,7 @@ impl From<&o::Status> for Status {
                 .waiting_for_key
                 .as_ref()
                 .map(|entry| format!("relay log entry {}: {}", entry.seq, entry.reason)),
+            refused_entry: value.refused_entry.as_ref().map(RefusedEntry::from),
         }
     }
 }
@@ -546,6 +585,39 @@ mod tests {
                 details: "busy".into()
             }
         );
+    }
+
+    #[test]
+    fn every_kind_of_tampering_has_its_name() {
+        use tandem_engine::delta::Tamper;
+        let named = |tamper| {
+            RefusedEntry::from(&o::RefusedEntry {
+                seq: u64::MAX,
+                tamper,
+                error: "refused".into(),
+            })
+        };
+        let names: Vec<Option<String>> = [
+            Some(Tamper::BadSignature),
+            Some(Tamper::DoesNotDecrypt),
+            Some(Tamper::BadBody),
+            Some(Tamper::ChainFork),
+            None,
+        ]
+        .into_iter()
+        .map(|tamper| named(tamper).tampered)
+        .collect();
+        assert_eq!(
+            names,
+            [
+                Some("bad_signature".to_owned()),
+                Some("does_not_decrypt".to_owned()),
+                Some("bad_body".to_owned()),
+                Some("chain_fork".to_owned()),
+                None
+            ]
+        );
+        assert_eq!(named(None).seq, u64::MAX);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::config::{
     CREDENTIALS_CHECK_INTERVAL_MS,
 };
 use crate::error::DeviceError;
-use crate::status::{LastError, Link, LinkError, Status, StopReason};
+use crate::status::{LastError, Link, LinkError, RefusedEntry, Status, StopReason};
 
 /// The engine and everything the device thread owns.
 pub(crate) struct Actor {
@@ -485,17 +485,32 @@ impl Actor {
                 let entry = entry.clone();
                 self.status.send_modify(|s| s.waiting_for_key = Some(entry));
             }
+            SyncEvent::EntryRefused { seq, tamper, error } => {
+                let entry = RefusedEntry {
+                    seq: *seq,
+                    tamper: *tamper,
+                    error: error.clone(),
+                };
+                self.status.send_modify(|s| s.refused_entry = Some(entry));
+            }
             SyncEvent::Merged(applied) => {
                 let cursor = applied.relay_cursor;
                 self.status.send_if_modified(|s| {
-                    let passed = s
+                    let passed_wait = s
                         .waiting_for_key
                         .as_ref()
                         .is_some_and(|entry| cursor >= entry.seq);
-                    if passed {
+                    if passed_wait {
                         s.waiting_for_key = None;
                     }
-                    passed
+                    let passed_refusal = s
+                        .refused_entry
+                        .as_ref()
+                        .is_some_and(|entry| cursor >= entry.seq);
+                    if passed_refusal {
+                        s.refused_entry = None;
+                    }
+                    passed_wait || passed_refusal
                 });
             }
             SyncEvent::Closed(reason) => match reason {

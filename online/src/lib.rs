@@ -43,5 +43,5 @@ pub use config::{
 pub use device::{OnlineDevice, COMMAND_QUEUE_DEPTH, EVENT_QUEUE_DEPTH};
 pub use error::DeviceError;
 pub use events::EventStream;
-pub use status::{LastError, Link, LinkError, Status, StopReason};
+pub use status::{LastError, Link, LinkError, RefusedEntry, Status, StopReason};
 pub use tandem_engine::sync::SyncEvent;

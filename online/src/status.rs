@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tandem_engine::delta::Tamper;
 use tandem_engine::sync::SyncError;
 use tandem_engine::{BlockedEntry, StoreError};
 use tandem_transport::client::ConfigError;
@@ -42,6 +43,23 @@ pub struct Status {
     /// merged everything before it and waits there; link the device.
     /// Cleared once a merge passes it.
     pub waiting_for_key: Option<BlockedEntry>,
+    /// The relay log entry this device refused
+    /// ([`SyncEvent::EntryRefused`](tandem_engine::sync::SyncEvent::EntryRefused)):
+    /// a sealed envelope tampered with, or an entry it cannot read. It
+    /// merged everything before it, waits there and fetches it again
+    /// later. Cleared once a merge passes it.
+    pub refused_entry: Option<RefusedEntry>,
+}
+
+/// A relay log entry refused, as [`Status::refused_entry`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEntry {
+    /// Its position in the relay's log.
+    pub seq: u64,
+    /// How it was tampered with, when it was.
+    pub tamper: Option<Tamper>,
+    /// Why it was refused, in words.
+    pub error: String,
 }
 
 impl Status {
