@@ -74,7 +74,7 @@ fn kotlin_program_passes() {
         scratch.path(),
     );
 
-    let relay = common::TestRelay::start(&["alice", "carol"]);
+    let relay = common::TestRelay::start(&["alice", "carol", "dana"]);
     let library = common::library();
     let output = common::run(
         Command::new("java")
@@ -87,14 +87,15 @@ fn kotlin_program_passes() {
             .arg("tandem.test.BindingsTestKt")
             .env("TANDEM_RELAY", &relay.addr)
             .env("TANDEM_TOKENS", relay.tokens["alice"].join(" "))
-            .env("TANDEM_TOKENS_CAROL", relay.tokens["carol"].join(" ")),
+            .env("TANDEM_TOKENS_CAROL", relay.tokens["carol"].join(" "))
+            .env("TANDEM_TOKENS_DANA", relay.tokens["dana"].join(" ")),
         "the Kotlin program",
         scratch.path(),
     );
     drop(relay);
     println!("{}", output.stdout);
     assert!(
-        output.stdout.contains("checks passed") && output.stdout.contains("listeners: ok"),
+        output.stdout.contains("checks passed") && output.stdout.contains("linking: ok"),
         "the Kotlin program did not finish its checks:\n{}\n{}",
         output.stdout,
         output.stderr

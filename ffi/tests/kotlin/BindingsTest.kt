@@ -2,7 +2,8 @@
 //
 // Compiled with the generated bindings and ffi/examples/kotlin/TwoDevices.kt
 // and run by ffi/tests/kotlin.rs, which starts the test relay and passes
-// TANDEM_RELAY, TANDEM_TOKEN (account alice) and TANDEM_TOKEN_CAROL. Exits
+// TANDEM_RELAY, TANDEM_TOKENS (account alice), TANDEM_TOKENS_CAROL and
+// TANDEM_TOKENS_DANA. Exits
 // 1 on the first failed check, printing it; 0 when every check passed.
 package tandem.test
 
@@ -100,6 +101,40 @@ suspend fun listeners(relay: String, tokens: MutableList<String>) {
     }
 }
 
+suspend fun linking(relay: String, tokens: MutableList<String>) {
+    // Two running devices: the phone makes the key and seals; the laptop
+    // waits for it, is linked while it runs and reads on.
+    val phone = OnlineDevice.open(config("dana", "phone"), OnlineConfig(relay = relay, loginToken = tokens.removeLast()))
+    val laptop = OnlineDevice.open(config("dana", "laptop"), OnlineConfig(relay = relay, loginToken = tokens.removeLast()))
+    try {
+        for (d in listOf(phone, laptop)) check(d.waitStatus(StatusCondition.CONNECTED, TIMEOUT_MS.toULong()) != null) { "not connected" }
+        val fingerprint = phone.createAccountKey()
+        check(phone.keyFingerprint() == fingerprint) { "fingerprint: ${phone.keyFingerprint()}" }
+        phone.perform(Op.Message(MessageOp.Send("u:bob", "sealed from kotlin")))
+        var waited = 0
+        while (laptop.status().waitingForKey == null && waited < TIMEOUT_MS) { Thread.sleep(50); waited += 50 }
+        check(laptop.status().waitingForKey != null) { "the laptop never waited for the key: ${laptop.status()}" }
+        check(laptop.keyFingerprint() == null) { "the laptop holds a key already" }
+
+        val code = laptop.showLinkCode()
+        val own = throws<DeviceException.Linking>("a device granting its own code") { laptop.grantLink(code) }
+        check(own.error is LinkingException.OwnCode) { "error: ${own.error}" }
+        val grant = phone.grantLink(code)
+        throws<DeviceException.Linking>("a granter key that is not hex") { laptop.acceptLinkGrant(grant, "zz") }
+        check(laptop.acceptLinkGrant(grant, phone.publicKey()) == fingerprint) { "another fingerprint" }
+        waited = 0
+        while (waited < TIMEOUT_MS) {
+            if (laptop.state().messages.any { it.body == "sealed from kotlin" } && laptop.status().waitingForKey == null) break
+            Thread.sleep(50); waited += 50
+        }
+        check(laptop.state().messages.any { it.body == "sealed from kotlin" }) { "the laptop never opened the message: ${laptop.status()}" }
+        check(laptop.status().refusedEntry == null) { "refused: ${laptop.status().refusedEntry}" }
+    } finally {
+        phone.shutdown()
+        laptop.shutdown()
+    }
+}
+
 suspend fun errors() {
     val limits = limits()
     Engine.open(config(name = "n".repeat(limits.deviceNameBytesMax.toInt())))
@@ -135,8 +170,9 @@ fun main() {
     val relay = System.getenv("TANDEM_RELAY")
     val alice = System.getenv("TANDEM_TOKENS")?.split(" ")?.filter { it.isNotEmpty() }?.toMutableList()
     val carol = System.getenv("TANDEM_TOKENS_CAROL")?.split(" ")?.filter { it.isNotEmpty() }?.toMutableList()
-    if (relay.isNullOrEmpty() || alice == null || alice.size < 2 || carol == null || carol.size < 2) {
-        System.err.println("set TANDEM_RELAY, TANDEM_TOKENS (login tokens of alice) and TANDEM_TOKENS_CAROL, two or more each")
+    val dana = System.getenv("TANDEM_TOKENS_DANA")?.split(" ")?.filter { it.isNotEmpty() }?.toMutableList()
+    if (relay.isNullOrEmpty() || alice == null || alice.size < 2 || carol == null || carol.size < 2 || dana == null || dana.size < 2) {
+        System.err.println("set TANDEM_RELAY, TANDEM_TOKENS (login tokens of alice), TANDEM_TOKENS_CAROL and TANDEM_TOKENS_DANA, two or more each")
         exitProcess(2)
     }
     try {
@@ -147,6 +183,8 @@ fun main() {
             println("example: ok")
             listeners(relay, carol)
             println("listeners: ok")
+            linking(relay, dana)
+            println("linking: ok")
         }
     } catch (e: Throwable) {
         System.err.println("FAILED after $checks checks: $e")
