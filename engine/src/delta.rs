@@ -115,6 +115,7 @@ pub enum DeltaError {
         /// The position both claim.
         chain_pos: u64,
     },
+
     /// A sealed envelope this device cannot open yet, though it may later
     /// (see [`crate::engine::NeedsKey`]).
     #[error("{0}")]
@@ -143,7 +144,8 @@ pub enum Tamper {
     /// It opened, and its body or kind is refused: a defect or a hostile
     /// linked device, not the relay.
     BadBody,
-    /// Its origin sealed another envelope at the same chain position.
+    /// Its origin's chain holds another envelope at its position, or
+    /// another one before or after it than its header and theirs name.
     ChainFork,
 }
 

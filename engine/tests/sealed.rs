@@ -402,6 +402,72 @@ fn a_second_envelope_at_the_same_chain_position_is_a_fork_and_refused() {
 }
 
 #[test]
+fn an_envelope_whose_neighbour_names_another_is_a_fork_in_either_order() {
+    // A copy of A's store (restored from a backup) seals on from the same
+    // chain position as A: its envelopes 2 and 3 form another chain.
+    let (mut a, path) = file_device(1);
+    a.engine.create_account_key(a.now_ms).unwrap();
+    let mut b = Device::memory(2);
+    link(&mut a, &mut b);
+    let first = pushed(&mut a).remove(0);
+    let copy = path.with_extension("copy.db");
+    // The database and its write-ahead log, as a file backup takes them.
+    std::fs::copy(&path, &copy).unwrap();
+    let wal = |p: &std::path::Path| std::path::PathBuf::from(format!("{}-wal", p.display()));
+    if wal(&path).exists() {
+        std::fs::copy(wal(&path), wal(&copy)).unwrap();
+    }
+    let mut twin = Device::memory(9);
+    twin.engine = Engine::open(file_config(&copy), 1_000, entropy(9)).unwrap();
+    assert_eq!(twin.engine.device().device_id, a.engine.device().device_id);
+    a.op(secret("m2"));
+    let two = pushed(&mut a).pop().unwrap();
+    twin.op(secret("m2'"));
+    twin.op(pin("u:other"));
+    let twin_two = pushed(&mut twin).pop().unwrap();
+    twin.op(secret("m3'"));
+    let twin_three = pushed(&mut twin).pop().unwrap();
+    assert_ne!(two, twin_two);
+    let a_id = a.engine.device().device_id;
+    let fork_at_two = |result: Result<Applied, ApplyError>, seq| match result {
+        Err(ApplyError::RelayEntry {
+            seq: at,
+            error:
+                DeltaError::ChainFork {
+                    origin,
+                    chain_pos: 2,
+                },
+        }) if at == seq && origin == a_id => {}
+        other => panic!("expected a fork at 2 named at entry {seq}, got {other:?}"),
+    };
+
+    // Envelope 3 names another envelope 2 than the one held.
+    let mut c = Device::memory(3);
+    link(&mut a, &mut c);
+    fork_at_two(
+        c.engine
+            .apply_relay(&log(&[first.clone(), two.clone(), twin_three.clone()])),
+        3,
+    );
+    // Out of order: 3 first (2 not held yet), then 2, which 3 does not name.
+    let mut d = Device::memory(4);
+    link(&mut a, &mut d);
+    fork_at_two(
+        d.engine
+            .apply_relay(&log(&[first.clone(), twin_three.clone(), two.clone()])),
+        3,
+    );
+    // The twin's own chain is consistent.
+    let mut e = Device::memory(5);
+    link(&mut a, &mut e);
+    let merged = e
+        .engine
+        .apply_relay(&log(&[first, twin_two, twin_three]))
+        .unwrap();
+    assert_eq!(merged.relay_cursor, 3);
+}
+
+#[test]
 fn runs_split_at_the_operation_limit() {
     let (mut a, mut b) = linked_pair();
     for i in 0..limits::OPS_PER_ENVELOPE_MAX + 10 {

@@ -12,7 +12,7 @@ use tandem_storage::StoreError;
 use tandem_transport::envelope::Envelope;
 use tandem_transport::{AccountId, DeviceId};
 
-use super::envelopes::{is_envelope, NeedsKey, NotOpened, Opener};
+use super::envelopes::{is_envelope, NeedsKey, NotOpened, OpenedEnvelope, Opener};
 use super::exchange::raise_relay_cursor;
 use super::journal::journal_merged;
 use super::project::{changed, project, Changed};
@@ -71,6 +71,9 @@ struct Batch<'a> {
     seen: BTreeSet<ContentId>,
     /// Opens the batch's envelopes; read from the store at the first one.
     opener: Option<Opener>,
+    /// Origins with an envelope of the batch not opened yet: their later
+    /// envelopes wait behind it, so that each chain opens in order.
+    deferred: BTreeSet<DeviceId>,
 }
 
 /// A delta new to this device.
@@ -117,6 +120,7 @@ impl Engine {
             cursor,
             seen: BTreeSet::new(),
             opener: None,
+            deferred: BTreeSet::new(),
         };
         let mut applied = Applied::default();
         let mut later = Vec::new();
@@ -222,15 +226,23 @@ impl Engine {
             }
             return Ok(None);
         }
+        let origin = header.origin;
+        if batch.deferred.contains(&origin) {
+            return Ok(Some(NeedsKey::UnknownOrigin { origin }));
+        }
         let opener = match &mut batch.opener {
             Some(opener) => opener,
             None => batch.opener.insert(self.opener()?),
         };
         let opened = match opener.open(&encoded.0, &self.device.account) {
             Ok(opened) => opened,
-            Err(NotOpened::Later(reason)) => return Ok(Some(reason)),
+            Err(NotOpened::Later(reason)) => {
+                batch.deferred.insert(origin);
+                return Ok(Some(reason));
+            }
             Err(NotOpened::Refused(error)) => return Err(refuse(error)),
         };
+        self.chain_continues(batch, &opened)?.map_err(refuse)?;
         batch.seen.insert(content_id);
         batch.envelopes.push(opened.row(relay_seq));
         for (delta, change, delta_bytes) in opened.deltas {
@@ -247,6 +259,48 @@ impl Engine {
         Ok(None)
     }
 
+    /// Whether `opened` agrees with its neighbours in its origin's chain,
+    /// where this device holds them (stored, or opened earlier in the
+    /// batch): the one before it has the id its header names, and the one
+    /// after it names it. A neighbour not held yet is no error: an
+    /// unordered transport may deliver a chain out of order, and its
+    /// operations wait for their predecessors anyway.
+    fn chain_continues(
+        &self,
+        batch: &Batch<'_>,
+        opened: &OpenedEnvelope,
+    ) -> Result<Result<(), DeltaError>, StoreError> {
+        let (origin, chain_pos) = (opened.origin, opened.chain_pos);
+        let held = |pos: u64| -> Result<Option<([u8; 32], [u8; 32])>, StoreError> {
+            let in_batch = batch
+                .envelopes
+                .iter()
+                .rev()
+                .find(|row| row.origin == origin.0 && row.chain_pos == pos)
+                .map(|row| (row.content_id, row.prev));
+            match in_batch {
+                Some(link) => Ok(Some(link)),
+                None => self.store.chain_link_at(&origin.0, pos),
+            }
+        };
+        if chain_pos > 1 {
+            if let Some((before, _)) = held(chain_pos - 1)? {
+                if before != opened.prev.0 {
+                    return Ok(Err(DeltaError::ChainFork {
+                        origin,
+                        chain_pos: chain_pos - 1,
+                    }));
+                }
+            }
+        }
+        if let Some((_, names)) = held(chain_pos.saturating_add(1))? {
+            if names != opened.content_id.0 {
+                return Ok(Err(DeltaError::ChainFork { origin, chain_pos }));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     /// Opens the envelopes that could not be opened in order, now that the
     /// batch's other envelopes may have named their origins, as long as
     /// that opens more. What stays unopened stops the relay cursor before
@@ -260,6 +314,7 @@ impl Engine {
     ) -> Result<(), ApplyError> {
         loop {
             let before = later.len();
+            batch.deferred.clear();
             let mut still = Vec::with_capacity(later.len());
             for entry in later {
                 let (index, seq, encoded) = (entry.index, entry.relay_seq, entry.encoded);

@@ -470,6 +470,12 @@ fn check_envelopes(mut store: DeviceStore) {
     }
     assert!(!store.has_entry(&[0xee; 32]).unwrap());
     assert_eq!(
+        store.chain_link_at(&[7; 16], 2).unwrap(),
+        Some((second.content_id, first.content_id))
+    );
+    assert_eq!(store.chain_link_at(&[7; 16], 3).unwrap(), None);
+    assert_eq!(store.chain_link_at(&[7; 16], u64::MAX).unwrap(), None);
+    assert_eq!(
         store.envelope_at(&[7; 16], 1).unwrap(),
         Some(first.content_id)
     );

@@ -499,6 +499,35 @@ impl DeviceStore {
         Ok(out)
     }
 
+    /// The content id and the previous id its header names of the
+    /// envelope at `chain_pos` of `origin`'s chain, if one is stored.
+    pub fn chain_link_at(
+        &self,
+        origin: &[u8; 16],
+        chain_pos: u64,
+    ) -> Result<Option<([u8; 32], [u8; 32])>, StoreError> {
+        let Ok(chain_pos) = i64::try_from(chain_pos) else {
+            // No store holds a position past i64::MAX.
+            return Ok(None);
+        };
+        let ids: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT content_id, prev FROM envelopes WHERE origin = ?1 AND chain_pos = ?2",
+            )?
+            .query_row(params![&origin[..], chain_pos], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        ids.map(|(id, prev)| {
+            Ok((
+                key(id, "envelopes.content_id")?,
+                key(prev, "envelopes.prev")?,
+            ))
+        })
+        .transpose()
+    }
+
     /// The content id of the envelope at `chain_pos` of `origin`'s chain,
     /// if one is stored.
     pub fn envelope_at(
@@ -506,18 +535,7 @@ impl DeviceStore {
         origin: &[u8; 16],
         chain_pos: u64,
     ) -> Result<Option<[u8; 32]>, StoreError> {
-        let Ok(chain_pos) = i64::try_from(chain_pos) else {
-            // No store holds a position past i64::MAX.
-            return Ok(None);
-        };
-        let id: Option<Vec<u8>> = self
-            .conn
-            .prepare_cached(
-                "SELECT content_id FROM envelopes WHERE origin = ?1 AND chain_pos = ?2",
-            )?
-            .query_row(params![&origin[..], chain_pos], |r| r.get(0))
-            .optional()?;
-        id.map(|id| key(id, "envelopes.content_id")).transpose()
+        Ok(self.chain_link_at(origin, chain_pos)?.map(|(id, _)| id))
     }
 
     /// This device's own envelope at the head of its chain, if it sealed

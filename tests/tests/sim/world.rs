@@ -1109,7 +1109,21 @@ impl World {
             if super::trace::verbose() {
                 let mut copy = bytes.clone();
                 if let Ok(Some(frame)) = codec::decode(&mut copy) {
-                    trace::note(format!("relay reads conn {id}: {}", frame.kind()));
+                    let mut what = frame.kind().to_owned();
+                    if let Frame::Push { deltas } = &frame {
+                        for d in deltas {
+                            if let Ok(e) = Envelope::decode(d.bytes()) {
+                                what.push_str(&format!(
+                                    " {}#{}",
+                                    &e.header.origin.to_hex()[..4],
+                                    e.header.chain_pos
+                                ));
+                            } else {
+                                what.push_str(" clear");
+                            }
+                        }
+                    }
+                    trace::note(format!("relay reads conn {id}: {what}"));
                 }
             }
             link.server.handle_bytes(&bytes);
