@@ -495,22 +495,18 @@ impl Actor {
             }
             SyncEvent::Merged(applied) => {
                 let cursor = applied.relay_cursor;
+                // The entries a merge past them no longer waits at.
+                let passed = |seq: Option<u64>| seq.is_some_and(|seq| cursor >= seq);
                 self.status.send_if_modified(|s| {
-                    let passed_wait = s
-                        .waiting_for_key
-                        .as_ref()
-                        .is_some_and(|entry| cursor >= entry.seq);
-                    if passed_wait {
+                    let wait = passed(s.waiting_for_key.as_ref().map(|e| e.seq));
+                    let refusal = passed(s.refused_entry.as_ref().map(|e| e.seq));
+                    if wait {
                         s.waiting_for_key = None;
                     }
-                    let passed_refusal = s
-                        .refused_entry
-                        .as_ref()
-                        .is_some_and(|entry| cursor >= entry.seq);
-                    if passed_refusal {
+                    if refusal {
                         s.refused_entry = None;
                     }
-                    passed_wait || passed_refusal
+                    wait || refusal
                 });
             }
             SyncEvent::Closed(reason) => match reason {
