@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
 
 use automerge::ChangeHash;
-use tandem_storage::device::{DeltaRow, DeviceTx, EnvelopeRow};
+use tandem_storage::device::{ChainLink, DeltaRow, DeviceTx, EnvelopeRow};
 use tandem_storage::StoreError;
 use tandem_transport::envelope::Envelope;
 use tandem_transport::{AccountId, DeviceId};
@@ -271,7 +271,7 @@ impl Engine {
         opened: &OpenedEnvelope,
     ) -> Result<Result<(), DeltaError>, StoreError> {
         let (origin, chain_pos) = (opened.origin, opened.chain_pos);
-        let held = |pos: u64| -> Result<Option<([u8; 32], [u8; 32])>, StoreError> {
+        let held = |pos: u64| -> Result<Option<ChainLink>, StoreError> {
             let in_batch = batch
                 .envelopes
                 .iter()

@@ -107,6 +107,10 @@ pub enum Location<'a> {
     Memory,
 }
 
+/// An envelope's place in its origin's chain as a store keeps it: its
+/// content id, and the previous envelope's id its header names.
+pub type ChainLink = ([u8; 32], [u8; 32]);
+
 /// A device's SQLite store.
 pub struct DeviceStore {
     conn: Connection,
@@ -505,7 +509,7 @@ impl DeviceStore {
         &self,
         origin: &[u8; 16],
         chain_pos: u64,
-    ) -> Result<Option<([u8; 32], [u8; 32])>, StoreError> {
+    ) -> Result<Option<ChainLink>, StoreError> {
         let Ok(chain_pos) = i64::try_from(chain_pos) else {
             // No store holds a position past i64::MAX.
             return Ok(None);
