@@ -16,7 +16,7 @@ use tandem_transport::frame::{
 use tandem_transport::limits::{DELTAS_PER_PAGE_MAX, DELTAS_PER_PUSH_MAX, FRAME_BYTES_MAX};
 use tandem_transport::{ClientSession, CommandError, DeviceId};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use crate::delta::{DeltaError, EncodedDelta, Tamper};
 use crate::engine::{
@@ -24,7 +24,7 @@ use crate::engine::{
     SealOutboxError,
 };
 use crate::event::{ConnectionEvent, DeviceSummary};
-use crate::StoreError;
+use crate::{ContentId, StoreError};
 
 /// Bytes of delta content put in one push frame: half a frame, so the
 /// frame's own overhead always fits and any single delta (at most
@@ -193,10 +193,13 @@ pub enum SyncError {
 #[derive(Debug, Default)]
 pub struct Syncer {
     connected: bool,
-    /// Pushes sent and not yet acknowledged, at most
-    /// [`PUSHES_IN_FLIGHT_MAX`]. The relay answers a connection's pushes in
-    /// order, one acknowledgement each.
-    pushes_in_flight: usize,
+    /// Pushes sent and not yet acknowledged, oldest first, each by the
+    /// content id of its first entry; at most [`PUSHES_IN_FLIGHT_MAX`]. The
+    /// relay answers a connection's pushes in order, one acknowledgement
+    /// each, listing the entries in push order, so an answer whose first
+    /// entry is not the oldest push's is a repeat or a late one, and
+    /// answers none of them.
+    in_flight: VecDeque<ContentId>,
     /// The outbox position of the last delta pushed on this connection:
     /// the next push starts after it.
     pushed_through: OutboxPosition,
@@ -246,7 +249,7 @@ impl Syncer {
     /// login, and sent since, is merged.
     pub fn is_in_step(&self, engine: &Engine) -> Result<bool, StoreError> {
         Ok(self.connected
-            && self.pushes_in_flight == 0
+            && self.in_flight.is_empty()
             && !self.pull_in_flight
             && self.cursor.is_some_and(|cursor| cursor >= self.head_seq)
             && engine.outbox(1)?.is_empty())
@@ -287,11 +290,11 @@ impl Syncer {
         session: &mut ClientSession,
         now_ms: i64,
     ) -> Result<(), SyncError> {
-        if !self.connected || self.pushes_in_flight >= PUSHES_IN_FLIGHT_MAX {
+        if !self.connected || self.in_flight.len() >= PUSHES_IN_FLIGHT_MAX {
             return Ok(());
         }
         engine.seal_outbox(now_ms)?;
-        while self.connected && self.pushes_in_flight < PUSHES_IN_FLIGHT_MAX {
+        while self.connected && self.in_flight.len() < PUSHES_IN_FLIGHT_MAX {
             let mut batch = Vec::new();
             let mut bytes = 0;
             let mut last = self.pushed_through;
@@ -303,11 +306,11 @@ impl Syncer {
                 batch.push(WireDelta::new(item));
                 last = position;
             }
-            if batch.is_empty() {
+            let Some(first) = batch.first().map(WireDelta::content_id) else {
                 break;
-            }
+            };
             session.push(batch)?;
-            self.pushes_in_flight += 1;
+            self.in_flight.push_back(first);
             self.pushed_through = last;
             self.reported_in_step = false;
         }
@@ -391,12 +394,12 @@ impl Syncer {
         session: &mut ClientSession,
         now_ms: i64,
     ) -> Result<(), SyncError> {
-        if self.pushes_in_flight > 0 {
+        if !self.in_flight.is_empty() {
             let since = *self.push_since_ms.get_or_insert(now_ms);
             if now_ms - since >= REQUEST_TIMEOUT_MS {
                 // Everything unacknowledged goes again, from the outbox's
                 // start (the relay keeps a delta once by content id).
-                self.pushes_in_flight = 0;
+                self.in_flight.clear();
                 self.pushed_through = OutboxPosition::default();
                 self.push_since_ms = None;
                 self.push(engine, session, now_ms)?;
@@ -476,12 +479,18 @@ impl Syncer {
                 let cursor_before = self.cursor(engine)?;
                 let cursor = engine.acknowledge(&accepted)?;
                 self.cursor_moved_to(cursor);
-                // The oldest push in flight is answered; the next one's
-                // deadline starts when the timer next sees it. (After a
-                // timeout resent everything, a late answer to a push sent
-                // before it finds the count at zero.)
-                self.pushes_in_flight = self.pushes_in_flight.saturating_sub(1);
-                self.push_since_ms = None;
+                // The oldest push in flight is answered, if this answers
+                // it; the next one's deadline starts when the timer next
+                // sees it. A repeated answer (a transport that duplicates
+                // frames), or a late one to a push sent before a timeout
+                // resent everything, answers nothing more: counting it
+                // would let a push go while an earlier one is unanswered,
+                // and put one device's envelopes in the log out of order.
+                let first = entries.first().map(|e| e.content_id);
+                if first.is_some() && first.as_ref() == self.in_flight.front() {
+                    self.in_flight.pop_front();
+                    self.push_since_ms = None;
+                }
                 if let Some(newest) = entries.iter().map(|e| e.seq).max() {
                     self.head_seq = self.head_seq.max(newest);
                 }

@@ -343,6 +343,56 @@ fn operations_made_while_pushes_are_in_flight_go_out_at_once_up_to_the_bound() {
 }
 
 #[test]
+fn a_repeated_acknowledgement_does_not_let_a_push_go_before_the_one_in_flight_is_answered() {
+    let mut b = Device::memory(2);
+    let (mut session, mut syncer) = connected(&mut b);
+    let mut ids = Vec::new();
+    let mut op = |b: &mut Device, n: usize| {
+        let id = b
+            .op(incoming(&format!("m{n}"), "u:bob", "bob", n as i64 + 1))
+            .content_id()
+            .unwrap();
+        ids.push(id);
+        id
+    };
+    let ack = |session: &mut tandem_transport::ClientSession, id: ContentId, seq: u64| {
+        let frame = tandem_transport::frame::Frame::PushAck {
+            entries: vec![tandem_transport::PushAckEntry {
+                content_id: id,
+                seq,
+            }],
+        };
+        session.handle_bytes(&tandem_transport::codec::encode(&frame).unwrap(), 2);
+        session.poll_event().expect("the acknowledgement")
+    };
+    let m0 = op(&mut b, 0);
+    syncer.push(&mut b.engine, &mut session, 2).unwrap();
+    let event = ack(&mut session, m0, 1);
+    syncer
+        .handle(&mut b.engine, &mut session, event, 2)
+        .unwrap();
+    let m1 = op(&mut b, 1);
+    syncer.push(&mut b.engine, &mut session, 2).unwrap();
+    let m2 = op(&mut b, 2);
+    syncer.push(&mut b.engine, &mut session, 2).unwrap();
+    assert_eq!(sent_pushes(&mut session), [vec![m0], vec![m1]]);
+
+    // The transport hands the first answer over again: m1 is still
+    // unanswered, so m2 waits.
+    let event = ack(&mut session, m0, 1);
+    syncer
+        .handle(&mut b.engine, &mut session, event, 2)
+        .unwrap();
+    assert!(sent_pushes(&mut session).is_empty());
+    let event = ack(&mut session, m1, 2);
+    syncer
+        .handle(&mut b.engine, &mut session, event, 2)
+        .unwrap();
+    assert_eq!(sent_pushes(&mut session), [vec![m2]]);
+    assert_eq!(ids, [m0, m1, m2]);
+}
+
+#[test]
 fn a_push_not_answered_in_time_sends_everything_unacknowledged_again() {
     let mut b = Device::memory(2);
     let (mut session, mut syncer) = connected(&mut b);
