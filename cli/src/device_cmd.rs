@@ -1267,21 +1267,43 @@ impl Waiter {
                 }
                 bail!("{}", stopped_text(stop, &self.relay));
             }
-            if let Some(entry) = &status.waiting_for_key {
+            match &status.waiting_for_key {
                 // Waiting cannot help: only linking the device does.
-                if self.json {
-                    println!(
-                        "{}",
-                        json!({ "ok": false, "waiting_for_key": entry.seq, "reason": entry.reason.to_string() })
-                    );
-                }
-                bail!(
-                    "stopped before relay log entry {} (everything before it merged): {}; \
+                Some(entry) if matches!(entry.reason, tandem_engine::NeedsKey::NotLinked) => {
+                    if self.json {
+                        println!(
+                            "{}",
+                            json!({ "ok": false, "waiting_for_key": entry.seq, "reason": entry.reason.to_string() })
+                        );
+                    }
+                    bail!(
+                        "stopped before relay log entry {} (everything before it merged): {}; \
                      run `tandem link show-code` here and `tandem link grant <code>` \
                      on a device that holds the key, then sync again",
+                        entry.seq,
+                        entry.reason
+                    );
+                }
+                // An origin or epoch not known yet may come: the device
+                // reads the entry again, and says so once.
+                Some(entry) => self.say_once(format!(
+                    "waiting before relay log entry {}: {}",
+                    entry.seq, entry.reason
+                )),
+                None => {}
+            }
+            if let Some(entry) = &status.refused_entry {
+                self.say_once(format!(
+                    "refused relay log entry {} and merged nothing of it{}: {}; \
+                     fetching it again in {}s",
                     entry.seq,
-                    entry.reason
-                );
+                    entry
+                        .tamper
+                        .map(|t| format!(" (tampered with: {t:?})"))
+                        .unwrap_or_default(),
+                    entry.error,
+                    tandem_engine::sync::REQUEST_TIMEOUT_MS / 1000
+                ));
             }
             if let Some(error) = &status.last_error {
                 self.tell(error);
@@ -1344,14 +1366,37 @@ impl Waiter {
         self.told = Some(what);
     }
 
+    /// Tells the user `what` on stderr, unless it was the last thing told.
+    fn say_once(&mut self, what: String) {
+        if self.told.as_ref() != Some(&what) {
+            eprintln!("tandem: {what}");
+            self.told = Some(what);
+        }
+    }
+
     /// The one line that says why waiting ended without success.
     fn gave_up(&self, status: &Status) -> String {
         let after = format!("after {}s", self.timeout.as_secs());
         match (status.link, &status.last_error) {
-            (Link::Connected, _) => format!(
-                "connected to the relay at {} but not in step {after}",
-                self.relay
-            ),
+            (Link::Connected, _) => {
+                let why = match (&status.refused_entry, &status.waiting_for_key) {
+                    (Some(entry), _) => format!(
+                        ": relay log entry {} refused every time it came ({})",
+                        entry.seq, entry.error
+                    ),
+                    (None, Some(entry)) => {
+                        format!(
+                            ": waiting before relay log entry {} ({})",
+                            entry.seq, entry.reason
+                        )
+                    }
+                    (None, None) => String::new(),
+                };
+                format!(
+                    "connected to the relay at {} but not in step {after}{why}",
+                    self.relay
+                )
+            }
             (Link::LoggingIn, _) => format!(
                 "the relay at {} did not answer the login {after}",
                 self.relay
