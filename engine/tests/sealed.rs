@@ -276,6 +276,41 @@ fn a_link_whose_change_waits_still_names_its_device_in_later_pages() {
 }
 
 #[test]
+fn a_link_first_had_in_the_clear_names_its_device_once_its_envelope_is_read() {
+    // As above, but C holds A's operations (the Link among them) from a
+    // direct exchange before the relay's copy of A's envelope reaches it.
+    let (mut a, mut c) = linked_pair();
+    let a_first = pushed(&mut a);
+    let mut b = Device::memory(3);
+    b.op(pin("u:from-b"));
+    send(&b, &mut a);
+    a.op(pin("u:after-b"));
+    link(&mut a, &mut b);
+    let a_second = pushed(&mut a);
+    let b_first = pushed(&mut b);
+    let a_id = a.engine.device().device_id;
+    let own: Vec<EncodedDelta> = a
+        .all_deltas()
+        .into_iter()
+        .filter(|d| {
+            delta::Delta::decode(&d.0, &AccountId::new(ACCOUNT).unwrap())
+                .unwrap()
+                .0
+                .origin
+                == a_id
+        })
+        .collect();
+    c.engine.apply_remote(&own).unwrap();
+    let entries = [a_first[0].clone(), a_second[1].clone(), b_first[0].clone()];
+    c.engine.apply_relay(&log(&entries)[..2]).unwrap();
+    assert_eq!(c.engine.roster().unwrap().len(), 2, "the Link still waits");
+    let merged = c.engine.apply_relay(&log(&entries)[2..]).unwrap();
+    assert_eq!(merged.blocked, None);
+    assert_eq!(merged.relay_cursor, 3);
+    assert_eq!(c.engine.roster().unwrap().len(), 3);
+}
+
+#[test]
 fn a_linked_device_refuses_a_tampered_entry_waits_before_it_and_reads_it_again() {
     let (mut a, mut b) = linked_pair();
     a.op(secret("m1"));

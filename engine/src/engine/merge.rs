@@ -74,6 +74,10 @@ struct Batch<'a> {
     /// Origins with an envelope of the batch not opened yet: their later
     /// envelopes wait behind it, so that each chain opens in order.
     deferred: BTreeSet<DeviceId>,
+    /// Deltas stored already (from a direct exchange, in the clear) that
+    /// an opened envelope carries too, with that envelope: recorded as
+    /// sealed, so that a Link among them names its device while it waits.
+    sealed_again: Vec<(ContentId, ContentId)>,
 }
 
 /// A delta new to this device.
@@ -121,6 +125,7 @@ impl Engine {
             seen: BTreeSet::new(),
             opener: None,
             deferred: BTreeSet::new(),
+            sealed_again: Vec::new(),
         };
         let mut applied = Applied::default();
         let mut later = Vec::new();
@@ -181,7 +186,11 @@ impl Engine {
         envelope: Option<ContentId>,
     ) -> Result<(), StoreError> {
         let content_id = encoded.content_id();
-        if !batch.seen.insert(content_id) || self.store.has_delta(&content_id.0)? {
+        let repeat = !batch.seen.insert(content_id);
+        if repeat || self.store.has_delta(&content_id.0)? {
+            if let (false, Some(envelope)) = (repeat, envelope) {
+                batch.sealed_again.push((content_id, envelope));
+            }
             applied.duplicate += 1;
             if let Some(seq) = relay_seq {
                 batch.known.push((content_id, seq));
@@ -364,6 +373,9 @@ impl Engine {
         };
         for envelope in &batch.envelopes {
             merge.tx.insert_envelope(envelope)?;
+        }
+        for (delta, envelope) in &batch.sealed_again {
+            merge.tx.set_delta_envelope(&delta.0, &envelope.0)?;
         }
         merge.record_relay_positions(&batch.known)?;
         let new_changes = merge.add_changes(doc, &batch.incoming)?;

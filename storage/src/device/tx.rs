@@ -361,14 +361,17 @@ impl<'a> DeviceTx<'a> {
         Ok(inserted == 1)
     }
 
-    /// Records that the stored delta `content_id` is sealed in `envelope`.
+    /// Records that the stored delta `content_id` is sealed in `envelope`
+    /// (or was opened from it), unless it names an envelope already.
     pub fn set_delta_envelope(
         &self,
         content_id: &[u8; 32],
         envelope: &[u8; 32],
     ) -> Result<(), StoreError> {
         self.tx
-            .prepare_cached("UPDATE deltas SET envelope = ?2 WHERE content_id = ?1")?
+            .prepare_cached(
+                "UPDATE deltas SET envelope = ?2 WHERE content_id = ?1 AND envelope IS NULL",
+            )?
             .execute(params![&content_id[..], &envelope[..]])?;
         Ok(())
     }
