@@ -239,13 +239,12 @@ fn an_origin_named_by_a_later_envelope_of_the_page_opens_and_one_never_named_wai
     assert_eq!(merged.relay_cursor, 1);
 }
 
-#[test]
-fn a_link_whose_change_waits_still_names_its_device_in_later_pages() {
-    // B, not linked yet, hands A a change directly; A's next change
-    // depends on it, A's Link of B comes after that change, and B's
-    // envelope (which carries B's change) opens only once B is named. C
-    // reads A's envelope in one page and B's in the next.
-    let (mut a, mut c) = linked_pair();
+/// A and C linked; B, not linked yet, hands A a change directly; A's next
+/// change depends on it and A then links B. Returns A, C and the relay's
+/// log: A's first envelope, A's envelope with its change and the Link, and
+/// B's envelope with B's change.
+fn link_behind_a_change() -> (Device, Device, [Vec<u8>; 3]) {
+    let (mut a, c) = linked_pair();
     let a_first = pushed(&mut a);
     let mut b = Device::memory(3);
     b.op(pin("u:from-b"));
@@ -256,6 +255,16 @@ fn a_link_whose_change_waits_still_names_its_device_in_later_pages() {
     let b_first = pushed(&mut b);
     assert_eq!((a_second.len(), b_first.len()), (2, 1));
     let entries = [a_first[0].clone(), a_second[1].clone(), b_first[0].clone()];
+    (a, c, entries)
+}
+
+#[test]
+fn a_link_whose_change_waits_still_names_its_device_in_later_pages() {
+    // B, not linked yet, hands A a change directly; A's next change
+    // depends on it, A's Link of B comes after that change, and B's
+    // envelope (which carries B's change) opens only once B is named. C
+    // reads A's envelope in one page and B's in the next.
+    let (_a, mut c, entries) = link_behind_a_change();
 
     // A's change waits for B's, and A's Link waits for A's change.
     let merged = c.engine.apply_relay(&log(&entries)[..2]).unwrap();
@@ -279,15 +288,7 @@ fn a_link_whose_change_waits_still_names_its_device_in_later_pages() {
 fn a_link_first_had_in_the_clear_names_its_device_once_its_envelope_is_read() {
     // As above, but C holds A's operations (the Link among them) from a
     // direct exchange before the relay's copy of A's envelope reaches it.
-    let (mut a, mut c) = linked_pair();
-    let a_first = pushed(&mut a);
-    let mut b = Device::memory(3);
-    b.op(pin("u:from-b"));
-    send(&b, &mut a);
-    a.op(pin("u:after-b"));
-    link(&mut a, &mut b);
-    let a_second = pushed(&mut a);
-    let b_first = pushed(&mut b);
+    let (a, mut c, entries) = link_behind_a_change();
     let a_id = a.engine.device().device_id;
     let own: Vec<EncodedDelta> = a
         .all_deltas()
@@ -301,7 +302,6 @@ fn a_link_first_had_in_the_clear_names_its_device_once_its_envelope_is_read() {
         })
         .collect();
     c.engine.apply_remote(&own).unwrap();
-    let entries = [a_first[0].clone(), a_second[1].clone(), b_first[0].clone()];
     c.engine.apply_relay(&log(&entries)[..2]).unwrap();
     assert_eq!(c.engine.roster().unwrap().len(), 2, "the Link still waits");
     let merged = c.engine.apply_relay(&log(&entries)[2..]).unwrap();
